@@ -108,7 +108,8 @@ class FramePrediction:
     pta_grid: np.ndarray | None = None  # (n_au, g, g) float32 patch attention, rows sum to 1
     heatmap_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in image px
     heatmaps: np.ndarray | None = None  # (n_au, y1-y0, x1-x0) uint8 PTA warped to the image box
-    regions_img: dict[str, np.ndarray] = field(default_factory=dict)  # AU code -> (k, 2) xy_img
+    # "AU12/R", "AU12/L" (lateral halves) or "AU9" (midline) -> (k, 2) polygon in xy_img
+    regions_img: dict[str, np.ndarray] = field(default_factory=dict)
     landmarks_img: np.ndarray | None = None  # (478, 2) float32 xy_img
     face_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in image px
     crop_to_img: np.ndarray | None = None  # (2, 3) float64 similarity, aligned crop -> image
