@@ -1,4 +1,51 @@
 """Frame sources: video files and image-sequence folders with frame-exact random access.
 
 May import core only (plus numpy, PyAV, OpenCV). No torch, no Qt.
+
+Public API:
+- `open_media(path, numbering="file", cache_frames=32, fps=None, decoder_threads=1) -> FrameSource`
+- `FrameSource`: `n_frames`, `fps`, `size` (w, h), `is_vfr`, `frame_numbers`,
+  `index_of_number(n)`, `read(frame_idx)` (read-only RGB uint8), `iter_frames(start, stop)`,
+  `time_s(frame_idx)`, `close()`; a context manager. `VideoSource`, `ImageSequenceSource`.
+- `probe_media(path) -> MediaInfo` (for `python main.py info`).
+- `frame_index(path) -> MediaIndex` (frame numbers + fps, what dataset importers need).
+- `write_video(...)`, `write_image_sequence(...)` (media/writer.py).
+- Errors: `FrameDecodeError` (names the frame), `FrameOutOfRange`; both are `UserError`s.
 """
+
+from microau_gui.media.base import DEFAULT_CACHE_FRAMES, FrameCache, FrameDecodeError, FrameOutOfRange, FrameSource
+from microau_gui.media.images import (
+    DEFAULT_SEQUENCE_FPS,
+    IMAGE_SUFFIXES,
+    ImageSequenceSource,
+    frame_number_of,
+    list_image_files,
+    natural_key,
+)
+from microau_gui.media.open import VIDEO_SUFFIXES, MediaIndex, MediaInfo, frame_index, open_media, probe_media
+from microau_gui.media.video import VideoSource
+from microau_gui.media.writer import h264_available, write_image_sequence, write_video
+
+__all__ = [
+    "DEFAULT_CACHE_FRAMES",
+    "DEFAULT_SEQUENCE_FPS",
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "FrameCache",
+    "FrameDecodeError",
+    "FrameOutOfRange",
+    "FrameSource",
+    "ImageSequenceSource",
+    "MediaIndex",
+    "MediaInfo",
+    "VideoSource",
+    "frame_index",
+    "frame_number_of",
+    "h264_available",
+    "list_image_files",
+    "natural_key",
+    "open_media",
+    "probe_media",
+    "write_image_sequence",
+    "write_video",
+]

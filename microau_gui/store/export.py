@@ -1,0 +1,359 @@
+"""Exports of a project's events (CASME II coding layout, MEGC intervals, complete JSON) and the
+import of our own JSON.
+
+Owns: `export_project`, `export_json`, `import_json`, `export_casme2`, `export_megc`,
+`events_as_samples`, `ExportSummary`, `JsonImportSummary`, `JSON_FORMAT`, `JSON_FORMAT_VERSION`.
+May import only the standard library, `core` and the store's own modules (the coding-sheet
+writers come from store.importers, so an export is read back by the very importer that reads
+real dataset sheets).
+
+Frame numbers: events are stored as frame_idx; sheets get each video's own numbering
+(`Project.frame_numbers`, e.g. CASME II img46.jpg -> 46), so a CASME II export names the same
+image files the original sheet did.
+
+JSON (`format` "microau-project-export", `format_version` 1): subjects, videos (paths relative to
+the JSON file's folder, numbering as runs), model versions (by name, with lineage), events (uid,
+frames and their sheet numbers, AUs as structured objects plus the FACS string, emotion,
+objective class, type, coder, source, accepting model, timestamps) and notes. Not exported: the
+predictions cache (recomputable from the model versions) and import provenance. Importing it
+back keeps uids, timestamps and, where free, ids; events whose uid is already present are
+skipped, so importing the same file twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from microau_gui.core.aus import AUCode, Side
+from microau_gui.core.errors import UserError
+from microau_gui.core.types import Sample
+from microau_gui.store import schema
+from microau_gui.store.db import resolve_path, store_path
+from microau_gui.store.importers.writers import CASME2_LAYOUTS, write_casme2_sheet, write_megc_sheet
+from microau_gui.store.project import Project
+from microau_gui.store.records import (
+    Event,
+    EventRecord,
+    MediaFacts,
+    Note,
+    decode_frame_numbers,
+    encode_frame_numbers,
+)
+
+JSON_FORMAT = "microau-project-export"
+JSON_FORMAT_VERSION = 1
+FORMATS = ("casme2", "megc", "json")
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    format: str  # "casme2", "megc" or "json"
+    path: Path  # file written
+    n_events: int
+    n_videos: int  # videos the exported events belong to
+
+    def __str__(self) -> str:
+        return f"wrote {self.n_events} events from {self.n_videos} videos to {self.path}"
+
+
+@dataclass(frozen=True)
+class JsonImportSummary:
+    events_added: int
+    duplicates: int  # events whose uid was already in the project
+    videos_added: int
+    notes_added: int
+    models_added: int
+
+    def __str__(self) -> str:
+        text = (f"{self.events_added} events, {self.videos_added} videos, {self.notes_added} "
+                f"notes and {self.models_added} model versions added")
+        return text + (f"; {self.duplicates} events already in the project" if self.duplicates
+                       else "")
+
+
+def _check_output(out: Path) -> Path:
+    out = Path(out).absolute()
+    if out.is_dir():
+        raise UserError(f"output {out} is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise UserError(f"cannot write {out}: folder {out.parent} is not writable")
+    return out
+
+
+def _partial(out: Path) -> Path:
+    """Where to write before the atomic rename (same folder, so the rename is atomic)."""
+    return out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+
+
+def _replace(partial: Path, out: Path) -> None:
+    try:
+        os.replace(partial, out)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out}: {err.strerror or err}") from err
+
+
+# -- samples for the sheet writers ------------------------------------------------------------
+
+def events_as_samples(project: Project, events: Iterable[Event]) -> list[Sample]:
+    """Events as dataset samples: media path, subject, clip, frames and the media's own numbers."""
+    videos = {v.id: v for v in project.videos()}
+    numbers: dict[int, Any] = {}
+    samples = []
+    for event in events:
+        video = videos[event.video_id]
+        if video.id not in numbers:
+            numbers[video.id] = project.frame_numbers(video.id)
+        frame_numbers = numbers[video.id]
+        samples.append(Sample(
+            subject=video.subject or "", clip=video.name, media_path=video.path,
+            onset=event.onset, apex=event.apex, offset=event.offset, aus=event.aus,
+            emotion=event.emotion, objective_class=event.objective_class,
+            expression_type=event.expression_type,
+            onset_number=int(frame_numbers[event.onset]),
+            apex_number=int(frame_numbers[event.apex]),
+            offset_number=int(frame_numbers[event.offset]),
+        ))
+    return samples
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+def _au_json(code: AUCode) -> dict[str, Any]:
+    return {"au": code.number, "side": code.side.value, "intensity": code.intensity,
+            "asymmetric": code.asymmetric, "uncertain": code.uncertain}
+
+
+def _au_from_json(item: dict[str, Any]) -> AUCode:
+    return AUCode(number=int(item["au"]), side=Side(item["side"]), intensity=item["intensity"],
+                  asymmetric=bool(item["asymmetric"]), uncertain=bool(item["uncertain"]))
+
+
+def export_json(project: Project, out: Path | str, *, coder: str | None = None,
+                source: str | None = None) -> ExportSummary:
+    """Write the complete, schema-versioned JSON export (see the module docstring)."""
+    out = _check_output(Path(out))
+    base = out.parent
+    events = project.events(coder=coder, source=source)
+    videos = project.videos()
+    models = project.models.list()
+    model_names = {m.id: m.name for m in models}
+    numbers = {v.id: project.frame_numbers(v.id) for v in videos}
+    event_uids = {e.id: e.uid for e in events}
+    notes = [n for n in project.notes()
+             if (n.event_id in event_uids) or (n.event_id is None)]
+    document = {
+        "format": JSON_FORMAT,
+        "format_version": JSON_FORMAT_VERSION,
+        "schema_version": project.schema_version,
+        "exported_at": schema.utc_now(),
+        "project": project.path.name,
+        "filter": {"coder": coder, "source": source},
+        "subjects": [s.name for s in project.subjects()],
+        "videos": [{
+            "id": v.id, "path": store_path(base, v.path), "name": v.name, "subject": v.subject,
+            "n_frames": v.n_frames, "fps": v.fps, "width": v.width, "height": v.height,
+            "content_hash": v.content_hash,
+            "frame_numbers": json.loads(encode_frame_numbers(numbers[v.id])),
+        } for v in videos],
+        "model_versions": [{
+            "name": m.name, "checkpoint": store_path(base, m.checkpoint), "vocab": list(m.vocab),
+            "parent": model_names.get(m.parent_id), "data_hash": m.data_hash,
+            "metrics": m.metrics, "created_at": m.created_at, "active": m.active,
+        } for m in models],
+        "events": [{
+            "id": e.id, "uid": e.uid, "video": e.video_id,
+            "onset": e.onset, "apex": e.apex, "offset": e.offset,
+            "onset_number": int(numbers[e.video_id][e.onset]),
+            "apex_number": int(numbers[e.video_id][e.apex]),
+            "offset_number": int(numbers[e.video_id][e.offset]),
+            "aus": [_au_json(c) for c in e.aus], "aus_text": e.aus_text,
+            "emotion": e.emotion, "objective_class": e.objective_class,
+            "expression_type": e.expression_type, "coder": e.coder, "source": e.source,
+            "model_version": model_names.get(e.model_version_id),
+            "created_at": e.created_at, "modified_at": e.modified_at,
+        } for e in events],
+        "notes": [{
+            "id": n.id, "text": n.text, "author": n.author, "created_at": n.created_at,
+            "event": event_uids.get(n.event_id), "video": n.video_id, "frame_idx": n.frame_idx,
+        } for n in notes],
+    }
+    partial = _partial(out)
+    try:
+        with partial.open("w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=1, ensure_ascii=False)
+            handle.write("\n")
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out}: {err.strerror or err}") from err
+    _replace(partial, out)
+    return ExportSummary("json", out, len(events), len({e.video_id for e in events}))
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is not a readable JSON export: {err}") from err
+    if not isinstance(document, dict) or document.get("format") != JSON_FORMAT:
+        raise UserError(f"{path} is not a MicroAU project export (format {JSON_FORMAT!r})")
+    version = document.get("format_version")
+    if version != JSON_FORMAT_VERSION:
+        raise UserError(f"{path} has export format version {version}; this program reads "
+                        f"version {JSON_FORMAT_VERSION}")
+    return document
+
+
+def import_json(project: Project, path: Path | str) -> JsonImportSummary:
+    """Add a JSON export's videos, model versions, events and notes to `project` (one transaction)."""
+    path = Path(path).absolute()
+    document = _load_json(path)
+    base = path.parent
+    try:
+        with project.transaction():
+            return _import_document(project, document, base)
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{path} is a damaged export ({type(err).__name__}: {err}); "
+                        "nothing was imported") from err
+
+
+def _import_document(project: Project, document: dict[str, Any], base: Path) -> JsonImportSummary:
+    videos_added = notes_added = models_added = events_added = duplicates = 0
+    video_ids: dict[int, int] = {}
+    for item in document["videos"]:
+        media = resolve_path(base, item["path"])
+        existing = project.video_by_path(media)
+        if existing is not None:
+            if existing.n_frames != item["n_frames"]:
+                raise UserError(f"{media} has {existing.n_frames} frames in this project but "
+                                f"{item['n_frames']} in the export; they are different media")
+            video_ids[item["id"]] = existing.id
+            continue
+        numbers = decode_frame_numbers(json.dumps(item["frame_numbers"]))
+        facts = MediaFacts(n_frames=item["n_frames"], fps=item["fps"], width=item["width"],
+                           height=item["height"], frame_numbers=tuple(int(n) for n in numbers))
+        video = project.add_video(media, facts, name=item["name"], subject=item["subject"],
+                                  digest=item["content_hash"])
+        video_ids[item["id"]] = video.id
+        videos_added += 1
+    for name in document["subjects"]:
+        project.add_subject(name)
+    model_ids: dict[str, int] = {}
+    has_active = project.models.active() is not None
+    for item in document["model_versions"]:
+        known = {m.name: m for m in project.models.list()}
+        if item["name"] in known:
+            model_ids[item["name"]] = known[item["name"]].id
+            continue
+        version = project.models.add(
+            item["name"], resolve_path(base, item["checkpoint"]), tuple(item["vocab"]),
+            parent_id=model_ids.get(item["parent"]), data_hash=item["data_hash"],
+            metrics=item["metrics"], activate=bool(item["active"]) and not has_active,
+            created_at=item["created_at"],
+        )
+        model_ids[item["name"]] = version.id
+        models_added += 1
+    notes_by_event: dict[str, list[Note]] = {}
+    for item in document["notes"]:
+        note = Note(id=item["id"], text=item["text"], author=item["author"],
+                    created_at=item["created_at"], frame_idx=item["frame_idx"])
+        if item["event"] is not None:
+            notes_by_event.setdefault(item["event"], []).append(note)
+        else:
+            project.insert_note(dataclasses.replace(note, video_id=video_ids[item["video"]]))
+            notes_added += 1
+    known_uids = {e.uid for e in project.events()}
+    for item in document["events"]:
+        if item["uid"] in known_uids:
+            duplicates += 1
+            continue
+        event = Event(
+            id=item["id"], uid=item["uid"], video_id=video_ids[item["video"]],
+            onset=item["onset"], apex=item["apex"], offset=item["offset"],
+            aus=tuple(_au_from_json(a) for a in item["aus"]), emotion=item["emotion"],
+            objective_class=item["objective_class"], expression_type=item["expression_type"],
+            coder=item["coder"], source=item["source"],
+            model_version_id=model_ids.get(item["model_version"]),
+            created_at=item["created_at"], modified_at=item["modified_at"],
+        )
+        notes = tuple(notes_by_event.get(item["uid"], ()))
+        project.insert_event(EventRecord(event=event, notes=notes))
+        events_added += 1
+        notes_added += len(notes)
+    return JsonImportSummary(events_added=events_added, duplicates=duplicates,
+                             videos_added=videos_added, notes_added=notes_added,
+                             models_added=models_added)
+
+
+# -- coding sheets ------------------------------------------------------------------------------
+
+SHEET_SUFFIXES = (".xlsx", ".csv")
+
+
+def _check_sheet_output(out: Path, fmt: str) -> Path:
+    out = _check_output(out)
+    if out.suffix.lower() not in SHEET_SUFFIXES:
+        raise UserError(f"a {fmt} export is written as .xlsx or .csv, not {out.name}; "
+                        "change the --out suffix")
+    return out
+
+
+def _write_sheet(out: Path, write) -> None:
+    """Run a sheet writer (which writes to a temporary name and renames) with one-line errors."""
+    try:
+        write(out)
+    except OSError as err:
+        raise UserError(f"cannot write {out}: {err.strerror or err}") from err
+
+
+def export_casme2(project: Project, out: Path | str, *, layout: str = "2019",
+                  coder: str | None = None, source: str | None = None) -> ExportSummary:
+    """A CASME II coding sheet (2019 layout with Objective Classes, or 2014), media numbering.
+
+    The layout holds subject, clip, frames, AUs, emotion and (2019) objective class; expression
+    type, coder, notes and timestamps need the JSON export.
+    """
+    if layout not in CASME2_LAYOUTS:
+        raise UserError(f"CASME II layout must be one of {', '.join(CASME2_LAYOUTS)}, not {layout!r}")
+    out = _check_sheet_output(Path(out), "casme2")
+    events = project.events(coder=coder, source=source)
+    videos = {v.id: v for v in project.videos()}
+    unnamed = sorted({videos[e.video_id].name for e in events if videos[e.video_id].subject is None})
+    if unnamed:
+        raise UserError(f"videos {', '.join(unnamed[:5])} have no subject, which a CASME II sheet "
+                        "needs; set their subjects, or export json")
+    samples = events_as_samples(project, events)
+    _write_sheet(out, lambda path: write_casme2_sheet(samples, path, layout))
+    return ExportSummary("casme2", out, len(events), len({e.video_id for e in events}))
+
+
+def export_megc(project: Project, out: Path | str, *, coder: str | None = None,
+                source: str | None = None) -> ExportSummary:
+    """MEGC spotting ground truth (CAS(ME)^2 layout): one interval per event, media numbering."""
+    out = _check_sheet_output(Path(out), "megc")
+    events = project.events(coder=coder, source=source)
+    samples = events_as_samples(project, events)
+    _write_sheet(out, lambda path: write_megc_sheet(samples, path))
+    return ExportSummary("megc", out, len(events), len({e.video_id for e in events}))
+
+
+def export_project(project: Project, fmt: str, out: Path | str, *, coder: str | None = None,
+                   source: str | None = None, layout: str = "2019") -> ExportSummary:
+    """Write the project's events in one of FORMATS (what `python main.py export` runs)."""
+    if fmt == "json":
+        return export_json(project, out, coder=coder, source=source)
+    if fmt == "casme2":
+        return export_casme2(project, out, layout=layout, coder=coder, source=source)
+    if fmt == "megc":
+        return export_megc(project, out, coder=coder, source=source)
+    raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -1,0 +1,141 @@
+"""The project's model versions: checkpoints, lineage, metrics and which one is active.
+
+Owns: `ModelRegistry` (`project.models`). May import only the standard library, `core` and the
+store's own modules.
+
+Versions are append-only records: name, checkpoint path, AU vocabulary and lineage never change
+after `add` (the predictions cache relies on that); only the metrics and the active flag do. At
+most one version is active (a partial unique index enforces it). Rolling back is
+`set_active(older_id)`; the older version's cached predictions are still there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from microau_gui.core.au import au_number
+from microau_gui.core.errors import UserError
+from microau_gui.store import schema
+from microau_gui.store.db import Database, resolve_path, store_path
+from microau_gui.store.records import ModelVersion
+
+_COLUMNS = "id, name, checkpoint, vocab, parent_id, data_hash, metrics, created_at, active"
+
+
+class ModelRegistry:
+    def __init__(self, db: Database):
+        self._db = db
+        self._dir = db.path.parent
+
+    def _row(self, row) -> ModelVersion:
+        return ModelVersion(
+            id=row[0], name=row[1], checkpoint=resolve_path(self._dir, row[2]),
+            vocab=tuple(json.loads(row[3])), parent_id=row[4], data_hash=row[5],
+            metrics_json=row[6], created_at=row[7], active=bool(row[8]),
+        )
+
+    def add(self, name: str, checkpoint: Path | str, vocab: tuple[str, ...], *,
+            parent_id: int | None = None, data_hash: str = "",
+            metrics: Mapping[str, Any] | None = None, activate: bool = False,
+            created_at: str | None = None) -> ModelVersion:
+        """Register a checkpoint as a new version (and make it active when `activate`)."""
+        name = name.strip()
+        if not name:
+            raise UserError("a model version needs a name")
+        vocab = tuple(vocab)
+        if not vocab:
+            raise UserError(f"model version {name!r} has an empty AU vocabulary")
+        try:
+            vocab = tuple(f"AU{au_number(code)}" for code in vocab)
+        except KeyError as err:
+            raise UserError(f"model version {name!r}: {err.args[0]}") from err
+        with self._db.write() as changes:
+            conn = self._db.conn()
+            if conn.execute("SELECT 1 FROM model_versions WHERE name = ?", (name,)).fetchone():
+                raise UserError(f"a model version named {name!r} already exists; pick another name")
+            if parent_id is not None:
+                self.get(parent_id)
+            if activate:
+                conn.execute("UPDATE model_versions SET active = 0 WHERE active = 1")
+            cursor = conn.execute(
+                "INSERT INTO model_versions (name, checkpoint, vocab, parent_id, data_hash, "
+                "metrics, created_at, active) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, store_path(self._dir, checkpoint), json.dumps(list(vocab)), parent_id,
+                 data_hash, json.dumps(dict(metrics or {}), sort_keys=True),
+                 created_at or schema.utc_now(), int(activate)),
+            )
+            changes.models.add(cursor.lastrowid)
+            return self.get(cursor.lastrowid)
+
+    def list(self) -> list[ModelVersion]:
+        """Every version, oldest first."""
+        rows = self._db.conn().execute(f"SELECT {_COLUMNS} FROM model_versions ORDER BY id")
+        return [self._row(r) for r in rows]
+
+    def get(self, model_version_id: int) -> ModelVersion:
+        row = self._db.conn().execute(
+            f"SELECT {_COLUMNS} FROM model_versions WHERE id = ?", (model_version_id,)
+        ).fetchone()
+        if row is None:
+            raise UserError(f"model version {model_version_id} is not in this project")
+        return self._row(row)
+
+    def by_name(self, name: str) -> ModelVersion:
+        row = self._db.conn().execute(
+            f"SELECT {_COLUMNS} FROM model_versions WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            known = ", ".join(v.name for v in self.list()) or "none"
+            raise UserError(f"no model version named {name!r} in this project (known: {known})")
+        return self._row(row)
+
+    def active(self) -> ModelVersion | None:
+        row = self._db.conn().execute(
+            f"SELECT {_COLUMNS} FROM model_versions WHERE active = 1"
+        ).fetchone()
+        return None if row is None else self._row(row)
+
+    def set_active(self, model_version_id: int | None) -> ModelVersion | None:
+        """Make one version active (None: no active version); returns it."""
+        with self._db.write() as changes:
+            conn = self._db.conn()
+            previous = self.active()
+            if model_version_id is not None:
+                self.get(model_version_id)
+            conn.execute("UPDATE model_versions SET active = 0 WHERE active = 1")
+            if model_version_id is not None:
+                conn.execute("UPDATE model_versions SET active = 1 WHERE id = ?",
+                             (model_version_id,))
+                changes.models.add(model_version_id)
+            if previous is not None:
+                changes.models.add(previous.id)
+        return None if model_version_id is None else self.get(model_version_id)
+
+    def set_metrics(self, model_version_id: int, metrics: Mapping[str, Any]) -> ModelVersion:
+        """Replace a version's metrics (e.g. after evaluating it on held-out subjects)."""
+        with self._db.write() as changes:
+            self.get(model_version_id)
+            self._db.conn().execute(
+                "UPDATE model_versions SET metrics = ? WHERE id = ?",
+                (json.dumps(dict(metrics), sort_keys=True), model_version_id))
+            changes.models.add(model_version_id)
+        return self.get(model_version_id)
+
+    def remove(self, model_version_id: int) -> None:
+        """Delete a version and its cached predictions; refused while active or a parent."""
+        with self._db.write() as changes:
+            version = self.get(model_version_id)
+            if version.active:
+                raise UserError(f"model version {version.name!r} is active; activate another first")
+            children = [r[0] for r in self._db.conn().execute(
+                "SELECT name FROM model_versions WHERE parent_id = ?", (model_version_id,))]
+            if children:
+                raise UserError(f"model version {version.name!r} is the parent of "
+                                f"{', '.join(children)}; it is kept for their lineage")
+            changes.events.update(r[0] for r in self._db.conn().execute(
+                "SELECT id FROM events WHERE model_version_id = ?", (model_version_id,)))
+            self._db.conn().execute("DELETE FROM model_versions WHERE id = ?", (model_version_id,))
+            changes.models.add(model_version_id)

@@ -1,0 +1,218 @@
+"""The project file format: SQL schema, ordered migrations and the migration runner.
+
+Owns: `APPLICATION_ID`, `Migration`, `MIGRATIONS`, `latest_version`, `migrate`, `dump_schema`.
+May import only the standard library (and `core.errors`).
+
+A project file is an SQLite database whose header carries `PRAGMA application_id = APPLICATION_ID`
+("MAUS") and `PRAGMA user_version = ` the number of the last migration applied. Migration N turns a
+version N-1 file into a version N file; migration 1 builds the initial schema from an empty
+(version 0) file. Each migration runs in one transaction together with its `user_version` bump and
+its row in `schema_migrations`, so a failed or interrupted upgrade leaves the file at the previous
+version. Changing the schema means appending a migration, never editing an old one: the
+golden-schema test (tests/golden_schema.sql) fails otherwise.
+
+Column conventions: `*_idx` are 0-based frame indices into the video's media (the n-th decoded
+frame, or the n-th file of a naturally sorted image folder); `*_at` are UTC ISO-8601 timestamps
+with microseconds written by Python (so an undo can restore them exactly); paths are stored
+relative to the folder holding the project file, with '/' separators.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from microau_gui.core.errors import UserError
+
+# "MAUS" as a big-endian 32-bit integer: tells our files apart from any other SQLite database.
+APPLICATION_ID = 0x4D415553
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int  # user_version after this migration
+    name: str  # one line saying what it changes
+    statements: tuple[str, ...]  # executed in order inside one transaction
+
+
+_INITIAL_SCHEMA = (
+    """CREATE TABLE schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)""",
+    """CREATE TABLE project_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)""",
+    """CREATE TABLE subjects (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE
+)""",
+    # frame_numbers: the media's own frame numbering as JSON runs [[first_number, count], ...]
+    # (CASME II img46.jpg is number 46); exports write these numbers back.
+    """CREATE TABLE videos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    subject_id INTEGER REFERENCES subjects(id) ON DELETE SET NULL,
+    n_frames INTEGER NOT NULL CHECK (n_frames > 0),
+    fps REAL NOT NULL CHECK (fps > 0),
+    width INTEGER NOT NULL CHECK (width > 0),
+    height INTEGER NOT NULL CHECK (height > 0),
+    content_hash TEXT NOT NULL,
+    frame_numbers TEXT NOT NULL,
+    added_at TEXT NOT NULL
+)""",
+    "CREATE INDEX videos_subject ON videos(subject_id)",
+    """CREATE TABLE imports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    sheet TEXT NOT NULL,
+    media_root TEXT NOT NULL,
+    coder TEXT NOT NULL,
+    n_samples INTEGER NOT NULL,
+    started_at TEXT NOT NULL
+)""",
+    # vocab: JSON list of AU codes in model order; metrics: JSON object from the training report.
+    """CREATE TABLE model_versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    checkpoint TEXT NOT NULL,
+    vocab TEXT NOT NULL,
+    parent_id INTEGER REFERENCES model_versions(id) ON DELETE RESTRICT,
+    data_hash TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1))
+)""",
+    "CREATE INDEX model_versions_parent ON model_versions(parent_id)",
+    "CREATE UNIQUE INDEX model_versions_one_active ON model_versions(active) WHERE active = 1",
+    """CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid TEXT NOT NULL UNIQUE,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    onset_idx INTEGER NOT NULL CHECK (onset_idx >= 0),
+    apex_idx INTEGER NOT NULL,
+    offset_idx INTEGER NOT NULL,
+    emotion TEXT,
+    objective_class TEXT,
+    expression_type TEXT NOT NULL CHECK (expression_type IN ('micro', 'macro')),
+    coder TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('expert', 'accepted')),
+    model_version_id INTEGER REFERENCES model_versions(id) ON DELETE SET NULL,
+    import_id INTEGER REFERENCES imports(id) ON DELETE SET NULL,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL,
+    CHECK (onset_idx <= apex_idx AND apex_idx <= offset_idx)
+)""",
+    "CREATE INDEX events_video ON events(video_id, onset_idx)",
+    "CREATE INDEX events_model_version ON events(model_version_id)",
+    "CREATE INDEX events_import ON events(import_id)",
+    # One row per coded AU; position keeps the coder's order so AU strings round-trip exactly.
+    """CREATE TABLE event_aus (
+    event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL CHECK (position >= 0),
+    au INTEGER NOT NULL,
+    side TEXT NOT NULL CHECK (side IN ('B', 'L', 'R')),
+    intensity TEXT CHECK (intensity IN ('A', 'B', 'C', 'D', 'E')),
+    asymmetric INTEGER NOT NULL CHECK (asymmetric IN (0, 1)),
+    uncertain INTEGER NOT NULL CHECK (uncertain IN (0, 1)),
+    PRIMARY KEY (event_id, position)
+) WITHOUT ROWID""",
+    "CREATE INDEX event_aus_au ON event_aus(au)",
+    # A note belongs to exactly one event, or to a video (optionally one frame of it).
+    """CREATE TABLE notes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id INTEGER REFERENCES events(id) ON DELETE CASCADE,
+    video_id INTEGER REFERENCES videos(id) ON DELETE CASCADE,
+    frame_idx INTEGER CHECK (frame_idx >= 0),
+    text TEXT NOT NULL,
+    author TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    CHECK ((event_id IS NULL) <> (video_id IS NULL)),
+    CHECK (frame_idx IS NULL OR video_id IS NOT NULL)
+)""",
+    "CREATE INDEX notes_event ON notes(event_id)",
+    "CREATE INDEX notes_video ON notes(video_id, frame_idx)",
+    # Model output cache, apart from the coder's events (see store.predictions for the blob).
+    """CREATE TABLE predictions (
+    model_version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    frame_idx INTEGER NOT NULL CHECK (frame_idx >= 0),
+    reference_idx INTEGER NOT NULL CHECK (reference_idx >= 0),
+    face_found INTEGER NOT NULL CHECK (face_found IN (0, 1)),
+    data BLOB NOT NULL,
+    PRIMARY KEY (model_version_id, video_id, frame_idx)
+)""",
+    "CREATE INDEX predictions_video ON predictions(video_id)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL_SCHEMA),
+)
+
+
+def latest_version(migrations: tuple[Migration, ...] | None = None) -> int:
+    """The schema version this code writes (the last migration's number)."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    return migrations[-1].version if migrations else 0
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...] | None = None) -> list[int]:
+    """Apply every migration newer than the file's `user_version`; return the versions applied.
+
+    `conn` must be in autocommit mode (`isolation_level=None`). Each migration is one transaction;
+    on failure it is rolled back, the file stays at the previous version and UserError is raised.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(migrations) + 1)):
+        raise ValueError(f"migrations must be numbered 1, 2, 3 ... in order, not {versions}")
+    applied = []
+    for migration in migrations:
+        if migration.version <= user_version(conn):
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, utc_now()),
+            )
+            # PRAGMA arguments cannot be bound; the value is an int from our own table.
+            conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+            conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            conn.execute("ROLLBACK")
+            raise UserError(
+                f"could not upgrade the project to schema {migration.version} "
+                f"({migration.name}): {err}; the file was left at schema {migration.version - 1}"
+            ) from err
+        applied.append(migration.version)
+    return applied
+
+
+def dump_schema(conn: sqlite3.Connection) -> str:
+    """Every table and index definition of the file, sorted: what the golden-schema test pins."""
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master "
+        "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+    ).fetchall()
+    application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    lines = [f"-- application_id: {application_id:#x}", f"-- schema_version: {user_version(conn)}"]
+    for kind, name, table, sql in rows:
+        lines.append(f"-- {kind} {name} on {table}")
+        lines.append(f"{sql};")
+    return "\n".join(lines) + "\n"
+
+
+def utc_now() -> str:
+    """The timestamp format of every `*_at` column: UTC, ISO 8601, microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -1,0 +1,225 @@
+"""Exports of a project's events, read back by our importers: nothing may change on the way."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_store_fixtures import aus, face_frames, small_project, write_clip
+
+from microau_gui.core.errors import UserError
+from microau_gui.media import frame_index, open_media, write_video
+from microau_gui.store.commands import AcceptPrediction
+from microau_gui.store.export import (
+    JSON_FORMAT_VERSION,
+    export_casme2,
+    export_json,
+    export_megc,
+    import_json,
+)
+from microau_gui.store.importers.casme2 import import_casme2
+from microau_gui.store.importers.megc import import_megc
+from microau_gui.store.project import Project
+from microau_gui.store.records import PredictedEvent
+
+MAIN = Path(__file__).resolve().parents[1] / "main.py"
+
+
+@pytest.fixture
+def project(tmp_path, astronaut_path):
+    project = small_project(tmp_path, astronaut_path)
+    version = project.models.add("demo", tmp_path / "weights" / "demo", ("AU4", "AU12"),
+                                 metrics={"mean_f1": 0.4}, activate=True)
+    project.models.add("tuned", tmp_path / "weights" / "tuned", ("AU4", "AU12"),
+                       parent_id=version.id)
+    AcceptPrediction(PredictedEvent(project.videos()[1].id, 4, 6, 9, aus("4"),
+                                    model_version_id=version.id), coder="ann").apply(project)
+    yield project
+    project.close()
+
+
+def _portable(project: Project) -> list[tuple]:
+    """Every event field, with ids replaced by what survives a move to another project."""
+    videos = {v.id: v for v in project.videos()}
+    models = {m.id: m.name for m in project.models.list()}
+    notes = {}
+    for note in project.notes():
+        notes.setdefault(note.event_id, []).append((note.text, note.author, note.created_at))
+    return [(
+        e.id, e.uid, videos[e.video_id].rel_path, videos[e.video_id].name,
+        videos[e.video_id].subject, e.onset, e.apex, e.offset, e.aus, e.emotion,
+        e.objective_class, e.expression_type, e.coder, e.source, models.get(e.model_version_id),
+        e.created_at, e.modified_at, tuple(notes.get(e.id, ())),
+    ) for e in project.events()]
+
+
+def test_json_export_then_import_preserves_every_event_exactly(project, tmp_path):
+    out = tmp_path / "export.json"
+    summary = export_json(project, out)
+    assert summary.n_events == 4 and out.exists()
+    document = json.loads(out.read_text())
+    assert document["format_version"] == JSON_FORMAT_VERSION
+    assert document["events"][0]["onset_number"] == 46 + document["events"][0]["onset"]
+    with Project.create(tmp_path / "copy.maus") as copy:
+        result = import_json(copy, out)
+        assert (result.events_added, result.videos_added, result.models_added) == (4, 2, 2)
+        assert _portable(copy) == _portable(project)
+        assert [v.content_hash for v in copy.videos()] == [v.content_hash for v in project.videos()]
+        assert [(n.video_id, n.frame_idx, n.text) for n in copy.notes() if n.video_id] == [
+            (n.video_id, n.frame_idx, n.text) for n in project.notes() if n.video_id]
+        assert copy.models.active().name == "demo"
+        assert copy.models.by_name("tuned").parent_id == copy.models.by_name("demo").id
+        for video in project.videos():
+            assert list(copy.frame_numbers(video.id)) == list(project.frame_numbers(video.id))
+        again = import_json(copy, out)
+        assert (again.events_added, again.duplicates) == (0, 4)
+        assert len(copy.events()) == 4
+
+
+def test_json_export_filtered_by_coder(project, tmp_path):
+    summary = export_json(project, tmp_path / "bob.json", coder="bob")
+    document = json.loads((tmp_path / "bob.json").read_text())
+    assert summary.n_events == 1 and {e["coder"] for e in document["events"]} == {"bob"}
+
+
+def test_damaged_or_foreign_json_is_refused_and_imports_nothing(project, tmp_path):
+    out = tmp_path / "export.json"
+    export_json(project, out)
+    document = json.loads(out.read_text())
+    del document["events"][2]["onset"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(document))
+    with Project.create(tmp_path / "copy.maus") as copy:
+        before = copy.dump()
+        with pytest.raises(UserError, match="damaged export .*nothing was imported"):
+            import_json(copy, broken)
+        assert copy.dump() == before
+        other = tmp_path / "other.json"
+        other.write_text('{"hello": 1}')
+        with pytest.raises(UserError, match="not a MicroAU project export"):
+            import_json(copy, other)
+
+
+def _sheet_fields(project: Project) -> list[tuple]:
+    """What a coding sheet holds of each event, in a comparable form."""
+    videos = {v.id: v for v in project.videos()}
+    return sorted((videos[e.video_id].path, videos[e.video_id].subject,
+                   videos[e.video_id].name, e.onset, e.apex, e.offset, e.aus, e.emotion,
+                   e.objective_class, e.expression_type) for e in project.events())
+
+
+@pytest.mark.parametrize("layout", ["2019", "2014"])
+def test_casme2_export_then_import_preserves_every_event(tmp_path, astronaut_path, camera_path,
+                                                         layout):
+    root = tmp_path / "CASME2"
+    clips = [write_clip(root / "sub01" / "EP02_01f", astronaut_path, 30, first_number=46),
+             write_clip(root / "sub01" / "EP19_05f", camera_path, 25, first_number=1),
+             write_clip(root / "sub17" / "EP01_13", camera_path, 20, first_number=201)]
+    with Project.create(tmp_path / "coded.maus") as project:
+        videos = []
+        for clip, subject in zip(clips, ("01", "01", "17")):
+            with open_media(clip) as source:
+                videos.append(project.add_video(clip, source, name=clip.name, subject=subject))
+        coded = [
+            (videos[0], (0, 7, 20), "4+7+L10", "disgust", "IV"),
+            (videos[0], (21, 25, 29), "12", "happiness", "I"),
+            (videos[1], (3, 3, 24), "A12B+ref(43)+R14C", "repression", "VI"),
+            (videos[1], (0, 1, 2), "1+2", "surprise", None),
+            (videos[2], (5, 9, 19), "(R6 or R12)", None, "VII"),
+        ]
+        for video, frames, text, emotion, klass in coded:
+            project.add_event(video.id, *frames, aus(text), emotion=emotion,
+                              objective_class=klass if layout == "2019" else None)
+        sheet = root / f"coding{layout}.xlsx"
+        summary = export_casme2(project, sheet, layout=layout)
+        assert summary.n_events == 5
+        dataset = import_casme2(sheet, root, frame_index=frame_index)
+        assert dataset.report.issues == ()
+        assert [s.onset_number for s in dataset.samples][:1] == [46]
+        with Project.create(root / "reimported.maus") as again:
+            result = again.import_dataset(dataset, open_media, coder="sheet")
+            assert result.events_added == 5 and result.skipped == ()
+            assert _sheet_fields(again) == _sheet_fields(project)
+
+
+def test_megc_export_then_import_preserves_every_interval(tmp_path, astronaut_path):
+    root = tmp_path / "long"
+    video_path = root / "s15" / "15_0101.avi"
+    video_path.parent.mkdir(parents=True)
+    write_video(video_path, face_frames(astronaut_path, 60), fps=30.0)
+    with Project.create(tmp_path / "spot.maus") as project:
+        with open_media(video_path) as source:
+            video = project.add_video(video_path, source, name="15_0101", subject="15")
+        project.add_event(video.id, 4, 6, 10, aus("12"), emotion="happiness")
+        project.add_event(video.id, 20, 30, 55, aus("4+7"), expression_type="macro")
+        sheet = root / "gt.xlsx"
+        assert export_megc(project, sheet).n_events == 2
+        dataset = import_megc(sheet, root, frame_index=frame_index)
+        assert dataset.report.skipped == ()
+        with Project.create(root / "again.maus") as again:
+            again.import_dataset(dataset, open_media)
+            assert _sheet_fields(again) == _sheet_fields(project)
+
+
+def test_casme2_export_refuses_wrong_suffix_and_subjectless_videos(project, tmp_path):
+    with pytest.raises(UserError, match="written as .xlsx or .csv"):
+        export_casme2(project, tmp_path / "coding.txt")
+    video = project.videos()[0]
+    project.set_video_subject(video.id, None)
+    with pytest.raises(UserError, match="have no subject"):
+        export_casme2(project, tmp_path / "coding.xlsx")
+    assert not (tmp_path / "coding.xlsx").exists()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(MAIN), *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_export_cli_writes_each_format(project, tmp_path):
+    path = project.path
+    project.close()
+    out = tmp_path / "cli.json"
+    result = _cli("export", "--project", str(path), "--format", "json", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "wrote 4 events" in result.stdout
+    assert len(json.loads(out.read_text())["events"]) == 4
+    sheet = tmp_path / "media" / "coding.xlsx"
+    result = _cli("export", "--project", str(path), "--format", "casme2", "--out", str(sheet),
+                  "--coder", "ann", "--source", "expert")
+    assert result.returncode == 0, result.stderr
+    dataset = import_casme2(sheet, tmp_path / "media", frame_index=frame_index)
+    assert [(s.clip, s.onset, s.offset) for s in dataset.samples] == [
+        ("EP01_01", 2, 9), ("EP01_01", 11, 18)]
+    megc = tmp_path / "gt.csv"
+    result = _cli("export", "--project", str(path), "--format", "megc", "--out", str(megc))
+    assert result.returncode == 0, result.stderr
+    assert len(megc.read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("case", ["missing project", "output folder missing", "output is a folder",
+                                  "not a project", "sheet suffix"])
+def test_export_cli_bad_input_is_one_line_and_non_zero(project, tmp_path, case):
+    path = project.path
+    project.close()
+    out = tmp_path / "out.json"
+    if case == "missing project":
+        path = tmp_path / "nope.maus"
+    elif case == "output folder missing":
+        out = tmp_path / "no" / "such" / "out.json"
+    elif case == "output is a folder":
+        out = tmp_path
+    elif case == "not a project":
+        path = tmp_path / "fake.maus"
+        path.write_text("not sqlite")
+    fmt = "json"
+    if case == "sheet suffix":
+        fmt, out = "casme2", tmp_path / "coding.json"
+    result = _cli("export", "--project", str(path), "--format", fmt, "--out", str(out))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
