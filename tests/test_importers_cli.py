@@ -51,10 +51,44 @@ def test_import_user_mistakes_are_one_line_errors(dataset, tmp_path):
         (("import", "casme2", tmp_path / "missing.xlsx", root), "does not exist"),
         (("import", "casme2", unreadable, root), "could not read coding.xlsx"),
         (("import", "casme2", sheet, tmp_path / "no_such_media"), "media folder"),
-        (("import", "casme2", sheet, root, "--project", tmp_path / "p.maus"), "--project is not available yet"),
+        (("import", "casme2", sheet), "needs MEDIA_ROOT"),
+        (("import", "json", tmp_path / "export.json"), "needs --project"),
     ]
     for args, message in cases:
         out = run_main(*args)
         assert out.returncode == 2, out.stdout
         assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1, out.stderr
         assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_import_into_a_project_stores_events_and_is_idempotent(dataset, tmp_path):
+    from microau_gui.store.project import Project
+
+    sheet, root = dataset
+    project_path = tmp_path / "lab.maus"
+    out = run_main("import", "casme2", sheet, root, "--project", project_path, "--coder", "ann")
+    assert out.returncode == 0, out.stderr
+    assert f"project {project_path}: 2 events, 2 videos and 2 subjects added" in out.stdout
+    with Project.open(project_path) as project:
+        events = project.events()
+        assert len(events) == 2 and {e.coder for e in events} == {"ann"}
+        assert sorted(e.aus_text for e in events) == ["12", "4+7+L10"]
+        assert {s.name for s in project.subjects()} == {"01", "02"}
+    again = run_main("import", "casme2", sheet, root, "--project", project_path, "--coder", "ann")
+    assert again.returncode == 0 and "0 events" in again.stdout and "2 already in the project" in again.stdout
+
+
+def test_json_export_imports_back_into_a_new_project(dataset, tmp_path):
+    from microau_gui.store.project import Project
+
+    sheet, root = dataset
+    first = tmp_path / "a.maus"
+    assert run_main("import", "casme2", sheet, root, "--project", first).returncode == 0
+    export = tmp_path / "a.json"
+    assert run_main("export", "--project", first, "--format", "json", "--out", export).returncode == 0
+    second = tmp_path / "b.maus"
+    out = run_main("import", "json", export, "--project", second)
+    assert out.returncode == 0, out.stderr
+    with Project.open(first) as a, Project.open(second) as b:
+        key = lambda e: (e.onset, e.apex, e.offset, e.aus_text, e.emotion)  # noqa: E731
+        assert sorted(map(key, a.events())) == sorted(map(key, b.events()))

@@ -1,9 +1,12 @@
-"""`python main.py import {casme2,samm,casme3,megc,csv} SHEET MEDIA_ROOT [--report]`.
+"""`python main.py import {casme2,samm,casme3,megc,csv} SHEET MEDIA_ROOT [--report] [--project P]`.
 
 Reads a dataset coding sheet, resolves every row's clip under MEDIA_ROOT and maps the sheet's
 frame numbers to frame indices (media.frame_index). Prints the sample count and subjects, and
-with --report every row that was fixed or skipped and why. A bad path, an unreadable sheet or a
-missing media folder is a one-line error and exit code 2.
+with --report every row that was fixed or skipped and why. With --project the samples are stored
+as expert events in that project (created when missing), in committed batches, so an interrupted
+import keeps what it reported and re-running it adds only what is missing.
+`python main.py import json EXPORT.json --project P` reads back our own JSON export.
+A bad path, an unreadable sheet or a missing media folder is a one-line error and exit code 2.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ HELP = "import a dataset coding sheet (CASME II, SAMM, CAS(ME)^3, MEGC ground tr
 def add_arguments(parser) -> None:
     from microau_gui.store.importers import KINDS
 
-    parser.add_argument("kind", choices=KINDS, help="sheet layout")
-    parser.add_argument("sheet", help="coding sheet (.xlsx or .csv)")
-    parser.add_argument("media_root", help="folder holding the dataset's clips")
+    parser.add_argument("kind", choices=(*KINDS, "json"),
+                        help="sheet layout, or json for our own project export")
+    parser.add_argument("sheet", help="coding sheet (.xlsx or .csv) or JSON export")
+    parser.add_argument("media_root", nargs="?",
+                        help="folder holding the dataset's clips (not used for json)")
     parser.add_argument("--report", action="store_true", help="list every fixed or skipped row")
     parser.add_argument("--fps", type=float,
                         help="megc: frame rate used to type rows without a type (default: the video's)")
-    parser.add_argument("--project", metavar="P", help="add the samples to this project (.maus)")
+    parser.add_argument("--project", metavar="P",
+                        help="store the samples as expert events in this project (.maus; created if missing)")
+    parser.add_argument("--coder", default="", help="coder name recorded on the imported events")
 
 
 def run(args) -> int:
@@ -34,8 +41,10 @@ def run(args) -> int:
     from microau_gui.media import frame_index
     from microau_gui.store.importers import import_dataset
 
-    if args.project:
-        raise UserError("--project is not available yet; import without it to check the sheet")
+    if args.kind == "json":
+        return _import_json(args)
+    if args.media_root is None:
+        raise UserError(f"import {args.kind} needs MEDIA_ROOT, the folder that holds the clips")
     with tqdm(desc="import", unit="row", leave=False, disable=not sys.stderr.isatty()) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -55,4 +64,41 @@ def run(args) -> int:
             print(f"  {issue}")
     elif report.issues:
         print("run with --report to list them")
+    if args.project:
+        _store(args, dataset)
+    return 0
+
+
+def _store(args, dataset) -> None:
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from microau_gui.media import open_media
+    from microau_gui.store.project import Project
+
+    numbering = "ordinal" if args.kind == "casme3" else "file"
+    with Project.open_or_create(args.project) as project, \
+            tqdm(desc="store", unit="event", leave=False, disable=not sys.stderr.isatty()) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        summary = project.import_dataset(dataset, partial(open_media, numbering=numbering),
+                                         coder=args.coder, progress=progress)
+    print(f"project {args.project}: {summary}")
+    for reason in summary.skipped:
+        print(f"  skipped: {reason}")
+
+
+def _import_json(args) -> int:
+    from microau_gui.store.export import import_json
+    from microau_gui.store.project import Project
+
+    if not args.project:
+        raise UserError("import json needs --project P: the project to add the export to")
+    with Project.open_or_create(args.project) as project:
+        summary = import_json(project, args.sheet)
+    print(f"project {args.project}: {summary}")
     return 0
