@@ -84,7 +84,7 @@ def test_tracking_mode_follows_a_moving_face(photos):
     assert centres[-1] - centres[2] == pytest.approx(12, abs=2), centres
 
 
-@pytest.mark.parametrize("name", ["astronaut", "camera", "grace_hopper"])
+@pytest.mark.parametrize("name", FRONTAL)
 @pytest.mark.parametrize("size", [112, 224])
 def test_alignment_puts_eye_centres_on_the_template(faces, photos, name, size):
     aligned = align_face(photos[name], faces[name].xy_img, size)
@@ -94,6 +94,26 @@ def test_alignment_puts_eye_centres_on_the_template(faces, photos, name, size):
     # crop_to_img really inverts img_to_crop
     back = transform_points(aligned.crop_to_img, aligned.xy_crop)
     assert np.abs(back - faces[name].xy_img).max() < 1e-3
+
+
+@pytest.mark.parametrize("size", [112, 224])
+def test_turned_head_keeps_eye_line_and_whole_face_in_the_crop(faces, photos, size):
+    """camera.png is a three-quarter view: its eyes are closer than a frontal face's, so the crop
+    is scaled by the eye-to-nose-tip drop. The eye midpoint and the eye line still sit on the
+    template's, and mouth and chin stay inside the crop."""
+    aligned = align_face(photos["camera"], faces["camera"].xy_img, size)
+    eyes = eye_centres(aligned.xy_crop)
+    template = template_eye_centres(size)
+    assert np.linalg.norm(eyes.mean(0) - template.mean(0)) < 2.0
+    assert abs(eyes[1, 1] - eyes[0, 1]) < 1.0, "the eye line must be horizontal"
+    assert np.linalg.norm(eyes[1] - eyes[0]) < np.linalg.norm(template[1] - template[0])
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera", "grace_hopper"])
+def test_crop_holds_brows_mouth_and_chin(faces, photos, name):
+    xy = align_face(photos[name], faces[name].xy_img, SIZE).xy_crop
+    for index in (61, 291, 152, 105, 334):  # lip corners, chin, brows
+        assert 0 <= xy[index, 0] < SIZE and 0 <= xy[index, 1] < SIZE, index
 
 
 @pytest.mark.parametrize("name", FRONTAL)

@@ -63,7 +63,13 @@ def _gui_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from microau_gui.cli.native_log import filtered_native_stderr
+
+    with filtered_native_stderr():
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     is_command = bool(argv) and argv[0] in _command_names()
     try:
         if not is_command:

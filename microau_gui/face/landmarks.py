@@ -12,7 +12,6 @@ and the mesh on that crop.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -23,7 +22,6 @@ import numpy as np
 N_LANDMARKS = 478
 _FALLBACK_CROP_PX = 384  # the mesh model works best when the face fills a few hundred pixels
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,11 +42,10 @@ NO_FACE = Landmarks(found=False)
 
 @contextmanager
 def quiet_native_stderr():
-    """Silence C/C++ libraries that write straight to file descriptor 2.
+    """Silence file descriptor 2 for the duration (native MediaPipe/libpng noise).
 
-    MediaPipe's graphs print absl INFO/WARNING lines when they start and on their first frame,
-    and libpng warns about harmless colour profiles; on the command line that noise buries the
-    one line a user needs. Python exceptions are unaffected.
+    Deprecated in favour of the CLI-wide filter `cli.native_log.filtered_native_stderr`, which
+    keeps real errors; kept until the spotting module stops calling it.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -72,18 +69,16 @@ class FaceMesh:
     """One MediaPipe graph. Not thread-safe: give each thread its own instance."""
 
     def __init__(self, static: bool = True, max_faces: int = 4, min_confidence: float = 0.5):
-        with quiet_native_stderr():
-            import mediapipe as mp
+        import mediapipe as mp
 
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=static,
-                max_num_faces=max_faces,
-                refine_landmarks=True,
-                min_detection_confidence=min_confidence,
-                min_tracking_confidence=min_confidence,
-            )
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
         self.static = static
-        self._warmed_up = False  # the first process() call prints the most native noise
         self._crop_mesh = None  # static mesh for the small-face fallback, made on first need
         self._detector = None
         self._min_confidence = min_confidence
@@ -105,12 +100,7 @@ class FaceMesh:
         """Landmarks of the largest face in an RGB uint8 image (H, W, 3), or NO_FACE."""
         rgb = _as_rgb(rgb)
         height, width = rgb.shape[:2]
-        if self._warmed_up:
-            result = self._mesh.process(rgb)
-        else:
-            with quiet_native_stderr():
-                result = self._mesh.process(rgb)
-            self._warmed_up = True
+        result = self._mesh.process(rgb)
         faces = [_to_px(f, width, height) for f in (result.multi_face_landmarks or [])]
         if not faces:
             return self._detect_small_face(rgb)
@@ -120,18 +110,15 @@ class FaceMesh:
 
     def _detect_small_face(self, rgb: np.ndarray) -> Landmarks:
         solutions = self._mp.solutions
-        first_use = self._detector is None
-        if first_use:
-            with quiet_native_stderr():
-                self._detector = solutions.face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=self._min_confidence
-                )
-                self._crop_mesh = solutions.face_mesh.FaceMesh(
-                    static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                    min_detection_confidence=self._min_confidence,
-                )
-        with quiet_native_stderr() if first_use else _no_op():
-            detections = self._detector.process(rgb).detections or []
+        if self._detector is None:
+            self._detector = solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=self._min_confidence
+            )
+            self._crop_mesh = solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                min_detection_confidence=self._min_confidence,
+            )
+        detections = self._detector.process(rgb).detections or []
         if not detections:
             return NO_FACE
         height, width = rgb.shape[:2]
@@ -151,18 +138,12 @@ class FaceMesh:
         import cv2
 
         crop = cv2.resize(rgb[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        with quiet_native_stderr() if first_use else _no_op():
-            result = self._crop_mesh.process(np.ascontiguousarray(crop))
+        result = self._crop_mesh.process(np.ascontiguousarray(crop))
         if not result.multi_face_landmarks:
             return NO_FACE
         xy_crop = _to_px(result.multi_face_landmarks[0], crop.shape[1], crop.shape[0])
         xy_img = (xy_crop / scale + np.array([x0, y0], np.float32)).astype(np.float32)
         return Landmarks(found=True, xy_img=xy_img, box=_box_of(xy_img), n_faces=len(detections))
-
-
-@contextmanager
-def _no_op():
-    yield
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -189,8 +170,7 @@ def load_rgb(path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
     if data is None:
         raise UserError(f"{path}: no such image file; check the path")
-    with quiet_native_stderr():
-        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if bgr is None:
         raise UserError(f"{path}: not a readable image (expected png, jpg, bmp or tif)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
