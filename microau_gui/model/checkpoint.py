@@ -1,0 +1,331 @@
+"""Checkpoints: a safetensors file for the tensors plus a JSON model card, saved atomically.
+
+Owns: `ModelCard`, `save_checkpoint`, `load_checkpoint`, `read_card`, `update_card`,
+`architecture_fingerprint`. May import core, torch, safetensors and the other `model` modules.
+
+Layout (our specification; DESIGN.md section 2): a checkpoint is a folder `weights/NAME/` with
+- `model.safetensors`: every tensor of the network except the text tower: backbone, fusion,
+  PTA, GDA, tau, and the cached prompt embeddings `text_pos` / `text_neg`, the GDLoss prior and
+  the pixel normalisation. Inference therefore never needs the text tower.
+- `card.json`: config, vocabulary, prompts, loss weights, input mode, image / grid size,
+  pretrained source and whether pretrained weights were really loaded, training-data hash,
+  metrics, parent version, creation time, intended use and notes, the architecture fingerprint
+  (SHA-256 of sorted tensor names and shapes) and the SHA-256 of `model.safetensors`.
+
+Safety: tensors are read with safetensors only, never unpickled. Each file is written under a
+temporary name, flushed to disk, then `os.replace`d, so a crash never leaves a half-written file
+under the real name. The weights are replaced before the card; a crash between the two leaves a
+card whose `weights_sha256` no longer matches, which loading reports instead of using a mixed
+pair. Loading validates, with one-line `UserError`s: missing files, unreadable card, corrupted or
+truncated weights (hash and format), vocabulary (which AUs differ) and architecture (which
+tensors are missing, unexpected or of another shape).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import MISSING, dataclass, field, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from microau_gui.core.errors import UserError
+from microau_gui.model.config import MicroAUConfig
+from microau_gui.model.network import MicroAUCLIP
+from microau_gui.model.text import AUPrompts
+
+FORMAT_VERSION = 1
+CARD_NAME = "card.json"
+WEIGHTS_NAME = "model.safetensors"
+_TEXT_TOWER_PREFIX = "text_tower."
+DEFAULT_INTENDED_USE = (
+    "Research aid for reviewing micro-expression action units. Predictions support, and never "
+    "replace, a certified FACS coder; not for clinical, forensic or hiring decisions."
+)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a checkpoint is, where it came from and how good it is. Stored as `card.json`."""
+
+    name: str  # checkpoint folder name
+    config: MicroAUConfig  # resolved config: rebuilds exactly this architecture
+    prompts: dict[str, AUPrompts]  # AU code -> prompts behind its cached text embeddings
+    image_size: int  # crop side the model expects, px
+    grid_size: int  # patches per side (region masks have grid_size ** 2 columns)
+    pretrained_source: str  # "openai", "file:/path" or "none"
+    pretrained_loaded: bool  # False: the backbone started from random weights
+    architecture: str  # SHA-256 of sorted tensor names and shapes
+    weights_sha256: str  # SHA-256 of model.safetensors
+    created: str  # ISO 8601 UTC time of saving
+    training_data_hash: str | None = None  # hash of the label snapshot it was trained on
+    metrics: dict[str, Any] = field(default_factory=dict)  # e.g. the train/eval JSON report
+    parent: str | None = None  # version of the checkpoint it was fine-tuned from
+    training_settings: dict[str, Any] = field(default_factory=dict)  # epochs, lr, seed, pos weights ...
+    intended_use: str = DEFAULT_INTENDED_USE
+    notes: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        return self.config.vocab
+
+    @property
+    def input_mode(self) -> str:
+        return self.config.input_mode
+
+    @property
+    def version(self) -> str:
+        """Content-addressed version string, e.g. "demo@3f2a9c1b0d4e" (store and GUI key)."""
+        return f"{self.name}@{self.weights_sha256[:12]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["config"] = self.config.to_dict()
+        values["prompts"] = {
+            code: {"positive": list(p.positive), "negative": list(p.negative)}
+            for code, p in self.prompts.items()
+        }
+        # Readable copies of what the config already holds, for people and scripts.
+        values["vocab"] = list(self.vocab)
+        values["input_mode"] = self.input_mode
+        values["loss_weights"] = {"lambda_c": self.config.lambda_c, "lambda_g": self.config.lambda_g}
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "model card") -> "ModelCard":
+        if not isinstance(values, dict):
+            raise UserError(f"{where} is not a JSON object; the checkpoint is damaged")
+        version = values.get("format_version")
+        if version != FORMAT_VERSION:
+            raise UserError(
+                f"{where} has format version {version!r}, this application reads {FORMAT_VERSION}; "
+                "use a matching MicroAU Studio version"
+            )
+        known = {f.name for f in fields(cls)}
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise UserError(f"{where} lacks {', '.join(missing)}; the checkpoint is damaged")
+        kept = {k: v for k, v in values.items() if k in known}
+        kept["config"] = MicroAUConfig.from_dict(values["config"])
+        try:
+            kept["prompts"] = {
+                code: AUPrompts(tuple(p["positive"]), tuple(p["negative"]))
+                for code, p in values["prompts"].items()
+            }
+        except (AttributeError, KeyError, TypeError):
+            raise UserError(f"{where} has malformed prompts; the checkpoint is damaged") from None
+        return cls(**kept)
+
+
+def architecture_fingerprint(shapes: dict[str, tuple[int, ...]]) -> str:
+    """SHA-256 over sorted "name:shape" lines: equal iff the tensor layout is equal."""
+    text = "\n".join(f"{name}:{tuple(shape)}" for name, shape in sorted(shapes.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _checkpoint_tensors(model: MicroAUCLIP) -> dict[str, torch.Tensor]:
+    return {
+        name: tensor.detach().to("cpu").contiguous()
+        for name, tensor in model.state_dict().items()
+        if not name.startswith(_TEXT_TOWER_PREFIX)
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write via `write(tmp_path)` to a temp file in the same folder, fsync, then replace."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    model: MicroAUCLIP, out_dir: str | Path, *, training_data_hash: str | None = None,
+    metrics: dict[str, Any] | None = None, parent: str | None = None,
+    training_settings: dict[str, Any] | None = None, intended_use: str = DEFAULT_INTENDED_USE,
+    notes: str = "",
+) -> ModelCard:
+    """Save `model` to the folder `out_dir` (created if needed) and return its card."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create checkpoint folder {out}: {err.strerror}") from None
+    tensors = _checkpoint_tensors(model)
+    architecture = architecture_fingerprint({k: tuple(v.shape) for k, v in tensors.items()})
+    metadata = {"format": "microau-clip", "format_version": str(FORMAT_VERSION), "architecture": architecture}
+    weights_path = out / WEIGHTS_NAME
+    try:
+        _write_atomically(weights_path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        card = ModelCard(
+            name=out.name, config=model.config,
+            prompts={code: p for code, p in zip(model.vocab, model.prompts)},
+            image_size=model.image_size, grid_size=model.grid_size,
+            pretrained_source=model.pretrained_source, pretrained_loaded=model.pretrained_loaded,
+            architecture=architecture, weights_sha256=_sha256(weights_path),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            training_data_hash=training_data_hash, metrics=dict(metrics or {}), parent=parent,
+            training_settings=dict(training_settings or {}), intended_use=intended_use, notes=notes,
+        )
+        _write_card(out / CARD_NAME, card)
+    except OSError as err:
+        raise UserError(f"cannot write checkpoint to {out}: {err.strerror or err}") from None
+    _fsync_dir(out)
+    return card
+
+
+def _write_card(path: Path, card: ModelCard) -> None:
+    text = json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n"
+    _write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _resolve(path: str | Path) -> Path:
+    folder = Path(path).expanduser()
+    if folder.is_file() and folder.name in (CARD_NAME, WEIGHTS_NAME):
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"no checkpoint at {path}: expected a folder holding {CARD_NAME} and {WEIGHTS_NAME}")
+    for name in (CARD_NAME, WEIGHTS_NAME):
+        if not (folder / name).is_file():
+            raise UserError(f"checkpoint {folder} has no {name}; it is incomplete, re-save or re-train it")
+    return folder
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The model card of a checkpoint folder (no tensors are read)."""
+    card_path = _resolve(path) / CARD_NAME
+    try:
+        values = json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"{card_path} is not valid JSON; the checkpoint is damaged") from None
+    return ModelCard.from_dict(values, where=str(card_path))
+
+
+def update_card(path: str | Path, **changes) -> ModelCard:
+    """Rewrite a checkpoint's card with some fields changed (e.g. `metrics`, `notes`)."""
+    folder = _resolve(path)
+    locked = {"config", "prompts", "architecture", "weights_sha256", "format_version"}
+    if locked & set(changes):
+        raise ValueError(f"these card fields describe the weights and cannot change: {sorted(locked & set(changes))}")
+    card = replace(read_card(folder), **changes)
+    _write_card(folder / CARD_NAME, card)
+    return card
+
+
+def _vocab_difference(have: tuple[str, ...], want: tuple[str, ...]) -> str:
+    missing = [c for c in want if c not in have]
+    extra = [c for c in have if c not in want]
+    parts = []
+    if missing:
+        parts.append(f"lacks {', '.join(missing)}")
+    if extra:
+        parts.append(f"has extra {', '.join(extra)}")
+    if not parts:
+        parts.append(f"orders them {', '.join(have)} instead of {', '.join(want)}")
+    return "; ".join(parts)
+
+
+def load_checkpoint(
+    path: str | Path, *, device: torch.device | str = "cpu", expected_vocab=None
+) -> tuple[MicroAUCLIP, ModelCard]:
+    """Load a checkpoint folder: the network (in eval mode, on `device`) and its card.
+
+    `expected_vocab` (AU codes) makes a vocabulary mismatch an error naming the AUs that differ.
+    The model has no text tower (call `attach_text_tower()` to add AUs to it).
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    folder = _resolve(path)
+    card = read_card(folder)
+    weights_path = folder / WEIGHTS_NAME
+    if _sha256(weights_path) != card.weights_sha256:
+        raise UserError(
+            f"{weights_path} is corrupted, truncated or from another save (its SHA-256 does not "
+            f"match {CARD_NAME}); re-save or re-train the model"
+        )
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{weights_path} is corrupted or not a safetensors file ({err})") from None
+    if metadata.get("format") != "microau-clip":
+        raise UserError(f"{weights_path} is not a MicroAU Studio checkpoint")
+
+    if expected_vocab is not None:
+        from microau_gui.model.config import normalise_vocab
+
+        want = normalise_vocab(expected_vocab)
+        if card.vocab != want:
+            raise UserError(
+                f"checkpoint {folder.name} predicts a different AU vocabulary: it "
+                f"{_vocab_difference(card.vocab, want)}; pick a model trained for these AUs"
+            )
+    if tuple(card.prompts) != card.vocab:
+        raise UserError(f"{folder / CARD_NAME} lists prompts for other AUs than its vocabulary; it is damaged")
+
+    model = MicroAUCLIP(card.config, load_pretrained=False, text_tower=False)
+    expected = {k: tuple(v.shape) for k, v in _checkpoint_tensors(model).items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != found:
+        raise UserError(
+            f"checkpoint {folder.name} does not fit the architecture its card describes "
+            f"({_architecture_difference(found, expected)}); it was saved by an incompatible version"
+        )
+    model.load_state_dict(tensors, strict=True)
+    model.prompts = tuple(card.prompts[code] for code in card.vocab)
+    model.pretrained_source = card.pretrained_source
+    model.pretrained_loaded = card.pretrained_loaded
+    return model.to(device).eval(), card
+
+
+def _architecture_difference(found: dict, expected: dict) -> str:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    reshaped = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+    parts = []
+    for label, names in (("missing", missing), ("unexpected", unexpected)):
+        if names:
+            parts.append(f"{label} tensors {', '.join(names[:4])}" + (f" and {len(names) - 4} more" if len(names) > 4 else ""))
+    if reshaped:
+        shown = ", ".join(f"{k} {found[k]} vs {expected[k]}" for k in reshaped[:4])
+        parts.append(f"shape mismatch {shown}" + (f" and {len(reshaped) - 4} more" if len(reshaped) > 4 else ""))
+    return "; ".join(parts)

@@ -1,0 +1,226 @@
+"""Micro-AU CLIP configuration: the `MicroAUConfig` dataclass and the backbone registry.
+
+Owns: every hyper-parameter of the network and of its loss weights, their validation, JSON
+(de)serialisation, and the registry of backbone architectures (open_clip's built-in configs plus
+our "tiny" one). May import core and open_clip (lazily, so reading a config stays cheap); no torch.
+
+Paper vs. our specification (DESIGN.md section 1): the paper (Wei et al., 2026, known from its
+abstract) states a CLIP ViT visual backbone, a CLIP text backbone, PTA, GDA, GDLoss and MiAUCL.
+Everything quantitative here (input modes, head counts, tau 0.07 init, loss weights, what trains)
+is our specification, chosen where the paper is silent.
+
+A config is frozen: change it with `dataclasses.replace`, which re-validates. The network stores
+a *resolved* copy (image size and activation filled in from the backbone) so a checkpoint
+rebuilds exactly the same architecture.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from microau_gui.core.au import DEFAULT_VOCAB, au_info
+from microau_gui.core.errors import UserError
+
+INPUT_MODES: tuple[str, ...] = ("apex", "diff", "apex+diff", "flow", "apex+flow")
+
+TINY_BACKBONE = "tiny"
+
+# Our tiny CLIP: 112 px, 8 px patches -> a 14 x 14 grid, like ViT-B/16 at 224 px, so region masks
+# rasterise onto the same grid shape. Small enough to train from scratch on a CPU in minutes and
+# to ship as the bundled demo checkpoint (a few MB). The text tower keeps CLIP's real BPE
+# vocabulary (the tokenizer is bundled with open_clip) but is only 2 narrow layers: it is never
+# saved in checkpoints (only its cached prompt embeddings are), so its size does not matter there.
+TINY_OPEN_CLIP_CFG: dict[str, Any] = {
+    "embed_dim": 128,
+    "vision_cfg": {
+        "image_size": 112,
+        "patch_size": 8,
+        "width": 128,
+        "layers": 4,
+        "head_width": 32,
+        "mlp_ratio": 2.0,
+    },
+    "text_cfg": {
+        "context_length": 77,
+        "vocab_size": 49408,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
+    },
+}
+
+
+def backbone_model_cfg(name: str) -> dict[str, Any]:
+    """The open_clip model config (`embed_dim`, `vision_cfg`, `text_cfg`) of a backbone name.
+
+    "tiny" is ours; anything else must be an open_clip built-in name such as "ViT-B-16".
+    Raises UserError for unknown names and for backbones that are not plain ViTs (timm towers,
+    ResNets, attentional pooling, HF text towers): PTA needs one token per image patch.
+    """
+    import open_clip
+
+    if name == TINY_BACKBONE:
+        model_cfg = copy.deepcopy(TINY_OPEN_CLIP_CFG)
+    else:
+        model_cfg = open_clip.get_model_config(name)
+        if model_cfg is None:
+            vits = [m for m in open_clip.list_models() if m.startswith("ViT-")][:8]
+            raise UserError(
+                f"unknown backbone {name!r}; use 'tiny' or an open_clip ViT name such as "
+                + ", ".join(vits)
+            )
+    vision = model_cfg.get("vision_cfg", {})
+    text = model_cfg.get("text_cfg", {})
+    not_plain = (
+        vision.get("timm_model_name")
+        or isinstance(vision.get("layers"), (list, tuple))
+        or vision.get("attentional_pool")
+        or text.get("hf_model_name")
+        or model_cfg.get("custom_text")
+        or "multimodal_cfg" in model_cfg
+    )
+    if not_plain:
+        raise UserError(
+            f"backbone {name!r} is not a plain open_clip ViT with an open_clip text tower; "
+            "choose e.g. ViT-B-16 or ViT-B-32"
+        )
+    return model_cfg
+
+
+def normalise_vocab(vocab) -> tuple[str, ...]:
+    """AU codes as `("AU1", "AU12", ...)`; raises UserError for unknown or repeated AUs."""
+    codes: list[str] = []
+    for item in vocab:
+        try:
+            code = au_info(item).code
+        except KeyError as err:
+            raise UserError(f"vocabulary: {err.args[0]}") from None
+        if code in codes:
+            raise UserError(f"vocabulary lists {code} twice; list each AU once")
+        codes.append(code)
+    if not codes:
+        raise UserError("the AU vocabulary is empty; list at least one AU, e.g. AU12")
+    return tuple(codes)
+
+
+@dataclass(frozen=True)
+class MicroAUConfig:
+    """Every choice that shapes a Micro-AU CLIP network or its loss. Saved in each model card."""
+
+    backbone: str = "ViT-B-16"  # "tiny" (ours) or an open_clip ViT name, e.g. "ViT-B-16"
+    pretrained: str = "openai"  # open_clip tag ("openai", ...), a local weights file, or "none"
+    image_size: int | None = None  # crop side in px; None = the backbone's native size
+    quick_gelu: bool | None = None  # QuickGELU activations; None = what the pretrained tag used
+    input_mode: str = "flow"  # one of INPUT_MODES; "flow" won the DESIGN.md probe, LOSO decides
+    vocab: tuple[str, ...] = DEFAULT_VOCAB  # AU codes the model predicts, in output order
+    pta_heads: int = 4  # PTA attention heads; must divide the joint embedding dim
+    gda_layers: int = 1  # GDA blocks; the last block's attention is reported and supervised
+    gda_heads: int = 4  # GDA attention heads; must divide the joint embedding dim
+    gda_ffn_ratio: float = 2.0  # GDA feed-forward width / embedding dim
+    use_gda: bool = True  # False: ablation without GDA (AU tokens pass through, identity attention)
+    dropout: float = 0.1  # dropout on PTA/GDA outputs and GDA feed-forward (not on attention maps)
+    tau_init: float = 0.07  # initial detection / MiAUCL temperature (learnable, log-parametrised)
+    tau_min: float = 0.01  # lower clamp on tau, as CLIP clamps its logit scale at 100
+    lambda_c: float = 0.5  # weight of MiAUCL in the total loss (0 = ablation without it)
+    lambda_g: float = 0.1  # weight of GDLoss in the total loss (0 = ablation without it)
+    prior_laplace: float = 1.0  # Laplace smoothing of the GDLoss co-occurrence prior
+    pos_weight_cap: float = 10.0  # upper bound on BCE positive-class weights for rare AUs
+    train_backbone_blocks: int = 0  # last ViT blocks that fine-tune; 0 frozen; -1 whole backbone
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vocab", normalise_vocab(self.vocab))
+        if self.input_mode not in INPUT_MODES:
+            raise UserError(
+                f"input mode {self.input_mode!r} is unknown; use one of {', '.join(INPUT_MODES)}"
+            )
+        if not self.backbone:
+            raise UserError("backbone is empty; use 'tiny' or an open_clip name like ViT-B-16")
+        if not self.pretrained:
+            raise UserError("pretrained is empty; use 'openai', a weights file path, or 'none'")
+        if self.image_size is not None and self.image_size <= 0:
+            raise UserError(f"image size must be positive, got {self.image_size}")
+        for name in ("pta_heads", "gda_layers", "gda_heads"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 < self.tau_min <= self.tau_init:
+            raise UserError(f"need 0 < tau_min <= tau_init, got {self.tau_min} and {self.tau_init}")
+        for name in ("lambda_c", "lambda_g", "prior_laplace"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.pos_weight_cap < 1.0:
+            raise UserError(f"pos_weight_cap must be >= 1, got {self.pos_weight_cap}")
+        if self.train_backbone_blocks < -1:
+            raise UserError(
+                "train_backbone_blocks is a count of last blocks (0 = frozen, -1 = all), "
+                f"got {self.train_backbone_blocks}"
+            )
+
+    @classmethod
+    def tiny(cls, **overrides) -> "MicroAUConfig":
+        """The tiny backbone, trained from scratch (no pretrained weights exist for it)."""
+        values = {"backbone": TINY_BACKBONE, "pretrained": "none", "train_backbone_blocks": -1}
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def n_au(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def needs_target(self) -> bool:
+        """The target (apex / reviewed) crop is an input."""
+        return self.input_mode in ("apex", "diff", "apex+diff", "apex+flow")
+
+    @property
+    def needs_reference(self) -> bool:
+        """The reference (onset / neutral) crop is an input."""
+        return self.input_mode in ("diff", "apex+diff")
+
+    @property
+    def needs_flow(self) -> bool:
+        """The rendered reference-to-target optical-flow image is an input."""
+        return self.input_mode in ("flow", "apex+flow")
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["vocab"] = list(self.vocab)
+        return values
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "MicroAUConfig":
+        """Inverse of `to_dict`. Unknown keys raise UserError (a card from a newer version)."""
+        if not isinstance(values, dict):
+            raise UserError("model config must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(
+                f"model config has unknown fields {', '.join(unknown)}; "
+                "it was written by a newer MicroAU Studio, update the application"
+            )
+        values = dict(values)
+        if "vocab" in values:
+            values["vocab"] = tuple(values["vocab"])
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise UserError(f"model config is malformed: {err}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> "MicroAUConfig":
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f"model config is not valid JSON: {err}") from None
+        return cls.from_dict(values)
+
+    def with_vocab(self, vocab) -> "MicroAUConfig":
+        return replace(self, vocab=tuple(vocab))
