@@ -13,8 +13,6 @@ and the mesh on that crop.
 from __future__ import annotations
 
 import os
-import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,25 +36,6 @@ class Landmarks:
 
 
 NO_FACE = Landmarks(found=False)
-
-
-@contextmanager
-def quiet_native_stderr():
-    """Silence file descriptor 2 for the duration (native MediaPipe/libpng noise).
-
-    Deprecated in favour of the CLI-wide filter `cli.native_log.filtered_native_stderr`, which
-    keeps real errors; kept until the spotting module stops calling it.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _box_of(xy: np.ndarray) -> tuple[int, int, int, int]:

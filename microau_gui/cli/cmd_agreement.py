@@ -1,0 +1,98 @@
+"""`python main.py agreement A B --out CSV`: inter-coder (or coder-versus-model) agreement.
+
+A and B are our event CSVs (video, onset, apex, offset, aus[, coder]), `spot` output, `analyze`
+per-frame CSVs (thresholded into events), project JSON exports, or dataset sheets read through
+their importer (`--kind-a/--kind-b`). Reports per-AU frame-level Cohen's kappa, event-level
+F1 at IoU >= 0.5 and mean absolute onset/apex/offset errors in frames (see
+`spotting.agreement`), prints a summary and writes the long-format CSV.
+"""
+
+from __future__ import annotations
+
+import math
+
+from microau_gui.core.errors import UserError
+
+NAME = "agreement"
+HELP = "per-AU frame kappa, event F1 and timing errors between two coders (or a coder and the model)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("a", metavar="A", help="coder A's events (the reference)")
+    parser.add_argument("b", metavar="B", help="coder B's events, or the model's")
+    parser.add_argument("--out", required=True, metavar="CSV", help="agreement table to write")
+    parser.add_argument("--n-frames", default=None, metavar="N|VIDEO=N,...",
+                        help="video length(s) in frames for kappa: one number for every video, or "
+                        "VIDEO=N pairs; default: from JSON exports and sheets, else the last "
+                        "marked offset")
+    parser.add_argument("--kind-a", default=None, help="importer for A when it is a dataset sheet")
+    parser.add_argument("--kind-b", default=None, help="importer for B when it is a dataset sheet")
+    parser.add_argument("--media-root", default=None, help="media folder for dataset sheets")
+    parser.add_argument("--coder-a", default=None, help="keep only this coder's events from A")
+    parser.add_argument("--coder-b", default=None, help="keep only this coder's events from B")
+    parser.add_argument("--video", default=None,
+                        help="video key for per-frame CSVs, which name none (default: the other file's)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability at which a per-frame AU counts as present (default 0.5)")
+    parser.add_argument("--min-iou", type=float, default=0.5, help="IoU for matched events (default 0.5)")
+
+
+def _lengths(text: str | None, videos: list[str]) -> dict[str, int]:
+    if not text:
+        return {}
+    try:
+        if "=" not in text:
+            n = int(text)
+            if n <= 0:
+                raise ValueError
+            return {v: n for v in videos}
+        out = {}
+        for item in text.split(","):
+            video, _, n = item.rpartition("=")
+            out[video.strip()] = int(n)
+            if out[video.strip()] <= 0:
+                raise ValueError
+        return out
+    except ValueError:
+        raise UserError(f"--n-frames {text!r}: give a positive frame count or VIDEO=N pairs") from None
+
+
+def run(args) -> int:
+    from microau_gui.spotting.agreement import compare_coders, write_agreement_csv
+    from microau_gui.spotting.files import match_video_keys, read_event_table, rename_videos
+
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UserError(f"--threshold {args.threshold}: give a probability in [0, 1]")
+    table_a = read_event_table(args.a, kind=args.kind_a, media_root=args.media_root,
+                               video=args.video, coder=args.coder_a, threshold=args.threshold)
+    table_b = read_event_table(args.b, kind=args.kind_b, media_root=args.media_root,
+                               video=args.video, coder=args.coder_b, threshold=args.threshold)
+    if not table_a.events and not table_b.events:
+        raise UserError("neither file holds any event; check the files (and --coder-a/--coder-b)")
+    table_b = rename_videos(table_b, match_video_keys([e.video for e in table_a.events] or
+                                                      list(table_a.n_frames),
+                                                      [e.video for e in table_b.events]))
+    videos = sorted({e.video for e in (*table_a.events, *table_b.events)})
+    lengths = {**table_b.n_frames, **table_a.n_frames}
+    lengths.update(_lengths(args.n_frames, videos))
+    result = compare_coders(table_a.events, table_b.events, n_frames=lengths, min_iou=args.min_iou)
+    write_agreement_csv(result, args.out)
+
+    def fmt(value: float) -> str:
+        return "n/a" if math.isnan(value) else f"{value:.3f}"
+
+    print(f"{result.n_videos} video(s), {result.n_events_a} events in A, {result.n_events_b} in B")
+    if not result.per_au:
+        print("  no kappa: one side codes no AUs (e.g. spotted candidates); events and timing only")
+    for k in result.per_au:
+        print(f"  {k.au:5s} kappa {fmt(k.kappa):>6s}  frames A {k.frames_a:6d}  B {k.frames_b:6d}")
+    ev, tm = result.events, result.timing
+    print(f"events: F1 {fmt(ev.f1)} (precision {fmt(ev.precision)}, recall {fmt(ev.recall)}; "
+          f"tp {ev.tp}, fp {ev.fp}, fn {ev.fn})")
+    print(f"timing over {tm.n_matched} matched events (frames): onset {fmt(tm.onset)}, "
+          f"apex {fmt(tm.apex)}, offset {fmt(tm.offset)}")
+    if not result.lengths_known:
+        print("note: some video lengths were unknown; kappa counted frames up to the last marked "
+              "offset (pass --n-frames)")
+    print(f"wrote {args.out}")
+    return 0

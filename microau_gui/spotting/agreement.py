@@ -1,0 +1,257 @@
+"""Inter-coder agreement: per-AU frame-level Cohen's kappa, event-level F1, timing errors.
+
+Owns: `CodedEvent`, `AUKappa`, `TimingError`, `Agreement`, `compare_coders`,
+`events_from_frame_probs`, `write_agreement_csv`, `AGREEMENT_COLUMNS`. May import core (plus
+numpy, scikit-learn). No Qt. The GUI agreement view calls `compare_coders` and shows the fields of
+`Agreement`; the CLI `agreement` writes `write_agreement_csv`.
+
+Our specification (what FACS reliability reports in the literature give, made exact):
+- Frame-level kappa per AU: in every video, frame f is positive for AU x and coder c when f lies
+  inside (onset..offset, inclusive) an event of c that carries AU x (any side or intensity).
+  Frames of all videos are pooled and kappa is scikit-learn's `cohen_kappa_score`. Every frame of
+  each video counts, so the video lengths must be known (`n_frames`); without them a video is
+  taken to end at the last offset either coder marked, which the report says. AUs neither coder
+  used are left out. Kappa is NaN when it is undefined (both coders constant and equal).
+- Event-level agreement: events are matched one-to-one per video, greedily by IoU >= 0.5, the
+  same rule as `eval-spot` (`spotting.intervals.match_intervals`), AUs ignored. Coder A plays the
+  ground truth: TP = matched pairs, FN = A's unmatched events, FP = B's. F1 is symmetric.
+- Timing: the mean absolute onset, apex and offset difference, in frames, over matched pairs
+  (apex only over pairs where both coders marked one).
+- Coder versus model: the model is coder B. Its events are spotted candidates (no AUs: they
+  count for F1 and timing only), or runs of frames whose AU probability passes a threshold
+  (`events_from_frame_probs`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from microau_gui.core.au import au_number
+from microau_gui.core.errors import UserError
+from microau_gui.spotting.intervals import SpotScore, match_intervals
+
+
+@dataclass(frozen=True)
+class CodedEvent:
+    """One coder's event. Frames are frame_idx (0-based, offset inclusive)."""
+
+    video: str  # video key, the same for both coders
+    onset: int
+    offset: int
+    apex: int | None = None
+    aus: frozenset[str] = frozenset()  # AU codes, e.g. {"AU4", "AU7"}; side and intensity dropped
+    coder: str = ""  # who coded it (informational)
+
+
+@dataclass(frozen=True)
+class AUKappa:
+    au: str  # AU code
+    kappa: float  # Cohen's kappa over all pooled frames; NaN when undefined
+    n_frames: int  # frames compared
+    frames_a: int  # frames coder A marked with this AU
+    frames_b: int
+    observed: float  # raw fraction of frames on which the coders agree
+
+
+@dataclass(frozen=True)
+class TimingError:
+    onset: float  # mean |onset_a - onset_b| in frames over matched events; NaN without matches
+    apex: float  # over matched events where both marked an apex
+    offset: float
+    n_matched: int
+    n_apex: int  # matched events with both apexes
+
+
+@dataclass(frozen=True)
+class Agreement:
+    per_au: tuple[AUKappa, ...]  # AU number order
+    events: SpotScore  # event matching, A as ground truth
+    timing: TimingError
+    n_videos: int
+    n_events_a: int
+    n_events_b: int
+    lengths_known: bool  # False when some video length was inferred from the last offset
+    matches: tuple[tuple[CodedEvent, CodedEvent, float], ...] = field(default=(), repr=False)
+
+    @property
+    def mean_kappa(self) -> float:
+        values = [k.kappa for k in self.per_au if not math.isnan(k.kappa)]
+        return float(np.mean(values)) if values else math.nan
+
+
+def _mask(events: Iterable[CodedEvent], au: str, n_frames: int) -> np.ndarray:
+    mask = np.zeros(n_frames, bool)
+    for ev in events:
+        if au in ev.aus:
+            mask[max(0, ev.onset):min(n_frames, ev.offset + 1)] = True
+    return mask
+
+
+def _kappa(a: np.ndarray, b: np.ndarray) -> float:
+    from sklearn.metrics import cohen_kappa_score
+
+    if a.size == 0 or (a.min() == a.max() == b.min() == b.max()):
+        return math.nan  # chance agreement is 1: kappa is 0/0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(cohen_kappa_score(a, b))
+
+
+def _au_sort_key(code: str) -> int:
+    return au_number(code)
+
+
+def compare_coders(events_a: Sequence[CodedEvent], events_b: Sequence[CodedEvent],
+                   n_frames: Mapping[str, int] | None = None, aus: Sequence[str] | None = None,
+                   min_iou: float = 0.5) -> Agreement:
+    """Kappa per AU, event F1 and timing errors between coder A and coder B (or a model).
+
+    `n_frames`: video key -> frame count; videos missing from it end at the last offset marked.
+    `aus`: AUs to report (default: every AU either coder used; none when one side codes no AU at
+    all, e.g. spotted candidates, whose kappa would be 0 by construction).
+    """
+    videos = sorted({e.video for e in events_a} | {e.video for e in events_b})
+    lengths = dict(n_frames or {})
+    known = True
+    for video in videos:
+        last = max(e.offset for e in [*events_a, *events_b] if e.video == video) + 1
+        if video not in lengths:
+            lengths[video] = last
+            known = False
+        elif lengths[video] < last:
+            raise UserError(f"video {video}: an event ends at frame {last - 1} but the video has "
+                            f"{lengths[video]} frames; check --n-frames or the event frames")
+    by_video_a = {v: [e for e in events_a if e.video == v] for v in videos}
+    by_video_b = {v: [e for e in events_b if e.video == v] for v in videos}
+    if aus is not None:
+        codes = sorted(set(aus), key=_au_sort_key)
+    elif any(e.aus for e in events_a) and any(e.aus for e in events_b):
+        codes = sorted({au for e in [*events_a, *events_b] for au in e.aus}, key=_au_sort_key)
+    else:
+        codes = []  # one side codes no AUs at all (spotted candidates): kappa would only say so
+    per_au = []
+    for au in codes:
+        a = np.concatenate([_mask(by_video_a[v], au, lengths[v]) for v in videos]) if videos else np.zeros(0, bool)
+        b = np.concatenate([_mask(by_video_b[v], au, lengths[v]) for v in videos]) if videos else np.zeros(0, bool)
+        per_au.append(AUKappa(au=au, kappa=_kappa(a, b), n_frames=int(a.size),
+                              frames_a=int(a.sum()), frames_b=int(b.sum()),
+                              observed=float((a == b).mean()) if a.size else math.nan))
+    score = SpotScore(0, 0, 0)
+    matches = []
+    for video in videos:
+        va, vb = by_video_a[video], by_video_b[video]
+        pairs = match_intervals([(e.onset, e.offset) for e in vb], [(e.onset, e.offset) for e in va],
+                                min_iou)
+        score = score + SpotScore(len(pairs), len(vb) - len(pairs), len(va) - len(pairs))
+        matches.extend((va[j], vb[i], iou) for i, j, iou in pairs)
+    return Agreement(per_au=tuple(per_au), events=score, timing=_timing(matches), n_videos=len(videos),
+                     n_events_a=len(events_a), n_events_b=len(events_b), lengths_known=known,
+                     matches=tuple(matches))
+
+
+def _timing(matches: list[tuple[CodedEvent, CodedEvent, float]]) -> TimingError:
+    def mean_abs(values: list[int]) -> float:
+        return float(np.mean(np.abs(values))) if values else math.nan
+
+    apex = [a.apex - b.apex for a, b, _ in matches if a.apex is not None and b.apex is not None]
+    return TimingError(onset=mean_abs([a.onset - b.onset for a, b, _ in matches]),
+                       apex=mean_abs(apex),
+                       offset=mean_abs([a.offset - b.offset for a, b, _ in matches]),
+                       n_matched=len(matches), n_apex=len(apex))
+
+
+def events_from_frame_probs(video: str, frame_idx: Sequence[int], probs: np.ndarray,
+                            vocab: Sequence[str], threshold: float = 0.5,
+                            min_frames: int = 1, coder: str = "model") -> list[CodedEvent]:
+    """Model events from per-frame AU probabilities `probs` (n, n_au) at `frame_idx` (n,).
+
+    A run of consecutive analysed frames where some AU passes `threshold` is one event: onset
+    and offset are the run's ends, apex the frame with the highest probability, AUs every AU
+    that passed the threshold on some frame of the run. Runs shorter than `min_frames` are
+    dropped. A gap in `frame_idx` (frames not analysed) ends a run.
+    """
+    frame_idx = np.asarray(frame_idx, int)
+    probs = np.asarray(probs, float)  # (n, n_au)
+    on = probs >= threshold  # (n, n_au)
+    active = on.any(axis=1)  # (n,)
+    events = []
+    start = None
+    for i in range(len(frame_idx) + 1):
+        keeps = (i < len(frame_idx) and active[i] and start is not None
+                 and frame_idx[i] == frame_idx[i - 1] + 1)
+        if start is not None and not keeps:
+            run = slice(start, i)
+            if i - start >= min_frames:
+                apex = int(frame_idx[run][np.argmax(probs[run].max(axis=1))])
+                aus = frozenset(vocab[j] for j in np.flatnonzero(on[run].any(axis=0)))
+                events.append(CodedEvent(video, int(frame_idx[start]), int(frame_idx[i - 1]), apex,
+                                         aus, coder))
+            start = None
+        if start is None and i < len(frame_idx) and active[i]:
+            start = i
+    return events
+
+
+AGREEMENT_COLUMNS = ("measure", "au", "value", "count")
+
+
+def agreement_rows(result: Agreement) -> list[dict]:
+    """The report as long-format rows (`AGREEMENT_COLUMNS`); NaN values are empty cells.
+
+    measure: kappa (per AU; count = frames compared), frames_a / frames_b (per AU; value = frames
+    marked), observed_agreement (per AU), mean_kappa, event_precision / event_recall / event_f1
+    (count = matched events), event_tp / event_fp / event_fn, onset_mae_frames /
+    apex_mae_frames / offset_mae_frames (count = pairs used), lengths_known (1/0).
+    """
+    rows = []
+    for k in result.per_au:
+        rows.append({"measure": "kappa", "au": k.au, "value": k.kappa, "count": k.n_frames})
+        rows.append({"measure": "observed_agreement", "au": k.au, "value": k.observed,
+                     "count": k.n_frames})
+        rows.append({"measure": "frames_a", "au": k.au, "value": k.frames_a, "count": k.n_frames})
+        rows.append({"measure": "frames_b", "au": k.au, "value": k.frames_b, "count": k.n_frames})
+    ev, tm = result.events, result.timing
+    rows.append({"measure": "mean_kappa", "au": "", "value": result.mean_kappa,
+                 "count": sum(not math.isnan(k.kappa) for k in result.per_au)})
+    for name, value in (("event_precision", ev.precision), ("event_recall", ev.recall),
+                        ("event_f1", ev.f1), ("event_tp", ev.tp), ("event_fp", ev.fp),
+                        ("event_fn", ev.fn)):
+        rows.append({"measure": name, "au": "", "value": value, "count": ev.tp})
+    rows.append({"measure": "onset_mae_frames", "au": "", "value": tm.onset, "count": tm.n_matched})
+    rows.append({"measure": "apex_mae_frames", "au": "", "value": tm.apex, "count": tm.n_apex})
+    rows.append({"measure": "offset_mae_frames", "au": "", "value": tm.offset, "count": tm.n_matched})
+    rows.append({"measure": "lengths_known", "au": "", "value": int(result.lengths_known),
+                 "count": result.n_videos})
+    return rows
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
+
+def write_agreement_csv(result: Agreement, path: Path | str) -> Path:
+    """Write `agreement_rows(result)` as CSV (written beside, then renamed into place)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise UserError(f"{path.parent}: folder does not exist; create it or choose another --out")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=AGREEMENT_COLUMNS)
+            writer.writeheader()
+            for row in agreement_rows(result):
+                writer.writerow({k: _cell(v) for k, v in row.items()})
+        partial.replace(path)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+    return path
