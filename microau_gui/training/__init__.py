@@ -1,4 +1,22 @@
-"""Training, evaluation, baselines and fine-tuning of Micro-AU CLIP. No Qt.
+"""Training, evaluation and baselines of Micro-AU CLIP. No Qt.
 
 May import model, face, media, store and core.
+
+Public API (import the modules directly; this package imports nothing eagerly):
+- `samples`: `PrepSettings(size, flow_size)`, `prepare_samples(samples, settings, cache_dir=...,
+  progress=..., should_cancel=...) -> PreparedSet` (aligned onset/apex crops, flow, landmarks;
+  cached on disk), `prepare_pair(reference_rgb, target_rgb, xy_img, settings)` (the same for one
+  frame pair, for inference), `au_labels`, `labels_matrix`, `training_data_hash`, `Cancelled`.
+- `augment`: `flip_pair`, `flip_landmarks`, `swap_sides`, `jitter_pair`.
+- `trainer`: `TrainSettings`, `train_model(config_or_model, pairs, settings, device=...,
+  progress=..., should_cancel=...) -> TrainResult`, `predict_pairs(model, pairs) -> Predictions`.
+- `protocols`: `loso_folds`, `subject_folds`, `holdout_fold`, `split`.
+- `metrics`: `au_report(...) -> AUReport` (`to_json()` is the DESIGN.md report),
+  `format_au_table`, `emotion_scores`.
+- `baselines`: `FlowSVM`, `AllPositive`, `region_features`.
+- `emotion`: `OBJECTIVE_CLASSES`, `class_log_probs`, `recognise`, `reference_labels`.
+- `experiment`: `cross_validate(method, pairs, folds, ...) -> MethodRun`, `score_predictions`.
+- `datasets`: `parse_dataset_spec("KIND:SHEET:ROOT")`, `load_dataset`, `select_subjects`.
+- `runs`: what `train` / `eval` run: `model_config`, `prepare_data`, `train_and_save`,
+  `train_all_and_save`, `evaluate_checkpoint`.
 """

@@ -1,0 +1,235 @@
+"""`python main.py train --dataset KIND:SHEET:ROOT ...`: LOSO evaluation and training of Micro-AU CLIP
+and its baselines.
+
+    train --dataset KIND:SHEET:ROOT [--method micro-au-clip|flow-svm|all-positive|all]
+          [--backbone tiny|ViT-B-16|...] [--pretrained openai|PATH|none] [--epochs N]
+          [--protocol loso|kfold|all] [--out weights/NAME] [--json REPORT]
+          [--input-mode apex|diff|apex+diff|flow|apex+flow] [--no-gda] [--no-gdloss] [--no-miaucl]
+          [--seed S] [--device auto]
+
+`--protocol loso` (default) trains one model per held-out subject and prints the per-AU table of
+the predictions pooled over folds (F1, macro-F1, AUC, support), plus the emotion-label-free
+recognition UF1/UAR when the sheet has objective classes or emotions. With `--out` a final model
+is then trained on every subject and saved, its card holding the LOSO report. `--protocol all`
+trains on every subject and saves (`--out` required); its report is scored on the training
+subjects and says so. `--method all` runs the three methods on the same folds; its JSON is the
+micro-au-clip report with the baselines under "baselines".
+
+JSON (DESIGN.md section 3): {"method", "protocol", "n_samples", "n_subjects", "mean_f1",
+"mean_macro_f1", "per_au": {"AU1": {"f1", "macro_f1", "auc", "support"}, ...}} plus "threshold",
+"seconds", "emotion" ({"uf1", "uar", "n_samples", ...}) and "settings".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from microau_gui.core.errors import UserError
+
+NAME = "train"
+HELP = "train and evaluate Micro-AU CLIP (LOSO) and its baselines on a coded dataset"
+
+METHOD_CHOICES = ("micro-au-clip", "flow-svm", "all-positive", "all")
+
+
+def add_arguments(parser) -> None:
+    from microau_gui.model.config import INPUT_MODES
+
+    parser.add_argument("--dataset", required=True, metavar="KIND:SHEET:ROOT",
+                        help="importer (casme2, samm, casme3, megc, csv), coding sheet and media root")
+    parser.add_argument("--method", default="micro-au-clip", choices=METHOD_CHOICES,
+                        help="micro-au-clip (default), the flow-svm or all-positive baseline, or all three")
+    parser.add_argument("--backbone", default="ViT-B-16",
+                        help="tiny (ours, from scratch) or an open_clip ViT such as ViT-B-16 (default)")
+    parser.add_argument("--pretrained", default=None,
+                        help="open_clip tag (openai), a local weights file, or none "
+                        "(default: openai; none for the tiny backbone)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
+    parser.add_argument("--protocol", default="loso", choices=("loso", "kfold", "all"),
+                        help="loso: leave one subject out (default); kfold: --folds subject-wise "
+                        "folds; all: train on every subject and save")
+    parser.add_argument("--folds", type=int, default=5, help="kfold: number of subject-wise folds")
+    parser.add_argument("--out", metavar="weights/NAME", default=None,
+                        help="save the model trained on all subjects here (required with --protocol all)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
+    parser.add_argument("--json", metavar="REPORT", default=None, help="write the report as JSON here")
+    parser.add_argument("--input-mode", choices=INPUT_MODES, default=None,
+                        help="what the backbone sees (default: the configured winner, flow)")
+    parser.add_argument("--no-gda", action="store_true", help="ablation: no Global Dependency Attention")
+    parser.add_argument("--no-gdloss", action="store_true", help="ablation: GDLoss weight 0")
+    parser.add_argument("--no-miaucl", action="store_true", help="ablation: MiAUCL weight 0")
+    parser.add_argument("--train-blocks", type=int, default=None,
+                        help="last backbone blocks that train (0 frozen, -1 all; default 0 with "
+                        "pretrained weights, -1 without)")
+    parser.add_argument("--vocab", default=None, help="AUs to predict, e.g. AU1,AU2,AU4 (default: the 12 of the protocol)")
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3)")
+    parser.add_argument("--batch-size", type=int, default=None, help="pairs per step (default 16)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 0.05)")
+    parser.add_argument("--balanced", action="store_true", help="draw pairs with rare AUs more often")
+    parser.add_argument("--flow-size", type=int, default=None,
+                        help="crop side the flow is measured on before resampling (default: 224 or the crop size if larger)")
+    parser.add_argument("--subjects", default=None, help="use only these subjects, e.g. 01,02")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--cache", metavar="DIR", default=None,
+                        help="prepared-pair cache (default ~/.cache/microau_studio/pairs)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the pair cache")
+
+
+def run(args) -> int:
+    from microau_gui.training import runs
+
+    _check_outputs(args)
+    methods = runs.METHODS if args.method == "all" else (args.method,)
+    if args.protocol == "all" and methods != ("micro-au-clip",):
+        raise UserError("--protocol all trains a model to keep, and only micro-au-clip is saved; "
+                        "use --protocol loso to score the baselines")
+    if args.protocol == "all" and not args.out:
+        raise UserError("--protocol all trains a model to keep; give --out weights/NAME")
+    config = runs.model_config(
+        backbone=args.backbone, pretrained=args.pretrained, input_mode=args.input_mode,
+        no_gda=args.no_gda, no_gdloss=args.no_gdloss, no_miaucl=args.no_miaucl,
+        train_blocks=args.train_blocks, vocab=args.vocab.split(",") if args.vocab else None)
+    settings = runs.train_settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                                   weight_decay=args.weight_decay, balanced=args.balanced,
+                                   seed=args.seed, threads=args.threads)
+    device = runs.pick_device(args.device)
+    bars = _Bars()
+    try:
+        data = runs.prepare_data(args.dataset, config, flow_size=args.flow_size,
+                                 subjects=args.subjects.split(",") if args.subjects else None,
+                                 cache=None if args.no_cache else (args.cache or runs.default_cache_dir()),
+                                 progress=bars.prepare)
+        _print_data(data)
+        if args.protocol == "all":
+            report = _train_all(args, data, config, settings, device, bars)
+        else:
+            report = _cross_validate(args, data, methods, config, settings, device, bars)
+    finally:
+        bars.close()
+    if args.json:
+        _write_json(Path(args.json), report)
+    return 0
+
+
+def _check_outputs(args) -> None:
+    """Refuse unwritable outputs before any minute is spent training."""
+    if args.json and not Path(args.json).expanduser().parent.is_dir():
+        raise UserError(f"{Path(args.json).parent}: folder does not exist; choose another --json path")
+    if args.out:
+        out = Path(args.out).expanduser()
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file; give a folder such as weights/NAME")
+        if (out / "card.json").exists() and not args.overwrite:
+            raise UserError(f"{out} already holds a checkpoint; choose another --out or pass --overwrite")
+
+
+def _print_data(data) -> None:
+    prepared = data.prepared
+    print(f"{len(prepared.pairs)} pairs from {len(prepared.subjects)} subjects "
+          f"({', '.join(prepared.subjects)}) [{data.spec.kind}: {data.spec.sheet.name}], "
+          f"{prepared.n_cached} from the cache, crops {prepared.settings.size} px, "
+          f"flow measured at {prepared.settings.flow_side} px")
+    for sample, reason in prepared.skipped[:10]:
+        print(f"  skipped {sample.key}: {reason}")
+    if len(prepared.skipped) > 10:
+        print(f"  ... and {len(prepared.skipped) - 10} more skipped")
+
+
+def _cross_validate(args, data, methods, config, settings, device, bars) -> dict:
+    from microau_gui.training import runs
+    from microau_gui.training.metrics import format_au_table
+
+    folds = runs.folds_for(args.protocol, data.prepared.subjects, n_folds=args.folds, seed=args.seed)
+    results = {}
+    for method in methods:
+        run_ = runs.cross_validate(method, data.prepared.pairs, folds, protocol=args.protocol,
+                                   config=config, settings=settings, device=device,
+                                   progress=bars.train)
+        bars.close()
+        results[method] = run_
+        print()
+        print(format_au_table(run_.report))
+        if run_.emotion is not None:
+            print(f"emotion-label-free recognition ({run_.emotion['labels']} labels): "
+                  f"UF1 {run_.emotion['uf1']:.3f}  UAR {run_.emotion['uar']:.3f}")
+        print(f"{method}: {run_.seconds:.1f} s")
+    if len(methods) > 1:
+        print()
+        print("mean F1: " + "  ".join(f"{m} {r.report.mean_f1:.3f}" for m, r in results.items()))
+    main = results[methods[0]]
+    report = main.to_json()
+    report["settings"] = runs.settings_json(config if methods[0] == "micro-au-clip" else None,
+                                            settings, data)
+    report["folds"] = [{"name": f.name, "test_subjects": list(f.test_subjects)} for f in folds]
+    if len(methods) > 1:
+        report["baselines"] = {m: r.to_json() for m, r in results.items() if m != methods[0]}
+    if args.out and "micro-au-clip" in results:
+        card = runs.train_and_save(data, config, settings, device, args.out, metrics=report,
+                                   progress=bars.train)
+        bars.close()
+        print(f"saved {args.out} ({card.version}; trained on all {len(data.prepared.subjects)} "
+              "subjects, card metrics = this cross-validation)")
+        report["model"] = card.version
+    return report
+
+
+def _train_all(args, data, config, settings, device, bars) -> dict:
+    from microau_gui.training import runs
+    from microau_gui.training.metrics import format_au_table
+
+    card, fit = runs.train_all_and_save(data, config, settings, device, args.out, progress=bars.train)
+    bars.close()
+    print(format_au_table(fit.report))
+    print("(scored on the training subjects: not held out; use --protocol loso for honest scores)")
+    print(f"saved {args.out} ({card.version}) in {fit.seconds:.1f} s")
+    report = fit.to_json()
+    report["note"] = "scored on the training subjects (not held out)"
+    report["settings"] = runs.settings_json(config, settings, data)
+    report["model"] = card.version
+    return report
+
+
+def _write_json(path: Path, report: dict) -> None:
+    try:
+        path.expanduser().write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+class _Bars:
+    """tqdm bars on stderr (only on a terminal): one for preparing pairs, one per training stage."""
+
+    def __init__(self):
+        self._bar = None
+        self._stage = None
+        self._enabled = sys.stderr.isatty()
+
+    def _open(self, desc: str, total: int, unit: str):
+        from tqdm import tqdm
+
+        self.close()
+        self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
+                         disable=not self._enabled)
+        self._stage = desc
+
+    def prepare(self, done: int, total: int) -> None:
+        if self._stage != "prepare":
+            self._open("prepare", total, "pair")
+        self._bar.update(done - self._bar.n)
+
+    def train(self, progress) -> None:
+        if self._stage != progress.stage:
+            self._open(progress.stage, progress.n_steps, "step")
+        self._bar.update(progress.step - self._bar.n)
+        self._bar.set_postfix(epoch=f"{progress.epoch}/{progress.n_epochs}", loss=f"{progress.loss:.3f}",
+                              refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._bar = None
+        self._stage = None

@@ -1,0 +1,218 @@
+"""Whole runs as the CLI (and later the GUI) starts them: data -> pairs -> folds -> report -> checkpoint.
+
+Owns: `PreparedData`, `model_config`, `train_settings`, `prep_settings`, `prepare_data`,
+`folds_for`, `settings_json`, `train_and_save`, `train_all_and_save`, `evaluate_checkpoint`.
+May import model, face, media, store, core and training's own modules; no Qt.
+
+A checkpoint's card records, besides what `model.checkpoint` stores, how its pairs were prepared
+(`training_settings["prep"]`: crop size, flow size, `PREP_VERSION`), so evaluation and inference
+cut pairs and measure flow exactly as training did, and which subjects it was trained on, so an
+evaluation on those subjects is flagged as not held out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from microau_gui.core.errors import UserError
+from microau_gui.core.types import Dataset
+from microau_gui.model.config import TINY_BACKBONE, MicroAUConfig, backbone_model_cfg
+from microau_gui.model.device import pick_device
+from microau_gui.training.datasets import DatasetSpec, default_cache_dir, load_dataset, parse_dataset_spec, select_subjects
+from microau_gui.training.emotion import recognise, reference_labels
+from microau_gui.training.experiment import METHODS, MethodRun, cross_validate, score_predictions
+from microau_gui.training.metrics import emotion_scores
+from microau_gui.training.protocols import Fold, loso_folds, subject_folds
+from microau_gui.training.samples import PREP_VERSION, PreparedSet, PrepSettings, prepare_samples, training_data_hash
+from microau_gui.training.trainer import Progress, TrainSettings, predict_pairs, train_model
+
+__all__ = [
+    "METHODS", "PreparedData", "cross_validate", "default_cache_dir", "evaluate_checkpoint",
+    "folds_for", "model_config", "pick_device", "prep_settings", "prepare_data", "settings_json",
+    "train_all_and_save", "train_and_save", "train_settings",
+]
+
+log = logging.getLogger(__name__)
+
+# Flow is measured on a crop of at least this side, then resampled to the model's crop (see
+# training.samples): sub-pixel movements survive better than when measured on a 112 px crop.
+DEFAULT_FLOW_SIZE = 224
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedData:
+    spec: DatasetSpec
+    dataset: Dataset  # the imported (and subject-filtered) samples
+    prepared: PreparedSet  # their pairs
+
+
+def model_config(*, backbone: str = "ViT-B-16", pretrained: str | None = None,
+                 input_mode: str | None = None, no_gda: bool = False, no_gdloss: bool = False,
+                 no_miaucl: bool = False, train_blocks: int | None = None,
+                 vocab: Sequence[str] | None = None) -> MicroAUConfig:
+    """The network config a `train` command line asks for (ablations included)."""
+    overrides: dict = {}
+    if input_mode is not None:
+        overrides["input_mode"] = input_mode
+    if no_gda:
+        overrides["use_gda"] = False
+    if no_gdloss:
+        overrides["lambda_g"] = 0.0
+    if no_miaucl:
+        overrides["lambda_c"] = 0.0
+    if vocab:
+        overrides["vocab"] = tuple(code.strip() for code in vocab if code.strip())
+    if backbone == TINY_BACKBONE:
+        if pretrained is not None:
+            overrides["pretrained"] = pretrained
+        if train_blocks is not None:
+            overrides["train_backbone_blocks"] = train_blocks
+        return MicroAUConfig.tiny(**overrides)
+    pretrained = pretrained or "openai"
+    if train_blocks is None:
+        train_blocks = -1 if pretrained.strip().lower() == "none" else 0
+    return MicroAUConfig(backbone=backbone, pretrained=pretrained,
+                         train_backbone_blocks=train_blocks, **overrides)
+
+
+def train_settings(*, epochs: int | None = None, lr: float | None = None,
+                   batch_size: int | None = None, weight_decay: float | None = None,
+                   balanced: bool = False, seed: int = 0, threads: int | None = None) -> TrainSettings:
+    """`TrainSettings` with the defaults for every option not given."""
+    values = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
+    return replace(TrainSettings(balanced=balanced, seed=seed, threads=threads),
+                   **{k: v for k, v in values.items() if v is not None})
+
+
+def config_image_size(config: MicroAUConfig) -> int:
+    """The crop side the network of `config` will expect, px."""
+    if config.image_size:
+        return int(config.image_size)
+    size = backbone_model_cfg(config.backbone)["vision_cfg"].get("image_size", 224)
+    return int(size if isinstance(size, int) else size[0])
+
+
+def prep_settings(config: MicroAUConfig, flow_size: int | None = None) -> PrepSettings:
+    size = config_image_size(config)
+    return PrepSettings(size=size, flow_size=flow_size or max(size, DEFAULT_FLOW_SIZE))
+
+
+def prepare_data(dataset: str | DatasetSpec, config: MicroAUConfig, *, flow_size: int | None = None,
+                 subjects: Sequence[str] | None = None, cache: Path | str | None = None,
+                 settings: PrepSettings | None = None, progress=None,
+                 should_cancel=None) -> PreparedData:
+    """Import a `KIND:SHEET:ROOT` dataset and prepare its pairs for `config`'s crop size."""
+    spec = parse_dataset_spec(dataset) if isinstance(dataset, str) else dataset
+    data = select_subjects(load_dataset(spec), subjects)
+    settings = settings or prep_settings(config, flow_size)
+    prepared = prepare_samples(data.samples, settings, cache_dir=cache, numbering=spec.numbering,
+                               progress=progress, should_cancel=should_cancel)
+    if not prepared.pairs:
+        reason = prepared.skipped[0][1] if prepared.skipped else "no samples"
+        raise UserError(f"no sample of {spec.sheet.name} could be prepared ({reason}); "
+                        "check that the clips show a face")
+    return PreparedData(spec, data, prepared)
+
+
+def folds_for(protocol: str, subjects: Sequence[str], n_folds: int = 5, seed: int = 0) -> tuple[Fold, ...]:
+    if protocol == "loso":
+        return loso_folds(subjects)
+    if protocol == "kfold":
+        return subject_folds(subjects, n_folds, seed)
+    raise UserError(f"unknown protocol {protocol!r}; use loso or kfold")
+
+
+def settings_json(config: MicroAUConfig | None, settings: TrainSettings, data: PreparedData) -> dict:
+    """How a run was made, for reports and model cards."""
+    prep = data.prepared.settings
+    out = {
+        "training": settings.to_dict(),
+        "prep": {"size": prep.size, "flow_size": prep.flow_side, "version": PREP_VERSION},
+        "dataset": {"kind": data.spec.kind, "sheet": str(data.spec.sheet), "root": str(data.spec.root)},
+        "subjects": list(data.prepared.subjects),
+    }
+    if config is not None:
+        out["config"] = config.to_dict()
+    return out
+
+
+def train_and_save(data: PreparedData, config: MicroAUConfig, settings: TrainSettings, device,
+                   out: Path | str, *, metrics: dict, progress: Progress | None = None,
+                   should_cancel=None, notes: str = ""):
+    """Train on every prepared pair and save to `out`; returns the `ModelCard`."""
+    from microau_gui.model.checkpoint import save_checkpoint
+
+    result = train_model(config, data.prepared.pairs, settings, device=device, stage="all subjects",
+                         progress=progress, should_cancel=should_cancel)
+    return save_checkpoint(
+        result.model, out, training_data_hash=training_data_hash(data.prepared.pairs, config.vocab),
+        metrics=metrics, training_settings={**settings_json(config, settings, data),
+                                            "seconds": round(result.seconds, 1)},
+        notes=notes or "trained by `python main.py train`",
+    )
+
+
+def train_all_and_save(data: PreparedData, config: MicroAUConfig, settings: TrainSettings, device,
+                       out: Path | str, *, progress: Progress | None = None, should_cancel=None):
+    """`--protocol all`: train on every subject, save, and score the training pairs.
+
+    Returns (card, MethodRun scored on the training subjects, protocol "all").
+    """
+    from microau_gui.model.checkpoint import save_checkpoint
+
+    pairs = data.prepared.pairs
+    result = train_model(config, pairs, settings, device=device, stage="all subjects",
+                         progress=progress, should_cancel=should_cancel)
+    fit = score_predictions("micro-au-clip", "all", pairs, predict_pairs(result.model, pairs).probs,
+                            config.vocab, result.seconds)
+    metrics = fit.to_json()
+    metrics["note"] = "scored on the training subjects (not held out)"
+    card = save_checkpoint(
+        result.model, out, training_data_hash=training_data_hash(pairs, config.vocab),
+        metrics=metrics, training_settings={**settings_json(config, settings, data),
+                                            "seconds": round(result.seconds, 1)},
+        notes="trained by `python main.py train --protocol all`",
+    )
+    return card, fit
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    run: MethodRun  # AU scores of the checkpoint on the dataset (protocol "eval")
+    seen_subjects: tuple[str, ...]  # evaluated subjects the model was trained on (not held out)
+    card: object  # the checkpoint's ModelCard
+    recognition: dict | None  # {"uf1", "uar", "n_samples", ...} when asked for
+
+
+def evaluate_checkpoint(model_path: Path | str, dataset: str | DatasetSpec, *, task: str = "au",
+                        labels: str = "auto", subjects: Sequence[str] | None = None,
+                        cache: Path | str | None = None, device="cpu", progress=None,
+                        should_cancel=None) -> Evaluation:
+    """Score a saved model on a dataset, preparing pairs exactly as its training did."""
+    from microau_gui.model.checkpoint import load_checkpoint
+
+    if task not in ("au", "emotion"):
+        raise UserError(f"unknown task {task!r}; use au or emotion")
+    model, card = load_checkpoint(model_path, device=device)
+    prep = (card.training_settings or {}).get("prep") or {}
+    if prep.get("version", PREP_VERSION) != PREP_VERSION:
+        log.warning("this model's pairs were prepared by %r, this version prepares them by %r; "
+                    "scores may differ from training", prep.get("version"), PREP_VERSION)
+    settings = PrepSettings(size=model.image_size,
+                            flow_size=prep.get("flow_size") or max(model.image_size, DEFAULT_FLOW_SIZE))
+    data = prepare_data(dataset, card.config, subjects=subjects, cache=cache, settings=settings,
+                        progress=progress, should_cancel=should_cancel)
+    pairs = data.prepared.pairs
+    probs = predict_pairs(model, pairs, should_cancel=should_cancel).probs
+    run = score_predictions("micro-au-clip", "eval", pairs, probs, model.vocab)
+    trained_on = set((card.training_settings or {}).get("subjects") or ())
+    seen = tuple(s for s in data.prepared.subjects if s in trained_on)
+    recognition = None
+    if task == "emotion":
+        kind, truth = reference_labels([p.sample for p in pairs], labels)
+        recognition = emotion_scores(truth, recognise(probs, model.vocab, kind))
+        recognition["labels"] = kind
+    return Evaluation(run, seen, card, recognition)

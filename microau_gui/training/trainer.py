@@ -1,0 +1,321 @@
+"""Training and prediction of Micro-AU CLIP on prepared pairs: AdamW, cosine schedule, seeded.
+
+Owns: `TrainSettings`, `TrainProgress`, `TrainResult`, `Predictions`, `build_model`,
+`train_model`, `predict_pairs`, `deterministic`. May import model, face, core and training's own
+modules (torch, numpy); no Qt.
+
+All of this is our specification (the paper states the losses, not how to optimise them):
+- The GDLoss prior and the BCE positive-class weights come from the labels of the pairs passed
+  in, i.e. the training split only; held-out subjects are never seen here.
+- AdamW (decoupled weight decay on matrices only, not on biases, norms or the temperature), a
+  linear warm-up then a cosine decay to zero, stepped per batch; gradient norm clipped at 1.
+  Backbone parameters can get a smaller learning rate (`backbone_lr_scale`).
+- Augmentation (training only): horizontal flip of the whole pair with probability 1/2 and
+  colour jitter of the crops (see `training.augment`). Both orientations are prepared once, so
+  a step only indexes arrays.
+- A frozen backbone (`train_backbone_blocks = 0`) is run once per pair and orientation and its
+  tokens reused every epoch (colour jitter is then off: it would need a backbone pass).
+- Seeded and deterministic: the model is built under `torch.manual_seed(seed)`, shuffling,
+  flips and jitter come from one `numpy` generator seeded with `seed`, the thread count can be
+  fixed, and `torch.use_deterministic_algorithms(True)` is on while training (warn-only, since
+  some CUDA kernels have no deterministic version). Same seed, same data, same machine and
+  thread count -> the same weights and metrics.
+- Progress after every step (`TrainProgress`) and cancellation between steps (`should_cancel`,
+  a callable or `threading.Event`); a cancelled run raises `samples.Cancelled`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from microau_gui.core.errors import UserError
+from microau_gui.face.motion import flow_image
+from microau_gui.model.config import MicroAUConfig
+from microau_gui.model.device import autocast_for
+from microau_gui.model.losses import cooccurrence_prior, positive_class_weights
+from microau_gui.model.network import MicroAUCLIP, PairBatch, PairTokens
+from microau_gui.training.augment import flip_pair, jitter_pair
+from microau_gui.training.samples import PairSample, au_labels, check_cancel, sample_masks
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a model is optimised. Saved in the model card's training settings."""
+
+    epochs: int = 60  # passes over the training pairs
+    batch_size: int = 16  # pairs per optimiser step
+    lr: float = 1e-3  # peak learning rate of the heads (PTA, GDA, fusion, temperature)
+    backbone_lr_scale: float = 0.5  # backbone learning rate = lr * this (only blocks that train)
+    weight_decay: float = 0.05  # AdamW decoupled weight decay on weight matrices
+    warmup_fraction: float = 0.1  # share of all steps spent warming the learning rate up
+    flip: bool = True  # random horizontal flip of the whole pair (p = 1/2)
+    colour_jitter: float = 0.1  # max relative gain change of the crops (offset half of it)
+    balanced: bool = False  # draw pairs with rare AUs more often (with replacement)
+    grad_clip: float = 1.0  # max gradient norm
+    seed: int = 0  # model init, shuffling, flips, jitter
+    threads: int | None = None  # torch CPU threads while training; None = leave as is
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise UserError(f"--epochs {self.epochs}: train for at least 1 epoch")
+        if self.batch_size < 1:
+            raise UserError(f"batch size {self.batch_size}: use at least 1")
+        if not self.lr > 0:
+            raise UserError(f"learning rate {self.lr}: use a positive value")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads {self.threads}: use at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Reported after every optimiser step."""
+
+    stage: str  # what is being trained, e.g. "test 02" (a LOSO fold) or "all subjects"
+    step: int  # steps done in this stage
+    n_steps: int  # steps this stage will take
+    epoch: int  # 1-based epoch of the step
+    n_epochs: int
+    loss: float  # total loss of the step
+
+
+Progress = Callable[[TrainProgress], None]
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    model: MicroAUCLIP  # trained, in eval mode
+    seconds: float  # wall time of the optimisation (preparing arrays included)
+    epoch_losses: tuple[float, ...]  # mean total loss per epoch
+    n_pairs: int  # training pairs
+
+
+@dataclass(frozen=True, eq=False)
+class Predictions:
+    probs: np.ndarray  # (N, n_au) float64 sigmoid outputs
+    au_features: np.ndarray  # (N, n_au, D) float32 unit-norm text-aligned AU features
+
+
+@contextlib.contextmanager
+def deterministic(seed: int, threads: int | None = None):
+    """Seed torch, fix the thread count and turn deterministic algorithms on, restoring after."""
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(), torch.get_num_threads())
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.set_num_threads(previous[2])
+
+
+def build_model(config: MicroAUConfig, seed: int = 0) -> MicroAUCLIP:
+    """A fresh network, its random initialisation fixed by `seed`."""
+    torch.manual_seed(seed)
+    return MicroAUCLIP(config)
+
+
+class _PairArrays:
+    """The model inputs of every pair in every orientation, ready to index: (N, O, ...)."""
+
+    def __init__(self, model: MicroAUCLIP, pairs: Sequence[PairSample], flip: bool):
+        size, grid, vocab = model.image_size, model.grid_size, model.vocab
+        wrong = [p.sample.key for p in pairs if p.size != size]
+        if wrong:
+            raise ValueError(f"pairs were prepared at another size than the model's {size} px "
+                             f"(e.g. {wrong[0]}); prepare them with PrepSettings(size={size})")
+        views = [list(pairs)]
+        if flip:
+            views.append([flip_pair(p) for p in pairs])
+        config = model.config
+
+        def stack(get) -> np.ndarray:
+            return np.stack([np.stack([get(p) for p in view]) for view in views], axis=1)
+
+        self.n_orient = len(views)
+        self.target = stack(lambda p: p.target) if config.needs_target else None  # (N, O, S, S, 3)
+        self.reference = stack(lambda p: p.reference) if config.needs_reference else None
+        self.flow = stack(lambda p: flow_image(p.flow)) if config.needs_flow else None
+        self.masks = torch.from_numpy(stack(lambda p: sample_masks(p.xy_crop, size, grid, vocab)))  # (N, O, n_au, P)
+        self.labels = torch.from_numpy(
+            np.stack([au_labels(p.sample.aus, vocab) for p in pairs]).astype(np.float32))  # (N, n_au)
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+    def batch(self, model: MicroAUCLIP, idx: np.ndarray, orient: np.ndarray,
+              rng: np.random.Generator | None, jitter: float) -> PairBatch:
+        """Normalised images of pairs `idx` in orientations `orient`, jittered when `rng` is given."""
+        target = None if self.target is None else self.target[idx, orient]  # (B, S, S, 3)
+        reference = None if self.reference is None else self.reference[idx, orient]
+        if rng is not None and jitter > 0 and target is not None:
+            target = target.copy()
+            reference = None if reference is None else reference.copy()
+            for row in range(len(idx)):
+                ref_row = reference[row] if reference is not None else target[row]
+                new_ref, new_target = jitter_pair(ref_row, target[row], rng, jitter)
+                target[row] = new_target
+                if reference is not None:
+                    reference[row] = new_ref
+        return PairBatch(
+            masks=self.masks[torch.from_numpy(idx), torch.from_numpy(orient)].to(model.log_tau.device),
+            target=None if target is None else model.prepare_images(target),
+            reference=None if reference is None else model.prepare_images(reference),
+            flow=None if self.flow is None else model.prepare_images(self.flow[idx, orient]),
+        )
+
+
+def _token_cache(model: MicroAUCLIP, arrays: _PairArrays, chunk: int = 32) -> dict[str, torch.Tensor]:
+    """Backbone tokens `(N, O, P, D)` per image kind, for a frozen backbone."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    n = len(arrays)
+    model.eval()
+    with torch.no_grad(), autocast_for(model.log_tau.device):
+        for orient in range(arrays.n_orient):
+            for start in range(0, n, chunk):
+                idx = np.arange(start, min(n, start + chunk))
+                tokens = model.encode_pair(arrays.batch(model, idx, np.full(len(idx), orient), None, 0.0))
+                for name in ("target", "reference", "flow"):
+                    value = getattr(tokens, name)
+                    if value is not None:
+                        parts.setdefault(f"{name}:{orient}", []).append(value.float())
+    cache = {}
+    for name in ("target", "reference", "flow"):
+        if f"{name}:0" in parts:
+            per_orient = [torch.cat(parts[f"{name}:{o}"]) for o in range(arrays.n_orient)]
+            cache[name] = torch.stack(per_orient, dim=1)  # (N, O, P, D)
+    return cache
+
+
+def _param_groups(model: MicroAUCLIP, settings: TrainSettings) -> list[dict]:
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+    backbone_ids = {id(p) for p in model.backbone.parameters()}
+    for param in model.parameters():
+        if not param.requires_grad:
+            continue
+        key = (id(param) in backbone_ids, param.ndim >= 2)
+        groups.setdefault(key, []).append(param)
+    out = []
+    for (is_backbone, decays), params in groups.items():
+        lr = settings.lr * (settings.backbone_lr_scale if is_backbone else 1.0)
+        out.append({"params": params, "lr": lr, "weight_decay": settings.weight_decay if decays else 0.0})
+    return out
+
+
+def _cosine_with_warmup(n_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    warmup = max(1, int(round(warmup_fraction * n_steps)))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, n_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _epoch_order(rng: np.random.Generator, labels: np.ndarray, balanced: bool) -> np.ndarray:
+    n = len(labels)
+    if not balanced:
+        return rng.permutation(n)
+    frequency = labels.mean(axis=0).clip(1.0 / n, None)  # (n_au,)
+    weight = np.where(labels > 0, 1.0 / frequency, 0.0).max(axis=1)  # (N,) rarest AU of the pair
+    weight = np.where(weight > 0, weight, 1.0 / max(frequency.mean(), 1.0 / n))
+    return rng.choice(n, size=n, replace=True, p=weight / weight.sum())
+
+
+def train_model(model_or_config: MicroAUCLIP | MicroAUConfig, pairs: Sequence[PairSample],
+                settings: TrainSettings = TrainSettings(), *, device: torch.device | str = "cpu",
+                stage: str = "all subjects", progress: Progress | None = None,
+                should_cancel=None) -> TrainResult:
+    """Train a network (a fresh one built from a config, or the given one, e.g. for fine-tuning)
+    on `pairs`, which must all belong to the training split."""
+    if not pairs:
+        raise UserError("no training pairs; check the dataset and the selected subjects")
+    started = time.perf_counter()
+    device = torch.device(device)
+    with deterministic(settings.seed, settings.threads):
+        if isinstance(model_or_config, MicroAUConfig):
+            model = build_model(model_or_config, settings.seed)
+        else:
+            model = model_or_config
+        model.to(device)
+        arrays = _PairArrays(model, pairs, settings.flip)
+        labels_np = arrays.labels.numpy()
+        model.set_dependency_prior(cooccurrence_prior(labels_np, laplace=model.config.prior_laplace))
+        pos_weight = positive_class_weights(labels_np, cap=model.config.pos_weight_cap).to(device)
+        tokens = None if model.backbone_trainable else _token_cache(model, arrays)
+
+        groups = _param_groups(model, settings)
+        optimiser = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
+        steps_per_epoch = math.ceil(len(arrays) / settings.batch_size)
+        n_steps = steps_per_epoch * settings.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _cosine_with_warmup(n_steps, settings.warmup_fraction))
+        params = [p for g in groups for p in g["params"]]
+        rng = np.random.default_rng(settings.seed)
+        epoch_losses = []
+        step = 0
+        model.train()
+        for epoch in range(settings.epochs):
+            order = _epoch_order(rng, labels_np, settings.balanced)
+            losses = []
+            for start in range(0, len(order), settings.batch_size):
+                check_cancel(should_cancel)
+                idx = order[start:start + settings.batch_size]
+                orient = rng.integers(0, arrays.n_orient, len(idx))
+                idx_t, orient_t = torch.from_numpy(idx), torch.from_numpy(orient)
+                targets = arrays.labels[idx_t].to(device)  # (B, n_au)
+                with autocast_for(device):
+                    if tokens is None:
+                        batch = arrays.batch(model, idx, orient, rng, settings.colour_jitter)
+                        output = model(batch)
+                    else:
+                        cached = PairTokens(**{name: value[idx_t, orient_t].to(device)
+                                               for name, value in tokens.items()})
+                        output = model.forward_tokens(cached, arrays.masks[idx_t, orient_t].to(device))
+                    loss = model.loss(output, targets, pos_weight)
+                optimiser.zero_grad(set_to_none=True)
+                loss.total.backward()
+                if settings.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+                optimiser.step()
+                scheduler.step()
+                step += 1
+                losses.append(float(loss.total.detach()))
+                if progress is not None:
+                    progress(TrainProgress(stage, step, n_steps, epoch + 1, settings.epochs, losses[-1]))
+            epoch_losses.append(float(np.mean(losses)))
+        model.eval()
+    return TrainResult(model=model, seconds=time.perf_counter() - started,
+                       epoch_losses=tuple(epoch_losses), n_pairs=len(pairs))
+
+
+def predict_pairs(model: MicroAUCLIP, pairs: Sequence[PairSample], *, batch_size: int = 32,
+                  should_cancel=None) -> Predictions:
+    """Probabilities and AU features of prepared pairs (no augmentation), on the model's device."""
+    n_au, dim = model.config.n_au, model.embed_dim
+    if not pairs:
+        return Predictions(np.zeros((0, n_au)), np.zeros((0, n_au, dim), np.float32))
+    arrays = _PairArrays(model, pairs, flip=False)
+    probs, features = [], []
+    model.eval()
+    with torch.no_grad(), autocast_for(model.log_tau.device):
+        for start in range(0, len(arrays), batch_size):
+            check_cancel(should_cancel)
+            idx = np.arange(start, min(len(arrays), start + batch_size))
+            output = model(arrays.batch(model, idx, np.zeros(len(idx), np.int64), None, 0.0))
+            probs.append(output.probs.float().cpu().numpy().astype(np.float64))
+            features.append(output.au_features.float().cpu().numpy())
+    return Predictions(np.concatenate(probs), np.concatenate(features))
