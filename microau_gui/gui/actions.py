@@ -1,0 +1,174 @@
+"""Every command of the window as a QAction with its keys: the one table menus, buttons and the
+Help > Shortcuts dialog are built from (so the dialog cannot drift from the real bindings).
+
+Owns: `ActionSpec`, `ACTION_SPECS`, `MENUS`, `build_actions`, `shortcut_rows`. May import
+PySide6 and session.
+
+Marking keys (see ProjectSession.mark): I starts a new event at the playhead, A marks its apex,
+O its offset and adds it (one undo step); Shift+I/A/O move the selected event's boundary to the
+playhead. Digit keys 1..9, 0 toggle the first ten AUs of the model vocabulary on the selected
+event (session.annotation.digit_aus); with the default vocabulary 1=AU1 2=AU2 3=AU4 4=AU5 5=AU6
+6=AU7 7=AU9 8=AU10 9=AU12 0=AU14.
+
+Review keys (session.review): J next and K previous item of the active review queue (spotted
+candidates or suggestions), Y accepts the item, X rejects it and goes to the next undecided one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+
+from microau_gui.session.annotation import DIGIT_KEYS
+from microau_gui.store.records import Boundary
+
+if TYPE_CHECKING:
+    from microau_gui.gui.main_window import MainWindow
+
+MENUS = ("File", "Edit", "Playback", "Annotate", "Review", "View", "Model", "Help")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str  # key into the window's `actions` dict
+    menu: str  # one of MENUS
+    text: str  # menu text
+    keys: tuple[str, ...] = ()  # QKeySequence strings, first one shown in menus
+    run: Callable[[MainWindow], None] | None = None  # what triggering does
+    checkable: bool = False
+    button: str = ""  # short text on a tool button (QAction.iconText); default: `text`
+
+
+def _digit_spec(digit: str) -> ActionSpec:
+    return ActionSpec(f"toggle_au_{digit}", "Annotate", f"Toggle AU key {digit}", (digit,),
+                      lambda w: w.session.toggle_digit(digit))
+
+
+ACTION_SPECS: tuple[ActionSpec, ...] = (
+    ActionSpec("open", "File", "&Open video, image folder or project…", ("Ctrl+O",),
+               lambda w: w.open_dialog()),
+    ActionSpec("open_folder", "File", "Open image &folder…", ("Ctrl+Shift+O",),
+               lambda w: w.open_folder_dialog()),
+    ActionSpec("import", "File", "&Import dataset (coding sheet + media)…", ("Ctrl+Shift+I",),
+               lambda w: w.import_dialog()),
+    ActionSpec("analyze", "File", "&Analyse video (fill the timeline traces)", ("Ctrl+R",),
+               lambda w: w.analyze_video()),
+    ActionSpec("quit", "File", "&Quit", ("Ctrl+Q",), lambda w: w.close()),
+    ActionSpec("delete_event", "Edit", "&Delete selected event", ("Delete",),
+               lambda w: w.session.delete_selected_event()),
+    ActionSpec("cancel", "Edit", "Cancel marking / deselect", ("Esc",),
+               lambda w: w.session.cancel_mark()),
+    ActionSpec("play", "Playback", "Play / pause", ("Space",), lambda w: w.session.toggle_play()),
+    ActionSpec("back1", "Playback", "Step back 1 frame", ("Left",), lambda w: w.session.step(-1),
+               button="◀ 1"),
+    ActionSpec("forward1", "Playback", "Step forward 1 frame", ("Right",),
+               lambda w: w.session.step(1), button="1 ▶"),
+    ActionSpec("back10", "Playback", "Step back 10 frames", ("Shift+Left",),
+               lambda w: w.session.step(-10), button="◀◀ 10"),
+    ActionSpec("forward10", "Playback", "Step forward 10 frames", ("Shift+Right",),
+               lambda w: w.session.step(10), button="10 ▶▶"),
+    ActionSpec("first", "Playback", "First frame", ("Home",), lambda w: w.session.seek(0)),
+    ActionSpec("last", "Playback", "Last frame", ("End",),
+               lambda w: w.session.seek(w.session.n_frames - 1)),
+    ActionSpec("slower", "Playback", "Slower", ("[",), lambda w: w.session.change_speed(-1)),
+    ActionSpec("faster", "Playback", "Faster", ("]",), lambda w: w.session.change_speed(1)),
+    ActionSpec("loop", "Playback", "Loop over the selected event (ping-pong)", ("L",),
+               lambda w: w.session.toggle_loop(), checkable=True, button="Loop ⟲"),
+    ActionSpec("next_event", "Playback", "Next event", ("N",), lambda w: w.session.next_event(1)),
+    ActionSpec("previous_event", "Playback", "Previous event", ("P",),
+               lambda w: w.session.next_event(-1)),
+    ActionSpec("goto", "Playback", "Go to frame…", ("Ctrl+G",), lambda w: w.focus_frame_box()),
+    ActionSpec("mark_onset", "Annotate", "Mark onset (new event)", ("I",),
+               lambda w: w.session.mark(Boundary.ONSET)),
+    ActionSpec("mark_apex", "Annotate", "Mark apex", ("A",),
+               lambda w: w.session.mark(Boundary.APEX)),
+    ActionSpec("mark_offset", "Annotate", "Mark offset (adds the event)", ("O",),
+               lambda w: w.session.mark(Boundary.OFFSET)),
+    ActionSpec("move_onset", "Annotate", "Move selected onset here", ("Shift+I",),
+               lambda w: w.session.move_selected_boundary(Boundary.ONSET)),
+    ActionSpec("move_apex", "Annotate", "Move selected apex here", ("Shift+A",),
+               lambda w: w.session.move_selected_boundary(Boundary.APEX)),
+    ActionSpec("move_offset", "Annotate", "Move selected offset here", ("Shift+O",),
+               lambda w: w.session.move_selected_boundary(Boundary.OFFSET)),
+    *(_digit_spec(d) for d in DIGIT_KEYS),
+    ActionSpec("fixed_reference", "Annotate", "Use this frame as the fixed reference", ("R",),
+               lambda w: w.use_fixed_reference()),
+    ActionSpec("spot_video", "Review", "&Spot micro-expressions in this video", ("Ctrl+Shift+S",),
+               lambda w: w.spot_video()),
+    ActionSpec("review_next", "Review", "Next item of the review queue", ("J",),
+               lambda w: w.session.review.step(1), button="Next ▶  J"),
+    ActionSpec("review_previous", "Review", "Previous item of the review queue", ("K",),
+               lambda w: w.session.review.step(-1), button="◀ Previous  K"),
+    ActionSpec("review_accept", "Review", "Accept the item (an event with the model's AUs)", ("Y",),
+               lambda w: w.session.review.accept(), button="✓ Accept  Y"),
+    ActionSpec("review_reject", "Review", "Reject the item and go to the next", ("X",),
+               lambda w: w.session.review.reject(), button="✗ Reject  X"),
+    ActionSpec("agreement", "Review", "Inter-coder &agreement…", ("Ctrl+Shift+K",),
+               lambda w: w.show_panel("agreement")),
+    ActionSpec("heatmap", "View", "PTA &heatmap", ("H",), lambda w: w.sync_overlays(),
+               checkable=True),
+    ActionSpec("regions", "View", "AU &regions", ("G",), lambda w: w.sync_overlays(),
+               checkable=True),
+    ActionSpec("landmarks", "View", "&Landmarks", ("M",), lambda w: w.sync_overlays(),
+               checkable=True),
+    ActionSpec("face_box", "View", "Face &box", ("B",), lambda w: w.sync_overlays(),
+               checkable=True),
+    ActionSpec("heatmap_next_au", "View", "Heatmap: next AU", ("Tab",),
+               lambda w: w.cycle_heatmap_au(1)),
+    ActionSpec("fit", "View", "Fit frame", ("F",), lambda w: w.video_view.fit()),
+    ActionSpec("zoom_in", "View", "Zoom in", ("+", "="), lambda w: w.video_view.zoom(1.25)),
+    ActionSpec("zoom_out", "View", "Zoom out", ("-",), lambda w: w.video_view.zoom(0.8)),
+    ActionSpec("model_card", "Model", "Model &card…", ("Ctrl+M",),
+               lambda w: w.show_model_card()),
+    ActionSpec("shortcuts", "Help", "&Shortcuts…", ("F1", "?"), lambda w: w.show_shortcuts()),
+    ActionSpec("about", "Help", "&About MicroAU Studio", (), lambda w: w.show_about()),
+)
+
+
+def build_actions(window: MainWindow) -> dict[str, QAction]:
+    """One QAction per spec (added to the window so its keys work everywhere in it), plus the
+    undo stack's Undo/Redo actions, whose text follows the command on top of the stack."""
+    actions: dict[str, QAction] = {}
+    undo = window.session.undo_stack.createUndoAction(window, "&Undo")
+    undo.setShortcuts([QKeySequence("Ctrl+Z")])
+    redo = window.session.undo_stack.createRedoAction(window, "&Redo")
+    redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+    for name, action in (("undo", undo), ("redo", redo)):
+        action.setProperty("menu", "Edit")
+        action.setProperty("label", name.capitalize() + " (menu shows the command)")
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        window.addAction(action)
+        actions[name] = action
+    for spec in ACTION_SPECS:
+        action = QAction(spec.text, window)
+        action.setObjectName(spec.name)
+        action.setProperty("menu", spec.menu)
+        action.setProperty("label", spec.text)  # the dialog's name even when the text changes
+        action.setShortcuts([QKeySequence(k) for k in spec.keys])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setCheckable(spec.checkable)
+        if spec.button:
+            action.setIconText(spec.button)
+        if spec.run is not None:
+            run = spec.run
+            action.triggered.connect(lambda _checked=False, run=run: window.run_guarded(run))
+        window.addAction(action)
+        actions[spec.name] = action
+    return actions
+
+
+def shortcut_rows(actions) -> list[tuple[str, str, str]]:
+    """(menu, command, keys) for every action that has a key, in menu order."""
+    rows = []
+    for action in actions:
+        keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
+        if keys:
+            menu = action.property("menu") or ""
+            label = action.property("label") or action.text()
+            rows.append((menu, label.replace("&", ""), ", ".join(keys)))
+    order = {menu: i for i, menu in enumerate(MENUS)}
+    return sorted(rows, key=lambda r: order.get(r[0], len(MENUS)))

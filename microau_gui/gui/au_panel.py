@@ -1,0 +1,300 @@
+"""The AU panel: live per-AU probability bars, and the selected event's AUs, emotion and notes.
+
+Owns: `AUPanel`, `ProbabilityBar`. May import PySide6, core and session; every edit is a
+`ProjectSession` call (an undoable store command).
+
+One row per AU of the model vocabulary, plus any other AU the selected event codes: colour swatch,
+code and FACS name, the model's probability for the frame on screen (greyed while the prediction
+of a new frame is pending), then for the selected event: on/off, side (both / L / R) and FACS
+intensity (A trace ... E maximum). Digit keys toggle the first ten rows (shown as "1" ... "0").
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from microau_gui.core.au import CATALOGUE, au_info
+from microau_gui.core.aus import INTENSITIES, Side
+from microau_gui.core.types import FramePrediction
+from microau_gui.session.annotation import digit_aus
+from microau_gui.session.session import ProjectSession
+from microau_gui.store.records import Event
+
+# Emotion labels of CASME II / SAMM / CAS(ME)^3 coding sheets; the box also accepts free text.
+EMOTIONS = ("happiness", "surprise", "disgust", "repression", "fear", "sadness", "anger",
+            "contempt", "others")
+SIDES = (("both", Side.BOTH), ("L", Side.LEFT), ("R", Side.RIGHT))
+
+
+class ProbabilityBar(QWidget):
+    """A horizontal bar with the percentage written on it."""
+
+    def __init__(self, colour: tuple[int, int, int], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.colour = QColor(*colour)
+        self.value: float | None = None
+        self.stale = False
+        self.setMinimumWidth(110)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt virtual
+        return QSize(150, 18)
+
+    def set_value(self, value: float | None, stale: bool = False) -> None:
+        self.value, self.stale = value, stale
+        self.update()
+
+    def paintEvent(self, _event):  # noqa: N802 - Qt virtual
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(self.rect()).adjusted(0.5, 2.5, -0.5, -2.5)
+        painter.setPen(QColor(70, 70, 78))
+        painter.setBrush(QColor(34, 34, 40))
+        painter.drawRoundedRect(rect, 3, 3)
+        if self.value is not None:
+            fill = QColor(self.colour)
+            fill.setAlpha(90 if self.stale else 220)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(QRectF(rect.x(), rect.y(), rect.width() * self.value,
+                                           rect.height()), 3, 3)
+            # 0.5 decision threshold tick: a coder reads "on" or "off" at a glance
+            painter.setPen(QColor(255, 255, 255, 90))
+            x_half = rect.x() + rect.width() * 0.5
+            painter.drawLine(int(x_half), int(rect.top()), int(x_half), int(rect.bottom()))
+        painter.setPen(QColor(150, 150, 155) if self.stale else QColor(245, 245, 245))
+        text = "–" if self.value is None else f"{self.value:.0%}"
+        painter.drawText(rect.adjusted(6, 0, -6, 0), Qt.AlignmentFlag.AlignVCenter
+                         | Qt.AlignmentFlag.AlignRight, text)
+        painter.end()
+
+
+class _AURow:
+    """The widgets of one AU row."""
+
+    def __init__(self, panel: AUPanel, code: str, key_hint: str):
+        info = au_info(code)
+        self.code = code
+        self.swatch = QLabel()
+        self.swatch.setFixedSize(10, 18)
+        r, g, b = info.colour
+        self.swatch.setStyleSheet(f"background: rgb({r},{g},{b}); border-radius: 2px;")
+        self.name = QLabel(f"<b>{code}</b> <span style='color:#9a9aa2'>{info.name}</span>")
+        self.name.setToolTip(f"{info.name}: {info.action} ({info.muscle})")
+        self.key = QLabel(key_hint)
+        self.key.setObjectName("keyhint")
+        self.key.setToolTip(f"key {key_hint} toggles {code} on the selected event" if key_hint else "")
+        self.bar = ProbabilityBar(info.colour)
+        self.toggle = QCheckBox()
+        self.toggle.setToolTip(f"{code} coded on the selected event")
+        self.side = QComboBox()
+        for label, side in SIDES:
+            self.side.addItem(label, side)
+        self.side.setToolTip("side: both (bilateral), L (left only), R (right only)")
+        self.intensity = QComboBox()
+        self.intensity.addItem("–", None)
+        for letter in INTENSITIES:
+            self.intensity.addItem(letter, letter)
+        self.intensity.setToolTip("FACS intensity: A trace, B slight, C marked, D severe, E maximum")
+        for widget in (self.toggle, self.side, self.intensity):
+            widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space, digits, arrows stay shortcuts
+        self.toggle.clicked.connect(lambda _checked: panel.session.toggle_au(code))
+        self.side.activated.connect(
+            lambda i: panel.session.set_au_side(code, self.side.itemData(i)))
+        self.intensity.activated.connect(
+            lambda i: panel.session.set_au_intensity(code, self.intensity.itemData(i)))
+
+    @property
+    def widgets(self) -> list[QWidget]:
+        return [self.key, self.swatch, self.name, self.bar, self.toggle, self.side, self.intensity]
+
+
+class AUPanel(QWidget):
+    """Per-AU probabilities of the frame on screen and the selected event's coding."""
+
+    def __init__(self, session: ProjectSession, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.rows: dict[str, _AURow] = {}
+        self._prediction: FramePrediction | None = None
+
+        self.event_title = QLabel()
+        self.event_title.setObjectName("paneltitle")
+        self.event_title.setWordWrap(True)
+        self.grid_host = QWidget()
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setContentsMargins(4, 2, 4, 2)
+        self.grid.setHorizontalSpacing(6)
+        self.grid.setVerticalSpacing(2)
+        self.grid.setColumnStretch(3, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self.grid_host)
+
+        self.extra_au = QComboBox()
+        self.extra_au.setToolTip("code an AU outside the model vocabulary on the selected event")
+        self.extra_au.activated.connect(self._on_extra_au_activated)
+        self.emotion = QComboBox()
+        self.emotion.setEditable(True)
+        self.emotion.addItem("")
+        self.emotion.addItems(EMOTIONS)
+        self.emotion.lineEdit().setPlaceholderText("emotion")
+        self.emotion.lineEdit().editingFinished.connect(self._on_emotion_edited)
+        self.emotion.activated.connect(lambda _i: self._on_emotion_edited())
+        self.note_edit = QLineEdit()
+        self.note_edit.setPlaceholderText("note on the selected event (Enter adds it)")
+        self.note_edit.returnPressed.connect(self._on_note_entered)
+        add_note = QPushButton("Add note")
+        add_note.clicked.connect(self._on_note_entered)
+        self.notes = QListWidget()
+        self.notes.setMaximumHeight(70)
+
+        extra_row = QHBoxLayout()
+        extra_row.addWidget(QLabel("Other AU"))
+        extra_row.addWidget(self.extra_au, 1)
+        extra_row.addWidget(QLabel("Emotion"))
+        extra_row.addWidget(self.emotion, 1)
+        note_row = QHBoxLayout()
+        note_row.addWidget(self.note_edit, 1)
+        note_row.addWidget(add_note)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.event_title)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(extra_row)
+        layout.addLayout(note_row)
+        layout.addWidget(self.notes)
+
+        session.model_loaded.connect(lambda _m: self.rebuild())
+        session.video_opened.connect(lambda _v: self.rebuild())
+        session.selection_changed.connect(lambda _e: self.rebuild())
+        session.events_changed.connect(self._on_session_events_changed)
+        session.prediction_made.connect(self._on_session_prediction_made)
+        session.prediction_cleared.connect(self._on_session_prediction_cleared)
+        self.rebuild()
+
+    # -- rows ----------------------------------------------------------------------------------
+
+    def _codes(self) -> list[str]:
+        codes = list(self.session.vocab)
+        event = self.session.selected_event
+        if event is not None:
+            codes += [f"AU{a.number}" for a in event.aus if f"AU{a.number}" not in codes]
+        return codes
+
+    def rebuild(self) -> None:
+        codes = self._codes()
+        if list(self.rows) != codes:
+            for row in self.rows.values():
+                for widget in row.widgets:
+                    widget.deleteLater()
+            self.rows = {}
+            hints = {code: digit for digit, code in digit_aus(self.session.vocab).items()}
+            for r, code in enumerate(codes):
+                row = _AURow(self, code, hints.get(code, ""))
+                for c, widget in enumerate(row.widgets):
+                    self.grid.addWidget(widget, r, c)
+                self.rows[code] = row
+            self.grid.setRowStretch(len(codes), 1)
+            self.extra_au.clear()
+            self.extra_au.addItem("add AU…", None)
+            for number, info in sorted(CATALOGUE.items()):
+                if info.code not in codes:
+                    self.extra_au.addItem(f"{info.code} {info.name}", info.code)
+        self._show_event(self.session.selected_event)
+        self._show_probabilities()
+
+    def _show_event(self, event: Event | None) -> None:
+        editable = event is not None and self.session.editable
+        if event is None:
+            self.event_title.setText("No event selected: mark one with <b>I</b> (onset), <b>A</b> "
+                                     "(apex), <b>O</b> (offset), or pick one with <b>N</b> / "
+                                     "<b>P</b>.")
+        else:
+            fps = self.session.fps or 1.0
+            self.event_title.setText(
+                f"<b>Event {event.id}</b> · frames {event.onset}–{event.apex}–{event.offset} "
+                f"({event.n_frames} frames, {event.n_frames / fps:.3f} s) · {event.source}"
+                + (f" · {event.coder}" if event.coder else "")
+                + f"<br>AUs <b>{event.aus_text or '—'}</b>")
+        coded = {f"AU{a.number}": a for a in event.aus} if event is not None else {}
+        for code, row in self.rows.items():
+            au = coded.get(code)
+            for widget in (row.toggle, row.side, row.intensity):
+                widget.blockSignals(True)
+                widget.setEnabled(editable)
+            row.toggle.setChecked(au is not None)
+            row.side.setCurrentIndex([s for _, s in SIDES].index(au.side) if au else 0)
+            row.intensity.setCurrentIndex(INTENSITIES.index(au.intensity) + 1
+                                          if au is not None and au.intensity else 0)
+            row.side.setEnabled(editable and au is not None)
+            row.intensity.setEnabled(editable and au is not None)
+            for widget in (row.toggle, row.side, row.intensity):
+                widget.blockSignals(False)
+        self.extra_au.setEnabled(editable)
+        self.emotion.setEnabled(editable)
+        self.emotion.blockSignals(True)
+        self.emotion.setCurrentText((event.emotion or "") if event is not None else "")
+        self.emotion.blockSignals(False)
+        self.notes.clear()
+        if event is not None and self.session.project is not None:
+            for note in self.session.project.notes(event_id=event.id):
+                self.notes.addItem(f"{note.created_at[:16].replace('T', ' ')}  {note.text}")
+
+    def _show_probabilities(self) -> None:
+        prediction = self._prediction
+        stale = prediction is None or prediction.frame_idx != self.session.displayed_frame_idx
+        probs = {}
+        if prediction is not None and prediction.probs is not None:
+            probs = dict(zip(prediction.vocab, (float(p) for p in prediction.probs)))
+        for code, row in self.rows.items():
+            row.bar.set_value(probs.get(code), stale)
+
+    # -- session -> panel ----------------------------------------------------------------------
+
+    def _on_session_events_changed(self) -> None:
+        self.rebuild()
+
+    def _on_session_prediction_made(self, prediction: FramePrediction) -> None:
+        self._prediction = prediction
+        self._show_probabilities()
+
+    def _on_session_prediction_cleared(self) -> None:
+        self._show_probabilities()  # the last bars stay, greyed, until the new ones arrive
+
+    # -- panel -> session ----------------------------------------------------------------------
+
+    def _on_extra_au_activated(self, index: int) -> None:
+        code = self.extra_au.itemData(index)
+        self.extra_au.setCurrentIndex(0)
+        if code:
+            self.session.toggle_au(code)
+
+    def _on_emotion_edited(self) -> None:
+        event = self.session.selected_event
+        text = self.emotion.currentText().strip() or None
+        if event is not None and text != event.emotion:
+            self.session.set_emotion(text)
+
+    def _on_note_entered(self) -> None:
+        text = self.note_edit.text().strip()
+        if text and self.session.selected_event is not None:
+            self.session.add_note(text)
+            self.note_edit.clear()

@@ -1,0 +1,380 @@
+"""The main window: composes the views and panels around one ProjectSession and wires them.
+
+Owns: `MainWindow`. May import PySide6, pyqtgraph, the gui modules and session. Holds no
+annotation state and no undo history (both live in the session); each panel lives in its own
+module and is placed here as a dock, so later panels (fine-tuning curves, suggestion and spotting
+queues, agreement view) are added with `add_panel` without touching the others.
+
+Layout: toolbar (model, overlays, reference) and the model banner on top; the video view with the
+transport bar in the centre; docks: project browser and face crop (left), AU panel and dependency
+view (right, the review queue in a tab beside the dependency view), timeline (bottom, the
+inter-coder agreement view in a tab beside it, hidden until Review > Inter-coder agreement).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from microau_gui.core.errors import UserError
+from microau_gui.core.types import FramePrediction
+from microau_gui.gui.actions import MENUS, build_actions
+from microau_gui.gui.agreement_panel import AgreementPanel
+from microau_gui.gui.au_panel import AUPanel
+from microau_gui.gui.crop_view import FaceCropView
+from microau_gui.gui.dependency_view import DependencyView
+from microau_gui.gui.dialogs import ImportDialog, JobStrip, ShortcutsDialog
+from microau_gui.gui.model_panel import ModelBanner, ModelBar, ModelCardDialog
+from microau_gui.gui.overlay_bar import OverlayBar
+from microau_gui.gui.project_panel import ProjectPanel
+from microau_gui.gui.review_queue_panel import ReviewQueuePanel
+from microau_gui.gui.timeline_view import TimelineView
+from microau_gui.gui.transport import TransportBar
+from microau_gui.gui.video_view import VideoView
+from microau_gui.session.annotation import digit_aus
+from microau_gui.session.messages import FrameLoaded, ModelLoaded
+from microau_gui.session.playback import speed_label
+from microau_gui.session.session import ProjectSession
+
+MEDIA_FILTER = "Projects and videos (*.maus *.mp4 *.avi *.mov *.mkv *.m4v *.webm);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session: ProjectSession):
+        super().__init__()
+        self.session = session
+        self.setWindowTitle("MicroAU Studio")
+        self.resize(1600, 1000)
+        self.actions = build_actions(self)
+        for name in ("heatmap", "regions", "face_box"):
+            self.actions[name].setChecked(True)
+        self.actions["play"].setIconText("Play ▶")
+        self._unloaded_reason: str | None = None
+        self._docks_sized = False
+        self._error_box: QMessageBox | None = None
+
+        self.banner = ModelBanner()
+        self.video_view = VideoView()
+        self.transport = TransportBar(session, self.actions)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.video_view, 1)
+        layout.addWidget(self.transport)
+        self.setCentralWidget(central)
+
+        self.model_bar = ModelBar(session)
+        self.model_bar.card_button.clicked.connect(self.show_model_card)
+        self.overlay_bar = OverlayBar(session, self.actions)
+        self.overlay_bar.changed.connect(self.sync_overlays)
+        toolbar = QToolBar("Model and overlays")
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setMovable(False)
+        toolbar.addWidget(self.model_bar)
+        toolbar.addSeparator()
+        toolbar.addWidget(self.overlay_bar)
+        self.addToolBar(toolbar)
+
+        self.project_panel = ProjectPanel(session)
+        self.crop_view = FaceCropView()
+        self.au_panel = AUPanel(session)
+        self.dependency_view = DependencyView(session)
+        self.timeline = TimelineView(session)
+        self.docks: dict[str, QDockWidget] = {}
+        self.add_panel("project", "Project", self.project_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.add_panel("crop", "Face crop (stabilised)", self.crop_view,
+                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.add_panel("aus", "Action units", self.au_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_panel("dependencies", "AU dependencies", self.dependency_view,
+                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_panel("timeline", "Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.review_panel = ReviewQueuePanel(session, self.actions)
+        self.add_panel("review", "Review queue", self.review_panel,
+                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["dependencies"], self.docks["review"])
+        self.docks["dependencies"].raise_()
+        self.agreement_panel = AgreementPanel(session)
+        self.add_panel("agreement", "Inter-coder agreement", self.agreement_panel,
+                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["timeline"], self.docks["agreement"])
+        self.docks["agreement"].hide()
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._build_menus()
+        self.job_strip = JobStrip()
+        self.job_strip.cancel.clicked.connect(self.session.cancel_analysis)
+        self.statusBar().addPermanentWidget(self.job_strip)
+        self._connect_session()
+        self.sync_overlays()
+        self._update_hud()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt virtual
+        super().showEvent(event)
+        if not self._docks_sized:  # sizes apply once the window has its real geometry
+            self._docks_sized = True
+            self._size_docks()
+
+    def _size_docks(self) -> None:
+        width = self.width()
+        self.resizeDocks([self.docks["project"], self.docks["aus"]],
+                         [int(width * 0.16), int(width * 0.31)], Qt.Orientation.Horizontal)
+        height = self.height()
+        self.resizeDocks([self.docks["project"], self.docks["crop"]],
+                         [int(height * 0.45), int(height * 0.4)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["aus"], self.docks["dependencies"]],
+                         [int(height * 0.5), int(height * 0.35)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["timeline"]], [int(height * 0.33)], Qt.Orientation.Vertical)
+
+    # -- composition ---------------------------------------------------------------------------
+
+    def add_panel(self, name: str, title: str, widget: QWidget,
+                  area: Qt.DockWidgetArea) -> QDockWidget:
+        """Dock a panel; its show/hide toggle goes into the View menu."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        self.docks[name] = dock
+        return dock
+
+    def _build_menus(self) -> None:
+        menus = {name: self.menuBar().addMenu(name) for name in MENUS}
+        for action in self.actions.values():
+            menu = action.property("menu")
+            if menu in menus and not action.objectName().startswith("toggle_au_"):
+                menus[menu].addAction(action)
+        digits = menus["Annotate"].addMenu("Toggle AU (digit keys)")
+        for name, action in self.actions.items():
+            if name.startswith("toggle_au_"):
+                digits.addAction(action)
+        menus["View"].addSeparator()
+        for dock in self.docks.values():
+            menus["View"].addAction(dock.toggleViewAction())
+        menus["Edit"].insertActions(menus["Edit"].actions()[0] if menus["Edit"].actions() else None,
+                                    [self.actions["undo"], self.actions["redo"]])
+
+    def _connect_session(self) -> None:
+        s = self.session
+        s.frame_loaded.connect(self._on_session_frame_loaded)
+        s.prediction_made.connect(self._on_session_prediction_made)
+        s.prediction_cleared.connect(self._on_session_prediction_cleared)
+        s.model_loaded.connect(self._on_session_model_loaded)
+        s.model_unloaded.connect(self._on_session_model_unloaded)
+        s.project_opened.connect(lambda _p: self._update_title())
+        s.video_opened.connect(self._on_session_video_opened)
+        s.position_changed.connect(lambda _f: self._update_hud())
+        s.reference_changed.connect(lambda _p, _r: self._update_hud())
+        s.playing_changed.connect(self._on_session_playing_changed)
+        s.speed_changed.connect(lambda _s: self._update_hud())
+        s.loop_changed.connect(self._on_session_loop_changed)
+        s.status_posted.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        s.failed.connect(self.show_error)
+        s.analysis_progressed.connect(self.job_strip.show_progress)
+        s.analysis_finished.connect(self.job_strip.finish)
+        s.review.spotting_finished.connect(
+            lambda done: None if done.cancelled else self.show_panel("review"))
+
+    # -- session -> window ---------------------------------------------------------------------
+
+    def _on_session_frame_loaded(self, loaded: FrameLoaded) -> None:
+        self.video_view.set_frame(loaded)
+        self.crop_view.set_frame(loaded)
+        self._update_hud()
+
+    def _on_session_prediction_made(self, prediction: FramePrediction) -> None:
+        self.video_view.set_prediction(prediction)
+        self.crop_view.set_prediction(prediction)
+        self._update_hud()
+
+    def _on_session_prediction_cleared(self) -> None:
+        self.video_view.set_prediction(None)
+        self.crop_view.set_prediction(None)
+        self._update_hud()
+
+    def _on_session_model_loaded(self, loaded: ModelLoaded) -> None:
+        self._unloaded_reason = None
+        self.banner.show_for(loaded)
+        self.overlay_bar.set_vocab(loaded.vocab)
+        self.crop_view.crop_size_px = self.session.crop_size_px()
+        mapping = digit_aus(loaded.vocab)
+        for digit, code in mapping.items():
+            self.actions[f"toggle_au_{digit}"].setText(f"Toggle {code}")
+        self._update_title()
+        self._update_hud()
+
+    def _on_session_model_unloaded(self, why: str) -> None:
+        self._unloaded_reason = why
+        self.banner.show_for(self.session.model, why)
+        self._update_title()
+        self._update_hud()
+
+    def _on_session_video_opened(self, _video) -> None:
+        self.video_view.show_placeholder(None)
+        self._update_title()
+
+    def _on_session_playing_changed(self, playing: bool) -> None:
+        self.actions["play"].setIconText("Pause ❚❚" if playing else "Play ▶")
+        self._update_hud()
+
+    def _on_session_loop_changed(self, on: bool) -> None:
+        self.actions["loop"].setChecked(on)
+        self._update_hud()
+
+    def _update_title(self) -> None:
+        parts = ["MicroAU Studio"]
+        if self.session.project is not None:
+            parts.append(self.session.project.path.name)
+        if self.session.video is not None:
+            parts.append(self.session.video.name)
+        title = " — ".join(parts)
+        model = self.session.model
+        if model is not None and not model.pretrained_loaded:
+            title += "  [NO PRETRAINED BACKBONE]"
+        if model is not None and model.is_demo:
+            title += "  [DEMO MODEL]"
+        self.setWindowTitle(title)
+
+    def _update_hud(self) -> None:
+        s = self.session
+        if s.video is None:
+            self.video_view.set_hud(["no video open"])
+            return
+        shown = s.displayed_frame_idx
+        lines = [
+            f"frame {shown if shown is not None else '…'} / {s.n_frames - 1}"
+            f"   t {(shown or 0) / s.fps:.3f} s   {s.fps:g} fps",
+            f"ref {s.reference_idx()} ({s.reference_policy.value})",
+        ]
+        model = s.model
+        if model is None:
+            lines.append("model: none" + (" (see banner)" if self._unloaded_reason else " (loading…)"))
+        else:
+            lines.append(f"model {model.model_version} · {model.device.upper()}"
+                         + (" · DEMO" if model.is_demo else ""))
+            pred = s.prediction
+            if pred is not None and pred.frame_idx == shown:
+                lines.append("prediction ✓" if pred.face_found else "prediction: no face found")
+            else:
+                lines.append("prediction: running…")
+        if s.playing:
+            lines.append(f"▶ {speed_label(s.speed)}" + (" ⟲ loop" if s.looping else ""))
+        elif s.looping:
+            lines.append("⟲ loop on")
+        self.video_view.set_hud(lines)
+
+    # -- window commands (called by gui.actions) -----------------------------------------------
+
+    def run_guarded(self, run) -> None:
+        """Run an action; a UserError becomes a message box instead of an exception."""
+        try:
+            run(self)
+        except UserError as err:
+            self.show_error(str(err))
+
+    def show_error(self, message: str) -> None:
+        """One non-blocking message box; later failures are appended to it while it is open."""
+        self.statusBar().showMessage(message, 10000)
+        box = self._error_box
+        if box is not None and box.isVisible():
+            if message not in box.text():
+                box.setText(box.text() + "\n\n" + message)
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "MicroAU Studio", message,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._error_box = box
+        box.finished.connect(self._on_error_box_finished)
+        box.show()
+
+    def _on_error_box_finished(self, _result: int) -> None:
+        self._error_box = None
+
+    def sync_overlays(self) -> None:
+        state = self.overlay_bar.state()
+        self.video_view.set_overlays(**state)
+        self.crop_view.set_style(state["heatmap"], state["heatmap_opacity"], state["heatmap_au"])
+
+    def cycle_heatmap_au(self, step: int) -> None:
+        self.overlay_bar.cycle_au(step)
+
+    def focus_frame_box(self) -> None:
+        self.transport.frame_box.setFocus()
+        self.transport.frame_box.selectAll()
+
+    def use_fixed_reference(self) -> None:
+        self.session.set_reference_policy("fixed", fixed_idx=self.session.frame_idx)
+        self.overlay_bar.reference.setCurrentIndex(self.overlay_bar.reference.findData("fixed"))
+        self.statusBar().showMessage(f"reference fixed at frame {self.session.frame_idx}", 6000)
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open video or project", "", MEDIA_FILTER)
+        if path:
+            self.session.open_path(path)
+
+    def open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open image folder (one clip)")
+        if path:
+            self.session.open_path(path)
+
+    def show_panel(self, name: str) -> None:
+        self.docks[name].show()
+        self.docks[name].raise_()
+
+    def spot_video(self) -> None:
+        self.session.review.spot_video()
+        self.show_panel("review")
+
+    def import_dialog(self) -> None:
+        dialog = ImportDialog(self.session, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def analyze_video(self) -> None:
+        self.session.analyze_video()
+        self.statusBar().showMessage("analysing the video in the background; the timeline fills "
+                                     "in as it goes", 6000)
+
+    def show_model_card(self) -> None:
+        if self.session.model is None:
+            raise UserError("no model is loaded yet")
+        dialog = ModelCardDialog(self.session.model, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(self.findChildren(QAction), self.session.vocab, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About MicroAU Studio",
+                          "MicroAU Studio: micro-expression action-unit review, annotation and "
+                          "Micro-AU CLIP fine-tuning.")
+
+    def show_placeholder(self, text: str) -> None:
+        self.video_view.show_placeholder(text)
+        self.video_view.set_hud([])
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt virtual
+        """Stop playback and every worker and join their threads before the window goes."""
+        self.session.close()
+        event.accept()
+

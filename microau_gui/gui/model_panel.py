@@ -1,0 +1,192 @@
+"""The model controls: selector, device badge, model-card dialog, and the honesty banner.
+
+Owns: `ModelBar`, `ModelBanner`, `ModelCardDialog`, `banner_lines` and the banner texts. May import
+PySide6 and session (ModelChoice, ModelLoaded); never torch.
+
+The banner says, above everything else, when the predictions should not be trusted on real faces:
+the bundled demo model (trained on synthetic micro-movements) or a backbone running without
+pretrained weights (`Predictor.pretrained_loaded` False).
+"""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from microau_gui.session.messages import ModelLoaded
+from microau_gui.session.models import ModelChoice
+from microau_gui.session.session import ProjectSession
+
+DEMO_TEXT = ("DEMO MODEL — trained on synthetic micro-movements, not for real faces. Train on real "
+             "data with `python main.py train --dataset KIND:SHEET:ROOT ...` and pick it in the "
+             "model selector.")
+DEMO_BACKBONE_TEXT = ("No pretrained backbone: its tiny ViT was trained from scratch, without CLIP "
+                      "pretraining.")
+NO_PRETRAINED_TEXT = ("NO PRETRAINED BACKBONE — this model's CLIP backbone did not start from "
+                      "pretrained weights; unless it was trained on plenty of real data its "
+                      "predictions are unreliable. Retrain with `--pretrained openai`.")
+UNTRAINED_TEXT = ("NO PRETRAINED BACKBONE, NOT TRAINED — this model runs on random weights; its "
+                  "predictions mean nothing. Train one with `python main.py train ...`.")
+
+
+def banner_lines(loaded: ModelLoaded) -> tuple[list[str], str]:
+    """(lines, kind) of the warning a model deserves; kind "demo" (amber) or "error" (red)."""
+    if loaded.is_demo:
+        return [DEMO_TEXT] + ([] if loaded.pretrained_loaded else [DEMO_BACKBONE_TEXT]), "demo"
+    if loaded.pretrained_loaded:
+        return [], "demo"
+    trained = bool(loaded.card.get("training_settings") or loaded.card.get("metrics"))
+    return [NO_PRETRAINED_TEXT if trained else UNTRAINED_TEXT], "error"
+
+
+class ModelBar(QWidget):
+    """Model selector, device badge (CPU/CUDA) and a button opening the model card."""
+
+    def __init__(self, session: ProjectSession, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.choices: list[ModelChoice] = []
+        self.selector = QComboBox()
+        self.selector.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.selector.setMinimumContentsLength(20)
+        self.selector.setToolTip("model versions of this project and checkpoints in weights/")
+        self.selector.activated.connect(self._on_selector_activated)
+        self.device = QLabel("no model")
+        self.device.setObjectName("badge")
+        self.device.setToolTip("where the model runs")
+        self.card_button = QPushButton("Card")
+        self.card_button.setToolTip("model card: vocabulary, training data, metrics (Ctrl+M)")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("Model"))
+        layout.addWidget(self.selector)
+        layout.addWidget(self.device)
+        layout.addWidget(self.card_button)
+        session.project_opened.connect(lambda _p: self.refresh())
+        session.models_changed.connect(self.refresh)
+        session.model_loaded.connect(self._on_session_model_loaded)
+        session.model_unloaded.connect(self._on_session_model_unloaded)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.choices = self.session.model_choices()
+        self.selector.blockSignals(True)
+        self.selector.clear()
+        for choice in self.choices:
+            self.selector.addItem(choice.label if choice.available
+                                  else f"{choice.label} — checkpoint missing")
+        if not self.choices:
+            self.selector.addItem("no model (run make demo-assets)")
+        loaded = self.session.model
+        names = [c.name for c in self.choices]
+        if loaded is not None and loaded.model_version in names:
+            self.selector.setCurrentIndex(names.index(loaded.model_version))
+        self.selector.blockSignals(False)
+
+    def _on_selector_activated(self, index: int) -> None:
+        if 0 <= index < len(self.choices):
+            choice = self.choices[index]
+            if self.session.model is None or choice.name != self.session.model.model_version:
+                self.session.attempt(self.session.select_model, choice)
+
+    def _on_session_model_loaded(self, loaded: ModelLoaded) -> None:
+        self.device.setText(loaded.device.upper())
+        self.device.setProperty("kind", "cuda" if loaded.device == "cuda" else "cpu")
+        self.device.style().polish(self.device)
+        self.refresh()
+
+    def _on_session_model_unloaded(self, _why: str) -> None:
+        self.device.setText("no model")
+
+
+class ModelBanner(QLabel):
+    """A full-width warning strip; hidden when the model deserves no warning."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hide()
+
+    def show_for(self, loaded: ModelLoaded | None, unloaded_reason: str | None = None) -> None:
+        if loaded is not None:
+            lines, kind = banner_lines(loaded)
+        else:
+            lines, kind = (["NO MODEL — " + unloaded_reason] if unloaded_reason else []), "error"
+        self.setProperty("kind", kind)
+        self.style().polish(self)
+        self.setText("\n".join(lines))
+        self.setVisible(bool(lines))
+
+
+class ModelCardDialog(QDialog):
+    """The loaded model's card: identity, intended use, vocabulary, per-AU metrics, raw JSON."""
+
+    def __init__(self, loaded: ModelLoaded, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(f"Model card — {loaded.model_version}")
+        self.resize(720, 620)
+        card = loaded.card
+        facts = [
+            ("Version", loaded.model_version),
+            ("Checkpoint", str(loaded.checkpoint)),
+            ("Device", loaded.device.upper()),
+            ("Pretrained backbone", "yes" if loaded.pretrained_loaded else "NO (random weights)"),
+            ("Demo model", "yes (synthetic training data)" if loaded.is_demo else "no"),
+            ("AU vocabulary", " ".join(loaded.vocab)),
+        ]
+        for key in ("intended_use", "parent", "created", "training_data_hash", "input_mode",
+                    "backbone"):
+            if key in card and not isinstance(card[key], (dict, list)):
+                facts.append((key.replace("_", " ").capitalize(), str(card[key])))
+        header = QLabel("<br>".join(f"<b>{k}</b>: {v}" for k, v in facts))
+        header.setWordWrap(True)
+        header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.addWidget(header)
+        per_au = _per_au_metrics(card)
+        if per_au:
+            columns = sorted({k for row in per_au.values() for k in row})
+            table = QTableWidget(len(per_au), len(columns) + 1)
+            table.setHorizontalHeaderLabels(["AU"] + columns)
+            for r, (code, row) in enumerate(per_au.items()):
+                table.setItem(r, 0, QTableWidgetItem(code))
+                for c, column in enumerate(columns):
+                    value = row.get(column)
+                    text = f"{value:.3f}" if isinstance(value, float) else str(value or "")
+                    table.setItem(r, c + 1, QTableWidgetItem(text))
+            table.verticalHeader().hide()
+            layout.addWidget(QLabel("<b>Per-AU metrics</b> (from the model card)"))
+            layout.addWidget(table, 1)
+        raw = QPlainTextEdit(json.dumps(card, indent=2, sort_keys=True, default=str))
+        raw.setReadOnly(True)
+        layout.addWidget(QLabel("<b>Raw model card</b>"))
+        layout.addWidget(raw, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+
+def _per_au_metrics(card: dict) -> dict[str, dict]:
+    """The card's per-AU metrics table wherever it keeps one ("metrics": {"per_au": ...})."""
+    for holder in (card, card.get("metrics") if isinstance(card.get("metrics"), dict) else {}):
+        per_au = holder.get("per_au") if isinstance(holder, dict) else None
+        if isinstance(per_au, dict) and all(isinstance(v, dict) for v in per_au.values()):
+            return per_au
+    return {}

@@ -1,0 +1,177 @@
+"""The review queue panel: spotted candidates or suggestions, ranked, walked with single keys.
+
+Owns: `ReviewQueuePanel`. May import PySide6 and session (the ReviewController, values). Buttons
+trigger the window's QActions (J next, K previous, Y accept, X reject, see gui.actions), so a
+button, its menu item and its key always do the same thing; every decision goes through
+`session.review`.
+
+One queue is active at a time (the selector on top): the keys act on it. The table lists its
+items by rank (score, highest first) with their mark; clicking a row goes to that item.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QBrush, QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from microau_gui.gui.candidate_lane import STATUS_COLOURS
+from microau_gui.session.messages import Progress
+from microau_gui.session.review import CANDIDATES, SUGGESTIONS, ItemStatus
+from microau_gui.session.session import ProjectSession
+from microau_gui.session.spot_worker import SpotDone
+
+QUEUE_TITLES = {CANDIDATES: "Spotted candidates", SUGGESTIONS: "Suggestions"}
+COLUMNS = ("#", "Mark", "Onset–apex–offset", "Type", "Score", "Why")
+STATUS_TEXT = {ItemStatus.PENDING: "·", ItemStatus.ACCEPTED: "✓ accepted",
+               ItemStatus.REJECTED: "✗ rejected"}
+
+
+class ReviewQueuePanel(QWidget):
+    """Queue selector, spotting/suggestion controls with progress, the ranked table, key buttons."""
+
+    def __init__(self, session: ProjectSession, actions: dict[str, QAction],
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.review = session.review
+        self.selector = QComboBox()
+        for name, title in QUEUE_TITLES.items():
+            self.selector.addItem(title, name)
+        self.selector.activated.connect(
+            lambda i: self.review.set_active(self.selector.itemData(i)))
+        self.spot_button = QPushButton("Spot this video")
+        self.spot_button.setToolTip(actions["spot_video"].toolTip())
+        self.spot_button.clicked.connect(actions["spot_video"].trigger)
+        top = QHBoxLayout()
+        top.addWidget(self.selector, 1)
+        top.addWidget(self.spot_button)
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("subtle")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.review.cancel_spotting)
+        self.job_row = QWidget()
+        job = QHBoxLayout(self.job_row)
+        job.setContentsMargins(0, 0, 0, 0)
+        job.addWidget(self.progress_label)
+        job.addWidget(self.progress, 1)
+        job.addWidget(self.cancel_button)
+        self.job_row.hide()
+
+        self.summary = QLabel()
+        self.summary.setObjectName("paneltitle")
+        self.summary.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys belong to the window's shortcuts
+        header = self.table.horizontalHeader()
+        for column in range(len(COLUMNS) - 1):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.cellClicked.connect(lambda row, _col: self.review.go_to(row))
+
+        keys = QHBoxLayout()
+        keys.setSpacing(3)
+        self.buttons: dict[str, QToolButton] = {}
+        for name in ("review_previous", "review_next", "review_accept", "review_reject"):
+            button = QToolButton()
+            button.setDefaultAction(actions[name])
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            keys.addWidget(button, 1)
+            self.buttons[name] = button
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.job_row)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(keys)
+
+        self.review.queue_changed.connect(self._on_review_queue_changed)
+        self.review.current_changed.connect(self._on_review_current_changed)
+        self.review.active_changed.connect(self._on_review_active_changed)
+        self.review.spotting_progressed.connect(self._on_review_spotting_progressed)
+        self.review.spotting_finished.connect(self._on_review_spotting_finished)
+        self.refresh()
+
+    # -- review -> panel -----------------------------------------------------------------------
+
+    def _on_review_queue_changed(self, name: str) -> None:
+        if name == self.review.active:
+            self.refresh()
+
+    def _on_review_active_changed(self, name: str) -> None:
+        self.selector.setCurrentIndex(self.selector.findData(name))
+        self.refresh()
+
+    def _on_review_current_changed(self, name: str, index: int) -> None:
+        if name == self.review.active:
+            self.refresh()
+            self.table.selectRow(index)
+            self.table.scrollToItem(self.table.item(index, 0))
+
+    def _on_review_spotting_progressed(self, progress: Progress) -> None:
+        self.job_row.show()
+        self.spot_button.setEnabled(False)
+        self.progress.setRange(0, max(progress.n_total, 0))
+        self.progress.setValue(progress.n_done)
+        self.progress_label.setText("spotting")
+
+    def _on_review_spotting_finished(self, done: SpotDone) -> None:
+        self.job_row.hide()
+        self.spot_button.setEnabled(True)
+        if done.cancelled:
+            self.summary.setText(done.summary)
+
+    def refresh(self) -> None:
+        queue = self.review.queue
+        self.selector.setCurrentIndex(self.selector.findData(queue.name))
+        counts = queue.counts()
+        if not queue.items:
+            self.summary.setText("No candidates yet: spot this video (Ctrl+Shift+S)."
+                                 if queue.name == CANDIDATES else
+                                 "No suggestions yet: Review > Suggest what to review.")
+        else:
+            self.summary.setText(
+                f"{len(queue)} {QUEUE_TITLES[queue.name].lower()} · "
+                f"{counts[ItemStatus.PENDING]} to decide · {counts[ItemStatus.ACCEPTED]} accepted "
+                f"· {counts[ItemStatus.REJECTED]} rejected")
+        self.table.setRowCount(len(queue.items))
+        for row, item in enumerate(queue.items):
+            status = queue.status(row)
+            cells = (str(row + 1), STATUS_TEXT[status], item.frames_text, item.kind,
+                     f"{item.score:.1f}", item.detail)
+            colour = STATUS_COLOURS[status]
+            for column, text in enumerate(cells):
+                cell = QTableWidgetItem(text)
+                if column in (0, 4):
+                    cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if column == 1:
+                    cell.setForeground(QBrush(colour))
+                elif status is ItemStatus.REJECTED:
+                    cell.setForeground(QBrush(QColor(130, 130, 138)))
+                self.table.setItem(row, column, cell)
+        if queue.current is not None and queue.items:
+            self.table.selectRow(queue.current)

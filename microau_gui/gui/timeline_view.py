@@ -1,0 +1,347 @@
+"""The timeline: one lane per AU (model probability trace + expert spans), an event lane, a playhead.
+
+Owns: `TimelineView`. May import PySide6, pyqtgraph, numpy, core and session values; edits go
+through `ProjectSession` methods only.
+
+Coordinates: x is frame_idx (a frame covers [f - 0.5, f + 0.5]); y counts lanes downwards (the
+plot's y axis is inverted): the event lane is [0, 1], the spotting candidate lane [1, 2]
+(gui.candidate_lane), AU lane i is [i + FIRST_AU_LANE, i + FIRST_AU_LANE + 1]. Mouse zoom and
+pan act on x only; the y range is fixed so lanes never scroll away.
+
+Dragging (pyqtgraph's "a drag previews live and commits once"): an event's span
+(LinearRegionItem) and apex (InfiniteLine) move freely while dragged, the AU spans of that event
+follow on `sigRegionChanged`, and only `sigRegionChangeFinished` / `sigPositionChangeFinished`
+edit the project: one `ProjectSession.move_event` / `move_boundary` call, one undo step.
+Programmatic updates run with the items' signals blocked, so they never commit anything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
+
+from microau_gui.core.au import au_info
+from microau_gui.gui.candidate_lane import CandidateLane
+from microau_gui.session.annotation import PendingMark
+from microau_gui.session.session import ProjectSession
+from microau_gui.store.records import Boundary, Event
+
+EVENT_BRUSH = QColor(90, 160, 255, 70)
+SELECTED_BRUSH = QColor(255, 200, 60, 95)
+ACCEPTED_BRUSH = QColor(150, 110, 255, 70)  # accepted predictions look different from expert spans
+APEX_PEN = QColor(255, 90, 90)
+PLAYHEAD_PEN = QColor(255, 70, 70)
+MAX_DOTTED_FRAMES = 400  # above this many cached frames a trace is a plain line (speed)
+MAX_JOINED_GAP = 10  # frames; cached predictions further apart are drawn unconnected
+TRACE_REFRESH_MS = 400  # redraw traces at most this often while analysis fills the cache
+CANDIDATE_LANE = 1  # spotted candidates, right under the events they may become
+FIRST_AU_LANE = 2
+
+
+def _connections(frame_idx: np.ndarray) -> np.ndarray:
+    """(n,) bool: join cached frame i to i+1 only when they are neighbours in the analysis grid.
+
+    Frames predicted while scrubbing are far apart; a line between them would draw a trace the
+    model never produced. Frames of an analysis (every frame, or every k-th) are joined.
+    """
+    gaps = np.diff(frame_idx)  # (n - 1,)
+    if gaps.size == 0:
+        return np.zeros(frame_idx.size, dtype=bool)
+    step = min(float(np.median(gaps)), MAX_JOINED_GAP)
+    return np.append(gaps <= step, False)
+
+
+class _EventSpan(pg.LinearRegionItem):
+    """An event on the event lane; a left click selects it."""
+
+    clicked = Signal(int)
+
+    def __init__(self, event_id: int, **kwargs):
+        super().__init__(**kwargs)
+        self.event_id = event_id
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - pyqtgraph virtual
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.clicked.emit(self.event_id)
+        else:
+            super().mouseClickEvent(ev)
+
+
+class TimelineView(QWidget):
+    """AU lanes and the event lane of the open video."""
+
+    span_previewed = Signal(int, int, int)  # (event_id, onset, offset) while a span is dragged
+
+    def __init__(self, session: ProjectSession, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.vocab: tuple[str, ...] = ()
+        self.plot_widget = pg.PlotWidget(background=QColor(24, 24, 28))
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.showGrid(x=True, y=False, alpha=0.15)
+        self.plot.getAxis("bottom").setLabel("frame")
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setTextPen(QColor(200, 200, 205))
+            self.plot.getAxis(axis).setTickFont(QFont("DejaVu Sans", 8))
+        self.plot.getAxis("left").setWidth(64)
+        self.plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
+
+        self.playhead = pg.InfiniteLine(pos=0, angle=90, movable=True,
+                                        pen=pg.mkPen(PLAYHEAD_PEN, width=2),
+                                        hoverPen=pg.mkPen(QColor(255, 140, 140), width=3))
+        self.playhead.setZValue(100)
+        self.playhead.sigDragged.connect(self._on_playhead_dragged)
+        self.plot.addItem(self.playhead)
+        self.pending_item = pg.LinearRegionItem(movable=False, brush=QColor(255, 255, 255, 40),
+                                                pen=pg.mkPen(QColor(255, 255, 255, 160),
+                                                             style=Qt.PenStyle.DashLine))
+        self.pending_item.setZValue(60)
+        self.plot.addItem(self.pending_item)
+        self.pending_item.hide()
+
+        self._static_items: list = []  # lane separators and labels, rebuilt with the vocabulary
+        self._trace_items: dict[str, pg.PlotDataItem] = {}
+        self._span_items: dict[int, list[tuple[QGraphicsRectItem, int]]] = {}  # event -> (rect, lane)
+        self._event_items: dict[int, tuple[_EventSpan, pg.InfiniteLine, pg.TextItem]] = {}
+        self._trace_timer = QTimer(self)
+        self._trace_timer.setSingleShot(True)
+        self._trace_timer.setInterval(TRACE_REFRESH_MS)
+        self._trace_timer.timeout.connect(self.refresh_traces)
+        self.candidate_lane = CandidateLane(self.plot, session.review, CANDIDATE_LANE)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot_widget)
+
+        session.video_opened.connect(self._on_session_video_opened)
+        session.events_changed.connect(self.refresh_events)
+        session.selection_changed.connect(self._on_session_selection_changed)
+        session.position_changed.connect(self._on_session_position_changed)
+        session.pending_mark_changed.connect(self._on_session_pending_mark_changed)
+        session.model_loaded.connect(self._on_session_model_loaded)
+        session.predictions_changed.connect(self._on_session_predictions_changed)
+
+    # -- lanes ---------------------------------------------------------------------------------
+
+    @property
+    def n_lanes(self) -> int:
+        return len(self.vocab) + FIRST_AU_LANE
+
+    def set_vocab(self, vocab: tuple[str, ...]) -> None:
+        if vocab == self.vocab:
+            return
+        self.vocab = tuple(vocab)
+        for item in self._static_items + list(self._trace_items.values()):
+            self.plot.removeItem(item)
+        self._static_items = []
+        self._trace_items = {}
+        ticks = [(0.5, "events"), (CANDIDATE_LANE + 0.5, "spotted")] + [
+            (i + FIRST_AU_LANE + 0.5, code) for i, code in enumerate(self.vocab)]
+        self.plot.getAxis("left").setTicks([ticks, []])
+        self.plot.setYRange(0, self.n_lanes, padding=0)
+        for lane in range(1, self.n_lanes):
+            line = pg.InfiniteLine(pos=lane, angle=0, movable=False,
+                                   pen=pg.mkPen(QColor(70, 70, 78), width=1))
+            self.plot.addItem(line)
+            self._static_items.append(line)
+        for i, code in enumerate(self.vocab):
+            r, g, b = au_info(code).colour
+            trace = pg.PlotDataItem(pen=pg.mkPen(QColor(r, g, b), width=1.4), symbol="o",
+                                    symbolSize=3, symbolPen=None, symbolBrush=QColor(r, g, b))
+            trace.setZValue(30)
+            self.plot.addItem(trace)
+            self._trace_items[code] = trace
+        self.pending_item.setSpan(*self._lane_span(0))
+        self.refresh_events()
+        self.refresh_traces()
+        self.candidate_lane.refresh()
+
+    def _lane_span(self, lane: int) -> tuple[float, float]:
+        """(low, high) fraction of the view height covered by a lane, for pyqtgraph's `span`
+        (measured along the y axis, which is inverted here, so lane 0 starts at 0)."""
+        n = self.n_lanes
+        return (lane / n + 0.08 / n, (lane + 1) / n - 0.08 / n)
+
+    # -- session -> view -----------------------------------------------------------------------
+
+    def _on_session_video_opened(self, video) -> None:
+        self.set_vocab(self.session.vocab)
+        self.plot.setLimits(xMin=-0.5 - 5, xMax=video.n_frames + 5)
+        self.plot.setXRange(-0.5, video.n_frames - 0.5, padding=0.01)
+        self.playhead.setBounds((0, video.n_frames - 1))
+        self.refresh_events()
+        self.refresh_traces()
+        self.candidate_lane.refresh()
+
+    def _on_session_model_loaded(self, _loaded) -> None:
+        self.set_vocab(self.session.vocab)
+        self.refresh_traces()
+
+    def _on_session_predictions_changed(self, video_id: int, model_version_id: int) -> None:
+        model = self.session.model
+        video = self.session.video
+        if (video is not None and model is not None and video_id == video.id
+                and model_version_id == model.model_version_id and not self._trace_timer.isActive()):
+            self._trace_timer.start()
+
+    def _on_session_position_changed(self, frame_idx: int) -> None:
+        self.playhead.blockSignals(True)
+        self.playhead.setValue(frame_idx)
+        self.playhead.blockSignals(False)
+        low, high = self.plot.viewRange()[0]
+        if not low <= frame_idx <= high:  # follow the playhead, keeping the zoom
+            width = high - low
+            self.plot.setXRange(frame_idx - 0.1 * width, frame_idx + 0.9 * width, padding=0)
+        self._update_pending()
+
+    def _on_session_pending_mark_changed(self, _pending: PendingMark | None) -> None:
+        self._update_pending()
+
+    def _update_pending(self) -> None:
+        pending = self.session.pending
+        if pending is None:
+            self.pending_item.hide()
+            return
+        end = max(pending.onset, self.session.frame_idx)
+        self.pending_item.setRegion((pending.onset - 0.5, end + 0.5))
+        self.pending_item.show()
+
+    def _on_session_selection_changed(self, _event) -> None:
+        self.refresh_events()
+
+    def refresh_traces(self) -> None:
+        trace = self.session.trace()
+        connected = None
+        if trace is not None and trace.frame_idx.size:
+            connected = _connections(trace.frame_idx)
+        for i, code in enumerate(self.vocab):
+            item = self._trace_items[code]
+            if trace is None or code not in trace.vocab or trace.frame_idx.size == 0:
+                item.setData([], [])
+                continue
+            p = trace.probs[:, trace.vocab.index(code)]  # (n,) NaN where no face
+            bottom = i + FIRST_AU_LANE + 1
+            item.setData(trace.frame_idx.astype(np.float64), bottom - 0.1 - 0.8 * p,
+                         connect=connected,
+                         symbol="o" if trace.frame_idx.size <= MAX_DOTTED_FRAMES else None)
+
+    def refresh_events(self) -> None:
+        """Rebuild event spans and expert AU spans from the session's events."""
+        for rects in self._span_items.values():
+            for rect, _lane in rects:
+                self.plot.removeItem(rect)
+        for region, apex, label in self._event_items.values():
+            for item in (region, apex, label):
+                self.plot.removeItem(item)
+        self._span_items = {}
+        self._event_items = {}
+        if not self.vocab:
+            return
+        selected = self.session.selected_event.id if self.session.selected_event else None
+        for event in self.session.events:
+            self._add_event(event, event.id == selected)
+
+    def _add_event(self, event: Event, selected: bool) -> None:
+        brush = SELECTED_BRUSH if selected else (ACCEPTED_BRUSH if event.source == "accepted"
+                                                 else EVENT_BRUSH)
+        region = _EventSpan(event.id, values=(event.onset - 0.5, event.offset + 0.5),
+                            brush=brush, span=self._lane_span(0),
+                            pen=pg.mkPen(QColor(255, 255, 255, 200 if selected else 110),
+                                         width=2 if selected else 1),
+                            hoverBrush=QColor(brush.red(), brush.green(), brush.blue(), 140),
+                            bounds=(-0.5, self.session.n_frames - 0.5))
+        region.setZValue(70 if selected else 65)
+        apex = pg.InfiniteLine(pos=event.apex, angle=90, movable=True, span=self._lane_span(0),
+                               pen=pg.mkPen(APEX_PEN, width=2),
+                               hoverPen=pg.mkPen(QColor(255, 160, 160), width=3),
+                               bounds=(event.onset, event.offset))
+        apex.setZValue(75)
+        label = pg.TextItem(f"E{event.id} {event.aus_text or '-'}", anchor=(0, 0.5),
+                            color=QColor(235, 235, 240))
+        label.setFont(QFont("DejaVu Sans", 8))
+        label.setPos(event.onset - 0.5, 0.5)
+        label.setZValue(80)
+        for item in (region, apex, label):
+            self.plot.addItem(item)
+        region.clicked.connect(self._on_span_clicked)
+        region.sigRegionChanged.connect(lambda r, e=event: self._on_span_dragging(e, r))
+        region.sigRegionChangeFinished.connect(lambda r, e=event: self._on_span_dropped(e, r))
+        apex.sigPositionChangeFinished.connect(lambda line, e=event: self._on_apex_dropped(e, line))
+        self._event_items[event.id] = (region, apex, label)
+        self._span_items[event.id] = []
+        for code in event.aus:
+            name = f"AU{code.number}"
+            if name not in self.vocab:
+                continue
+            lane = self.vocab.index(name) + FIRST_AU_LANE
+            r, g, b = au_info(name).colour
+            rect = QGraphicsRectItem(QRectF(event.onset - 0.5, lane + 0.08,
+                                            event.offset - event.onset + 1, 0.84))
+            rect.setBrush(QBrush(QColor(r, g, b, 70)))
+            pen = QPen(QColor(r, g, b, 230), 1.5)
+            pen.setCosmetic(True)
+            rect.setPen(pen)
+            rect.setZValue(20)
+            self.plot.addItem(rect)
+            self._span_items[event.id].append((rect, lane))
+
+    # -- view -> session -----------------------------------------------------------------------
+
+    def _frames_of(self, region: pg.LinearRegionItem) -> tuple[int, int]:
+        low, high = region.getRegion()
+        onset = int(round(low + 0.5))
+        offset = max(onset, int(round(high - 0.5)))
+        return max(0, onset), min(self.session.n_frames - 1, offset)
+
+    def _on_span_dragging(self, event: Event, region: pg.LinearRegionItem) -> None:
+        onset, offset = self._frames_of(region)
+        for rect, lane in self._span_items.get(event.id, []):
+            rect.setRect(QRectF(onset - 0.5, lane + 0.08, offset - onset + 1, 0.84))
+        items = self._event_items.get(event.id)
+        if items is not None:
+            items[2].setPos(onset - 0.5, 0.5)
+        self.span_previewed.emit(event.id, onset, offset)
+
+    def _on_span_dropped(self, event: Event, region: pg.LinearRegionItem) -> None:
+        onset, offset = self._frames_of(region)
+        apex = min(max(event.apex, onset), offset)
+        # Rebuilding removes the item that is emitting; do it once the drag has fully ended.
+        QTimer.singleShot(0, lambda: self._commit_span(event, onset, apex, offset))
+
+    def _commit_span(self, event: Event, onset: int, apex: int, offset: int) -> None:
+        if (onset, apex, offset) != (event.onset, event.apex, event.offset):
+            self.session.move_event(event.id, onset, apex, offset)
+        self.refresh_events()
+
+    def _on_apex_dropped(self, event: Event, line: pg.InfiniteLine) -> None:
+        apex = int(round(line.value()))
+        QTimer.singleShot(0, lambda: self._commit_apex(event, apex))
+
+    def _commit_apex(self, event: Event, apex: int) -> None:
+        if apex != event.apex:
+            self.session.move_boundary(event.id, Boundary.APEX, apex)
+        self.refresh_events()
+
+    def _on_span_clicked(self, event_id: int) -> None:
+        # Selecting rebuilds the spans, the clicked one included: not inside its own handler.
+        QTimer.singleShot(0, lambda: self.session.select_event(event_id, seek=False))
+
+    def _on_playhead_dragged(self, line: pg.InfiniteLine) -> None:
+        self.session.pause()
+        self.session.seek(int(round(line.value())))
+
+    def _on_scene_clicked(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or ev.isAccepted():
+            return
+        pos = self.plot.vb.mapSceneToView(ev.scenePos())
+        if self.plot.vb.sceneBoundingRect().contains(ev.scenePos()):
+            self.session.pause()
+            self.session.seek(int(round(pos.x())))

@@ -1,0 +1,241 @@
+"""The video view: the frame with its overlays, a HUD, zoom and pan.
+
+Owns: `VideoView`, `Overlays`. May import PySide6, pyqtgraph, numpy, gui.overlays, core and
+session values (FrameLoaded, FramePrediction); never torch, never the model.
+
+Items, bottom to top, all in image pixel coordinates of one pyqtgraph ViewBox (y down, aspect
+locked; wheel zooms around the cursor, drag pans, double-click fits):
+the frame (ImageItem), the PTA heatmap (RGBA ImageItem placed on `heatmap_box`), AU region
+polygons (AU colour, fill alpha from the AU's probability, with "AU12 83%" labels on the likely
+ones), landmarks (ScatterPlotItem) and the face box. Overlays come only from the prediction of
+the frame on screen; a new frame hides them until its own prediction arrives.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QPainterPath, QPen, QPolygonF
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+
+from microau_gui.core.au import au_info
+from microau_gui.core.types import FramePrediction
+from microau_gui.gui import overlays
+from microau_gui.session.messages import FrameLoaded
+
+LABEL_MIN_PROBABILITY = 0.5  # region labels only for AUs the model thinks are on
+MAX_LABELS = 5
+
+
+@dataclass(frozen=True)
+class Overlays:
+    """What the coder chose to see on the frame."""
+
+    landmarks: bool = False
+    regions: bool = True
+    heatmap: bool = True
+    face_box: bool = True
+    heatmap_opacity: float = 0.55  # 0..1
+    heatmap_au: str | None = None  # AU code, or None for the maximum over AUs
+
+
+class _ViewBox(pg.ViewBox):
+    """Double-click fits the frame (the right-click menu keeps pyqtgraph's own zoom actions)."""
+
+    def mouseDoubleClickEvent(self, ev):  # noqa: N802 - Qt virtual
+        self.autoRange(padding=0.01)
+        ev.accept()
+
+
+class VideoView(QWidget):
+    """The frame on screen with toggleable overlays. `frame_drawn(frame_idx)` after each frame."""
+
+    frame_drawn = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.overlays = Overlays()
+        self.frame_idx: int | None = None
+        self.prediction: FramePrediction | None = None
+        self.latencies_ms: list[float] = []  # request -> frame set, for the latency figure
+        self._image_shape: tuple[int, int] | None = None
+
+        self.graphics = pg.GraphicsView(background=QColor(18, 18, 20))
+        self.view_box = _ViewBox(lockAspect=True, invertY=True, enableMenu=True)
+        self.view_box.setMenuEnabled(False)
+        self.graphics.setCentralItem(self.view_box)
+        self.frame_item = pg.ImageItem(axisOrder="row-major")
+        self.heatmap_item = pg.ImageItem(axisOrder="row-major")
+        self.heatmap_item.setZValue(10)
+        self.landmark_item = pg.ScatterPlotItem(size=2.5, pen=None,
+                                                brush=pg.mkBrush(120, 255, 170, 220), pxMode=True)
+        self.landmark_item.setZValue(30)
+        self.box_item = QGraphicsRectItem()
+        self.box_item.setPen(pg.mkPen(QColor(255, 255, 255, 170), width=1.5, style=Qt.PenStyle.DashLine,
+                                      cosmetic=True))
+        self.box_item.setZValue(40)
+        for item in (self.frame_item, self.heatmap_item, self.landmark_item, self.box_item):
+            self.view_box.addItem(item)
+        self._region_items: dict[str, QGraphicsPathItem] = {}
+        self._label_items: list[pg.TextItem] = []
+
+        self.hud = QLabel(self.graphics)
+        self.hud.setObjectName("hud")
+        self.hud.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.hud.move(10, 10)
+        self.placeholder = QLabel(self.graphics)
+        self.placeholder.setObjectName("placeholder")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.hide()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+        self._hide_overlays()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def show_placeholder(self, text: str | None) -> None:
+        """A centred message instead of a frame ("demo not built ..."), or None to hide it."""
+        self.placeholder.setVisible(bool(text))
+        self.placeholder.setText(text or "")
+        self._place_labels()
+
+    def set_frame(self, loaded: FrameLoaded) -> None:
+        rgb = loaded.rgb
+        first = self._image_shape != rgb.shape[:2]
+        self.frame_item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.frame_idx = loaded.frame_idx
+        self._image_shape = rgb.shape[:2]
+        if first:
+            self.view_box.setLimits(xMin=-rgb.shape[1], xMax=2 * rgb.shape[1],
+                                    yMin=-rgb.shape[0], yMax=2 * rgb.shape[0])
+            self.view_box.autoRange(padding=0.01)
+        if self.prediction is not None and self.prediction.frame_idx != loaded.frame_idx:
+            self.set_prediction(None)
+        self.latencies_ms.append((time.perf_counter() - loaded.requested_at_s) * 1000.0)
+        self.frame_drawn.emit(loaded.frame_idx)
+
+    def set_prediction(self, prediction: FramePrediction | None) -> None:
+        """Draw the overlays of the frame on screen (None hides them)."""
+        self.prediction = prediction
+        self._redraw_overlays()
+
+    def set_overlays(self, **changes) -> None:
+        """e.g. `set_overlays(heatmap=False)` or `set_overlays(heatmap_opacity=0.3)`."""
+        self.overlays = replace(self.overlays, **changes)
+        self._redraw_overlays()
+
+    def set_hud(self, lines: list[str]) -> None:
+        self.hud.setText("\n".join(lines))
+        self.hud.adjustSize()
+
+    def fit(self) -> None:
+        self.view_box.autoRange(padding=0.01)
+
+    def zoom(self, factor: float) -> None:
+        """Zoom around the view centre (>1 zooms in)."""
+        self.view_box.scaleBy((1 / factor, 1 / factor))
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def _hide_overlays(self) -> None:
+        self.heatmap_item.hide()
+        self.landmark_item.hide()
+        self.box_item.hide()
+        for item in self._region_items.values():
+            item.hide()
+        for label in self._label_items:
+            label.hide()
+
+    def _redraw_overlays(self) -> None:
+        self._hide_overlays()
+        pred = self.prediction
+        if pred is None or not pred.face_found:
+            return
+        shown = self.overlays
+        if shown.heatmap and pred.heatmaps is not None and pred.heatmap_box is not None:
+            self._draw_heatmap(pred)
+        if shown.regions and pred.regions_img and pred.probs is not None:
+            self._draw_regions(pred)
+        if shown.landmarks and pred.landmarks_img is not None:
+            xy = np.asarray(pred.landmarks_img, dtype=np.float64)  # (478, 2) xy_img
+            self.landmark_item.setData(pos=xy)
+            self.landmark_item.show()
+        if shown.face_box and pred.face_box is not None:
+            x0, y0, x1, y1 = pred.face_box
+            self.box_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+            self.box_item.show()
+
+    def _au_index(self, pred: FramePrediction) -> int | None:
+        code = self.overlays.heatmap_au
+        return pred.vocab.index(code) if code in pred.vocab else None
+
+    def _draw_heatmap(self, pred: FramePrediction) -> None:
+        heat = overlays.select_heatmap(pred.heatmaps, self._au_index(pred))
+        self.heatmap_item.setImage(overlays.heatmap_rgba(heat, self.overlays.heatmap_opacity),
+                                   autoLevels=False, levels=(0, 255))
+        x0, y0, x1, y1 = pred.heatmap_box
+        self.heatmap_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.heatmap_item.show()
+
+    def _draw_regions(self, pred: FramePrediction) -> None:
+        probs = {code: float(p) for code, p in zip(pred.vocab, pred.probs)}
+        selected = self.overlays.heatmap_au
+        for key, polygon in pred.regions_img.items():
+            code = overlays.region_au(key)
+            item = self._region_items.get(key)
+            if item is None:
+                item = QGraphicsPathItem()
+                item.setZValue(20)
+                self.view_box.addItem(item)
+                self._region_items[key] = item
+            path = QPainterPath()
+            points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)  # (k, 2) xy_img
+            path.addPolygon(QPolygonF([QPointF(x, y) for x, y in points]))
+            path.closeSubpath()
+            item.setPath(path)
+            r, g, b = au_info(code).colour
+            p = probs.get(code, 0.0)
+            outline = QColor(r, g, b, 90 + int(150 * p))
+            pen = QPen(outline, 2.6 if code == selected else 1.1)
+            pen.setCosmetic(True)  # constant width on screen whatever the zoom
+            item.setPen(pen)
+            item.setBrush(QBrush(QColor(r, g, b, overlays.region_fill_alpha(p))))
+            item.show()
+        self._draw_labels(pred, probs)
+
+    def _draw_labels(self, pred: FramePrediction, probs: dict[str, float]) -> None:
+        likely = sorted((p, code) for code, p in probs.items() if p >= LABEL_MIN_PROBABILITY)[::-1]
+        likely = likely[:MAX_LABELS]
+        while len(self._label_items) < len(likely):
+            label = pg.TextItem(anchor=(0.5, 0.5), fill=pg.mkBrush(0, 0, 0, 150))
+            label.setFont(QFont("DejaVu Sans", 9, QFont.Weight.Bold))
+            label.setZValue(50)
+            self.view_box.addItem(label)
+            self._label_items.append(label)
+        for label, (p, code) in zip(self._label_items, likely):
+            points = [np.asarray(poly).reshape(-1, 2) for key, poly in pred.regions_img.items()
+                      if overlays.region_au(key) == code]
+            if not points:
+                continue
+            centre = np.concatenate(points).mean(axis=0)
+            r, g, b = au_info(code).colour
+            label.setText(f"{code} {p:.0%}", color=QColor(r, g, b))
+            label.setPos(float(centre[0]), float(centre[1]))
+            label.show()
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt virtual
+        super().resizeEvent(event)
+        self._place_labels()
+
+    def _place_labels(self) -> None:
+        size = self.graphics.size()
+        self.placeholder.setGeometry(40, 40, max(10, size.width() - 80), max(10, size.height() - 80))

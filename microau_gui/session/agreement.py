@@ -1,0 +1,216 @@
+"""Inter-coder agreement on the open project: two coders, or a coder and the model.
+
+Owns: `AgreementSource`, `AgreementReport`, `agreement_sources`, `coded_events`,
+`project_agreement` (plain functions on a `Project`, no Qt), and `AgreementWorker` /
+`AgreementController` (the session's `agreement`: one computation at a time in a worker
+thread). May import spotting (`compare_coders`, `events_from_frame_probs`, `CodedEvent`), store,
+core, the session's own modules and PySide6.QtCore.
+
+Our specification (the figures are `spotting.agreement.compare_coders`'s, unchanged):
+- A source is a coder (every event, expert or accepted, whose coder field is that name; "" is
+  shown as "(no coder name)"), a model version (its cached per-frame probabilities, runs of
+  frames with an AU >= threshold, `events_from_frame_probs`), or the spotted candidates kept by
+  the review queue (intervals without AUs: they count for event F1 and timing only).
+- A source covers a video when it has an event there (coder), cached predictions (model) or
+  stored candidates (spotted). Agreement is computed over the videos BOTH sources cover: a
+  video only one coder looked at says nothing about agreement. Video keys are video ids, so
+  clips with the same name under different subjects never mix.
+- Frame-level kappa counts every frame of each compared video (its length from the project).
+- Coder A plays the reference (TP, FN on A's side); F1 is symmetric.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
+
+from microau_gui.core.errors import UserError
+from microau_gui.session.workers import Worker, WorkerThread
+from microau_gui.store.project import Project
+
+if TYPE_CHECKING:
+    from microau_gui.session.session import ProjectSession
+
+@dataclass(frozen=True)
+class AgreementSource:
+    """One side of a comparison."""
+
+    kind: str  # "coder", "model" or "spotted"
+    key: str  # coder name, model version id (as text) or "" for spotted candidates
+    label: str  # what the selector shows
+
+
+@dataclass(frozen=True, eq=False)
+class AgreementReport:
+    """What the view shows: compare_coders' result and what it was computed on."""
+
+    source_a: AgreementSource
+    source_b: AgreementSource
+    result: object  # spotting.agreement.Agreement
+    video_names: tuple[str, ...]  # the compared videos
+    n_left_out: int  # videos only one source covers
+    threshold: float  # model probability threshold used for model events
+
+
+def agreement_sources(project: Project) -> list[AgreementSource]:
+    """Coders with events, model versions with cached predictions, spotted candidates."""
+    sources = [AgreementSource("coder", name, name or "(no coder name)")
+               for name in project.coders()]
+    for version in project.models.list():
+        if any(project.predictions.frames(v.id, version.id).size for v in project.videos()):
+            sources.append(AgreementSource("model", str(version.id), f"model {version.name}"))
+    if _spotted_video_ids(project):
+        sources.append(AgreementSource("spotted", "", "spotted candidates"))
+    return sources
+
+
+def _spotted_video_ids(project: Project) -> list[int]:
+    from microau_gui.session.review import stored_candidates
+
+    return [v.id for v in project.videos() if stored_candidates(project, v.id)]
+
+
+def coded_events(project: Project, source: AgreementSource,
+                 threshold: float = 0.5) -> tuple[list, set[int]]:
+    """(CodedEvents keyed by video id as text, ids of the videos the source covers)."""
+    from microau_gui.spotting.agreement import CodedEvent, events_from_frame_probs
+
+    if source.kind == "coder":
+        events = [CodedEvent(str(e.video_id), e.onset, e.offset, e.apex,
+                             frozenset(f"AU{a.number}" for a in e.aus), source.key)
+                  for e in project.events(coder=source.key)]
+        return events, {int(e.video) for e in events}
+    if source.kind == "model":
+        version_id = int(source.key)
+        events, covered = [], set()
+        for video in project.videos():
+            trace = project.predictions.probs(video.id, version_id)
+            if trace.frame_idx.size == 0:
+                continue
+            covered.add(video.id)
+            probs = np.nan_to_num(trace.probs, nan=0.0)  # (n, n_au) no face: no AU
+            events += events_from_frame_probs(str(video.id), trace.frame_idx, probs, trace.vocab,
+                                              threshold=threshold, coder=source.label)
+        return events, covered
+    if source.kind == "spotted":
+        from microau_gui.session.review import stored_candidates
+
+        events, covered = [], set()
+        for video_id in _spotted_video_ids(project):
+            covered.add(video_id)
+            events += [CodedEvent(str(video_id), i.onset, i.offset, i.apex, frozenset(), "spotted")
+                       for i in stored_candidates(project, video_id)]
+        return events, covered
+    raise UserError(f"unknown agreement source {source.kind!r}")
+
+
+def project_agreement(project: Project, source_a: AgreementSource, source_b: AgreementSource,
+                      threshold: float = 0.5, min_iou: float = 0.5) -> AgreementReport:
+    """compare_coders over the videos both sources cover (see the module docstring)."""
+    from microau_gui.spotting.agreement import compare_coders
+
+    if source_a == source_b:
+        raise UserError("choose two different sources to compare")
+    events_a, covered_a = coded_events(project, source_a, threshold)
+    events_b, covered_b = coded_events(project, source_b, threshold)
+    both = covered_a & covered_b
+    if not both:
+        raise UserError(f"{source_a.label} and {source_b.label} cover no video in common; code "
+                        "(or analyse / spot) the same videos first")
+    videos = {v.id: v for v in project.videos() if v.id in both}
+    keys = {str(video_id) for video_id in both}
+    result = compare_coders([e for e in events_a if e.video in keys],
+                            [e for e in events_b if e.video in keys],
+                            n_frames={str(v.id): v.n_frames for v in videos.values()},
+                            min_iou=min_iou)
+    names = tuple(videos[i].name for i in sorted(videos))
+    return AgreementReport(source_a, source_b, result, names,
+                           len(covered_a | covered_b) - len(both), threshold)
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    """A figure for the view: NaN (undefined) is shown as n/a."""
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.{digits}f}"
+
+
+class AgreementWorker(Worker):
+    """Computes one report per request on its own thread. Signals: `computed`, `failed`."""
+
+    computed = Signal(object)  # (request_id, AgreementReport)
+
+    @Slot(object)
+    def compute(self, request: tuple) -> None:
+        request_id, project, source_a, source_b, threshold = request
+        try:
+            report = self.guarded("inter-coder agreement", project_agreement, project, source_a,
+                                  source_b, threshold)
+        finally:
+            project.close_thread_connection()
+        if report is not None:
+            self.computed.emit((request_id, report))
+
+
+class AgreementController(QObject):
+    """The session's agreement computations (newest request wins)."""
+
+    computed = Signal(object)  # AgreementReport
+    failed = Signal(str)
+    _requested = Signal(object)
+
+    def __init__(self, session: ProjectSession):
+        super().__init__(session)
+        self.session = session
+        self._thread: WorkerThread | None = None
+        self._request_id = 0
+        self.running = False
+
+    @property
+    def threads(self) -> list[WorkerThread]:
+        return [self._thread] if self._thread is not None else []
+
+    def sources(self) -> list[AgreementSource]:
+        project = self.session.project
+        return agreement_sources(project) if project is not None else []
+
+    def compute(self, source_a: AgreementSource, source_b: AgreementSource,
+                threshold: float = 0.5) -> None:
+        """Start computing; `computed` (or `failed`) follows."""
+        project = self.session.project
+        if project is None:
+            raise UserError("open a project first")
+        if source_a == source_b:
+            raise UserError("choose two different sources to compare")
+        if self._thread is None:
+            self._thread = WorkerThread(AgreementWorker(), "agreement")
+            self._thread.worker.computed.connect(self._on_worker_computed)
+            self._thread.worker.failed.connect(self._on_worker_failed)
+            self._requested.connect(self._thread.worker.compute)
+        self._request_id += 1
+        self.running = True
+        self._requested.emit((self._request_id, project, source_a, source_b, threshold))
+
+    def _on_worker_computed(self, answer: tuple) -> None:
+        request_id, report = answer
+        if request_id == self._request_id:
+            self.running = False
+            self.computed.emit(report)
+
+    def _on_worker_failed(self, message: str) -> None:
+        self.running = False
+        self.failed.emit(message)
+
+    def sync(self) -> None:
+        """Return once the worker finished what it was asked (before the project closes)."""
+        if self._thread is not None and self._thread.running:
+            QMetaObject.invokeMethod(self._thread.worker, "sync",
+                                     Qt.ConnectionType.BlockingQueuedConnection)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None

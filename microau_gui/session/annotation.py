@@ -1,0 +1,109 @@
+"""Pure helpers behind the annotation keys and views: AU toggles, event navigation, co-occurrence.
+
+Owns: `toggle_au`, `with_au_side`, `with_au_intensity`, `digit_aus`, `event_at`, `neighbour_event`,
+`cooccurrence`, `PendingMark`. May import core and store records only; no Qt, so every rule here
+is tested without a window.
+
+Digit keys: 1..9 then 0 toggle the first ten AUs of the model vocabulary (the default vocabulary
+when no model is loaded): with the default 12-AU vocabulary 1=AU1, 2=AU2, 3=AU4, 4=AU5, 5=AU6,
+6=AU7, 7=AU9, 8=AU10, 9=AU12, 0=AU14. Other AUs are toggled in the AU panel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from microau_gui.core.au import au_number
+from microau_gui.core.aus import AUCode, Side
+from microau_gui.store.records import Event
+
+DIGIT_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0")
+
+
+@dataclass(frozen=True)
+class PendingMark:
+    """A new event being marked with I / A / O; it enters the store when the offset is marked."""
+
+    video_id: int
+    onset: int  # frame_idx
+    apex: int | None = None  # frame_idx; the middle frame when never marked
+
+
+def digit_aus(vocab: Sequence[str]) -> dict[str, str]:
+    """Digit key -> AU code: "1".."9", "0" map to the first ten AUs of `vocab`."""
+    return dict(zip(DIGIT_KEYS, vocab))
+
+
+def toggle_au(aus: Sequence[AUCode], code: str | int) -> tuple[AUCode, ...]:
+    """Remove the AU (on any side) if coded, else add it bilateral without intensity."""
+    number = au_number(code)
+    if any(a.number == number for a in aus):
+        return tuple(a for a in aus if a.number != number)
+    return tuple(aus) + (AUCode(number),)
+
+
+def with_au_side(aus: Sequence[AUCode], code: str | int, side: Side) -> tuple[AUCode, ...]:
+    """The AU coded on `side` (added when missing); a lateral code drops the asymmetric flag."""
+    number = au_number(code)
+    found = [a for a in aus if a.number == number]
+    if not found:
+        return tuple(aus) + (AUCode(number, side=side),)
+    return tuple(dataclasses.replace(a, side=side, asymmetric=a.asymmetric and side is Side.BOTH)
+                 if a.number == number else a for a in aus)
+
+
+def with_au_intensity(aus: Sequence[AUCode], code: str | int,
+                      intensity: str | None) -> tuple[AUCode, ...]:
+    """The AU with FACS intensity A-E (None: not coded); added bilateral when missing."""
+    number = au_number(code)
+    if not any(a.number == number for a in aus):
+        return tuple(aus) + (AUCode(number, intensity=intensity),)
+    return tuple(dataclasses.replace(a, intensity=intensity) if a.number == number else a
+                 for a in aus)
+
+
+def event_at(events: Sequence[Event], frame_idx: int) -> Event | None:
+    """The event whose span holds `frame_idx` (the latest onset when several overlap)."""
+    inside = [e for e in events if e.onset <= frame_idx <= e.offset]
+    return max(inside, key=lambda e: (e.onset, e.id)) if inside else None
+
+
+def neighbour_event(events: Sequence[Event], frame_idx: int, step: int,
+                    current_id: int | None = None) -> Event | None:
+    """The next (step=+1) or previous (step=-1) event by onset, from the selected one or the playhead.
+
+    From a selected event the order is by (onset, id), so overlapping events are all reachable.
+    """
+    ordered = sorted(events, key=lambda e: (e.onset, e.id))
+    if not ordered:
+        return None
+    ids = [e.id for e in ordered]
+    if current_id in ids:
+        pos = ids.index(current_id) + step
+        return ordered[pos] if 0 <= pos < len(ordered) else None
+    if step > 0:
+        return next((e for e in ordered if e.onset > frame_idx), None)
+    return next((e for e in reversed(ordered) if e.onset < frame_idx), None)
+
+
+def cooccurrence(events: Sequence[Event], vocab: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """P(AU_j | AU_i) over the events, side and intensity ignored.
+
+    Returns (cond (n, n) float32 with NaN rows for AUs never coded, support (n,) int64 events per
+    AU). The diagonal is 1 for every coded AU.
+    """
+    numbers = [au_number(code) for code in vocab]
+    present = np.zeros((len(events), len(numbers)), dtype=np.float32)  # (n_events, n_au)
+    for row, event in enumerate(events):
+        coded = {a.number for a in event.aus}
+        present[row] = [n in coded for n in numbers]
+    joint = present.T @ present  # (n_au, n_au) events with both AU_i and AU_j
+    support = np.diag(joint).astype(np.int64)  # (n_au,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cond = joint / support[:, None]  # (n_au, n_au) row i: P(AU_j | AU_i)
+    cond[support == 0] = np.nan
+    return cond.astype(np.float32), support

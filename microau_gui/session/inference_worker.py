@@ -1,0 +1,295 @@
+"""The inference worker: one Predictor on its own thread, for the frame on screen and for analysis.
+
+Owns: `InferenceWorker`. May import inference (only its public contract: `Predictor`,
+`reference_frame`, `ReferencePolicy`), store, media, core, the session's messages/workers and
+PySide6.QtCore. torch is loaded lazily, on this worker's thread, when the first model loads.
+
+- The frame on screen: `predict(PredictionRequest)`; the newest request wins (LatestOnly), and a
+  request for another model version than the loaded one is dropped unanswered.
+- Background analysis: `analyze(AnalysisRequest)` predicts a list of frames one per event-loop
+  turn, so an on-screen request waiting in the queue is served between two analysis frames; the
+  answers go into the project's predictions cache (`project.predictions`) in small transactions.
+- The worker opens its own frame source (frame sources are not thread-safe), and keeps the last
+  predictions in memory so stepping back and forth redraws without running the model again;
+  frames already in the project's predictions cache (an analysis ran) are redrawn from it
+  (`inference.predictor.warp_grid_to_image` / `regions_in_image`) without the model.
+- Only analysis writes the project's cache. Frames predicted while the coder scrubs stay in
+  memory: the project file changes only when the coder edits or asks for an analysis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections import OrderedDict
+
+from PySide6.QtCore import QTimer, Signal, Slot
+
+from microau_gui.core.types import FramePrediction
+from microau_gui.media import FrameSource, open_media
+from microau_gui.session.messages import (
+    AnalysisRequest,
+    JobFinished,
+    MediaRef,
+    ModelLoaded,
+    ModelRequest,
+    PredictionRequest,
+    Progress,
+)
+from microau_gui.session.workers import LatestOnly, Worker
+from microau_gui.store.project import Project
+
+log = logging.getLogger(__name__)
+
+MEMORY_CACHE_FRAMES = 48  # full predictions (with heatmaps) kept for redraws: ~1 MB each
+ANALYSIS_BATCH_FRAMES = 16  # predictions committed to the store per transaction during analysis
+FRAME_CACHE_FRAMES = 48  # decoded frames kept by the worker's own source (references repeat)
+
+
+def _leave_a_core_for_display() -> None:
+    """Let torch use every core but one, so decoding and painting never queue behind the model.
+
+    Measured on 2 shared cores while stepping 25 frames/s with the model running: frame display
+    p50/p95 26/120 ms with torch on both cores, 15/47 ms with one (and 8x more predictions
+    finished, since the threads no longer thrash).
+    """
+    import torch  # already loaded by the predictor import; this is its thread setting
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+
+
+class InferenceWorker(Worker):
+    """Runs the model. Signals: `model_loaded`, `prediction_made`, `analysis_progressed`,
+    `analysis_finished`, `failed`."""
+
+    model_loaded = Signal(object)  # ModelLoaded
+    prediction_made = Signal(object)  # FramePrediction with request_id set
+    analysis_progressed = Signal(object)  # Progress
+    analysis_finished = Signal(object)  # JobFinished
+
+    def __init__(self):
+        super().__init__()
+        self._predictor = None
+        self._loaded: ModelLoaded | None = None
+        self._project: Project | None = None
+        self._source: FrameSource | None = None
+        self._media: MediaRef | None = None
+        self._memory: OrderedDict[tuple[int, int, int], FramePrediction] = OrderedDict()
+        self._mailbox = LatestOnly(self._predict_now)
+        self._analysis: AnalysisRequest | None = None
+        self._analysis_pos = 0
+        self._analysis_buffer: list[FramePrediction] = []
+        self._stopped = False
+
+    # -- project and model ---------------------------------------------------------------------
+
+    @Slot(object)
+    def set_project(self, project: Project | None) -> None:
+        """Use this project's predictions cache (None: cache nothing). Stops any analysis."""
+        self._finish_analysis(cancelled=True)
+        if self._project is not None:
+            self._project.close_thread_connection()
+        self._project = project
+        self._memory.clear()
+        self._close_source()
+
+    @Slot(object)
+    def load_model(self, request: ModelRequest) -> None:
+        self.guarded(f"loading model {request.checkpoint.name}", self._load_model, request)
+
+    def _load_model(self, request: ModelRequest) -> None:
+        from microau_gui.inference.predictor import Predictor  # torch loads here, on this thread
+
+        self._finish_analysis(cancelled=True)
+        _leave_a_core_for_display()
+        predictor = Predictor.from_checkpoint(request.checkpoint, device=request.device)
+        self._close_predictor()
+        self._predictor = predictor
+        self._memory.clear()
+        self._loaded = ModelLoaded(
+            request_id=request.request_id, model_version=predictor.model_version,
+            model_version_id=request.model_version_id, checkpoint=request.checkpoint,
+            vocab=tuple(predictor.vocab), card=dict(predictor.card), device=predictor.device,
+            pretrained_loaded=bool(predictor.pretrained_loaded), is_demo=bool(predictor.is_demo),
+        )
+        log.info("model %s loaded on %s", predictor.model_version, predictor.device)
+        self.model_loaded.emit(self._loaded)
+
+    @Slot(object)
+    def set_model_version_id(self, model_version_id: int | None) -> None:
+        """The project registered the loaded checkpoint: cache its predictions under this id."""
+        if self._loaded is not None:
+            self._loaded = dataclasses.replace(self._loaded, model_version_id=model_version_id)
+
+    # -- the frame on screen -------------------------------------------------------------------
+
+    @Slot(object)
+    def predict(self, request: PredictionRequest) -> None:
+        self._mailbox.put(request)
+
+    def _predict_now(self, request: PredictionRequest) -> None:
+        if self._loaded is None or request.model_version != self._loaded.model_version:
+            return  # asked of a model that is no longer (or not yet) loaded: stale
+        prediction = self.guarded(f"predicting frame {request.frame_idx}", self._prediction_for,
+                                  request.media, request.frame_idx, request.reference_idx)
+        if prediction is not None:
+            self.prediction_made.emit(dataclasses.replace(prediction,
+                                                          request_id=request.request_id))
+
+    def _prediction_for(self, media: MediaRef, frame_idx: int,
+                        reference_idx: int) -> FramePrediction:
+        key = (media.video_id, frame_idx, reference_idx)
+        known = self._memory.get(key)
+        if known is not None:
+            self._memory.move_to_end(key)
+            return known
+        source = self._source_for(media)
+        prediction = self._from_store(media, frame_idx, reference_idx, source)
+        if prediction is None:
+            prediction = self._predictor.predict(source.read(frame_idx),
+                                                 source.read(reference_idx), frame_idx,
+                                                 reference_idx)
+        self._memory[key] = prediction
+        while len(self._memory) > MEMORY_CACHE_FRAMES:
+            self._memory.popitem(last=False)
+        return prediction
+
+    def _from_store(self, media: MediaRef, frame_idx: int, reference_idx: int,
+                    source: FrameSource) -> FramePrediction | None:
+        """The project's cached prediction (from an analysis), redrawn without running the model.
+
+        The cache keeps the patch grid, transform and landmarks; heatmaps and region polygons are
+        derived again exactly as the predictor derives them.
+        """
+        from microau_gui.inference.predictor import regions_in_image, warp_grid_to_image
+
+        project, loaded = self._project, self._loaded
+        if project is None or loaded is None or loaded.model_version_id is None:
+            return None
+        cached = project.predictions.get(media.video_id, loaded.model_version_id, frame_idx,
+                                         reference_idx)
+        if cached is None or not cached.face_found or cached.pta_grid is None:
+            return cached
+        if cached.crop_to_img is None or cached.landmarks_img is None:
+            return None
+        width, height = source.size
+        box, heatmaps = warp_grid_to_image(cached.pta_grid, cached.crop_to_img,
+                                           self._predictor.image_size, (height, width))
+        return dataclasses.replace(cached, heatmap_box=box, heatmaps=heatmaps,
+                                   regions_img=regions_in_image(cached.landmarks_img, cached.vocab))
+
+    def _cache(self, predictions: list[FramePrediction], video_id: int) -> None:
+        """Store analysed frames in the project's cache (the timeline reads its traces there)."""
+        project = self._project
+        if (not predictions or project is None or project.read_only or self._loaded is None
+                or self._loaded.model_version_id is None):
+            return
+        project.predictions.put_many(video_id, self._loaded.model_version_id, predictions)
+
+    # -- background analysis -------------------------------------------------------------------
+
+    @Slot(object)
+    def analyze(self, request: AnalysisRequest) -> None:
+        self._finish_analysis(cancelled=True)
+        if self._loaded is None or request.model_version != self._loaded.model_version:
+            self.failed.emit("analysis: the model it was started with is no longer loaded; "
+                             "start it again")
+            return
+        self._analysis = request
+        self._analysis_pos = 0
+        QTimer.singleShot(0, self._analysis_step)
+
+    @Slot()
+    def cancel_analysis(self) -> None:
+        self._finish_analysis(cancelled=True)
+
+    def _analysis_step(self) -> None:
+        request = self._analysis
+        if request is None or self._stopped:
+            return
+        if self._mailbox.has_pending:  # the coder's frame first; analysis resumes right after
+            QTimer.singleShot(0, self._analysis_step)
+            return
+        frame_idx = request.frame_idxs[self._analysis_pos]
+        reference_idx = self._analysis_reference(request, frame_idx)
+        prediction = self.guarded(f"analysing frame {frame_idx}", self._prediction_for_analysis,
+                                  request.media, frame_idx, reference_idx)
+        if prediction is None:
+            self._finish_analysis(cancelled=True)
+            return
+        self._analysis_buffer.append(prediction)
+        self._analysis_pos += 1
+        n_total = len(request.frame_idxs)
+        done = self._analysis_pos >= n_total
+        if done or len(self._analysis_buffer) >= ANALYSIS_BATCH_FRAMES:
+            self._flush_analysis()
+        self.analysis_progressed.emit(Progress(
+            request.request_id, self._analysis_pos, n_total,
+            f"analysed {self._analysis_pos} of {n_total} frames"))
+        if done:
+            self._finish_analysis(cancelled=False)
+        else:
+            QTimer.singleShot(0, self._analysis_step)
+
+    def _analysis_reference(self, request: AnalysisRequest, frame_idx: int) -> int:
+        from microau_gui.inference.reference import ReferencePolicy, reference_frame
+
+        return reference_frame(frame_idx, ReferencePolicy(request.reference_policy),
+                               request.media.fps, fixed_idx=request.fixed_reference_idx)
+
+    def _prediction_for_analysis(self, media: MediaRef, frame_idx: int,
+                                 reference_idx: int) -> FramePrediction:
+        source = self._source_for(media)
+        return self._predictor.predict(source.read(frame_idx), source.read(reference_idx),
+                                       frame_idx, reference_idx)
+
+    def _flush_analysis(self) -> None:
+        buffer, self._analysis_buffer = self._analysis_buffer, []
+        if buffer and self._analysis is not None:
+            self.guarded("saving analysed frames", self._cache, buffer,
+                         self._analysis.media.video_id)
+
+    def _finish_analysis(self, cancelled: bool) -> None:
+        request = self._analysis
+        if request is None:
+            return
+        self._flush_analysis()
+        self._analysis = None
+        n_total = len(request.frame_idxs)
+        verb = "cancelled after" if cancelled else "finished:"
+        self.analysis_finished.emit(JobFinished(
+            request.request_id, cancelled, f"analysis {verb} {self._analysis_pos} of {n_total} "
+            "frames"))
+
+    # -- resources -----------------------------------------------------------------------------
+
+    def _source_for(self, media: MediaRef) -> FrameSource:
+        if self._source is None or self._media != media:
+            self._close_source()
+            self._source = open_media(media.path, fps=media.fps, cache_frames=FRAME_CACHE_FRAMES)
+            self._media = media
+        return self._source
+
+    def _close_source(self) -> None:
+        if self._source is not None:
+            self._source.close()
+        self._source = None
+        self._media = None
+
+    def _close_predictor(self) -> None:
+        if self._predictor is not None:
+            self._predictor.close()
+        self._predictor = None
+        self._loaded = None
+
+    @Slot()
+    def shutdown(self) -> None:
+        self._stopped = True
+        self._mailbox.take()
+        self.guarded("stopping analysis", self._finish_analysis, True)
+        self._close_source()
+        self.guarded("closing the model", self._close_predictor)
+        if self._project is not None:
+            self._project.close_thread_connection()
+        self._project = None

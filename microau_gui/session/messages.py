@@ -1,0 +1,128 @@
+"""The frozen values that travel between the session (GUI thread) and its workers.
+
+Owns: every request and response a worker receives or emits. May import core, store records and
+the standard library; no Qt here, so the values can be built and compared in plain tests.
+
+Workers receive a request through a queued signal and answer with a response carrying the same
+`request_id`; the session drops any response whose id (or model version) is no longer current.
+Numpy arrays inside a response are never written to after the response is emitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """Which media a worker should read: enough to open it without asking the store."""
+
+    video_id: int
+    path: Path  # video file or image folder
+    fps: float  # the project's frame rate for it (image folders store none)
+    n_frames: int
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """Decode one frame for display."""
+
+    request_id: int
+    media: MediaRef
+    frame_idx: int
+    requested_at_s: float  # time.perf_counter() when asked, for the display-latency figure
+
+
+@dataclass(frozen=True, eq=False)
+class FrameLoaded:
+    """A decoded frame, ready to draw."""
+
+    request_id: int
+    video_id: int
+    frame_idx: int
+    rgb: np.ndarray  # (H, W, 3) uint8, read-only
+    t_s: float  # presentation time of the frame
+    requested_at_s: float  # copied from the request
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Load a checkpoint into the inference worker (replacing the current one)."""
+
+    request_id: int
+    checkpoint: Path
+    model_version_id: int | None  # the project's id for this version (predictions cache key)
+    device: str  # "auto", "cpu" or "cuda"
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    """What the inference worker now runs."""
+
+    request_id: int
+    model_version: str  # the checkpoint's version name
+    model_version_id: int | None
+    checkpoint: Path
+    vocab: tuple[str, ...]  # AU codes in model order
+    card: dict = field(hash=False, compare=False)  # the JSON model card as loaded
+    device: str = "cpu"  # "cpu" or "cuda"
+    pretrained_loaded: bool = True  # False: the backbone runs on random weights
+    is_demo: bool = False  # the bundled demo model (trained on synthetic data)
+
+
+@dataclass(frozen=True)
+class PredictionRequest:
+    """Predict one frame against a reference frame with the current model."""
+
+    request_id: int
+    media: MediaRef
+    frame_idx: int
+    reference_idx: int
+    model_version: str  # the answer is dropped if the worker's model differs
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """Predict a range of frames in the background and fill the predictions cache."""
+
+    request_id: int
+    media: MediaRef
+    frame_idxs: tuple[int, ...]  # frames to predict, in order
+    reference_policy: str  # inference.ReferencePolicy value ("sliding", "fixed", ...)
+    fixed_reference_idx: int | None  # for the "fixed" policy
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a long job has come."""
+
+    request_id: int
+    n_done: int
+    n_total: int
+    text: str = ""  # one line for the status bar
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """A long job ended (completed or cancelled); `summary` is one line for the user."""
+
+    request_id: int
+    cancelled: bool
+    summary: str
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """Import a coding sheet with its media root into a project (created when missing)."""
+
+    request_id: int
+    kind: str  # importer name: casme2, samm, casme3, megc, csv
+    sheet: Path
+    media_root: Path
+    project_path: Path
+    coder: str = ""
+    fps: float | None = None  # frame rate of image-folder clips (files store none), e.g. 200

@@ -1,0 +1,100 @@
+"""What a path given to the window opens: a project, or a video / image folder and its project.
+
+Owns: `OpenTarget`, `resolve_target`, `project_path_for_media`, `open_or_create_project`,
+`ensure_video`, `demo_project_path`, `weights_dir`. May import store, media and core; no Qt.
+
+Where the project of a bare video or image folder lives (the choice, also in the README):
+- next to the media, named after it: `clip.mp4` -> `clip.maus` in the same folder, an image
+  folder `EP02_01f/` -> `EP02_01f.maus` beside the folder (never inside it, where it would sit
+  among the frames). Opening the same media again reuses that project, so edits are never split
+  over several files;
+- when that folder is not writable (a read-only dataset mount), in the user's data folder:
+  `~/.local/share/microau_studio/projects/<name>-<8 hex of the media path hash>.maus`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import microau_gui
+from microau_gui.core.errors import UserError
+from microau_gui.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_image_files, open_media
+from microau_gui.store.db import SUFFIX, is_project_file
+from microau_gui.store.project import Project
+from microau_gui.store.records import Video
+
+REPO_ROOT = Path(microau_gui.__file__).resolve().parent.parent
+DEMO_PROJECT = REPO_ROOT / "assets" / "demo" / "demo.maus"
+
+
+def demo_project_path() -> Path | None:
+    """The bundled demo project (`make demo-assets` builds it), or None when not built."""
+    return DEMO_PROJECT if DEMO_PROJECT.is_file() else None
+
+
+def weights_dir() -> Path:
+    """The `weights/` folder of the installation (checkpoints and their model cards)."""
+    return REPO_ROOT / "weights"
+
+
+def user_projects_dir() -> Path:
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "microau_studio" / "projects"
+
+
+@dataclass(frozen=True)
+class OpenTarget:
+    """A project to open and, for a bare media path, the media to show in it."""
+
+    project_path: Path
+    media_path: Path | None  # None: open the project on its first video
+
+
+def project_path_for_media(media: Path) -> Path:
+    """Where the project of a bare video or image folder lives (see the module docstring)."""
+    media = media.absolute()
+    beside = media.parent / (media.stem if media.is_file() else media.name)
+    beside = beside.with_name(beside.name + SUFFIX)
+    if beside.exists() or os.access(media.parent, os.W_OK):
+        return beside
+    digest = hashlib.sha1(str(media).encode()).hexdigest()[:8]
+    return user_projects_dir() / f"{beside.stem}-{digest}{SUFFIX}"
+
+
+def resolve_target(path: Path | str) -> OpenTarget:
+    """Decide what `python main.py PATH` (or File > Open) opens; UserError for anything else."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"{path} does not exist; give a project (.maus), a video file or an "
+                        "image folder")
+    if path.is_file() and (path.suffix == SUFFIX or is_project_file(path)):
+        return OpenTarget(path.absolute(), None)
+    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+        return OpenTarget(project_path_for_media(path), path.absolute())
+    if path.is_dir():
+        if not list_image_files(path):
+            raise UserError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}); open a folder "
+                            "with one clip's frames, or import a dataset (File > Import dataset)")
+        return OpenTarget(project_path_for_media(path), path.absolute())
+    raise UserError(f"{path.name} is not a project (.maus), a video (mp4/avi/mov/mkv) or an "
+                    "image folder")
+
+
+def open_or_create_project(path: Path) -> Project:
+    """Open the project at `path`, creating it (and its folder) when it does not exist yet."""
+    if path.exists():
+        return Project.open(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Project.create(path)
+
+
+def ensure_video(project: Project, media: Path) -> Video:
+    """The project's video for this media path, added (probed with the media layer) when new."""
+    known = project.video_by_path(media)
+    if known is not None:
+        return known
+    with open_media(media, cache_frames=1) as source:
+        return project.add_video(media, source, name=media.stem if media.is_file() else media.name)

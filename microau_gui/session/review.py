@@ -1,0 +1,490 @@
+"""Review queues: spotted candidates (and suggestions) ranked by score, walked with single keys.
+
+Owns: `ReviewItem`, `ItemStatus`, `ReviewQueue` (plain Python, no Qt), `ReviewController` (the
+session's `review`), `AU_THRESHOLD`, `aus_from_probs`. May import spotting values, store
+(commands, records), core, the session's own modules and PySide6.QtCore; never gui.
+
+Our specification of the spotting review (issue #8 part 3):
+- "Spot this video" runs `spotting.spot_media` in a `SpotWorker` thread with progress and
+  cancel. Its candidates are ranked by score (highest first) and kept in the project file
+  (`project_meta`, key `review.candidates.<video_id>`) with the coder's reject marks, so an
+  hour-long video is spotted once; reopening the project shows the same queue.
+- Going to an item opens its video and puts the playhead on its apex, where the AU panel shows
+  the model's prediction for it (under the window's reference policy).
+- Accept turns the candidate into an event through ONE `AcceptPrediction` command (one undo
+  step): onset, apex and offset of the candidate, expression type micro/macro from its length,
+  and the AUs whose probability at the apex is >= `AU_THRESHOLD` in the model's prediction of
+  that frame, which is the prediction on screen. When that prediction has not arrived yet, the
+  accept waits for it (the status bar says so) and completes when it does. Without a model the
+  event gets no AUs and the status bar says so. The new event is selected, so its AUs and
+  boundaries are edited at once with the usual keys; the queue stays on it until Next.
+- Reject marks the item and moves to the next pending item. An item accepted and then undone
+  (Ctrl+Z) is pending again: an item counts as accepted only while its event exists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+
+from microau_gui.core.au import au_number
+from microau_gui.core.aus import AUCode
+from microau_gui.core.errors import UserError
+from microau_gui.core.types import FramePrediction
+from microau_gui.session.spot_worker import SpotDone, SpotRequest, SpotWorker
+from microau_gui.session.workers import WorkerThread
+from microau_gui.store.commands import AcceptPrediction
+from microau_gui.store.records import PredictedEvent
+
+if TYPE_CHECKING:
+    from microau_gui.session.session import ProjectSession
+
+log = logging.getLogger(__name__)
+
+AU_THRESHOLD = 0.5  # the model's decision threshold: an AU at or above it is taken as present
+CANDIDATES = "candidates"
+SUGGESTIONS = "suggestions"
+_META_KEY = "review.candidates.{video_id}"
+
+
+def _read_record(project, video_id: int) -> dict | None:
+    text = project.meta(_META_KEY.format(video_id=video_id)) if project is not None else None
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+        record["items"] = [ReviewItem(**row) for row in record["items"]]
+        return record
+    except (ValueError, TypeError, KeyError) as err:
+        log.warning("stored candidates of video %d are unreadable: %s", video_id, err)
+        return None
+
+
+def stored_candidates(project, video_id: int) -> list[ReviewItem]:
+    """The spotted candidates the project keeps for a video (empty when never spotted)."""
+    record = _read_record(project, video_id)
+    return list(record["items"]) if record is not None else []
+
+
+def aus_from_probs(vocab: Sequence[str], probs: Sequence[float] | None,
+                   threshold: float = AU_THRESHOLD) -> tuple[AUCode, ...]:
+    """Bilateral AU codes of every AU whose probability reaches `threshold`, in vocabulary order."""
+    if probs is None:
+        return ()
+    return tuple(AUCode(au_number(code)) for code, p in zip(vocab, probs) if p >= threshold)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One thing to look at: a spotted interval, or a frame/event a ranking picked."""
+
+    video_id: int
+    onset: int  # frame_idx
+    apex: int  # frame_idx: where the playhead goes
+    offset: int  # frame_idx, inclusive
+    score: float  # rank key, higher first (spotting: apex z in noise units)
+    kind: str  # candidates: "micro" or "macro"; suggestions: the ranking's reason
+    detail: str = ""  # one line: regions that moved, or why it was suggested
+    event_id: int | None = None  # the existing event the item is about, if any
+
+    @property
+    def frames_text(self) -> str:
+        return f"{self.onset}–{self.apex}–{self.offset}"
+
+
+class ItemStatus(str, Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class ReviewQueue:
+    """Items ranked by score with a current position and the coder's marks."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.items: tuple[ReviewItem, ...] = ()
+        self.current: int | None = None
+        self.rejected: set[int] = set()  # item indices
+        self.accepted: dict[int, int] = {}  # item index -> event id it became
+        self.live_event_ids: set[int] = set()  # accepted events that still exist
+
+    def set_items(self, items: Iterable[ReviewItem], rejected: Iterable[int] = (),
+                  accepted: dict[int, int] | None = None) -> None:
+        """Rank `items` by score (ties by onset); marks refer to positions in that ranking."""
+        self.items = tuple(sorted(items, key=lambda i: (-i.score, i.video_id, i.onset)))
+        self.rejected = {i for i in rejected if 0 <= i < len(self.items)}
+        self.accepted = {i: e for i, e in (accepted or {}).items() if 0 <= i < len(self.items)}
+        self.current = 0 if self.items else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def status(self, index: int) -> ItemStatus:
+        if self.accepted.get(index) in self.live_event_ids:
+            return ItemStatus.ACCEPTED
+        if index in self.rejected:
+            return ItemStatus.REJECTED
+        return ItemStatus.PENDING
+
+    def counts(self) -> dict[ItemStatus, int]:
+        out = {s: 0 for s in ItemStatus}
+        for index in range(len(self.items)):
+            out[self.status(index)] += 1
+        return out
+
+    def neighbour(self, step: int, pending_only: bool = False) -> int | None:
+        """The item `step` places from the current one (in rank order), or the next pending one."""
+        if not self.items:
+            return None
+        start = -1 if self.current is None else self.current
+        if not pending_only:
+            index = start + step
+            return index if 0 <= index < len(self.items) else None
+        order = list(range(start + 1, len(self.items))) + list(range(0, max(start, 0)))
+        return next((i for i in order if self.status(i) is ItemStatus.PENDING), None)
+
+
+def _candidate_item(video_id: int, candidate) -> ReviewItem:
+    moved = "+".join(candidate.regions)
+    return ReviewItem(video_id, candidate.onset, candidate.apex, candidate.offset,
+                      float(candidate.score), candidate.kind,
+                      f"moved: {moved}" if moved else "")
+
+
+class ReviewController(QObject):
+    """The session's review queues, the spotting worker and the accept/reject actions."""
+
+    queue_changed = Signal(str)  # a queue's items or marks changed (queue name)
+    current_changed = Signal(str, int)  # (queue name, item index) the coder is on
+    active_changed = Signal(str)  # the queue the keys act on
+    spotting_progressed = Signal(object)  # Progress
+    spotting_finished = Signal(object)  # SpotDone
+    _spot_requested = Signal(object)
+
+    def __init__(self, session: ProjectSession):
+        super().__init__(session)
+        self.session = session
+        self.queues = {CANDIDATES: ReviewQueue(CANDIDATES), SUGGESTIONS: ReviewQueue(SUGGESTIONS)}
+        self.active = CANDIDATES
+        self._spotter: WorkerThread | None = None
+        self._spot_request: SpotRequest | None = None
+        self._pending_accept: tuple[str, int] | None = None
+        self._candidates_video_id: int | None = None
+        session.video_opened.connect(self._on_session_video_opened)
+        session.project_closed.connect(self._on_session_project_closed)
+        session.events_changed.connect(self._on_session_events_changed)
+        session.prediction_made.connect(self._on_session_prediction_made)
+
+    # -- queues --------------------------------------------------------------------------------
+
+    @property
+    def queue(self) -> ReviewQueue:
+        """The queue the keys act on."""
+        return self.queues[self.active]
+
+    def set_active(self, name: str) -> None:
+        if name != self.active:
+            self.active = name
+            self._pending_accept = None
+            self.active_changed.emit(name)
+
+    def set_items(self, name: str, items: Iterable[ReviewItem]) -> None:
+        """Fill a queue (ranked by score), make it the active one and go to its first item."""
+        queue = self.queues[name]
+        queue.set_items(items)
+        self._refresh_live(queue)
+        self.queue_changed.emit(name)
+        self.set_active(name)
+        if queue.items:
+            self.go_to(0)
+
+    def _refresh_live(self, queue: ReviewQueue) -> None:
+        project = self.session.project
+        if project is None or not queue.accepted:
+            queue.live_event_ids = set()
+            return
+        wanted = set(queue.accepted.values())
+        queue.live_event_ids = {e.id for e in project.events(source="accepted") if e.id in wanted}
+
+    # -- navigation ----------------------------------------------------------------------------
+
+    def go_to(self, index: int, name: str | None = None) -> None:
+        """Make item `index` current: open its video, put the playhead on its apex."""
+        if name is not None:
+            self.set_active(name)
+        queue = self.queue
+        if not 0 <= index < len(queue.items):
+            return
+        item = queue.items[index]
+        session = self.session
+        self._pending_accept = None
+        queue.current = index
+        if session.video is None or session.video.id != item.video_id:
+            session.open_video(item.video_id)
+        if item.event_id is not None:
+            session.select_event(item.event_id, seek=False)
+        else:
+            session.select_event(None, seek=False)
+        session.pause()
+        session.seek(item.apex)
+        self.current_changed.emit(queue.name, index)
+
+    def step(self, step: int) -> None:
+        """Next (+1) / previous (-1) item in rank order, whatever its mark."""
+        index = self.queue.neighbour(step)
+        if index is None:
+            self.session.status_posted.emit(self._empty_text() or
+                                            ("last item of the queue" if step > 0
+                                             else "first item of the queue"))
+            return
+        self.go_to(index)
+
+    def _empty_text(self) -> str | None:
+        if self.queue.items:
+            return None
+        if self.active == CANDIDATES:
+            return "no candidates: spot this video first (Review > Spot micro-expressions)"
+        return "no suggestions: Review > Suggest what to review"
+
+    def _current_item(self) -> tuple[ReviewQueue, int, ReviewItem] | None:
+        queue = self.queue
+        empty = self._empty_text()
+        if empty is not None:
+            self.session.status_posted.emit(empty)
+            return None
+        if queue.current is None:
+            self.go_to(0)
+        return queue, queue.current, queue.items[queue.current]
+
+    # -- accept / reject -----------------------------------------------------------------------
+
+    def reject(self) -> None:
+        """Mark the current item rejected and go to the next pending one."""
+        found = self._current_item()
+        if found is None:
+            return
+        queue, index, _item = found
+        if queue.status(index) is ItemStatus.ACCEPTED:
+            self.session.status_posted.emit(
+                f"already accepted as event {queue.accepted[index]}; undo (Ctrl+Z) or delete "
+                "the event to reject it")
+            return
+        self._pending_accept = None
+        queue.rejected.add(index)
+        self._save(queue)
+        self.queue_changed.emit(queue.name)
+        following = queue.neighbour(1, pending_only=True)
+        if following is None:
+            self.session.status_posted.emit("every item of the queue is decided")
+            self.current_changed.emit(queue.name, index)
+        else:
+            self.go_to(following)
+
+    def accept(self) -> None:
+        """Turn the current item into an event (see the module docstring); one undo step."""
+        found = self._current_item()
+        if found is None:
+            return
+        queue, index, item = found
+        session = self.session
+        if queue.status(index) is ItemStatus.ACCEPTED:
+            session.status_posted.emit(f"already accepted as event {queue.accepted[index]}")
+            return
+        if not session.editable:
+            raise UserError("the project is read-only; nothing can be accepted into it")
+        if item.event_id is not None:
+            self._accept_existing(queue, index, item)
+            return
+        if session.model is None:
+            self._accept_with(queue, index, item, (), "no model is loaded: accepted without AUs")
+            return
+        prediction = session.prediction
+        if (session.video is not None and session.video.id == item.video_id
+                and prediction is not None and prediction.frame_idx == item.apex
+                and prediction.model_version == session.model.model_version):
+            self._accept_from(queue, index, item, prediction)
+            return
+        self._pending_accept = (queue.name, index)
+        if session.video is None or session.video.id != item.video_id or session.frame_idx != item.apex:
+            self.go_to(index)
+            self._pending_accept = (queue.name, index)
+        session.status_posted.emit(f"waiting for the model's prediction at the apex (frame "
+                                   f"{item.apex}) …")
+
+    def _accept_from(self, queue: ReviewQueue, index: int, item: ReviewItem,
+                     prediction: FramePrediction) -> None:
+        if not prediction.face_found:
+            self._accept_with(queue, index, item, (), "no face found at the apex: accepted "
+                              "without AUs")
+            return
+        aus = aus_from_probs(prediction.vocab, prediction.probs)
+        self._accept_with(queue, index, item, aus, None)
+
+    def _accept_with(self, queue: ReviewQueue, index: int, item: ReviewItem,
+                     aus: tuple[AUCode, ...], note: str | None) -> None:
+        session = self.session
+        self._pending_accept = None
+        model = session.model
+        kind = item.kind if item.kind in ("micro", "macro") else "micro"
+        predicted = PredictedEvent(item.video_id, item.onset, item.apex, item.offset, aus,
+                                   model.model_version_id if model is not None else None,
+                                   expression_type=kind)
+        command = AcceptPrediction(predicted)
+        if not session.push([command]):
+            return
+        queue.accepted[index] = command.event_id
+        queue.rejected.discard(index)
+        self._refresh_live(queue)
+        self._save(queue)
+        self.queue_changed.emit(queue.name)
+        session.select_event(command.event_id, seek=False)
+        event = session.project.event(command.event_id)
+        text = f"accepted as event {event.id} ({event.aus_text or 'no AUs'})"
+        session.status_posted.emit(f"{text}; {note}" if note else
+                                   f"{text}: edit it with the AU keys, J for the next item")
+
+    def _accept_existing(self, queue: ReviewQueue, index: int, item: ReviewItem) -> None:
+        """An item about an existing event: accepting confirms the event as it is."""
+        queue.accepted[index] = item.event_id
+        queue.rejected.discard(index)
+        self._refresh_live(queue)
+        self.queue_changed.emit(queue.name)
+        self.session.status_posted.emit(f"event {item.event_id} confirmed")
+
+    def _on_session_prediction_made(self, prediction: FramePrediction) -> None:
+        pending = self._pending_accept
+        if pending is None:
+            return
+        queue = self.queues[pending[0]]
+        index = pending[1]
+        item = queue.items[index] if index < len(queue.items) else None
+        session = self.session
+        if (item is None or session.video is None or session.video.id != item.video_id
+                or prediction.frame_idx != item.apex):
+            return
+        self._accept_from(queue, index, item, prediction)
+
+    # -- spotting ------------------------------------------------------------------------------
+
+    @property
+    def spotting(self) -> bool:
+        return self._spotter is not None
+
+    @property
+    def threads(self) -> list[WorkerThread]:
+        return [self._spotter] if self._spotter is not None else []
+
+    def spot_video(self) -> None:
+        """Spot the open video in a worker thread; the candidates queue fills when it ends."""
+        session = self.session
+        if session.media is None:
+            raise UserError("open a video first; spotting runs on the open video")
+        if self._spotter is not None:
+            raise UserError("spotting is already running; wait for it or cancel it")
+        request = SpotRequest(session._next_request_id(), session.media)
+        self._spot_request = request
+        self._spotter = WorkerThread(SpotWorker(), "spotting")
+        worker = self._spotter.worker
+        worker.progressed.connect(self._on_spotter_progressed)
+        worker.finished.connect(self._on_spotter_finished)
+        worker.failed.connect(self._on_spotter_failed)
+        self._spot_requested.connect(worker.run)
+        self._spot_requested.emit(request)
+        self._spot_requested.disconnect(worker.run)
+        session.status_posted.emit(f"spotting {session.media.path.name} in the background …")
+
+    def cancel_spotting(self) -> None:
+        if self._spotter is not None:
+            self._spotter.worker.cancel()
+
+    def _on_spotter_progressed(self, progress) -> None:
+        if self._spot_request is not None and progress.request_id == self._spot_request.request_id:
+            self.spotting_progressed.emit(progress)
+
+    def _on_spotter_finished(self, done: SpotDone) -> None:
+        self._end_spotting()
+        self.spotting_finished.emit(done)
+        self.session.status_posted.emit(done.summary)
+        if done.cancelled or self.session.project is None:
+            return
+        items = [_candidate_item(done.video_id, c) for c in done.candidates]
+        queue = ReviewQueue(CANDIDATES)
+        queue.set_items(items)
+        self._save(queue, done.video_id)
+        video = self.session.video
+        if video is not None and video.id == done.video_id:
+            self._candidates_video_id = done.video_id
+            self.set_items(CANDIDATES, items)
+
+    def _on_spotter_failed(self, message: str) -> None:
+        request = self._spot_request
+        self._end_spotting()
+        self.spotting_finished.emit(SpotDone(request.request_id if request else 0, 0, (), True,
+                                             0.0, message))
+        self.session.failed.emit(message)
+
+    def _end_spotting(self) -> None:
+        if self._spotter is not None:
+            self._spotter.stop()
+            self._spotter = None
+        self._spot_request = None
+
+    # -- persistence of the candidates queue ---------------------------------------------------
+
+    def _save(self, queue: ReviewQueue, video_id: int | None = None) -> None:
+        """Keep the candidates and the coder's marks in the project file (not undoable state:
+        the marks are the coder's triage, and accepted events are on the undo stack)."""
+        project = self.session.project
+        video_id = video_id if video_id is not None else self._candidates_video_id
+        if queue.name != CANDIDATES or project is None or project.read_only or video_id is None:
+            return
+        record = {"items": [asdict(i) for i in queue.items], "rejected": sorted(queue.rejected),
+                  "accepted": {str(k): v for k, v in queue.accepted.items()}}
+        project.set_meta(_META_KEY.format(video_id=video_id), json.dumps(record))
+
+    def _load_candidates(self, video_id: int) -> None:
+        queue = self.queues[CANDIDATES]
+        self._candidates_video_id = video_id
+        self._pending_accept = None
+        record = _read_record(self.session.project, video_id)
+        if record is None:
+            queue.set_items(())
+        else:
+            queue.set_items(record["items"], record.get("rejected", ()),
+                            {int(k): int(v) for k, v in record.get("accepted", {}).items()})
+        self._refresh_live(queue)
+        self.queue_changed.emit(CANDIDATES)
+
+    def _on_session_video_opened(self, video) -> None:
+        if video.id != self._candidates_video_id:
+            self._load_candidates(video.id)
+
+    def _on_session_project_closed(self) -> None:
+        self._candidates_video_id = None
+        self._pending_accept = None
+        for queue in self.queues.values():
+            queue.set_items(())
+            queue.live_event_ids = set()
+            self.queue_changed.emit(queue.name)
+
+    def _on_session_events_changed(self) -> None:
+        for queue in self.queues.values():
+            if queue.accepted:
+                before = queue.live_event_ids
+                self._refresh_live(queue)
+                if queue.live_event_ids != before:
+                    self.queue_changed.emit(queue.name)
+
+    def close(self) -> None:
+        """Cancel and join the spotting thread."""
+        if self._spotter is not None:
+            self._spotter.worker.cancel()
+            self._spotter.stop()
+            self._spotter = None

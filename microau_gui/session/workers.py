@@ -1,0 +1,118 @@
+"""The base of every worker and the thread that runs it.
+
+Owns: `Worker` (a QObject with a `failed` signal and a guarded call helper), `LatestOnly` (the
+"newest request wins" mailbox) and `WorkerThread` (start, stop and join one worker's QThread).
+May import PySide6.QtCore and core; no widgets.
+
+Rules every worker follows (DESIGN.md section 3):
+- it lives in its own QThread and is only ever called through queued signals or
+  `QMetaObject.invokeMethod`, so no locks guard its state;
+- every exception inside a slot is logged with its traceback and reported through `failed(str)`
+  (one line for the user); the thread keeps running;
+- `shutdown()` releases what the worker holds (files, models, SQLite connections) on the worker's
+  own thread, and `WorkerThread.stop()` then quits and joins the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
+
+from microau_gui.core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def user_message(err: BaseException) -> str:
+    """One line for a message box: the UserError text, or the exception type and text."""
+    if isinstance(err, UserError):
+        return str(err)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class Worker(QObject):
+    """A QObject that runs in its own thread and never dies silently."""
+
+    failed = Signal(str)
+
+    def guarded(self, what: str, fn: Callable[..., Any], *args) -> Any:
+        """Call `fn(*args)`; on any exception log the traceback, emit `failed`, return None."""
+        try:
+            return fn(*args)
+        except UserError as err:
+            log.warning("%s: %s", what, err)
+            self.failed.emit(f"{what}: {err}")
+        except Exception as err:  # a worker must report, never die: DeepLabCut's Worker.error
+            log.exception("%s failed", what)
+            self.failed.emit(f"{what}: {user_message(err)}")
+        return None
+
+    @Slot()
+    def sync(self) -> None:
+        """Does nothing: a blocking call to it returns once every earlier request was handled."""
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Release resources; called on the worker's thread just before the thread quits."""
+
+
+class LatestOnly:
+    """A one-slot mailbox: `put` keeps only the newest request and schedules one `handler` call.
+
+    Requests arrive as queued events. While the handler is busy, later requests pile up in the
+    thread's event queue; when it returns, all of them are delivered (each overwriting the slot)
+    before the single scheduled call runs, so only the newest one is processed (SLEAP's loader).
+    """
+
+    def __init__(self, handler: Callable[[Any], None]):
+        self._handler = handler
+        self._pending: Any = None
+        self._scheduled = False
+
+    def put(self, request: Any) -> None:
+        self._pending = request
+        if not self._scheduled:
+            self._scheduled = True
+            QTimer.singleShot(0, self._run)
+
+    def take(self) -> Any:
+        """Remove and return the pending request (None when there is none)."""
+        request, self._pending = self._pending, None
+        return request
+
+    @property
+    def has_pending(self) -> bool:
+        return self._pending is not None
+
+    def _run(self) -> None:
+        self._scheduled = False
+        request = self.take()
+        if request is not None:
+            self._handler(request)
+
+
+class WorkerThread:
+    """One worker moved into one QThread, started at once; `stop()` joins it."""
+
+    def __init__(self, worker: Worker, name: str):
+        self.worker = worker
+        self.thread = QThread()
+        self.thread.setObjectName(name)
+        worker.moveToThread(self.thread)
+        self.thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self.thread.isRunning()
+
+    def stop(self) -> None:
+        """Let the worker release its resources on its own thread, then quit and join."""
+        if not self.thread.isRunning():
+            return
+        QMetaObject.invokeMethod(self.worker, "shutdown", Qt.ConnectionType.BlockingQueuedConnection)
+        self.thread.quit()
+        self.thread.wait()

@@ -1,0 +1,255 @@
+"""The session layer without widgets: playback clock, annotation rules, opening media, workers,
+undoable edits, import in a worker, failures and shutdown. Real image files, real SQLite files,
+real QThreads (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from test_session_fixtures import face_clip, read_frame, session, write_face_clip  # noqa: F401
+
+from microau_gui.core.aus import AUCode, Side
+from microau_gui.core.types import Sample
+from microau_gui.session import annotation
+from microau_gui.session.opening import project_path_for_media, resolve_target
+from microau_gui.session.playback import SPEEDS, playback_position
+from microau_gui.store.project import Project
+from microau_gui.store.records import Boundary, Event
+
+pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
+
+
+# -- pure rules ------------------------------------------------------------------------------
+
+
+def test_playback_clock_follows_elapsed_time_at_every_speed():
+    # 200 fps at 1/32x: 6.25 frames per second of wall time.
+    assert playback_position(1.0, 100, 200.0, 1 / 32, 1000) == (106, False)
+    assert playback_position(0.5, 0, 200.0, 2.0, 1000) == (200, False)
+    # a decoder that lags never slows time: after 2 s at 1x we are 400 frames on, whatever was shown
+    assert playback_position(2.0, 0, 200.0, 1.0, 1000) == (400, False)
+    assert playback_position(10.0, 0, 200.0, 1.0, 1000) == (999, True)
+    assert SPEEDS[0] == 1 / 32 and SPEEDS[-1] == 2.0
+
+
+def test_ping_pong_loop_bounces_inside_the_event():
+    positions = [playback_position(t / 100, 10, 100.0, 1.0, 1000, loop=(10, 20))[0]
+                 for t in range(0, 60)]
+    assert min(positions) == 10 and max(positions) == 20
+    assert positions[:11] == list(range(10, 21))  # forward ...
+    assert positions[11:21] == list(range(19, 9, -1))  # ... and back
+    # a start outside the loop starts at the onset
+    assert playback_position(0.0, 500, 100.0, 1.0, 1000, loop=(10, 20))[0] == 10
+
+
+def test_au_toggles_sides_and_intensity():
+    aus = annotation.toggle_au((), "AU12")
+    assert aus == (AUCode(12),)
+    aus = annotation.with_au_side(aus, "AU12", Side.RIGHT)
+    aus = annotation.with_au_intensity(aus, 12, "C")
+    assert aus == (AUCode(12, side=Side.RIGHT, intensity="C"),)
+    assert annotation.toggle_au(aus, "AU12") == ()
+    assert annotation.digit_aus(("AU1", "AU2", "AU4"))["3"] == "AU4"
+
+
+def _event(event_id, onset, offset, *numbers) -> Event:
+    return Event(event_id, f"u{event_id}", 1, onset, onset, offset, tuple(AUCode(n) for n in numbers))
+
+
+def test_cooccurrence_is_conditional_on_the_row_au():
+    events = [_event(1, 0, 5, 4, 7), _event(2, 10, 15, 4), _event(3, 20, 25, 12)]
+    cond, support = annotation.cooccurrence(events, ("AU4", "AU7", "AU12", "AU1"))
+    assert support.tolist() == [2, 1, 1, 0]
+    assert cond[0, 1] == pytest.approx(0.5)  # P(AU7 | AU4): one of two AU4 events
+    assert cond[1, 0] == pytest.approx(1.0)  # P(AU4 | AU7)
+    assert np.isnan(cond[3]).all()  # AU1 never coded
+
+
+def test_next_and_previous_event_walk_by_onset():
+    events = [_event(1, 0, 5), _event(2, 10, 15), _event(3, 10, 30)]
+    assert annotation.neighbour_event(events, 7, 1).id == 2
+    assert annotation.neighbour_event(events, 7, -1).id == 1
+    assert annotation.neighbour_event(events, 0, 1, current_id=2).id == 3  # overlapping: by id
+    assert annotation.neighbour_event(events, 0, 1, current_id=3) is None
+
+
+# -- opening media ---------------------------------------------------------------------------
+
+
+def test_bare_media_gets_a_project_beside_it_and_reuses_it(face_clip, tmp_path):
+    target = resolve_target(face_clip)
+    assert target.project_path == face_clip.parent / "EP01_01.maus"
+    assert target.media_path == face_clip.absolute()
+    video = tmp_path / "interview.mp4"
+    video.write_bytes(b"not decoded here")
+    assert project_path_for_media(video) == tmp_path / "interview.maus"
+
+
+def test_session_shows_the_exact_frame_asked_for(qtbot, session, face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    assert session.displayed_frame_idx == 0
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000) as blocker:
+        session.seek(37)
+    assert blocker.args[0].frame_idx == 37
+    assert np.array_equal(blocker.args[0].rgb, read_frame(face_clip, 37))
+    # opening the same folder again reuses its project (one file per media)
+    project_path = session.project.path
+    session.open_path(face_clip)
+    assert session.project.path == project_path and len(session.project.videos()) == 1
+
+
+def test_fast_scrubbing_ends_on_the_last_requested_frame(qtbot, session, face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    shown = []
+    session.frame_loaded.connect(lambda loaded: shown.append(loaded.frame_idx))
+    rng = np.random.default_rng(0)
+    targets = [int(f) for f in rng.integers(0, 60, size=100)]
+    for frame_idx in targets:
+        session.seek(frame_idx)
+    qtbot.waitUntil(lambda: session.displayed_frame_idx == targets[-1] and shown
+                    and shown[-1] == targets[-1], timeout=10000)
+    qtbot.wait(200)  # nothing older may arrive after the last frame
+    assert shown[-1] == targets[-1]
+    assert len(shown) < len(targets)  # the loader skipped to the newest request
+
+
+def test_playing_a_loop_stays_inside_the_selected_event(qtbot, session, face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    event = session.project.add_event(session.video.id, 20, 24, 28)
+    qtbot.waitUntil(lambda: any(e.id == event.id for e in session.events), timeout=5000)
+    session.select_event(event.id)
+    session.set_loop(True)
+    session.set_speed(2.0)
+    reached = []
+    session.position_changed.connect(reached.append)
+    session.play()
+    qtbot.waitUntil(lambda: 28 in reached and reached[-1] < 28, timeout=10000)
+    session.pause()
+    assert set(reached) <= set(range(20, 29))
+
+
+# -- edits and undo --------------------------------------------------------------------------
+
+
+def test_marking_an_event_and_its_aus_undoes_and_redoes_exactly(qtbot, session, face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    project = session.project
+    before = project.dump()
+    session.seek(10)
+    session.mark(Boundary.ONSET)
+    session.seek(14)
+    session.mark(Boundary.APEX)
+    session.seek(19)
+    session.mark(Boundary.OFFSET)
+    event = session.selected_event
+    assert (event.onset, event.apex, event.offset) == (10, 14, 19)
+    session.toggle_digit("9")  # AU12 in the default vocabulary
+    session.toggle_digit("5")  # AU6
+    session.set_au_side("AU12", Side.RIGHT)
+    assert project.event(event.id).aus_text == "R12+6"
+    after = project.dump()
+    assert session.undo_stack.count() == 4
+    assert session.undo_stack.undoText() == f"Set AUs of event {event.id} to R12+6"
+    while session.undo_stack.canUndo():
+        session.undo_stack.undo()
+    assert project.dump() == before
+    while session.undo_stack.canRedo():
+        session.undo_stack.redo()
+    assert project.dump() == after
+
+
+def test_moving_a_whole_event_is_one_undo_step(qtbot, session, face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    event = session.project.add_event(session.video.id, 10, 12, 15)
+    before = session.project.dump()
+    assert session.move_event(event.id, 30, 32, 35)  # onset beyond the old offset: order matters
+    assert session.undo_stack.count() == 1
+    assert session.undo_stack.undoText() == f"Move event {event.id}"
+    moved = session.project.event(event.id)
+    assert (moved.onset, moved.apex, moved.offset) == (30, 32, 35)
+    session.undo_stack.undo()
+    assert session.project.dump() == before
+
+
+def test_an_invalid_edit_is_refused_with_a_message_and_changes_nothing(qtbot, session, face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    event = session.project.add_event(session.video.id, 10, 12, 15)
+    before = session.project.dump()
+    with qtbot.waitSignal(session.failed, timeout=2000) as blocker:
+        ok = session.move_boundary(event.id, Boundary.APEX, 40)  # apex after the offset
+    assert not ok and "apex" in blocker.args[0]
+    assert session.project.dump() == before and session.undo_stack.count() == 0
+
+
+def test_edits_are_on_disk_when_the_call_returns(qtbot, session, face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    session.seek(5)
+    session.mark("onset")
+    session.seek(9)
+    session.mark("offset")
+    with Project.open(session.project.path) as other:  # a second connection sees it at once
+        [stored] = other.events()
+        assert (stored.onset, stored.apex, stored.offset) == (5, 7, 9)
+
+
+# -- workers: failures, import, shutdown -----------------------------------------------------
+
+
+def test_a_frame_that_cannot_be_decoded_is_reported_and_the_session_carries_on(qtbot, session,
+                                                                              face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    (face_clip / "img31.png").write_bytes(b"\x89PNG broken")  # frame_idx 30
+    with qtbot.waitSignal(session.failed, timeout=10000) as blocker:
+        session.seek(30)
+    assert "frame 30" in blocker.args[0]
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000) as loaded:
+        session.seek(31)
+    assert loaded.args[0].frame_idx == 31
+    assert all(t.running for t in session.threads)
+
+
+def test_a_dataset_imports_in_a_worker_and_opens(qtbot, session, tmp_path, astronaut_path):
+    from microau_gui.store.importers import write_casme2_sheet
+
+    rgb = cv2.cvtColor(cv2.imread(str(astronaut_path)), cv2.COLOR_BGR2RGB)
+    root = tmp_path / "CASME2"
+    samples = []
+    for subject, clip in (("01", "EP01_01"), ("02", "EP03_02")):
+        folder = write_face_clip(root / f"sub{subject}" / clip, rgb, n_frames=30, first_number=46)
+        samples.append(Sample(subject, clip, folder, 3, 8, 20, (AUCode(4), AUCode(7)),
+                              emotion="disgust", onset_number=49, apex_number=54,
+                              offset_number=66))
+    sheet = write_casme2_sheet(samples, tmp_path / "coding.xlsx")
+    progress = []
+    session.import_progressed.connect(progress.append)
+    with qtbot.waitSignal(session.import_finished, timeout=30000) as blocker:
+        session.import_dataset("casme2", sheet, root, tmp_path / "casme2.maus", fps=200.0)
+    assert not blocker.args[0].cancelled, blocker.args[0].summary
+    qtbot.waitUntil(lambda: session.project is not None and session.video is not None, timeout=5000)
+    events = session.project.events()
+    assert len(events) == 2 and {e.aus_text for e in events} == {"4+7"}
+    assert {v.fps for v in session.project.videos()} == {200.0}
+    assert progress and progress[-1].n_done == progress[-1].n_total == 2
+    assert session._importer is None  # the import thread was joined
+
+
+def test_closing_joins_every_thread(qtbot, face_clip):
+    from microau_gui.session.session import ProjectSession
+
+    created = ProjectSession(device="cpu")
+    with qtbot.waitSignal(created.frame_loaded, timeout=10000):
+        created.open_path(face_clip)
+    threads = [t.thread for t in created.threads]
+    assert all(t.isRunning() for t in threads)
+    created.close()
+    assert not any(t.isRunning() for t in threads)
+    assert created.project is None
