@@ -49,7 +49,7 @@ def run(args) -> int:
     if info.n_decodable < info.n_frames:
         lines.append(f"WARNING: truncated: frames {info.n_decodable}-{info.n_frames - 1} cannot be decoded")
     if info.max_gop > LONG_GOP_FRAMES:
-        lines.append(f"note: long keyframe interval; for snappy random access re-encode, e.g. "
-                     f"`ffmpeg -i IN -c:v libx264 -g 30 -crf 18 OUT.mp4`")
+        lines.append("note: long keyframe interval; for snappy random access re-encode, e.g. "
+                     "`ffmpeg -i IN -c:v libx264 -g 30 -crf 18 OUT.mp4`")
     print("\n".join(lines))
     return 0

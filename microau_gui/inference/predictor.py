@@ -1,6 +1,6 @@
 """The Predictor: a (reference, target) frame pair -> `core.types.FramePrediction`, ready to draw.
 
-Owns: `Predictor`, `FramePair`, `SPEED_MODES`, `prep_settings`, `warp_grid_to_image`,
+Owns: `Predictor`, `FramePair`, `SPEED_MODES`, `warp_grid_to_image`,
 `regions_in_image`. May import training (its pair preparation), model, face, core, torch and
 numpy; no Qt. This is the API the session's inference worker and the CLI call
 (/work/helpers/CONTRACT_inference.md).
@@ -8,7 +8,7 @@ numpy; no Qt. This is the API the session's inference worker and the CLI call
 Preparation is training's, call for call, or the trained model would see other inputs than it
 learned from: MediaPipe on the reference frame gives the landmarks; `training.samples.prepare_pair`
 cuts both crops with the ONE similarity those landmarks define and measures the head-motion-free
-Farneback flow between them (at the card's recorded flow crop size, `prep_settings`); `training.samples.sample_masks`
+Farneback flow between them (at the card's recorded flow crop size, `training.runs.checkpoint_prep_settings`); `training.samples.sample_masks`
 rasterises the AU regions on the patch grid; `face.motion.flow_image` renders the flow; and
 `MicroAUCLIP.prepare_images` normalises every image. Only then does the model run, under
 `torch.inference_mode`.
@@ -54,7 +54,8 @@ from microau_gui.face.landmarks import FaceMesh, Landmarks
 from microau_gui.face.motion import flow_image
 from microau_gui.face.regions import au_polygons
 from microau_gui.inference.checkpoints import is_demo_card
-from microau_gui.training.samples import PREP_VERSION, PrepSettings, prepare_pair, sample_masks
+from microau_gui.training.runs import checkpoint_prep_settings
+from microau_gui.training.samples import prepare_pair, sample_masks
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +83,6 @@ def _resolve_speed_mode(speed_mode: str) -> str:
     if mode not in _SPEED_MODES:
         raise UserError(f"speed mode {speed_mode!r} is not available; use one of {', '.join(SPEED_MODES)}")
     return mode
-
-
-def prep_settings(card) -> PrepSettings:
-    """How the checkpoint's training pairs were cut, by training's own rule (`training.runs`):
-    the card's `training_settings["prep"]` (crop and flow size), else the model's crop with the
-    flow measured on a crop of at least `DEFAULT_FLOW_SIZE` px, as `train` does by default."""
-    from microau_gui.training.runs import DEFAULT_FLOW_SIZE
-
-    settings = card.training_settings or {}
-    prep = settings.get("prep") if isinstance(settings.get("prep"), dict) else {}
-    if prep.get("version", PREP_VERSION) != PREP_VERSION:
-        log.warning("checkpoint %s was trained on pairs prepared by %r; this version prepares them "
-                    "by %r, so its predictions may differ", card.name, prep.get("version"), PREP_VERSION)
-    size = int(card.image_size)
-    return PrepSettings(size=size, flow_size=int(prep.get("flow_size") or max(size, DEFAULT_FLOW_SIZE)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,7 +129,7 @@ class Predictor:
         self.speed_mode = speed_mode
         self.pretrained_loaded: bool = bool(card.pretrained_loaded)
         self.is_demo: bool = is_demo_card(self.card)
-        self.prep = prep_settings(card)
+        self.prep = checkpoint_prep_settings(card)
         self._torch_device = device
         self._mesh: FaceMesh | None = None
         self._landmarks: OrderedDict[tuple, Landmarks] = OrderedDict()

@@ -1,6 +1,7 @@
 """Whole runs as the CLI (and later the GUI) starts them: data -> pairs -> folds -> report -> checkpoint.
 
-Owns: `PreparedData`, `model_config`, `train_settings`, `prep_settings`, `prepare_data`,
+Owns: `PreparedData`, `model_config`, `train_settings`, `prep_settings`,
+`checkpoint_prep_settings`, `prepare_data`,
 `folds_for`, `settings_json`, `train_and_save`, `train_all_and_save`, `evaluate_checkpoint`.
 May import model, face, media, store, core and training's own modules; no Qt.
 
@@ -30,8 +31,9 @@ from microau_gui.training.samples import PREP_VERSION, PreparedSet, PrepSettings
 from microau_gui.training.trainer import Progress, TrainSettings, predict_pairs, train_model
 
 __all__ = [
-    "METHODS", "PreparedData", "cross_validate", "default_cache_dir", "evaluate_checkpoint",
-    "folds_for", "model_config", "pick_device", "prep_settings", "prepare_data", "settings_json",
+    "METHODS", "PreparedData", "checkpoint_prep_settings", "cross_validate", "default_cache_dir",
+    "evaluate_checkpoint", "folds_for", "model_config", "pick_device", "prep_settings",
+    "prepare_data", "settings_json",
     "train_all_and_save", "train_and_save", "train_settings",
 ]
 
@@ -98,6 +100,18 @@ def config_image_size(config: MicroAUConfig) -> int:
 def prep_settings(config: MicroAUConfig, flow_size: int | None = None) -> PrepSettings:
     size = config_image_size(config)
     return PrepSettings(size=size, flow_size=flow_size or max(size, DEFAULT_FLOW_SIZE))
+
+
+def checkpoint_prep_settings(card) -> PrepSettings:
+    """How a checkpoint's training pairs were cut, so evaluation, inference and fine-tuning cut
+    theirs the same way: the card's `training_settings["prep"]` (crop and flow size), else the
+    model's crop with the flow measured as `train` does by default."""
+    prep = (card.training_settings or {}).get("prep") or {}
+    if prep.get("version", PREP_VERSION) != PREP_VERSION:
+        log.warning("checkpoint %s was trained on pairs prepared by %r; this version prepares them "
+                    "by %r, so its scores may differ", card.name, prep.get("version"), PREP_VERSION)
+    size = int(card.image_size)
+    return PrepSettings(size=size, flow_size=int(prep.get("flow_size") or max(size, DEFAULT_FLOW_SIZE)))
 
 
 def prepare_data(dataset: str | DatasetSpec, config: MicroAUConfig, *, flow_size: int | None = None,
@@ -197,12 +211,7 @@ def evaluate_checkpoint(model_path: Path | str, dataset: str | DatasetSpec, *, t
     if task not in ("au", "emotion"):
         raise UserError(f"unknown task {task!r}; use au or emotion")
     model, card = load_checkpoint(model_path, device=device)
-    prep = (card.training_settings or {}).get("prep") or {}
-    if prep.get("version", PREP_VERSION) != PREP_VERSION:
-        log.warning("this model's pairs were prepared by %r, this version prepares them by %r; "
-                    "scores may differ from training", prep.get("version"), PREP_VERSION)
-    settings = PrepSettings(size=model.image_size,
-                            flow_size=prep.get("flow_size") or max(model.image_size, DEFAULT_FLOW_SIZE))
+    settings = checkpoint_prep_settings(card)
     data = prepare_data(dataset, card.config, subjects=subjects, cache=cache, settings=settings,
                         progress=progress, should_cancel=should_cancel)
     pairs = data.prepared.pairs
