@@ -74,6 +74,7 @@ def test_import_into_a_project_stores_events_and_is_idempotent(dataset, tmp_path
         assert len(events) == 2 and {e.coder for e in events} == {"ann"}
         assert sorted(e.aus_text for e in events) == ["12", "4+7+L10"]
         assert {s.name for s in project.subjects()} == {"01", "02"}
+        assert {v.fps for v in project.videos()} == {200.0}, "CASME II clips are 200 fps"
     again = run_main("import", "casme2", sheet, root, "--project", project_path, "--coder", "ann")
     assert again.returncode == 0 and "0 events" in again.stdout and "2 already in the project" in again.stdout
 

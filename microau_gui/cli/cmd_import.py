@@ -29,7 +29,8 @@ def add_arguments(parser) -> None:
                         help="folder holding the dataset's clips (not used for json)")
     parser.add_argument("--report", action="store_true", help="list every fixed or skipped row")
     parser.add_argument("--fps", type=float,
-                        help="megc: frame rate used to type rows without a type (default: the video's)")
+                        help="frame rate of image-folder clips (default: the dataset's, CASME II and "
+                        "SAMM 200, CAS(ME)^3 30); megc: also types rows that state no type")
     parser.add_argument("--project", metavar="P",
                         help="store the samples as expert events in this project (.maus; created if missing)")
     parser.add_argument("--coder", default="", help="coder name recorded on the imported events")
@@ -75,9 +76,10 @@ def _store(args, dataset) -> None:
     from tqdm import tqdm
 
     from microau_gui.media import open_media
+    from microau_gui.store.importers import DATASET_FPS
     from microau_gui.store.project import Project
 
-    numbering = "ordinal" if args.kind == "casme3" else "file"
+    fps = args.fps or DATASET_FPS.get(args.kind)
     with Project.open_or_create(args.project) as project, \
             tqdm(desc="store", unit="event", leave=False, disable=not sys.stderr.isatty()) as bar:
 
@@ -85,7 +87,7 @@ def _store(args, dataset) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        summary = project.import_dataset(dataset, partial(open_media, numbering=numbering),
+        summary = project.import_dataset(dataset, partial(open_media, fps=fps, cache_frames=1),
                                          coder=args.coder, progress=progress)
     print(f"project {args.project}: {summary}")
     for reason in summary.skipped:

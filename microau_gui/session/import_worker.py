@@ -19,7 +19,7 @@ from microau_gui.media import frame_index, open_media
 from microau_gui.session.messages import ImportRequest, JobFinished, Progress
 from microau_gui.session.opening import open_or_create_project
 from microau_gui.session.workers import Worker
-from microau_gui.store.importers import import_dataset
+from microau_gui.store.importers import DATASET_FPS, import_dataset
 
 
 class ImportWorker(Worker):
@@ -56,10 +56,11 @@ class ImportWorker(Worker):
             self.progressed.emit(Progress(request.request_id, n_done, n_total,
                                           f"imported {n_done} of {n_total} samples"))
 
+        fps = request.fps or DATASET_FPS.get(request.kind)
         project = open_or_create_project(request.project_path)
         try:
             summary = project.import_dataset(
-                dataset, lambda path: open_media(path, fps=request.fps, cache_frames=1),
+                dataset, lambda path: open_media(path, fps=fps, cache_frames=1),
                 coder=request.coder, progress=progress, should_cancel=self._cancel.is_set)
         finally:
             project.close()

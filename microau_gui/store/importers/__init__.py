@@ -29,6 +29,10 @@ from microau_gui.store.importers.samm import import_samm
 from microau_gui.store.importers.writers import write_casme2_sheet, write_dataset_csv, write_megc_sheet
 
 KINDS = ("casme2", "samm", "casme3", "megc", "csv")
+# Recording frame rates of the datasets that ship as image folders, which store none (from the
+# datasets' papers: CASME II and SAMM 200 fps, CAS(ME)^3 30 fps). MEGC sheets and our CSV mix
+# sources, so their rate must come from the media or the user.
+DATASET_FPS: dict[str, float] = {"casme2": 200.0, "samm": 200.0, "casme3": 30.0}
 
 
 def import_dataset(
@@ -50,6 +54,7 @@ def import_dataset(
 
 __all__ = [
     "CSV_COLUMNS",
+    "DATASET_FPS",
     "KINDS",
     "FolderIndex",
     "FrameIndex",
