@@ -14,7 +14,11 @@ All of this is our specification (the paper states the losses, not how to optimi
   colour jitter of the crops (see `training.augment`). Both orientations are prepared once, so
   a step only indexes arrays.
 - A frozen backbone (`train_backbone_blocks = 0`) is run once per pair and orientation and its
-  tokens reused every epoch (colour jitter is then off: it would need a backbone pass).
+  tokens reused every epoch (colour jitter is then off: it would need a backbone pass). A
+  `token_source` (e.g. `training.token_cache.TokenCache.tokens`) may supply those tokens
+  instead, from tokens kept across runs.
+- `on_epoch_end(epoch, mean_loss, model)` is called after every epoch with the model in eval
+  mode (fine-tuning scores held-out pairs there for its validation curve).
 - Seeded and deterministic: the model is built under `torch.manual_seed(seed)`, shuffling,
   flips and jitter come from one `numpy` generator seeded with `seed`, the thread count can be
   fixed, and `torch.use_deterministic_algorithms(True)` is on while training (warn-only, since
@@ -89,6 +93,9 @@ class TrainProgress:
 
 
 Progress = Callable[[TrainProgress], None]
+# uint8 images per kind ("target", "reference", "flow") `(N, O, S, S, 3)` -> tokens `(N, O, P, D)`
+TokenSource = Callable[[MicroAUCLIP, dict[str, np.ndarray]], dict[str, torch.Tensor]]
+EpochEnd = Callable[[int, float, MicroAUCLIP], None]  # (1-based epoch, mean loss, model in eval mode)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +161,11 @@ class _PairArrays:
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])
+
+    def images(self) -> dict[str, np.ndarray]:
+        """The uint8 images the backbone encodes, per kind, `(N, O, S, S, 3)` (flow rendered)."""
+        kinds = (("target", self.target), ("reference", self.reference), ("flow", self.flow))
+        return {name: value for name, value in kinds if value is not None}
 
     def batch(self, model: MicroAUCLIP, idx: np.ndarray, orient: np.ndarray,
               rng: np.random.Generator | None, jitter: float) -> PairBatch:
@@ -239,9 +251,14 @@ def _epoch_order(rng: np.random.Generator, labels: np.ndarray, balanced: bool) -
 def train_model(model_or_config: MicroAUCLIP | MicroAUConfig, pairs: Sequence[PairSample],
                 settings: TrainSettings = TrainSettings(), *, device: torch.device | str = "cpu",
                 stage: str = "all subjects", progress: Progress | None = None,
-                should_cancel=None) -> TrainResult:
+                should_cancel=None, token_source: TokenSource | None = None,
+                on_epoch_end: EpochEnd | None = None) -> TrainResult:
     """Train a network (a fresh one built from a config, or the given one, e.g. for fine-tuning)
-    on `pairs`, which must all belong to the training split."""
+    on `pairs`, which must all belong to the training split.
+
+    token_source: where a frozen backbone's tokens come from (default: computed here, once).
+    on_epoch_end: called after every epoch, see the module docstring.
+    """
     if not pairs:
         raise UserError("no training pairs; check the dataset and the selected subjects")
     started = time.perf_counter()
@@ -256,7 +273,12 @@ def train_model(model_or_config: MicroAUCLIP | MicroAUConfig, pairs: Sequence[Pa
         labels_np = arrays.labels.numpy()
         model.set_dependency_prior(cooccurrence_prior(labels_np, laplace=model.config.prior_laplace))
         pos_weight = positive_class_weights(labels_np, cap=model.config.pos_weight_cap).to(device)
-        tokens = None if model.backbone_trainable else _token_cache(model, arrays)
+        if model.backbone_trainable:
+            tokens = None
+        elif token_source is not None:
+            tokens = token_source(model, arrays.images())
+        else:
+            tokens = _token_cache(model, arrays)
 
         groups = _param_groups(model, settings)
         optimiser = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
@@ -297,6 +319,10 @@ def train_model(model_or_config: MicroAUCLIP | MicroAUConfig, pairs: Sequence[Pa
                 if progress is not None:
                     progress(TrainProgress(stage, step, n_steps, epoch + 1, settings.epochs, losses[-1]))
             epoch_losses.append(float(np.mean(losses)))
+            if on_epoch_end is not None:
+                model.eval()
+                on_epoch_end(epoch + 1, epoch_losses[-1], model)
+                model.train()
         model.eval()
     return TrainResult(model=model, seconds=time.perf_counter() - started,
                        epoch_losses=tuple(epoch_losses), n_pairs=len(pairs))

@@ -1,0 +1,178 @@
+"""`python main.py finetune --project P --out weights/NAME ...`: fine-tune a model on a project's
+coded events and register the new version.
+
+    finetune --project P --out weights/NAME [--holdout SUBJECTS] [--epochs N] [--train-blocks K]
+             [--activate] [--json REPORT] [--model M] [--events all|expert|accepted]
+             [--seed S] [--threads N] [--device auto] [--cache DIR] [--no-cache]
+
+The parent is `--model` (a checkpoint folder or one of the project's version names), else the
+project's active version, else the bundled demo checkpoint (and the command says so). Training
+uses the project's expert and accepted micro-expression events (`--events` narrows that).
+Evaluation (see `training.finetune`): `--holdout 01,02` trains on the other subjects and scores
+parent and new model on those; without it, leave-one-subject-out folds give the before/after
+estimate and the saved model is then trained on every subject. The per-AU F1 table (before,
+after, change, support) is printed; the checkpoint is written to `--out` with its card and
+registered in the project (active only with `--activate`).
+
+JSON (DESIGN.md section 3), exactly these keys: {"parent", "model", "holdout_subjects",
+"seconds", "before": {"mean_f1", "per_au"}, "after": {"mean_f1", "per_au"}}; "parent" and
+"model" are version strings (`name@weights-hash`), "holdout_subjects" the subjects the scores
+were measured on (every subject under leave-one-subject-out), "per_au" as in `train` / `eval`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from microau_gui.core.errors import UserError
+
+NAME = "finetune"
+HELP = "fine-tune a model on a project's coded events; prints before/after per-AU F1"
+
+EVENT_CHOICES = {"all": ("expert", "accepted"), "expert": ("expert",), "accepted": ("accepted",)}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--project", required=True, metavar="P", help="the project (.maus) holding the coded events")
+    parser.add_argument("--out", required=True, metavar="weights/NAME",
+                        help="new checkpoint folder (must not exist); its name becomes the version name")
+    parser.add_argument("--holdout", default=None, metavar="SUBJECTS",
+                        help="comma-separated subjects to evaluate on (default: leave one subject out per fold)")
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs per stage (default 20)")
+    parser.add_argument("--train-blocks", type=int, default=0,
+                        help="last backbone blocks that train: 0 = heads only (default, fast), -1 = all")
+    parser.add_argument("--activate", action="store_true", help="make the new version the project's active model")
+    parser.add_argument("--json", metavar="REPORT", default=None, help="write the before/after report as JSON here")
+    parser.add_argument("--model", default=None,
+                        help="parent: a checkpoint folder or a project version name (default: the "
+                        "active version, else the bundled demo)")
+    parser.add_argument("--events", default="all", choices=tuple(EVENT_CHOICES),
+                        help="which events train: all (default), expert (the coders') or accepted predictions")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the parent's)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    parser.add_argument("--cache", metavar="DIR", default=None,
+                        help="cache folder for prepared pairs (DIR/pairs) and backbone tokens (DIR/tokens) "
+                        "(default ~/.cache/microau_studio)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the caches")
+
+
+def run(args) -> int:
+    from microau_gui.inference.checkpoints import resolve_checkpoint
+    from microau_gui.store.project import Project
+    from microau_gui.training.finetune import (DEFAULT_EPOCHS, EventSelection, FinetuneOptions,
+                                               check_output, finetune_project, snapshot_events)
+
+    holdout = tuple(s.strip() for s in (args.holdout or "").split(",") if s.strip())
+    if args.holdout is not None and not holdout:
+        raise UserError("--holdout is empty; name subjects such as 01,02, or leave it out")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads {args.threads}: use at least 1")
+    cache = Path(args.cache).expanduser() if args.cache else None
+    options = FinetuneOptions(
+        holdout_subjects=holdout, epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, train_blocks=args.train_blocks,
+        seed=args.seed, threads=args.threads, device=args.device,
+        pair_cache=cache / "pairs" if cache else None, token_cache=cache / "tokens" if cache else None,
+        use_cache=not args.no_cache)
+    json_path = _check_json(args.json)
+    project_path = Path(args.project).expanduser()
+    if not project_path.is_file():
+        raise UserError(f"--project {args.project}: no such project file")
+    with Project.open(project_path) as project:
+        if project.read_only:
+            raise UserError(f"project {project_path} is read-only ({project.read_only_reason}); the "
+                            "new version is registered in it, so make it writable")
+        snapshot = snapshot_events(project, EventSelection(sources=EVENT_CHOICES[args.events]))
+        check_output(args.out, snapshot.version_names)
+        unknown = sorted(set(holdout) - set(snapshot.subjects))
+        if unknown:
+            raise UserError(f"--holdout: subject {', '.join(unknown)} has no selected events "
+                            f"(subjects: {', '.join(snapshot.subjects)})")
+        parent = resolve_checkpoint(args.model, project)
+        if args.model is None and project.models.active() is None:
+            print(f"no active model in the project: fine-tuning the bundled demo checkpoint {parent.name}")
+        print(f"fine-tuning {parent.name} on {len(snapshot.samples)} events of "
+              f"{len(snapshot.subjects)} subjects ({', '.join(snapshot.subjects)}), "
+              f"{options.epochs} epochs, " + ("heads only" if options.train_blocks == 0 else
+                                              f"backbone blocks {options.train_blocks} and heads"))
+        bar = _Bar()
+        try:
+            result, version = finetune_project(project, parent, args.out, options, activate=args.activate,
+                                               snapshot=snapshot, progress=bar.update)
+        finally:
+            bar.close()
+    _print_result(result, version)
+    if json_path is not None:
+        _write_json(json_path, result.to_json())
+    return 0
+
+
+def _check_json(path: str | None) -> Path | None:
+    """Refuse an unwritable --json path before any minute is spent training."""
+    if not path:
+        return None
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise UserError(f"--json {path} is a folder; give a file name such as report.json")
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise UserError(f"--json {path}: folder {out.parent} does not exist or is not writable")
+    return out
+
+
+def _print_result(result, version) -> None:
+    from microau_gui.training.finetune import format_comparison
+
+    for event_id, reason in result.skipped[:10]:
+        print(f"  skipped event {event_id}: {reason}")
+    if len(result.skipped) > 10:
+        print(f"  ... and {len(result.skipped) - 10} more skipped")
+    if result.out_of_vocab:
+        listed = ", ".join(f"{code} ({n})" for code, n in result.out_of_vocab.items())
+        print(f"  not in the model's vocabulary, not learned: {listed}")
+    print()
+    if result.protocol == "holdout":
+        print(f"per-AU F1 on held-out subjects {', '.join(result.holdout_subjects)} "
+              f"(before = {result.parent_card.name}, after = the new model, trained on "
+              f"{', '.join(result.train_subjects)}):")
+    else:
+        print("per-AU F1, leave one subject out (before = the parent on every subject; after = "
+              "fine-tuned without the scored subject, pooled over folds; the saved model was then "
+              "trained on every subject):")
+    print(format_comparison(result))
+    if result.parent_seen_subjects:
+        print(f"note: the parent was trained on subjects named {', '.join(result.parent_seen_subjects)}; "
+              "its 'before' scores there may be optimistic")
+    state = "active" if version.active else "not active; activate it in the window or rerun with --activate"
+    print(f"saved {result.checkpoint} ({result.card.version}) in {result.seconds:.1f} s; registered as "
+          f"version {version.name!r} ({state})")
+
+
+def _write_json(path: Path, report: dict) -> None:
+    try:
+        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+class _Bar:
+    """One tqdm bar on stderr (only on a terminal) over the whole fine-tune."""
+
+    def __init__(self):
+        self._bar = None
+
+    def update(self, progress) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=1000, desc="fine-tune", file=sys.stderr, leave=False,
+                             disable=not sys.stderr.isatty(), bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+        self._bar.update(int(progress.fraction * 1000) - self._bar.n)
+        self._bar.set_postfix_str(progress.message, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._bar = None
