@@ -215,3 +215,12 @@ def test_a_loaded_model_can_learn_a_new_au_after_attaching_the_text_tower(saved)
     assert model.vocab[-1] == "AU20"
     assert torch.equal(model.text_pos[:N_AU], kept)  # the saved embeddings are not recomputed
     assert model.text_pos[-1].norm().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_saving_the_same_weights_twice_gives_the_same_version(trained_model, saved, tmp_path):
+    folder, card = saved
+    again = save_checkpoint(trained_model, tmp_path / "again" / folder.name, training_data_hash="abc123",
+                            metrics={"mean_f1": 0.5}, training_settings={"epochs": 3}, notes="test run")
+    assert again.weights_sha256 == card.weights_sha256  # the version string is reproducible
+    assert again.version == card.version
+    assert (tmp_path / "again" / folder.name / WEIGHTS_NAME).read_bytes() == (folder / WEIGHTS_NAME).read_bytes()

@@ -42,6 +42,7 @@ from microau_gui.model.text import AUPrompts
 FORMAT_VERSION = 1
 CARD_NAME = "card.json"
 WEIGHTS_NAME = "model.safetensors"
+FILE_MARK = "microau-clip"  # the safetensors metadata key (and, in older files, the "format" value)
 _TEXT_TOWER_PREFIX = "text_tower."
 DEFAULT_INTENDED_USE = (
     "Research aid for reviewing micro-expression action units. Predictions support, and never "
@@ -190,7 +191,10 @@ def save_checkpoint(
         raise UserError(f"cannot create checkpoint folder {out}: {err.strerror}") from None
     tensors = _checkpoint_tensors(model)
     architecture = architecture_fingerprint({k: tuple(v.shape) for k, v in tensors.items()})
-    metadata = {"format": "microau-clip", "format_version": str(FORMAT_VERSION), "architecture": architecture}
+    # One metadata key: safetensors writes the metadata map in hash order, so several keys made
+    # the file bytes (and so weights_sha256, the version string) differ between identical saves.
+    metadata = {FILE_MARK: json.dumps({"format_version": FORMAT_VERSION, "architecture": architecture},
+                                      sort_keys=True)}
     weights_path = out / WEIGHTS_NAME
     try:
         _write_atomically(weights_path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
@@ -287,7 +291,8 @@ def load_checkpoint(
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
         raise UserError(f"{weights_path} is corrupted or not a safetensors file ({err})") from None
-    if metadata.get("format") != "microau-clip":
+    # Checkpoints saved before the single metadata key carry {"format": "microau-clip", ...}.
+    if FILE_MARK not in metadata and metadata.get("format") != FILE_MARK:
         raise UserError(f"{weights_path} is not a MicroAU Studio checkpoint")
 
     if expected_vocab is not None:
