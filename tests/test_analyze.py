@@ -161,6 +161,11 @@ def test_bad_input_gives_one_line_errors(long_video, checkpoint, tmp_path, capsy
     assert "out of range" in _one_line_error(capsys)
     assert not out.exists() and not list(tmp_path.glob(".x.csv*"))
 
+    project = tmp_path / "new.maus"  # a project the failed run would have created is not left behind
+    assert analyze(long_video, "--model", tmp_path / "nope", "--project", project, "--out", out) == 2
+    assert "no such checkpoint" in _one_line_error(capsys)
+    assert list(tmp_path.glob("new.maus*")) == []
+
 
 def test_the_real_command_line_prints_no_traceback(tmp_path):
     result = subprocess.run(

@@ -22,7 +22,7 @@ from test_session_fixtures import demo_copy, face_clip  # noqa: F401
 
 from microau_gui.gui import app as gui_app
 from microau_gui.gui.main_window import MainWindow
-from microau_gui.session.opening import demo_project_path, weights_dir
+from microau_gui.session.opening import bundled_demo_path, weights_dir
 from microau_gui.session.session import ProjectSession
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def weights(tmp_path) -> Path:
     """weights/ with the demo model, or a folder holding a freshly saved tiny random model."""
-    if demo_project_path() is not None and any(weights_dir().iterdir()):
+    if bundled_demo_path() is not None and any(weights_dir().iterdir()):
         return weights_dir()
     import torch
 

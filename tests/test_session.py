@@ -86,6 +86,30 @@ def test_bare_media_gets_a_project_beside_it_and_reuses_it(face_clip, tmp_path):
     assert project_path_for_media(video) == tmp_path / "interview.maus"
 
 
+def test_the_demo_opens_as_a_working_copy_and_the_bundle_stays_as_committed(tmp_path, monkeypatch):
+    from microau_gui.session import opening
+
+    bundle = tmp_path / "repo" / "assets" / "demo"
+    (bundle / "sub01").mkdir(parents=True)
+    (bundle / "sub01" / "img1.jpg").write_bytes(b"frame")
+    with Project.create(bundle / "demo.maus"):
+        pass
+    committed = (bundle / "demo.maus").read_bytes()
+    monkeypatch.setattr(opening, "DEMO_PROJECT", bundle / "demo.maus")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+
+    copy = opening.demo_project_path()
+    assert copy.parent.parent == tmp_path / "data" / "microau_studio"
+    assert (copy.parent / "sub01" / "img1.jpg").read_bytes() == b"frame"  # media beside it
+    with Project.open(copy) as project:  # the coder edits the demo ...
+        project.add_subject("07")
+    assert opening.demo_project_path() == copy  # ... and finds the edit there next time
+    with Project.open(copy) as project:
+        assert "07" in [s.name for s in project.subjects()]
+    assert (bundle / "demo.maus").read_bytes() == committed
+    assert sorted(p.name for p in bundle.iterdir()) == ["demo.maus", "sub01"]
+
+
 def test_session_shows_the_exact_frame_asked_for(qtbot, session, face_clip):
     with qtbot.waitSignal(session.frame_loaded, timeout=10000):
         session.open_path(face_clip)

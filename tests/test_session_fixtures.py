@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from microau_gui.session.opening import demo_project_path
+from microau_gui.session.opening import bundled_demo_path
 
 CLIP_FRAMES = 60
 CLIP_SIZE_PX = 240  # small frames keep decoding and the model cheap
@@ -51,7 +51,7 @@ def face_clip(tmp_path, astronaut_path) -> Path:
 @pytest.fixture
 def demo_copy(tmp_path) -> Path | None:
     """A private copy of the bundled demo folder (tests never edit the real one), or None."""
-    demo = demo_project_path()
+    demo = bundled_demo_path()
     if demo is None:
         return None
     target = tmp_path / "demo"

@@ -157,6 +157,7 @@ def _analyze(args, out: Path, media_path: Path, start: int, stop: int | None, po
     from microau_gui.media import open_media, probe_media
     from microau_gui.store.project import Project
 
+    created = bool(args.project) and not Path(args.project).expanduser().exists()
     project = Project.open_or_create(args.project) if args.project else None
     try:
         fps = args.fps
@@ -186,6 +187,11 @@ def _analyze(args, out: Path, media_path: Path, start: int, stop: int | None, po
                 sink.discard()
             sidecar = _sidecar(args, out, sink.columns, predictor, info, options, result, project)
         _write_json(Path(f"{out}.json"), sidecar)
+    except BaseException:
+        if created and not project.videos():
+            _remove_project(project)  # bad media or model: leave no empty project behind
+            project = None
+        raise
     finally:
         if project is not None:
             project.close()
@@ -194,6 +200,14 @@ def _analyze(args, out: Path, media_path: Path, start: int, stop: int | None, po
           f"the project cache{gated}) in {result.seconds:.1f} s, {result.frames_per_s:.1f} frames/s "
           f"-> {out} (+ {out.name}.json)")
     return 0
+
+
+def _remove_project(project) -> None:
+    """Close and delete a project this run created and put nothing in (with its WAL files)."""
+    path = Path(project.path)
+    project.close()
+    for extra in ("", "-wal", "-shm"):
+        Path(f"{path}{extra}").unlink(missing_ok=True)
 
 
 @contextmanager

@@ -1,7 +1,14 @@
 """What a path given to the window opens: a project, or a video / image folder and its project.
 
 Owns: `OpenTarget`, `resolve_target`, `project_path_for_media`, `open_or_create_project`,
-`ensure_video`, `demo_project_path`, `weights_dir`. May import store, media and core; no Qt.
+`ensure_video`, `bundled_demo_path`, `demo_project_path`, `weights_dir`. May import store, media
+and core; no Qt.
+
+The demo (`python main.py` without a path) opens a working copy of the bundled `assets/demo`
+folder in the user's data folder (`~/.local/share/microau_studio/demo-<8 hex of the bundle>/`),
+made on first use: the repository's files stay as committed however the coder edits the demo,
+and the edits persist between runs. A new bundle (another hash) gets a new copy; an older copy
+is left as it is. When no copy can be written, the bundled project itself is opened.
 
 Where the project of a bare video or image folder lives (the choice, also in the README):
 - next to the media, named after it: `clip.mp4` -> `clip.maus` in the same folder, an image
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +38,31 @@ REPO_ROOT = Path(microau_gui.__file__).resolve().parent.parent
 DEMO_PROJECT = REPO_ROOT / "assets" / "demo" / "demo.maus"
 
 
-def demo_project_path() -> Path | None:
-    """The bundled demo project (`make demo-assets` builds it), or None when not built."""
+def bundled_demo_path() -> Path | None:
+    """The demo project in the repository (`make demo-assets` builds it), or None when not built."""
     return DEMO_PROJECT if DEMO_PROJECT.is_file() else None
+
+
+def demo_project_path() -> Path | None:
+    """The demo project to open: the user's working copy of the bundle (see the module docstring)."""
+    bundled = bundled_demo_path()
+    if bundled is None:
+        return None
+    digest = hashlib.sha1(bundled.read_bytes()).hexdigest()[:8]
+    copy = user_data_dir() / f"demo-{digest}"
+    if (copy / bundled.name).is_file():
+        return copy / bundled.name
+    staging = copy.with_name(f".{copy.name}.copying-{os.getpid()}")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(bundled.parent, staging, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+        os.replace(staging, copy)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if (copy / bundled.name).is_file():  # another process made it meanwhile
+            return copy / bundled.name
+        return bundled
+    return copy / bundled.name
 
 
 def weights_dir() -> Path:
@@ -40,9 +70,13 @@ def weights_dir() -> Path:
     return REPO_ROOT / "weights"
 
 
+def user_data_dir() -> Path:
+    """`$XDG_DATA_HOME/microau_studio` (~/.local/share by default)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "microau_studio"
+
+
 def user_projects_dir() -> Path:
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "microau_studio" / "projects"
+    return user_data_dir() / "projects"
 
 
 @dataclass(frozen=True)
