@@ -3,8 +3,9 @@
 Owns: `run_gui`, `open_initial`. May import PySide6, the gui modules and session.
 
 `python main.py` opens the bundled demo project (assets/demo/demo.maus, built by
-`make demo-assets`) with its first event selected, at the apex; when the demo is missing the
-window says how to build it.
+`make demo-assets`; a working copy in the user's data folder, `session.opening.demo_project_path`)
+with its first event selected, at the apex; when the demo is missing the window says how to
+build it.
 `python main.py --screenshot OUT.png [PATH]` opens the window, waits until the first prediction
 is drawn, saves the window (QWidget.grab) and exits 0; when no prediction arrives within
 SCREENSHOT_TIMEOUT_S (or the model cannot load) it still saves what is on screen, prints one
