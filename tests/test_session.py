@@ -13,7 +13,7 @@ from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.types import Sample
 from microau_gui.session import annotation
 from microau_gui.session.opening import project_path_for_media, resolve_target
-from microau_gui.session.playback import SPEEDS, playback_position
+from microau_gui.session.playback import SPEEDS, loop_heading_back, playback_position
 from microau_gui.store.project import Project
 from microau_gui.store.records import Boundary, Event
 
@@ -41,6 +41,29 @@ def test_ping_pong_loop_bounces_inside_the_event():
     assert positions[11:21] == list(range(19, 9, -1))  # ... and back
     # a start outside the loop starts at the onset
     assert playback_position(0.0, 500, 100.0, 1.0, 1000, loop=(10, 20))[0] == 10
+    # re-anchored on the way back (speed change, seek), the bounce keeps going back
+    assert loop_heading_back(0.15, 10, 100.0, 1.0, (10, 20))  # at 15, coming back from 20
+    back = [playback_position(t / 100, 15, 100.0, 1.0, 1000, loop=(10, 20), backward=True)[0]
+            for t in range(0, 8)]
+    assert back == [15, 14, 13, 12, 11, 10, 11, 12]
+
+
+def test_the_clock_keeps_the_loop_direction_across_a_speed_change(qtbot):
+    from microau_gui.session.playback import PlaybackClock
+
+    clock = PlaybackClock()
+    clock.set_media(100.0, 1000)
+    clock.set_loop((10, 20))
+    frames = []
+    clock.frame_reached.connect(frames.append)
+    clock.play(10)
+    qtbot.waitUntil(lambda: any(b < a for a, b in zip(frames, frames[1:])), timeout=5000)  # turned
+    clock.set_speed(1 / 4)
+    turned_at = len(frames)
+    qtbot.waitUntil(lambda: len(frames) >= turned_at + 2, timeout=5000)
+    clock.pause()
+    after = frames[turned_at - 1:]
+    assert after[1] < after[0] or after[0] == 10, after  # still heading back to the onset
 
 
 def test_au_toggles_sides_and_intensity():
@@ -84,6 +107,18 @@ def test_bare_media_gets_a_project_beside_it_and_reuses_it(face_clip, tmp_path):
     video = tmp_path / "interview.mp4"
     video.write_bytes(b"not decoded here")
     assert project_path_for_media(video) == tmp_path / "interview.maus"
+
+
+def test_undecodable_media_is_refused_without_leaving_a_project(qtbot, session, tmp_path):
+    from microau_gui.core.errors import UserError
+
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00not a video" * 500)
+    with pytest.raises(UserError, match="garbage.mp4"):
+        resolve_target(garbage)
+    with pytest.raises(UserError):
+        session.open_path(garbage)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.mp4"]
 
 
 def test_the_demo_opens_as_a_working_copy_and_the_bundle_stays_as_committed(tmp_path, monkeypatch):

@@ -107,14 +107,24 @@ def resolve_target(path: Path | str) -> OpenTarget:
     if path.is_file() and (path.suffix == SUFFIX or is_project_file(path)):
         return OpenTarget(path.absolute(), None)
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
-        return OpenTarget(project_path_for_media(path), path.absolute())
+        return _media_target(path)
     if path.is_dir():
         if not list_image_files(path):
             raise UserError(f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)}); open a folder "
                             "with one clip's frames, or import a dataset (File > Import dataset)")
-        return OpenTarget(project_path_for_media(path), path.absolute())
+        return _media_target(path)
     raise UserError(f"{path.name} is not a project (.maus), a video (mp4/avi/mov/mkv) or an "
                     "image folder")
+
+
+def _media_target(media: Path) -> OpenTarget:
+    """The target of a bare media path; media that would get a new project is opened first, so
+    a file that cannot be decoded is refused before an empty project is left beside it."""
+    project_path = project_path_for_media(media)
+    if not project_path.exists():
+        with open_media(media, cache_frames=1):
+            pass
+    return OpenTarget(project_path, media.absolute())
 
 
 def open_or_create_project(path: Path) -> Project:

@@ -1,6 +1,6 @@
 """The playback clock: which frame is due now, driven by elapsed time, not by decoding speed.
 
-Owns: `SPEEDS`, `playback_position` (pure) and `PlaybackClock` (a QObject with a timer). May import
+Owns: `SPEEDS`, `playback_position` and `loop_heading_back` (pure) and `PlaybackClock` (a QObject with a timer). May import
 PySide6.QtCore and the standard library.
 
 A 200 fps clip played at 1x needs a new frame every 5 ms, which neither decoding nor the screen
@@ -32,11 +32,12 @@ def speed_label(speed: float) -> str:
 
 
 def playback_position(elapsed_s: float, start_idx: int, fps: float, speed: float, n_frames: int,
-                      loop: tuple[int, int] | None = None) -> tuple[int, bool]:
+                      loop: tuple[int, int] | None = None, backward: bool = False) -> tuple[int, bool]:
     """(frame_idx due after `elapsed_s` of playback, whether playback reached the last frame).
 
     Without a loop, playback stops on the last frame. With `loop=(a, b)` the position bounces
-    between a and b (ping-pong) and never finishes; a start outside [a, b] starts at a.
+    between a and b (ping-pong) and never finishes; a start outside [a, b] starts at a, and
+    `backward` says the start is on the return leg (b -> a).
     """
     advanced = max(0.0, elapsed_s) * fps * speed  # frames (fractional)
     if loop is None:
@@ -48,10 +49,25 @@ def playback_position(elapsed_s: float, start_idx: int, fps: float, speed: float
     length = last - first
     if length <= 0:
         return first, False
-    start = start_idx if first <= start_idx <= last else first
-    steps = math.floor((start - first) + advanced + 1e-9)  # whole frames moved along the bounce
-    phase = steps % (2 * length)
+    phase = _loop_phase(advanced, start_idx, loop, backward)
     return first + (phase if phase <= length else 2 * length - phase), False
+
+
+def loop_heading_back(elapsed_s: float, start_idx: int, fps: float, speed: float,
+                      loop: tuple[int, int], backward: bool = False) -> bool:
+    """Whether the ping-pong position of `playback_position` is on its return leg (b -> a)."""
+    length = loop[1] - loop[0]
+    advanced = max(0.0, elapsed_s) * fps * speed
+    return length > 0 and _loop_phase(advanced, start_idx, loop, backward) > length
+
+
+def _loop_phase(advanced: float, start_idx: int, loop: tuple[int, int], backward: bool) -> int:
+    """Whole frames along the bounce a -> b -> a, in [0, 2 (b - a))."""
+    first, last = loop
+    length = last - first
+    offset = (start_idx if first <= start_idx <= last else first) - first
+    start_phase = (2 * length - offset) % (2 * length) if backward else offset
+    return math.floor(start_phase + advanced + 1e-9) % (2 * length)
 
 
 class PlaybackClock(QObject):
@@ -73,6 +89,7 @@ class PlaybackClock(QObject):
         self._start_idx = 0
         self._started_at_s = 0.0
         self._last_idx = 0
+        self._backward = False  # on the return leg of the ping-pong loop at the anchor
 
     @property
     def playing(self) -> bool:
@@ -103,13 +120,14 @@ class PlaybackClock(QObject):
     def pause(self) -> None:
         if not self.playing:
             return
+        self._anchor(self._last_idx)  # remember the loop's direction for the next play
         self._timer.stop()
         self.playing_changed.emit(False)
 
     def set_speed(self, speed: float) -> None:
         """Change speed; while playing, continue from the frame reached (no jump)."""
+        self._anchor(self._last_idx)  # at the old speed: where the bounce is and which way it goes
         self._speed = speed
-        self._anchor(self._last_idx)
 
     def jump_to(self, frame_idx: int) -> None:
         """The user moved the playhead: while playing, continue from there."""
@@ -117,9 +135,16 @@ class PlaybackClock(QObject):
 
     def set_loop(self, loop: tuple[int, int] | None) -> None:
         self._loop = loop
+        self._backward = False
         self._anchor(self._last_idx)
 
     def _anchor(self, frame_idx: int) -> None:
+        """Continue from `frame_idx` from now on, keeping the loop's direction (a speed change or
+        a seek on the way back must not turn the bounce around)."""
+        if self._loop is not None and self.playing:
+            self._backward = loop_heading_back(time.perf_counter() - self._started_at_s,
+                                               self._start_idx, self._fps, self._speed, self._loop,
+                                               self._backward)
         self._start_idx = frame_idx
         self._last_idx = frame_idx
         self._started_at_s = time.perf_counter()
@@ -127,7 +152,8 @@ class PlaybackClock(QObject):
     def _on_timer_timeout(self) -> None:
         elapsed_s = time.perf_counter() - self._started_at_s
         frame_idx, finished = playback_position(elapsed_s, self._start_idx, self._fps,
-                                                self._speed, self._n_frames, self._loop)
+                                                self._speed, self._n_frames, self._loop,
+                                                self._backward)
         if frame_idx != self._last_idx:
             self._last_idx = frame_idx
             self.frame_reached.emit(frame_idx)
