@@ -12,6 +12,9 @@ event (session.annotation.digit_aus); with the default vocabulary 1=AU1 2=AU2 3=
 
 Review keys (session.review): J next and K previous item of the active review queue (spotted
 candidates or suggestions), Y accepts the item, X rejects it and goes to the next undecided one.
+Ctrl+Shift+R (Review > Suggest what to review) fills the suggestions queue from the active model
+version's cached predictions; Y on a suggestion marks its event reviewed, or adds the uncoded
+expression it points at as an event (session.review explains why).
 """
 
 from __future__ import annotations
@@ -99,11 +102,13 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                lambda w: w.use_fixed_reference()),
     ActionSpec("spot_video", "Review", "&Spot micro-expressions in this video", ("Ctrl+Shift+S",),
                lambda w: w.spot_video()),
+    ActionSpec("suggest", "Review", "Suggest &what to review (from the model's predictions)",
+               ("Ctrl+Shift+R",), lambda w: w.suggest_review()),
     ActionSpec("review_next", "Review", "Next item of the review queue", ("J",),
                lambda w: w.session.review.step(1), button="Next ▶  J"),
     ActionSpec("review_previous", "Review", "Previous item of the review queue", ("K",),
                lambda w: w.session.review.step(-1), button="◀ Previous  K"),
-    ActionSpec("review_accept", "Review", "Accept the item (an event with the model's AUs)", ("Y",),
+    ActionSpec("review_accept", "Review", "Accept the item (new event, or event reviewed)", ("Y",),
                lambda w: w.session.review.accept(), button="✓ Accept  Y"),
     ActionSpec("review_reject", "Review", "Reject the item and go to the next", ("X",),
                lambda w: w.session.review.reject(), button="✗ Reject  X"),
@@ -124,6 +129,10 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("zoom_out", "View", "Zoom out", ("-",), lambda w: w.video_view.zoom(0.8)),
     ActionSpec("model_card", "Model", "Model &card…", ("Ctrl+M",),
                lambda w: w.show_model_card()),
+    ActionSpec("finetune", "Model", "&Fine-tune on my corrections…", ("Ctrl+Shift+F",),
+               lambda w: w.show_finetune_dialog()),
+    ActionSpec("model_versions", "Model", "Model &versions (roll back)…", ("Ctrl+Shift+M",),
+               lambda w: w.show_panel("versions")),
     ActionSpec("shortcuts", "Help", "&Shortcuts…", ("F1", "?"), lambda w: w.show_shortcuts()),
     ActionSpec("about", "Help", "&About MicroAU Studio", (), lambda w: w.show_about()),
 )

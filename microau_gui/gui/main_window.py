@@ -6,7 +6,8 @@ module and is placed here as a dock, so later panels (fine-tuning curves, sugges
 queues, agreement view) are added with `add_panel` without touching the others.
 
 Layout: toolbar (model, overlays, reference) and the model banner on top; the video view with the
-transport bar in the centre; docks: project browser and face crop (left), AU panel and dependency
+transport bar in the centre; docks: project browser (the model versions in a tab beside it) and
+face crop (left), AU panel and dependency
 view (right, the review queue in a tab beside the dependency view), timeline (bottom, the
 inter-coder agreement view in a tab beside it, hidden until Review > Inter-coder agreement).
 """
@@ -33,7 +34,9 @@ from microau_gui.gui.au_panel import AUPanel
 from microau_gui.gui.crop_view import FaceCropView
 from microau_gui.gui.dependency_view import DependencyView
 from microau_gui.gui.dialogs import ImportDialog, JobStrip, ShortcutsDialog
+from microau_gui.gui.finetune_dialog import FinetuneDialog
 from microau_gui.gui.model_panel import ModelBanner, ModelBar, ModelCardDialog
+from microau_gui.gui.model_versions_panel import ModelVersionsPanel
 from microau_gui.gui.overlay_bar import OverlayBar
 from microau_gui.gui.project_panel import ProjectPanel
 from microau_gui.gui.review_queue_panel import ReviewQueuePanel
@@ -109,6 +112,11 @@ class MainWindow(QMainWindow):
                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["timeline"], self.docks["agreement"])
         self.docks["agreement"].hide()
+        self.versions_panel = ModelVersionsPanel(session, self.actions)
+        self.add_panel("versions", "Model versions", self.versions_panel,
+                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.docks["project"], self.docks["versions"])
+        self.docks["project"].raise_()
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_menus()
@@ -339,6 +347,10 @@ class MainWindow(QMainWindow):
         self.session.review.spot_video()
         self.show_panel("review")
 
+    def suggest_review(self) -> None:
+        self.session.review.suggest()
+        self.show_panel("review")
+
     def import_dialog(self) -> None:
         dialog = ImportDialog(self.session, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -355,6 +367,19 @@ class MainWindow(QMainWindow):
         dialog = ModelCardDialog(self.session.model, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
+
+    def show_finetune_dialog(self) -> FinetuneDialog:
+        if self.session.model is None or self.session.project is None:
+            raise UserError("open a project and wait for its model to load before fine-tuning")
+        for dialog in self.findChildren(FinetuneDialog):
+            if dialog.isVisible():  # one at a time: it may be training
+                dialog.raise_()
+                dialog.activateWindow()
+                return dialog
+        dialog = FinetuneDialog(self.session, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()  # not modal: the coder keeps working while it trains
+        return dialog
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dialog = ShortcutsDialog(self.findChildren(QAction), self.session.vocab, self)

@@ -5,8 +5,11 @@ trigger the window's QActions (J next, K previous, Y accept, X reject, see gui.a
 button, its menu item and its key always do the same thing; every decision goes through
 `session.review`.
 
-One queue is active at a time (the selector on top): the keys act on it. The table lists its
-items by rank (score, highest first) with their mark; clicking a row goes to that item.
+One queue is active at a time (the selector on top): the keys act on it. The button beside the
+selector fills the active queue (Spot this video / Suggest what to review). The table lists its
+items by rank (score, highest first) with their mark; clicking a row goes to that item. An empty
+queue says why and what to do (e.g. "analyse the video first" when the active model version
+has no cached predictions to suggest from).
 """
 
 from __future__ import annotations
@@ -56,9 +59,14 @@ class ReviewQueuePanel(QWidget):
         self.spot_button = QPushButton("Spot this video")
         self.spot_button.setToolTip(actions["spot_video"].toolTip())
         self.spot_button.clicked.connect(actions["spot_video"].trigger)
+        self.suggest_button = QPushButton("Suggest what to review")
+        self.suggest_button.setToolTip("rank frames and events to check from the model's cached "
+                                       "predictions (Ctrl+Shift+R)")
+        self.suggest_button.clicked.connect(actions["suggest"].trigger)
         top = QHBoxLayout()
         top.addWidget(self.selector, 1)
         top.addWidget(self.spot_button)
+        top.addWidget(self.suggest_button)
 
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
@@ -89,6 +97,9 @@ class ReviewQueuePanel(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.table.cellClicked.connect(lambda row, _col: self.review.go_to(row))
+        self.current_detail = QLabel()  # the current item's whole "why", which the column cuts
+        self.current_detail.setWordWrap(True)
+        self.current_detail.setObjectName("subtle")
 
         keys = QHBoxLayout()
         keys.setSpacing(3)
@@ -107,6 +118,7 @@ class ReviewQueuePanel(QWidget):
         layout.addWidget(self.job_row)
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
+        layout.addWidget(self.current_detail)
         layout.addLayout(keys)
 
         self.review.queue_changed.connect(self._on_review_queue_changed)
@@ -148,11 +160,14 @@ class ReviewQueuePanel(QWidget):
     def refresh(self) -> None:
         queue = self.review.queue
         self.selector.setCurrentIndex(self.selector.findData(queue.name))
+        self.spot_button.setVisible(queue.name == CANDIDATES)
+        self.suggest_button.setVisible(queue.name == SUGGESTIONS)
         counts = queue.counts()
         if not queue.items:
+            empty = self.review.empty_text(queue.name) or ""
             self.summary.setText("No candidates yet: spot this video (Ctrl+Shift+S)."
-                                 if queue.name == CANDIDATES else
-                                 "No suggestions yet: Review > Suggest what to review.")
+                                 if queue.name == CANDIDATES
+                                 else empty[:1].upper() + empty[1:] + ".")
         else:
             self.summary.setText(
                 f"{len(queue)} {QUEUE_TITLES[queue.name].lower()} · "
@@ -161,11 +176,14 @@ class ReviewQueuePanel(QWidget):
         self.table.setRowCount(len(queue.items))
         for row, item in enumerate(queue.items):
             status = queue.status(row)
-            cells = (str(row + 1), STATUS_TEXT[status], item.frames_text, item.kind,
-                     f"{item.score:.1f}", item.detail)
+            score = f"{item.score:.1f}" if queue.name == CANDIDATES else f"{item.score:.2f}"
+            cells = (str(row + 1), STATUS_TEXT[status], item.frames_text, item.kind, score,
+                     item.detail)
             colour = STATUS_COLOURS[status]
             for column, text in enumerate(cells):
                 cell = QTableWidgetItem(text)
+                if item.detail:
+                    cell.setToolTip(item.detail)
                 if column in (0, 4):
                     cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if column == 1:
@@ -175,3 +193,8 @@ class ReviewQueuePanel(QWidget):
                 self.table.setItem(row, column, cell)
         if queue.current is not None and queue.items:
             self.table.selectRow(queue.current)
+            current = queue.items[queue.current]
+            self.current_detail.setText(f"#{queue.current + 1}: {current.detail}"
+                                        if current.detail else "")
+        else:
+            self.current_detail.setText("")

@@ -1,8 +1,9 @@
-"""Review queues: spotted candidates (and suggestions) ranked by score, walked with single keys.
+"""Review queues: spotted candidates and review suggestions, ranked, walked with single keys.
 
 Owns: `ReviewItem`, `ItemStatus`, `ReviewQueue` (plain Python, no Qt), `ReviewController` (the
-session's `review`), `AU_THRESHOLD`, `aus_from_probs`. May import spotting values, store
-(commands, records), core, the session's own modules and PySide6.QtCore; never gui.
+session's `review`), `AU_THRESHOLD`, `MICRO_MAX_S`, `aus_from_probs`, `firing_span`. May import
+inference (`inference.suggest`), spotting values, store (commands, records), core, the
+session's own modules and PySide6.QtCore; never gui.
 
 Our specification of the spotting review (issue #8 part 3):
 - "Spot this video" runs `spotting.spot_media` in a `SpotWorker` thread with progress and
@@ -20,6 +21,30 @@ Our specification of the spotting review (issue #8 part 3):
   boundaries are edited at once with the usual keys; the queue stays on it until Next.
 - Reject marks the item and moves to the next pending item. An item accepted and then undone
   (Ctrl+Z) is pending again: an item counts as accepted only while its event exists.
+
+Our specification of the suggestions queue (issue #7 part 4, "Suggest what to review"):
+- `suggest()` ranks the loaded (active) model version's cached predictions against the coded
+  events with `inference.suggest.suggest_for_project` and fills the SUGGESTIONS queue, best
+  first. It reads only what an analysis cached; when that version has none, the queue stays
+  empty and says so ("analyse the videos first"). The queue is emptied when another version is
+  loaded, since its suggestions came from the previous one's predictions.
+- Each suggestion is an item about one frame (the playhead goes there) and one AU. A suggestion
+  about a coded event, or a frame inside one (the event whose apex is nearest), carries that
+  event: going to it selects the event. Otherwise the item spans the model's firing around the
+  frame (`firing_span`: the run of cached frames where the AU stays at least as high as at the
+  suggested frame, capped at the decision threshold), a possible uncoded expression.
+- What Y means, decided as an expert coder reads a suggestion ("the model thinks X here"):
+  * about an existing event, Y says "I have reviewed this event": the coder corrects the event
+    first with the usual keys (it is selected when the item is shown), then Y marks the item
+    reviewed (no edit of its own, nothing to undo) and moves to the next undecided item;
+  * about a frame outside every coded event, Y says "yes, there is an expression here": it
+    becomes an accepted event exactly as a spotted candidate does (one undoable
+    `AcceptPrediction`, the AUs of the model's prediction at the frame plus the suggested AU,
+    which the coder has just confirmed; micro or macro by length, `MICRO_MAX_S`), selected so
+    it is edited at once; the queue stays on it until Next.
+  X says "the model is wrong here / nothing to do": the item is marked rejected, the project is
+  not touched, and the queue moves to the next undecided item. Marks last until the next
+  Suggest (they are not stored: suggestions are recomputed from the current predictions).
 """
 
 from __future__ import annotations
@@ -31,6 +56,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from microau_gui.core.au import au_number
@@ -48,6 +74,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AU_THRESHOLD = 0.5  # the model's decision threshold: an AU at or above it is taken as present
+MICRO_MAX_S = 0.5  # longest micro-expression (as spotting's `micro_max_s`); longer is macro
+SUGGEST_SOURCES = ("expert", "accepted")  # the coded events suggestions are measured against
 CANDIDATES = "candidates"
 SUGGESTIONS = "suggestions"
 _META_KEY = "review.candidates.{video_id}"
@@ -72,6 +100,27 @@ def stored_candidates(project, video_id: int) -> list[ReviewItem]:
     return list(record["items"]) if record is not None else []
 
 
+def firing_span(trace, frame_idx: int, au: str | None,
+                threshold: float = AU_THRESHOLD) -> tuple[int, int]:
+    """(onset, offset) frame_idx of the model's firing around a suggested frame: the run of
+    cached frames (no further apart than the trace's usual step) where `au` stays at or above
+    min(threshold, its probability at `frame_idx`). The frame alone when it is not cached."""
+    rows = np.flatnonzero(trace.frame_idx == frame_idx)
+    if au is None or au not in trace.vocab or not len(rows):
+        return frame_idx, frame_idx
+    frames = trace.frame_idx
+    p = np.nan_to_num(trace.probs[:, trace.vocab.index(au)], nan=0.0)  # (n,)
+    row = int(rows[0])
+    level = min(threshold, float(p[row]))
+    step = int(np.median(np.diff(frames))) if len(frames) > 1 else 1
+    first = last = row
+    while first > 0 and p[first - 1] >= level and frames[first] - frames[first - 1] <= step:
+        first -= 1
+    while last < len(p) - 1 and p[last + 1] >= level and frames[last + 1] - frames[last] <= step:
+        last += 1
+    return int(frames[first]), int(frames[last])
+
+
 def aus_from_probs(vocab: Sequence[str], probs: Sequence[float] | None,
                    threshold: float = AU_THRESHOLD) -> tuple[AUCode, ...]:
     """Bilateral AU codes of every AU whose probability reaches `threshold`, in vocabulary order."""
@@ -92,6 +141,7 @@ class ReviewItem:
     kind: str  # candidates: "micro" or "macro"; suggestions: the ranking's reason
     detail: str = ""  # one line: regions that moved, or why it was suggested
     event_id: int | None = None  # the existing event the item is about, if any
+    au: str | None = None  # suggestions: the AU concerned, e.g. "AU12"
 
     @property
     def frames_text(self) -> str:
@@ -116,9 +166,11 @@ class ReviewQueue:
         self.live_event_ids: set[int] = set()  # accepted events that still exist
 
     def set_items(self, items: Iterable[ReviewItem], rejected: Iterable[int] = (),
-                  accepted: dict[int, int] | None = None) -> None:
-        """Rank `items` by score (ties by onset); marks refer to positions in that ranking."""
-        self.items = tuple(sorted(items, key=lambda i: (-i.score, i.video_id, i.onset)))
+                  accepted: dict[int, int] | None = None, ranked: bool = False) -> None:
+        """Rank `items` by score (ties by onset; `ranked`: they are in rank order already, kept
+        as given); marks refer to positions in that ranking."""
+        self.items = (tuple(items) if ranked else
+                      tuple(sorted(items, key=lambda i: (-i.score, i.video_id, i.onset))))
         self.rejected = {i for i in rejected if 0 <= i < len(self.items)}
         self.accepted = {i: e for i, e in (accepted or {}).items() if 0 <= i < len(self.items)}
         self.current = 0 if self.items else None
@@ -151,6 +203,23 @@ class ReviewQueue:
         return next((i for i in order if self.status(i) is ItemStatus.PENDING), None)
 
 
+def _suggestion_item(suggestion, events: list, traces: dict) -> ReviewItem:
+    """The queue item of an `inference.suggest.Suggestion` (see the module docstring)."""
+    frame_idx = suggestion.frame_idx
+    event = next((e for e in events if e.id == suggestion.event_id), None)
+    if event is None:
+        inside = [e for e in events if e.video_id == suggestion.video_id
+                  and e.onset <= frame_idx <= e.offset]
+        event = min(inside, key=lambda e: (abs(e.apex - frame_idx), e.id), default=None)
+    if event is not None:
+        onset, offset = event.onset, event.offset
+    else:
+        onset, offset = firing_span(traces[suggestion.video_id], frame_idx, suggestion.au)
+    return ReviewItem(suggestion.video_id, onset, frame_idx, offset, float(suggestion.score),
+                      suggestion.kind, suggestion.reason,
+                      event.id if event is not None else None, suggestion.au)
+
+
 def _candidate_item(video_id: int, candidate) -> ReviewItem:
     moved = "+".join(candidate.regions)
     return ReviewItem(video_id, candidate.onset, candidate.apex, candidate.offset,
@@ -177,7 +246,10 @@ class ReviewController(QObject):
         self._spot_request: SpotRequest | None = None
         self._pending_accept: tuple[str, int] | None = None
         self._candidates_video_id: int | None = None
+        self.suggested_for: str | None = None  # model version the suggestions came from
+        self.suggestions_note = "no suggestions yet: Review > Suggest what to review"
         session.video_opened.connect(self._on_session_video_opened)
+        session.model_loaded.connect(self._on_session_model_loaded)
         session.project_closed.connect(self._on_session_project_closed)
         session.events_changed.connect(self._on_session_events_changed)
         session.prediction_made.connect(self._on_session_prediction_made)
@@ -195,10 +267,11 @@ class ReviewController(QObject):
             self._pending_accept = None
             self.active_changed.emit(name)
 
-    def set_items(self, name: str, items: Iterable[ReviewItem]) -> None:
-        """Fill a queue (ranked by score), make it the active one and go to its first item."""
+    def set_items(self, name: str, items: Iterable[ReviewItem], ranked: bool = False) -> None:
+        """Fill a queue (ranked by score unless `ranked` already), make it the active one and go
+        to its first item."""
         queue = self.queues[name]
-        queue.set_items(items)
+        queue.set_items(items, ranked=ranked)
         self._refresh_live(queue)
         self.queue_changed.emit(name)
         self.set_active(name)
@@ -211,7 +284,7 @@ class ReviewController(QObject):
             queue.live_event_ids = set()
             return
         wanted = set(queue.accepted.values())
-        queue.live_event_ids = {e.id for e in project.events(source="accepted") if e.id in wanted}
+        queue.live_event_ids = {e.id for e in project.events() if e.id in wanted}
 
     # -- navigation ----------------------------------------------------------------------------
 
@@ -240,22 +313,24 @@ class ReviewController(QObject):
         """Next (+1) / previous (-1) item in rank order, whatever its mark."""
         index = self.queue.neighbour(step)
         if index is None:
-            self.session.status_posted.emit(self._empty_text() or
+            self.session.status_posted.emit(self.empty_text() or
                                             ("last item of the queue" if step > 0
                                              else "first item of the queue"))
             return
         self.go_to(index)
 
-    def _empty_text(self) -> str | None:
-        if self.queue.items:
+    def empty_text(self, name: str | None = None) -> str | None:
+        """Why a queue (default: the active one) is empty, and what to do; None when it is not."""
+        name = name or self.active
+        if self.queues[name].items:
             return None
-        if self.active == CANDIDATES:
+        if name == CANDIDATES:
             return "no candidates: spot this video first (Review > Spot micro-expressions)"
-        return "no suggestions: Review > Suggest what to review"
+        return self.suggestions_note
 
     def _current_item(self) -> tuple[ReviewQueue, int, ReviewItem] | None:
         queue = self.queue
-        empty = self._empty_text()
+        empty = self.empty_text()
         if empty is not None:
             self.session.status_posted.emit(empty)
             return None
@@ -325,6 +400,8 @@ class ReviewController(QObject):
                               "without AUs")
             return
         aus = aus_from_probs(prediction.vocab, prediction.probs)
+        if item.au is not None and au_number(item.au) not in {c.number for c in aus}:
+            aus = tuple(sorted((*aus, AUCode(au_number(item.au))), key=lambda c: c.number))
         self._accept_with(queue, index, item, aus, None)
 
     def _accept_with(self, queue: ReviewQueue, index: int, item: ReviewItem,
@@ -332,7 +409,12 @@ class ReviewController(QObject):
         session = self.session
         self._pending_accept = None
         model = session.model
-        kind = item.kind if item.kind in ("micro", "macro") else "micro"
+        if item.kind in ("micro", "macro"):
+            kind = item.kind
+        else:
+            fps = session.video.fps if session.video is not None else 0.0
+            long = fps > 0 and (item.offset - item.onset + 1) / fps > MICRO_MAX_S
+            kind = "macro" if long else "micro"
         predicted = PredictedEvent(item.video_id, item.onset, item.apex, item.offset, aus,
                                    model.model_version_id if model is not None else None,
                                    expression_type=kind)
@@ -351,12 +433,68 @@ class ReviewController(QObject):
                                    f"{text}: edit it with the AU keys, J for the next item")
 
     def _accept_existing(self, queue: ReviewQueue, index: int, item: ReviewItem) -> None:
-        """An item about an existing event: accepting confirms the event as it is."""
+        """An item about an existing event: accepting marks it reviewed (the event as the coder
+        left it) and moves to the next undecided item."""
+        self._pending_accept = None
         queue.accepted[index] = item.event_id
         queue.rejected.discard(index)
         self._refresh_live(queue)
         self.queue_changed.emit(queue.name)
-        self.session.status_posted.emit(f"event {item.event_id} confirmed")
+        following = queue.neighbour(1, pending_only=True)
+        if following is None:
+            self.current_changed.emit(queue.name, index)
+            self.session.status_posted.emit(f"event {item.event_id} reviewed; every item of the "
+                                            "queue is decided")
+            return
+        self.go_to(following)
+        self.session.status_posted.emit(f"event {item.event_id} reviewed")
+
+    # -- suggestions ---------------------------------------------------------------------------
+
+    def suggest(self) -> int:
+        """Fill the SUGGESTIONS queue from the loaded version's cached predictions (see the
+        module docstring); returns how many items it holds."""
+        from microau_gui.inference.suggest import suggest_for_project
+
+        session = self.session
+        project, model = session.project, session.model
+        if project is None:
+            raise UserError("open a project first; suggestions come from its analysed videos")
+        if model is None or model.model_version_id is None:
+            raise UserError("load a model first; suggestions come from its cached predictions")
+        version_id = model.model_version_id
+        suggestions = suggest_for_project(project, version_id, sources=SUGGEST_SOURCES)
+        events = [e for e in project.events() if e.source in SUGGEST_SOURCES]
+        traces = {video_id: project.predictions.probs(video_id, version_id)
+                  for video_id in {s.video_id for s in suggestions}}
+        items = [_suggestion_item(s, events, traces) for s in suggestions]
+        self.suggested_for = model.model_version
+        if items:
+            self.suggestions_note = ""
+        elif any(len(project.predictions.frames(v.id, version_id)) for v in project.videos()):
+            self.suggestions_note = (f"nothing to suggest: {model.model_version}'s predictions agree "
+                                     "with the coding and are confident everywhere")
+        else:
+            self.suggestions_note = (f"no predictions of {model.model_version} are cached: analyse "
+                                     "the video first (File > Analyse video, Ctrl+R), then suggest "
+                                     "again")
+        self.set_items(SUGGESTIONS, items, ranked=True)  # suggest's own order, ties included
+        session.status_posted.emit(f"{len(items)} suggestions from {model.model_version}'s "
+                                   "predictions" if items else self.suggestions_note)
+        return len(items)
+
+    def _on_session_model_loaded(self, loaded) -> None:
+        if self.suggested_for is None or loaded.model_version == self.suggested_for:
+            return
+        self.suggestions_note = (f"the model is now {loaded.model_version}; the suggestions came "
+                                 f"from {self.suggested_for}: Review > Suggest what to review again")
+        self.suggested_for = None
+        queue = self.queues[SUGGESTIONS]
+        if self._pending_accept is not None and self._pending_accept[0] == SUGGESTIONS:
+            self._pending_accept = None
+        queue.set_items(())
+        queue.live_event_ids = set()
+        self.queue_changed.emit(SUGGESTIONS)
 
     def _on_session_prediction_made(self, prediction: FramePrediction) -> None:
         pending = self._pending_accept
@@ -469,6 +607,8 @@ class ReviewController(QObject):
     def _on_session_project_closed(self) -> None:
         self._candidates_video_id = None
         self._pending_accept = None
+        self.suggested_for = None
+        self.suggestions_note = "no suggestions yet: Review > Suggest what to review"
         for queue in self.queues.values():
             queue.set_items(())
             queue.live_event_ids = set()

@@ -6,8 +6,9 @@ keeps the undo framework in QtGui; it needs no widgets). Never imports gui or wi
 
 Threads: the session lives on the GUI thread. It owns a FrameLoaderWorker and an
 InferenceWorker, each in its own QThread, an ImportWorker thread while an import runs, and (through
-`review`, session.review) a SpotWorker thread while spotting runs. It
-talks to them only through queued signals carrying the frozen values of session.messages.
+`review`, `agreement` and `finetune`) a SpotWorker, AgreementWorker or FinetuneWorker thread
+while such a job runs. It talks to them only through queued signals carrying the frozen values
+of session.messages.
 
 Stale answers:
 - a decoded frame is shown unless it is from another video or older than the frame on screen
@@ -42,6 +43,7 @@ from microau_gui.inference.reference import ReferencePolicy, reference_frame
 from microau_gui.session import annotation
 from microau_gui.session.agreement import AgreementController
 from microau_gui.session.annotation import PendingMark
+from microau_gui.session.finetune_worker import FinetuneController
 from microau_gui.session.frame_loader import FrameLoaderWorker
 from microau_gui.session.import_worker import ImportWorker
 from microau_gui.session.inference_worker import InferenceWorker
@@ -194,6 +196,7 @@ class ProjectSession(QObject):
         self._importer: WorkerThread | None = None
         self.review = ReviewController(self)  # spotting and suggestion queues (session.review)
         self.agreement = AgreementController(self)  # inter-coder agreement in a worker
+        self.finetune = FinetuneController(self)  # fine-tuning on the coder's corrections
 
     # -- ids and small queries -----------------------------------------------------------------
 
@@ -229,7 +232,7 @@ class ProjectSession(QObject):
     @property
     def threads(self) -> list[WorkerThread]:
         return [t for t in (self._loader, self._inference, self._importer) if t is not None] + (
-            self.review.threads + self.agreement.threads)
+            self.review.threads + self.agreement.threads + self.finetune.threads)
 
     @property
     def editable(self) -> bool:
@@ -511,8 +514,13 @@ class ProjectSession(QObject):
             models = self.project.models
             version = next((v for v in models.list() if v.name == loaded.model_version), None)
             if version is None and self.editable:
+                card = loaded.card  # its scores and lineage show in the model versions panel
+                metrics = card.get("metrics")
                 version = models.add(loaded.model_version, loaded.checkpoint, loaded.vocab,
-                                     activate=True)
+                                     activate=True,
+                                     metrics=metrics if isinstance(metrics, dict) else None,
+                                     data_hash=str(card.get("training_data_hash") or ""),
+                                     created_at=card.get("created") or None)
             elif version is not None and self.editable and not version.active:
                 models.set_active(version.id)
             version_id = version.id if version is not None else None
@@ -834,6 +842,7 @@ class ProjectSession(QObject):
         if self._importer is not None:
             self._importer.worker.cancel()
         self.review.close()
+        self.finetune.close()
         self.close_project()
         self.agreement.close()
         for thread in self.threads:

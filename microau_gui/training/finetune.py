@@ -248,17 +248,18 @@ def _summary(report: AUReport) -> dict:
 
 
 def format_comparison(result: FinetuneResult) -> str:
-    """The before/after per-AU F1 table the CLI prints."""
+    """The before/after per-AU F1 table the CLI prints (rounded as the card stores them, 4 places,
+    so the table, the card and the window never differ in the last digit)."""
 
     def num(value: float | None) -> str:
-        return "     -" if value is None else f"{value:6.3f}"
+        return "     -" if value is None else f"{round(value, 4):6.3f}"
 
     lines = [f"{'AU':6s} {'before':>6s} {'after':>6s} {'change':>7s} {'support':>8s}"]
     for code, before, after, support in result.per_au():
-        change = "      -" if before is None or after is None else f"{after - before:+7.3f}"
+        change = "      -" if before is None or after is None else f"{round(after, 4) - round(before, 4):+7.3f}"
         lines.append(f"{code:6s} {num(before)} {num(after)} {change} {support:8d}")
-    lines.append(f"{'mean':6s} {result.before.mean_f1:6.3f} {result.after.mean_f1:6.3f} "
-                 f"{result.after.mean_f1 - result.before.mean_f1:+7.3f}")
+    before_mean, after_mean = round(result.before.mean_f1, 4), round(result.after.mean_f1, 4)
+    lines.append(f"{'mean':6s} {before_mean:6.3f} {after_mean:6.3f} {after_mean - before_mean:+7.3f}")
     return "\n".join(lines)
 
 
