@@ -252,7 +252,6 @@ def test_sheet_and_media_root_errors(tmp_path, casme2_root):
         (("casme2", tmp_path / "missing.xlsx", casme2_root), "does not exist"),
         (("casme2", sheet, tmp_path / "no_media"), "media folder .* does not exist"),
         (("smic", sheet, casme2_root), "unknown dataset kind"),
-        (("samm", sheet, casme2_root), None),  # a CASME II sheet read as SAMM: columns still found
     ]
     old_excel = tmp_path / "CASME2-coding-20140508.xls"
     old_excel.write_bytes(b"\xd0\xcf\x11\xe0 old excel")
@@ -263,12 +262,19 @@ def test_sheet_and_media_root_errors(tmp_path, casme2_root):
     unrelated = write_xlsx(tmp_path / "budget.xlsx", {"Sheet1": [["Item", "Cost"], ["chair", 12]]})
     cases.append((("casme2", unrelated, casme2_root), "does not look like a CASME II coding file"))
     for args, message in cases:
-        if message is None:
-            import_dataset(*args)
-            continue
         with pytest.raises(UserError, match=message) as err:
             import_dataset(*args)
         assert "\n" not in str(err.value)
+
+    # A CASME II sheet read as SAMM: its columns are still found, but SAMM's three-digit subject
+    # folders are not there, so every row is skipped with the folder it looked for.
+    dataset = import_dataset("samm", sheet, casme2_root)
+    assert dataset.samples == () and dataset.report.n_rows == len(CASME2_ROWS)
+    assert [(i.row, i.action) for i in dataset.report.issues] == [(2, "skipped"), (3, "skipped"),
+                                                                 (4, "skipped"), (5, "skipped")]
+    assert issues_of(dataset, 2) == [
+        f"row 2: skipped: clip folder 001/EP02_01f is missing from {casme2_root.absolute()}"]
+    assert "clip folder 017/EP15_03 is missing" in issues_of(dataset, 4)[0]
 
 
 def test_progress_is_reported_and_can_cancel(tmp_path, casme2_root):

@@ -195,6 +195,78 @@ def test_truncated_video_names_the_frame_it_cannot_decode(videos, kind, tmp_path
     assert probe_media(cut).n_decodable == first_missing
 
 
+def _mjpeg_with_a_damaged_frame(tmp_path: Path, bad_idx: int) -> tuple[Path, list[np.ndarray]]:
+    """An MJPEG avi whose frame `bad_idx` has random bytes over the middle third of its JPEG
+    data, and the frames of the undamaged file."""
+    path = tmp_path / "hit.avi"
+    write_video(path, [pattern_frame(k) for k in range(N_FRAMES)], 25, codec="mjpeg")
+    original = sequential(path)
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    assert len(packets) == N_FRAMES
+    pos, size = packets[bad_idx]
+    data = bytearray(path.read_bytes())
+    assert data[pos:pos + 2] == b"\xff\xd8"  # the packet is one whole JPEG (start of image)
+    start, stop = pos + size // 3, pos + 2 * size // 3  # inside the entropy-coded scan
+    data[start:stop] = np.random.default_rng(0).integers(0, 256, stop - start, np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path, original
+
+
+def test_corrupt_packet_mid_file_spoils_at_most_its_own_frame(tmp_path):
+    bad_idx = N_FRAMES // 2
+    path, original = _mjpeg_with_a_damaged_frame(tmp_path, bad_idx)
+    decoded = sequential(path)  # what a plain decoder makes of the damaged file
+    assert len(decoded) == N_FRAMES
+    assert not np.array_equal(decoded[bad_idx], original[bad_idx])  # the damage is real
+
+    order = list(range(N_FRAMES))
+    random.Random(3).shuffle(order)
+    with open_media(path, cache_frames=0) as source:
+        assert source.n_frames == N_FRAMES
+        for frame_idx in order:
+            try:
+                rgb = source.read(frame_idx)
+            except FrameDecodeError as err:
+                assert frame_idx == bad_idx and f"frame {frame_idx} " in str(err), str(err)
+                continue
+            assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8
+            if frame_idx != bad_idx:
+                assert np.array_equal(rgb, original[frame_idx]), f"frame {frame_idx} differs"
+        streamed = []
+        try:
+            for frame_idx, rgb in source.iter_frames():
+                if frame_idx != bad_idx:
+                    assert np.array_equal(rgb, original[frame_idx]), f"frame {frame_idx} differs"
+                streamed.append(frame_idx)
+        except FrameDecodeError as err:
+            assert f"frame {bad_idx} " in str(err), str(err)
+            assert streamed == list(range(bad_idx))
+        else:
+            assert streamed == list(range(N_FRAMES))
+        # The frames after the damage still stream, from the next one on.
+        assert [i for i, _ in source.iter_frames(bad_idx + 1, bad_idx + 4)] == [
+            bad_idx + 1, bad_idx + 2, bad_idx + 3]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "media.video lets FFmpeg conceal a damaged MJPEG frame: random access returns pixels that "
+    "depend on what the decoder held before (err_detect=explode would raise instead)"))
+def test_a_damaged_frame_reads_the_same_every_time_or_raises(tmp_path):
+    bad_idx = N_FRAMES // 2
+    path, _ = _mjpeg_with_a_damaged_frame(tmp_path, bad_idx)
+    decoded = sequential(path)
+    with open_media(path, cache_frames=0) as source:
+        for before_idx in (bad_idx - 1, 3, N_FRAMES - 1):
+            source.read(before_idx)
+            try:
+                rgb = source.read(bad_idx)
+            except FrameDecodeError as err:
+                assert f"frame {bad_idx} " in str(err), str(err)
+                continue
+            assert np.array_equal(rgb, decoded[bad_idx]), f"after frame {before_idx}"
+
+
 def test_corrupt_file_is_a_one_line_error(tmp_path):
     bogus = tmp_path / "bogus.mp4"
     bogus.write_bytes(b"\x00\x01not a video at all" * 50)

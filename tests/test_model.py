@@ -355,8 +355,19 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA"):
             pick_device("cuda")
+    # CPU keeps fp32: no autocast of any device type, and a matmul stays float32.
+    a = torch.randn(4, 4)
     with autocast_for("cpu"):
-        assert not torch.is_autocast_enabled("cuda")
+        assert not torch.is_autocast_enabled("cpu") and not torch.is_autocast_enabled("cuda")
+        assert (a @ a).dtype == torch.float32
+    with autocast_for(torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        b = a.cuda()
+        with autocast_for("cuda"):
+            assert torch.is_autocast_enabled("cuda") and not torch.is_autocast_enabled("cpu")
+            assert (b @ b).dtype == torch.bfloat16
+        assert (b @ b).dtype == torch.float32
 
 
 @pytest.mark.slow

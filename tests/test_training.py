@@ -25,7 +25,7 @@ from microau_gui.face.regions import au_polygons, region_masks
 from microau_gui.model.config import MicroAUConfig
 from microau_gui.model.losses import cooccurrence_prior
 from microau_gui.model.network import MicroAUCLIP
-from microau_gui.training.augment import flip_flow, flip_landmarks, flip_pair, swap_sides
+from microau_gui.training.augment import flip_flow, flip_landmarks, flip_pair, jitter_pair, swap_sides
 from microau_gui.training.experiment import cross_validate
 from microau_gui.training.metrics import au_report
 from microau_gui.training.protocols import Fold, holdout_fold, loso_folds, split, subject_folds
@@ -129,6 +129,38 @@ def test_flip_mirrors_crops_and_flow_and_swaps_au_sides(astronaut_pairs):
     np.testing.assert_array_equal(flip_flow(flip_flow(flow)), flow)
     # Occurrence labels do not change under a flip.
     np.testing.assert_array_equal(au_labels(flipped.sample.aus, DEFAULT_VOCAB), au_labels(pair.sample.aus, DEFAULT_VOCAB))
+
+
+def test_colour_jitter_is_seeded_and_shared_by_both_crops_of_a_pair(astronaut_pairs):
+    original, mirrored = astronaut_pairs
+    # Two different crops (the photo and its mirror) so the pair has a real difference.
+    reference, target = original.reference, mirrored.target
+    strength = 0.2
+    jittered = jitter_pair(reference, target, np.random.default_rng(7), strength)
+    again = jitter_pair(reference, target, np.random.default_rng(7), strength)
+    other = jitter_pair(reference, target, np.random.default_rng(8), strength)
+    for image, source in zip(jittered, (reference, target)):
+        assert image.dtype == np.uint8 and image.shape == source.shape
+        assert not np.array_equal(image, source)  # the colours did change
+        assert np.ptp(image) > 100  # a face is left, not a flat clipped frame
+    np.testing.assert_array_equal(jittered[0], again[0])
+    np.testing.assert_array_equal(jittered[1], again[1])
+    assert not np.array_equal(jittered[0], other[0])
+
+    # One gain and offset for the pair: the same crop twice stays the same crop twice.
+    twice = jitter_pair(reference, reference, np.random.default_rng(7), strength)
+    np.testing.assert_array_equal(twice[0], twice[1])
+    # The gain and offset fitted on the reference predict the target too (up to clipping and
+    # rounding), so the onset-apex difference is scaled alike everywhere: still pure motion.
+    ref, ref_out = reference.astype(np.float64), jittered[0].astype(np.float64)
+    unclipped = (ref_out > 0) & (ref_out < 255)
+    gain, offset = np.polyfit(ref[unclipped], ref_out[unclipped], 1)
+    assert 1 - strength <= gain <= 1 + strength and abs(offset) <= 255 * strength / 2 + 1
+    tgt, tgt_out = target.astype(np.float64), jittered[1].astype(np.float64)
+    assert np.abs(tgt_out - np.clip(gain * tgt + offset, 0, 255)).max() <= 1.5
+    both = unclipped & (tgt_out > 0) & (tgt_out < 255)
+    assert both.mean() > 0.5 and np.abs(tgt - ref)[both].max() > 10  # a real difference to keep
+    assert np.abs((tgt_out - ref_out)[both] - gain * (tgt - ref)[both]).max() <= 2.0
 
 
 # -- protocols ------------------------------------------------------------------------------------

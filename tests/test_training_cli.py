@@ -15,6 +15,7 @@ import pytest
 from microau_gui.cli import main
 from microau_gui.core.au import DEFAULT_VOCAB
 from microau_gui.model.checkpoint import read_card
+from microau_gui.model.config import TINY_OPEN_CLIP_CFG
 
 from test_training_fixtures import pair_cache, synth_root, synth_spec  # noqa: F401
 
@@ -94,6 +95,40 @@ def test_protocol_all_then_eval_on_a_held_out_subject(synth_spec, pair_cache, tm
     emotion = json.loads(emotion_path.read_text())
     assert {"uf1", "uar", "n_samples"} <= set(emotion)
     assert emotion["n_samples"] == au["n_samples"] * 3 and emotion["labels"] == "objective"
+
+
+def test_pretrained_weights_file_is_loaded_and_named_on_the_card(synth_spec, pair_cache, tmp_path):
+    import open_clip
+    import torch
+
+    weights = tmp_path / "tiny_start.pt"
+    torch.manual_seed(0)
+    # A plain tensor state dict: the loader reads it with weights_only=True, never unpickling.
+    torch.save(open_clip.CLIP(**TINY_OPEN_CLIP_CFG).state_dict(), weights)
+    out = tmp_path / "weights" / "from_file"
+    assert main(["train", "--dataset", synth_spec, "--protocol", "all", "--subjects", "01,02",
+                 "--pretrained", str(weights), "--out", str(out), "--cache", str(pair_cache),
+                 *FAST]) == 0
+    card = read_card(out)
+    assert card.pretrained_loaded is True
+    assert card.pretrained_source == f"file:{weights.resolve()}"
+    assert card.config.pretrained == str(weights)
+
+
+def test_ablation_flags_reach_the_saved_config(synth_spec, pair_cache, tmp_path):
+    out = tmp_path / "weights" / "ablated"
+    report_path = tmp_path / "ablated.json"
+    assert main(["train", "--dataset", synth_spec, "--protocol", "all", "--subjects", "01,02",
+                 "--no-gda", "--no-gdloss", "--no-miaucl", "--input-mode", "apex+diff",
+                 "--out", str(out), "--json", str(report_path), "--cache", str(pair_cache),
+                 *FAST]) == 0
+    config = read_card(out).config
+    assert config.use_gda is False
+    assert config.lambda_g == 0.0 and config.lambda_c == 0.0
+    assert config.input_mode == "apex+diff"
+    saved = json.loads(report_path.read_text())["settings"]["config"]
+    assert (saved["use_gda"], saved["lambda_g"], saved["lambda_c"], saved["input_mode"]) == (
+        False, 0.0, 0.0, "apex+diff")
 
 
 @pytest.mark.parametrize("argv, message", [

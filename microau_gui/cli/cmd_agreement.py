@@ -1,5 +1,8 @@
 """`python main.py agreement A B --out CSV`: inter-coder (or coder-versus-model) agreement.
 
+Owns the `agreement` subcommand. May import every layer; the work is in `spotting.agreement`
+and `spotting.files`.
+
 A and B are our event CSVs (video, onset, apex, offset, aus[, coder]), `spot` output, `analyze`
 per-frame CSVs (thresholded into events), project JSON exports, or dataset sheets read through
 their importer (`--kind-a/--kind-b`). Reports per-AU frame-level Cohen's kappa, event-level

@@ -1,5 +1,8 @@
 """`python main.py eval --model weights/NAME --dataset KIND:SHEET:ROOT [--task au|emotion] [--json R]`.
 
+Owns the `eval` subcommand. May import every layer; the work is in `training.runs` and
+`training.emotion`.
+
 Scores a saved Micro-AU CLIP checkpoint on a coded dataset. Pairs are prepared exactly as the
 model's training prepared them (crop and flow sizes from its card).
 - `--task au` (default): the per-AU table (F1, macro-F1, AUC, support) and the JSON report of

@@ -1,5 +1,8 @@
 """`python main.py eval-spot --pred CSV --gt SHEET [--json R]`: MEGC scores of spotted intervals.
 
+Owns the `eval-spot` subcommand. May import every layer; the work is in `spotting.intervals`
+and `spotting.files`.
+
 A prediction is a hit when its IoU with a ground-truth interval of the same type is >= 0.5;
 matching is one-to-one, greedy by IoU (see `spotting.intervals`). Prints precision, recall and F1
 overall and for micro and macro; `--json` writes `{"overall": {...}, "micro": {...}, "macro":

@@ -1,5 +1,8 @@
 """`python main.py face IMAGE --draw OUT.png`: landmarks and AU regions on one photo.
 
+Owns the `face` subcommand. May import every layer; the work is in `face` (landmarks, align,
+regions, draw).
+
 Prints a JSON summary on stdout (face found, box, eye centres, each region's centroid and area in
 image pixels). No face or an unreadable image is a one-line error and exit code 2.
 """
@@ -44,7 +47,7 @@ def run(args) -> int:
         polys = au_polygons(code, face.xy_img)
         regions[code] = {
             "sides": sorted(polys),
-            "centroid_img": np.round(np.concatenate(list(polys.values())).mean(0), 1).tolist(),
+            "centroid_img": _rounded(np.concatenate(list(polys.values())).mean(0)),
             "area_px": round(float(sum(abs(cv2.contourArea(p.astype(np.float32)))
                                        for p in polys.values())), 1),
         }
@@ -55,7 +58,7 @@ def run(args) -> int:
         "n_faces": face.n_faces,
         "n_landmarks": int(face.xy_img.shape[0]),
         "box": list(face.box),
-        "eye_centres_img": np.round(eye_centres(face.xy_img), 1).tolist(),
+        "eye_centres_img": _rounded(eye_centres(face.xy_img)),
         "regions": regions,
     }
     if args.draw:
@@ -68,6 +71,12 @@ def run(args) -> int:
         summary["drawing"] = str(out)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _rounded(values: np.ndarray) -> list:
+    """Pixel coordinates to 0.1 px as JSON numbers. Rounding happens in float64: a float32
+    0.1-multiple such as 204.3 would print as 204.3000030517578."""
+    return np.round(np.asarray(values, np.float64), 1).tolist()
 
 
 def _parse_vocab(text: str) -> tuple[str, ...]:

@@ -1,5 +1,8 @@
 """`python main.py import {casme2,samm,casme3,megc,csv} SHEET MEDIA_ROOT [--report] [--project P]`.
 
+Owns the `import` subcommand. May import every layer; the work is in `store.importers`,
+`store.project` and `store.export`.
+
 Reads a dataset coding sheet, resolves every row's clip under MEDIA_ROOT and maps the sheet's
 frame numbers to frame indices (media.frame_index). Prints the sample count and subjects, and
 with --report every row that was fixed or skipped and why. With --project the samples are stored

@@ -1,5 +1,7 @@
 """`python main.py info MEDIA`: frame count, fps, size and the variable-frame-rate flag.
 
+Owns the `info` subcommand. May import every layer; the work is in `media.probe_media`.
+
 MEDIA is a video file or an image-sequence folder. Prints a readable block, or one JSON object
 with `--json` (the keys of `media.MediaInfo`). A bad path or unreadable media is a one-line
 error and exit code 2.

@@ -1,5 +1,8 @@
 """`python main.py spot MEDIA --out CSV`: micro- and macro-expression candidates of one video.
 
+Owns the `spot` subcommand. May import every layer; the work is in `spotting.spotter` and
+`spotting.files`.
+
 Writes one CSV row per candidate (`spotting.files.SPOT_COLUMNS`: video, onset, apex, offset
 frame_idx, type micro|macro, score, regions) and prints a one-line summary with the speed.
 """

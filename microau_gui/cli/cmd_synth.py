@@ -1,5 +1,8 @@
 """`python main.py synth`: synthetic micro-expression data from the real face photos.
 
+Owns the `synth` subcommand. May import every layer; the work is in `synth.clips` and
+`synth.long_video`.
+
     synth --out DIR [--subjects N] [--clips-per-subject N] [--size PX] [--fps F] [--seed S]
           clips in the CASME II layout plus DIR/coding.xlsx (CASME II 2019 columns)
     synth --long --out DIR [--videos N] [--seconds S] [--fps F] [--seed S]

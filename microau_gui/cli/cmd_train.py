@@ -1,6 +1,8 @@
 """`python main.py train --dataset KIND:SHEET:ROOT ...`: LOSO evaluation and training of Micro-AU CLIP
 and its baselines.
 
+Owns the `train` subcommand. May import every layer; the work is in `training.runs`.
+
     train --dataset KIND:SHEET:ROOT [--method micro-au-clip|flow-svm|all-positive|all]
           [--backbone tiny|ViT-B-16|...] [--pretrained openai|PATH|none] [--epochs N]
           [--protocol loso|kfold|all] [--out weights/NAME] [--json REPORT]

@@ -180,8 +180,3 @@ def au_number(code: str | int) -> int:
 def au_info(code: str | int) -> AUInfo:
     """Catalogue entry of an AU given as `"AU12"`, `"12"` or `12`."""
     return CATALOGUE[au_number(code)]
-
-
-def vocab_infos(vocab: tuple[str, ...] | list[str]) -> tuple[AUInfo, ...]:
-    """Catalogue entries for a model vocabulary, in vocabulary order."""
-    return tuple(au_info(code) for code in vocab)

@@ -46,20 +46,15 @@ RIGHT_EYE_CORNERS = (33, 133)  # subject's right eye: outer, inner (image left i
 LEFT_EYE_CORNERS = (362, 263)  # subject's left eye: inner, outer
 
 
-def template_px(size: int) -> np.ndarray:
-    """Canonical eye-centre positions `(2, 2)` in a `size` x `size` crop."""
-    centre = np.array(EYE_MID_FRAC) * size
-    return _ANCHOR_IOD * (IOD_FRAC * size) + centre
-
-
 def eye_centres(xy: np.ndarray) -> np.ndarray:
     """`(2, 2)`: subject's right and left eye centres (midpoints of the eye corners)."""
     return np.stack([xy[list(RIGHT_EYE_CORNERS)].mean(0), xy[list(LEFT_EYE_CORNERS)].mean(0)])
 
 
 def template_eye_centres(size: int) -> np.ndarray:
-    """Where `eye_centres` land in a perfectly aligned crop: `(2, 2)`."""
-    return template_px(size)
+    """Where `eye_centres` land in a perfectly aligned `size` x `size` crop: `(2, 2)`."""
+    centre = np.array(EYE_MID_FRAC) * size
+    return _ANCHOR_IOD * (IOD_FRAC * size) + centre
 
 
 def face_unit_px(xy: np.ndarray) -> float:

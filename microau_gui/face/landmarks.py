@@ -21,7 +21,6 @@ N_LANDMARKS = 478
 _FALLBACK_CROP_PX = 384  # the mesh model works best when the face fills a few hundred pixels
 
 
-
 @dataclass(frozen=True, eq=False)
 class Landmarks:
     """Face Mesh result for one image."""

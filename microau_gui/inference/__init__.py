@@ -1,5 +1,7 @@
 """Prediction: frame pairs to FramePrediction, streaming analysis, device and speed modes. No Qt.
 
+Owns: the `Predictor`, reference-frame policies, checkpoint discovery, streamed analysis,
+suggestions, speed modes and GPU checks.
 May import training, spotting, model, face, media, store and core.
 
 Modules (import them directly; this package imports nothing eagerly, so torch loads only when a

@@ -1,5 +1,7 @@
 """Frame sources: video files and image-sequence folders with frame-exact random access.
 
+Owns: opening, probing, indexing and writing videos and image sequences, and the frame decode
+errors.
 May import core only (plus numpy, PyAV, OpenCV). No torch, no Qt.
 
 Public API:

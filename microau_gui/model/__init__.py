@@ -1,5 +1,6 @@
 """Micro-AU CLIP as nn.Modules and dataclass configs, plus checkpoints.
 
+Owns: the network, its config, losses, backbone and text towers, checkpoints and device choice.
 May import core, torch and open_clip. Never imports face, media, store, pipelines or Qt.
 
 Modules (import them directly; this package imports nothing eagerly so `config` stays cheap):

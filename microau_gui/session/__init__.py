@@ -1,5 +1,7 @@
 """The open project as QObjects: undo stack, workers in QThreads, signals. No widgets.
 
+Owns: `ProjectSession`, its workers and their messages, the playback clock and the annotation
+rules.
 May import inference and everything below it, PySide6.QtCore and the undo framework of
 PySide6.QtGui (QUndoStack lives there in Qt 6; it needs no widget). Never imports gui.
 

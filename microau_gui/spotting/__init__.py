@@ -1,5 +1,7 @@
 """Micro-expression spotting in long videos, MEGC evaluation and inter-coder agreement. No Qt.
 
+Owns: motion signals, candidate spotting, interval matching (MEGC), inter-coder agreement and
+the candidate / event files.
 May import face, media, store and core.
 
 Public API:

@@ -1,5 +1,7 @@
 """Synthetic micro-expression data from real photos shipped in installed packages. No Qt.
 
+Owns: synthetic identities, the AU motion models, rendering, clip and long-video generation and
+the realism measurement.
 May import face, media, store and core (numpy, OpenCV, MediaPipe through face).
 
 Public API:

@@ -28,8 +28,13 @@ distance of a frontal face; see `synth.faces.FaceFrame`).
 The movements follow the FACS manual's description of each muscle's action (Ekman, Friesen &
 Hager 2002); the landmark choice keeps each AU's motion inside the region that
 `face.regions.AREA_POLYGONS` gives that AU, because the Micro-AU CLIP model looks for an AU only
-inside its region. tests/test_synth.py measures the optical flow of every AU against those
-regions.
+inside its region.
+
+Motion models exist for AUs 1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 26 and
+43 (AU45, the blink, reuses AU43's closure). The other catalogue AUs (among them 18 and 38) have
+none: the generator never renders them and `synth.combos.parse_combination` refuses them.
+tests/test_synth.py measures the optical flow of AUs 1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17 and
+20 against those regions.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """How much a synthetic clip really moves, and where: the generator's realism measurement.
 
-Owns: `RegionMotion`, `measure_motion`. May import core and face; numpy
-and OpenCV. Used by tests/test_synth.py and the benchmark; the motion itself is measured
-exactly as the rest of the application measures it (face.motion: Farneback flow between two
-crops cut with ONE transform, head motion removed by a similarity fit on the face).
+Owns: `RegionMotion`, `measure_motion`. May import core and face; numpy and OpenCV. Used by
+tests/test_synth.py only (the benchmark does not call it). The motion itself is measured exactly
+as the rest of the application measures it (face.motion: Farneback flow between two crops cut
+with ONE transform, head motion removed by a similarity fit on the face).
 
 The crop is face.align's (a turned head such as camera.png's is scaled by its eye-to-nose drop,
 so its mouth stays in the crop). Flow magnitudes are reported in pixels of a 224 px face

@@ -1,5 +1,7 @@
 """Training, evaluation and baselines of Micro-AU CLIP. No Qt.
 
+Owns: pair preparation and its cache, augmentation, the trainer, protocols, metrics, baselines,
+emotion recognition, and the runs behind `train`, `eval` and `finetune`.
 May import model, face, media, store and core.
 
 Public API (import the modules directly; this package imports nothing eagerly):
