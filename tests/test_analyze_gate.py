@@ -15,12 +15,16 @@ from microau_gui.cli import main
 
 @pytest.mark.slow
 def test_gated_analysis_covers_every_micro_apex_with_a_fifth_of_the_frames(tmp_path):
-    from microau_gui.synth import generate_long_videos
+    from dataclasses import replace
 
-    synth = generate_long_videos(tmp_path / "long_ds", videos=1, seconds=20.0, seed=0)
+    from microau_gui.synth.long_video import LongConfig, generate_long_videos
+
+    # 12 micro-expressions a minute (3x the default) so "every apex" covers several events
+    config = replace(LongConfig(), micro_per_min=12.0)
+    synth = generate_long_videos(tmp_path / "long_ds", videos=1, seconds=20.0, seed=0, config=config)
     video = synth.videos[0]
     apexes = [s.apex for s in synth.samples if s.expression_type == "micro"]
-    assert apexes, "the synthetic interview should hold micro-expressions"
+    assert len(apexes) >= 3, "the synthetic interview should hold several micro-expressions"
     checkpoint = save_tiny_checkpoint(tmp_path / "weights" / "flow-tiny", "flow")
     out = tmp_path / "gated.csv"
     assert main(["analyze", str(video), "--model", str(checkpoint), "--gate", "spot",

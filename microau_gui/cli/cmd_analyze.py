@@ -249,13 +249,13 @@ def _events(project, media_path: Path) -> tuple[tuple[int, int], ...]:
 
 def _gate(args, media_path: Path, source) -> tuple[tuple[int, int], ...]:
     from microau_gui.spotting.intervals import gate_ranges
-    from microau_gui.spotting.spotter import spot_media
+    from microau_gui.spotting.spotter import GATE_CONFIG, spot_media
 
     if not 0 <= args.gate_margin_s <= 5:
         raise UserError(f"--gate-margin-s {args.gate_margin_s}: give 0 to 5 seconds")
     update, close_bar = _progress_bar(args, "spotting")
     try:
-        spotted = spot_media(media_path, progress=update)
+        spotted = spot_media(media_path, GATE_CONFIG, progress=update)
     finally:
         close_bar()
     ranges = gate_ranges(spotted.candidates, source.n_frames, source.fps, margin_s=args.gate_margin_s)
