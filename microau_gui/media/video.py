@@ -42,6 +42,8 @@ import numpy as np
 from microau_gui.core.errors import UserError
 from microau_gui.media.base import DEFAULT_CACHE_FRAMES, FrameDecodeError, FrameSource
 
+_INTRA_CODECS = frozenset({"mjpeg", "png", "jpeg2000", "ljpeg", "jpegls"})  # every frame a keyframe
+
 log = logging.getLogger(__name__)
 
 # Codecs whose decoders honour skip_frame=NONREF without changing the frames that follow.
@@ -215,6 +217,11 @@ class VideoSource(FrameSource):
         # FFmpeg copies it to the worker thread when the packet is submitted.
         ctx.thread_type = "FRAME" if self._threads > 1 else "NONE"
         ctx.thread_count = self._threads
+        if ctx.name in _INTRA_CODECS:
+            # A damaged packet of an intra-only codec is otherwise concealed with pixels of
+            # whatever frame the decoder held before, so one frame_idx could read differently
+            # depending on the previous read; make it an error that names the frame instead.
+            ctx.options = {**ctx.options, "err_detect": "explode"}
 
     # -- description ------------------------------------------------------------------------
     def _detect_vfr(self, pts: list[int], step: float) -> bool:
