@@ -40,6 +40,21 @@ def test_non_gui_package_does_not_load_qt(package):
     assert out.stdout.strip() == "", f"{package} loaded Qt: {out.stdout.strip()}"
 
 
+def test_session_layer_loads_no_widgets():
+    """The session may use QtCore and QtGui (QUndoStack) but no widget or plot: import-linter
+    cannot name PySide6.QtWidgets, so this is checked at run time."""
+    modules = sorted(set(_all_modules("microau_gui.session")))
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('PySide6.QtWidgets', 'pyqtgraph')))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"the session layer loaded widgets: {out.stdout.strip()}"
+
+
 def test_gui_sources_never_import_torch():
     from pathlib import Path
 

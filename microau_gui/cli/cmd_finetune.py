@@ -1,6 +1,8 @@
 """`python main.py finetune --project P --out weights/NAME ...`: fine-tune a model on a project's
 coded events and register the new version.
 
+Owns the `finetune` subcommand. May import every layer; the work is `training.finetune`.
+
     finetune --project P --out weights/NAME [--holdout SUBJECTS] [--epochs N] [--train-blocks K]
              [--activate] [--json REPORT] [--model M] [--events all|expert|accepted]
              [--seed S] [--threads N] [--device auto] [--cache DIR] [--no-cache]
