@@ -11,27 +11,18 @@ import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
+from gui_fixtures import shown_window
 from test_session_fixtures import demo_copy, face_clip, read_frame  # noqa: F401
 
 from microau_gui.gui import app as gui_app
 from microau_gui.gui.actions import shortcut_rows
-from microau_gui.gui.main_window import MainWindow
-from microau_gui.session.session import ProjectSession
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
 
 
 @pytest.fixture
 def window(qtbot):
-    session = ProjectSession(device="cpu")
-    win = MainWindow(session)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
-    assert not any(t.running for t in session.threads)
+    yield from shown_window(qtbot)
 
 
 def _open(qtbot, window, path) -> None:

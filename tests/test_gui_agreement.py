@@ -18,13 +18,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
+from gui_fixtures import shown_window
 from test_session_fixtures import CLIP_FRAMES, write_face_clip
 
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.types import FramePrediction
-from microau_gui.gui.main_window import MainWindow
 from microau_gui.session.opening import ensure_video, open_or_create_project
-from microau_gui.session.session import ProjectSession
 from microau_gui.spotting.agreement import CodedEvent, compare_coders, events_from_frame_probs
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
@@ -84,15 +83,7 @@ def project_path(tmp_path, astronaut_path):
 def window(qtbot, tmp_path):
     empty = tmp_path / "no-weights"  # no model to load: the figures come from the store
     empty.mkdir()
-    session = ProjectSession(device="cpu", weights=empty)
-    win = MainWindow(session)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
-    assert not any(t.running for t in session.threads)
+    yield from shown_window(qtbot, empty)
 
 
 def _open_panel(qtbot, window, project_path):

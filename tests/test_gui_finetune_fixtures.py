@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from gui_fixtures import save_tiny_weights, shown_window
 
 SUBJECTS = 3
 CLIPS_PER_SUBJECT = 4
@@ -38,16 +39,7 @@ def ft_synth(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def ft_weights(tmp_path_factory) -> Path:
     """A weights/ folder holding only the parent checkpoint."""
-    import torch
-
-    from microau_gui.model.checkpoint import save_checkpoint
-    from microau_gui.model.config import MicroAUConfig
-    from microau_gui.model.network import MicroAUCLIP
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("ft_weights")
-    save_checkpoint(MicroAUCLIP(MicroAUConfig.tiny(input_mode="flow")).eval(), folder / PARENT)
-    return folder
+    return save_tiny_weights(tmp_path_factory.mktemp("ft_weights"), PARENT, "flow")
 
 
 @pytest.fixture(scope="session")
@@ -76,18 +68,7 @@ def ft_project(tmp_path, ft_synth, ft_cache_home, monkeypatch) -> Path:
 
 @pytest.fixture
 def ft_window(qtbot, ft_weights):
-    from microau_gui.gui.main_window import MainWindow
-    from microau_gui.session.session import ProjectSession
-
-    session = ProjectSession(device="cpu", weights=ft_weights)
-    win = MainWindow(session)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
-    assert not any(t.running for t in session.threads), "a worker thread is still running"
+    yield from shown_window(qtbot, ft_weights)
 
 
 def open_project(qtbot, window, path: Path) -> None:

@@ -18,12 +18,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QDialog
+from gui_fixtures import demo_or_tiny_weights, shown_window
 from test_session_fixtures import demo_copy, face_clip  # noqa: F401
 
 from microau_gui.gui import app as gui_app
-from microau_gui.gui.main_window import MainWindow
-from microau_gui.session.opening import bundled_demo_path, weights_dir
-from microau_gui.session.session import ProjectSession
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
 
@@ -33,32 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def weights(tmp_path) -> Path:
     """weights/ with the demo model, or a folder holding a freshly saved tiny random model."""
-    if bundled_demo_path() is not None and any(weights_dir().iterdir()):
-        return weights_dir()
-    import torch
-
-    from microau_gui.model.checkpoint import save_checkpoint
-    from microau_gui.model.config import MicroAUConfig
-    from microau_gui.model.network import MicroAUCLIP
-
-    torch.manual_seed(0)
-    folder = tmp_path / "weights"
-    save_checkpoint(MicroAUCLIP(MicroAUConfig.tiny(input_mode="apex+diff")).eval(),
-                    folder / "test-tiny")
-    return folder
+    return demo_or_tiny_weights(tmp_path / "weights")
 
 
 @pytest.fixture
 def window(qtbot, weights):
-    session = ProjectSession(device="cpu", weights=weights)
-    win = MainWindow(session)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
-    assert not any(t.running for t in session.threads)
+    yield from shown_window(qtbot, weights)
 
 
 def _open_and_wait_for_prediction(qtbot, window, path) -> None:

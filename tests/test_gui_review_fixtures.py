@@ -15,8 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from gui_fixtures import demo_or_tiny_weights, shown_window
 
-from microau_gui.session.opening import bundled_demo_path, weights_dir
 
 INTERVIEW_SECONDS = 12.0
 INTERVIEW_SEED = 3
@@ -25,19 +25,7 @@ INTERVIEW_SEED = 3
 @pytest.fixture(scope="session")
 def review_weights(tmp_path_factory) -> Path:
     """weights/ with the demo model, or a folder holding a freshly saved tiny random model."""
-    if bundled_demo_path() is not None and any(weights_dir().iterdir()):
-        return weights_dir()
-    import torch
-
-    from microau_gui.model.checkpoint import save_checkpoint
-    from microau_gui.model.config import MicroAUConfig
-    from microau_gui.model.network import MicroAUCLIP
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("weights")
-    save_checkpoint(MicroAUCLIP(MicroAUConfig.tiny(input_mode="apex+diff")).eval(),
-                    folder / "test-tiny")
-    return folder
+    return demo_or_tiny_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +49,7 @@ def interview(tmp_path, interview_master) -> Path:
 
 @pytest.fixture
 def review_window(qtbot, review_weights):
-    from microau_gui.gui.main_window import MainWindow
-    from microau_gui.session.session import ProjectSession
-
-    session = ProjectSession(device="cpu", weights=review_weights)
-    win = MainWindow(session)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
-    assert not any(t.running for t in session.threads), "a worker thread is still running"
+    yield from shown_window(qtbot, review_weights)
 
 
 def open_and_wait_for_model(qtbot, window, path) -> None:

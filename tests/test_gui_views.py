@@ -19,29 +19,17 @@ import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
+from gui_fixtures import demo_or_tiny_weights, shown_window
 from test_session_fixtures import CLIP_FRAMES, CLIP_SIZE_PX, read_frame, write_face_clip
 
 from microau_gui.core.aus import AUCode
 from microau_gui.core.types import FramePrediction
 from microau_gui.gui import app as gui_app
 from microau_gui.gui.crop_view import CROP_DISPLAY_PX, FaceCropView
-from microau_gui.gui.main_window import MainWindow
 from microau_gui.session import annotation
 from microau_gui.session.messages import FrameLoaded
-from microau_gui.session.opening import bundled_demo_path, weights_dir
-from microau_gui.session.session import ProjectSession
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
-
-
-def _make_window(qtbot, weights):
-    session = ProjectSession(device="cpu", weights=weights)
-    win = MainWindow(session)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
-    return win
 
 
 @pytest.fixture
@@ -54,19 +42,7 @@ def face_clip(tmp_path, astronaut_path) -> Path:
 @pytest.fixture(scope="module")
 def model_weights(tmp_path_factory) -> Path:
     """weights/ with the demo model, or a folder holding a freshly saved tiny random model."""
-    if bundled_demo_path() is not None and any(weights_dir().iterdir()):
-        return weights_dir()
-    import torch
-
-    from microau_gui.model.checkpoint import save_checkpoint
-    from microau_gui.model.config import MicroAUConfig
-    from microau_gui.model.network import MicroAUCLIP
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("weights")
-    save_checkpoint(MicroAUCLIP(MicroAUConfig.tiny(input_mode="apex+diff")).eval(),
-                    folder / "test-tiny")
-    return folder
+    return demo_or_tiny_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture
@@ -74,18 +50,12 @@ def window(qtbot, tmp_path):
     """The window with no model at all (an empty weights folder): nothing but what is shown."""
     empty = tmp_path / "no-weights"
     empty.mkdir()
-    win = _make_window(qtbot, empty)
-    yield win
-    win.close()
-    assert not any(t.running for t in win.session.threads)
+    yield from shown_window(qtbot, empty)
 
 
 @pytest.fixture
 def model_window(qtbot, model_weights):
-    win = _make_window(qtbot, model_weights)
-    yield win
-    win.close()
-    assert not any(t.running for t in win.session.threads)
+    yield from shown_window(qtbot, model_weights)
 
 
 def _open(qtbot, window, path) -> None:

@@ -1,0 +1,51 @@
+"""Helpers the GUI test modules share: a shown main window that is closed and checked for
+leaked worker threads, and a weights folder holding a model the window can load.
+
+Not a test module (pytest collects `test_*.py` only); fixtures stay in the test files, which
+call these so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def shown_window(qtbot, weights: Path | None = None) -> Iterator:
+    """Yield a shown `MainWindow` on a fresh CPU `ProjectSession` (`weights`: its weights folder,
+    None = the installation's); on teardown close it and check every worker thread stopped."""
+    from microau_gui.gui.main_window import MainWindow
+    from microau_gui.session.session import ProjectSession
+
+    session = ProjectSession(device="cpu", weights=weights)
+    win = MainWindow(session)
+    qtbot.addWidget(win)
+    win.show()
+    win.activateWindow()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+    assert not any(t.running for t in session.threads), "a worker thread is still running"
+
+
+def demo_or_tiny_weights(folder: Path, input_mode: str = "apex+diff") -> Path:
+    """weights/ with the demo model when it is built, else `folder` holding a freshly saved tiny
+    random model (`folder / "test-tiny"`)."""
+    from microau_gui.session.opening import bundled_demo_path, weights_dir
+
+    if bundled_demo_path() is not None and any(weights_dir().iterdir()):
+        return weights_dir()
+    return save_tiny_weights(folder, "test-tiny", input_mode)
+
+
+def save_tiny_weights(folder: Path, name: str, input_mode: str) -> Path:
+    """`folder` holding one freshly initialised tiny checkpoint `name` (seeded, eval mode)."""
+    import torch
+
+    from microau_gui.model.checkpoint import save_checkpoint
+    from microau_gui.model.config import MicroAUConfig
+    from microau_gui.model.network import MicroAUCLIP
+
+    torch.manual_seed(0)
+    save_checkpoint(MicroAUCLIP(MicroAUConfig.tiny(input_mode=input_mode)).eval(), folder / name)
+    return folder
