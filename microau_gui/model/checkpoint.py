@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 import torch
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import write_atomically
 from microau_gui.model.config import MicroAUConfig
 from microau_gui.model.network import MicroAUCLIP
 from microau_gui.model.text import AUPrompts
@@ -147,21 +147,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, write) -> None:
-    """Write via `write(tmp_path)` to a temp file in the same folder, fsync, then replace."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -197,7 +182,8 @@ def save_checkpoint(
                                       sort_keys=True)}
     weights_path = out / WEIGHTS_NAME
     try:
-        _write_atomically(weights_path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        write_atomically(weights_path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata),
+                         durable=True)
         card = ModelCard(
             name=out.name, config=model.config,
             prompts={code: p for code, p in zip(model.vocab, model.prompts)},
@@ -217,7 +203,7 @@ def save_checkpoint(
 
 def _write_card(path: Path, card: ModelCard) -> None:
     text = json.dumps(card.to_dict(), indent=2, sort_keys=False) + "\n"
-    _write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), durable=True)
 
 
 def _resolve(path: str | Path) -> Path:

@@ -36,8 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +46,7 @@ import numpy as np
 from microau_gui.core.au import au_info
 from microau_gui.core.aus import AUCode
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import write_atomically
 from microau_gui.core.types import Sample
 from microau_gui.face.landmarks import FaceMesh
 from microau_gui.face.motion import dense_flow, remove_global_motion
@@ -227,17 +226,15 @@ class PairCache:
 
     def store(self, key: str, **arrays) -> None:
         path = self._path(key)
-        tmp = None
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".pair.", suffix=".npz", dir=path.parent)
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, **arrays)
-            os.replace(tmp, path)
-            tmp = None
+            write_atomically(path, write)
         except OSError as err:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             # A cache that cannot be written only costs time; training goes on.
             log.warning("cannot write the pair cache in %s (%s); continuing without it",
                         self.folder, err.strerror or err)

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from microau_gui.core.files import write_atomically
 from microau_gui.model.device import autocast_for
 from microau_gui.model.network import MicroAUCLIP
 from microau_gui.training.samples import PREP_VERSION
@@ -129,17 +128,15 @@ class TokenCache:
         if not self._writable:
             return
         path = self._path(key)
-        tmp = None
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.save(handle, value, allow_pickle=False)
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tok.", suffix=".npy", dir=path.parent)
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, value, allow_pickle=False)
-            os.replace(tmp, path)
-            tmp = None
+            write_atomically(path, write)
         except OSError as err:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
             # A cache that cannot be written only costs time; training goes on.
             self._writable = False
             log.warning("cannot write the token cache in %s (%s); continuing without it",
