@@ -66,7 +66,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--range", dest="frame_range", metavar="A:B",
                         help="frame_idx range, A inclusive, B exclusive; either may be left out")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--speed", default="auto", help="speed mode: auto or fp32")
+    parser.add_argument("--speed", default="auto",
+                        help="speed mode: auto (the fastest mode that passes a parity check with "
+                        "fp32), fp32, bf16 or int8")
     parser.add_argument("--reference", default="sliding", metavar="POLICY",
                         help="sliding (t - 0.2 s, default), onset (coded events of --project) or fixed:N")
     parser.add_argument("--window-s", type=float, default=0.2,

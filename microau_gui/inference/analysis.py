@@ -2,18 +2,20 @@
 
 Owns: `AnalysisOptions`, `AnalysisResult`, `plan_frames`, `analyze_source`, `ProjectCache`,
 `open_project_cache`, `CsvSink`, `CSV_FIXED_COLUMNS`. May import training (cancellation),
-spotting (background decoding), model (through the Predictor), face, media, store and core;
-no Qt.
+spotting (background decoding), model (through the Predictor), face, media, store, core and
+`inference.gpu` (the decode + landmark producer); no Qt.
 
 How a video is streamed (our specification):
-- Frames come from `FrameSource.iter_frames` (sequential decoding in a background thread,
-  `spotting.signals.prefetch`), one contiguous span at a time: the requested range, or each
+- Frames come from `FrameSource.iter_frames`, decoded and given their landmarks in a
+  background thread (`inference.gpu.landmark_producer`) a few frames ahead of the model, so on
+  two cores decoding + MediaPipe overlap the network, and on a GPU they hide behind it; one
+  contiguous span at a time: the requested range, or each
   `--gate` range. Nothing holds more than a batch of target frames plus, for the sliding
   reference, the last `round(window_s * fps) + 1` frames; rows go to the sink (the CSV) and the
   project cache batch by batch. Peak memory therefore does not grow with the video's length.
 - Landmarks: every target frame and every sliding reference passes through the stream in
-  order, so one MediaPipe graph in *tracking* mode follows the face and detects each such frame
-  once, when it arrives. A target whose own frame shows no face gets a row with face_found=0
+  order, so one MediaPipe graph in *tracking* mode per span (on the producer thread) follows
+  the face and detects each such frame once, when it arrives. A target whose own frame shows no face gets a row with face_found=0
   (the Predictor itself only looks at the reference). Onset and fixed references are read by
   random access and detected in static mode by the Predictor (cached).
 - Frames are batched through the model (`batch_size`), on the Predictor's device.
@@ -32,7 +34,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,10 +43,10 @@ import numpy as np
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import FramePrediction
 from microau_gui.face.landmarks import FaceMesh, Landmarks
+from microau_gui.inference.gpu import landmark_producer
 from microau_gui.inference.predictor import FramePair, Predictor
 from microau_gui.inference.reference import (DEFAULT_WINDOW_S, ReferencePolicy, reference_frame,
                                              sliding_offset_frames)
-from microau_gui.spotting.signals import prefetch
 from microau_gui.training.samples import check_cancel
 
 log = logging.getLogger(__name__)
@@ -263,7 +265,8 @@ class _Run:
         return rgb
 
     def track(self, frame: _Frame) -> Landmarks:
-        """Tracking-mode landmarks; frames arrive in stream order, which is what tracking needs."""
+        """The frame's landmarks: from the producer, or (for a frame it skipped because its
+        prediction was cached, but with another reference) from a tracking graph here."""
         if frame.landmarks is None:
             if self.mesh is None:
                 self.mesh = FaceMesh(static=False)
@@ -336,30 +339,25 @@ def analyze_source(source, predictor: Predictor, options: AnalysisOptions, sink,
         for span_start, span_stop in spans:
             wanted = _frames_in(plan, span_start, span_stop)
             window: dict[int, _Frame] = {}
-            for frame_idx, rgb in _stream(source, span_start, span_stop):
-                check_cancel(should_cancel)
-                frame = _Frame(rgb)
-                window[frame_idx] = frame
-                window.pop(frame_idx - run.lag - 1, None)  # older frames are never a sliding reference
-                # Targets and sliding references get their landmarks here, in stream order.
-                if run.needs_landmarks(frame_idx, wanted, span_start):
-                    run.track(frame)
-                if frame_idx in wanted:
-                    run.add(frame_idx, frame, window)
+            frames = landmark_producer(
+                source.iter_frames(span_start, span_stop),
+                needs=lambda frame_idx: run.needs_landmarks(frame_idx, wanted, span_start))
+            try:
+                for item in frames:
+                    check_cancel(should_cancel)
+                    frame = _Frame(item.rgb, item.landmarks)
+                    window[item.frame_idx] = frame
+                    window.pop(item.frame_idx - run.lag - 1, None)  # never a sliding reference again
+                    if item.frame_idx in wanted:
+                        run.add(item.frame_idx, frame, window)
+            finally:
+                frames.close()
             run.flush()
     finally:
         run.close()
     return AnalysisResult(n_requested=n_requested, n_rows=run.n_rows, n_face=run.n_face,
                           n_from_cache=run.n_from_cache, seconds=time.perf_counter() - started,
                           spans=tuple(spans))
-
-
-def _stream(source, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
-    frames = prefetch(source.iter_frames(start, stop))
-    try:
-        yield from frames
-    finally:
-        frames.close()
 
 
 class _Wanted:

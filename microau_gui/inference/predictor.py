@@ -1,8 +1,8 @@
 """The Predictor: a (reference, target) frame pair -> `core.types.FramePrediction`, ready to draw.
 
-Owns: `Predictor`, `FramePair`, `SPEED_MODES`, `warp_grid_to_image`,
-`regions_in_image`. May import training (its pair preparation), model, face, core, torch and
-numpy; no Qt. This is the API the session's inference worker and the CLI call
+Owns: `Predictor`, `FramePair`, `warp_grid_to_image`, `regions_in_image`. May import training
+(its pair preparation), model, face, core, inference's own `speed` and `gpu`, torch and numpy;
+no Qt. This is the API the session's inference worker and the CLI call
 (/work/helpers/CONTRACT_inference.md).
 
 Preparation is training's, call for call, or the trained model would see other inputs than it
@@ -29,18 +29,30 @@ because that is where MediaPipe runs (as in training); the reference is at most 
 second away, so they sit within a micro-movement of the target's. No face in the reference ->
 `FramePrediction(face_found=False)`, never an exception.
 
-Speed modes: "fp32" (float32 weights and inputs everywhere) is the only one for now; "auto"
-picks it. `_SPEED_MODES` is the hook where bf16 and others plug in once the benchmark has
-measured them (device.py explains why CPU bf16 is not a given).
+Speed modes are `inference.speed`'s ("fp32", "bf16", "int8"; `speed.SPEED_CHOICES` adds "auto").
+`from_checkpoint(..., speed_mode="auto")`, what the window's inference worker uses, runs the
+start-up choice `speed.choose_fastest_mode` on the loaded network: each faster mode is
+converted, held to the parity check (max |delta p| from fp32 at most `speed.DEFAULT_TOLERANCE`
+on a real face photo) and raced against fp32; the fastest mode that passes is kept and the fp32
+network dropped. Bounded start-up cost: the check batch has the size the caller runs
+(`check_batch_size`, 1 for the frame on screen), bf16 is not even run where one bf16 matrix
+product is already more than twice slower than fp32 (CPUs without bf16 units), and the race's
+repeats shrink to fit `_CHOICE_BUDGET_S` (the tiny demo model's whole choice takes well under a
+second; ViT-B-16 on a 2-core AVX2 CPU a few seconds, on top of its load). The chosen mode is
+`predictor.speed_mode` and how it was chosen `predictor.speed_choice` (`speed.SpeedChoice`).
+An explicit mode is applied as asked (its parity is still measured and logged). Every forward
+runs under `torch.inference_mode`, images in channels-last layout; on CUDA the crops travel
+through pinned memory (`inference.gpu.pinned_upload`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +66,7 @@ from microau_gui.face.landmarks import FaceMesh, Landmarks
 from microau_gui.face.motion import flow_image
 from microau_gui.face.regions import au_polygons
 from microau_gui.inference.checkpoints import is_demo_card
+from microau_gui.inference.speed import SPEED_CHOICES, SpeedChoice, select_speed_mode
 from microau_gui.training.runs import checkpoint_prep_settings
 from microau_gui.training.samples import prepare_pair, sample_masks
 
@@ -62,27 +75,9 @@ log = logging.getLogger(__name__)
 _LANDMARK_CACHE = 16  # references whose landmarks are kept (events, fixed frames, scrubbing)
 _TOKEN_CACHE = 8  # references whose backbone tokens are kept ("diff" input modes)
 _FINGERPRINT_STEP = 8  # pixel stride of the subsample that identifies a reference frame
-
-
-def _fp32(model, device):
-    """float32 weights (inputs follow: `prepare_images` casts to the parameters' dtype)."""
-    return model.float()
-
-
-# The speed-mode hook: name -> function(model, torch device) returning the model converted for
-# that mode. A bf16 mode, for example, would return `model.to(torch.bfloat16)`; every input goes
-# through `model.prepare_images`, which casts to the parameters' dtype, so nothing else changes.
-_SPEED_MODES: dict[str, Callable] = {"fp32": _fp32}
-SPEED_MODES: tuple[str, ...] = ("auto", *_SPEED_MODES)
-
-
-def _resolve_speed_mode(speed_mode: str) -> str:
-    mode = (speed_mode or "auto").strip().lower()
-    if mode == "auto":
-        return "fp32"
-    if mode not in _SPEED_MODES:
-        raise UserError(f"speed mode {speed_mode!r} is not available; use one of {', '.join(SPEED_MODES)}")
-    return mode
+# Time the "auto" race may take beyond its fixed part (one fp32 warm-up and two timed runs,
+# each candidate's conversion, warm-up and first run): repeats are cut to fit, at least one.
+_CHOICE_BUDGET_S = 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +113,7 @@ class Predictor:
     Not thread-safe: create and use one per worker thread. torch and open_clip load on creation.
     """
 
-    def __init__(self, model, card, checkpoint: Path, device, speed_mode: str):
+    def __init__(self, model, card, checkpoint: Path, device, speed_choice: SpeedChoice):
         self.model = model
         self._card = card
         self.checkpoint = Path(checkpoint)
@@ -126,7 +121,8 @@ class Predictor:
         self.model_version: str = card.name
         self.vocab: tuple[str, ...] = tuple(card.vocab)
         self.device: str = device.type
-        self.speed_mode = speed_mode
+        self.speed_mode: str = speed_choice.mode  # the mode the network runs in ("fp32", "bf16", "int8")
+        self.speed_choice: SpeedChoice = speed_choice  # how it was chosen (timings, parity), no network
         self.pretrained_loaded: bool = bool(card.pretrained_loaded)
         self.is_demo: bool = is_demo_card(self.card)
         self.prep = checkpoint_prep_settings(card)
@@ -136,18 +132,30 @@ class Predictor:
         self._reference_tokens: OrderedDict[tuple, object] = OrderedDict()
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto",
-                        speed_mode: str = "auto") -> "Predictor":
-        """Load a checkpoint folder; UserError (one line) for a missing, corrupt or wrong one."""
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "auto", speed_mode: str = "auto",
+                        *, check_batch_size: int = 1) -> "Predictor":
+        """Load a checkpoint folder; UserError (one line) for a missing, corrupt or wrong one, or
+        an unknown speed mode.
+
+        speed_mode: "auto" (the fastest mode that passes the parity check, see the module
+        docstring) or one of `speed.SPEED_MODES`. check_batch_size: pairs per model call the
+        caller will run (1 for the frame on screen, the `--batch` of an analysis), the size the
+        "auto" race is run at.
+        """
         from microau_gui.model.checkpoint import load_checkpoint
         from microau_gui.model.device import pick_device
 
+        requested = (speed_mode or "auto").strip().lower()
+        if requested not in SPEED_CHOICES:
+            raise UserError(f"speed mode {speed_mode!r} is unknown; use one of {', '.join(SPEED_CHOICES)}")
         torch_device = pick_device(device)
-        mode = _resolve_speed_mode(speed_mode)
         model, card = load_checkpoint(path, device=torch_device)
-        model = _SPEED_MODES[mode](model, torch_device).eval()
+        model, choice = select_speed_mode(model, requested, torch_device,
+                                          batch_size=max(1, int(check_batch_size)), budget_s=_CHOICE_BUDGET_S)
         folder = Path(path)
-        return cls(model, card, folder.parent if folder.is_file() else folder, torch_device, mode)
+        # The choice keeps no network: the Predictor owns the one it runs, and close() frees it.
+        return cls(model.eval(), card, folder.parent if folder.is_file() else folder, torch_device,
+                   dataclasses.replace(choice, model=None))
 
     # -- sizes -------------------------------------------------------------------------------
 
@@ -258,15 +266,23 @@ class Predictor:
 
         from microau_gui.model.network import PairTokens
 
+        from microau_gui.inference.gpu import pinned_upload
+
         model = self.model
         config = model.config
+        device = self._torch_device
+
+        def images(crops: list[np.ndarray]) -> torch.Tensor:
+            # uint8 crops travel (pinned on CUDA) and are normalised on the device
+            return model.prepare_images(pinned_upload(np.stack(crops), device))  # (B, 3, S, S)
+
         with torch.inference_mode():
-            masks = torch.from_numpy(np.stack([p.masks for p in ready])).to(self._torch_device)  # (B, n_au, P)
+            masks = pinned_upload(np.stack([p.masks for p in ready]), device)  # (B, n_au, P)
             parts: list[tuple[str, torch.Tensor]] = []
             if config.needs_target:
-                parts.append(("target", model.prepare_images(np.stack([p.target for p in ready]))))
+                parts.append(("target", images([p.target for p in ready])))
             if config.needs_flow:
-                parts.append(("flow", model.prepare_images(np.stack([p.flow_rgb for p in ready]))))
+                parts.append(("flow", images([p.flow_rgb for p in ready])))
             missing: dict[tuple, np.ndarray] = {}
             if config.needs_reference:
                 for p in ready:
@@ -274,9 +290,11 @@ class Predictor:
                     if token_key not in self._reference_tokens and token_key not in missing:
                         missing[token_key] = p.reference
                 if missing:
-                    parts.append(("reference", model.prepare_images(np.stack(list(missing.values())))))
-            images = torch.cat([image for _, image in parts], dim=0)  # (sum of B_i, 3, S, S)
-            tokens = model.encode_tokens(images)  # (sum of B_i, P, D)
+                    parts.append(("reference", images(list(missing.values()))))
+            # channels-last: the layout the speed modes store the patch embedding in
+            batch_images = torch.cat([image for _, image in parts], dim=0).contiguous(
+                memory_format=torch.channels_last)  # (sum of B_i, 3, S, S)
+            tokens = model.encode_tokens(batch_images)  # (sum of B_i, P, D)
             split = dict(zip([name for name, _ in parts],
                              tokens.split([image.shape[0] for _, image in parts], dim=0)))
             reference_tokens = None

@@ -113,7 +113,8 @@ class InferenceWorker(Worker):
             vocab=tuple(predictor.vocab), card=dict(predictor.card), device=predictor.device,
             pretrained_loaded=bool(predictor.pretrained_loaded), is_demo=bool(predictor.is_demo),
         )
-        log.info("model %s loaded on %s", predictor.model_version, predictor.device)
+        log.info("model %s loaded on %s, speed mode %s", predictor.model_version, predictor.device,
+                 predictor.speed_choice.summary())
         self.model_loaded.emit(self._loaded)
 
     @Slot(object)

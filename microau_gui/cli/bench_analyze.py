@@ -1,0 +1,123 @@
+"""`bench` figures of whole `analyze` runs: end-to-end frames per second, spot-gated time, peak RSS.
+
+Owns: `long_video`, `measure_analyze`, `measure_gated`. May import synth, inference and core;
+the CLI layer may import every layer.
+
+- The video is a synthetic long video (`synth.generate_long_videos`: 640x480, 30 fps, H.264,
+  micro- and macro-expressions, blinks, head motion), reused from the work folder when present.
+- "Every frame" figures run `python main.py analyze` in this process (the `cmd_analyze.run`
+  the command line calls, CSV and sidecar included) on a frame range and read the sidecar's
+  `result.frames_per_s`: decode + landmarks + alignment + flow + model + CSV writing, after the
+  model is loaded.
+- The spot-gated figure runs `python main.py analyze --gate spot` in a child process whose
+  wall time is the figure (interpreter start, model load and spotting included, as a user
+  waits for it) and whose maximum resident set size, read by a small wrapper process with
+  `getrusage(RUSAGE_CHILDREN)`, is the peak-RSS figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from microau_gui.cli.bench_report import figure
+
+REPO_MAIN = Path(__file__).resolve().parents[2] / "main.py"
+
+# Runs argv[1:] as a child and prints its exit code and maximum RSS (kB on Linux).
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode\n"
+    "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def long_video(folder: Path, seconds: float, seed: int = 0) -> Path:
+    """The synthetic long video of `seconds` in `folder` (written when missing)."""
+    from microau_gui.synth import generate_long_videos
+    from microau_gui.synth.long_video import SHEET_NAME
+
+    videos = sorted(folder.glob("s*/*.mp4"))
+    if (folder / SHEET_NAME).is_file() and videos:
+        return videos[0]
+    return generate_long_videos(folder, videos=1, seconds=seconds, fps=30.0, seed=seed).videos[0]
+
+
+def _analyze_args(media: Path, checkpoint: Path, out: Path, frame_range: str | None,
+                  device: str) -> argparse.Namespace:
+    from microau_gui.cli import cmd_analyze
+
+    parser = argparse.ArgumentParser()
+    cmd_analyze.add_arguments(parser)
+    argv = [str(media), "--model", str(checkpoint), "--out", str(out), "--device", device, "--no-progress"]
+    if frame_range:
+        argv += ["--range", frame_range]
+    return parser.parse_args(argv)
+
+
+def measure_analyze(media: Path, checkpoint: Path, out: Path, n_frames: int, target: str | None,
+                    device: str = "cpu") -> dict:
+    """`analyze` on every frame of the first `n_frames` frames; frames per second after loading."""
+    from microau_gui.cli import cmd_analyze
+
+    args = _analyze_args(media, checkpoint, out, f"0:{n_frames}", device)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        cmd_analyze.run(args)
+    wall_s = time.perf_counter() - started
+    sidecar = json.loads(Path(f"{out}.json").read_text())
+    result = sidecar["result"]
+    media_info = sidecar["media"]
+    return figure(result["frames_per_s"], "fps", target, n_frames=result["n_rows"],
+                  n_face=result["n_face"], analysis_s=result["seconds"], wall_s=wall_s,
+                  size=f"{media_info['width']}x{media_info['height']}",
+                  backbone=sidecar["model"]["card"]["config"]["backbone"],
+                  speed_mode=sidecar["model"]["speed_mode"], device=sidecar["model"]["device"],
+                  batch=sidecar["options"]["batch"],
+                  reference=sidecar["options"]["reference"],
+                  note="wall_s adds model loading to analysis_s")
+
+
+def measure_gated(media: Path, checkpoint: Path, out: Path,
+                  timeout_s: float) -> tuple[dict, dict, dict, dict]:
+    """`analyze --gate spot` in a child process: (seconds, x real time, gated fraction, peak RSS)."""
+    import torch
+
+    argv = [sys.executable, "-c", _RSS_WRAPPER, sys.executable, str(REPO_MAIN), "analyze", str(media),
+            "--model", str(checkpoint), "--out", str(out), "--device", "cpu", "--gate", "spot",
+            "--no-progress"]
+    # The child uses the bench's CPU thread count (torch reads it from the environment).
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env)
+    wall_s = time.perf_counter() - started
+    code, peak_kb = done.stdout.split()
+    if code != "0":
+        raise RuntimeError(f"analyze --gate spot exited {code}: {done.stderr.strip()[-300:]}")
+    sidecar = json.loads(Path(f"{out}.json").read_text())
+    n_frames, fps = sidecar["media"]["n_frames"], sidecar["media"]["fps"]
+    video_s = n_frames / fps
+    ranges = (sidecar.get("gate") or {}).get("ranges") or []
+    n_gated = sum(b - a for a, b in ranges)
+    result = sidecar["result"]
+    detail = {"video_s": video_s, "n_frames": n_frames, "n_gated_frames": n_gated,
+              "n_ranges": len(ranges), "analysis_s": result["seconds"],
+              "spot_load_start_s": wall_s - result["seconds"],
+              "backbone": sidecar["model"]["card"]["config"]["backbone"],
+              "speed_mode": sidecar["model"]["speed_mode"], "batch": sidecar["options"]["batch"]}
+    # The target is 2 minutes for a 10-minute video, i.e. 5x real time whatever the length.
+    seconds = figure(wall_s, "s", "gated_seconds" if abs(video_s - 600) < 1 else None,
+                     target_for_this_length_s=video_s / 5.0, **detail)
+    realtime = figure(video_s / wall_s, "x real time", "gated_x_realtime", **detail)
+    fraction = figure(n_gated / max(1, n_frames), "fraction of frames", n_gated_frames=n_gated,
+                      n_frames=n_frames)
+    rss = figure(int(peak_kb) / 1024.0, "MB", "peak_rss_mb", run="analyze --gate spot (child process)",
+                 video_s=video_s, backbone=detail["backbone"])
+    return seconds, realtime, fraction, rss

@@ -1,0 +1,125 @@
+"""`bench` figure of the window: frame-display latency while the model runs (offscreen Qt).
+
+Owns: `measure_gui_latency`. May import gui, session, store and core (PySide6); the CLI layer may
+import every layer. Qt is imported only when this figure runs.
+
+What is measured: the real main window (`gui.main_window.MainWindow`) on the real session
+(`session.ProjectSession`) with its frame-loader and inference workers, offscreen. Once the
+model is loaded, a background analysis of the whole video starts (`ProjectSession.analyze_video`),
+so the inference worker never idles, and on top of it every seek asks for a prediction of the
+frame on screen. A timer then steps the playhead one frame every `step_ms`, as holding the
+arrow key does. Latency of one frame = from the session's frame request
+(`FrameRequest.requested_at_s`) to the end of the first paint of the video viewport after that
+frame was handed to the view (`delivered_*` stop earlier: when the decoded frame reaches the
+GUI thread, before the view draws it). Requests the loader coalesced away (a newer one arrived first)
+are never painted and are counted apart (`n_coalesced`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from microau_gui.cli.bench_report import figure, percentile
+
+
+def measure_gui_latency(video: Path, weights: Path, n_steps: int, step_ms: int,
+                        timeout_s: float) -> tuple[dict, dict]:
+    """(p50, p95) display latency in ms; see the module docstring."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import torch
+    from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from microau_gui.gui.main_window import MainWindow
+    from microau_gui.session.opening import project_path_for_media
+    from microau_gui.session.session import ProjectSession
+
+    threads = torch.get_num_threads()  # the inference worker changes the process-wide setting
+    project = project_path_for_media(video)
+    for stale in (project, Path(f"{project}-wal"), Path(f"{project}-shm")):
+        stale.unlink(missing_ok=True)  # a cached analysis would let the model idle
+
+    app = QApplication.instance() or QApplication([])
+
+    class PaintProbe(QObject):
+        def __init__(self):
+            super().__init__()
+            self.pending_at_s: float | None = None
+            self.latencies_ms: list[float] = []
+            self.delivered_ms: list[float] = []  # request -> decoded frame back on the GUI thread
+
+        def on_frame_loaded(self, loaded) -> None:
+            self.pending_at_s = loaded.requested_at_s
+            self.delivered_ms.append((time.perf_counter() - loaded.requested_at_s) * 1000.0)
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt virtual
+            if event.type() == QEvent.Type.Paint and self.pending_at_s is not None:
+                # The view paints after this filter returns; a zero timer fires once it is done.
+                requested_at_s, self.pending_at_s = self.pending_at_s, None
+                QTimer.singleShot(0, lambda: self.latencies_ms.append(
+                    (time.perf_counter() - requested_at_s) * 1000.0))
+            return False
+
+    session = ProjectSession(device="cpu", weights=weights)
+    window = MainWindow(session)
+    probe = PaintProbe()
+    try:
+        session.open_path(video)
+        window.resize(1280, 800)
+        window.show()
+        clock = QElapsedTimer()
+        clock.start()
+        while session.model is None and clock.elapsed() < timeout_s * 1000:
+            app.processEvents()
+            time.sleep(0.01)
+        if session.model is None:
+            raise RuntimeError(f"the model did not load within {timeout_s:.0f} s")
+        finished_early: list = []
+        analysed = {"frames": 0}
+        session.analysis_finished.connect(finished_early.append)
+        session.analysis_progressed.connect(lambda progress: analysed.update(frames=progress.n_done))
+        session.analyze_video(every=1)
+        viewport = window.video_view.graphics.viewport()
+        viewport.installEventFilter(probe)
+        session.frame_loaded.connect(probe.on_frame_loaded)
+        n_frames = session.n_frames
+        steps = {"done": 0}
+
+        def step() -> None:
+            steps["done"] += 1
+            session.seek((session.frame_idx + 1) % n_frames)
+
+        timer = QTimer()
+        timer.setInterval(step_ms)
+        timer.timeout.connect(step)
+        timer.start()
+        while steps["done"] < n_steps and clock.elapsed() < timeout_s * 1000:
+            app.processEvents()
+            time.sleep(0.001)
+        timer.stop()
+        settle = time.perf_counter() + 0.5
+        while time.perf_counter() < settle:
+            app.processEvents()
+            time.sleep(0.001)
+        viewport.removeEventFilter(probe)
+        model_version = session.model.model_version
+        background = {"background_frames_analysed": analysed["frames"],
+                      "background_analysis_ended_early": bool(finished_early),
+                      "background_analysis_summary": finished_early[0].summary if finished_early else None}
+    finally:
+        session.cancel_analysis()
+        window.close()
+        session.close()
+        app.processEvents()
+        torch.set_num_threads(threads)
+    latencies = probe.latencies_ms
+    detail = {"delivered_p50_ms": percentile(probe.delivered_ms, 50),
+              "delivered_p95_ms": percentile(probe.delivered_ms, 95),
+              "n_requests": steps["done"], "n_painted": len(latencies),
+              "n_coalesced": steps["done"] - len(latencies), "step_ms": step_ms,
+              "model": model_version, **background,
+              "note": "offscreen Qt; request -> end of the first viewport paint with the frame"}
+    return (figure(percentile(latencies, 50), "ms", **detail),
+            figure(percentile(latencies, 95), "ms", "gui_p95_ms", **detail))

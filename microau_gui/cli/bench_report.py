@@ -1,0 +1,233 @@
+"""The `bench` report: figure entries, targets, the key list, the printed table and the atomic write.
+
+Owns: `Target`, `TARGETS`, `FIGURE_KEYS`, `figure`, `skipped`, `failed`, `percentile`,
+`machine_info`, `format_table`, `write_report`. May import core and the standard library (psutil
+and torch lazily, for the machine block); the CLI layer may import every layer, this module needs
+none.
+
+Report layout (DESIGN.md section 3): `{"machine": {...}, "profile": {...}, "figures": {NAME:
+{"value", "unit", "target"?, "met"?, ...}}}`. Every name in `FIGURE_KEYS` is always present: a
+figure that was not measured has `"value": null` and says why (`"skipped"` or `"error"`), and
+a figure with a target that was not measured has `"met": null`. Extra fields (`mode`, `prob_diff`,
+`gop`, `n`, `note` ...) say what exactly was measured.
+
+The targets are the issue's (#9), written for a 2-core CPU with AVX-512 + bf16; `machine` says
+which CPU the report was measured on, and `load_avg` how busy it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from microau_gui.core.errors import UserError
+
+
+@dataclass(frozen=True)
+class Target:
+    """One target from the issue: `value <op> bound`."""
+
+    bound: float
+    op: str  # "<=" (at most), ">=" (at least) or "<" (below)
+    text: str  # the target as the issue states it
+
+    def met(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        if self.op == "<=":
+            return value <= self.bound
+        if self.op == "<":
+            return value < self.bound
+        return value >= self.bound
+
+    def as_dict(self) -> dict:
+        return {"op": self.op, "bound": self.bound, "text": self.text}
+
+
+TARGETS: dict[str, Target] = {
+    "seek_p95_ms": Target(50.0, "<=", "random seek p95 at most 50 ms on 720p H.264"),
+    "model_tiny_ms": Target(10.0, "<=", "tiny model at most 10 ms per frame"),
+    "model_vit_b1_ms": Target(55.0, "<=", "ViT-B-16 forward at most 55 ms per frame at batch 1"),
+    "analyze_fps_vit": Target(12.0, ">=", "analyze every frame of 640x480 with ViT-B-16 at >= 12 fps"),
+    "gated_seconds": Target(120.0, "<=", "spot-gated analyze of 10 min 30 fps 640x480 with "
+                            "ViT-B-16 in at most 2 minutes"),
+    "gated_x_realtime": Target(5.0, ">=", "spot-gated analyze at least 5x real time"),
+    "gui_p95_ms": Target(20.0, "<=", "GUI frame display p95 at most 20 ms while inference runs"),
+    "peak_rss_mb": Target(2048.0, "<", "peak RSS below 2 GB for any video length"),
+}
+
+BACKBONES: tuple[tuple[str, str], ...] = (("tiny", "tiny"), ("vitb16", "ViT-B-16"))  # (key, name)
+MODEL_BATCHES: tuple[int, ...] = (1, 16)
+MODEL_MODES: tuple[str, ...] = ("fp32", "bf16", "int8")
+
+
+def _model_keys() -> list[str]:
+    keys = []
+    for key, _ in BACKBONES:
+        for batch in MODEL_BATCHES:
+            keys += [f"model_{key}_b{batch}_{mode}_ms" for mode in MODEL_MODES]
+            keys.append(f"model_{key}_b{batch}_auto_ms")
+    return keys
+
+
+FIGURE_KEYS: tuple[str, ...] = (
+    "decode_fps",
+    "seek_p50_ms",
+    "seek_p95_ms",
+    "seek_short_gop_p50_ms",
+    "seek_short_gop_p95_ms",
+    "landmarks_ms",
+    "landmarks_static_ms",
+    "pair_prep_ms",
+    *_model_keys(),
+    "analyze_tiny_fps",
+    "analyze_vitb16_fps",
+    "analyze_gated_vitb16_seconds",
+    "analyze_gated_vitb16_x_realtime",
+    "analyze_gated_fraction",
+    "gui_display_p50_ms",
+    "gui_display_p95_ms",
+    "finetune_seconds",
+    "peak_rss_mb",
+    "cuda_vitb16_b16_bf16_fps",
+    "cuda_vitb16_b1_bf16_ms",
+    "cuda_analyze_vitb16_fps",
+)
+
+
+def figure(value: float | None, unit: str, target: str | None = None, **detail) -> dict:
+    """A figure entry; `target` names an entry of TARGETS (its bound and whether it is met)."""
+    entry: dict = {"value": _round(value), "unit": unit}
+    if target is not None:
+        rule = TARGETS[target]
+        entry["target"] = rule.as_dict()
+        entry["met"] = rule.met(value)
+    entry.update({k: _round(v) if isinstance(v, float) else v for k, v in detail.items()})
+    return entry
+
+
+def skipped(unit: str, reason: str, target: str | None = None, **detail) -> dict:
+    """A figure that was not measured, and why."""
+    return figure(None, unit, target, skipped=reason, **detail)
+
+
+def failed(unit: str, error: str, target: str | None = None) -> dict:
+    """A figure whose measurement raised; the report still lists it."""
+    return figure(None, unit, target, error=error)
+
+
+def _round(value):
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return None
+        return float(f"{value:.4g}") if abs(value) < 1e4 else round(value, 1)
+    return value
+
+
+def percentile(values, q: float) -> float | None:
+    """The q-th percentile (0-100) by linear interpolation; None for no values."""
+    data = sorted(float(v) for v in values)
+    if not data:
+        return None
+    pos = (len(data) - 1) * q / 100.0
+    low, high = math.floor(pos), math.ceil(pos)
+    return data[low] + (data[high] - data[low]) * (pos - low)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def machine_info() -> dict:
+    """CPU, instruction-set flags, memory, torch and CUDA of this machine."""
+    import psutil
+    import torch
+
+    flags = _cpu_flags()
+    cuda = torch.cuda.is_available()
+    return {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "flags": {
+            "avx2": "avx2" in flags,
+            "avx512f": "avx512f" in flags,
+            "avx512_bf16": "avx512_bf16" in flags,
+            "amx_bf16": "amx_bf16" in flags,
+            "amx_int8": "amx_int8" in flags,
+        },
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "ram_gb": round(psutil.virtual_memory().total / 2 ** 30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "int8_engines": list(torch.backends.quantized.supported_engines),
+        "cuda": {"available": cuda,
+                 "device": torch.cuda.get_device_name(0) if cuda else None,
+                 "bf16": bool(cuda and torch.cuda.is_bf16_supported())},
+        "load_avg_start": load_average(),
+    }
+
+
+def format_table(report: dict) -> str:
+    """The figures as a fixed-width table: name, value, unit, target, met."""
+    rows = [("figure", "value", "unit", "target", "met")]
+    for name, entry in report["figures"].items():
+        value = entry.get("value")
+        if value is None:
+            shown = "-"
+        else:
+            shown = f"{value:.3g}" if isinstance(value, float) and abs(value) < 1000 else f"{value:.0f}"
+        target = entry.get("target")
+        target_text = f"{target['op']} {target['bound']:g}" if target else ""
+        met = entry.get("met")
+        met_text = "" if target is None else {True: "met", False: "MISSED", None: "n/a"}[met]
+        if value is None:
+            met_text = (met_text + " " if met_text else "") + (
+                f"({entry.get('skipped') or entry.get('error') or ''})"[:70])
+        rows.append((name, shown, entry.get("unit", ""), target_text, met_text))
+    widths = [max(len(str(row[i])) for row in rows[:]) for i in range(4)]
+    lines = []
+    for row in rows:
+        lines.append("  ".join(str(cell).ljust(widths[i]) if i < 4 else str(cell)
+                               for i, cell in enumerate(row)).rstrip())
+    return "\n".join(lines)
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write the JSON under a temporary name and rename it: never a half-written report."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}; choose another --out") from None

@@ -1,0 +1,350 @@
+"""`python main.py bench [--quick] --out JSON`: speed and memory figures of the whole application.
+
+    bench [--quick] [--work DIR] [--only SECTIONS] [--threads N] --out JSON
+
+Owns the `bench` subcommand: the profiles (`BenchProfile`, `FULL`, `QUICK`), the sections and
+their order. May import every layer; the measurements live in `cli/bench_*.py`.
+
+Everything is measured on generated inputs (nothing is downloaded): a 720p H.264 file of a real
+face for decoding and seeking, a synthetic 640x480 long video (`synth`) for landmarks, analysis,
+the window and fine-tuning, and random-weight networks (tiny and ViT-B-16) saved as
+checkpoints. The JSON (`bench_report`): `{"machine": {...}, "profile": {...}, "figures": {NAME:
+{"value", "unit", "target"?, "met"?, ...}}}`; every name of `bench_report.FIGURE_KEYS` is always
+written, a figure that could not be measured says why. A short table is printed too.
+
+Profiles: the full one measures the issue's conditions (a 10-minute video for the spot-gated
+figure, ViT-B-16 at batch 1 and 16, 100 seeks ...) and takes tens of minutes on a busy 2-core
+CPU; `--quick` shrinks every size and repeat count (ViT-B-16 at batch 1 only, an 8-second
+long video, the tiny model and 64 events for fine-tuning) to finish in about 2 minutes on an
+idle 2-core machine (3 minutes measured with a load average of 4.5 from other jobs). Each
+figure records the sizes it was measured with.
+
+CPU threads: `--threads N` sets torch's thread count for the whole run (the spot-gated child
+process gets it through OMP_NUM_THREADS, the model figures race only that count); by default
+torch takes one per core and the model figures race 1 thread against all cores. On a 2-core
+machine busy with other work, 2 threads were 10-40x slower than 1 (see the `model_*` figures'
+`forward_ms_by_threads`), so on such a machine `--threads 1` measures the code, not the
+contention. `machine.torch_threads` records the setting.
+
+The test suite sets `MICROAU_BENCH_QUICK_PROFILE=smoke`, which makes `--quick` smaller still
+(`SMOKE`): same sections and keys, minimal sizes.
+
+`--work DIR` keeps the generated videos and checkpoints there and reuses them next time (the
+10-minute video takes ~15 minutes to render); without it a temporary folder is used and removed.
+`--only` runs some sections (media, model, analyze, gui, finetune, cuda); the others' figures are
+written as skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from microau_gui.core.errors import UserError
+
+NAME = "bench"
+HELP = "measure speed and memory (decode, seek, landmarks, model, analyze, GUI, fine-tune, RSS) -> JSON"
+
+SECTIONS = ("media", "model", "analyze", "gui", "finetune", "cuda")
+
+
+@dataclass(frozen=True)
+class BenchProfile:
+    """Sizes and repeat counts of one benchmark run."""
+
+    name: str  # "full", "quick" or "smoke"
+    long_gop: int  # keyframe interval of the "long GOP" 720p file (x264's default keyint)
+    long_gop_frames: int  # frames in that file
+    short_gop: int  # keyframe interval of the comparison file (media.write_video's default)
+    short_gop_frames: int
+    n_seeks: int  # random seeks per file
+    decode_frames: int  # frames decoded sequentially for decode fps
+    landmark_frames: int  # frames for the landmark figures
+    prep_pairs: int  # pairs for the pair-preparation figure
+    model_repeats: int  # timed forwards per mode (interleaved)
+    tiny_batches: tuple[int, ...]  # batch sizes measured for the tiny model
+    vit_batches: tuple[int, ...]  # batch sizes measured for ViT-B-16
+    long_seconds: float  # length of the synthetic long video (spot-gated figure, RSS)
+    analyze_tiny_frames: int  # frames of the every-frame analyze figure, tiny model
+    analyze_vit_frames: int  # frames of the every-frame analyze figure, ViT-B-16
+    gui_steps: int  # playhead steps while inference runs
+    gui_step_ms: int  # interval between steps (40 ms = holding the arrow key at 25 frames/s)
+    finetune_backbone: str  # "tiny" or "ViT-B-16"
+    finetune_events: int
+    finetune_epochs: int  # the full profile uses `finetune`'s default (20)
+    cuda_batches: int  # batches of 16 for the CUDA throughput
+    gated_timeout_s: float  # the spot-gated child process is stopped after this long
+
+
+FULL = BenchProfile(
+    name="full", long_gop=250, long_gop_frames=600, short_gop=30, short_gop_frames=300, n_seeks=100,
+    decode_frames=300, landmark_frames=150, prep_pairs=60, model_repeats=3, tiny_batches=(1, 16),
+    vit_batches=(1, 16), long_seconds=600.0, analyze_tiny_frames=300, analyze_vit_frames=120,
+    gui_steps=300, gui_step_ms=40, finetune_backbone="ViT-B-16", finetune_events=200,
+    finetune_epochs=20, cuda_batches=20, gated_timeout_s=7200.0,
+)
+QUICK = BenchProfile(
+    name="quick", long_gop=250, long_gop_frames=260, short_gop=30, short_gop_frames=60, n_seeks=20,
+    decode_frames=120, landmark_frames=20, prep_pairs=8, model_repeats=2, tiny_batches=(1, 16),
+    vit_batches=(1,), long_seconds=8.0, analyze_tiny_frames=40, analyze_vit_frames=4,
+    gui_steps=40, gui_step_ms=40, finetune_backbone="tiny", finetune_events=64,
+    finetune_epochs=5, cuda_batches=5, gated_timeout_s=600.0,
+)
+
+# The test suite's profile (MICROAU_BENCH_QUICK_PROFILE=smoke with --quick): every section and
+# every figure, at the smallest sizes that still exercise them, so the "every key" test finishes
+# in about 2 minutes on a 2-core machine that other jobs are loading.
+SMOKE = BenchProfile(
+    name="smoke", long_gop=250, long_gop_frames=252, short_gop=30, short_gop_frames=32, n_seeks=4,
+    decode_frames=30, landmark_frames=3, prep_pairs=2, model_repeats=1, tiny_batches=(1, 16),
+    vit_batches=(1,), long_seconds=4.0, analyze_tiny_frames=10, analyze_vit_frames=2,
+    gui_steps=8, gui_step_ms=40, finetune_backbone="tiny", finetune_events=32,
+    finetune_epochs=1, cuda_batches=2, gated_timeout_s=600.0,
+)
+QUICK_PROFILE_ENV = "MICROAU_BENCH_QUICK_PROFILE"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", required=True, metavar="JSON", help="report to write")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and few repeats (about 2 minutes on an idle 2-core CPU)")
+    parser.add_argument("--work", metavar="DIR",
+                        help="keep generated videos and checkpoints here and reuse them (default: a "
+                        "temporary folder, removed afterwards)")
+    parser.add_argument("--only", metavar="SECTIONS",
+                        help=f"comma-separated sections to run ({', '.join(SECTIONS)}); default all")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch CPU threads (default: torch's own choice, one per core)")
+
+
+def _sections(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return SECTIONS
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown or not chosen:
+        raise UserError(f"--only {text!r}: choose from {', '.join(SECTIONS)}")
+    return chosen
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a JSON file name")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist; create it or choose another --out")
+
+
+class _Bench:
+    """One run: the work folder, shared inputs made on first use, and the figures so far."""
+
+    def __init__(self, profile: BenchProfile, work: Path, threads: int | None = None):
+        self.profile = profile
+        self.work = work
+        self.threads = threads  # `--threads`, None when not given
+        self.figures: dict[str, dict] = {}
+        self.started = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        print(f"bench [{time.perf_counter() - self.started:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+    def long_video(self) -> Path:
+        from microau_gui.cli.bench_analyze import long_video
+
+        seconds = self.profile.long_seconds
+        folder = self.work / f"long-{seconds:g}s"
+        if not folder.exists():
+            self.say(f"rendering a {seconds:g} s synthetic 640x480 video")
+        return long_video(folder, seconds)
+
+    def checkpoint(self, backbone: str) -> Path:
+        from microau_gui.cli.bench_model import bench_checkpoint
+
+        key = "tiny" if backbone == "tiny" else "vitb16"
+        # One checkpoint per weights folder: the window loads the only one it finds there.
+        folder = self.work / f"weights-{key}" / f"bench-{key}"
+        if not folder.exists():
+            self.say(f"building a random-weight {backbone} checkpoint")
+        return bench_checkpoint(folder, backbone)
+
+    # -- sections --------------------------------------------------------------------------
+
+    def media(self) -> None:
+        from microau_gui.cli import bench_media
+
+        p = self.profile
+        long_gop = bench_media.write_720p_video(
+            self.work / f"seek-gop{p.long_gop}-{p.long_gop_frames}f.mp4", p.long_gop_frames, p.long_gop)
+        short_gop = bench_media.write_720p_video(
+            self.work / f"seek-gop{p.short_gop}-{p.short_gop_frames}f.mp4", p.short_gop_frames, p.short_gop)
+        self.say("decode and seeks (720p H.264)")
+        self.figures["decode_fps"] = bench_media.measure_decode(long_gop, p.decode_frames)
+        self.figures["seek_p50_ms"], self.figures["seek_p95_ms"] = bench_media.measure_seeks(
+            long_gop, p.n_seeks, p.long_gop, p95_target="seek_p95_ms")
+        self.figures["seek_short_gop_p50_ms"], self.figures["seek_short_gop_p95_ms"] = \
+            bench_media.measure_seeks(short_gop, p.n_seeks, p.short_gop)
+        video = self.long_video()
+        self.say("landmarks and pair preparation (640x480)")
+        self.figures["landmarks_ms"], self.figures["landmarks_static_ms"] = \
+            bench_media.measure_landmarks(video, p.landmark_frames)
+        self.figures["pair_prep_ms"] = bench_media.measure_pair_prep(video, p.prep_pairs)
+
+    def model(self) -> None:
+        from microau_gui.cli.bench_model import measure_model
+        from microau_gui.cli.bench_report import BACKBONES, MODEL_BATCHES
+        from microau_gui.inference.speed import DEFAULT_TOLERANCE
+
+        for key, backbone in BACKBONES:
+            checkpoint = self.checkpoint(backbone)
+            batches = self.profile.tiny_batches if key == "tiny" else self.profile.vit_batches
+            self.say(f"model {backbone}, batch {', '.join(map(str, batches))}, every speed mode")
+            self.figures.update(measure_model(checkpoint, key, batches, MODEL_BATCHES,
+                                              self.profile.model_repeats, DEFAULT_TOLERANCE,
+                                              (self.threads,) if self.threads else None))
+
+    def analyze(self) -> None:
+        from microau_gui.cli.bench_analyze import measure_analyze, measure_gated
+
+        p = self.profile
+        video = self.long_video()
+        out = self.work / "out"
+        out.mkdir(exist_ok=True)
+        self.say(f"analyze every frame, tiny ({p.analyze_tiny_frames} frames)")
+        self.figures["analyze_tiny_fps"] = measure_analyze(
+            video, self.checkpoint("tiny"), out / "tiny.csv", p.analyze_tiny_frames, None)
+        self.say(f"analyze every frame, ViT-B-16 ({p.analyze_vit_frames} frames)")
+        self.figures["analyze_vitb16_fps"] = measure_analyze(
+            video, self.checkpoint("ViT-B-16"), out / "vitb16.csv", p.analyze_vit_frames, "analyze_fps_vit")
+        self.say(f"analyze --gate spot, ViT-B-16, {p.long_seconds:g} s video (child process)")
+        seconds, realtime, fraction, rss = measure_gated(
+            video, self.checkpoint("ViT-B-16"), out / "gated.csv", p.gated_timeout_s)
+        self.figures["analyze_gated_vitb16_seconds"] = seconds
+        self.figures["analyze_gated_vitb16_x_realtime"] = realtime
+        self.figures["analyze_gated_fraction"] = fraction
+        self.figures["peak_rss_mb"] = rss
+
+    def gui(self) -> None:
+        from microau_gui.cli.bench_gui import measure_gui_latency
+
+        p = self.profile
+        video, weights = self.long_video(), self.checkpoint("tiny").parent
+        self.say(f"GUI frame display while inference runs ({p.gui_steps} steps)")
+        self.figures["gui_display_p50_ms"], self.figures["gui_display_p95_ms"] = measure_gui_latency(
+            video, weights, p.gui_steps, p.gui_step_ms, timeout_s=300.0)
+
+    def finetune(self) -> None:
+        from microau_gui.cli.bench_finetune import measure_finetune
+
+        p = self.profile
+        self.say(f"fine-tune {p.finetune_backbone}, {p.finetune_events} events, {p.finetune_epochs} epochs")
+        self.figures["finetune_seconds"] = measure_finetune(
+            self.checkpoint(p.finetune_backbone), self.long_video(), p.finetune_events, p.finetune_epochs,
+            self.work / "finetune" / p.name)
+
+    def cuda(self) -> None:
+        import torch
+
+        from microau_gui.cli.bench_cuda import measure_cuda
+
+        if torch.cuda.is_available():
+            self.say("CUDA")
+            checkpoint, video = self.checkpoint("ViT-B-16"), self.long_video()
+        else:
+            checkpoint = video = None
+        self.figures.update(measure_cuda(checkpoint, video, self.work, self.profile.cuda_batches,
+                                         self.profile.analyze_vit_frames * 10))
+
+
+def _keys_of(section: str) -> tuple[str, ...]:
+    from microau_gui.cli.bench_report import FIGURE_KEYS
+
+    prefixes = {
+        "media": ("decode_", "seek_", "landmarks_", "pair_prep_"),
+        "model": ("model_",),
+        "analyze": ("analyze_", "peak_rss_"),
+        "gui": ("gui_",),
+        "finetune": ("finetune_",),
+        "cuda": ("cuda_",),
+    }[section]
+    return tuple(k for k in FIGURE_KEYS if k.startswith(prefixes))
+
+
+_UNITS = {"fps": "fps", "ms": "ms", "seconds": "s", "x_realtime": "x real time",
+          "fraction": "fraction of frames", "mb": "MB"}
+
+
+def _unit_of(key: str) -> str:
+    if key.startswith("model_") or key.startswith("landmarks_") or key == "pair_prep_ms":
+        return "ms/frame" if key != "pair_prep_ms" else "ms/pair"
+    for suffix, unit in _UNITS.items():
+        if key.endswith(suffix):
+            return unit
+    return ""
+
+
+def _target_of(key: str) -> str | None:
+    if key.startswith("model_tiny_"):
+        return "model_tiny_ms"
+    if key.startswith("model_vitb16_b1_"):
+        return "model_vit_b1_ms"
+    return {"seek_p95_ms": "seek_p95_ms", "analyze_vitb16_fps": "analyze_fps_vit",
+            "analyze_gated_vitb16_seconds": "gated_seconds",
+            "analyze_gated_vitb16_x_realtime": "gated_x_realtime", "gui_display_p95_ms": "gui_p95_ms",
+            "peak_rss_mb": "peak_rss_mb"}.get(key)
+
+
+def run(args) -> int:
+    import torch
+
+    from microau_gui.cli.bench_report import (FIGURE_KEYS, failed, format_table, load_average,
+                                              machine_info, skipped, write_report)
+
+    out = Path(args.out)
+    _check_out(out)
+    sections = _sections(args.only)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads {args.threads}: use at least 1")
+        torch.set_num_threads(args.threads)
+    profile = FULL
+    if args.quick:
+        profile = SMOKE if os.environ.get(QUICK_PROFILE_ENV, "").strip().lower() == "smoke" else QUICK
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="microau-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    bench = _Bench(profile, work, args.threads)
+    report = {"machine": machine_info(), "profile": asdict(profile), "figures": {}}
+    bench.say(f"profile {profile.name}, work folder {work}")
+    try:
+        for section in SECTIONS:
+            if section not in sections:
+                for key in _keys_of(section):
+                    bench.figures[key] = skipped(_unit_of(key), "not selected with --only", _target_of(key))
+                continue
+            try:
+                getattr(bench, section)()
+            except Exception as err:  # a failed section is reported, the others still run
+                first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+                message = f"{type(err).__name__}: {first_line}"
+                bench.say(f"{section} failed: {message}")
+                for key in _keys_of(section):
+                    if key not in bench.figures:
+                        bench.figures[key] = failed(_unit_of(key), message, _target_of(key))
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    for key in FIGURE_KEYS:
+        if key not in bench.figures:
+            bench.figures[key] = failed(_unit_of(key), "not produced by its section", _target_of(key))
+    report["figures"] = {key: bench.figures[key] for key in FIGURE_KEYS}
+    report["machine"]["load_avg_end"] = load_average()
+    report["seconds"] = round(time.perf_counter() - bench.started, 1)
+    write_report(out, report)
+    print(format_table(report))
+    missed = [k for k, v in report["figures"].items() if v.get("met") is False]
+    print(f"{len(FIGURE_KEYS)} figures in {report['seconds']:.0f} s -> {out}"
+          + (f"; {len(missed)} targets missed" if missed else ""))
+    return 0

@@ -1,0 +1,522 @@
+"""Speed modes for Micro-AU CLIP inference, the parity check, and the start-up choice between them.
+
+Owns: `SPEED_MODES`, `SPEED_CHOICES`, `DEFAULT_TOLERANCE`, `SpeedChoice`, `supported_modes`,
+`apply_speed_mode`, `predict_probs`, `parity_check`, `time_forward`, `thread_candidates`,
+`race`, `bf16_matmul_ratio`, `choose_fastest_mode`, `select_speed_mode`, `sample_arrays`, `sample_batch`.
+May import model, face and core (torch, numpy, OpenCV); no Qt.
+
+All of this is our specification (the paper says nothing about speed).
+
+Modes:
+- "fp32": float32 weights and inputs; the reference every other mode is checked against.
+- "bf16": bfloat16 weights *and* inputs (`prepare_images` casts inputs to the parameters'
+  dtype). Plain autocast was slower than bf16 weights on the CPU the issue was written on;
+  with bf16 weights nothing is cast per call. Fast only where the hardware has bf16 units
+  (AVX512-BF16 / AMX CPUs, CUDA GPUs); on AVX2-only CPUs PyTorch emulates it and it is several
+  times *slower* than fp32, which the start-up measurement sees and rejects.
+- "int8": dynamic quantisation of the backbone's `nn.Linear` layers (int8 weights, activations
+  quantised per call; `torch.ao.quantization.quantize_dynamic`, x86/fbgemm kernels, AVX2 is
+  enough). In the open_clip ViT these are the MLPs, 2/3 of a block's FLOPs; the attention
+  in-projection is a raw parameter of `nn.MultiheadAttention` and stays float. The heads (PTA,
+  GDA, fusion, the detection head) stay fp32: they cost a few percent of the FLOPs but carry
+  most of the quantisation error to the probabilities (random tiny network, batch 16: max
+  |delta p| 0.026 with every Linear quantised, 0.004 with the backbone's only). CPU only.
+Every mode stores the patch-embedding convolution (the only convolution of a ViT) in
+channels-last layout and feeds it channels-last images: bit-identical results, no reorder in
+oneDNN. On the AVX2 development machine the gain is within noise (ViT-B/16 patch embedding 3.3
+vs 3.5 ms at batch 1); the transformer dominates. Every forward runs under
+`torch.inference_mode()` (no autograd bookkeeping).
+
+Parity: a mode is acceptable when its AU probabilities differ from fp32 by at most `tolerance`
+(default `DEFAULT_TOLERANCE` = 0.02: max |delta p| over every AU of every sample of the check
+batch). Measured on random-weight networks and a real face photo: int8 0.001-0.006, bf16
+0.002-0.01.
+
+The start-up choice (`choose_fastest_mode`): each faster mode is converted, checked for parity,
+and raced against fp32 with the repeats interleaved (fp32, mode, fp32, mode ...), so a burst of
+load from another process slows both alike; modes are compared by their time *relative to fp32
+in their own race*. A mode whose first two runs (after its warm-up) are both `give_up_factor`
+times slower than fp32's slower of two is not raced (bf16 on AVX2 costs seconds per ViT-B/16
+forward). Only fp32 and one candidate are
+alive at a time, and candidates share every tensor they do not convert with the fp32 network
+(no transient second fp32 copy: ViT-B/16 is 350 MB and the peak-RSS target is 2 GB). Optionally
+CPU thread counts race too: on a 2-core machine shared with other work, 2 torch threads were 10-40x
+slower than 1 (OpenMP threads waiting for a descheduled sibling), on an idle one they are faster.
+Which mode wins depends on the batch size, so the check batch should have the size the caller
+runs (1 for the frame on screen, 8-16 for batch analysis).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from microau_gui.core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SPEED_MODES: tuple[str, ...] = ("fp32", "bf16", "int8")
+SPEED_CHOICES: tuple[str, ...] = ("auto", *SPEED_MODES)  # what `--speed` accepts
+DEFAULT_TOLERANCE = 0.02  # max |delta p| from fp32 over all AUs of the check batch
+
+
+@dataclass(frozen=True, eq=False)
+class SpeedChoice:
+    """The outcome of a start-up speed choice (or of an explicitly requested mode)."""
+
+    mode: str  # the mode chosen
+    timings_ms: dict[str, float]  # mode -> median ms per forward of the check batch (best threads)
+    diffs: dict[str, float]  # mode -> max |p - p_fp32| on the check batch (fp32: 0.0)
+    tolerance: float  # the parity bound the modes were held to
+    rejected: dict[str, str] = field(default_factory=dict)  # mode -> why it was not chosen
+    batch_size: int = 1  # samples in the check batch
+    threads: int | None = None  # CPU threads the chosen mode runs best with (None on CUDA)
+    timings_by_threads: dict[str, dict[int, float]] = field(default_factory=dict)  # mode -> {threads: ms}
+    # mode -> its time / fp32's in the same interleaved race: what the choice compares (the
+    # medians in `timings_ms` pool fp32's runs of every race, so they can disagree slightly)
+    relative: dict[str, float] = field(default_factory=dict)
+    timed_once: tuple[str, ...] = ()  # modes timed by one run only (too slow to repeat)
+    model: nn.Module | None = None  # the network converted for `mode`, ready to run
+
+    def summary(self) -> str:
+        """One line for logs and sidecars, e.g. "int8 (fp32 520 ms, int8 430 ms |dp| 0.004 ...)"."""
+        parts = []
+        for mode, ms in self.timings_ms.items():
+            diff = self.diffs.get(mode)
+            shown_diff = f" |dp| {diff:.2g}" if mode != "fp32" and diff is not None else ""
+            shown_relative = f" = {self.relative[mode]:.2f} x fp32" if mode in self.relative else ""
+            parts.append(f"{mode} {ms:.0f} ms{shown_relative}{shown_diff}")
+        parts += [f"{mode} not run" for mode in self.rejected if mode not in self.timings_ms]
+        threads = f", {self.threads} thread(s)" if self.threads else ""
+        return (f"{self.mode} ({', '.join(parts)}; batch {self.batch_size}{threads}, "
+                f"tolerance {self.tolerance:g})")
+
+
+# -- modes ---------------------------------------------------------------------------------------
+
+
+def _int8_engine() -> str | None:
+    """The quantised-kernel engine dynamic int8 uses here, or None when there is none."""
+    engines = torch.backends.quantized.supported_engines
+    for engine in ("x86", "fbgemm", "qnnpack"):
+        if engine in engines:
+            return engine
+    return None
+
+
+def supported_modes(device: torch.device | str = "cpu") -> tuple[str, ...]:
+    """The modes that run on `device` (whether they are *fast* there is for the measurement)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return ("fp32", "bf16") if torch.cuda.is_bf16_supported() else ("fp32",)
+    modes = ["fp32", "bf16"]
+    if _int8_engine() is not None and hasattr(torch.ao.quantization, "quantize_dynamic"):
+        modes.append("int8")
+    return tuple(modes)
+
+
+def _check_mode(mode: str, device: torch.device) -> str:
+    mode = (mode or "").strip().lower()
+    if mode not in SPEED_MODES:
+        raise UserError(f"speed mode {mode!r} is unknown; use one of {', '.join(SPEED_CHOICES)}")
+    if mode not in supported_modes(device):
+        raise UserError(f"speed mode {mode!r} does not run on {device.type} here; use one of "
+                        f"auto, {', '.join(supported_modes(device))}")
+    return mode
+
+
+def _copy_sharing(model: nn.Module, convert: Callable[[torch.Tensor], torch.Tensor]) -> nn.Module:
+    """A deep copy of `model` whose tensors are `convert(tensor)`; where `convert` returns the
+    tensor unchanged the copy shares it with `model` (no memory). Convolution weights are always
+    copied, since `_channels_last_convs` changes their layout in place."""
+    memo: dict[int, object] = {}
+    for module in model.modules():
+        own_copy = isinstance(module, nn.Conv2d)
+        for param in module.parameters(recurse=False):
+            converted = convert(param.detach())
+            if own_copy or converted.data_ptr() != param.data_ptr():
+                converted = converted.clone() if converted.data_ptr() == param.data_ptr() else converted
+                memo[id(param)] = nn.Parameter(converted, requires_grad=param.requires_grad)
+            else:
+                memo[id(param)] = param
+        for buffer in module.buffers(recurse=False):
+            memo[id(buffer)] = convert(buffer)
+    return copy.deepcopy(model, memo)
+
+
+def _to_bf16(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor
+
+
+def _channels_last_convs(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            module.to(memory_format=torch.channels_last)
+
+
+def apply_speed_mode(model: nn.Module, mode: str, device: torch.device | str | None = None,
+                     *, copy_model: bool = False) -> nn.Module:
+    """`model` (an fp32 MicroAUCLIP) converted for `mode`, in eval mode, on `device`.
+
+    Converts in place unless `copy_model`: the copy shares with `model` every tensor it does not
+    convert (read-only use is safe; training either one would change both). int8 always returns
+    a new module (quantised layers replace the float ones). UserError for a mode `device` cannot
+    run.
+    """
+    device = torch.device(device) if device is not None else model.log_tau.device
+    mode = _check_mode(mode, device)
+    model = model.to(device).float().eval()
+    if mode == "bf16":
+        model = _copy_sharing(model, _to_bf16) if copy_model else model.to(torch.bfloat16)
+    elif mode == "int8":
+        if copy_model:
+            model = _copy_sharing(model, lambda tensor: tensor)
+        torch.backends.quantized.engine = _int8_engine()
+        with warnings.catch_warnings():
+            # torch.ao.quantization announces its move to torchao; the eager API still works.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            torch.ao.quantization.quantize_dynamic(model.backbone, {nn.Linear}, dtype=torch.qint8,
+                                                   inplace=True)
+    elif copy_model:
+        model = _copy_sharing(model, lambda tensor: tensor)
+    _channels_last_convs(model)
+    return model.eval()
+
+
+# -- running and timing --------------------------------------------------------------------------
+
+
+def _inputs_for(model: nn.Module, batch):
+    """`batch` on the model's device, cast to its dtype, images in channels-last layout."""
+    moved = batch.to(model.log_tau.device, model.log_tau.dtype)
+    return type(moved)(**{
+        name: (value.contiguous(memory_format=torch.channels_last)
+               if name != "masks" and value is not None else value)
+        for name, value in vars(moved).items()
+    })
+
+
+def predict_probs(model: nn.Module, batch) -> torch.Tensor:
+    """AU probabilities `(B, n_au)` (float32, CPU) of a `PairBatch` run through `model`."""
+    with torch.inference_mode():
+        return model(_inputs_for(model, batch)).probs.float().cpu()  # (B, n_au)
+
+
+def parity_check(model_fp32: nn.Module, model_fast: nn.Module, batch) -> float:
+    """max |p_fast - p_fp32| over every AU of every sample of `batch` (a `PairBatch`)."""
+    reference = predict_probs(model_fp32, batch)  # (B, n_au)
+    fast = predict_probs(model_fast, batch)  # (B, n_au)
+    return float((fast - reference).abs().max())
+
+
+def _sync(model: nn.Module) -> None:
+    if model.log_tau.device.type == "cuda":
+        torch.cuda.synchronize(model.log_tau.device)
+
+
+def time_forward(model: nn.Module, batch, repeats: int = 3, warmup: int = 1) -> list[float]:
+    """Wall milliseconds of `repeats` forwards of `batch` after `warmup` untimed ones."""
+    inputs = _inputs_for(model, batch)
+    times_ms = []
+    with torch.inference_mode():
+        for k in range(warmup + repeats):
+            started = time.perf_counter()
+            model(inputs)
+            _sync(model)
+            if k >= warmup:
+                times_ms.append((time.perf_counter() - started) * 1000.0)
+    return times_ms
+
+
+def thread_candidates() -> tuple[int, ...]:
+    """CPU thread counts worth racing: 1, half the cores and all of them (deduplicated)."""
+    cores = os.cpu_count() or 1
+    return tuple(sorted({1, max(1, cores // 2), cores}))
+
+
+def race(models: dict[str, nn.Module], batch, repeats: int = 3,
+         threads: tuple[int, ...] | None = None) -> dict[tuple[str, int], list[float]]:
+    """Milliseconds per forward of `batch`, per (mode, CPU threads), the repeats interleaved
+    across modes and thread counts. `threads=None` keeps the current setting; it is restored."""
+    original = torch.get_num_threads()
+    counts = tuple(threads) if threads else (original,)
+    times: dict[tuple[str, int], list[float]] = {(mode, n): [] for mode in models for n in counts}
+    try:
+        for _ in range(max(1, repeats)):
+            for n_threads in counts:
+                torch.set_num_threads(n_threads)
+                for mode, model in models.items():
+                    times[(mode, n_threads)].extend(time_forward(model, batch, repeats=1, warmup=0))
+    finally:
+        torch.set_num_threads(original)
+    return times
+
+
+def bf16_matmul_ratio(repeats: int = 3, give_up_factor: float = 2.0) -> float:
+    """How many times slower a transformer-sized matrix product is in bf16 than in fp32 on this
+    CPU: ~1 or less with bf16 units, tens of times more where it is emulated (58x on the AVX2
+    development machine). A few milliseconds: fp32 is timed best of `repeats`, bf16 stops
+    after one run already `give_up_factor` times slower. The width is 256, not ViT-B/16's 768:
+    the ratio is the same (58x vs 71x there) for a tenth of the cost."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 256, generator=generator)  # tokens x width
+    b = torch.randn(256, 256, generator=generator)
+    best = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), b.to(dtype)
+        x @ y  # warm-up: kernel selection, buffers
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            x @ y
+            times.append(time.perf_counter() - started)
+            if dtype == torch.bfloat16 and times[-1] > give_up_factor * best[torch.float32]:
+                break
+        best[dtype] = min(times)
+    return best[torch.bfloat16] / max(best[torch.float32], 1e-9)
+
+
+def _medians(times: dict[tuple[str, int], list[float]], mode: str) -> dict[int, float]:
+    return {n: statistics.median(values) for (m, n), values in times.items() if m == mode}
+
+
+# -- the start-up choice -------------------------------------------------------------------------
+
+
+def choose_fastest_mode(model: nn.Module, batch, tolerance: float = DEFAULT_TOLERANCE, *,
+                        modes: tuple[str, ...] | None = None, repeats: int = 3,
+                        threads: tuple[int, ...] | None = None, give_up_factor: float = 2.0,
+                        probe_bf16: bool = True, budget_s: float | None = None,
+                        min_gain: float = 0.05) -> SpeedChoice:
+    """Choose the fastest supported mode whose probabilities stay within `tolerance` of fp32.
+
+    `model` is the fp32 network; it is not modified. `choice.model` is the chosen mode's network.
+    `threads` (CPU only, e.g. `thread_candidates()`) races CPU thread counts too and then sets
+    the winner's with `torch.set_num_threads`, a process-wide setting: leave it None where
+    another part of the process owns it (the window's inference worker keeps a core for
+    display). Warm-ups and the give-up check run at the smallest count, the least load-sensitive.
+    `probe_bf16` first times one matrix product in bf16 and fp32 on the CPU (`bf16_matmul_ratio`,
+    well under a second) and skips converting and running the network in bf16 when the product
+    is already `give_up_factor` times slower (one bf16 ViT-B/16 forward takes seconds there).
+    `budget_s` bounds the race: `repeats` is cut (to no fewer than one) so that racing every
+    candidate against fp32 takes about that long, judged from fp32's own time; the fixed part
+    (fp32's warm-up and two timed runs, each candidate's conversion, warm-up and first run)
+    comes on top. A faster mode must beat fp32 by at least `min_gain` (a fraction) to be
+    chosen: within race noise the exact mode is kept.
+    """
+    device = model.log_tau.device
+    model = model.float().eval()
+    if device.type != "cpu":
+        threads = None
+    runnable = supported_modes(device)
+    candidates = [m for m in (modes or runnable) if m != "fp32" and m in runnable]
+    original_threads = torch.get_num_threads()
+    warm_threads = min(threads) if threads else original_threads
+    diffs: dict[str, float] = {"fp32": 0.0}
+    rejected: dict[str, str] = {}
+    fp32_times: dict[int, list[float]] = {}
+    by_threads: dict[str, dict[int, float]] = {}
+    relative: dict[str, float] = {}
+    slow: list[str] = []
+    best_mode, best_model, best_relative = "fp32", model, 1.0 - min_gain
+    torch.set_num_threads(warm_threads)
+    try:
+        reference = predict_probs(model, batch)  # (B, n_au), also fp32's warm-up
+        # The slowest of two runs: a give-up decision must not rest on one lucky fp32 run.
+        fp32_ref_ms = max(time_forward(model, batch, repeats=2, warmup=0))
+    finally:
+        torch.set_num_threads(original_threads)
+    if budget_s is not None and candidates:
+        # one repeat of a race runs fp32 and the candidate once each, at every thread count
+        per_repeat_s = 2 * fp32_ref_ms / 1000.0 * len(threads or (1,)) * len(candidates)
+        repeats = max(1, min(repeats, int(budget_s / max(per_repeat_s, 1e-6))))
+    for mode in candidates:
+        if mode == "bf16" and device.type == "cpu" and probe_bf16:
+            ratio = bf16_matmul_ratio(give_up_factor=give_up_factor)
+            if ratio > give_up_factor:
+                rejected[mode] = (f"a bf16 matrix product is {ratio:.1f}x slower than fp32 on this "
+                                  "CPU (no bf16 units); the network was not run in bf16")
+                continue
+        torch.set_num_threads(warm_threads)
+        try:
+            fast = apply_speed_mode(model, mode, device, copy_model=True)
+            probs = predict_probs(fast, batch)  # (B, n_au), the candidate's warm-up
+            first_ms = time_forward(fast, batch, repeats=1, warmup=0)[0]
+            if first_ms > give_up_factor * fp32_ref_ms:  # confirm before giving up: load is bursty
+                first_ms = min(first_ms, time_forward(fast, batch, repeats=1, warmup=0)[0])
+        except (RuntimeError, NotImplementedError) as err:
+            rejected[mode] = f"failed: {str(err).strip().splitlines()[0][:120]}"
+            continue
+        finally:
+            torch.set_num_threads(original_threads)
+        diffs[mode] = float((probs - reference).abs().max())
+        if first_ms > give_up_factor * fp32_ref_ms:
+            slow.append(mode)
+            by_threads[mode] = {warm_threads: first_ms}
+            rejected[mode] = (f"slower than fp32 ({first_ms:.0f} vs {fp32_ref_ms:.0f} ms at "
+                              f"{warm_threads} thread(s), not raced)")
+            continue
+        times = race({"fp32": model, mode: fast}, batch, repeats, threads)
+        for (name, n_threads), values in times.items():
+            if name == "fp32":
+                fp32_times.setdefault(n_threads, []).extend(values)
+        by_threads[mode] = _medians(times, mode)
+        relative[mode] = min(by_threads[mode].values()) / min(_medians(times, "fp32").values())
+        if diffs[mode] > tolerance:
+            rejected[mode] = f"|dp| {diffs[mode]:.3g} > tolerance {tolerance:g}"
+        elif relative[mode] < best_relative:
+            best_mode, best_model, best_relative = mode, fast, relative[mode]
+    if not fp32_times:  # no candidate raced: time fp32 alone
+        fp32_times = {n: v for (_, n), v in race({"fp32": model}, batch, repeats, threads).items()}
+    by_threads = {"fp32": {n: statistics.median(v) for n, v in fp32_times.items()}, **by_threads}
+    timings = {mode: min(per.values()) for mode, per in by_threads.items()}
+    for mode in relative:
+        if mode in rejected or mode == best_mode:
+            continue
+        if best_mode == "fp32":
+            rejected[mode] = f"not {min_gain:.0%} faster than fp32 ({relative[mode]:.2f} x fp32)"
+        else:
+            rejected[mode] = f"slower ({relative[mode]:.2f} x fp32 vs {best_relative:.2f} x for {best_mode})"
+    if best_mode != "fp32":
+        rejected["fp32"] = f"slower than {best_mode} ({best_relative:.2f} x fp32)"
+    best_per_threads = by_threads[best_mode]
+    chosen_threads = min(best_per_threads, key=best_per_threads.get) if device.type == "cpu" else None
+    if threads:
+        torch.set_num_threads(chosen_threads)
+    choice = SpeedChoice(mode=best_mode, timings_ms=timings, diffs=diffs, tolerance=tolerance,
+                         rejected=rejected, batch_size=int(reference.shape[0]), threads=chosen_threads,
+                         timings_by_threads=by_threads, relative=relative, timed_once=tuple(slow),
+                         model=best_model)
+    log.info("speed mode: %s", choice.summary())
+    return choice
+
+
+def select_speed_mode(model: nn.Module, speed_mode: str = "auto", device: torch.device | str | None = None,
+                      *, batch=None, batch_size: int = 1, tolerance: float = DEFAULT_TOLERANCE,
+                      threads: tuple[int, ...] | None = None,
+                      budget_s: float | None = None) -> tuple[nn.Module, SpeedChoice]:
+    """What the Predictor calls after loading a checkpoint: (the network to run, how it was chosen).
+
+    "auto" measures (`choose_fastest_mode` on `batch`, default `sample_batch(model, batch_size)`;
+    CPU thread counts too when `threads` is given; `budget_s` bounds the race). An explicit
+    faster mode is applied without a race; its parity with fp32 is still measured, and a mode
+    outside `tolerance` is logged as a warning (the user asked for it). "fp32" is applied as is
+    (nothing to check). The fp32 `model` may be dropped by the caller afterwards.
+    """
+    device = torch.device(device) if device is not None else model.log_tau.device
+    requested = (speed_mode or "auto").strip().lower()
+    if requested not in SPEED_CHOICES:
+        raise UserError(f"speed mode {speed_mode!r} is unknown; use one of {', '.join(SPEED_CHOICES)}")
+    if requested != "auto":
+        _check_mode(requested, device)
+    model = model.to(device).float().eval()
+    if requested == "fp32":
+        fast = apply_speed_mode(model, "fp32", device)
+        return fast, SpeedChoice("fp32", {}, {"fp32": 0.0}, tolerance, batch_size=batch_size, model=fast)
+    check = batch if batch is not None else sample_batch(model, batch_size)
+    if requested == "auto":
+        choice = choose_fastest_mode(model, check, tolerance, threads=threads, budget_s=budget_s)
+        return choice.model, choice
+    fast = apply_speed_mode(model, requested, device, copy_model=True)
+    diff = parity_check(model, fast, check)
+    if diff > tolerance:
+        log.warning("speed mode %s differs from fp32 by |dp| %.3g (> %g) on the check batch",
+                    requested, diff, tolerance)
+    return fast, SpeedChoice(requested, {}, {"fp32": 0.0, requested: diff}, tolerance,
+                             batch_size=_batch_size(check), model=fast)
+
+
+def _batch_size(batch) -> int:
+    for name in ("target", "flow", "reference"):
+        value = getattr(batch, name)
+        if value is not None:
+            return int(value.shape[0])
+    return int(batch.masks.shape[0]) if batch.masks.dim() == 3 else 1
+
+
+# -- check batches -------------------------------------------------------------------------------
+
+
+def _face_photo(size: int) -> np.ndarray:
+    """A real face (scikit-image's astronaut, public domain) resized to `size` px, uint8 RGB."""
+    from pathlib import Path
+
+    import cv2
+    from skimage import data
+
+    # Read by Pillow, not `data.astronaut()` (~170 ms of imports at start-up); not by OpenCV,
+    # whose libpng prints a warning about the file's colour profile on every start.
+    from PIL import Image
+
+    path = Path(data.__file__).parent / "astronaut.png"
+    rgb = np.asarray(Image.open(path).convert("RGB")) if path.is_file() else data.astronaut()
+    rgb = rgb[20:260, 130:370]  # (240, 240, 3) around the face
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def sample_arrays(model: nn.Module, batch_size: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic host arrays of one batch shaped for `model`: uint8 crops `(B, S, S, 3)` under
+    "target", "reference", "flow" (those its input mode needs) and bool "masks" `(B, n_au, P)`.
+
+    Images: a real face photo (target), the same face moved by a fraction of a pixel
+    (reference), and a smooth motion field rendered as a flow image, each sample of the batch
+    shifted a little differently. Masks: each AU a random rectangle of patches (>= 1 patch). Not
+    aligned with MediaPipe: the checks need realistic pixel statistics, not anatomy.
+    """
+    import cv2
+
+    from microau_gui.face.motion import flow_image
+
+    size, grid, n_au = model.image_size, model.grid_size, model.config.n_au
+    rng = np.random.default_rng(seed)
+    photo = _face_photo(size)
+    targets, references, flows = [], [], []
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    for _ in range(batch_size):
+        dx, dy = rng.uniform(-0.8, 0.8, size=2)
+        warp = np.float32([[1, 0, dx], [0, 1, dy]])
+        references.append(cv2.warpAffine(photo, warp, (size, size), borderMode=cv2.BORDER_REFLECT))
+        targets.append(photo)
+        flow = np.stack([np.sin(6 * yy + dx), np.cos(5 * xx + dy)], axis=-1) * 0.02 * size  # (S, S, 2)
+        flows.append(flow_image(flow.astype(np.float32)))
+    masks = np.zeros((batch_size, n_au, grid, grid), dtype=bool)
+    for b in range(batch_size):
+        for k in range(n_au):
+            y0, x0 = rng.integers(0, grid - 2, size=2)
+            h, w = rng.integers(2, max(3, grid // 3), size=2)
+            masks[b, k, y0:y0 + h, x0:x0 + w] = True
+    config = model.config
+    arrays = {"masks": masks.reshape(batch_size, n_au, grid * grid)}
+    for name, needed, images in (("target", config.needs_target, targets),
+                                 ("reference", config.needs_reference, references),
+                                 ("flow", config.needs_flow, flows)):
+        if needed:
+            arrays[name] = np.stack(images)  # (B, S, S, 3)
+    return arrays
+
+
+def sample_batch(model: nn.Module, batch_size: int = 1, seed: int = 0):
+    """`sample_arrays` as a float32 `PairBatch` on the CPU, normalised for `model`."""
+    from microau_gui.model.network import PairBatch
+
+    arrays = sample_arrays(model, batch_size, seed)
+
+    def image(name: str) -> torch.Tensor | None:
+        if name not in arrays:
+            return None
+        images01 = torch.from_numpy(arrays[name]).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, S, S)
+        return model.normalize_images(images01)
+
+    return PairBatch(masks=torch.from_numpy(arrays["masks"]), target=image("target"),
+                     reference=image("reference"), flow=image("flow"))

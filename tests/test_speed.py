@@ -1,0 +1,220 @@
+"""Speed modes: every faster mode agrees with fp32 within the stated tolerance, on a real face pair.
+
+Real parts: a real open_clip tiny Micro-AU CLIP (random weights, its random text tower giving
+real prompt embeddings), MediaPipe landmarks on a real photo (matplotlib's grace_hopper.jpg),
+training's own pair preparation (one alignment, head-motion-free flow), the model's forward.
+No timing is asserted (speed belongs to `python main.py bench`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from microau_gui.core.errors import UserError
+from microau_gui.face.landmarks import FaceMesh
+from microau_gui.face.motion import flow_image
+from microau_gui.inference.speed import (DEFAULT_TOLERANCE, SPEED_MODES, apply_speed_mode,
+                                         bf16_matmul_ratio, choose_fastest_mode, parity_check,
+                                         predict_probs, sample_batch, select_speed_mode,
+                                         supported_modes)
+from microau_gui.model.config import MicroAUConfig
+from microau_gui.model.network import MicroAUCLIP, PairBatch
+from microau_gui.training.samples import PrepSettings, prepare_pair, sample_masks
+
+torch.set_num_threads(1)
+
+
+def _brow_raise(rgb: np.ndarray, box, px: float) -> np.ndarray:
+    """The upper third of the face box moved up by `px`: an AU1+2-like micro-movement."""
+    x0, y0, x1, y1 = box
+    out = rgb.copy()
+    band = slice(y0, y0 + (y1 - y0) // 3)
+    region = np.ascontiguousarray(rgb[band, x0:x1])
+    warp = np.float32([[1, 0, 0], [0, 1, -px]])
+    out[band, x0:x1] = cv2.warpAffine(region, warp, (region.shape[1], region.shape[0]),
+                                      borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+@pytest.fixture(scope="module")
+def face_pairs(grace_hopper_path):
+    """Three (reference, target) photos of a real face: still, a 1 px and a 3 px brow raise."""
+    rgb = cv2.cvtColor(cv2.imread(str(grace_hopper_path)), cv2.COLOR_BGR2RGB)
+    with FaceMesh(static=True) as mesh:
+        landmarks = mesh.detect(rgb)
+    assert landmarks, "MediaPipe must find the face in grace_hopper.jpg"
+    return [(rgb, _brow_raise(rgb, landmarks.box, px), landmarks.xy_img) for px in (0.0, 1.0, 3.0)]
+
+
+def _model(input_mode: str) -> MicroAUCLIP:
+    torch.manual_seed(3)
+    model = MicroAUCLIP(MicroAUConfig.tiny(input_mode=input_mode), load_pretrained=False).eval()
+    model.drop_text_tower()
+    return model
+
+
+def _real_batch(model: MicroAUCLIP, pairs) -> PairBatch:
+    """Training's preparation of the pairs, normalised as the model expects (fp32)."""
+    size, grid = model.image_size, model.grid_size
+    refs, targets, flows, masks = [], [], [], []
+    for reference_rgb, target_rgb, xy_img in pairs:
+        reference, target, flow, xy_crop = prepare_pair(reference_rgb, target_rgb, xy_img,
+                                                        PrepSettings(size=size, flow_size=160))
+        refs.append(reference)
+        targets.append(target)
+        flows.append(flow_image(flow))
+        masks.append(sample_masks(xy_crop, size, grid, model.vocab))
+    config = model.config
+    return PairBatch(
+        masks=torch.from_numpy(np.stack(masks)),
+        target=model.prepare_images(np.stack(targets)) if config.needs_target else None,
+        reference=model.prepare_images(np.stack(refs)) if config.needs_reference else None,
+        flow=model.prepare_images(np.stack(flows)) if config.needs_flow else None,
+    )
+
+
+@pytest.mark.parametrize("input_mode", ["flow", "apex+diff"])
+def test_every_faster_mode_agrees_with_fp32_within_the_stated_tolerance(face_pairs, input_mode):
+    model = _model(input_mode)
+    batch = _real_batch(model, face_pairs)
+    reference = predict_probs(model, batch)  # (3, n_au)
+    # The check is only meaningful if the probabilities are not all the same value.
+    assert float(reference.max() - reference.min()) > 0.05
+    faster = [mode for mode in supported_modes("cpu") if mode != "fp32"]
+    assert "bf16" in faster and "int8" in faster  # x86 with AVX2 runs both
+    for mode in faster:
+        fast = apply_speed_mode(model, mode, "cpu", copy_model=True)
+        diff = parity_check(model, fast, batch)
+        assert diff <= DEFAULT_TOLERANCE, f"{mode}: max |dp| {diff:.4f} > {DEFAULT_TOLERANCE}"
+        assert not torch.equal(predict_probs(fast, batch), reference), f"{mode} changed nothing"
+    # The reference network itself was left as it was (copies convert, the original stays fp32).
+    assert model.log_tau.dtype == torch.float32
+    assert isinstance(model.pta.key, torch.nn.Linear)
+    assert torch.equal(predict_probs(model, batch), reference)
+
+
+def test_the_modes_really_change_the_arithmetic():
+    model = _model("flow")
+    bf16 = apply_speed_mode(model, "bf16", "cpu", copy_model=True)
+    int8 = apply_speed_mode(model, "int8", "cpu", copy_model=True)
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    quantised = [m for m in int8.backbone.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert len(quantised) == 4 * 2  # both MLP layers of each of the 4 blocks
+    assert isinstance(int8.pta.key, torch.nn.Linear)  # the heads stay fp32
+    # int8 shares every tensor it does not convert with the fp32 network: no second fp32 copy.
+    assert int8.backbone.visual.positional_embedding.data_ptr() == \
+        model.backbone.visual.positional_embedding.data_ptr()
+
+
+def test_the_start_up_choice_picks_a_mode_within_tolerance_and_says_why_the_others_lost():
+    model = _model("flow")
+    batch = sample_batch(model, 2)
+    choice = choose_fastest_mode(model, batch, repeats=1, probe_bf16=False)
+    assert choice.mode in SPEED_MODES
+    assert choice.diffs[choice.mode] <= DEFAULT_TOLERANCE
+    assert parity_check(model, choice.model, batch) <= DEFAULT_TOLERANCE
+    assert set(choice.timings_ms) == set(supported_modes("cpu"))
+    assert set(choice.rejected) == set(supported_modes("cpu")) - {choice.mode}
+    assert choice.summary().startswith(choice.mode)
+
+
+def test_a_mode_outside_the_tolerance_is_never_chosen():
+    model = _model("flow")
+    choice = choose_fastest_mode(model, sample_batch(model, 1), tolerance=0.0, repeats=1,
+                                 probe_bf16=False)
+    assert choice.mode == "fp32"
+    for mode in ("bf16", "int8"):
+        assert choice.diffs[mode] > 0.0
+        assert mode in choice.rejected
+
+
+def test_the_bf16_probe_runs_the_network_in_bf16_only_where_bf16_is_not_far_slower():
+    model = _model("flow")
+    ratio = bf16_matmul_ratio()
+    choice = choose_fastest_mode(model, sample_batch(model, 1), repeats=1)
+    if ratio > 2.0:  # emulated bf16 (e.g. AVX2-only CPUs): rejected from the probe alone
+        assert "bf16" not in choice.timings_ms and "bf16" not in choice.diffs
+        assert "slower than fp32 on this CPU" in choice.rejected["bf16"]
+    else:  # bf16 units: the network really runs in bf16 and its parity is measured
+        assert "bf16" in choice.diffs
+
+
+def test_racing_thread_counts_sets_the_winner_for_the_process():
+    model = _model("flow")
+    before = torch.get_num_threads()
+    try:
+        choice = choose_fastest_mode(model, sample_batch(model, 1), modes=("fp32", "int8"),
+                                     repeats=1, threads=(1, 2))
+        assert choice.threads in (1, 2)
+        assert torch.get_num_threads() == choice.threads
+        assert set(choice.timings_by_threads[choice.mode]) == {1, 2}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_an_explicit_mode_is_applied_and_an_unknown_one_is_a_user_error():
+    model = _model("flow")
+    fast, choice = select_speed_mode(model, "int8", "cpu")
+    assert choice.mode == "int8" and choice.diffs["int8"] <= DEFAULT_TOLERANCE
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in fast.modules())
+    with pytest.raises(UserError, match="fp16.*auto, fp32, bf16, int8"):
+        select_speed_mode(model, "fp16", "cpu")
+
+
+# -- the Predictor: the speed mode the window and `analyze` run ------------------------------
+
+
+@pytest.fixture(scope="module")
+def diff_checkpoint(tmp_path_factory):
+    """A real tiny checkpoint whose input mode encodes the reference (its tokens are cached)."""
+    from test_inference_fixtures import save_tiny_checkpoint
+
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("weights") / "diff", "apex+diff", seed=2)
+
+
+def _predict(predictor, face_pairs):
+    return np.stack([predictor.predict(target, reference, 10 + k, 0).probs
+                     for k, (reference, target, _) in enumerate(face_pairs)])  # (3, n_au)
+
+
+def test_the_predictor_runs_the_mode_auto_chose_and_agrees_with_fp32_on_a_real_face(
+        diff_checkpoint, face_pairs):
+    from microau_gui.inference.predictor import Predictor
+
+    with Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="fp32") as exact:
+        assert exact.speed_mode == "fp32"
+        expected = _predict(exact, face_pairs)
+    with Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="auto") as auto:
+        choice = auto.speed_choice
+        assert auto.speed_mode == choice.mode and choice.mode in SPEED_MODES
+        # The chosen mode passed the parity check; every other mode says why it lost.
+        assert choice.diffs[choice.mode] <= DEFAULT_TOLERANCE
+        assert set(choice.rejected) == set(supported_modes("cpu")) - {choice.mode}
+        assert choice.model is None  # the predictor alone holds the network it runs
+        dtypes = {p.dtype for p in auto.model.parameters()}
+        assert dtypes == ({torch.bfloat16} if choice.mode == "bf16" else {torch.float32})
+        got = _predict(auto, face_pairs)
+    assert np.abs(got - expected).max() <= DEFAULT_TOLERANCE
+
+
+def test_an_explicit_int8_predictor_is_quantised_and_within_tolerance(diff_checkpoint, face_pairs):
+    from microau_gui.inference.predictor import Predictor
+
+    with Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="fp32") as exact:
+        expected = _predict(exact, face_pairs)
+    with Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="int8") as int8:
+        assert int8.speed_mode == "int8"
+        assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.model.modules())
+        got = _predict(int8, face_pairs)
+    diff = np.abs(got - expected).max()
+    assert 0.0 < diff <= DEFAULT_TOLERANCE  # quantised arithmetic, same answers within tolerance
+
+
+def test_an_unknown_predictor_speed_mode_is_a_user_error_naming_the_choices(diff_checkpoint):
+    from microau_gui.inference.predictor import Predictor
+
+    with pytest.raises(UserError, match="'fast'.*auto, fp32, bf16, int8"):
+        Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="fast")

@@ -1,0 +1,138 @@
+"""The GPU path: the decode + landmark producer and batched runs (CPU), and CUDA itself (CUDA only).
+
+Real parts: a real H.264 file written by the media layer from a real face photo, MediaPipe,
+a real open_clip tiny Micro-AU CLIP. The CUDA tests run only where a CUDA device exists.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from microau_gui.face.landmarks import FaceMesh
+from microau_gui.inference.gpu import (batched_throughput, landmark_producer, model_for_device,
+                                       pinned_upload, upload_pair_arrays)
+from microau_gui.inference.speed import DEFAULT_TOLERANCE, predict_probs, sample_arrays
+from microau_gui.media import open_media, write_video
+from microau_gui.model.config import MicroAUConfig
+from microau_gui.model.network import MicroAUCLIP
+
+torch.set_num_threads(1)
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory, grace_hopper_path):
+    """12 frames of a real face drifting by a pixel or two, as H.264."""
+    rgb = cv2.cvtColor(cv2.imread(str(grace_hopper_path)), cv2.COLOR_BGR2RGB)
+    rgb = cv2.resize(rgb, (320, 400))
+    frames = []
+    for k in range(12):
+        warp = np.float32([[1, 0, 1.5 * np.sin(k / 3)], [0, 1, np.cos(k / 4)]])
+        frames.append(cv2.warpAffine(rgb, warp, (320, 400), borderMode=cv2.BORDER_REPLICATE))
+    path = tmp_path_factory.mktemp("gpu") / "face.mp4"
+    write_video(path, frames, fps=30)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(5)
+    model = MicroAUCLIP(MicroAUConfig.tiny(input_mode="apex+flow"), load_pretrained=False).eval()
+    model.drop_text_tower()
+    return model
+
+
+def test_the_producer_thread_tracks_the_same_landmarks_as_tracking_inline(face_video):
+    with open_media(face_video) as source, FaceMesh(static=False) as mesh:
+        inline = [mesh.detect(rgb) for _, rgb in source.iter_frames()]
+    with open_media(face_video) as source:
+        produced = list(landmark_producer(source.iter_frames(), needs=lambda idx: idx % 3 != 1))
+    assert [f.frame_idx for f in produced] == list(range(12))
+    for frame, expected in zip(produced, inline):
+        if frame.frame_idx % 3 == 1:
+            assert frame.landmarks is None  # not asked for
+            continue
+        assert frame.landmarks and expected
+        # Frames skipped by `needs` change what the tracker carries over, so allow a few px.
+        assert np.abs(frame.landmarks.xy_img - expected.xy_img).max() < 5.0
+
+
+def test_a_producer_error_reaches_the_consumer(face_video):
+    def broken():
+        with open_media(face_video) as source:
+            for frame_idx, rgb in source.iter_frames():
+                if frame_idx == 4:
+                    raise ValueError("frame 4 is corrupt")
+                yield frame_idx, rgb
+
+    seen = []
+    with pytest.raises(ValueError, match="frame 4 is corrupt"):
+        for frame in landmark_producer(broken()):
+            seen.append(frame.frame_idx)
+    assert seen == [0, 1, 2, 3]
+
+
+def test_batched_runs_with_a_producer_give_the_direct_forward_probabilities(tiny_model):
+    batches = [sample_arrays(tiny_model, 3, seed=s) for s in range(3)]
+    n_frames, seconds, probs = batched_throughput(tiny_model, iter(batches))
+    assert n_frames == 9 and seconds > 0
+    with torch.inference_mode():
+        direct = torch.cat([tiny_model(upload_pair_arrays(tiny_model, b)).probs for b in batches])
+    np.testing.assert_allclose(probs, direct.numpy(), atol=1e-6)
+
+
+@cuda_only
+def test_pinned_upload_lands_on_the_gpu_unchanged():
+    array = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    tensor = pinned_upload(array, "cuda")
+    assert tensor.device.type == "cuda"
+    np.testing.assert_array_equal(tensor.cpu().numpy(), array)
+
+
+@cuda_only
+def test_cuda_auto_mode_agrees_with_cpu_fp32_within_tolerance(tiny_model):
+    import copy
+
+    cpu_arrays = sample_arrays(tiny_model, 4)
+    with torch.inference_mode():
+        expected = tiny_model(upload_pair_arrays(tiny_model, cpu_arrays)).probs.numpy()
+    gpu_model, choice = model_for_device(copy.deepcopy(tiny_model), "cuda", "auto")
+    assert choice.mode in ("fp32", "bf16") and gpu_model.log_tau.device.type == "cuda"
+    n_frames, _, probs = batched_throughput(gpu_model, iter([cpu_arrays]))
+    assert n_frames == 4
+    assert np.abs(probs - expected).max() <= DEFAULT_TOLERANCE
+
+
+@cuda_only
+def test_bf16_weights_on_cuda_agree_with_fp32(tiny_model):
+    import copy
+
+    from microau_gui.inference.speed import sample_batch
+
+    gpu_model, choice = model_for_device(copy.deepcopy(tiny_model), "cuda", "bf16")
+    assert {p.dtype for p in gpu_model.parameters()} == {torch.bfloat16}
+    batch = sample_batch(tiny_model, 2)
+    diff = (predict_probs(gpu_model, batch) - predict_probs(tiny_model, batch)).abs().max()
+    assert float(diff) <= DEFAULT_TOLERANCE
+
+
+@cuda_only
+def test_the_predictor_on_cuda_agrees_with_the_cpu_fp32_predictor(tmp_path, grace_hopper_path):
+    from test_inference_fixtures import brow_raise, read_rgb, save_tiny_checkpoint
+
+    from microau_gui.inference.predictor import Predictor
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "diff", "apex+diff", seed=4)
+    reference = read_rgb(grace_hopper_path)
+    with FaceMesh(static=True) as mesh:
+        box = mesh.detect(reference).box
+    target = brow_raise(reference, box, px=2.0)
+    with Predictor.from_checkpoint(checkpoint, device="cpu", speed_mode="fp32") as cpu:
+        expected = cpu.predict(target, reference, 1, 0).probs
+    with Predictor.from_checkpoint(checkpoint, device="auto", speed_mode="auto") as gpu:
+        assert gpu.device == "cuda" and gpu.speed_mode in ("fp32", "bf16")
+        got = gpu.predict(target, reference, 1, 0).probs
+    assert np.abs(got - expected).max() <= DEFAULT_TOLERANCE
