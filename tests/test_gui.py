@@ -132,14 +132,21 @@ def test_dragging_an_event_edge_previews_live_and_is_one_undo_step(qtbot, window
 
     previews = []
     timeline.span_previewed.connect(lambda *args: previews.append(args))
-    before = session.project.dump()
+    before = _annotations(session.project)
     _drag(qtbot, view.viewport(), to_widget(20.5, 0.5), to_widget(30.5, 0.5))
     qtbot.waitUntil(lambda: session.project.event(event.id).offset != 20, timeout=3000)
     assert len(previews) > 1  # the span followed the mouse while dragging
     assert session.project.event(event.id).offset == 30
     assert session.undo_stack.count() == 1  # ... and the release made ONE edit
     session.undo_stack.undo()
-    assert session.project.dump() == before
+    assert _annotations(session.project) == before
+
+
+def _annotations(project) -> dict:
+    """The tables an annotation edit touches; the model the session registers when it finishes
+    loading (model_versions), and its cached predictions, may arrive at any time."""
+    return {table: rows for table, rows in project.dump().items()
+            if table not in ("model_versions", "predictions", "project_meta")}
 
 
 def test_a_worker_failure_shows_a_message_and_the_window_keeps_working(qtbot, window, face_clip):
