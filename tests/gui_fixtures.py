@@ -49,3 +49,11 @@ def save_tiny_weights(folder: Path, name: str, input_mode: str) -> Path:
     torch.manual_seed(0)
     save_checkpoint(MicroAUCLIP(MicroAUConfig.tiny(input_mode=input_mode)).eval(), folder / name)
     return folder
+
+
+def annotation_tables(project) -> dict:
+    """Every table of `project.dump()` an annotation edit can touch. Left out: the model version
+    the session registers when its model finishes loading and that model's cached predictions
+    (both may arrive at any moment), and project_meta (where the review queue keeps its marks)."""
+    return {table: rows for table, rows in project.dump().items()
+            if table not in ("model_versions", "predictions", "project_meta")}

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
-from gui_fixtures import shown_window
+from gui_fixtures import annotation_tables, shown_window
 from test_session_fixtures import demo_copy, face_clip, read_frame  # noqa: F401
 
 from microau_gui.gui import app as gui_app
@@ -40,7 +40,7 @@ def test_keys_mark_an_event_toggle_aus_and_undo_redo_restore_the_store(qtbot, wi
     _open(qtbot, window, demo_copy or face_clip)
     session = window.session
     project = session.project
-    before = project.dump()
+    before = annotation_tables(project)
     n_events = len(project.events())
     start = session.frame_idx
     for _ in range(3):
@@ -67,16 +67,16 @@ def test_keys_mark_an_event_toggle_aus_and_undo_redo_restore_the_store(qtbot, wi
     assert coded == {first, ninth}
     assert window.au_panel.rows[first].toggle.isChecked()  # the panel shows the coding
     assert "Set AUs" in window.actions["undo"].text()  # Edit > Undo names the command
-    after = project.dump()
+    after = annotation_tables(project)
 
     for _ in range(3):
         _key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert project.dump() == before
+    assert annotation_tables(project) == before
     assert not window.actions["undo"].isEnabled()
     for _ in range(3):
         _key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
              | Qt.KeyboardModifier.ShiftModifier)
-    assert project.dump() == after
+    assert annotation_tables(project) == after
 
 
 def test_shortcuts_dialog_lists_every_bound_key(qtbot, window):
@@ -132,21 +132,14 @@ def test_dragging_an_event_edge_previews_live_and_is_one_undo_step(qtbot, window
 
     previews = []
     timeline.span_previewed.connect(lambda *args: previews.append(args))
-    before = _annotations(session.project)
+    before = annotation_tables(session.project)
     _drag(qtbot, view.viewport(), to_widget(20.5, 0.5), to_widget(30.5, 0.5))
     qtbot.waitUntil(lambda: session.project.event(event.id).offset != 20, timeout=3000)
     assert len(previews) > 1  # the span followed the mouse while dragging
     assert session.project.event(event.id).offset == 30
     assert session.undo_stack.count() == 1  # ... and the release made ONE edit
     session.undo_stack.undo()
-    assert _annotations(session.project) == before
-
-
-def _annotations(project) -> dict:
-    """The tables an annotation edit touches; the model the session registers when it finishes
-    loading (model_versions), and its cached predictions, may arrive at any time."""
-    return {table: rows for table, rows in project.dump().items()
-            if table not in ("model_versions", "predictions", "project_meta")}
+    assert annotation_tables(session.project) == before
 
 
 def test_a_worker_failure_shows_a_message_and_the_window_keeps_working(qtbot, window, face_clip):

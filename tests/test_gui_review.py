@@ -8,6 +8,7 @@ spotter in its worker thread, the real model through the inference worker, a rea
 from __future__ import annotations
 
 import pytest
+from gui_fixtures import annotation_tables
 from PySide6.QtCore import Qt
 from test_gui_review_fixtures import (  # noqa: F401
     interview,
@@ -23,11 +24,6 @@ from microau_gui.session.session import ProjectSession
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
 
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
-
-
-def _annotations(project) -> dict:
-    """Every table but project_meta, where the review queue keeps its candidates and marks."""
-    return {table: rows for table, rows in project.dump().items() if table != "project_meta"}
 
 
 def _spot(qtbot, window) -> tuple:
@@ -80,7 +76,7 @@ def test_spotted_candidates_are_ranked_accepted_with_the_model_aus_and_rejected(
     expected = {code for code, p in zip(prediction.vocab, prediction.probs) if p >= 0.5}
     assert expected, "the model sees no AU at the apex: the test cannot tell AUs were taken"
     project = session.project
-    before = _annotations(project)
+    before = annotation_tables(project)
     steps = session.undo_stack.count()
     qtbot.keyClick(window, Qt.Key.Key_Y)
     [event] = project.events()
@@ -97,7 +93,7 @@ def test_spotted_candidates_are_ranked_accepted_with_the_model_aus_and_rejected(
             == expected ^ {session.vocab[0]})
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert _annotations(project) == before  # undo removed the accepted event
+    assert annotation_tables(project) == before  # undo removed the accepted event
     assert queue.status(0) is ItemStatus.PENDING
 
     # X rejects the current candidate and the queue moves on to the next one.
