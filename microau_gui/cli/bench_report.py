@@ -1,7 +1,7 @@
 """The `bench` report: figure entries, targets, the key list, the printed table and the atomic write.
 
 Owns: `Target`, `TARGETS`, `FIGURE_KEYS`, `figure`, `skipped`, `failed`, `percentile`,
-`machine_info`, `format_table`, `write_report`. May import core and the standard library (psutil
+`machine_info`, `format_table`. May import core and the standard library (psutil
 and torch lazily, for the machine block); the CLI layer may import every layer, this module needs
 none.
 
@@ -17,14 +17,12 @@ which CPU the report was measured on, and `load_avg` how busy it was.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from microau_gui.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -221,13 +219,3 @@ def format_table(report: dict) -> str:
         lines.append("  ".join(str(cell).ljust(widths[i]) if i < 4 else str(cell)
                                for i, cell in enumerate(row)).rstrip())
     return "\n".join(lines)
-
-
-def write_report(path: Path, report: dict) -> None:
-    """Write the JSON under a temporary name and rename it: never a half-written report."""
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror or err}; choose another --out") from None

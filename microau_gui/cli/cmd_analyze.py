@@ -37,13 +37,13 @@ are cached per model version, and frames already cached with the same reference 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 
 NAME = "analyze"
@@ -188,7 +188,7 @@ def _analyze(args, out: Path, media_path: Path, start: int, stop: int | None, po
                 close_bar()
                 sink.discard()
             sidecar = _sidecar(args, out, sink.columns, predictor, info, options, result, project)
-        _write_json(Path(f"{out}.json"), sidecar)
+        write_json(Path(f"{out}.json"), sidecar)
     except BaseException:
         if created and not project.videos():
             _remove_project(project)  # bad media or model: leave no empty project behind
@@ -296,12 +296,3 @@ def _sidecar(args, out: Path, columns, predictor, info, options, result, project
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror or err}; choose another --out") from None

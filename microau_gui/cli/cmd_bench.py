@@ -45,6 +45,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 
 NAME = "bench"
@@ -301,7 +302,7 @@ def run(args) -> int:
     import torch
 
     from microau_gui.cli.bench_report import (FIGURE_KEYS, failed, format_table, load_average,
-                                              machine_info, skipped, write_report)
+                                              machine_info, skipped)
 
     out = Path(args.out)
     _check_out(out)
@@ -342,7 +343,7 @@ def run(args) -> int:
     report["figures"] = {key: bench.figures[key] for key in FIGURE_KEYS}
     report["machine"]["load_avg_end"] = load_average()
     report["seconds"] = round(time.perf_counter() - bench.started, 1)
-    write_report(out, report)
+    write_json(out, report)
     print(format_table(report))
     missed = [k for k, v in report["figures"].items() if v.get("met") is False]
     print(f"{len(FIGURE_KEYS)} figures in {report['seconds']:.0f} s -> {out}"

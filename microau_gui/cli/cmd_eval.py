@@ -16,10 +16,10 @@ A subject the model was trained on is named in a warning: those scores are not h
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 
 NAME = "eval"
@@ -83,8 +83,5 @@ def run(args) -> int:
         report["model"] = card.version
         report["trained_on_subjects"] = list(result.seen_subjects)
     if args.json:
-        try:
-            Path(args.json).expanduser().write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        except OSError as err:
-            raise UserError(f"cannot write {args.json}: {err.strerror or err}") from None
+        write_json(args.json, report)
     return 0

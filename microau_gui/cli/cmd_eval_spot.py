@@ -11,9 +11,9 @@ overall and for micro and macro; `--json` writes `{"overall": {...}, "micro": {.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 
 NAME = "eval-spot"
@@ -60,8 +60,5 @@ def run(args) -> int:
         print(f"{name:8s} {row['precision']:9.3f} {row['recall']:7.3f} {row['f1']:6.3f} "
               f"{row['tp']:5d} {row['fp']:5d} {row['fn']:5d}")
     if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        except OSError as err:
-            raise UserError(f"cannot write {args.json}: {err.strerror or err}") from None
+        write_json(args.json, report)
     return 0

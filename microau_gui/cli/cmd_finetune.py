@@ -24,11 +24,11 @@ were measured on (every subject under leave-one-subject-out), "per_au" as in `tr
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
+from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 
 NAME = "finetune"
@@ -108,7 +108,7 @@ def run(args) -> int:
             bar.close()
     _print_result(result, version)
     if json_path is not None:
-        _write_json(json_path, result.to_json())
+        write_json(json_path, result.to_json())
     return 0
 
 
@@ -150,13 +150,6 @@ def _print_result(result, version) -> None:
     state = "active" if version.active else "not active; activate it in the window or rerun with --activate"
     print(f"saved {result.checkpoint} ({result.card.version}) in {result.seconds:.1f} s; registered as "
           f"version {version.name!r} ({state})")
-
-
-def _write_json(path: Path, report: dict) -> None:
-    try:
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 class _Bar:

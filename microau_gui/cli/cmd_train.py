@@ -24,10 +24,10 @@ JSON (DESIGN.md section 3): {"method", "protocol", "n_samples", "n_subjects", "m
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 
 NAME = "train"
@@ -113,7 +113,7 @@ def run(args) -> int:
     finally:
         bars.close()
     if args.json:
-        _write_json(Path(args.json), report)
+        write_json(args.json, report)
     return 0
 
 
@@ -193,13 +193,6 @@ def _train_all(args, data, config, settings, device, bars) -> dict:
     report["settings"] = runs.settings_json(config, settings, data)
     report["model"] = card.version
     return report
-
-
-def _write_json(path: Path, report: dict) -> None:
-    try:
-        path.expanduser().write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 class _Bars:
