@@ -283,7 +283,8 @@ def test_hud_shows_frame_time_fps_reference_and_model_version(qtbot, model_windo
     assert first[0].split() == ["frame", "0", "/", str(CLIP_FRAMES - 1), "t", "0.000", "s",
                                 f"{fps:g}", "fps"]
     assert first[1].startswith("ref 0 (sliding)")
-    assert first[2].startswith(f"model {session.model.model_version} · CPU")
+    assert first[2].startswith(f"model {session.model.model_version} · CPU {session.model.speed_mode}")
+    assert session.model.speed_mode in ("fp32", "int8", "bf16")
     assert first[3] == "prediction ✓"
     assert hud.isVisible() and hud.width() > 0
 

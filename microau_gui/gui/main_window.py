@@ -271,7 +271,7 @@ class MainWindow(QMainWindow):
         if model is None:
             lines.append("model: none" + (" (see banner)" if self._unloaded_reason else " (loading…)"))
         else:
-            lines.append(f"model {model.model_version} · {model.device.upper()}"
+            lines.append(f"model {model.model_version} · {model.device.upper()} {model.speed_mode}"
                          + (" · DEMO" if model.is_demo else ""))
             pred = s.prediction
             if pred is not None and pred.frame_idx == shown:

@@ -106,6 +106,8 @@ class ModelBar(QWidget):
 
     def _on_session_model_loaded(self, loaded: ModelLoaded) -> None:
         self.device.setText(loaded.device.upper())
+        self.device.setToolTip(f"runs on {loaded.device.upper()} in {loaded.speed_mode}: "
+                               f"{loaded.speed_summary}")
         self.device.setProperty("kind", "cuda" if loaded.device == "cuda" else "cpu")
         self.device.style().polish(self.device)
         self.refresh()
@@ -147,6 +149,7 @@ class ModelCardDialog(QDialog):
             ("Version", loaded.model_version),
             ("Checkpoint", str(loaded.checkpoint)),
             ("Device", loaded.device.upper()),
+            ("Speed mode", f"{loaded.speed_mode} ({loaded.speed_summary})"),
             ("Pretrained backbone", "yes" if loaded.pretrained_loaded else "NO (random weights)"),
             ("Demo model", "yes (synthetic training data)" if loaded.is_demo else "no"),
             ("AU vocabulary", " ".join(loaded.vocab)),

@@ -119,6 +119,7 @@ class InferenceWorker(Worker):
             model_version_id=request.model_version_id, checkpoint=request.checkpoint,
             vocab=tuple(predictor.vocab), card=dict(predictor.card), device=predictor.device,
             pretrained_loaded=bool(predictor.pretrained_loaded), is_demo=bool(predictor.is_demo),
+            speed_mode=predictor.speed_mode, speed_summary=predictor.speed_choice.summary(),
         )
         log.info("model %s loaded on %s, speed mode %s", predictor.model_version, predictor.device,
                  predictor.speed_choice.summary())

@@ -71,6 +71,8 @@ class ModelLoaded:
     device: str = "cpu"  # "cpu" or "cuda"
     pretrained_loaded: bool = True  # False: the backbone runs on random weights
     is_demo: bool = False  # the bundled demo model (trained on synthetic data)
+    speed_mode: str = "fp32"  # how it runs: "fp32", "bf16" or "int8" (inference.speed)
+    speed_summary: str = ""  # why: the start-up race and parity check, one line
 
 
 @dataclass(frozen=True)
