@@ -19,9 +19,9 @@ def test_gated_analysis_covers_every_micro_apex_with_a_fifth_of_the_frames(tmp_p
 
     from microau_gui.synth.long_video import LongConfig, generate_long_videos
 
-    # 12 micro-expressions a minute (3x the default) so "every apex" covers several events
-    config = replace(LongConfig(), micro_per_min=12.0)
-    synth = generate_long_videos(tmp_path / "long_ds", videos=1, seconds=20.0, seed=0, config=config)
+    # 8 micro-expressions a minute (twice the default) so "every apex" covers several events
+    config = replace(LongConfig(), micro_per_min=8.0)
+    synth = generate_long_videos(tmp_path / "long_ds", videos=1, seconds=30.0, seed=0, config=config)
     video = synth.videos[0]
     apexes = [s.apex for s in synth.samples if s.expression_type == "micro"]
     assert len(apexes) >= 3, "the synthetic interview should hold several micro-expressions"

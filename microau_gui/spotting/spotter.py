@@ -61,7 +61,11 @@ class SpotConfig:
     min_z: float = 6.0  # T is never below this many noise units (a still video gives nothing)
     macro_threshold_p: float = 0.1  # the same on the macro scale, where expressions dwarf noise
     macro_min_z: float = 8.0  # the floor on the macro scale
-    edge_frac: float = 0.05  # onset/offset: the apex region's z falls below this fraction of its apex
+    # onset/offset: the apex region's z falls below this fraction of its apex. 0.1 rather than
+    # 0.05: on six synthetic interviews (three of them not used to choose it) the tails of the
+    # lower floor ran on into the noise, so intervals came out too long (IoU < 0.5 with the truth)
+    # and macro-expressions split; micro F1 0.854 -> 0.899, macro F1 0.778 -> 0.938.
+    edge_frac: float = 0.1
     blink_down_frac: float = 0.0025  # eye zones moving down more than this x crop side: a blink
     region_frac: float = 0.5  # a region "moved" when its z at the apex is >= this fraction of the best
     signal: SignalConfig = field(default_factory=SignalConfig)  # how motion is measured
