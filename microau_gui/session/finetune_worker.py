@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +33,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from microau_gui.core.errors import UserError
 from microau_gui.session.models import ModelChoice
-from microau_gui.session.workers import Worker, WorkerThread, user_message
+from microau_gui.session.workers import CancellableWorker, WorkerThread, user_message
 from microau_gui.store.records import Event
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ class FinetuneDone:
     version_id: int | None = None  # the project's id of the new version once registered
 
 
-class FinetuneWorker(Worker):
+class FinetuneWorker(CancellableWorker):
     """Signals: `progressed(FinetuneProgress)`, `finished(FinetuneDone)`, `failed(str)`."""
 
     progressed = Signal(object)
@@ -71,16 +70,11 @@ class FinetuneWorker(Worker):
 
     def __init__(self):
         super().__init__()
-        self._cancel = threading.Event()
         self._failure = ""  # the last `failed` message, repeated in the FinetuneDone summary
         self.failed.connect(self._on_self_failed)
 
     def _on_self_failed(self, message: str) -> None:
         self._failure = message
-
-    def cancel(self) -> None:
-        """Ask the running fine-tune to stop (any thread); it stops within a training step."""
-        self._cancel.set()
 
     @Slot(object)
     def run(self, request: FinetuneRequest) -> None:

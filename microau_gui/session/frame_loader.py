@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal, Slot
 
-from microau_gui.media import FrameSource, open_media
-from microau_gui.session.messages import FrameLoaded, FrameRequest, MediaRef
-from microau_gui.session.workers import LatestOnly, Worker
+from microau_gui.session.messages import FrameLoaded, FrameRequest
+from microau_gui.session.workers import LatestOnly, OpenMedia, Worker
 
 # Frames kept decoded: a scrub back and forth around the playhead hits the cache, and a 200 fps
 # event of ~100 frames loops (ping-pong) without decoding twice.
@@ -25,8 +24,7 @@ class FrameLoaderWorker(Worker):
 
     def __init__(self):
         super().__init__()
-        self._source: FrameSource | None = None
-        self._media: MediaRef | None = None
+        self._media = OpenMedia(CACHE_FRAMES)
         self._mailbox = LatestOnly(self._load_now)
 
     @Slot(object)
@@ -37,7 +35,7 @@ class FrameLoaderWorker(Worker):
         self.guarded(f"loading frame {request.frame_idx}", self._decode, request)
 
     def _decode(self, request: FrameRequest) -> None:
-        source = self._source_for(request.media)
+        source = self._media.source(request.media)
         rgb = source.read(request.frame_idx)
         self.frame_loaded.emit(FrameLoaded(
             request_id=request.request_id, video_id=request.media.video_id,
@@ -45,20 +43,7 @@ class FrameLoaderWorker(Worker):
             requested_at_s=request.requested_at_s,
         ))
 
-    def _source_for(self, media: MediaRef) -> FrameSource:
-        if self._source is None or self._media != media:
-            self._close_source()
-            self._source = open_media(media.path, fps=media.fps, cache_frames=CACHE_FRAMES)
-            self._media = media
-        return self._source
-
-    def _close_source(self) -> None:
-        if self._source is not None:
-            self._source.close()
-        self._source = None
-        self._media = None
-
     @Slot()
     def shutdown(self) -> None:
         self._mailbox.take()
-        self._close_source()
+        self._media.close()

@@ -11,30 +11,21 @@ import polls between batches.
 
 from __future__ import annotations
 
-import threading
 
 from PySide6.QtCore import Signal, Slot
 
 from microau_gui.media import frame_index, open_media
 from microau_gui.session.messages import ImportRequest, JobFinished, Progress
 from microau_gui.session.opening import open_or_create_project
-from microau_gui.session.workers import Worker
+from microau_gui.session.workers import CancellableWorker
 from microau_gui.store.importers import DATASET_FPS, import_dataset
 
 
-class ImportWorker(Worker):
+class ImportWorker(CancellableWorker):
     """Signals: `progressed(Progress)`, `finished(JobFinished)`, `failed(str)`."""
 
     progressed = Signal(object)
     finished = Signal(object)
-
-    def __init__(self):
-        super().__init__()
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        """Ask the running import to stop after its current batch (any thread)."""
-        self._cancel.set()
 
     @Slot(object)
     def run(self, request: ImportRequest) -> None:

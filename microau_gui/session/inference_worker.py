@@ -31,7 +31,7 @@ from collections import OrderedDict
 from PySide6.QtCore import QTimer, Signal, Slot
 
 from microau_gui.core.types import FramePrediction
-from microau_gui.media import FrameSource, open_media
+from microau_gui.media import FrameSource
 from microau_gui.session.messages import (
     AnalysisRequest,
     JobFinished,
@@ -41,7 +41,7 @@ from microau_gui.session.messages import (
     PredictionRequest,
     Progress,
 )
-from microau_gui.session.workers import LatestOnly, Worker
+from microau_gui.session.workers import LatestOnly, OpenMedia, Worker
 from microau_gui.store.project import Project
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ class InferenceWorker(Worker):
         self._predictor = None
         self._loaded: ModelLoaded | None = None
         self._project: Project | None = None
-        self._source: FrameSource | None = None
-        self._media: MediaRef | None = None
+        self._media = OpenMedia(FRAME_CACHE_FRAMES)
         self._memory: OrderedDict[tuple[int, int, int], FramePrediction] = OrderedDict()
         self._mailbox = LatestOnly(self._predict_now)
         self._analysis: AnalysisRequest | None = None
@@ -99,7 +98,7 @@ class InferenceWorker(Worker):
             self._project.close_thread_connection()
         self._project = project
         self._memory.clear()
-        self._close_source()
+        self._media.close()
 
     @Slot(object)
     def load_model(self, request: ModelRequest) -> None:
@@ -153,7 +152,7 @@ class InferenceWorker(Worker):
         if known is not None:
             self._memory.move_to_end(key)
             return known
-        source = self._source_for(media)
+        source = self._media.source(media)
         prediction = self._from_store(media, frame_idx, reference_idx, source)
         if prediction is None:
             prediction = self._predictor.predict(source.read(frame_idx),
@@ -255,7 +254,7 @@ class InferenceWorker(Worker):
                                   frame_idxs) -> list[FramePrediction]:
         from microau_gui.inference.predictor import FramePair
 
-        source = self._source_for(request.media)
+        source = self._media.source(request.media)
         pairs = []
         for frame_idx in frame_idxs:
             reference_idx = self._analysis_reference(request, frame_idx)
@@ -284,19 +283,6 @@ class InferenceWorker(Worker):
 
     # -- resources -----------------------------------------------------------------------------
 
-    def _source_for(self, media: MediaRef) -> FrameSource:
-        if self._source is None or self._media != media:
-            self._close_source()
-            self._source = open_media(media.path, fps=media.fps, cache_frames=FRAME_CACHE_FRAMES)
-            self._media = media
-        return self._source
-
-    def _close_source(self) -> None:
-        if self._source is not None:
-            self._source.close()
-        self._source = None
-        self._media = None
-
     def _close_predictor(self) -> None:
         if self._predictor is not None:
             self._predictor.close()
@@ -308,7 +294,7 @@ class InferenceWorker(Worker):
         self._stopped = True
         self._mailbox.take()
         self.guarded("stopping analysis", self._finish_analysis, True)
-        self._close_source()
+        self._media.close()
         self.guarded("closing the model", self._close_predictor)
         if self._project is not None:
             self._project.close_thread_connection()

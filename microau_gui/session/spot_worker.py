@@ -11,13 +11,12 @@ cancelled pass stops within a second and reports `SpotDone(cancelled=True)`, nev
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from PySide6.QtCore import Signal, Slot
 
 from microau_gui.session.messages import MediaRef, Progress
-from microau_gui.session.workers import Worker
+from microau_gui.session.workers import CancellableWorker
 
 
 @dataclass(frozen=True)
@@ -40,19 +39,11 @@ class SpotDone:
     summary: str  # one line for the status bar
 
 
-class SpotWorker(Worker):
+class SpotWorker(CancellableWorker):
     """Signals: `progressed(Progress)`, `finished(SpotDone)`, `failed(str)`."""
 
     progressed = Signal(object)
     finished = Signal(object)
-
-    def __init__(self):
-        super().__init__()
-        self._cancel = threading.Event()
-
-    def cancel(self) -> None:
-        """Ask the running pass to stop (any thread)."""
-        self._cancel.set()
 
     @Slot(object)
     def run(self, request: SpotRequest) -> None:

@@ -1,8 +1,9 @@
 """The base of every worker and the thread that runs it.
 
-Owns: `Worker` (a QObject with a `failed` signal and a guarded call helper), `LatestOnly` (the
-"newest request wins" mailbox) and `WorkerThread` (start, stop and join one worker's QThread).
-May import PySide6.QtCore and core; no widgets.
+Owns: `Worker` (a QObject with a `failed` signal and a guarded call helper), `CancellableWorker`
+(a worker whose long job polls a cancel flag), `OpenMedia` (a worker's own frame source of the
+media it last read), `LatestOnly` (the "newest request wins" mailbox) and `WorkerThread` (start,
+stop and join one worker's QThread). May import PySide6.QtCore, media and core; no widgets.
 
 Rules every worker follows (DESIGN.md section 3):
 - it lives in its own QThread and is only ever called through queued signals or
@@ -16,12 +17,14 @@ Rules every worker follows (DESIGN.md section 3):
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from microau_gui.core.errors import UserError
+from microau_gui.media import FrameSource, open_media
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,44 @@ class Worker(QObject):
     @Slot()
     def shutdown(self) -> None:
         """Release resources; called on the worker's thread just before the thread quits."""
+
+
+class CancellableWorker(Worker):
+    """A worker running one long job that polls `self._cancel` (passed on as `should_cancel`)."""
+
+    def __init__(self):
+        super().__init__()
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the running job to stop (any thread: it only sets the event the job polls)."""
+        self._cancel.set()
+
+
+class OpenMedia:
+    """The frame source of the media a worker last read, reopened when the media changes.
+
+    Frame sources are not thread-safe, so each worker keeps its own; `media` is a
+    `session.messages.MediaRef` (path, fps).
+    """
+
+    def __init__(self, cache_frames: int):
+        self.cache_frames = cache_frames  # decoded frames the source keeps (media LRU cache)
+        self._source: FrameSource | None = None
+        self._media = None
+
+    def source(self, media) -> FrameSource:
+        if self._source is None or self._media != media:
+            self.close()
+            self._source = open_media(media.path, fps=media.fps, cache_frames=self.cache_frames)
+            self._media = media
+        return self._source
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+        self._source = None
+        self._media = None
 
 
 class LatestOnly:
