@@ -26,33 +26,32 @@ def _all_modules(package: str) -> list[str]:
     return [package] + [m.name for m in pkgutil.walk_packages(pkg.__path__, prefix=package + ".")]
 
 
-@pytest.mark.parametrize("package", NON_GUI)
-def test_non_gui_package_does_not_load_qt(package):
+def _loaded_by_importing(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    """The modules named in `forbidden` (or below them) that a fresh interpreter has loaded after
+    importing every module of `package`."""
     modules = sorted(set(_all_modules(package)))
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6'))\n"
+        f"bad = sorted(m for m in sys.modules if any(m == f or m.startswith(f + '.') for f in {forbidden!r}))\n"
         "print(','.join(bad))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "", f"{package} loaded Qt: {out.stdout.strip()}"
+    return [name for name in out.stdout.strip().split(",") if name]
+
+
+@pytest.mark.parametrize("package", NON_GUI)
+def test_non_gui_package_does_not_load_qt(package):
+    loaded = _loaded_by_importing(package, ("PySide6", "pyqtgraph", "shiboken6"))
+    assert loaded == [], f"{package} loaded Qt: {loaded}"
 
 
 def test_session_layer_loads_no_widgets():
     """The session may use QtCore and QtGui (QUndoStack) but no widget or plot: import-linter
     cannot name PySide6.QtWidgets, so this is checked at run time."""
-    modules = sorted(set(_all_modules("microau_gui.session")))
-    code = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        "bad = sorted(m for m in sys.modules if m.startswith(('PySide6.QtWidgets', 'pyqtgraph')))\n"
-        "print(','.join(bad))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "", f"the session layer loaded widgets: {out.stdout.strip()}"
+    loaded = _loaded_by_importing("microau_gui.session", ("PySide6.QtWidgets", "pyqtgraph"))
+    assert loaded == [], f"the session layer loaded widgets: {loaded}"
 
 
 def test_gui_sources_never_import_torch():
