@@ -74,13 +74,13 @@ class FaceCropView(QWidget):
                 self.caption.setText("no face found in this frame")
             return
         crop = overlays.aligned_crop(self.rgb, pred.crop_to_img, self.crop_size_px, CROP_DISPLAY_PX)
-        self.crop_item.setImage(crop, autoLevels=False, levels=(0, 255))
+        self.crop_item.setImage(crop, autoLevels=False)
         self.crop_item.show()
         au_index = pred.vocab.index(self.heatmap_au) if self.heatmap_au in pred.vocab else None
         if self.heatmap_on and pred.pta_grid is not None:
             heat = overlays.grid_heatmap(pred.pta_grid, au_index, CROP_DISPLAY_PX)
             self.heat_item.setImage(overlays.heatmap_rgba(heat, self.opacity, normalise=False),
-                                    autoLevels=False, levels=(0, 255))
+                                    autoLevels=False)
             self.heat_item.show()
         else:
             self.heat_item.hide()

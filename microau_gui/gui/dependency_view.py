@@ -67,7 +67,7 @@ class _MatrixPlot:
             matrix = np.full((n, n), np.nan, dtype=np.float32)
         self.matrix = matrix
         shown = matrix / scale_max if scale_max > 0 else matrix
-        self.image.setImage(_matrix_rgba(shown, lut), autoLevels=False, levels=(0, 255))
+        self.image.setImage(_matrix_rgba(shown, lut), autoLevels=False)
         self.image.setRect(0, 0, n, n)
         self.plot.setRange(xRange=(0, n), yRange=(0, n), padding=0.02)
 
