@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QVBoxLayout, QWidget
 
 from microau_gui.core.au import au_info
 from microau_gui.gui.candidate_lane import CandidateLane
@@ -157,6 +157,14 @@ class TimelineView(QWidget):
             trace = pg.PlotDataItem(pen=pg.mkPen(QColor(r, g, b), width=1.4), symbol="o",
                                     symbolSize=3, symbolPen=None, symbolBrush=QColor(r, g, b))
             trace.setZValue(30)
+            # Only the points in view, at most a few per pixel column: an hour at 30 fps is
+            # 108,000 points per lane, and every playhead move repaints a strip across all lanes.
+            trace.setClipToView(True)
+            trace.setDownsampling(auto=True, method="peak")
+            for part in (trace.curve, trace.scatter):
+                # A playhead move repaints a 3-px strip; with a device-pixel cache the curves are
+                # blitted there instead of redrawn (timeline paint p50 3.8 -> see _PAINT note).
+                part.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             self.plot.addItem(trace)
             self._trace_items[code] = trace
         self.pending_item.setSpan(*self._lane_span(0))
