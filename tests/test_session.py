@@ -4,17 +4,23 @@ real QThreads (pytest-qt, offscreen)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import cv2
 import numpy as np
 import pytest
+from PySide6.QtCore import QMetaObject, Qt, Signal, Slot
 from gui_fixtures import annotation_tables
 from test_session_fixtures import face_clip, read_frame, session, write_face_clip  # noqa: F401
 
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.types import Sample
 from microau_gui.session import annotation
+from microau_gui.session.frame_loader import READ_AHEAD_FRAMES
 from microau_gui.session.opening import project_path_for_media, resolve_target
 from microau_gui.session.playback import SPEEDS, loop_heading_back, playback_position
+from microau_gui.session.workers import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S, Worker, WorkerThread
 from microau_gui.store.project import Project
 from microau_gui.store.records import Boundary, Event
 
@@ -158,6 +164,54 @@ def test_session_shows_the_exact_frame_asked_for(qtbot, session, face_clip):
     project_path = session.project.path
     session.open_path(face_clip)
     assert session.project.path == project_path and len(session.project.videos()) == 1
+
+
+def test_stepping_forward_shows_read_ahead_frames_at_once_and_exactly(qtbot, session, face_clip):
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(face_clip)
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.seek(20)
+    shown = []
+    session.frame_loaded.connect(lambda loaded: shown.append(loaded))
+    # The loader decodes the frames after the one on screen while idle ...
+    qtbot.waitUntil(lambda: (session.media.video_id, 20 + READ_AHEAD_FRAMES) in session._decoded,
+                    timeout=10000)
+    for frame_idx in range(21, 21 + READ_AHEAD_FRAMES):
+        session.seek(frame_idx)
+        # ... so each step forward is on screen when seek() returns, with no decode or thread hop.
+        assert session.displayed_frame_idx == frame_idx
+        assert shown[-1].frame_idx == frame_idx
+        assert np.array_equal(shown[-1].rgb, read_frame(face_clip, frame_idx))
+    # A frame far from the playhead still comes from the loader, later.
+    session.seek(55 - READ_AHEAD_FRAMES)
+    assert session.displayed_frame_idx == 20 + READ_AHEAD_FRAMES
+    qtbot.waitUntil(lambda: session.displayed_frame_idx == 55 - READ_AHEAD_FRAMES, timeout=10000)
+    assert np.array_equal(shown[-1].rgb, read_frame(face_clip, 55 - READ_AHEAD_FRAMES))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_background_workers_yield_the_cpu_and_the_gil_to_the_gui(qtbot):
+    class Probe(Worker):
+        measured = Signal(int)
+
+        @Slot()
+        def measure(self):
+            self.measured.emit(os.getpriority(os.PRIO_PROCESS, 0))  # 0: the calling thread
+
+    nice_here = os.getpriority(os.PRIO_PROCESS, 0)
+    threads = [WorkerThread(Probe(), "probe-background", background=True),
+               WorkerThread(Probe(), "probe-display")]
+    try:
+        niceness = []  # appended on the workers' threads (a plain callable runs where it is emitted)
+        for thread in threads:
+            thread.worker.measured.connect(niceness.append)
+            QMetaObject.invokeMethod(thread.worker, "measure", Qt.ConnectionType.QueuedConnection)
+            qtbot.waitUntil(lambda: len(niceness) == threads.index(thread) + 1, timeout=5000)
+    finally:
+        for thread in threads:
+            thread.stop()
+    assert niceness == [max(nice_here, BACKGROUND_NICE), nice_here]
+    assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL_S
 
 
 def test_fast_scrubbing_ends_on_the_last_requested_frame(qtbot, session, face_clip):

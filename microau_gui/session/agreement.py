@@ -186,7 +186,7 @@ class AgreementController(QObject):
         if source_a == source_b:
             raise UserError("choose two different sources to compare")
         if self._thread is None:
-            self._thread = WorkerThread(AgreementWorker(), "agreement")
+            self._thread = WorkerThread(AgreementWorker(), "agreement", background=True)
             self._thread.worker.computed.connect(self._on_worker_computed)
             self._thread.worker.failed.connect(self._on_worker_failed)
             self._requested.connect(self._thread.worker.compute)

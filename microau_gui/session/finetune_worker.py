@@ -190,7 +190,7 @@ class FinetuneController(QObject):
         request = FinetuneRequest(session._next_request_id(), snapshot, session.model.checkpoint,
                                   out, options)
         self._request = request
-        self._thread = WorkerThread(FinetuneWorker(), "finetune")
+        self._thread = WorkerThread(FinetuneWorker(), "finetune", background=True)
         worker = self._thread.worker
         worker.progressed.connect(self.progressed)
         worker.finished.connect(self._on_worker_finished)

@@ -1,20 +1,79 @@
-"""The frame-loader worker: decodes the frame the playhead is on, newest request first.
+"""The frame-loader worker and the decoded frames it shares with the GUI thread.
 
-Owns: `FrameLoaderWorker`. May import media, core, the session's messages/workers and
-PySide6.QtCore. Runs in its own QThread (see session.workers); the frame source it opens is used
-only on that thread (frame sources are not thread-safe).
+Owns: `FrameLoaderWorker`, `DecodedFrames`. May import media, core, the session's
+messages/workers and PySide6.QtCore. The worker runs in its own QThread (see session.workers);
+the frame source it opens is used only on that thread (frame sources are not thread-safe).
+
+How a frame reaches the screen:
+- The session first looks in `DecodedFrames`, a small lock-guarded LRU of decoded frames the
+  loader filled. A hit is drawn at once on the GUI thread: no thread hop, no decode.
+- Otherwise the request goes to the loader, newest request first (`LatestOnly`); it decodes the
+  frame, puts it in `DecodedFrames` and answers with `FrameLoaded`.
+- Read-ahead: after either, once no newer request waits, the loader decodes the next few frames
+  into `DecodedFrames`, one per event-loop turn (so a new request waits at most one frame's
+  decode). Stepping forward and playback then find their frame decoded. Only forward: frames
+  behind the playhead are in the cache already when the coder came from there, and when not,
+  decoding them means a seek from their keyframe, which read-ahead would only make slower.
+
+Measured (bench `gui`, tiny model analysing in the background, stepping 25 frames/s, 640x480):
+the loader's decode was 4.6 ms p50 / 12 ms p95 of the critical path and the thread hop to the
+loader and back another 2-10 ms under load; a hit costs neither.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal, Slot
+import threading
+from collections import OrderedDict
 
+import numpy as np
+from PySide6.QtCore import QTimer, Signal, Slot
+
+from microau_gui.media import FrameDecodeError
 from microau_gui.session.messages import FrameLoaded, FrameRequest
 from microau_gui.session.workers import LatestOnly, OpenMedia, Worker
 
 # Frames kept decoded: a scrub back and forth around the playhead hits the cache, and a 200 fps
 # event of ~100 frames loops (ping-pong) without decoding twice.
 CACHE_FRAMES = 160
+READ_AHEAD_FRAMES = 8  # frames decoded past the one on screen while idle (a quarter second at 30 fps)
+
+
+class DecodedFrames:
+    """Decoded frames by (video_id, frame_idx), least recently used dropped first.
+
+    Written by the loader thread, read by the GUI thread; one lock guards the dictionary. The
+    arrays are read-only (media frame sources hand out read-only arrays), so sharing them is safe.
+    """
+
+    def __init__(self, capacity: int = CACHE_FRAMES):
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._frames: OrderedDict[tuple[int, int], tuple[np.ndarray, float]] = OrderedDict()
+
+    def get(self, video_id: int, frame_idx: int) -> tuple[np.ndarray, float] | None:
+        """(rgb, t_s) of a decoded frame, or None."""
+        key = (video_id, frame_idx)
+        with self._lock:
+            hit = self._frames.get(key)
+            if hit is not None:
+                self._frames.move_to_end(key)
+            return hit
+
+    def put(self, video_id: int, frame_idx: int, rgb: np.ndarray, t_s: float) -> None:
+        key = (video_id, frame_idx)
+        with self._lock:
+            self._frames[key] = (rgb, t_s)
+            self._frames.move_to_end(key)
+            while len(self._frames) > self.capacity:
+                self._frames.popitem(last=False)
+
+    def __contains__(self, key: tuple[int, int]) -> bool:
+        with self._lock:
+            return key in self._frames
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
 
 
 class FrameLoaderWorker(Worker):
@@ -22,10 +81,13 @@ class FrameLoaderWorker(Worker):
 
     frame_loaded = Signal(object)  # FrameLoaded
 
-    def __init__(self):
+    def __init__(self, decoded: DecodedFrames):
         super().__init__()
-        self._media = OpenMedia(CACHE_FRAMES)
+        self.decoded = decoded
+        # No cache in the source itself: `decoded` is the cache, shared with the GUI thread.
+        self._media = OpenMedia(cache_frames=0)
         self._mailbox = LatestOnly(self._load_now)
+        self._ahead: tuple | None = None  # (media, next frame_idx, last frame_idx to read ahead)
 
     @Slot(object)
     def load(self, request: FrameRequest) -> None:
@@ -34,16 +96,46 @@ class FrameLoaderWorker(Worker):
     def _load_now(self, request: FrameRequest) -> None:
         self.guarded(f"loading frame {request.frame_idx}", self._decode, request)
 
+    def _read(self, media, frame_idx: int) -> tuple[np.ndarray, float]:
+        hit = self.decoded.get(media.video_id, frame_idx)
+        if hit is not None:
+            return hit
+        source = self._media.source(media)
+        rgb, t_s = source.read(frame_idx), source.time_s(frame_idx)
+        self.decoded.put(media.video_id, frame_idx, rgb, t_s)
+        return rgb, t_s
+
     def _decode(self, request: FrameRequest) -> None:
-        source = self._media.source(request.media)
-        rgb = source.read(request.frame_idx)
-        self.frame_loaded.emit(FrameLoaded(
-            request_id=request.request_id, video_id=request.media.video_id,
-            frame_idx=request.frame_idx, rgb=rgb, t_s=source.time_s(request.frame_idx),
-            requested_at_s=request.requested_at_s,
-        ))
+        if not request.shown:
+            rgb, t_s = self._read(request.media, request.frame_idx)
+            self.frame_loaded.emit(FrameLoaded(
+                request_id=request.request_id, video_id=request.media.video_id,
+                frame_idx=request.frame_idx, rgb=rgb, t_s=t_s, requested_at_s=request.requested_at_s,
+            ))
+        stop = min(request.frame_idx + READ_AHEAD_FRAMES, request.media.n_frames - 1)
+        self._ahead = (request.media, request.frame_idx + 1, stop)
+        QTimer.singleShot(0, self._read_ahead)
+
+    def _read_ahead(self) -> None:
+        """Decode one frame after the one on screen, then schedule the next."""
+        if self._ahead is None or self._mailbox.has_pending:
+            return  # a request waits: it goes first, and it restarts read-ahead from its frame
+        media, frame_idx, stop = self._ahead
+        while frame_idx <= stop and (media.video_id, frame_idx) in self.decoded:
+            frame_idx += 1
+        if frame_idx > stop:
+            self._ahead = None
+            return
+        try:
+            self._read(media, frame_idx)
+        except FrameDecodeError:
+            self._ahead = None  # the coder sees the error if the playhead gets there
+            return
+        self._ahead = (media, frame_idx + 1, stop)
+        QTimer.singleShot(0, self._read_ahead)
 
     @Slot()
     def shutdown(self) -> None:
         self._mailbox.take()
+        self._ahead = None
         self._media.close()

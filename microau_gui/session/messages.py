@@ -34,6 +34,7 @@ class FrameRequest:
     media: MediaRef
     frame_idx: int
     requested_at_s: float  # time.perf_counter() when asked, for the display-latency figure
+    shown: bool = False  # the session drew it from the shared decoded frames: only read ahead
 
 
 @dataclass(frozen=True, eq=False)

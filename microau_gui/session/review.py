@@ -528,7 +528,7 @@ class ReviewController(QObject):
             raise UserError("spotting is already running; wait for it or cancel it")
         request = SpotRequest(session._next_request_id(), session.media)
         self._spot_request = request
-        self._spotter = WorkerThread(SpotWorker(), "spotting")
+        self._spotter = WorkerThread(SpotWorker(), "spotting", background=True)
         worker = self._spotter.worker
         worker.progressed.connect(self._on_spotter_progressed)
         worker.finished.connect(self._on_spotter_finished)

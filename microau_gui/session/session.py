@@ -44,7 +44,7 @@ from microau_gui.session import annotation
 from microau_gui.session.agreement import AgreementController
 from microau_gui.session.annotation import PendingMark
 from microau_gui.session.finetune_worker import FinetuneController
-from microau_gui.session.frame_loader import FrameLoaderWorker
+from microau_gui.session.frame_loader import DecodedFrames, FrameLoaderWorker
 from microau_gui.session.import_worker import ImportWorker
 from microau_gui.session.inference_worker import InferenceWorker
 from microau_gui.session.messages import (
@@ -175,12 +175,13 @@ class ProjectSession(QObject):
         self.clock.playing_changed.connect(self.playing_changed)
         self._store_changed.connect(self._on_store_changed)
 
-        self._loader = WorkerThread(FrameLoaderWorker(), "frame-loader")
+        self._decoded = DecodedFrames()  # filled by the loader, read here: see session.frame_loader
+        self._loader = WorkerThread(FrameLoaderWorker(self._decoded), "frame-loader")
         self._frame_requested.connect(self._loader.worker.load)
         self._loader.worker.frame_loaded.connect(self._on_loader_frame_loaded)
         self._loader.worker.failed.connect(self.failed)
 
-        self._inference = WorkerThread(InferenceWorker(), "inference")
+        self._inference = WorkerThread(InferenceWorker(), "inference", background=True)
         worker = self._inference.worker
         self._prediction_requested.connect(worker.predict)
         self._model_requested.connect(worker.load_model)
@@ -289,6 +290,7 @@ class ProjectSession(QObject):
         self.undo_stack.clear()
         project, self.project = self.project, None
         self.video = self.media = None
+        self._decoded.clear()  # video ids are per project
         self.events = []
         self.selected_event = None
         self.pending = None
@@ -311,7 +313,10 @@ class ProjectSession(QObject):
                             "or relink the video")
         self.pause()
         self.video = video
-        self.media = MediaRef(video.id, video.path, video.fps, video.n_frames)
+        media = MediaRef(video.id, video.path, video.fps, video.n_frames)
+        if media != self.media:
+            self._decoded.clear()  # a relinked file may differ
+        self.media = media
         self.clock.set_media(video.fps, video.n_frames)
         self.set_loop(False)
         self.events = self.project.events(video.id)
@@ -338,11 +343,19 @@ class ProjectSession(QObject):
         self._go_to(frame_idx)
 
     def _go_to(self, frame_idx: int) -> None:
-        """Request the frame (and its prediction) from the workers."""
+        """Show the frame (at once when already decoded, else through the loader) and request
+        its prediction."""
         self.frame_idx = frame_idx
+        requested_at_s = time.perf_counter()
         self.position_changed.emit(frame_idx)
-        self._frame_requested.emit(FrameRequest(self._next_request_id(), self.media, frame_idx,
-                                                time.perf_counter()))
+        request = FrameRequest(self._next_request_id(), self.media, frame_idx, requested_at_s)
+        hit = self._decoded.get(self.media.video_id, frame_idx)
+        if hit is not None:
+            rgb, t_s = hit
+            self._on_loader_frame_loaded(FrameLoaded(request.request_id, self.media.video_id,
+                                                     frame_idx, rgb, t_s, requested_at_s))
+            request = replace(request, shown=True)  # the loader only reads ahead
+        self._frame_requested.emit(request)
         self._request_prediction()
 
     def step(self, n_frames: int) -> None:
@@ -799,7 +812,7 @@ class ProjectSession(QObject):
         request = ImportRequest(self._next_request_id(), kind, Path(sheet), Path(media_root),
                                 Path(project_path), coder, fps)
         self._import_request = request
-        self._importer = WorkerThread(ImportWorker(), "import")
+        self._importer = WorkerThread(ImportWorker(), "import", background=True)
         worker = self._importer.worker
         worker.progressed.connect(self.import_progressed)
         worker.finished.connect(self._on_importer_finished)
