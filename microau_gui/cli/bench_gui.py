@@ -8,7 +8,8 @@ What is measured: the real main window (`gui.main_window.MainWindow`) on the rea
 model is loaded, a background analysis of the whole video starts (`ProjectSession.analyze_video`),
 so the inference worker never idles, and on top of it every seek asks for a prediction of the
 frame on screen. A timer then steps the playhead one frame every `step_ms`, as holding the
-arrow key does. Latency of one frame = from the session's frame request
+arrow key does, inside a Qt event loop (`QEventLoop.exec`, as the application runs; an earlier
+version polled `processEvents` with 1 ms sleeps, which added the sleeps' wake-up delays). Latency of one frame = from the session's frame request
 (`FrameRequest.requested_at_s`) to the end of the first paint of the video viewport after that
 frame was handed to the view (`delivered_*` stop earlier: when the decoded frame reaches the
 GUI thread, before the view draws it). Requests the loader coalesced away (a newer one arrived first)
@@ -29,7 +30,7 @@ def measure_gui_latency(video: Path, weights: Path, n_steps: int, step_ms: int,
     """(p50, p95) display latency in ms; see the module docstring."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import torch
-    from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEvent, QEventLoop, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
     from microau_gui.gui.main_window import MainWindow
@@ -91,18 +92,19 @@ def measure_gui_latency(video: Path, weights: Path, n_steps: int, step_ms: int,
             steps["done"] += 1
             session.seek((session.frame_idx + 1) % n_frames)
 
+        # The application's own event loop (exec), not polling: Qt wakes the GUI thread when a
+        # timer fires or a worker's answer arrives, as it does in `make run`.
+        loop = QEventLoop()
         timer = QTimer()
         timer.setInterval(step_ms)
         timer.timeout.connect(step)
+        timer.timeout.connect(lambda: steps["done"] >= n_steps and loop.quit())
         timer.start()
-        while steps["done"] < n_steps and clock.elapsed() < timeout_s * 1000:
-            app.processEvents()
-            time.sleep(0.001)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
         timer.stop()
-        settle = time.perf_counter() + 0.5
-        while time.perf_counter() < settle:
-            app.processEvents()
-            time.sleep(0.001)
+        QTimer.singleShot(500, loop.quit)  # let the last frames paint
+        loop.exec()
         viewport.removeEventFilter(probe)
         model_version = session.model.model_version
         background = {"background_frames_analysed": analysed["frames"],
