@@ -66,17 +66,19 @@ def measure_gui_latency(video: Path, weights: Path, n_steps: int, step_ms: int,
     session = ProjectSession(device="cpu", weights=weights)
     window = MainWindow(session)
     probe = PaintProbe()
+    no_model: list[str] = []
+    session.model_unloaded.connect(no_model.append)
     try:
         session.open_path(video)
         window.resize(1280, 800)
         window.show()
         clock = QElapsedTimer()
         clock.start()
-        while session.model is None and clock.elapsed() < timeout_s * 1000:
+        while session.model is None and not no_model and clock.elapsed() < timeout_s * 1000:
             app.processEvents()
             time.sleep(0.01)
         if session.model is None:
-            raise RuntimeError(f"the model did not load within {timeout_s:.0f} s")
+            raise RuntimeError(no_model[0] if no_model else f"the model did not load within {timeout_s:.0f} s")
         finished_early: list = []
         analysed = {"frames": 0}
         session.analysis_finished.connect(finished_early.append)
