@@ -24,6 +24,17 @@ How frame N is found exactly:
   gap in the timestamps on count as missing: with B-frames a frame can be absent while later
   ones are present. `n_frames` stays what the container declares; reading a missing frame
   raises FrameDecodeError naming it; frames before it read normally and exactly.
+
+Seek proxy (media/proxy.py builds it): a long-GOP file can carry a lossless, short-GOP copy whose
+frame k decodes to the same RGB array as frame k of the original, bit for bit (checked when it is
+built). `attach_proxy(path)` makes `read()` decode from it, so a random seek decodes a few frames
+instead of up to a whole GOP. Everything that describes the video (`n_frames`, `fps`, `time_s`,
+`frame_numbers`, `keyframe_indices`, `max_gop`, `codec`, `size`) stays the original's, and so does
+`iter_frames`: sequential decoding of the lossy original is faster than of the lossless copy.
+The proxy is opened on the first read that needs it, so callers that only iterate never pay for
+its index pass. If it cannot be opened, does not match, or fails to decode, reads go back to the
+original (a warning is logged): the original is exact by definition. `n_decoded` counts the
+original's decoder only; `n_decoded_proxy` counts the proxy's.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterator
+from contextlib import closing
 from fractions import Fraction
 from pathlib import Path
 
@@ -156,8 +168,10 @@ class VideoSource(FrameSource):
 
     kind = "video"
 
-    def __init__(self, path: Path | str, cache_frames: int = DEFAULT_CACHE_FRAMES, threads: int = 1):
-        """threads: decoder threads (frame threading when > 1)."""
+    def __init__(self, path: Path | str, cache_frames: int = DEFAULT_CACHE_FRAMES, threads: int = 1,
+                 proxy: Path | str | None = None):
+        """threads: decoder threads (frame threading when > 1). proxy: a seek proxy of this file
+        (`media.proxy.find_proxy`) that `read()` decodes from; see the module docstring."""
         super().__init__(Path(path), cache_frames)
         self._container = self._open()
         self._stream = self._container.streams.video[0]
@@ -196,6 +210,16 @@ class VideoSource(FrameSource):
         self._pending: deque[av.VideoFrame] = deque()
         self._pos_idx: int | None = None  # frame_idx the decoder returned last
         self._target_pts: int | None = None
+
+        self._proxy_path: Path | None = None
+        self._proxy: VideoSource | None = None  # opened on the first read that needs it
+        self.n_decoded_proxy = 0  # frames the proxy's decoder produced for read()
+        if proxy is not None:
+            try:
+                self.attach_proxy(proxy)
+            except UserError:
+                self.close()
+                raise
 
     # -- opening ----------------------------------------------------------------------------
     def _open(self) -> av.container.InputContainer:
@@ -274,6 +298,11 @@ class VideoSource(FrameSource):
     def n_decodable(self) -> int:
         """Frames that can be read; < n_frames only for truncated files."""
         return self._n_trusted
+
+    @property
+    def pix_fmt(self) -> str | None:
+        """The decoder's pixel format (e.g. "yuv420p"); None when the container does not say."""
+        return self._stream.codec_context.pix_fmt
 
     @property
     def keyframe_indices(self) -> tuple[int, ...]:
@@ -368,9 +397,65 @@ class VideoSource(FrameSource):
                 return frame
         return None
 
+    # -- seek proxy ---------------------------------------------------------------------------
+    @property
+    def proxy_path(self) -> Path | None:
+        """The attached seek proxy, None when reads decode the original."""
+        return self._proxy_path
+
+    def attach_proxy(self, path: Path | str) -> None:
+        """Decode `read()` requests from the seek proxy at `path` from now on (frames already
+        cached stay: they are the same arrays). The proxy is opened on the next read."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"seek proxy {path} does not exist; build it again with `python main.py proxy VIDEO`")
+        self.detach_proxy()
+        self._proxy_path = path
+
+    def detach_proxy(self) -> None:
+        """Decode `read()` requests from the original again."""
+        if self._proxy is not None:
+            self._proxy.close()
+        self._proxy = None
+        self._proxy_path = None
+
+    def _drop_proxy(self, why: str) -> None:
+        log.warning("%s: not using seek proxy %s (%s); seeking in the original instead",
+                    self.name, self._proxy_path, why)
+        self.detach_proxy()
+
+    def _open_proxy(self) -> VideoSource | None:
+        """The proxy's source, opened and checked against the original; None if unusable."""
+        if self._proxy is None and self._proxy_path is not None:
+            try:
+                proxy = VideoSource(self._proxy_path, cache_frames=0, threads=1)
+            except UserError as err:
+                self._drop_proxy(str(err))
+                return None
+            if (proxy.n_frames, proxy.size) != (self._n_trusted, self._size) or proxy.is_truncated:
+                proxy.close()
+                self._drop_proxy(f"it holds {proxy.n_frames} frames of {proxy.size[0]}x{proxy.size[1]}, "
+                                 f"the original {self._n_trusted} of {self._size[0]}x{self._size[1]}")
+                return None
+            self._proxy = proxy
+        return self._proxy
+
     def _decode(self, frame_idx: int) -> np.ndarray:
         if self._container is None:
             raise ValueError(f"{self.name} is closed")
+        if frame_idx < self._n_trusted and self._proxy_path is not None:
+            proxy = self._open_proxy()
+            if proxy is not None:
+                before = proxy.n_decoded
+                try:
+                    return proxy.read(frame_idx)
+                except FrameDecodeError as err:
+                    self._drop_proxy(str(err))
+                finally:
+                    self.n_decoded_proxy += proxy.n_decoded - before
+        return self._decode_original(frame_idx)
+
+    def _decode_original(self, frame_idx: int) -> np.ndarray:
         if frame_idx >= self._n_trusted:
             raise self._missing_error(frame_idx)
         if self._pts[frame_idx] in self._bad_pts:
@@ -391,6 +476,15 @@ class VideoSource(FrameSource):
         return frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
 
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        with closing(self.iter_av_frames(start, stop)) as frames:
+            for idx, frame in frames:
+                rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
+                rgb.setflags(write=False)
+                yield idx, rgb
+
+    def iter_av_frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Like `iter_frames`, but yields the decoder's own PyAV frames in their native pixel
+        format (what the seek proxy re-encodes). Always decodes the original."""
         start, stop = self._check_range(start, stop)
         if start >= stop:
             return
@@ -412,9 +506,7 @@ class VideoSource(FrameSource):
                         "(corrupt data?); re-copy or re-export the video"
                     )
                 self.n_decoded += 1
-                rgb = frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
-                rgb.setflags(write=False)
-                yield idx, rgb
+                yield idx, frame
                 expected += 1
                 if expected >= stop or expected >= self._n_trusted:
                     break
@@ -432,6 +524,7 @@ class VideoSource(FrameSource):
 
     def close(self) -> None:
         super().close()
+        self.detach_proxy()
         self._reset_decoder()
         if self._container is not None:
             self._container.close()
