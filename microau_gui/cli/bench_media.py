@@ -1,8 +1,8 @@
 """`bench` figures of the media and face layers: decoding, random seeks, landmarks, pair preparation.
 
-Owns: `write_720p_video`, `measure_decode`, `measure_seeks`, `measure_landmarks`,
-`measure_pair_prep`. May import media, face, training (pair preparation), inference (overlay
-warping) and core; the CLI layer may import every layer.
+Owns: `write_720p_video`, `measure_decode`, `measure_seeks`, `measure_proxy_build`,
+`measure_landmarks`, `measure_pair_prep`. May import media, face, training (pair preparation),
+inference (overlay warping) and core; the CLI layer may import every layer.
 
 Inputs are generated, never downloaded: a 1280x720 H.264 file of a real public-domain face
 (matplotlib's grace_hopper.jpg) drifting slowly with sensor noise, written by `media.write_video`
@@ -11,6 +11,13 @@ with a chosen GOP, and the 640x480 synthetic long videos of `synth` for the face
 Random seeks open the file with no frame cache (`cache_frames=0`), so every request is decoded:
 from the keyframe at or before the target, or onward from the decoder's position when the
 target lies ahead of it in the same GOP (what `VideoSource` does for any caller).
+
+The long-GOP file (keyframe every 250 frames) is measured twice: through `open_media` with its
+seek proxy attached, which is the application's path (the window builds the proxy in the
+background; `measure_proxy_build` builds it here into the bench work folder, never the user's
+cache, and times it), and directly on the original (`use_proxy=False`), which is what every seek
+costs until the proxy exists. The proxy is a lossless re-encoding verified frame-exact against
+the original when built (media/proxy.py).
 """
 
 from __future__ import annotations
@@ -79,13 +86,16 @@ def measure_decode(path: Path, max_frames: int) -> dict:
 
 
 def measure_seeks(path: Path, n_seeks: int, gop: int, p95_target: str | None = None,
-                  seed: int = 1) -> tuple[dict, dict]:
-    """p50 and p95 of `read(frame_idx)` at random frames, no cache (see the module docstring)."""
+                  seed: int = 1, use_proxy: bool = False) -> tuple[dict, dict]:
+    """p50 and p95 of `read(frame_idx)` at random frames, no cache (see the module docstring).
+    use_proxy: attach the file's seek proxy (it must have been built); an error if there is none."""
     from microau_gui.media import open_media
 
     rng = np.random.default_rng(seed)
     times_ms = []
-    with open_media(path, cache_frames=0) as source:
+    with open_media(path, cache_frames=0, use_proxy=use_proxy) as source:
+        if use_proxy and source.proxy_path is None:
+            raise RuntimeError(f"{path.name} has no seek proxy to measure")
         targets = rng.integers(0, source.n_frames, size=n_seeks)
         source.read(0)  # open the decoder; the first read is not a seek
         for frame_idx in targets:
@@ -93,10 +103,45 @@ def measure_seeks(path: Path, n_seeks: int, gop: int, p95_target: str | None = N
             source.read(int(frame_idx))
             times_ms.append((time.perf_counter() - started) * 1000.0)
         size, n_frames, max_gop = source.size, source.n_frames, source.max_gop
+        decoded = {"frames_decoded_original": source.n_decoded,
+                   "frames_decoded_proxy": source.n_decoded_proxy}
     detail = {"gop": gop, "max_gop_in_file": max_gop, "n_seeks": n_seeks, "n_frames": n_frames,
-              "size": f"{size[0]}x{size[1]}", "bframes": 2, "decoder_threads": 1}
+              "size": f"{size[0]}x{size[1]}", "bframes": 2, "decoder_threads": 1, **decoded}
+    if use_proxy:
+        from microau_gui.media.proxy import PROXY_GOP
+
+        detail.update(seek_proxy=True, proxy_gop=PROXY_GOP,
+                      note="the application's path: reads decode the seek proxy, a lossless libx264 "
+                      "copy verified frame-exact against the original; seek_direct_* is without it")
+    else:
+        detail["seek_proxy"] = False
     return (figure(percentile(times_ms, 50), "ms", **detail),
             figure(percentile(times_ms, 95), "ms", p95_target, **detail))
+
+
+def measure_proxy_build(path: Path, threads: int = 1) -> tuple[dict, dict]:
+    """Build the seek proxy of `path` (into `media.proxy_dir()`, which the caller points at the
+    work folder) and report its build speed (fps, verification included) and its size per minute
+    of video."""
+    import json
+
+    from microau_gui.media import VideoSource, build_proxy
+    from microau_gui.media.proxy import PROXY_GOP
+
+    with VideoSource(path, cache_frames=0) as source:
+        n_frames, fps, size = source.n_frames, source.fps, source.size
+    started = time.perf_counter()
+    proxy = build_proxy(path, threads=threads)
+    seconds = time.perf_counter() - started
+    n_bytes = proxy.stat().st_size
+    verified = json.loads(proxy.with_suffix(".json").read_text())["verified_frames"]
+    detail = {"n_frames": n_frames, "size": f"{size[0]}x{size[1]}", "proxy_gop": PROXY_GOP,
+              "encoding": "libx264 qp 0 (lossless), ultrafast, no B-frames, source pixel format",
+              "verified_exact_frames": len(verified)}
+    return (figure(n_frames / seconds, "fps", seconds=seconds, encoder_threads=threads,
+                   note="decode + lossless encode + exactness check", **detail),
+            figure(n_bytes / 1e6 / (n_frames / fps / 60.0), "MB/min", kb_per_frame=n_bytes / 1e3 / n_frames,
+                   fps=fps, **detail))
 
 
 def measure_landmarks(video: Path, n_frames: int) -> tuple[dict, dict]:
