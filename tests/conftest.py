@@ -13,6 +13,14 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def proxies_in_tmp(tmp_path, monkeypatch):
+    """Seek proxies a test makes go to its own folder, never to the user's ~/.cache."""
+    folder = tmp_path / "seek-proxies"
+    monkeypatch.setenv("MICROAU_PROXY_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_qthreads(request):
     """Fail a test that leaves a QThread running (napari's dangling-QThread guard)."""
     try:

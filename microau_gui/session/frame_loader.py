@@ -135,6 +135,11 @@ class FrameLoaderWorker(Worker):
         QTimer.singleShot(0, self._read_ahead)
 
     @Slot()
+    def reopen_media(self) -> None:
+        """Reopen the media at the next read (a seek proxy was just built for it)."""
+        self._media.close()
+
+    @Slot()
     def shutdown(self) -> None:
         self._mailbox.take()
         self._ahead = None

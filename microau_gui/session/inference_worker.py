@@ -100,6 +100,12 @@ class InferenceWorker(Worker):
         self._memory.clear()
         self._media.close()
 
+    @Slot()
+    def reopen_media(self) -> None:
+        """Reopen the media at the next read (a seek proxy was just built for it); an analysis
+        in progress carries on from its next batch."""
+        self._media.close()
+
     @Slot(object)
     def load_model(self, request: ModelRequest) -> None:
         self.guarded(f"loading model {request.checkpoint.name}", self._load_model, request)

@@ -6,9 +6,10 @@ keeps the undo framework in QtGui; it needs no widgets). Never imports gui or wi
 
 Threads: the session lives on the GUI thread. It owns a FrameLoaderWorker and an
 InferenceWorker, each in its own QThread, an ImportWorker thread while an import runs, and (through
-`review`, `agreement` and `finetune`) a SpotWorker, AgreementWorker or FinetuneWorker thread
-while such a job runs. It talks to them only through queued signals carrying the frozen values
-of session.messages.
+`review`, `agreement`, `finetune` and `proxies`) a SpotWorker, AgreementWorker, FinetuneWorker
+or ProxyWorker thread while such a job runs. It talks to them only through queued signals
+carrying the frozen values of session.messages, plus the lock-guarded `DecodedFrames` the frame
+loader fills and `_go_to` reads (a frame already decoded is drawn without a thread hop).
 
 Stale answers:
 - a decoded frame is shown unless it is from another video or older than the frame on screen
@@ -27,8 +28,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal
@@ -63,6 +64,7 @@ from microau_gui.session.models import ModelChoice, model_choices, startup_choic
 from microau_gui.session.opening import ensure_video, open_or_create_project, resolve_target, weights_dir
 from microau_gui.session.playback import SPEEDS, PlaybackClock
 from microau_gui.session.review import ReviewController
+from microau_gui.session.seek_proxy import SeekProxyController, auto_proxy_enabled
 from microau_gui.session.workers import WorkerThread, user_message
 from microau_gui.store.commands import (
     AddEvent,
@@ -198,6 +200,7 @@ class ProjectSession(QObject):
         self.review = ReviewController(self)  # spotting and suggestion queues (session.review)
         self.agreement = AgreementController(self)  # inter-coder agreement in a worker
         self.finetune = FinetuneController(self)  # fine-tuning on the coder's corrections
+        self.proxies = SeekProxyController(self)  # seek proxies of long-GOP videos
 
     # -- ids and small queries -----------------------------------------------------------------
 
@@ -233,7 +236,8 @@ class ProjectSession(QObject):
     @property
     def threads(self) -> list[WorkerThread]:
         return [t for t in (self._loader, self._inference, self._importer) if t is not None] + (
-            self.review.threads + self.agreement.threads + self.finetune.threads)
+            self.review.threads + self.agreement.threads + self.finetune.threads
+            + self.proxies.threads)
 
     @property
     def editable(self) -> bool:
@@ -289,6 +293,7 @@ class ProjectSession(QObject):
             self._unsubscribe = None
         self.undo_stack.clear()
         project, self.project = self.project, None
+        self.proxies.close()
         self.video = self.media = None
         self._decoded.clear()  # video ids are per project
         self.events = []
@@ -316,6 +321,8 @@ class ProjectSession(QObject):
         media = MediaRef(video.id, video.path, video.fps, video.n_frames)
         if media != self.media:
             self._decoded.clear()  # a relinked file may differ
+            if auto_proxy_enabled():
+                self.proxies.ensure(media)
         self.media = media
         self.clock.set_media(video.fps, video.n_frames)
         self.set_loop(False)
@@ -357,6 +364,12 @@ class ProjectSession(QObject):
             request = replace(request, shown=True)  # the loader only reads ahead
         self._frame_requested.emit(request)
         self._request_prediction()
+
+    def reopen_media(self) -> None:
+        """Make the workers reopen the media at their next read (its seek proxy was just built);
+        decoded frames stay: the proxy's pixels are the original's."""
+        for worker in (self._loader.worker, self._inference.worker):
+            QMetaObject.invokeMethod(worker, "reopen_media", Qt.ConnectionType.QueuedConnection)
 
     def step(self, n_frames: int) -> None:
         self.pause()
