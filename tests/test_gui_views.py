@@ -17,7 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 from gui_fixtures import demo_or_tiny_weights, shown_window
 from test_session_fixtures import CLIP_FRAMES, CLIP_SIZE_PX, read_frame, write_face_clip
@@ -261,6 +261,40 @@ def test_zoom_keys_drag_pan_and_fit_restore_the_whole_frame(qtbot, window, face_
     qtbot.keyClick(window, "-")  # zoom out shows more than the frame
     assert box.viewRange()[0][1] - box.viewRange()[0][0] == pytest.approx((fx1 - fx0) / 0.8,
                                                                          rel=1e-3)
+
+
+def _viewport_image(window) -> np.ndarray:
+    """What the viewport shows of the frame, resampled to the frame's pixel grid (RGB)."""
+    view, box = window.video_view.graphics, window.video_view.view_box
+    top_left = view.mapFromScene(box.mapViewToScene(QPointF(0, 0)))
+    bottom_right = view.mapFromScene(box.mapViewToScene(QPointF(CLIP_SIZE_PX, CLIP_SIZE_PX)))
+    shot = view.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    rgb = np.frombuffer(shot.constBits(), np.uint8).reshape(shot.height(), shot.bytesPerLine())
+    rgb = rgb[:, :shot.width() * 3].reshape(shot.height(), shot.width(), 3)
+    ratio = shot.width() / view.viewport().width()  # device pixels per widget pixel
+    x0, y0 = int(top_left.x() * ratio), int(top_left.y() * ratio)
+    x1, y1 = int(bottom_right.x() * ratio), int(bottom_right.y() * ratio)
+    return cv2.resize(rgb[y0:y1, x0:x1], (CLIP_SIZE_PX, CLIP_SIZE_PX), interpolation=cv2.INTER_AREA)
+
+
+def test_a_decoded_frame_is_painted_before_seek_returns(qtbot, window, face_clip):
+    _open(qtbot, window, face_clip)
+    session = window.session
+    painted = []
+    window.video_view.frame_painted.connect(lambda loaded: painted.append(loaded.frame_idx))
+    with qtbot.waitSignal(window.video_view.frame_painted, timeout=10000):
+        session.seek(30)
+    assert painted[-1] == 30
+    # Once the loader has read ahead, a step forward is painted inside seek() itself.
+    qtbot.waitUntil(lambda: (session.media.video_id, 32) in session._decoded, timeout=10000)
+    for frame_idx in (31, 32):
+        session.seek(frame_idx)
+        assert painted[-1] == frame_idx
+        # The frame number the clip writer drew in the top-left corner tells the frames apart.
+        shown = _viewport_image(window)[:20, :40].astype(np.int16)
+        error = {k: np.abs(shown - read_frame(face_clip, k)[:20, :40]).mean()
+                 for k in (frame_idx - 1, frame_idx)}
+        assert error[frame_idx] < 0.75 * error[frame_idx - 1]  # the new frame, not the one before
 
 
 # -- 4. the HUD --------------------------------------------------------------------------------
