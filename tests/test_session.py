@@ -16,8 +16,9 @@ from test_session_fixtures import face_clip, read_frame, session, write_face_cli
 
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.types import Sample
+from microau_gui.media import open_media, write_video
 from microau_gui.session import annotation
-from microau_gui.session.frame_loader import READ_AHEAD_FRAMES
+from microau_gui.session.frame_loader import READ_AHEAD_FRAMES, READ_BEHIND_FRAMES, DecodedFrames
 from microau_gui.session.opening import project_path_for_media, resolve_target
 from microau_gui.session.playback import SPEEDS, loop_heading_back, playback_position
 from microau_gui.session.workers import BACKGROUND_NICE, GIL_SWITCH_INTERVAL_S, Worker, WorkerThread
@@ -187,6 +188,27 @@ def test_stepping_forward_shows_read_ahead_frames_at_once_and_exactly(qtbot, ses
     assert session.displayed_frame_idx == 20 + READ_AHEAD_FRAMES
     qtbot.waitUntil(lambda: session.displayed_frame_idx == 55 - READ_AHEAD_FRAMES, timeout=10000)
     assert np.array_equal(shown[-1].rgb, read_frame(face_clip, 55 - READ_AHEAD_FRAMES))
+
+
+def test_stepping_back_decodes_the_frames_behind_in_one_pass(qtbot, session, face_clip, tmp_path):
+    frames = [read_frame(face_clip, k) for k in range(60)]
+    video = tmp_path / "steps.mp4"
+    write_video(video, frames, 30.0, codec="h264", gop=30)
+    with open_media(video, cache_frames=0) as original:
+        expected = {k: original.read(k) for k in range(49 - READ_BEHIND_FRAMES, 50)}
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(video)
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.seek(50)  # a jump: frames behind it are not decoded
+    assert (session.media.video_id, 49) not in session._decoded
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.seek(49)  # a step back that misses ...
+    # ... brings the frames before it along, so the next steps back are drawn inside seek().
+    for frame_idx in range(48, 48 - READ_BEHIND_FRAMES, -1):
+        session.seek(frame_idx)
+        assert session.displayed_frame_idx == frame_idx
+        shown = session._decoded.get(session.media.video_id, frame_idx)[0]
+        assert np.array_equal(shown, expected[frame_idx])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
@@ -367,3 +389,19 @@ def test_closing_joins_every_thread(qtbot, face_clip):
     created.close()
     assert not any(t.isRunning() for t in threads)
     assert created.project is None
+
+
+def test_decoded_frames_stay_within_their_frame_and_byte_bounds():
+    frames = DecodedFrames(capacity=5, max_bytes=3 * 100 * 100 * 3)
+    rgb = np.zeros((100, 100, 3), np.uint8)
+    for frame_idx in range(4):
+        frames.put(1, frame_idx, rgb.copy(), frame_idx / 30)
+    assert [(1, k) in frames for k in range(4)] == [False, True, True, True]  # bytes bound
+    assert frames.n_bytes == 3 * rgb.nbytes
+    frames.get(1, 1)  # recently used: kept over frame 2
+    frames.put(1, 9, rgb.copy(), 0.3)
+    assert (1, 1) in frames and (1, 2) not in frames and frames.get(1, 9)[1] == 0.3
+    small = DecodedFrames(capacity=2)
+    for frame_idx in range(3):
+        small.put(7, frame_idx, rgb[:1].copy(), 0.0)
+    assert [(7, k) in small for k in range(3)] == [False, True, True]  # frame-count bound
