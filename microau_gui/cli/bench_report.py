@@ -93,6 +93,8 @@ FIGURE_KEYS: tuple[str, ...] = (
     "analyze_gated_fraction",
     "gui_display_p50_ms",
     "gui_display_p95_ms",
+    "gui_display_back_p50_ms",
+    "gui_display_back_p95_ms",
     "finetune_seconds",
     "peak_rss_mb",
     "cuda_vitb16_b16_bf16_fps",
