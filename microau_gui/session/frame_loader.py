@@ -51,7 +51,10 @@ CACHE_FRAMES = 160
 CACHE_BYTES = 400 * 1024 * 1024
 READ_AHEAD_FRAMES = 8  # frames decoded past the one on screen while idle (a quarter second at 30 fps)
 READ_BEHIND_FRAMES = 30  # frames decoded before a frame stepped back to, in the same pass
-BACKWARD_STEP_MAX = 10  # a request at most this many frames behind the previous one is a step back
+# A request at most this many frames behind the previous one the loader handled is a step back.
+# As many as read-behind keeps: while ← is held, the loader may skip to the newest of several
+# requests (`LatestOnly`), so consecutive handled requests can lie that far apart.
+BACKWARD_STEP_MAX = READ_BEHIND_FRAMES
 
 
 class DecodedFrames:
