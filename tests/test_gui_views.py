@@ -26,6 +26,8 @@ from microau_gui.core.aus import AUCode
 from microau_gui.core.types import FramePrediction
 from microau_gui.gui import app as gui_app
 from microau_gui.gui.crop_view import CROP_DISPLAY_PX, FaceCropView
+from microau_gui.media import write_video
+from microau_gui.media.proxy import find_proxy
 from microau_gui.session import annotation
 from microau_gui.session.messages import FrameLoaded
 
@@ -353,3 +355,32 @@ def test_hud_without_a_video_or_a_model_says_so(qtbot, window, face_clip):
     assert text.splitlines()[0].startswith(f"frame 0 / {CLIP_FRAMES - 1}")
     assert "model: none (see banner)" in text
 
+
+
+# -- 5. the seek-proxy strip -------------------------------------------------------------------
+
+def _long_gop_clip(path: Path, face_clip: Path, n_frames: int, gop: int) -> Path:
+    frames = [read_frame(face_clip, k % CLIP_FRAMES) for k in range(n_frames)]
+    write_video(path, frames, 30.0, codec="h264", gop=gop)
+    return path
+
+
+def test_the_seek_proxy_build_shows_progress_and_can_be_cancelled(qtbot, window, face_clip,
+                                                                   tmp_path, proxies_in_tmp):
+    strip, session = window.proxy_strip, window.session
+    seen_visible = []
+    session.proxies.progressed.connect(lambda _p: seen_visible.append(strip.isVisible()))
+    video = _long_gop_clip(tmp_path / "long.mp4", face_clip, n_frames=90, gop=80)
+    with qtbot.waitSignal(session.proxies.finished, timeout=60000) as blocker:
+        gui_app.open_initial(window, session, str(video))
+    assert blocker.args[0].built and seen_visible and all(seen_visible)
+    assert not strip.isVisible()  # gone once the proxy is ready
+
+    longer = _long_gop_clip(tmp_path / "longer.mp4", face_clip, n_frames=900, gop=450)
+    seen_visible.clear()
+    session.open_path(longer)
+    qtbot.waitUntil(lambda: bool(seen_visible), timeout=30000)
+    with qtbot.waitSignal(session.proxies.finished, timeout=10000) as blocker:
+        qtbot.mouseClick(strip.cancel, Qt.MouseButton.LeftButton)
+    assert blocker.args[0].proxy is None and not strip.isVisible()
+    assert find_proxy(longer) is None and not session.proxies.running

@@ -123,6 +123,9 @@ class MainWindow(QMainWindow):
         self.job_strip = JobStrip()
         self.job_strip.cancel.clicked.connect(self.session.cancel_analysis)
         self.statusBar().addPermanentWidget(self.job_strip)
+        self.proxy_strip = JobStrip()  # the seek proxy of a long-GOP video, built meanwhile
+        self.proxy_strip.cancel.clicked.connect(self.session.proxies.close)
+        self.statusBar().addPermanentWidget(self.proxy_strip)
         self._connect_session()
         self.sync_overlays()
         self._update_hud()
@@ -193,6 +196,8 @@ class MainWindow(QMainWindow):
         s.failed.connect(self.show_error)
         s.analysis_progressed.connect(self.job_strip.show_progress)
         s.analysis_finished.connect(self.job_strip.finish)
+        s.proxies.progressed.connect(self.proxy_strip.show_progress)
+        s.proxies.finished.connect(self.proxy_strip.finish)
         s.review.spotting_finished.connect(
             lambda done: None if done.cancelled else self.show_panel("review"))
 

@@ -12,8 +12,9 @@ makes an exact (lossless, verified) copy with a keyframe every few frames; once 
 What happens (our choice; the issue only sets the 50 ms seek target):
 - When a video opens, a worker at background priority checks it: nothing to do if a proxy
   exists or the file seeks fast already (`media.proxy.wants_proxy`); otherwise it builds one,
-  reporting progress in the status bar. The coder keeps working meanwhile on the original
-  (exact, only slower to seek).
+  with a status line when it starts and ends and its progress on `progressed` (the window shows
+  a progress bar with Cancel). The coder keeps working meanwhile on the original (exact, only
+  slower to seek).
 - When the proxy is ready, the frame loader and the inference worker reopen the media, so their
   next random reads come from it. Frames already decoded stay valid: the pixels are identical.
 - Opening another video or closing the session cancels a running build (no partial file is
@@ -177,6 +178,10 @@ class SeekProxyController(QObject):
 
     def close(self) -> None:
         """Cancel a running build and join its thread (the build leaves no file behind)."""
+        request = self._request
         if self._thread is not None:
             self._thread.worker.cancel()
         self._end()
+        if request is not None:  # listeners (the window's progress bar) learn it ended
+            self.finished.emit(ProxyDone(request.request_id, request.media.video_id, None, False,
+                                         ""))
