@@ -53,6 +53,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from fractions import Fraction
 from pathlib import Path
 
@@ -337,7 +338,8 @@ class _Encoder:
 
 
 def build_proxy(video_path: Path | str, progress: Callable[[int, int], None] | None = None,
-                cancelled: Callable[[], bool] | None = None, threads: int = 1) -> Path:
+                cancelled: Callable[[], bool] | None = None, threads: int = 1,
+                source: VideoSource | None = None) -> Path:
     """Build (or rebuild) the seek proxy of `video_path` in `proxy_dir()`; return its path.
 
     progress(done_frames, total_frames) is called every ~30 frames and once at the end;
@@ -345,11 +347,14 @@ def build_proxy(video_path: Path | str, progress: Callable[[int, int], None] | N
     file is left behind. threads: libx264 threads (1 leaves the other core to inference; 0 lets
     libx264 choose). Builds regardless of the GOP (`wants_proxy` says whether one is worth it);
     raises UserError when no exact proxy can be made, when the disk is too full, or when the
-    written copy does not verify as exact.
+    written copy does not verify as exact. source: `video_path` already open as a VideoSource
+    (used and left open), so a caller that opened it to ask `wants_proxy` does not index the
+    original twice.
     """
     video_path = Path(video_path).expanduser()
     started = time.perf_counter()
-    with VideoSource(video_path, cache_frames=0) as source:
+    opened = nullcontext(source) if source is not None else VideoSource(video_path, cache_frames=0)
+    with opened as source:
         reason = proxy_unsupported_reason(source)
         if reason is not None:
             raise UserError(f"no seek proxy can be made of {source.name}: {reason}; it is read from the "

@@ -40,7 +40,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal, Slot
 
 from microau_gui.media import FrameDecodeError
-from microau_gui.session.messages import FrameLoaded, FrameRequest
+from microau_gui.session.messages import FrameLoaded, FrameRequest, ProxyReady
 from microau_gui.session.workers import LatestOnly, OpenMedia, Worker
 
 # Frames kept decoded: a scrub back and forth around the playhead hits the cache, and a 200 fps
@@ -230,11 +230,11 @@ class FrameLoaderWorker(Worker):
         self._ahead = (media, frame_idx + 1, stop)
         QTimer.singleShot(0, self._read_ahead)
 
-    @Slot()
-    def reopen_media(self) -> None:
-        """Reopen the media at the next read (a seek proxy was just built for it)."""
-        self._stop_behind()
-        self._media.close()
+    @Slot(object)
+    def use_proxy(self, ready: ProxyReady) -> None:
+        """Random reads of the open video go through its new seek proxy from now on."""
+        self.guarded(f"attaching the seek proxy of {ready.media.path.name}", self._media.attach_proxy,
+                     ready)
 
     @Slot()
     def shutdown(self) -> None:

@@ -40,6 +40,7 @@ from microau_gui.session.messages import (
     ModelRequest,
     PredictionRequest,
     Progress,
+    ProxyReady,
 )
 from microau_gui.session.workers import LatestOnly, OpenMedia, Worker
 from microau_gui.store.project import Project
@@ -100,11 +101,12 @@ class InferenceWorker(Worker):
         self._memory.clear()
         self._media.close()
 
-    @Slot()
-    def reopen_media(self) -> None:
-        """Reopen the media at the next read (a seek proxy was just built for it); an analysis
-        in progress carries on from its next batch."""
-        self._media.close()
+    @Slot(object)
+    def use_proxy(self, ready: ProxyReady) -> None:
+        """Random reads of the open video go through its new seek proxy from its next read (an
+        analysis in progress carries on, between two batches)."""
+        self.guarded(f"attaching the seek proxy of {ready.media.path.name}", self._media.attach_proxy,
+                     ready)
 
     @Slot(object)
     def load_model(self, request: ModelRequest) -> None:

@@ -37,6 +37,14 @@ class FrameRequest:
     shown: bool = False  # the session drew it from the shared decoded frames: only read ahead
 
 
+@dataclass(frozen=True)
+class ProxyReady:
+    """A seek proxy of this media now exists; readers that have it open attach it."""
+
+    media: MediaRef
+    proxy: Path  # the proxy file (media.proxy)
+
+
 @dataclass(frozen=True, eq=False)
 class FrameLoaded:
     """A decoded frame, ready to draw."""

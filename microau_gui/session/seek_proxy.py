@@ -15,8 +15,10 @@ What happens (our choice; the issue only sets the 50 ms seek target):
   with a status line when it starts and ends and its progress on `progressed` (the window shows
   a progress bar with Cancel). The coder keeps working meanwhile on the original (exact, only
   slower to seek).
-- When the proxy is ready, the frame loader and the inference worker reopen the media, so their
-  next random reads come from it. Frames already decoded stay valid: the pixels are identical.
+- When the proxy is ready, the frame loader and the inference worker attach it to the video
+  they have open (`VideoSource.attach_proxy`; reopening would index the original again), so
+  their next random reads come from it. Frames already decoded stay valid: the pixels are
+  identical.
 - Opening another video or closing the session cancels a running build (no partial file is
   left). A refusal (disk too full, a pixel format that cannot be copied exactly) is one status
   line, not a message box: nothing the coder asked for failed.
@@ -91,27 +93,26 @@ class ProxyWorker(CancellableWorker):
         def done(proxy: Path | None, built: bool, summary: str = "") -> ProxyDone:
             return ProxyDone(request.request_id, media.video_id, proxy, built, summary)
 
-        with VideoSource(media.path, cache_frames=0) as source:
-            existing = find_proxy(media.path, n_frames=source.n_frames)
-            if existing is not None or not wants_proxy(source):
-                return done(existing, False)
-            max_gop, n_frames = source.max_gop, source.n_frames
-
         def progress(n_done: int, n_total: int) -> None:
             self.progressed.emit(Progress(request.request_id, n_done, n_total,
                                           f"seek proxy of {media.path.name}: frame {n_done} of {n_total}"))
 
-        progress(0, n_frames)
-        try:
-            proxy = build_proxy(media.path, progress=progress, cancelled=self._cancel.is_set)
-        except ProxyCancelled:
-            return done(None, False)
-        except UserError as err:
-            log.info("no seek proxy: %s", err)
-            return done(None, False, str(err))
-        size_mb = proxy.stat().st_size / 1e6
-        return done(proxy, True, f"seek proxy of {media.path.name} ready ({size_mb:.0f} MB): random "
-                                 f"seeks no longer decode up to {max_gop} frames")
+        with VideoSource(media.path, cache_frames=0) as source:
+            existing = find_proxy(media.path, n_frames=source.n_frames)
+            if existing is not None or not wants_proxy(source):
+                return done(existing, False)
+            progress(0, source.n_frames)
+            try:
+                proxy = build_proxy(media.path, progress=progress, cancelled=self._cancel.is_set,
+                                    source=source)
+            except ProxyCancelled:
+                return done(None, False)
+            except UserError as err:
+                log.info("no seek proxy: %s", err)
+                return done(None, False, str(err))
+            size_mb = proxy.stat().st_size / 1e6
+            return done(proxy, True, f"seek proxy of {media.path.name} ready ({size_mb:.0f} MB): "
+                                     f"random seeks no longer decode up to {source.max_gop} frames")
 
 
 class SeekProxyController(QObject):
@@ -161,11 +162,12 @@ class SeekProxyController(QObject):
                     "(seeks stay exact meanwhile) …")
 
     def _on_worker_finished(self, done: ProxyDone) -> None:
-        if self._request is None or done.request_id != self._request.request_id:
+        request = self._request
+        if request is None or done.request_id != request.request_id:
             return
         self._end()
         if done.built:
-            self.session.reopen_media()
+            self.session.use_proxy(request.media, done.proxy)
         if done.summary:
             self.session.status_posted.emit(done.summary)
         self.finished.emit(done)

@@ -59,6 +59,7 @@ from microau_gui.session.messages import (
     ModelRequest,
     PredictionRequest,
     Progress,
+    ProxyReady,
 )
 from microau_gui.session.models import ModelChoice, model_choices, startup_choice
 from microau_gui.session.opening import ensure_video, open_or_create_project, resolve_target, weights_dir
@@ -142,6 +143,7 @@ class ProjectSession(QObject):
     _analysis_cancel_requested = Signal()
     _project_handed_over = Signal(object)
     _import_requested = Signal(object)
+    _proxy_ready = Signal(object)  # ProxyReady, to the loader and the inference worker
     _store_changed = Signal(object)  # Change, emitted from whichever thread committed
 
     def __init__(self, device: str = "auto", weights: Path | None = None,
@@ -182,6 +184,7 @@ class ProjectSession(QObject):
         self._frame_requested.connect(self._loader.worker.load)
         self._loader.worker.frame_loaded.connect(self._on_loader_frame_loaded)
         self._loader.worker.failed.connect(self.failed)
+        self._proxy_ready.connect(self._loader.worker.use_proxy)
 
         self._inference = WorkerThread(InferenceWorker(), "inference", background=True)
         worker = self._inference.worker
@@ -191,6 +194,7 @@ class ProjectSession(QObject):
         self._analysis_requested.connect(worker.analyze)
         self._analysis_cancel_requested.connect(worker.cancel_analysis)
         self._project_handed_over.connect(worker.set_project)
+        self._proxy_ready.connect(worker.use_proxy)
         worker.model_loaded.connect(self._on_inference_model_loaded)
         worker.prediction_made.connect(self._on_inference_prediction_made)
         worker.analysis_progressed.connect(self._on_inference_analysis_progressed)
@@ -365,11 +369,10 @@ class ProjectSession(QObject):
         self._frame_requested.emit(request)
         self._request_prediction()
 
-    def reopen_media(self) -> None:
-        """Make the workers reopen the media at their next read (its seek proxy was just built);
+    def use_proxy(self, media: MediaRef, proxy: Path) -> None:
+        """The workers read `media` through its just-built seek proxy from their next read;
         decoded frames stay: the proxy's pixels are the original's."""
-        for worker in (self._loader.worker, self._inference.worker):
-            QMetaObject.invokeMethod(worker, "reopen_media", Qt.ConnectionType.QueuedConnection)
+        self._proxy_ready.emit(ProxyReady(media, proxy))
 
     def step(self, n_frames: int) -> None:
         self.pause()

@@ -96,6 +96,13 @@ class OpenMedia:
             self._media = media
         return self._source
 
+    def attach_proxy(self, ready) -> None:
+        """Read the open video through its new seek proxy (`messages.ProxyReady`). The source
+        stays open: reopening would index the original again. Media opened later find the
+        proxy by themselves (`media.open_media`)."""
+        if self._source is not None and self._media == ready.media and self._source.kind == "video":
+            self._source.attach_proxy(ready.proxy)
+
     def close(self) -> None:
         if self._source is not None:
             self._source.close()
