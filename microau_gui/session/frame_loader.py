@@ -141,12 +141,19 @@ class FrameLoaderWorker(Worker):
         return (last is not None and last[0] == request.media.video_id
                 and 0 < last[1] - request.frame_idx <= BACKWARD_STEP_MAX)
 
+    def _source_read_in_runs(self, media):
+        """The media's source when frames behind the playhead are worth decoding in runs: a
+        video read without a seek proxy. None for image folders and proxied videos, where any one
+        frame reads cheaply."""
+        source = self._media.source(media)
+        return source if source.kind == "video" and source.proxy_path is None else None
+
     def _read_behind(self, media, frame_idx: int) -> None:
         """Decode `frame_idx` and the frames just before it in one sequential pass."""
         if (media.video_id, frame_idx) in self.decoded:
             return
-        source = self._media.source(media)
-        if source.kind != "video" or source.proxy_path is not None:
+        source = self._source_read_in_runs(media)
+        if source is None:
             return
         try:
             for idx, rgb in source.iter_frames(max(0, frame_idx - READ_BEHIND_FRAMES), frame_idx + 1):
@@ -157,8 +164,8 @@ class FrameLoaderWorker(Worker):
     def _keep_decoded_behind(self, media, frame_idx: int) -> None:
         """While the coder steps back, decode the next chunk of frames behind the decoded run
         before the playhead reaches it (one frame per event-loop turn, requests first)."""
-        source = self._media.source(media)
-        if source.kind != "video" or source.proxy_path is not None:
+        source = self._source_read_in_runs(media)
+        if source is None:
             return
         low = frame_idx
         while low > 0 and frame_idx - low < READ_BEHIND_FRAMES and (media.video_id, low - 1) in self.decoded:
