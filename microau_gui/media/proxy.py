@@ -63,6 +63,7 @@ import numpy as np
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import write_atomically
 from microau_gui.media.video import VideoSource
+from microau_gui.media.writer import rate_fraction
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ class _Encoder:
     def encode(self) -> None:
         source = self.source
         total = source.n_decodable
-        rate = Fraction(source.fps).limit_denominator(1001) if source.fps > 0 else Fraction(30)
+        rate = rate_fraction(source.fps) if source.fps > 0 else Fraction(30)
         with av.open(str(self.tmp), mode="w", format="mp4") as out:
             stream = out.add_stream("libx264", rate=rate)
             done = 0

@@ -1,6 +1,6 @@
 """Writing videos and image sequences (synthetic data, tests, exports).
 
-Owns: `write_video`, `write_image_sequence`, `h264_available`. May import core only (plus numpy,
+Owns: `write_video`, `write_image_sequence`, `h264_available`, `rate_fraction`. May import core only (plus numpy,
 PyAV and OpenCV). No torch, no Qt.
 
 Videos are encoded with PyAV: H.264 through libx264 when PyAV's FFmpeg has it (MPEG-4 Part 2
@@ -39,7 +39,8 @@ def h264_available() -> bool:
     return "libx264" in av.codecs_available
 
 
-def _rate(fps: float | Fraction) -> Fraction:
+def rate_fraction(fps: float | Fraction) -> Fraction:
+    """A frame rate as the exact rational FFmpeg stores (29.97 -> 30000/1001)."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, not {fps}")
     return Fraction(fps).limit_denominator(1001)
@@ -87,7 +88,7 @@ def write_video(
     if encoder == "libx264" and not h264_available():
         log.warning("PyAV's FFmpeg has no libx264; writing MPEG-4 Part 2 instead of H.264")
         encoder = "mpeg4"
-    rate = _rate(fps)
+    rate = rate_fraction(fps)
     gop = int(gop) if gop is not None else DEFAULT_GOP
     if bframes is None:
         bframes = 0 if encoder == "mjpeg" else 2
