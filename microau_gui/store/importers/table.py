@@ -3,6 +3,11 @@
 Owns: `Table`, `read_tables`, `find_header`, cell parsing (`cell_text`, `cell_int`) and header
 normalisation. May import core only (plus openpyxl and the standard library).
 
+Sheets are read in bounded memory and time: .xlsx workbooks are streamed (openpyxl read-only
+mode, ignoring the sheet's declared dimension), each row ends at its last non-blank cell, and a
+sheet with data past MAX_DATA_ROWS rows or MAX_COLUMNS columns, more than MAX_CELLS cells or an
+unpacked size past MAX_UNPACKED_BYTES is refused with a one-line UserError.
+
 Rows keep their 1-based sheet row number so every report line points at the row a user sees
 in Excel. Headers are matched after normalisation (lower case, letters and digits only), so
 `OnsetFrame`, `Onset Frame` and `onset_frame` are one name; blank header cells are allowed.
@@ -23,6 +28,14 @@ from microau_gui.core.errors import UserError
 
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".csv")
 HEADER_SCAN_ROWS = 40  # SAMM has 13 preamble rows; leave room for longer ones
+# Bounds that keep a hostile or broken sheet from taking the machine (real coding sheets: CASME II
+# 256 rows x 10 columns, CAS(ME)^3 ~1,100 rows, SAMM-LV ~350 rows; all well inside these).
+MAX_ROWS = 1_048_576  # Excel's own last row; a row number past it is not a real sheet
+MAX_DATA_ROWS = 200_000  # rows that hold data
+MAX_COLUMNS = 256  # the last column holding data (coding sheets use about 10-15)
+MAX_CELLS = 10_000_000  # cells visited in one sheet, blank ones included
+MAX_UNPACKED_BYTES = 200_000_000  # an .xlsx's parts, unpacked
+MAX_CSV_BYTES = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -72,14 +85,65 @@ def normalise_header(value: object) -> str:
     return re.sub(r"[^a-z0-9]", "", str(value).lower()) if value is not None else ""
 
 
+def _check_zip(path: Path) -> None:
+    """Refuse a workbook whose parts would unpack past MAX_UNPACKED_BYTES (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise UserError(f"could not read {path.name}: not a valid Excel .xlsx file ({err}); "
+                        "re-save it as .xlsx or .csv") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise UserError(f"could not read {path.name}: it unpacks to {unpacked / 1e6:.0f} MB, more "
+                        f"than a coding sheet needs ({MAX_UNPACKED_BYTES / 1e6:.0f} MB); save only "
+                        "the coding sheet as .xlsx or .csv")
+
+
+def _too_big(path: Path, sheet: str | None, what: str) -> UserError:
+    where = f"sheet {sheet!r} of {path.name}" if sheet else path.name
+    return UserError(f"{where} {what}; a coding sheet holds at most {MAX_DATA_ROWS} rows of "
+                     f"{MAX_COLUMNS} columns: delete the rows and columns outside the coding table "
+                     "and save it again")
+
+
+class _Limits:
+    """Counts what one sheet costs to read and stops before it costs too much."""
+
+    def __init__(self, path: Path, sheet: str | None):
+        self.path, self.sheet = path, sheet
+        self.cells = 0
+        self.data_rows = 0
+
+    def keep(self, row_number: int, cells: tuple) -> tuple | None:
+        """The row's cells up to its last non-blank one, or None for a blank row."""
+        self.cells += len(cells)
+        if self.cells > MAX_CELLS:
+            raise _too_big(self.path, self.sheet, f"has more than {MAX_CELLS} cells")
+        last = len(cells)
+        while last and _is_blank(cells[last - 1]):
+            last -= 1
+        if not last:
+            return None
+        if row_number > MAX_ROWS:
+            raise _too_big(self.path, self.sheet, f"has data in row {row_number}")
+        if last > MAX_COLUMNS:
+            raise _too_big(self.path, self.sheet, f"has data in column {last} (row {row_number})")
+        self.data_rows += 1
+        if self.data_rows > MAX_DATA_ROWS:
+            raise _too_big(self.path, self.sheet, f"has more than {MAX_DATA_ROWS} rows of data")
+        return tuple(cells[:last])
+
+
 def _read_xlsx(path: Path) -> list[Table]:
     import openpyxl  # imported here: only spreadsheet imports pay for it
 
+    _check_zip(path)
     try:
         with warnings.catch_warnings():
             # openpyxl warns about Excel features it ignores (data validation, styles).
             warnings.simplefilter("ignore")
-            workbook = openpyxl.load_workbook(path, read_only=False, data_only=True)
+            # read_only streams each sheet's XML row by row instead of building every cell.
+            workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as err:
         raise UserError(f"could not read {path.name}: not a valid Excel .xlsx file ({err}); "
                         "re-save it as .xlsx or .csv") from None
@@ -89,10 +153,25 @@ def _read_xlsx(path: Path) -> list[Table]:
     tables = []
     try:
         for sheet in workbook.worksheets:
+            if not hasattr(sheet, "reset_dimensions"):  # a chartsheet holds no cells
+                continue
+            # The declared dimension (<dimension ref="A1:XFD1048576">) is only a claim; without
+            # it every row is as wide as its own last cell and missing rows cost nothing.
+            sheet.reset_dimensions()
+            limits = _Limits(path, sheet.title)
             rows = []
-            for row_number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
-                if cells and not all(_is_blank(c) for c in cells):
-                    rows.append((row_number, tuple(cells)))
+            try:
+                for row_number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+                    if row_number > MAX_ROWS and not cells:
+                        raise _too_big(path, sheet.title, f"has rows past row {MAX_ROWS}")
+                    kept = limits.keep(row_number, cells)
+                    if kept is not None:
+                        rows.append((row_number, kept))
+            except UserError:
+                raise
+            except Exception as err:  # malformed sheet XML, bad cell references, bad dates
+                raise UserError(f"could not read sheet {sheet.title!r} of {path.name}: "
+                                f"{type(err).__name__}: {err}; re-save it as .xlsx or .csv") from None
             tables.append(Table(path=path, sheet_name=sheet.title, rows=tuple(rows)))
     finally:
         workbook.close()
@@ -100,6 +179,10 @@ def _read_xlsx(path: Path) -> list[Table]:
 
 
 def _read_csv(path: Path) -> list[Table]:
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise UserError(f"{path.name} is {size / 1e6:.0f} MB, more than a coding sheet needs "
+                        f"({MAX_CSV_BYTES / 1e6:.0f} MB); save only the coding table")
     raw = path.read_bytes()
     for encoding in ("utf-8-sig", "cp1252"):
         try:
@@ -115,10 +198,15 @@ def _read_csv(path: Path) -> list[Table]:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
+    limits = _Limits(path, None)
     rows = []
-    for row_number, cells in enumerate(csv.reader(io.StringIO(text, newline=""), dialect), start=1):
-        if cells and not all(_is_blank(c) for c in cells):
-            rows.append((row_number, tuple(c if c.strip() else None for c in cells)))
+    try:
+        for row_number, cells in enumerate(csv.reader(io.StringIO(text, newline=""), dialect), start=1):
+            kept = limits.keep(row_number, tuple(c if c.strip() else None for c in cells))
+            if kept is not None:
+                rows.append((row_number, kept))
+    except csv.Error as err:
+        raise UserError(f"could not read {path.name}: {err}; save it as a plain CSV file") from None
     return [Table(path=path, sheet_name=None, rows=tuple(rows))]
 
 

@@ -6,7 +6,7 @@ openpyxl and the standard library).
 Used by the synthetic generator (its clips ship with a CASME II coding file, so the real
 importer path is exercised) and by exports. Frame numbers come from the Samples' `*_number`
 fields (an apex_number of None is written as '/', as CASME II does). The suffix picks the format:
-.xlsx (openpyxl) or .csv. Files are written to a temporary name and renamed, so an existing
+.xlsx (openpyxl; every text cell is written as text, never as a formula) or .csv. Files are written to a temporary name and renamed, so an existing
 sheet is never left half-written. Writing then importing recovers every label exactly.
 """
 
@@ -40,6 +40,22 @@ def _required_number(sample: Sample, field: str) -> int:
     return value
 
 
+def _text_safe_cell(sheet, row: int, column: int, value: object) -> None:
+    """Write one cell; text stays text, so '=HYPERLINK(...)' in an emotion is never a formula.
+
+    openpyxl turns any string starting with '=' into a formula; forcing the string type writes
+    it as a plain (shared) string that Excel shows verbatim and the importers read back exactly.
+    Control characters that XML cannot hold become U+FFFD instead of aborting the export.
+    """
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    cell = sheet.cell(row=row, column=column, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+
+
 def _write(path: Path, header: Sequence[str | None] | None, rows: Iterable[Sequence[object]],
            sheet_name: str = "Sheet1") -> Path:
     path = Path(path)
@@ -55,10 +71,10 @@ def _write(path: Path, header: Sequence[str | None] | None, rows: Iterable[Seque
             workbook = openpyxl.Workbook()
             sheet = workbook.active
             sheet.title = sheet_name
-            if header is not None:
-                sheet.append(list(header))
-            for row in rows:
-                sheet.append(list(row))
+            for r, row in enumerate(([list(header)] if header is not None else []) + list(rows), 1):
+                for c, value in enumerate(row, 1):
+                    if value is not None:
+                        _text_safe_cell(sheet, r, c, value)
             workbook.save(tmp)
         else:
             with open(tmp, "w", newline="", encoding="utf-8") as handle:
