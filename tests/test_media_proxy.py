@@ -28,7 +28,13 @@ from microau_gui.media import (
     write_video,
 )
 from microau_gui.media import proxy as proxy_module
-from microau_gui.media.proxy import PROXY_DIR_ENV, proxy_unsupported_reason
+from microau_gui.media.proxy import (
+    PROXY_CACHE_ENV,
+    PROXY_DIR_ENV,
+    cached_proxies,
+    proxy_cache_cap,
+    proxy_unsupported_reason,
+)
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"
 N_FRAMES = 80
@@ -258,8 +264,10 @@ def test_which_videos_want_a_proxy(built, tmp_path):
         build_proxy(vfr)
 
 
-def run_main(*args: str, proxies: Path) -> subprocess.CompletedProcess:
+def run_main(*args: str, proxies: Path, cap: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, PROXY_DIR_ENV: str(proxies)}
+    if cap is not None:
+        env[PROXY_CACHE_ENV] = cap
     return subprocess.run([sys.executable, str(MAIN), *map(str, args)], capture_output=True, text=True,
                           timeout=120, env=env)
 
@@ -288,6 +296,93 @@ def test_proxy_command_end_to_end(built, tmp_path):
 
     out = run_main("proxy", tmp_path / "missing.mp4", proxies=proxies)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+
+
+def age(proxy: Path, seconds: float) -> None:
+    """Make a proxy's last use `seconds` ago (its sidecar's mtime is when it was last used)."""
+    when = proxy.with_suffix(".json").stat().st_mtime - seconds
+    os.utime(proxy.with_suffix(".json"), (when, when))
+
+
+def test_the_cache_cap_evicts_the_least_recently_used_proxy(fresh, tmp_path, monkeypatch):
+    # Each proxy here is ~5 MB; a 12 MB cap holds two of them.
+    monkeypatch.setenv(PROXY_CACHE_ENV, "0.012")
+    videos = {}
+    for name, seed in (("a", 1), ("b", 2), ("c", 3)):
+        videos[name] = tmp_path / f"{name}.mp4"
+        write_video(videos[name], moving_frames(N_FRAMES, seed=seed), 25, codec="h264", gop=LONG_GOP)
+    first, second = build_proxy(videos["a"]), build_proxy(videos["b"])
+    age(first, 200)
+    age(second, 100)
+    assert find_proxy(videos["a"]) == first  # using "a" makes "b" the least recently used
+    third = build_proxy(videos["c"])
+    assert [e.path for e in cached_proxies()] == [first, third]
+    assert find_proxy(videos["b"]) is None and not second.with_suffix(".json").exists()
+    assert sum(e.n_bytes for e in cached_proxies()) <= proxy_cache_cap() == 12 * 10**6
+
+
+def test_a_proxy_that_cannot_fit_under_the_cap_is_refused(fresh, monkeypatch):
+    # Up front: the estimate (2.3 MB for this clip) alone exceeds the cap.
+    monkeypatch.setenv(PROXY_CACHE_ENV, "0.002")
+    with pytest.raises(UserError, match=f"more than the seek-proxy cache may hold .*{PROXY_CACHE_ENV}"):
+        build_proxy(fresh["video"])
+    assert files_in(fresh["proxies"]) == []
+    # During the build: noise compresses worse than estimated (~5 MB written), past a 4 MB cap.
+    polled = []  # cancelled() is asked once per encoded frame
+    monkeypatch.setenv(PROXY_CACHE_ENV, "0.004")
+    with pytest.raises(UserError, match="more than the seek-proxy cache may hold"):
+        build_proxy(fresh["video"], cancelled=lambda: bool(polled.append(1)))
+    assert len(polled) == 30 and files_in(fresh["proxies"]) == []
+    # 0 keeps no proxy at all.
+    monkeypatch.setenv(PROXY_CACHE_ENV, "0")
+    with pytest.raises(UserError, match="seeks stay on the original"):
+        build_proxy(fresh["video"])
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "nan", "10GB"])
+def test_a_cap_setting_that_is_not_a_size_is_one_line(value, monkeypatch):
+    monkeypatch.setenv(PROXY_CACHE_ENV, value)
+    with pytest.raises(UserError, match=f"{PROXY_CACHE_ENV}=.* is not a size; set it to"):
+        proxy_cache_cap()
+
+
+def test_proxy_gc_removes_orphans_stale_and_crashed_leftovers_only(built, tmp_path):
+    proxies = tmp_path / "proxies"
+    kept, deleted, changed = (tmp_path / f"{name}.mp4" for name in ("kept", "deleted", "changed"))
+    for video in (kept, deleted, changed):
+        shutil.copy2(built["video"], video)
+        assert run_main("proxy", video, "--threads", "1", proxies=proxies).returncode == 0
+    names = {video: find_proxy_name(proxies, video) for video in (kept, deleted, changed)}
+    deleted.unlink()
+    write_video(changed, moving_frames(N_FRAMES, seed=5), 25, codec="h264", gop=LONG_GOP)
+    old = 3600.0
+    crashed = proxies / f".{names[kept].replace('kept', 'other')}.x1y2z3.tmp"
+    crashed.write_bytes(b"half a proxy")
+    os.utime(crashed, (os.path.getmtime(crashed) - old,) * 2)
+    building = proxies / f".{names[kept].replace('kept', 'busy')}.a1b2c3.tmp"  # a build under way
+    building.write_bytes(b"being written")
+    users_own = proxies / "holiday.mp4"  # not ours: a cache folder may be shared
+    users_own.write_bytes(b"not a proxy")
+    os.utime(users_own, (os.path.getmtime(users_own) - old,) * 2)
+
+    out = run_main("proxy", "--gc", proxies=proxies)
+    assert out.returncode == 0, out.stderr
+    assert "removed 1 of deleted videos, 1 of changed videos, 1 incomplete" in out.stdout
+    assert "1 proxies" in out.stdout and "GB cap" in out.stdout
+    assert files_in(proxies) == sorted([names[kept], names[kept].replace(".mp4", ".json"),
+                                        building.name, users_own.name])
+
+    out = run_main("proxy", "--gc", kept, proxies=proxies)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "without a video" in out.stderr
+    out = run_main("proxy", proxies=proxies)
+    assert out.returncode == 2 and "--gc" in out.stderr and "Traceback" not in out.stderr
+    out = run_main("proxy", "--gc", proxies=proxies, cap="big")
+    assert out.returncode == 2 and "is not a size" in out.stderr and "Traceback" not in out.stderr
+
+
+def find_proxy_name(folder: Path, video: Path) -> str:
+    (proxy,) = folder.glob(f"{video.stem}-*.mp4")
+    return proxy.name
 
 
 def find_proxy_in(folder: Path) -> Path:

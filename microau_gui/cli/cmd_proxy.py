@@ -1,4 +1,5 @@
-"""`python main.py proxy VIDEO [--force]`: build the seek proxy of a long-GOP video.
+"""`python main.py proxy VIDEO [--force]`: build the seek proxy of a long-GOP video;
+`python main.py proxy --gc`: clean the proxy cache.
 
 Owns the `proxy` subcommand. May import every layer; the work is in `media.proxy`.
 
@@ -8,6 +9,10 @@ builds one in the background on its own; this command builds it ahead of time, e
 of interviews. Videos whose keyframes are already close together need none: the command says so
 and exits 0, unless --force. An existing proxy is kept unless --force. Progress is one line on
 stderr; the result (where, size, build speed) on stdout.
+
+The cache is capped (`MICROAU_PROXY_CACHE_GB`, default 10): building evicts the least recently
+used proxies, and refuses a proxy that alone would exceed the cap. `--gc` removes proxies of
+deleted or changed originals and leftovers of crashed builds, then enforces the cap.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ HELP = "build the lossless seek proxy of a long-GOP video (fast exact random acc
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("video", help="video file (mp4/avi/mov/mkv)")
+    parser.add_argument("video", nargs="?", help="video file (mp4/avi/mov/mkv)")
+    parser.add_argument("--gc", action="store_true",
+                        help="remove proxies of deleted or changed videos and leftovers of crashed "
+                             "builds, then evict the least recently used ones above the cache cap "
+                             "(MICROAU_PROXY_CACHE_GB, default 10)")
     parser.add_argument("--force", action="store_true",
                         help="build even when the video seeks fast already, and rebuild an existing proxy")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
@@ -33,10 +42,27 @@ def _show_progress(done: int, total: int, started: float) -> None:
           end="", file=sys.stderr, flush=True)
 
 
+def _collect_garbage() -> int:
+    from microau_gui.media.proxy import collect_garbage, proxy_dir
+
+    report = collect_garbage()
+    print(f"seek-proxy cache {proxy_dir()}: removed {report.orphans} of deleted videos, {report.stale} "
+          f"of changed videos, {report.incomplete} incomplete and {report.evicted} least recently used; "
+          f"freed {report.freed_bytes / 1e6:.0f} MB\n  {report.kept} proxies, {report.kept_bytes / 1e6:.0f} MB "
+          f"of the {report.cap_bytes / 1e9:.1f} GB cap (MICROAU_PROXY_CACHE_GB)")
+    return 0
+
+
 def run(args) -> int:
     from microau_gui.core.errors import UserError
     from microau_gui.media import PROXY_MIN_GOP, VideoSource, build_proxy, find_proxy, open_media
 
+    if args.gc:
+        if args.video is not None:
+            raise UserError("--gc cleans the whole proxy cache; run it without a video")
+        return _collect_garbage()
+    if args.video is None:
+        raise UserError("give the video to build a seek proxy of, or --gc to clean the proxy cache")
     if args.threads < 0:
         raise UserError(f"--threads {args.threads}: use 0 (automatic) or more")
     with open_media(args.video, cache_frames=0, use_proxy=False) as source:

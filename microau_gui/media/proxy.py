@@ -1,7 +1,8 @@
 """Seek proxies: lossless short-GOP copies of long-GOP videos, so random seeks stay fast.
 
 Owns: `build_proxy`, `find_proxy`, `wants_proxy`, `proxy_unsupported_reason`, `proxy_path_for`,
-`proxy_dir`, `estimate_proxy_bytes`, `check_disk_space`, `ProxyCancelled`, `PROXY_MIN_GOP`.
+`proxy_dir`, `estimate_proxy_bytes`, `check_disk_space`, `ProxyCancelled`, `PROXY_MIN_GOP`, and
+the cache around them: `proxy_cache_cap`, `cached_proxies`, `collect_garbage`, `GarbageReport`.
 May import core and the other media modules (plus numpy and PyAV). No torch, no Qt.
 
 Why: `VideoSource.read(N)` decodes from the keyframe before N. In a file with a keyframe every 250
@@ -32,6 +33,19 @@ never reuses a stale proxy; building a new proxy deletes older ones of the same 
 are written to a temporary name and renamed, the proxy first: a proxy is complete iff its sidecar
 exists.
 
+The cache is bounded (a proxy holds about 16x its lossy original: ~300 MB per minute at 720p,
+~1.8 GB at 4K). `proxy_cache_cap()`: `$MICROAU_PROXY_CACHE_GB` (decimal GB; 0 keeps no proxy),
+else `DEFAULT_PROXY_CACHE_BYTES`, 10 GB: half an hour of 720p, a few minutes of 4K, a small share
+of a laptop's disk. Least recently used proxies go first: `find_proxy` touches the sidecar, so
+its mtime is the last use. Before a build, a proxy whose estimate alone exceeds the cap is
+refused (seeks stay on the original), and older proxies are evicted until the estimate fits;
+the build stops when its bytes so far project past that room, and the cap is enforced again
+after it. A proxy evicted while a reader has it open stays readable through the open file on
+POSIX systems; elsewhere the unlink fails and the proxy stays until the next eviction.
+`collect_garbage()` (`proxy --gc`) removes proxies of deleted or changed originals, sidecars
+without a proxy, proxies without a sidecar and temporaries of crashed builds, then enforces the
+cap. Only files named as we name them are touched, whatever folder `$MICROAU_PROXY_DIR` names.
+
 Which files get one (`wants_proxy`): a longest GOP above `PROXY_MIN_GOP` frames, and nothing
 that would keep the copy from being exact or simply addressable:
 - 8-bit planar YUV (yuv420p/422p/444p and their full-range "j" forms), even width and height:
@@ -51,9 +65,11 @@ import logging
 import os
 import re
 import shutil
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,6 +87,8 @@ PROXY_MIN_GOP = 30  # longest GOP (frames) at or below which seeks are already s
 PROXY_GOP = 4  # keyframe interval of the proxy
 PROXY_FORMAT_VERSION = 1  # bump when the encoding changes; older proxies are then rebuilt
 PROXY_DIR_ENV = "MICROAU_PROXY_DIR"
+PROXY_CACHE_ENV = "MICROAU_PROXY_CACHE_GB"
+DEFAULT_PROXY_CACHE_BYTES = 10 * 10**9
 PROXY_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
 FREE_SPACE_MARGIN_BYTES = 1 << 30  # left free on the disk, for the project and everything else
 # Lossless H.264 size / raw YUV size. The 720p benchmark file (a face, mild sensor noise) gives
@@ -86,6 +104,9 @@ _PROGRESS_EVERY = 30  # frames between progress calls
 _N_KEYFRAME_SAMPLES = 16  # original keyframes whose neighbourhood is verified
 _N_RANDOM_SAMPLES = 16
 _STALE_TMP_S = 600.0  # a temporary proxy untouched this long is left over from a crashed build
+# `<stem>-<32 hex>.mp4` (proxy_path_for) and its `.json`: the only names the cache ever deletes.
+_PROXY_NAME = re.compile(r"^.+-[0-9a-f]{32}\.(mp4|json)$")
+_TMP_NAME = re.compile(r"^\..+-[0-9a-f]{32}\.(mp4|json)\..+\.tmp$")
 
 
 class ProxyCancelled(Exception):
@@ -98,6 +119,145 @@ def proxy_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path.home() / ".cache" / "microau_studio" / "proxies"
+
+
+def proxy_cache_cap() -> int:
+    """Bytes the proxy folder may hold: `$MICROAU_PROXY_CACHE_GB` (GB, 10^9 bytes), else
+    DEFAULT_PROXY_CACHE_BYTES. UserError for a value that is not a number >= 0."""
+    configured = os.environ.get(PROXY_CACHE_ENV, "").strip()
+    if not configured:
+        return DEFAULT_PROXY_CACHE_BYTES
+    try:
+        gb = float(configured)
+    except ValueError:
+        gb = math.nan
+    if not math.isfinite(gb) or gb < 0:
+        raise UserError(f"{PROXY_CACHE_ENV}={configured!r} is not a size; set it to the seek-proxy cache "
+                        f"size in GB, e.g. {PROXY_CACHE_ENV}=10 (0 keeps no proxy)")
+    return int(gb * 1e9)
+
+
+@dataclass(frozen=True)
+class CachedProxy:
+    """A complete proxy in the cache folder (proxy file plus sidecar)."""
+
+    path: Path  # the proxy .mp4
+    n_bytes: int  # proxy + sidecar
+    last_used: float  # sidecar mtime, s since the epoch (find_proxy touches it)
+    source: Path | None  # the original it copies, as recorded when it was built
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def cached_proxies(folder: Path | None = None) -> list[CachedProxy]:
+    """The complete proxies in `folder` (default `proxy_dir()`), least recently used first."""
+    folder = proxy_dir() if folder is None else folder
+    entries = []
+    for sidecar in folder.glob("*.json") if folder.is_dir() else ():
+        proxy = sidecar.with_suffix(".mp4")
+        meta = _read_sidecar(proxy)
+        if not _PROXY_NAME.match(sidecar.name) or meta is None or not proxy.is_file():
+            continue
+        try:
+            last_used = sidecar.stat().st_mtime
+        except OSError:
+            continue  # evicted by another process meanwhile
+        source = meta.get("source")
+        entries.append(CachedProxy(proxy, _size(proxy) + _size(sidecar), last_used,
+                                   Path(source) if isinstance(source, str) else None))
+    return sorted(entries, key=lambda entry: entry.last_used)
+
+
+def _delete(proxy: Path) -> int:
+    """Delete a proxy and its sidecar (the proxy first: a sidecar alone is never "complete");
+    return the bytes freed."""
+    freed = 0
+    for path in (proxy, _sidecar(proxy)):
+        size = _size(path)
+        try:
+            path.unlink()
+            freed += size
+        except FileNotFoundError:
+            pass
+        except OSError as err:  # e.g. open in a reader on Windows; the next eviction retries
+            log.info("could not delete %s (%s)", path, err)
+    return freed
+
+
+def _evict(folder: Path, n_bytes: int, cap: int, keep: Path | None = None) -> int:
+    """Delete least recently used proxies (never `keep`) until the cache plus `n_bytes` fits in
+    `cap`; return the bytes the cache then holds besides `keep`."""
+    entries = [e for e in cached_proxies(folder) if e.path != keep]
+    used = sum(e.n_bytes for e in entries)
+    for entry in entries:
+        if used + n_bytes <= cap:
+            break
+        used -= _delete(entry.path)
+        log.info("evicted the least recently used seek proxy %s (cache cap %s)", entry.path.name, _gb(cap))
+    return used
+
+
+@dataclass(frozen=True)
+class GarbageReport:
+    """What `collect_garbage` removed and what the cache holds afterwards."""
+
+    orphans: int  # proxies whose original no longer exists
+    stale: int  # proxies of an original that changed since (another fingerprint)
+    incomplete: int  # sidecars without a proxy, proxies without a sidecar, crashed temporaries
+    evicted: int  # least recently used proxies removed to get under the cap
+    freed_bytes: int
+    kept: int  # proxies left
+    kept_bytes: int
+    cap_bytes: int
+
+
+def collect_garbage(folder: Path | None = None, now: float | None = None) -> GarbageReport:
+    """Clean the proxy folder (default `proxy_dir()`): see the module docstring."""
+    folder = proxy_dir() if folder is None else folder
+    cap = proxy_cache_cap()
+    now = time.time() if now is None else now
+    orphans = stale = incomplete = freed = 0
+    if not folder.is_dir():
+        return GarbageReport(0, 0, 0, 0, 0, 0, 0, cap)
+    for entry in cached_proxies(folder):
+        if entry.source is None or not entry.source.is_file():
+            orphans += 1
+        else:
+            try:
+                current = proxy_path_for(entry.source).name
+            except UserError:  # unreadable now: keep the proxy, the original may come back
+                continue
+            if current == entry.path.name:
+                continue
+            stale += 1
+        freed += _delete(entry.path)
+    for path in folder.iterdir():
+        old = now - _mtime(path) > _STALE_TMP_S  # a build may be between its two renames
+        lone_sidecar = path.suffix == ".json" and not path.with_suffix(".mp4").exists()
+        lone_proxy = path.suffix == ".mp4" and not _sidecar(path).exists()
+        if ((_PROXY_NAME.match(path.name) and (lone_sidecar or lone_proxy) and old)
+                or (_TMP_NAME.match(path.name) and old)):
+            size = _size(path)
+            path.unlink(missing_ok=True)
+            incomplete += 1
+            freed += size
+    before = cached_proxies(folder)
+    used = _evict(folder, 0, cap)
+    after = cached_proxies(folder)
+    freed += sum(e.n_bytes for e in before) - used
+    return GarbageReport(orphans, stale, incomplete, len(before) - len(after), freed, len(after), used, cap)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return math.inf  # gone already: never "old"
 
 
 def _fingerprint(video_path: Path) -> str:
@@ -145,6 +305,10 @@ def find_proxy(video_path: Path | str, n_frames: int | None = None) -> Path | No
         return None
     if n_frames is not None and meta.get("n_frames") != n_frames:
         return None
+    try:
+        os.utime(_sidecar(path))  # the sidecar's mtime is the last use (least-recently-used eviction)
+    except OSError:
+        pass  # a read-only cache still serves its proxies; they just age as built
     return path
 
 
@@ -190,6 +354,14 @@ def _space_error(n_bytes: float, free: int, folder: Path) -> UserError:
     return UserError(
         f"a seek proxy needs about {_gb(n_bytes)} more but {folder} has {_gb(free)} free (1 GB is kept "
         f"spare); free some space or set {PROXY_DIR_ENV} to a folder on a larger disk"
+    )
+
+
+def _cap_error(name: str, n_bytes: float, cap: int) -> UserError:
+    return UserError(
+        f"a seek proxy of {name} needs about {_gb(n_bytes)}, more than the seek-proxy cache may hold "
+        f"({_gb(cap)}, {PROXY_CACHE_ENV}); seeks stay on the original (exact, slower): raise "
+        f"{PROXY_CACHE_ENV} to build one"
     )
 
 
@@ -248,8 +420,12 @@ class _Encoder:
     """One proxy encoding pass: the original decoded in order, re-encoded losslessly."""
 
     def __init__(self, source: VideoSource, tmp: Path, threads: int,
-                 progress: Callable[[int, int], None] | None, cancelled: Callable[[], bool] | None):
+                 progress: Callable[[int, int], None] | None, cancelled: Callable[[], bool] | None,
+                 target: Path, cap: int, room: int):
         self.source = source
+        self.target = target  # the proxy's final name
+        self.cap = cap  # proxy_cache_cap() when the build started
+        self.room = room  # bytes the other proxies leave under the cap
         self.tmp = tmp
         self.threads = threads
         self.progress = progress
@@ -263,11 +439,16 @@ class _Encoder:
 
     def _check_space(self, done: int, total: int) -> None:
         """Stop early when the size so far projects past the free space (FREE_SPACE_MARGIN_BYTES
-        kept): a full disk would also stop the project from saving."""
-        rest = self.tmp.stat().st_size / done * (total - done)
+        kept; a full disk would also stop the project from saving) or past the cache cap."""
+        written = self.tmp.stat().st_size
+        rest = written / done * (total - done)
         free = _free_bytes(self.tmp.parent)
         if rest > free - FREE_SPACE_MARGIN_BYTES:
             raise _space_error(rest, free, self.tmp.parent)
+        if written + rest > self.room:  # the estimate was low: evict more, if that is enough
+            self.room = self.cap - _evict(self.target.parent, written + rest, self.cap, keep=self.target)
+            if written + rest > self.room:
+                raise _cap_error(self.source.name, written + rest, self.cap)
 
     def _configure(self, stream, first: av.VideoFrame) -> None:
         ctx = stream.codec_context
@@ -347,7 +528,8 @@ def build_proxy(video_path: Path | str, progress: Callable[[int, int], None] | N
     cancelled() is polled every frame and, when it returns True, ProxyCancelled is raised and no
     file is left behind. threads: libx264 threads (1 leaves the other core to inference; 0 lets
     libx264 choose). Builds regardless of the GOP (`wants_proxy` says whether one is worth it);
-    raises UserError when no exact proxy can be made, when the disk is too full, or when the
+    evicts least recently used proxies to stay under `proxy_cache_cap()`; raises UserError when
+    no exact proxy can be made, when it would not fit under the cap or on the disk, or when the
     written copy does not verify as exact. source: `video_path` already open as a VideoSource
     (used and left open), so a caller that opened it to ask `wants_proxy` does not index the
     original twice.
@@ -366,11 +548,16 @@ def build_proxy(video_path: Path | str, progress: Callable[[int, int], None] | N
         except OSError as err:
             raise UserError(f"cannot create the proxy folder {target.parent} ({err.strerror or err}); "
                             f"set {PROXY_DIR_ENV} to a writable folder") from None
-        check_disk_space(estimate_proxy_bytes(source), target.parent)
+        cap = proxy_cache_cap()
+        estimate = estimate_proxy_bytes(source)
+        if estimate > cap:
+            raise _cap_error(source.name, estimate, cap)
+        check_disk_space(estimate, target.parent)
+        room = cap - _evict(target.parent, estimate, cap, keep=target)
         verified: list[int] = []
 
         def write(tmp: Path) -> None:
-            encoder = _Encoder(source, tmp, threads, progress, cancelled)
+            encoder = _Encoder(source, tmp, threads, progress, cancelled, target, cap, room)
             encoder.encode()
             verified.extend(encoder.verify())
 
@@ -393,6 +580,7 @@ def build_proxy(video_path: Path | str, progress: Callable[[int, int], None] | N
         }
         write_atomically(_sidecar(target), lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
     _remove_leftovers(target)
+    _evict(target.parent, 0, cap, keep=target)
     log.debug("seek proxy of %s: %s (%.0f MB, %d frames verified exact)", video_path.name, target,
               meta["bytes"] / 1e6, len(verified))
     return target
