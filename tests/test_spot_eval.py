@@ -206,6 +206,12 @@ def test_video_keys_pair_by_path_name_or_stem():
     truth = ["s15/15_0101.mp4", "s16/16_0102.mp4"]
     pair = match_video_keys(truth, ["15_0101.mp4", "16_0102"])
     assert pair("15_0101.mp4") == "s15/15_0101.mp4" and pair("16_0102") == "s16/16_0102.mp4"
-    assert match_video_keys(["a.mp4"], ["interview.mp4"])("interview.mp4") == "a.mp4"
+    # One video each: a file that names none pairs whatever the names; two named, different
+    # videos are an error, never scored against each other.
+    assert match_video_keys(["a.mp4"], ["pred"], other_named=False)("pred") == "a.mp4"
+    assert match_video_keys(["gt"], ["interview.mp4"], reference_named=False)("interview.mp4") == "gt"
+    assert match_video_keys(["s15/15_0101.mp4"], ["15_0101.mp4"])("15_0101.mp4") == "s15/15_0101.mp4"
+    with pytest.raises(UserError, match="no video in common"):
+        match_video_keys(["a.mp4"], ["interview.mp4"])
     with pytest.raises(UserError, match="no video in common"):
         match_video_keys(truth, ["x.mp4", "y.mp4"])

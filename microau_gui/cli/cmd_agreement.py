@@ -74,7 +74,9 @@ def run(args) -> int:
         raise UserError("neither file holds any event; check the files (and --coder-a/--coder-b)")
     table_b = rename_videos(table_b, match_video_keys([e.video for e in table_a.events] or
                                                       list(table_a.n_frames),
-                                                      [e.video for e in table_b.events]))
+                                                      [e.video for e in table_b.events],
+                                                      reference_named=table_a.named,
+                                                      other_named=table_b.named))
     videos = sorted({e.video for e in (*table_a.events, *table_b.events)})
     lengths = {**table_b.n_frames, **table_a.n_frames}
     lengths.update(_lengths(args.n_frames, videos))

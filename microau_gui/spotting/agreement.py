@@ -48,6 +48,7 @@ class CodedEvent:
     apex: int | None = None
     aus: frozenset[str] = frozenset()  # AU codes, e.g. {"AU4", "AU7"}; side and intensity dropped
     coder: str = ""  # who coded it (informational)
+    emotion: str = ""  # the emotion (or objective class) coded or recognised; "" when none
 
 
 @dataclass(frozen=True)

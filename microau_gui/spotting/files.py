@@ -12,8 +12,14 @@ has one row per interval:
 
 `onset`, `apex` and `offset` are 0-based frame_idx (offset inclusive), `type` is micro or macro,
 `score` the spotter's apex z, `regions` the AUs whose regions moved. Readers need only `onset` and
-`offset`; `video`, `apex`, `type`, `aus` (a FACS string such as `4+7+L10`), `coder` and `score`
-are used when present. Other accepted inputs:
+`offset`; `video`, `apex`, `type`, `aus` (a FACS string such as `4+7+L10`), `coder`, `emotion`
+(for spot-then-recognise scoring) and `score` are used when present.
+
+Pairing two files' videos (`match_video_keys`): keys pair exactly, then by file name, then by
+stem. A file that names no video (no `video` column, a per-frame CSV) has one video keyed by its
+file stem, and that one pairs with the other file's single video whatever its name. Two files
+that each name one video pair only when the names agree: a prediction file of another video is
+an error, never silently scored against this one's ground truth. Other accepted inputs:
 - an `analyze` per-frame CSV (`frame_idx`, `t_s`, `face_found`, one probability column per AU):
   thresholded into events (`agreement.events_from_frame_probs`);
 - a project JSON export (`export --format json`): events with AUs, and every video's length;
@@ -101,10 +107,15 @@ class EventTable:
     n_frames: Mapping[str, int] = field(default_factory=dict)  # video -> frame count, when known
     source: str = "csv"  # "csv", "frames", "json" or an importer kind
     skipped: tuple[str, ...] = ()  # rows an importer skipped, with the reason
+    named: bool = True  # False when the file names no video and its key is the file stem
+
+    @property
+    def has_emotions(self) -> bool:
+        return bool(self.events) and all(ev.emotion for ev in self.events)
 
     def typed_intervals(self, micro_max_frames: Mapping[str, int] | int | None = None
-                        ) -> dict[str, list[tuple[int, int, str]]]:
-        """video -> [(onset, offset, type)]; unstated types come from the duration."""
+                        ) -> dict[str, list[tuple[int, int, str, str]]]:
+        """video -> [(onset, offset, type, emotion)]; unstated types come from the duration."""
         out: dict[str, list[tuple[int, int, str]]] = {}
         for ev, kind in zip(self.events, self.kinds):
             if not kind:
@@ -115,7 +126,7 @@ class EventTable:
                                     f"{ev.onset}-{ev.offset} is not stated and the frame rate is "
                                     "unknown; add a `type` column (micro/macro)")
                 kind = "micro" if ev.offset - ev.onset + 1 <= limit else "macro"
-            out.setdefault(ev.video, []).append((ev.onset, ev.offset, kind))
+            out.setdefault(ev.video, []).append((ev.onset, ev.offset, kind, ev.emotion))
         return out
 
 
@@ -176,9 +187,10 @@ def _read_interval_csv(path: Path, rows: list[list[str]], default_video: str,
         if coder is not None and row_coder != coder:
             continue
         events.append(CodedEvent(video=cell("video") or default_video, onset=onset, offset=offset,
-                                 apex=apex, aus=_aus_cell(cell("aus"), where), coder=row_coder))
+                                 apex=apex, aus=_aus_cell(cell("aus"), where), coder=row_coder,
+                                 emotion=cell("emotion").lower()))
         kinds.append(kind)
-    return EventTable(path, tuple(events), tuple(kinds), {}, "csv")
+    return EventTable(path, tuple(events), tuple(kinds), {}, "csv", named="video" in cols)
 
 
 def _read_frame_csv(path: Path, rows: list[list[str]], video: str, threshold: float,
@@ -210,7 +222,7 @@ def _read_frame_csv(path: Path, rows: list[list[str]], video: str, threshold: fl
     matrix = np.nan_to_num(np.asarray(probs, float).reshape(len(frames), len(au_cols)), nan=0.0)
     events = events_from_frame_probs(video, frames, matrix, [code for _, code in au_cols],
                                      threshold=threshold, min_frames=min_frames)
-    return EventTable(path, tuple(events), ("",) * len(events), {}, "frames")
+    return EventTable(path, tuple(events), ("",) * len(events), {}, "frames", named=False)
 
 
 def _read_export_json(path: Path, coder: str | None) -> EventTable:
@@ -230,7 +242,8 @@ def _read_export_json(path: Path, coder: str | None) -> EventTable:
             events.append(CodedEvent(video=keys[item["video"]], onset=int(item["onset"]),
                                      offset=int(item["offset"]), apex=item.get("apex"),
                                      aus=frozenset(f"AU{int(a['au'])}" for a in item.get("aus", [])),
-                                     coder=item.get("coder") or ""))
+                                     coder=item.get("coder") or "",
+                                     emotion=(item.get("emotion") or "").strip().lower()))
             kind = (item.get("expression_type") or "").lower()
             kinds.append(kind if kind in ("micro", "macro") else "")
         n_frames = {keys[vid]: int(v["n_frames"]) for vid, v in videos.items() if v.get("n_frames")}
@@ -283,16 +296,18 @@ def read_event_table(path: Path | str, kind: str | None = None, media_root: Path
     return _read_sheet(path, "megc", Path(media_root) if media_root else None, coder)
 
 
-def match_video_keys(reference: Iterable[str], other: Iterable[str]) -> Callable[[str], str]:
+def match_video_keys(reference: Iterable[str], other: Iterable[str], *, reference_named: bool = True,
+                     other_named: bool = True) -> Callable[[str], str]:
     """Map `other`'s video keys onto `reference`'s: exact, then file name, then stem.
 
-    When each side names exactly one video they are paired whatever their names. Keys with no
-    partner stay as they are (a video only one side coded); when no key pairs at all, the two
-    files name their videos differently and a UserError says so.
+    When each side has exactly one video and one side names none (`*_named` False: its key is
+    only a file stem), they are paired whatever the names. Keys with no partner stay as they are
+    (a video only one side coded); when no key pairs at all, the two files name different videos
+    and a UserError says so, also when each names a single, different video.
     """
     ref = sorted(set(reference))
     oth = sorted(set(other))
-    if len(ref) == 1 and len(oth) == 1:
+    if len(ref) == 1 and len(oth) == 1 and not (reference_named and other_named):
         return lambda key: ref[0]
     normalisers = (lambda k: k, lambda k: Path(k).name, lambda k: Path(k).stem)
     mapping: dict[str, str] = {}

@@ -54,7 +54,7 @@ def read_sheet_events(path: Path, kind: str, media_root: Path | None, coder: str
         key = _key(sample.media_path, media_root)
         events.append(CodedEvent(video=key, onset=sample.onset, offset=sample.offset,
                                  apex=sample.apex, aus=frozenset(f"AU{n}" for n in sample.au_numbers),
-                                 coder=coder or ""))
+                                 coder=coder or "", emotion=(sample.emotion or "").strip().lower()))
         kinds.append(sample.expression_type if sample.expression_type in ("micro", "macro") else "")
         n_frames[key] = len(cached_index(sample.media_path).frame_numbers)
     return EventTable(Path(path), tuple(events), tuple(kinds), n_frames, kind, skipped)
