@@ -5,9 +5,11 @@ and `spotting.files`.
 
 A and B are our event CSVs (video, onset, apex, offset, aus[, coder]), `spot` output, `analyze`
 per-frame CSVs (thresholded into events), project JSON exports, or dataset sheets read through
-their importer (`--kind-a/--kind-b`). Reports per-AU frame-level Cohen's kappa, event-level
-F1 at IoU >= 0.5 and mean absolute onset/apex/offset errors in frames (see
-`spotting.agreement`), prints a summary and writes the long-format CSV.
+their importer (`--kind-a/--kind-b`). Reports per-AU frame-level Cohen's kappa, Krippendorff's
+alpha and Gwet's AC1 with 95 % block-bootstrap CIs, event-level F1 at IoU >= 0.5 and mean
+absolute onset/apex/offset errors in frames (see `spotting.agreement`), prints a summary and
+writes the long-format CSV. Further coders (`--more C ...`, our event CSVs or exports) add
+Fleiss' kappa, alpha and AC1 over all coders (rows `fleiss_kappa`, ..., with au and CIs).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import math
 from microau_gui.core.errors import UserError
 
 NAME = "agreement"
-HELP = "per-AU frame kappa, event F1 and timing errors between two coders (or a coder and the model)"
+HELP = ("per-AU frame kappa, Krippendorff's alpha and Gwet's AC1 (with CIs), event F1 and timing "
+        "errors between two coders (or a coder and the model), Fleiss' kappa for more coders")
 
 
 def add_arguments(parser) -> None:
@@ -38,6 +41,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability at which a per-frame AU counts as present (default 0.5)")
     parser.add_argument("--min-iou", type=float, default=0.5, help="IoU for matched events (default 0.5)")
+    parser.add_argument("--more", nargs="+", default=None, metavar="C",
+                        help="further coders' event files: adds Fleiss' kappa, Krippendorff's alpha "
+                        "and Gwet's AC1 over all coders (A, B and these)")
+    parser.add_argument("--block-frames", type=int, default=50,
+                        help="bootstrap block length in frames for the CIs (default 50)")
+    parser.add_argument("--bootstrap", type=int, default=1000,
+                        help="bootstrap resamples for the CIs (default 1000; 0: no CIs)")
 
 
 def _lengths(text: str | None, videos: list[str]) -> dict[str, int]:
@@ -61,7 +71,7 @@ def _lengths(text: str | None, videos: list[str]) -> dict[str, int]:
 
 
 def run(args) -> int:
-    from microau_gui.spotting.agreement import compare_coders, write_agreement_csv
+    from microau_gui.spotting.agreement import compare_coders, compare_many, write_agreement_csv
     from microau_gui.spotting.files import match_video_keys, read_event_table, rename_videos
 
     if not 0.0 <= args.threshold <= 1.0:
@@ -80,8 +90,27 @@ def run(args) -> int:
     videos = sorted({e.video for e in (*table_a.events, *table_b.events)})
     lengths = {**table_b.n_frames, **table_a.n_frames}
     lengths.update(_lengths(args.n_frames, videos))
-    result = compare_coders(table_a.events, table_b.events, n_frames=lengths, min_iou=args.min_iou)
-    write_agreement_csv(result, args.out)
+    if args.block_frames < 1 or args.bootstrap < 0:
+        raise UserError("--block-frames must be >= 1 and --bootstrap >= 0")
+    result = compare_coders(table_a.events, table_b.events, n_frames=lengths, min_iou=args.min_iou,
+                            block_frames=args.block_frames, n_boot=args.bootstrap)
+    extra_rows = []
+    if args.more:
+        sets = [table_a.events, table_b.events]
+        for path in args.more:
+            table = read_event_table(path, video=args.video, threshold=args.threshold)
+            table = rename_videos(table, match_video_keys(videos, [e.video for e in table.events],
+                                                          other_named=table.named))
+            sets.append(table.events)
+        for k in compare_many(sets, n_frames=lengths, block_frames=args.block_frames,
+                              n_boot=max(1, args.bootstrap)):
+            for name, value, ci in (("fleiss_kappa", k.fleiss_kappa, k.fleiss_kappa_ci),
+                                    ("all_coders_alpha", k.alpha, k.alpha_ci),
+                                    ("all_coders_ac1", k.ac1, k.ac1_ci)):
+                extra_rows += [{"measure": name, "au": k.au, "value": value, "count": k.n_frames},
+                               {"measure": f"{name}_ci_low", "au": k.au, "value": ci[0], "count": k.n_frames},
+                               {"measure": f"{name}_ci_high", "au": k.au, "value": ci[1], "count": k.n_frames}]
+    write_agreement_csv(result, args.out, extra_rows=extra_rows)
 
     def fmt(value: float) -> str:
         return "n/a" if math.isnan(value) else f"{value:.3f}"
@@ -90,7 +119,8 @@ def run(args) -> int:
     if not result.per_au:
         print("  no kappa: one side codes no AUs (e.g. spotted candidates); events and timing only")
     for k in result.per_au:
-        print(f"  {k.au:5s} kappa {fmt(k.kappa):>6s}  frames A {k.frames_a:6d}  B {k.frames_b:6d}")
+        print(f"  {k.au:5s} kappa {fmt(k.kappa):>6s}  alpha {fmt(k.alpha):>6s}  AC1 {fmt(k.ac1):>6s} "
+              f"[{fmt(k.ac1_ci[0])}, {fmt(k.ac1_ci[1])}]  frames A {k.frames_a:6d}  B {k.frames_b:6d}")
     ev, tm = result.events, result.timing
     print(f"events: F1 {fmt(ev.f1)} (precision {fmt(ev.precision)}, recall {fmt(ev.recall)}; "
           f"tp {ev.tp}, fp {ev.fp}, fn {ev.fn})")
