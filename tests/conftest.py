@@ -22,6 +22,14 @@ def proxies_in_tmp(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def user_config_in_tmp(tmp_path, monkeypatch):
+    """Key bindings, coder name and theme a test stores go to its own folder, never the user's."""
+    folder = tmp_path / "user-config"
+    monkeypatch.setenv("MICROAU_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_qthreads(request):
     """Fail a test that leaves a QThread running (napari's dangling-QThread guard)."""
     try:

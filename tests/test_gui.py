@@ -85,7 +85,7 @@ def test_shortcuts_dialog_lists_every_bound_key(qtbot, window):
     bound = [a for a in window.findChildren(QAction) if a.shortcuts()]
     assert len(bound) >= 30
     listed = {(dialog.table.item(r, 1).text(), dialog.table.item(r, 2).text())
-              for r in range(dialog.table.rowCount())}
+              for r in range(dialog.table.rowCount()) if dialog.table.item(r, 2).text()}
     assert listed == {(command, keys) for _menu, command, keys in shortcut_rows(bound)}
     keys = " ".join(k for _c, k in listed)
     for required in ("Space", "Left", "Shift+Left", "I", "A", "O", "Ctrl+Z", "Ctrl+Shift+Z", "[",

@@ -6,9 +6,13 @@ PySide6 and session.
 
 Marking keys (see ProjectSession.mark): I starts a new event at the playhead, A marks its apex,
 O its offset and adds it (one undo step); Shift+I/A/O move the selected event's boundary to the
-playhead. Digit keys 1..9, 0 toggle the first ten AUs of the model vocabulary on the selected
+playhead. Esc in a text field (go-to frame, quick entry) leaves it and gives the keys back to the
+window instead of deselecting. Digit keys 1..9, 0 toggle the first ten AUs of the model vocabulary on the selected
 event (session.annotation.digit_aus); with the default vocabulary 1=AU1 2=AU2 3=AU4 4=AU5 5=AU6
-6=AU7 7=AU9 8=AU10 9=AU12 0=AU14.
+6=AU7 7=AU9 8=AU10 9=AU12 0=AU14. The toggled AU becomes the *focused AU*: Alt+A..E set its
+intensity, Alt+L / Alt+R / Alt+B its side, Alt+Up / Alt+Down move the focus; C opens the
+quick-entry field for any AU of the catalogue (gui.au_panel). Every key can be rebound per user
+(gui.keymap, Help > Shortcuts).
 
 Review keys (session.review): J next and K previous item of the active review queue (spotted
 candidates or suggestions), Y accepts the item, X rejects it and goes to the next undecided one.
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 
+from microau_gui.core.aus import INTENSITIES, Side
 from microau_gui.session.annotation import DIGIT_KEYS
 from microau_gui.store.records import Boundary
 
@@ -48,7 +53,12 @@ class ActionSpec:
 
 def _digit_spec(digit: str) -> ActionSpec:
     return ActionSpec(f"toggle_au_{digit}", "Annotate", f"Toggle AU key {digit}", (digit,),
-                      lambda w: w.session.toggle_digit(digit))
+                      lambda w: w.toggle_digit(digit))
+
+
+def _intensity_spec(letter: str) -> ActionSpec:
+    return ActionSpec(f"intensity_{letter}", "Annotate", f"Focused AU: intensity {letter}",
+                      (f"Alt+{letter}",), lambda w: w.au_panel.set_intensity(letter))
 
 
 ACTION_SPECS: tuple[ActionSpec, ...] = (
@@ -63,8 +73,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("quit", "File", "&Quit", ("Ctrl+Q",), lambda w: w.close()),
     ActionSpec("delete_event", "Edit", "&Delete selected event", ("Delete",),
                lambda w: w.session.delete_selected_event()),
-    ActionSpec("cancel", "Edit", "Cancel marking / deselect", ("Esc",),
-               lambda w: w.session.cancel_mark()),
+    ActionSpec("cancel", "Edit", "Cancel marking / deselect / leave a text field", ("Esc",),
+               lambda w: w.cancel()),
     ActionSpec("play", "Playback", "Play / pause", ("Space",), lambda w: w.session.toggle_play()),
     ActionSpec("back1", "Playback", "Step back 1 frame", ("Left",), lambda w: w.session.step(-1),
                button="◀ 1"),
@@ -98,6 +108,21 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("move_offset", "Annotate", "Move selected offset here", ("Shift+O",),
                lambda w: w.session.move_selected_boundary(Boundary.OFFSET)),
     *(_digit_spec(d) for d in DIGIT_KEYS),
+    ActionSpec("quick_entry", "Annotate", "Code AUs by typing (e.g. 4+L12C+R14)", ("C",),
+               lambda w: w.au_panel.start_quick_entry()),
+    ActionSpec("focus_au_next", "Annotate", "Focus the next AU row", ("Alt+Down",),
+               lambda w: w.au_panel.move_focus(1)),
+    ActionSpec("focus_au_previous", "Annotate", "Focus the previous AU row", ("Alt+Up",),
+               lambda w: w.au_panel.move_focus(-1)),
+    *(_intensity_spec(letter) for letter in INTENSITIES),
+    ActionSpec("intensity_none", "Annotate", "Focused AU: no intensity", ("Alt+Backspace",),
+               lambda w: w.au_panel.set_intensity(None)),
+    ActionSpec("side_left", "Annotate", "Focused AU: left side only", ("Alt+L",),
+               lambda w: w.au_panel.set_side(Side.LEFT)),
+    ActionSpec("side_right", "Annotate", "Focused AU: right side only", ("Alt+R",),
+               lambda w: w.au_panel.set_side(Side.RIGHT)),
+    ActionSpec("side_both", "Annotate", "Focused AU: both sides", ("Alt+B",),
+               lambda w: w.au_panel.set_side(Side.BOTH)),
     ActionSpec("fixed_reference", "Annotate", "Use this frame as the fixed reference", ("R",),
                lambda w: w.use_fixed_reference()),
     ActionSpec("spot_video", "Review", "&Spot micro-expressions in this video", ("Ctrl+Shift+S",),
@@ -147,6 +172,7 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     redo = window.session.undo_stack.createRedoAction(window, "&Redo")
     redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
     for name, action in (("undo", undo), ("redo", redo)):
+        action.setObjectName(name)
         action.setProperty("menu", "Edit")
         action.setProperty("label", name.capitalize() + " (menu shows the command)")
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -170,14 +196,16 @@ def build_actions(window: MainWindow) -> dict[str, QAction]:
     return actions
 
 
-def shortcut_rows(actions) -> list[tuple[str, str, str]]:
-    """(menu, command, keys) for every action that has a key, in menu order."""
+def shortcut_rows(actions, include_unbound: bool = False) -> list:
+    """(menu, command, keys) for every action that has a key, in menu order; with
+    `include_unbound`, (menu, command, keys, action) for every named action (keys may be "")."""
     rows = []
     for action in actions:
         keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts()]
-        if keys:
+        if keys or (include_unbound and action.objectName()):
             menu = action.property("menu") or ""
             label = action.property("label") or action.text()
-            rows.append((menu, label.replace("&", ""), ", ".join(keys)))
+            row = (menu, label.replace("&", ""), ", ".join(keys))
+            rows.append(row + (action,) if include_unbound else row)
     order = {menu: i for i, menu in enumerate(MENUS)}
     return sorted(rows, key=lambda r: order.get(r[0], len(MENUS)))

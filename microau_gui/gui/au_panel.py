@@ -7,11 +7,19 @@ One row per AU of the model vocabulary, plus any other AU the selected event cod
 code and FACS name, the model's probability for the frame on screen (greyed while the prediction
 of a new frame is pending), then for the selected event: on/off, side (both / L / R) and FACS
 intensity (A trace ... E maximum). Digit keys toggle the first ten rows (shown as "1" ... "0").
+
+Keyboard coding (our choice where issue 16 is silent): the *focused AU* is the row last toggled
+or coded (outlined; Alt+Up / Alt+Down move it). Alt+A ... Alt+E set its intensity, Alt+L / Alt+R
+/ Alt+B its side (left, right, both). The quick-entry field (key C) takes a whole FACS string
+such as `4+L12C+R14`, parsed by `core.aus.parse_au_string`, the parser the importers use, so any
+AU of the catalogue can be coded by key; Enter replaces the selected event's AUs with it and
+hands the keys back to the window (`entry_finished`), a token it cannot read is named and nothing
+changes.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -30,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from microau_gui.core.au import CATALOGUE, au_info
-from microau_gui.core.aus import INTENSITIES, Side
+from microau_gui.core.aus import INTENSITIES, Side, parse_au_string
 from microau_gui.core.types import FramePrediction
 from microau_gui.session.annotation import digit_aus
 from microau_gui.session.session import ProjectSession
@@ -114,11 +122,12 @@ class _AURow:
         self.intensity.setToolTip("FACS intensity: A trace, B slight, C marked, D severe, E maximum")
         for widget in (self.toggle, self.side, self.intensity):
             widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space, digits, arrows stay shortcuts
-        self.toggle.clicked.connect(lambda _checked: panel.session.toggle_au(code))
+        self.toggle.clicked.connect(lambda _checked: panel.toggle(code))
+        # Qt hands the Side back as its plain letter; the store wants the Side itself.
         self.side.activated.connect(
-            lambda i: panel.session.set_au_side(code, self.side.itemData(i)))
+            lambda i: panel.set_side(Side(self.side.itemData(i)), code))
         self.intensity.activated.connect(
-            lambda i: panel.session.set_au_intensity(code, self.intensity.itemData(i)))
+            lambda i: panel.set_intensity(self.intensity.itemData(i), code))
 
     @property
     def widgets(self) -> list[QWidget]:
@@ -128,10 +137,13 @@ class _AURow:
 class AUPanel(QWidget):
     """Per-AU probabilities of the frame on screen and the selected event's coding."""
 
+    entry_finished = Signal()  # the quick-entry field is done: the window takes the keys back
+
     def __init__(self, session: ProjectSession, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
         self.rows: dict[str, _AURow] = {}
+        self.focused_code: str | None = None
         self._prediction: FramePrediction | None = None
 
         self.event_title = QLabel()
@@ -165,6 +177,16 @@ class AUPanel(QWidget):
         add_note.clicked.connect(self._on_note_entered)
         self.notes = QListWidget()
         self.notes.setMaximumHeight(70)
+        self.quick_entry = QLineEdit()
+        self.quick_entry.setObjectName("quick_entry")
+        self.quick_entry.setPlaceholderText("code AUs, e.g. 4+L12C+R14  (key C, Enter)")
+        self.quick_entry.setToolTip(
+            "FACS string for the selected event (C): + separates AUs, L/R prefix the side, A-E "
+            "suffix the intensity; Enter replaces the event's AUs, Esc leaves it unchanged")
+        self.quick_entry.returnPressed.connect(self.apply_quick_entry)
+        # Enter in any text field of the panel hands the keys back to the window.
+        self.emotion.lineEdit().returnPressed.connect(self.entry_finished)
+        self.note_edit.returnPressed.connect(self.entry_finished)
 
         extra_row = QHBoxLayout()
         extra_row.addWidget(QLabel("Other AU"))
@@ -177,6 +199,7 @@ class AUPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.event_title)
+        layout.addWidget(self.quick_entry)
         layout.addWidget(scroll, 1)
         layout.addLayout(extra_row)
         layout.addLayout(note_row)
@@ -218,8 +241,16 @@ class AUPanel(QWidget):
             for number, info in sorted(CATALOGUE.items()):
                 if info.code not in codes:
                     self.extra_au.addItem(f"{info.code} {info.name}", info.code)
+        if self.focused_code not in self.rows:
+            self.focused_code = None
         self._show_event(self.session.selected_event)
         self._show_probabilities()
+        self._show_focus()
+
+    def _show_focus(self) -> None:
+        for code, row in self.rows.items():
+            row.name.setStyleSheet("border: 1px solid #e0b040; border-radius: 2px;"
+                                   if code == self.focused_code else "")
 
     def _show_event(self, event: Event | None) -> None:
         editable = event is not None and self.session.editable
@@ -281,11 +312,84 @@ class AUPanel(QWidget):
 
     # -- panel -> session ----------------------------------------------------------------------
 
+    def toggle(self, code: str) -> None:
+        """Toggle `code` on the selected event; it becomes the focused AU."""
+        self.focused_code = code
+        self.session.toggle_au(code)
+        self._show_focus()
+
+    def set_side(self, side: Side, code: str | None = None) -> None:
+        """Side of `code` (default: the focused AU) on the selected event."""
+        code = code or self._focused_or_say()
+        if code is not None:
+            self.focused_code = code
+            self.session.set_au_side(code, Side(side))
+            self._show_focus()
+
+    def set_intensity(self, intensity: str | None, code: str | None = None) -> None:
+        """FACS intensity of `code` (default: the focused AU) on the selected event."""
+        code = code or self._focused_or_say()
+        if code is not None:
+            self.focused_code = code
+            self.session.set_au_intensity(code, intensity)
+            self._show_focus()
+
+    def move_focus(self, step: int) -> None:
+        """Alt+Down / Alt+Up: the next / previous row becomes the focused AU."""
+        codes = list(self.rows)
+        if not codes:
+            return
+        if self.focused_code in codes:
+            pos = (codes.index(self.focused_code) + step) % len(codes)
+        else:
+            pos = 0 if step > 0 else len(codes) - 1
+        self.focused_code = codes[pos]
+        self._show_focus()
+        self.session.status_posted.emit(f"focused AU: {self.focused_code} "
+                                        "(Alt+A..E intensity, Alt+L/R/B side)")
+
+    def _focused_or_say(self) -> str | None:
+        if self.focused_code is None:
+            self.session.status_posted.emit("no focused AU: toggle one with a digit key, or pick "
+                                            "one with Alt+Up / Alt+Down")
+        return self.focused_code
+
+    def start_quick_entry(self) -> None:
+        """Key C: the field shows the selected event's AUs, selected, ready to be typed over."""
+        event = self.session.selected_event
+        if event is None:
+            self.session.status_posted.emit("select an event first (mark one with I / A / O, "
+                                            "or N / P)")
+            return
+        self.quick_entry.setText(event.aus_text or "")
+        self.quick_entry.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.quick_entry.selectAll()
+
+    def apply_quick_entry(self) -> bool:
+        """Parse the field with the importers' AU parser and set the event's AUs to it."""
+        text = self.quick_entry.text()
+        parsed = parse_au_string(text)
+        if not parsed.ok:
+            problems = "; ".join(f"'{token}': {why}" for token, why in parsed.unparsed)
+            self.session.status_posted.emit(f"AUs not changed: {problems}")
+            return False
+        if self.session.selected_event is None:
+            self.session.status_posted.emit("select an event first (mark one with I / A / O, "
+                                            "or N / P)")
+            return False
+        self.session.set_selected_aus(parsed.codes)
+        if parsed.codes:
+            self.focused_code = parsed.codes[-1].code
+        self.quick_entry.clear()
+        self.rebuild()
+        self.entry_finished.emit()
+        return True
+
     def _on_extra_au_activated(self, index: int) -> None:
         code = self.extra_au.itemData(index)
         self.extra_au.setCurrentIndex(0)
         if code:
-            self.session.toggle_au(code)
+            self.toggle(code)
 
     def _on_emotion_edited(self) -> None:
         event = self.session.selected_event

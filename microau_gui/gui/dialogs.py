@@ -1,13 +1,15 @@
 """Dialogs: Help > Shortcuts, File > Import dataset (with progress and cancel), and the job strip.
 
-Owns: `ShortcutsDialog`, `ImportDialog`, `JobStrip`. May import PySide6, gui.actions and session.
+Owns: `ShortcutsDialog`, `ImportDialog`, `JobStrip`. May import PySide6, gui.actions, gui.keymap
+and session.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtGui import QAction
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QKeySequenceEdit,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -26,7 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from microau_gui.gui.actions import shortcut_rows
+from microau_gui.gui.actions import ACTION_SPECS, shortcut_rows
+from microau_gui.gui.keymap import reset_keymap, save_key, show_key_hints
 from microau_gui.session.annotation import digit_aus
 from microau_gui.session.messages import JobFinished, Progress
 from microau_gui.session.session import ProjectSession
@@ -42,38 +46,130 @@ IMPORT_KINDS = (
 
 
 class ShortcutsDialog(QDialog):
-    """Every key bound in the window, read from the window's actions."""
+    """Every key bound in the window, read from the window's actions: searchable, and rebindable
+    per user (gui.keymap) with conflicts refused and named."""
 
     def __init__(self, actions: list[QAction], vocab: tuple[str, ...], parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(620, 760)
-        self.rows = shortcut_rows(actions)
-        self.table = QTableWidget(len(self.rows), 3)
+        self.resize(620, 700)
+        self.actions = {a.objectName(): a for a in actions if a.objectName()}
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("search commands and keys")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self._filter)
+        self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Menu", "Command", "Keys"])
-        for r, row in enumerate(self.rows):
-            for c, text in enumerate(row):
-                self.table.setItem(r, c, QTableWidgetItem(text))
         self.table.verticalHeader().hide()
-        self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.key_edit = QKeySequenceEdit()
+        self.key_edit.setToolTip("press the new key for the selected command")
+        self.set_key = QPushButton("Set key")
+        self.set_key.clicked.connect(self._on_set_key_clicked)
+        self.clear_key = QPushButton("Remove key")
+        self.clear_key.clicked.connect(lambda: self.rebind(self._selected_name(), []))
+        self.reset = QPushButton("Reset all to defaults")
+        self.reset.clicked.connect(self._on_reset_clicked)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self._fill()
         mapping = ", ".join(f"{d}={code}" for d, code in digit_aus(vocab).items())
         note = QLabel(
             "<b>Marking.</b> I starts a new event at the playhead, A marks its apex, O its offset "
             "and adds it (one undo step; apex defaults to the middle frame). Shift+I / A / O move "
             "the selected event's boundary to the playhead. Esc cancels a half-marked event.<br>"
-            f"<b>Digit keys</b> toggle AUs on the selected event: {mapping}.<br>"
+            f"<b>Digit keys</b> toggle AUs on the selected event: {mapping}. The toggled AU is "
+            "the <i>focused AU</i>: Alt+A..E intensity, Alt+L / R / B side. <b>C</b> codes any AU "
+            "by typing, e.g. 4+L12C+R14.<br>"
             "<b>Mouse.</b> Video: wheel zooms, drag pans, double-click fits. Timeline: wheel zooms "
             "time, drag pans, click seeks, drag an event's edges or apex line to edit it "
             "(one undo step on release).")
         note.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
+        edit_row = QHBoxLayout()
+        edit_row.addWidget(QLabel("New key"))
+        edit_row.addWidget(self.key_edit, 1)
+        edit_row.addWidget(self.set_key)
+        edit_row.addWidget(self.clear_key)
+        edit_row.addWidget(self.reset)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.search)
         layout.addWidget(self.table, 1)
+        layout.addLayout(edit_row)
+        layout.addWidget(self.message)
         layout.addWidget(note)
         layout.addWidget(buttons)
+
+    def _fill(self) -> None:
+        names = {id(a): name for name, a in self.actions.items()}
+        rows = shortcut_rows(self.actions.values(), include_unbound=True)
+        self.rows = [(m, c, k) for m, c, k, _a in rows if k]
+        self.table.setRowCount(len(rows))
+        for r, (menu, command, keys, action) in enumerate(rows):
+            for c, text in enumerate((menu, command, keys)):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, names.get(id(action), ""))
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+        self._filter(self.search.text())
+
+    def _filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        for r in range(self.table.rowCount()):
+            row_text = " ".join(self.table.item(r, c).text() for c in range(3)).lower()
+            self.table.setRowHidden(r, bool(needle) and needle not in row_text)
+
+    def visible_commands(self) -> list[str]:
+        return [self.table.item(r, 1).text() for r in range(self.table.rowCount())
+                if not self.table.isRowHidden(r)]
+
+    def _selected_name(self) -> str:
+        row = self.table.currentRow()
+        return self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) if row >= 0 else ""
+
+    def _on_set_key_clicked(self) -> None:
+        seq = self.key_edit.keySequence()
+        if not seq.isEmpty():
+            self.rebind(self._selected_name(), [seq.toString(QKeySequence.SequenceFormat.PortableText)])
+
+    def rebind(self, name: str, keys: list[str]) -> bool:
+        """Bind `keys` to the action `name` and store it for this user; a key another action
+        holds is refused, naming that action."""
+        action = self.actions.get(name)
+        if action is None:
+            self.message.setText("select a command first")
+            return False
+        wanted = {QKeySequence(k).toString(QKeySequence.SequenceFormat.PortableText) for k in keys}
+        for other_name, other in self.actions.items():
+            if other_name == name:
+                continue
+            taken = wanted & {s.toString(QKeySequence.SequenceFormat.PortableText)
+                              for s in other.shortcuts()}
+            if taken:
+                label = (other.property("label") or other.text()).replace("&", "")
+                self.message.setText(f"<b>{', '.join(sorted(taken))}</b> is already bound to "
+                                     f"'{label}': remove it there first, or choose another key.")
+                return False
+        action.setShortcuts([QKeySequence(k) for k in keys])
+        save_key(name, sorted(wanted))
+        show_key_hints([action])
+        label = (action.property("label") or action.text()).replace("&", "")
+        self.message.setText(f"'{label}': {', '.join(sorted(wanted)) or 'no key'} (saved for you)")
+        self._fill()
+        return True
+
+    def _on_reset_clicked(self) -> None:
+        reset_keymap()
+        for spec in ACTION_SPECS:
+            if spec.name in self.actions:
+                self.actions[spec.name].setShortcuts([QKeySequence(k) for k in spec.keys])
+        show_key_hints(self.actions.values())
+        self.message.setText("every key is back to its default")
+        self._fill()
 
 
 class JobStrip(QWidget):

@@ -17,8 +17,11 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QDockWidget,
     QFileDialog,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QToolBar,
@@ -35,6 +38,7 @@ from microau_gui.gui.crop_view import FaceCropView
 from microau_gui.gui.dependency_view import DependencyView
 from microau_gui.gui.dialogs import ImportDialog, JobStrip, ShortcutsDialog
 from microau_gui.gui.finetune_dialog import FinetuneDialog
+from microau_gui.gui.keymap import apply_keymap, conflicts, describe_conflicts, load_keymap
 from microau_gui.gui.model_panel import ModelBanner, ModelBar, ModelCardDialog
 from microau_gui.gui.model_versions_panel import ModelVersionsPanel
 from microau_gui.gui.overlay_bar import OverlayBar
@@ -58,6 +62,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("MicroAU Studio")
         self.resize(1600, 1000)
         self.actions = build_actions(self)
+        apply_keymap(self.actions, load_keymap())
         for name in ("heatmap", "regions", "face_box"):
             self.actions[name].setChecked(True)
         self.actions["play"].setIconText("Play ▶")
@@ -127,8 +132,12 @@ class MainWindow(QMainWindow):
         self.proxy_strip.cancel.clicked.connect(self.session.proxies.close)
         self.statusBar().addPermanentWidget(self.proxy_strip)
         self._connect_session()
+        self.au_panel.entry_finished.connect(self.return_focus)
+        self.transport.frame_box.editingFinished.connect(self.return_focus)
+        self.video_view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.sync_overlays()
         self._update_hud()
+        self.report_key_conflicts()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt virtual
         super().showEvent(event)
@@ -324,6 +333,37 @@ class MainWindow(QMainWindow):
 
     def cycle_heatmap_au(self, step: int) -> None:
         self.overlay_bar.cycle_au(step)
+
+    def report_key_conflicts(self) -> str:
+        """One status line naming every key bound twice (such a key does nothing in Qt)."""
+        found = conflicts(self.actions.values())
+        text = (f"key conflicts: {describe_conflicts(found)} (Help > Shortcuts rebinds keys)"
+                if found else "")
+        if text:
+            self.statusBar().showMessage(text, 15000)
+        return text
+
+    def return_focus(self) -> None:
+        """Give the keys back to the window: after Ctrl+G + Enter, quick entry or Esc, Space,
+        I/A/O and the digits act at once instead of typing into a field."""
+        self.video_view.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def cancel(self) -> None:
+        """Esc: leave a text field if one has the keys, else cancel the mark or deselect."""
+        focused = QApplication.focusWidget()
+        if isinstance(focused, (QLineEdit, QAbstractSpinBox)):
+            if focused is self.au_panel.quick_entry:
+                focused.clear()
+            self.return_focus()
+            return
+        self.session.cancel_mark()
+
+    def toggle_digit(self, digit: str) -> None:
+        """Digit keys: toggle the digit's AU (session.annotation.digit_aus); it becomes the
+        focused AU for the side and intensity keys."""
+        code = digit_aus(self.session.vocab).get(digit)
+        if code is not None:
+            self.au_panel.toggle(code)
 
     def focus_frame_box(self) -> None:
         self.transport.frame_box.setFocus()

@@ -46,8 +46,12 @@ def toggle_au(aus: Sequence[AUCode], code: str | int) -> tuple[AUCode, ...]:
     return tuple(aus) + (AUCode(number),)
 
 
-def with_au_side(aus: Sequence[AUCode], code: str | int, side: Side) -> tuple[AUCode, ...]:
-    """The AU coded on `side` (added when missing); a lateral code drops the asymmetric flag."""
+def with_au_side(aus: Sequence[AUCode], code: str | int, side: Side | str) -> tuple[AUCode, ...]:
+    """The AU coded on `side` (added when missing); a lateral code drops the asymmetric flag.
+
+    `side` may be the Side or its letter ("B", "L", "R"): Qt hands a combo box's item data back
+    as the plain string, and the store needs the Side."""
+    side = Side(side)
     number = au_number(code)
     found = [a for a in aus if a.number == number]
     if not found:

@@ -1,0 +1,159 @@
+"""Coding by keyboard in the real window (issue 16): side and intensity of the focused AU, the
+quick-entry field for any AU of the catalogue, focus that never traps the coder, and per-user key
+bindings with conflicts refused.
+
+Real widgets (pytest-qt, offscreen), a real project on a real image-folder clip, real keys.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+from gui_fixtures import shown_window
+from test_session_fixtures import face_clip  # noqa: F401
+
+from microau_gui.core.aus import AUCode, Side, parse_au_string
+from microau_gui.gui import app as gui_app
+from microau_gui.gui.keymap import load_keymap, save_key
+
+pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
+
+ALT = Qt.KeyboardModifier.AltModifier
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+@pytest.fixture
+def window(qtbot):
+    yield from shown_window(qtbot)
+
+
+def _open(qtbot, window, path) -> None:
+    with qtbot.waitSignal(window.session.frame_loaded, timeout=15000):
+        gui_app.open_initial(window, window.session, str(path))
+    qtbot.waitUntil(lambda: window.video_view.frame_idx == window.session.frame_idx, timeout=5000)
+
+
+def _keys(qtbot, target, *keys) -> None:
+    for key in keys:
+        key, modifier = key if isinstance(key, tuple) else (key, Qt.KeyboardModifier.NoModifier)
+        qtbot.keyClick(target, key, modifier)
+
+
+def _mark_event(qtbot, window) -> int:
+    """I, two steps, A, two steps, O: a new event, selected; returns its id."""
+    right = Qt.Key.Key_Right
+    _keys(qtbot, window, Qt.Key.Key_I, right, right, Qt.Key.Key_A, right, right, Qt.Key.Key_O)
+    return window.session.selected_event.id
+
+
+@pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabbing)")
+def test_side_and_intensity_of_the_focused_au_by_key_and_by_the_side_box(qtbot, window,
+                                                                         face_clip):
+    _open(qtbot, window, face_clip)
+    project = window.session.project
+    event_id = _mark_event(qtbot, window)
+    ninth = window.session.vocab[8]  # AU12 in the default vocabulary: key 9
+    _keys(qtbot, window, Qt.Key.Key_9)
+    assert window.au_panel.focused_code == ninth
+    _keys(qtbot, window, (Qt.Key.Key_R, ALT), (Qt.Key.Key_C, ALT))
+    (au,) = project.event(event_id).aus
+    assert (au.code, au.side, au.intensity) == (ninth, Side.RIGHT, "C")
+
+    # The side box, through its real popup: choosing "L" codes the left side (it used to be
+    # refused with "'str' object has no attribute 'value'").
+    row = window.au_panel.rows[ninth]
+    row.side.showPopup()
+    popup = row.side.view()
+    qtbot.waitUntil(popup.isVisible, timeout=3000)
+    popup.setCurrentIndex(row.side.model().index(row.side.findText("L"), 0))
+    _keys(qtbot, popup, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: project.event(event_id).aus[0].side is Side.LEFT, timeout=3000)
+    # ... and by the box's signal, as a script or an accessibility tool drives it
+    window.au_panel.rows[ninth].side.activated.emit(row.side.findText("both"))
+    assert project.event(event_id).aus[0].side is Side.BOTH
+    assert window.au_panel.rows[ninth].side.currentText() == "both"
+    assert "Edit refused" not in window.statusBar().currentMessage()
+
+
+def test_quick_entry_codes_any_catalogue_au_and_gives_the_keys_back(qtbot, window, face_clip):
+    _open(qtbot, window, face_clip)
+    project = window.session.project
+    event_id = _mark_event(qtbot, window)
+    _keys(qtbot, window, Qt.Key.Key_C)
+    field = window.au_panel.quick_entry
+    assert field.hasFocus()
+    qtbot.keyClicks(field, "4+L12C+R14+25")  # AU25 is outside the model's vocabulary
+    _keys(qtbot, field, Qt.Key.Key_Return)
+    assert project.event(event_id).aus == parse_au_string("4+L12C+R14+25").codes
+    assert project.event(event_id).aus[1] == AUCode(12, Side.LEFT, "C")
+    assert "AU25" in window.au_panel.rows  # the panel shows the non-vocabulary AU as a row
+    assert window.au_panel.focused_code == "AU25"
+    assert not field.hasFocus()
+    # the keys act at once: a step, then digit 1 adds the vocabulary's first AU to the event
+    frame = window.session.frame_idx
+    _keys(qtbot, QApplication.focusWidget() or window, Qt.Key.Key_Right, Qt.Key.Key_1)
+    assert window.session.frame_idx == frame + 1
+    assert window.session.vocab[0] in {a.code for a in project.event(event_id).aus}
+
+    # a token the parser cannot read changes nothing and is named
+    _keys(qtbot, window, Qt.Key.Key_C)
+    field.clear()
+    qtbot.keyClicks(field, "4+L99")
+    before = project.event(event_id).aus
+    _keys(qtbot, field, Qt.Key.Key_Return)
+    assert project.event(event_id).aus == before
+    assert "L99" in window.statusBar().currentMessage()
+    _keys(qtbot, field, Qt.Key.Key_Escape)  # Esc leaves the field, the event stays selected
+    assert not field.hasFocus()
+    assert window.session.selected_event is not None
+
+
+def test_after_go_to_frame_and_enter_space_marks_and_digits_work_at_once(qtbot, window,
+                                                                        face_clip):
+    _open(qtbot, window, face_clip)
+    session = window.session
+    _keys(qtbot, window, (Qt.Key.Key_G, CTRL))
+    box = window.transport.frame_box
+    assert box.hasFocus()
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "20")
+    _keys(qtbot, box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: session.frame_idx == 20, timeout=3000)
+    target = QApplication.focusWidget()
+    assert target is not box.lineEdit() and target is not box
+    _keys(qtbot, target, Qt.Key.Key_I, Qt.Key.Key_Right, Qt.Key.Key_Right, Qt.Key.Key_O,
+          Qt.Key.Key_1)
+    event = session.selected_event
+    assert (event.onset, event.offset) == (20, 22)
+    assert {a.code for a in session.project.event(event.id).aus} == {session.vocab[0]}
+    with qtbot.waitSignal(session.playing_changed, timeout=3000):
+        _keys(qtbot, target, Qt.Key.Key_Space)
+    assert session.playing
+    _keys(qtbot, target, Qt.Key.Key_Space)
+
+
+def test_keys_are_rebound_per_user_conflicts_refused_and_the_dialog_searches(qtbot, window):
+    dialog = window.show_shortcuts()
+    qtbot.addWidget(dialog)
+    dialog.search.setText("intensity")
+    shown = dialog.visible_commands()
+    assert shown and all("intensity" in c.lower() for c in shown)
+    assert len(shown) < dialog.table.rowCount()
+
+    assert not dialog.rebind("quick_entry", ["Alt+L"])  # Alt+L is the left side
+    assert "Focused AU: left side only" in dialog.message.text()
+    assert window.actions["quick_entry"].shortcut().toString() == "C"
+    assert dialog.rebind("quick_entry", ["Q"])
+    assert window.actions["quick_entry"].shortcut().toString() == "Q"
+    assert "(Q)" in window.actions["quick_entry"].toolTip()  # the key hint follows
+    assert load_keymap() == {"quick_entry": ["Q"]}
+    dialog.close()
+
+
+def test_a_stored_key_conflict_is_reported_when_the_window_opens(qtbot):
+    save_key("quick_entry", ["Alt+L"])  # e.g. written by hand or by another version
+    for window in shown_window(qtbot):
+        text = window.report_key_conflicts()
+        assert "Alt+L" in text and "left side" in text
+        assert "Alt+L" in window.statusBar().currentMessage()
