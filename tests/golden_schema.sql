@@ -1,5 +1,5 @@
 -- application_id: 0x4d415553
--- schema_version: 1
+-- schema_version: 2
 -- index event_aus_au on event_aus
 CREATE INDEX event_aus_au ON event_aus(au);
 -- index events_import on events
@@ -20,6 +20,26 @@ CREATE INDEX notes_video ON notes(video_id, frame_idx);
 CREATE INDEX predictions_video ON predictions(video_id);
 -- index videos_subject on videos
 CREATE INDEX videos_subject ON videos(subject_id);
+-- table comparison_trace_values on comparison_trace_values
+CREATE TABLE comparison_trace_values (
+    trace_id INTEGER NOT NULL REFERENCES comparison_traces(id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    au INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (trace_id, channel, au)
+) WITHOUT ROWID;
+-- table comparison_traces on comparison_traces
+CREATE TABLE comparison_traces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    file TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    frame_idx BLOB NOT NULL,
+    imported_at TEXT NOT NULL,
+    UNIQUE (video_id, name)
+);
 -- table event_aus on event_aus
 CREATE TABLE event_aus (
     event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,

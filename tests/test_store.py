@@ -88,18 +88,19 @@ def test_later_migration_upgrades_existing_data_and_keeps_a_backup(project, monk
     path = project.path
     events_before = project.events()
     project.close()
-    extra = schema.Migration(2, "event review flag", (
+    current = schema.latest_version()
+    extra = schema.Migration(current + 1, "event review flag", (
         "ALTER TABLE events ADD COLUMN reviewed INTEGER NOT NULL DEFAULT 0",))
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + (extra,))
     with Project.open(path) as upgraded:
-        assert upgraded.schema_version == 2
+        assert upgraded.schema_version == current + 1
         assert upgraded.events() == events_before
     columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(events)")]
     assert "reviewed" in columns
-    backup = path.with_name(path.name + ".schema1.bak")
+    backup = path.with_name(path.name + f".schema{current}.bak")
     monkeypatch.undo()
     with Project.open(backup, read_only=True) as old:
-        assert old.schema_version == 1
+        assert old.schema_version == current
         assert old.events() == events_before
 
 
@@ -107,15 +108,16 @@ def test_failing_migration_leaves_the_file_at_its_old_version(project, monkeypat
     path = project.path
     dump_before = project.dump()
     project.close()
-    broken = schema.Migration(2, "broken", (
+    current = schema.latest_version()
+    broken = schema.Migration(current + 1, "broken", (
         "ALTER TABLE events ADD COLUMN reviewed INTEGER",
         "INSERT INTO no_such_table VALUES (1)",))
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + (broken,))
-    with pytest.raises(UserError, match="left at schema 1"):
+    with pytest.raises(UserError, match=f"left at schema {current}"):
         Project.open(path)
     monkeypatch.undo()
     with Project.open(path) as project:
-        assert project.schema_version == 1
+        assert project.schema_version == current
         assert project.dump() == dump_before
 
 

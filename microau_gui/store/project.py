@@ -6,9 +6,9 @@ modules (no Qt, no torch, no media decoding: callers pass what the media layer k
 `MediaFacts`, through a `probe` callable).
 
 - Events are the coder's ('expert') or accepted predictions ('accepted'); the model's per-frame
-  output lives apart in `project.predictions` (store.predictions) and model versions in
-  `project.models` (store.model_versions). Accepting a prediction is an explicit, undoable command
-  (store.commands.AcceptPrediction).
+  output lives apart in `project.predictions` (store.predictions), other tools' AU traces in
+  `project.traces` (store.traces) and model versions in `project.models` (store.model_versions).
+  Accepting a prediction is an explicit, undoable command (store.commands.AcceptPrediction).
 - Every edit method is one transaction; `with project.transaction():` groups several into one.
   Edits made inside a transaction are reported to `subscribe` listeners once, after the commit.
 - Validation (onset <= apex <= offset within the video, catalogued AUs, known sources) raises
@@ -56,6 +56,7 @@ from microau_gui.store.records import (
     decode_frame_numbers,
     encode_frame_numbers,
 )
+from microau_gui.store.traces import TraceStore
 
 # media path -> what the media layer knows about it: MediaFacts, or an open frame source (e.g.
 # `media.open_media` itself), which the store reads and closes.
@@ -88,6 +89,7 @@ class Project:
         self._db = db
         self.models = ModelRegistry(db)
         self.predictions = PredictionCache(db)
+        self.traces = TraceStore(db)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -149,8 +149,33 @@ _INITIAL_SCHEMA = (
     "CREATE INDEX predictions_video ON predictions(video_id)",
 )
 
+# Per-frame AU traces of other tools (OpenFace, iMotions/FACET, py-feat), read-only beside our
+# model (store.traces). frame_idx: int32 little-endian blob per trace; each (channel, AU) holds a
+# float32 little-endian blob of the same length, NaN where the tool's row was masked.
+_COMPARISON_TRACES = (
+    """CREATE TABLE comparison_traces (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    file TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    frame_idx BLOB NOT NULL,
+    imported_at TEXT NOT NULL,
+    UNIQUE (video_id, name)
+)""",
+    """CREATE TABLE comparison_trace_values (
+    trace_id INTEGER NOT NULL REFERENCES comparison_traces(id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    au INTEGER NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (trace_id, channel, au)
+) WITHOUT ROWID""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
+    Migration(2, "comparison traces of other AU tools", _COMPARISON_TRACES),
 )
 
 
