@@ -151,7 +151,7 @@ def test_finetune_in_the_dialog_then_activate_and_roll_back(qtbot, ft_window, ft
     rows_shown = window.versions_panel.row_texts()
     assert rows_shown[0][0] == f"● {PARENT}"
     assert rows_shown[1][0] == new_name and rows_shown[1][3] == PARENT
-    assert rows_shown[1][1] == after_text
+    assert rows_shown[1][1] == f"{after_text} · held-out 03"  # the figure says what it measures
     window.versions_panel.tree.setCurrentItem(window.versions_panel.item_for(versions[new_name].id))
     assert (f"mean F1 {before_text} → {after_text} on held-out 03"
             in window.versions_panel.details.text())

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QDialog, QLabel
 from gui_fixtures import demo_or_tiny_weights, shown_window
 from test_session_fixtures import demo_copy, face_clip  # noqa: F401
 
@@ -119,6 +119,9 @@ def test_the_model_banner_and_card_tell_what_the_model_is(qtbot, window, demo_co
     window.show_model_card()
     qtbot.waitUntil(lambda: any(d.isVisible() and "Model card" in d.windowTitle()
                                 for d in window.findChildren(QDialog)), timeout=2000)
+    if model.is_demo:  # its per-AU figures say they are on its own training data (issue 16)
+        (card,) = [d for d in window.findChildren(QDialog) if "Model card" in d.windowTitle()]
+        assert any("own training data" in label.text() for label in card.findChildren(QLabel))
 
 
 @pytest.mark.slow

@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 )
 
 from microau_gui.core.errors import UserError
+from microau_gui.gui.figures import figure_scope
 from microau_gui.session.finetune_worker import FinetuneDone
 from microau_gui.session.session import ProjectSession
 
@@ -407,8 +408,10 @@ class FinetuneDialog(QDialog):
         self.progress_row.hide()
         self.result_box.show()
         before, after = result.before.mean_f1, result.after.mean_f1
+        short, long = figure_scope(result.card.metrics)
         self.headline.setText(f"{result.card.name}: mean F1 {_f1(before)} → {_f1(after)} "
-                              f"({round(after, 4) - round(before, 4):+.3f}) on held-out subjects")
+                              f"({round(after, 4) - round(before, 4):+.3f}), {short}")
+        self.headline.setToolTip(long)
         if result.protocol == "holdout":
             how = (f"Held out: {', '.join(result.holdout_subjects)}; the new version never saw "
                    "them.")
@@ -416,7 +419,7 @@ class FinetuneDialog(QDialog):
             how = ("Leave-one-subject-out over " + ", ".join(result.holdout_subjects) + ": "
                    "'after' pools each fold's model on its left-out subject; the saved version "
                    "was then trained on every subject.")
-        notes = [how, f"{result.n_pairs} of {result.n_events} events used, "
+        notes = [how, f"Measured {long}.", f"{result.n_pairs} of {result.n_events} events used, "
                       f"{result.seconds:.1f} s."]
         if result.parent_seen_subjects:
             notes.append("The parent was trained on " + ", ".join(result.parent_seen_subjects)

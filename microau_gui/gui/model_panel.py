@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from microau_gui.gui.figures import figure_scope
 from microau_gui.session.messages import ModelLoaded
 from microau_gui.session.models import ModelChoice
 from microau_gui.session.session import ProjectSession
@@ -175,7 +176,11 @@ class ModelCardDialog(QDialog):
                     text = f"{value:.3f}" if isinstance(value, float) else str(value or "")
                     table.setItem(r, c + 1, QTableWidgetItem(text))
             table.verticalHeader().hide()
-            layout.addWidget(QLabel("<b>Per-AU metrics</b> (from the model card)"))
+            metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+            scope = QLabel(f"<b>Per-AU metrics</b> (from the model card), measured "
+                           f"{figure_scope(metrics)[1]}")
+            scope.setWordWrap(True)
+            layout.addWidget(scope)
             layout.addWidget(table, 1)
         raw = QPlainTextEdit(json.dumps(card, indent=2, sort_keys=True, default=str))
         raw.setReadOnly(True)

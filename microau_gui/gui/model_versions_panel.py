@@ -2,7 +2,9 @@
 
 Owns: `ModelVersionsPanel`. May import PySide6 and session. Each row: the version (children
 under their parent, the running one bold with a dot), its mean F1, when it was created and its
-parent; the line under the list spells out the selected (else the running) version.
+parent; the line under the list spells out the selected (else the running) version. Every
+figure names what it measures (gui.figures). Checkpoints resolve as the toolbar's selector
+resolves them (`ProjectSession.model_choices`).
 Activating a version is `ProjectSession.select_model`: the running inference worker loads it
 (no restart) and the project marks it active, so rolling back to an older version brings its
 cached predictions (timeline traces, AU bars of analysed frames) back as they were.
@@ -25,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from microau_gui.session.models import ModelChoice
+from microau_gui.gui.figures import f1_text, figure_scope
 from microau_gui.session.session import ProjectSession
 
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -36,9 +38,10 @@ def _number(value) -> float | None:
 
 
 def _score_text(metrics: dict) -> str:
-    """The version's mean F1 (fine-tuned: after, on its held-out subjects)."""
+    """The version's mean F1 and what it was measured on (fine-tuned: after, on its held-out
+    subjects; gui.figures)."""
     after = _number(metrics.get("mean_f1"))
-    return "" if after is None else f"{after:.3f}"
+    return "" if after is None else f"{f1_text(after)} · {figure_scope(metrics)[0]}"
 
 
 def _created_text(created_at: str, with_year: bool = False) -> str:
@@ -55,10 +58,11 @@ def _describe(version, parent_name: str | None, running: bool) -> str:
     parts = [f"<b>{version.name}</b>" + (" (running)" if running else "")]
     parts.append(f"fine-tuned from {parent_name}" if parent_name else "no parent")
     if after is not None and before is not None:
-        parts.append(f"mean F1 {before:.3f} → {after:.3f}"
-                     + (f" on held-out {', '.join(map(str, held_out))}" if held_out else ""))
+        parts.append(f"mean F1 {f1_text(before)} → {f1_text(after)}"
+                     + (f" on held-out {', '.join(map(str, held_out))}" if held_out else "")
+                     + f" ({figure_scope(metrics)[1]})")
     elif after is not None:
-        parts.append(f"mean F1 {after:.3f}")
+        parts.append(f"mean F1 {f1_text(after)} {figure_scope(metrics)[1]}")
     parts.append(f"created {_created_text(version.created_at, with_year=True)}")
     return "; ".join(parts)
 
@@ -71,7 +75,7 @@ class ModelVersionsPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Version", "Mean F1", "Created", "Parent"])
+        self.tree.setHeaderLabels(["Version", "Mean F1 · measured on", "Created", "Parent"])
         self.tree.setIndentation(12)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(lambda _now, _before: self._show_details())
@@ -111,13 +115,15 @@ class ModelVersionsPanel(QWidget):
         items: dict[int, QTreeWidgetItem] = {}
         versions = project.models.list()
         names = {v.id: v.name for v in versions}
+        checkpoints = {c.model_version_id: c.checkpoint for c in self.session.model_choices()}
         for version in versions:  # oldest first: parents come before children
             item = QTreeWidgetItem([("● " if version.name == running else "") + version.name,
                                     _score_text(version.metrics),
                                     _created_text(version.created_at),
                                     names.get(version.parent_id, "–")])
             item.setData(0, ID_ROLE, version.id)
-            item.setToolTip(0, str(version.checkpoint))
+            item.setToolTip(0, str(checkpoints.get(version.id, version.checkpoint)))
+            item.setToolTip(1, figure_scope(version.metrics)[1])
             if version.name == running:
                 font = QFont()
                 font.setBold(True)
@@ -168,9 +174,12 @@ class ModelVersionsPanel(QWidget):
         project = self.session.project
         if version_id is None or project is None:
             return
-        version = project.models.get(version_id)
-        self.session.attempt(self.session.select_model,
-                             ModelChoice(version.name, version.checkpoint, version.id, "project"))
+        # The toolbar's resolution (session.models.model_choices): a stored path that no longer
+        # resolves (the demo's working copy) falls back to the checkpoint of that name in weights/.
+        choice = next((c for c in self.session.model_choices() if c.model_version_id == version_id),
+                      None)
+        if choice is not None:
+            self.session.attempt(self.session.select_model, choice)
 
     def _on_activate_clicked(self) -> None:
         item = self.tree.currentItem()
