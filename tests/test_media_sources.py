@@ -7,7 +7,10 @@ twice: the pixels differ from the sequential decode, and the drawn index is wron
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -27,6 +30,7 @@ from microau_gui.media import (
 )
 
 W, H = 64, 48
+ROOT = Path(__file__).resolve().parents[1]
 N_FRAMES = 80
 N_BITS = 7  # frame indices up to 127
 
@@ -366,3 +370,32 @@ def test_frame_threaded_decoding_is_exact(videos):
     reference = sequential(videos["h264"])
     with open_media(videos["h264"], cache_frames=0, decoder_threads=2) as source:
         check_random_access(source, reference)
+
+
+_ENCODE_ON = """
+import hashlib, os, sys
+os.sched_setaffinity(0, {int(c) for c in sys.argv[2].split(",")})  # before FFmpeg counts CPUs
+import numpy as np
+from microau_gui.media import write_video
+rng = np.random.default_rng(0)
+frames = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(24)]
+write_video(sys.argv[1], frames, 25, codec=sys.argv[3])
+print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two usable CPUs to compare one with two")
+@pytest.mark.parametrize("codec", ["h264", "mpeg4"])
+def test_the_same_frames_give_the_same_file_however_many_cpus_the_encoder_may_use(tmp_path, codec):
+    # With FFmpeg's automatic thread count, libx264 wrote other bytes under `taskset -c 0` than on
+    # two CPUs: the tests' synthetic clips then carried other compression noise on each machine.
+    cpus = sorted(os.sched_getaffinity(0))
+    digests = set()
+    for allowed in ([cpus[0]], cpus[:2], cpus):
+        out = subprocess.run([sys.executable, "-c", _ENCODE_ON, str(tmp_path / f"{len(allowed)}.mp4"),
+                              ",".join(map(str, allowed)), codec],
+                             capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert out.returncode == 0, out.stderr
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1

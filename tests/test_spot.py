@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from microau_gui.cli import main as cli_main
+from microau_gui.core.au import au_info
 from microau_gui.face.landmarks import FaceMesh, load_rgb
 from microau_gui.face.regions import au_polygons
 from microau_gui.spotting.intervals import gate_ranges, interval_iou
@@ -110,6 +111,10 @@ def spotted(video):
     return result, calls
 
 
+# Brows and lids vs mouth and chin: a movement of one never reaches the other's regions.
+_UPPER_FACE = {"inner_brow", "outer_brow", "glabella", "upper_lid", "lower_lid", "eye"}
+
+
 def test_every_micro_expression_is_found(spotted):
     result, _ = spotted
     micro = [c for c in result.candidates if c.kind == "micro"]
@@ -117,7 +122,13 @@ def test_every_micro_expression_is_found(spotted):
         best = max(micro, key=lambda c: interval_iou((c.onset, c.offset), (onset, offset)))
         assert interval_iou((best.onset, best.offset), (onset, offset)) >= 0.5, (au, best)
         assert abs(best.apex - apex) <= 2
-        assert au in best.regions[:3], (au, best.regions)
+        # The moved AU is among the regions that moved (z >= half the best). Not its rank among
+        # them: AU12, AU14, AU15 and AU20 share the lip corner, so the 2.5 px bump moves all four
+        # by about as much (z 61-77 for AU12 against a best of 70-77 across encoder thread
+        # counts), and their order is a matter of noise: it flipped with the clip's compression.
+        assert au in best.regions, (au, best.regions)
+        upper = au_info(au).area in _UPPER_FACE
+        assert all((au_info(code).area in _UPPER_FACE) == upper for code in best.regions[:2]), (au, best.regions)
 
 
 def test_blinks_and_head_jitter_are_not_candidates(spotted):
