@@ -67,12 +67,9 @@ def test_rows_per_requested_frame_equal_the_model_called_directly(long_video, ch
         assert [float(r["t_s"]) for r in rows] == pytest.approx([f / source.fps for f in frames], abs=1e-5)
         lag = sliding_offset_frames(source.fps)
         references = {f: max(0, f - lag) for f in frames}
-        # The same frames through a tracking mesh in stream order, as analysis feeds it.
-        needed = sorted(set(frames) | set(references.values()))
-        landmarks = {}
-        with FaceMesh(static=False) as mesh:
-            for idx in needed:
-                landmarks[idx] = mesh.detect(source.read(idx))
+        # Each reference's own static-mode landmarks, as analysis takes them.
+        with FaceMesh(static=True) as mesh:
+            landmarks = {idx: mesh.detect(source.read(idx)) for idx in set(references.values())}
         for row, frame_idx in zip(rows, frames):
             ref = references[frame_idx]
             expected = direct_probs(model, source.read(ref), source.read(frame_idx), landmarks[ref].xy_img)
@@ -179,7 +176,8 @@ def test_the_real_command_line_prints_no_traceback(tmp_path):
 def test_analysis_reports_progress_and_can_be_cancelled(long_video, checkpoint, tmp_path):
     import threading
 
-    from microau_gui.inference.analysis import AnalysisOptions, CsvSink, analyze_source
+    from microau_gui.inference.analysis import AnalysisOptions, CsvSink
+    from microau_gui.inference.pipeline import analyze_source
     from microau_gui.inference.predictor import Predictor
     from microau_gui.training.samples import Cancelled
 
@@ -203,7 +201,8 @@ def test_analysis_reports_progress_and_can_be_cancelled(long_video, checkpoint, 
 
 
 def test_each_reference_policy_picks_its_reference_frame(long_video, checkpoint):
-    from microau_gui.inference.analysis import AnalysisOptions, analyze_source
+    from microau_gui.inference.analysis import AnalysisOptions
+    from microau_gui.inference.pipeline import analyze_source
     from microau_gui.inference.predictor import Predictor
     from microau_gui.inference.reference import ReferencePolicy
 

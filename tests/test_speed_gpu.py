@@ -1,4 +1,4 @@
-"""The GPU path: the decode + landmark producer and batched runs (CPU), and CUDA itself (CUDA only).
+"""The GPU path: batched runs (CPU), and CUDA itself (CUDA only).
 
 Real parts: a real H.264 file written by the media layer from a real face photo, MediaPipe,
 a real open_clip tiny Micro-AU CLIP. The CUDA tests run only where a CUDA device exists.
@@ -6,16 +6,13 @@ a real open_clip tiny Micro-AU CLIP. The CUDA tests run only where a CUDA device
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from microau_gui.face.landmarks import FaceMesh
-from microau_gui.inference.gpu import (batched_throughput, landmark_producer, model_for_device,
-                                       pinned_upload, upload_pair_arrays)
+from microau_gui.inference.gpu import batched_throughput, model_for_device, pinned_upload, upload_pair_arrays
 from microau_gui.inference.speed import DEFAULT_TOLERANCE, predict_probs, sample_arrays
-from microau_gui.media import open_media, write_video
 from microau_gui.model.config import MicroAUConfig
 from microau_gui.model.network import MicroAUCLIP
 
@@ -24,55 +21,11 @@ cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CU
 
 
 @pytest.fixture(scope="module")
-def face_video(tmp_path_factory, grace_hopper_path):
-    """12 frames of a real face drifting by a pixel or two, as H.264."""
-    rgb = cv2.cvtColor(cv2.imread(str(grace_hopper_path)), cv2.COLOR_BGR2RGB)
-    rgb = cv2.resize(rgb, (320, 400))
-    frames = []
-    for k in range(12):
-        warp = np.float32([[1, 0, 1.5 * np.sin(k / 3)], [0, 1, np.cos(k / 4)]])
-        frames.append(cv2.warpAffine(rgb, warp, (320, 400), borderMode=cv2.BORDER_REPLICATE))
-    path = tmp_path_factory.mktemp("gpu") / "face.mp4"
-    write_video(path, frames, fps=30)
-    return path
-
-
-@pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(5)
     model = MicroAUCLIP(MicroAUConfig.tiny(input_mode="apex+flow"), load_pretrained=False).eval()
     model.drop_text_tower()
     return model
-
-
-def test_the_producer_thread_tracks_the_same_landmarks_as_tracking_inline(face_video):
-    with open_media(face_video) as source, FaceMesh(static=False) as mesh:
-        inline = [mesh.detect(rgb) for _, rgb in source.iter_frames()]
-    with open_media(face_video) as source:
-        produced = list(landmark_producer(source.iter_frames(), needs=lambda idx: idx % 3 != 1))
-    assert [f.frame_idx for f in produced] == list(range(12))
-    for frame, expected in zip(produced, inline):
-        if frame.frame_idx % 3 == 1:
-            assert frame.landmarks is None  # not asked for
-            continue
-        assert frame.landmarks and expected
-        # Frames skipped by `needs` change what the tracker carries over, so allow a few px.
-        assert np.abs(frame.landmarks.xy_img - expected.xy_img).max() < 5.0
-
-
-def test_a_producer_error_reaches_the_consumer(face_video):
-    def broken():
-        with open_media(face_video) as source:
-            for frame_idx, rgb in source.iter_frames():
-                if frame_idx == 4:
-                    raise ValueError("frame 4 is corrupt")
-                yield frame_idx, rgb
-
-    seen = []
-    with pytest.raises(ValueError, match="frame 4 is corrupt"):
-        for frame in landmark_producer(broken()):
-            seen.append(frame.frame_idx)
-    assert seen == [0, 1, 2, 3]
 
 
 def test_batched_runs_with_a_producer_give_the_direct_forward_probabilities(tiny_model):

@@ -5,9 +5,9 @@ the CLI layer may import every layer.
 
 - The video is a synthetic long video (`synth.generate_long_videos`: 640x480, 30 fps, H.264,
   micro- and macro-expressions, blinks, head motion), reused from the work folder when present.
-- "Every frame" figures run `python main.py analyze` in this process (the `cmd_analyze.run`
-  the command line calls, CSV and sidecar included) on a frame range and read the sidecar's
-  `result.frames_per_s`: decode + landmarks + alignment + flow + model + CSV writing, after the
+- "Every frame" figures run the job `analyze` runs (`inference.analysis_job`, the same
+  analysis pipeline, CSV included) on a frame range in this process and take its report's
+  frames per second: decode + landmarks + alignment + flow + model + CSV writing, after the
   model is loaded.
 - The spot-gated figure runs `python main.py analyze --gate spot` in a child process whose
   wall time is the figure (interpreter start, model load and spotting included, as a user
@@ -17,9 +17,6 @@ the CLI layer may import every layer.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -50,38 +47,26 @@ def long_video(folder: Path, seconds: float, seed: int = 0) -> Path:
     return generate_long_videos(folder, videos=1, seconds=seconds, fps=30.0, seed=seed).videos[0]
 
 
-def _analyze_args(media: Path, checkpoint: Path, out: Path, frame_range: str | None,
-                  device: str) -> argparse.Namespace:
-    from microau_gui.cli import cmd_analyze
-
-    parser = argparse.ArgumentParser()
-    cmd_analyze.add_arguments(parser)
-    argv = [str(media), "--model", str(checkpoint), "--out", str(out), "--device", device, "--no-progress"]
-    if frame_range:
-        argv += ["--range", frame_range]
-    return parser.parse_args(argv)
-
-
 def measure_analyze(media: Path, checkpoint: Path, out: Path, n_frames: int, target: str | None,
                     device: str = "cpu") -> dict:
     """`analyze` on every frame of the first `n_frames` frames; frames per second after loading."""
-    from microau_gui.cli import cmd_analyze
+    from microau_gui.cli.cmd_analyze import torch_threads
+    from microau_gui.inference.analysis import AnalysisOptions
+    from microau_gui.inference.analysis_job import AnalysisJob, open_analysis
 
-    args = _analyze_args(media, checkpoint, out, f"0:{n_frames}", device)
+    job = AnalysisJob(media=media, options=AnalysisOptions(start=0, stop=n_frames), out=out,
+                      model=str(checkpoint), device=device)
     started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        cmd_analyze.run(args)
+    with torch_threads(1), open_analysis(job) as analysis:  # analyze's default --threads
+        report = analysis.execute()
     wall_s = time.perf_counter() - started
-    sidecar = json.loads(Path(f"{out}.json").read_text())
-    result = sidecar["result"]
-    media_info = sidecar["media"]
-    return figure(result["frames_per_s"], "fps", target, n_frames=result["n_rows"],
-                  n_face=result["n_face"], analysis_s=result["seconds"], wall_s=wall_s,
+    result, media_info, model = report.result, report.media, report.model
+    return figure(round(result.frames_per_s, 2), "fps", target, n_frames=result.n_rows,
+                  n_face=result.n_face, analysis_s=round(result.seconds, 3), wall_s=wall_s,
                   size=f"{media_info['width']}x{media_info['height']}",
-                  backbone=sidecar["model"]["card"]["config"]["backbone"],
-                  speed_mode=sidecar["model"]["speed_mode"], device=sidecar["model"]["device"],
-                  batch=sidecar["options"]["batch"],
-                  reference=sidecar["options"]["reference"],
+                  backbone=model["card"]["config"]["backbone"], speed_mode=model["speed_mode"],
+                  device=model["device"], batch=report.options.batch_size,
+                  reference=report.options.reference.value,
                   note="wall_s adds model loading to analysis_s")
 
 

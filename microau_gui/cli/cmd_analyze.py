@@ -3,7 +3,8 @@
     analyze MEDIA [--project P] [--model M] [--fps F] [--every N] [--range A:B] [--device auto]
             [--reference sliding|onset|fixed:N] [--batch N] [--threads N] [--gate spot] --out CSV
 
-Owns the `analyze` subcommand. May import every layer; the work is `inference.analysis`.
+Owns the `analyze` subcommand: it maps the arguments to an `inference.analysis_job.AnalysisJob`
+(spotting the gate first) and writes the sidecar. May import every layer.
 
 Output:
 - CSV: one row per analysed frame, in frame order. Columns `frame_idx` (0-based), `t_s`
@@ -109,7 +110,7 @@ def _check_out(out: Path) -> None:
         raise UserError(f"--out {out}: folder {out.parent} is not writable; choose another --out")
 
 
-def _progress_bar(args, desc: str):
+def progress_bar(args, desc: str):
     from tqdm import tqdm
 
     bar = None
@@ -144,59 +145,42 @@ def run(args) -> int:
         raise UserError(f"--threads {args.threads}: use at least 1")
     if args.fps is not None and not 0 < args.fps <= 10000:
         raise UserError(f"--fps {args.fps}: give a positive frame rate")
+    if args.gate and not 0 <= args.gate_margin_s <= 5:
+        raise UserError(f"--gate-margin-s {args.gate_margin_s}: give 0 to 5 seconds")
     media_path = Path(args.media)
     probe_media(media_path)  # a missing or unreadable media fails here, before anything is loaded
-    with _torch_threads(args.threads):
-        return _analyze(args, out, media_path, start, stop, policy, fixed_idx)
+    with torch_threads(args.threads):
+        return _analyze(args, analysis_job(args, out, media_path, start, stop, policy, fixed_idx))
 
 
-def _analyze(args, out: Path, media_path: Path, start: int, stop: int | None, policy,
-             fixed_idx: int | None) -> int:
-    from microau_gui.inference.analysis import AnalysisOptions, CsvSink, analyze_source, open_project_cache
-    from microau_gui.inference.checkpoints import resolve_checkpoint
-    from microau_gui.inference.predictor import Predictor
-    from microau_gui.inference.reference import ReferencePolicy
-    from microau_gui.media import open_media, probe_media
-    from microau_gui.store.project import Project
+def analysis_job(args, out: Path, media_path: Path, start: int, stop: int | None, policy,
+                 fixed_idx: int | None):
+    """The arguments as an `inference.analysis_job.AnalysisJob` (the gate is spotted here)."""
+    from microau_gui.inference.analysis import AnalysisOptions
+    from microau_gui.inference.analysis_job import AnalysisJob
 
-    created = bool(args.project) and not Path(args.project).expanduser().exists()
-    project = Project.open_or_create(args.project) if args.project else None
-    try:
-        fps = args.fps
-        if fps is None and project is not None and media_path.is_dir():
-            video = project.video_by_path(media_path)
-            fps = video.fps if video is not None else None
-        info = probe_media(media_path, fps=fps)
-        checkpoint = resolve_checkpoint(args.model, project)
-        predictor = Predictor.from_checkpoint(checkpoint, device=args.device, speed_mode=args.speed)
-        _announce_model(predictor)
-        with open_media(media_path, cache_frames=4, fps=fps) as source, predictor:
-            events = _events(project, media_path) if policy is ReferencePolicy.ONSET else ()
-            if fixed_idx is not None:
-                source.check_index(fixed_idx)
-            gate = _gate(args, media_path, source) if args.gate else None
-            options = AnalysisOptions(every=args.every, start=start, stop=stop, reference=policy,
-                                      fixed_idx=fixed_idx, events=events, window_s=args.window_s,
-                                      batch_size=args.batch, gate=gate)
-            cache = open_project_cache(project, media_path, source, predictor) if project else None
-            sink = CsvSink(out, predictor.vocab)
-            update, close_bar = _progress_bar(args, "analyze")
-            try:
-                result = analyze_source(source, predictor, options, sink, cache=cache, progress=update)
-                sink.commit()
-            finally:
-                close_bar()
-                sink.discard()
-            sidecar = _sidecar(args, out, sink.columns, predictor, info, options, result, project)
-        write_json(Path(f"{out}.json"), sidecar)
-    except BaseException:
-        if created and not project.videos():
-            _remove_project(project)  # bad media or model: leave no empty project behind
-            project = None
-        raise
-    finally:
-        if project is not None:
-            project.close()
+    gate = _gate(args, media_path) if args.gate else None
+    options = AnalysisOptions(every=args.every, start=start, stop=stop, reference=policy,
+                              fixed_idx=fixed_idx, window_s=args.window_s, batch_size=args.batch,
+                              gate=gate)
+    return AnalysisJob(media=media_path, options=options, out=out,
+                       project=Path(args.project) if args.project else None, model=args.model,
+                       fps=args.fps, device=args.device, speed=args.speed)
+
+
+def _analyze(args, job) -> int:
+    from microau_gui.inference.analysis_job import open_analysis
+
+    with open_analysis(job) as analysis:
+        _announce_model(analysis.predictor)
+        update, close_bar = progress_bar(args, "analyze")
+        try:
+            report = analysis.execute(progress=update)
+        finally:
+            close_bar()
+    out = job.out
+    write_json(Path(f"{out}.json"), sidecar(args, report))
+    result, gate = report.result, report.options.gate
     gated = f", gate {len(gate)} ranges" if gate is not None else ""
     print(f"analysed {result.n_rows} frames ({result.n_face} with a face, {result.n_from_cache} from "
           f"the project cache{gated}) in {result.seconds:.1f} s, {result.frames_per_s:.1f} frames/s "
@@ -204,16 +188,8 @@ def _analyze(args, out: Path, media_path: Path, start: int, stop: int | None, po
     return 0
 
 
-def _remove_project(project) -> None:
-    """Close and delete a project this run created and put nothing in (with its WAL files)."""
-    path = Path(project.path)
-    project.close()
-    for extra in ("", "-wal", "-shm"):
-        Path(f"{path}{extra}").unlink(missing_ok=True)
-
-
 @contextmanager
-def _torch_threads(threads: int):
+def torch_threads(threads: int):
     """Torch CPU threads for the run, restored after (the CLI may run inside a longer process).
 
     On the 2-core machines this runs on, one thread measured 2.3x faster end to end than two
@@ -238,49 +214,32 @@ def _announce_model(predictor) -> None:
               "weights); treat its predictions with care", file=sys.stderr)
 
 
-def _events(project, media_path: Path) -> tuple[tuple[int, int], ...]:
-    if project is None:
-        raise UserError("--reference onset needs --project P holding coded events of this video")
-    video = project.video_by_path(media_path)
-    events = project.events(video.id) if video is not None else []
-    if not events:
-        raise UserError(f"--reference onset: project {project.path.name} has no coded events for "
-                        f"{media_path.name}; import its coding sheet or use --reference sliding")
-    return tuple((e.onset, e.offset) for e in events)
-
-
-def _gate(args, media_path: Path, source) -> tuple[tuple[int, int], ...]:
+def _gate(args, media_path: Path) -> tuple[tuple[int, int], ...]:
+    from microau_gui.media import probe_media
     from microau_gui.spotting.intervals import gate_ranges
     from microau_gui.spotting.spotter import GATE_CONFIG, spot_media
 
-    if not 0 <= args.gate_margin_s <= 5:
-        raise UserError(f"--gate-margin-s {args.gate_margin_s}: give 0 to 5 seconds")
-    update, close_bar = _progress_bar(args, "spotting")
+    info = probe_media(media_path, fps=args.fps)
+    update, close_bar = progress_bar(args, "spotting")
     try:
         spotted = spot_media(media_path, GATE_CONFIG, progress=update)
     finally:
         close_bar()
-    ranges = gate_ranges(spotted.candidates, source.n_frames, source.fps, margin_s=args.gate_margin_s)
+    ranges = gate_ranges(spotted.candidates, info.n_frames, info.fps, margin_s=args.gate_margin_s)
     n_gated = sum(b - a for a, b in ranges)
-    print(f"gate: {len(spotted.candidates)} spotted candidates -> {n_gated} of {source.n_frames} "
-          f"frames ({100 * n_gated / max(1, source.n_frames):.1f}%)", file=sys.stderr)
+    print(f"gate: {len(spotted.candidates)} spotted candidates -> {n_gated} of {info.n_frames} "
+          f"frames ({100 * n_gated / max(1, info.n_frames):.1f}%)", file=sys.stderr)
     return tuple(ranges)
 
 
-def _sidecar(args, out: Path, columns, predictor, info, options, result, project) -> dict:
+def sidecar(args, report) -> dict:
+    """The JSON sidecar of a CSV (its keys: see the module docstring)."""
+    options, result = report.options, report.result
     return {
-        "csv": out.name,
-        "columns": list(columns),
-        "model": {
-            "version": predictor.model_version, "checkpoint": str(predictor.checkpoint),
-            "device": predictor.device, "speed_mode": predictor.speed_mode,
-            "is_demo": predictor.is_demo, "pretrained_loaded": predictor.pretrained_loaded,
-            "card": predictor.card,
-        },
-        "media": {
-            "path": info.path, "kind": info.kind, "n_frames": info.n_frames, "fps": info.fps,
-            "width": info.width, "height": info.height, "is_vfr": info.is_vfr, "codec": info.codec,
-        },
+        "csv": report.job.out.name,
+        "columns": list(report.columns),
+        "model": report.model,
+        "media": report.media,
         "options": {
             "every": options.every, "range": [options.start, options.stop],
             "reference": options.reference.value, "fixed_idx": options.fixed_idx,
@@ -288,7 +247,7 @@ def _sidecar(args, out: Path, columns, predictor, info, options, result, project
             "gate_margin_s": args.gate_margin_s if args.gate else None,
         },
         "gate": None if options.gate is None else {"ranges": [list(r) for r in options.gate]},
-        "project": str(project.path) if project is not None else None,
+        "project": str(report.job.project) if report.job.project is not None else None,
         "result": {
             "n_requested": result.n_requested, "n_rows": result.n_rows, "n_face": result.n_face,
             "n_from_cache": result.n_from_cache, "seconds": round(result.seconds, 3),

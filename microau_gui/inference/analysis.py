@@ -1,53 +1,23 @@
-"""Batch analysis of a whole video (or a part of it) with bounded memory, progress and cancel.
+"""What an analysis asks for and where its rows go: options, the frame plan, the project cache, the CSV.
 
-Owns: `AnalysisOptions`, `AnalysisResult`, `plan_frames`, `analyze_source`, `ProjectCache`,
-`open_project_cache`, `CsvSink`, `CSV_FIXED_COLUMNS`. May import training (cancellation),
-spotting (background decoding), model (through the Predictor), face, media, store, core and
-`inference.gpu` (the decode + landmark producer); no Qt.
-
-How a video is streamed (our specification):
-- Frames come from `FrameSource.iter_frames`, decoded and given their landmarks in a
-  background thread (`inference.gpu.landmark_producer`) a few frames ahead of the model, so on
-  two cores decoding + MediaPipe overlap the network, and on a GPU they hide behind it; one
-  contiguous span at a time: the requested range, or each
-  `--gate` range. Nothing holds more than a batch of target frames plus, for the sliding
-  reference, the last `round(window_s * fps) + 1` frames; rows go to the sink (the CSV) and the
-  project cache batch by batch. Peak memory therefore does not grow with the video's length.
-- Landmarks: every target frame and every sliding reference passes through the stream in
-  order, so one MediaPipe graph in *tracking* mode per span (on the producer thread) follows
-  the face and detects each such frame once, when it arrives. A target whose own frame shows no face gets a row with face_found=0
-  (the Predictor itself only looks at the reference). Onset and fixed references are read by
-  random access and detected in static mode by the Predictor (cached).
-- Frames are batched through the model (`batch_size`), on the Predictor's device.
-- With a project cache, frames already predicted by the same model version with the same
-  reference frame are taken from the cache and not run again; new predictions are committed
-  after every batch, so a cancelled or killed run keeps what it finished.
-- `should_cancel` (a callable or threading.Event) is polled every frame; cancelling raises
-  `training.samples.Cancelled` after closing everything.
+Owns: `AnalysisOptions`, `AnalysisResult`, `plan_frames`, `ProjectCache`, `open_project_cache`,
+`CsvSink`, `CSV_FIXED_COLUMNS`. May import store (through the project handed in), media, core
+and `inference.reference`; no Qt. The steps themselves (decoding, landmarks, the reference
+policy, batching, cache reads and writes) are `inference.pipeline`'s.
 """
 
 from __future__ import annotations
 
-import bisect
 import csv
 import logging
 import os
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import FramePrediction
-from microau_gui.face.landmarks import FaceMesh, Landmarks
-from microau_gui.inference.gpu import landmark_producer
-from microau_gui.inference.predictor import FramePair, Predictor
-from microau_gui.inference.reference import (DEFAULT_WINDOW_S, ReferencePolicy, reference_frame,
-                                             sliding_offset_frames)
-from microau_gui.training.samples import check_cancel
+from microau_gui.inference.reference import DEFAULT_WINDOW_S, ReferencePolicy
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +117,7 @@ class ProjectCache:
             self._cached.update(p.frame_idx for p in predictions)
 
 
-def open_project_cache(project, media_path: Path, source, predictor: Predictor) -> ProjectCache:
+def open_project_cache(project, media_path: Path, source, predictor) -> ProjectCache:
     """The cache for this media and model in `project`, registering either when it is new.
 
     The media is added as a video (without a subject) and the checkpoint as a model version named
@@ -211,180 +181,3 @@ class CsvSink:
             self._handle.close()
         if self._tmp.exists():
             self._tmp.unlink()
-
-
-@dataclass
-class _Frame:
-    rgb: np.ndarray  # (H, W, 3) uint8
-    landmarks: Landmarks | None = None  # tracking landmarks; None when the frame needed none
-
-
-class _Run:
-    """State of one `analyze_source` call (see the module docstring)."""
-
-    def __init__(self, source, predictor: Predictor, options: AnalysisOptions, sink,
-                 cache: ProjectCache | None, progress: Progress | None, n_requested: int):
-        self.source = source
-        self.predictor = predictor
-        self.options = options
-        self.sink = sink
-        self.cache = cache
-        self.progress = progress
-        self.n_requested = n_requested
-        self.lag = sliding_offset_frames(source.fps, options.window_s)
-        self.pending: list[FramePair | FramePrediction] = []
-        self.mesh: FaceMesh | None = None
-        self.n_rows = self.n_face = self.n_from_cache = 0
-        self.event_starts = [onset for onset, _ in sorted(options.events)]
-        self.events = sorted(options.events)
-        self.random_frames: OrderedDict[int, np.ndarray] = OrderedDict()
-
-    def reference_of(self, frame_idx: int) -> tuple[int, bool]:
-        """(reference frame_idx, whether it is the sliding reference) of a target frame."""
-        options = self.options
-        if options.reference is ReferencePolicy.FIXED:
-            return int(options.fixed_idx), False
-        if options.reference is ReferencePolicy.ONSET:
-            k = bisect.bisect_right(self.event_starts, frame_idx) - 1
-            while k >= 0:  # the latest-starting event that contains the frame
-                onset, offset = self.events[k]
-                if onset <= frame_idx <= offset:
-                    return onset, False
-                k -= 1
-        return reference_frame(frame_idx, ReferencePolicy.SLIDING, self.source.fps,
-                               window_s=options.window_s), True
-
-    def random_frame(self, frame_idx: int) -> np.ndarray:
-        """A reference outside the stream (onset or fixed frame), by random access, few kept."""
-        rgb = self.random_frames.get(frame_idx)
-        if rgb is None:
-            rgb = self.source.read(frame_idx)
-            self.random_frames[frame_idx] = rgb
-            while len(self.random_frames) > 4:
-                self.random_frames.popitem(last=False)
-        return rgb
-
-    def track(self, frame: _Frame) -> Landmarks:
-        """The frame's landmarks: from the producer, or (for a frame it skipped because its
-        prediction was cached, but with another reference) from a tracking graph here."""
-        if frame.landmarks is None:
-            if self.mesh is None:
-                self.mesh = FaceMesh(static=False)
-            frame.landmarks = self.mesh.detect(frame.rgb)
-        return frame.landmarks
-
-    def needs_landmarks(self, frame_idx: int, wanted, span_start: int) -> bool:
-        """Whether a streamed frame is a target to run or the sliding reference of one."""
-        if frame_idx in wanted and not self.is_cached(frame_idx):
-            return True
-        if self.options.reference is ReferencePolicy.FIXED:
-            return False
-        later = frame_idx + self.lag
-        return frame_idx == span_start or (later in wanted and not self.is_cached(later))
-
-    def is_cached(self, frame_idx: int) -> bool:
-        return self.cache is not None and self.cache.has(frame_idx)
-
-    def add(self, frame_idx: int, target: _Frame, window: dict[int, _Frame]) -> None:
-        reference_idx, sliding = self.reference_of(frame_idx)
-        cached = self.cache.lookup(frame_idx, reference_idx) if self.is_cached(frame_idx) else None
-        if cached is not None:
-            self.pending.append(cached)
-            self.n_from_cache += 1
-        else:
-            if sliding:
-                reference = window[reference_idx]
-                pair = FramePair(target.rgb, reference.rgb, frame_idx, reference_idx,
-                                 self.track(reference), self.track(target))
-            else:
-                pair = FramePair(target.rgb, self.random_frame(reference_idx), frame_idx,
-                                 reference_idx, None, self.track(target))
-            self.pending.append(pair)
-        if len(self.pending) >= self.options.batch_size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        pairs = [p for p in self.pending if isinstance(p, FramePair)]
-        fresh = self.predictor.predict_batch(pairs, with_overlays=False) if pairs else []
-        computed = iter(fresh)
-        predictions = [next(computed) if isinstance(p, FramePair) else p for p in self.pending]
-        self.pending = []
-        if self.cache is not None:
-            self.cache.store(fresh)
-        self.sink.write(predictions, [self.source.time_s(p.frame_idx) for p in predictions])
-        self.n_rows += len(predictions)
-        self.n_face += sum(bool(p.face_found) for p in predictions)
-        if self.progress is not None:
-            self.progress(self.n_rows, self.n_requested)
-
-    def close(self) -> None:
-        if self.mesh is not None:
-            self.mesh.close()
-            self.mesh = None
-        self.random_frames.clear()
-
-
-def analyze_source(source, predictor: Predictor, options: AnalysisOptions, sink, *,
-                   cache: ProjectCache | None = None, progress: Progress | None = None,
-                   should_cancel=None) -> AnalysisResult:
-    """Analyse the frames `options` ask for; rows go to `sink.write(predictions, times_s)`."""
-    started = time.perf_counter()
-    plan = plan_frames(source.n_frames, options)
-    n_requested = sum(len(r) for r in plan)
-    run = _Run(source, predictor, options, sink, cache, progress, n_requested)
-    spans = _decode_spans(plan, 0 if options.reference is ReferencePolicy.FIXED else run.lag)
-    try:
-        for span_start, span_stop in spans:
-            wanted = _frames_in(plan, span_start, span_stop)
-            window: dict[int, _Frame] = {}
-            frames = landmark_producer(
-                source.iter_frames(span_start, span_stop),
-                needs=lambda frame_idx: run.needs_landmarks(frame_idx, wanted, span_start))
-            try:
-                for item in frames:
-                    check_cancel(should_cancel)
-                    frame = _Frame(item.rgb, item.landmarks)
-                    window[item.frame_idx] = frame
-                    window.pop(item.frame_idx - run.lag - 1, None)  # never a sliding reference again
-                    if item.frame_idx in wanted:
-                        run.add(item.frame_idx, frame, window)
-            finally:
-                frames.close()
-            run.flush()
-    finally:
-        run.close()
-    return AnalysisResult(n_requested=n_requested, n_rows=run.n_rows, n_face=run.n_face,
-                          n_from_cache=run.n_from_cache, seconds=time.perf_counter() - started,
-                          spans=tuple(spans))
-
-
-class _Wanted:
-    """Membership test for the planned frames inside one decode span (no set of every frame)."""
-
-    def __init__(self, ranges: list[range]):
-        self.ranges = ranges
-        self.starts = [r.start for r in ranges]
-
-    def __contains__(self, frame_idx: int) -> bool:
-        k = bisect.bisect_right(self.starts, frame_idx) - 1
-        return k >= 0 and frame_idx in self.ranges[k]
-
-
-def _frames_in(plan: list[range], start: int, stop: int) -> _Wanted:
-    return _Wanted([r for r in plan if r and r.start < stop and r[-1] >= start])
-
-
-def _decode_spans(plan: list[range], lag: int) -> list[tuple[int, int]]:
-    """Half-open spans to decode: each planned range plus `lag` frames before it, merged."""
-    spans: list[tuple[int, int]] = []
-    for r in plan:
-        if not r:
-            continue
-        start, stop = max(0, r.start - lag), r[-1] + 1
-        if spans and start <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], stop))
-        else:
-            spans.append((start, stop))
-    return spans

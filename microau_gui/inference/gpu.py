@@ -1,9 +1,7 @@
-"""The GPU path: pinned-memory uploads, a decode + landmark producer overlapped with the model,
-bf16 on CUDA, and batched throughput.
+"""The GPU path: pinned-memory uploads, bf16 on CUDA, and batched throughput.
 
-Owns: `pinned_upload`, `upload_pair_arrays`, `LandmarkedFrame`, `landmark_producer`,
-`model_for_device`, `batched_throughput`. May import spotting (its background `prefetch`), model,
-face, media and core (torch, numpy); no Qt.
+Owns: `pinned_upload`, `upload_pair_arrays`, `model_for_device`, `batched_throughput`. May
+import spotting (its background `prefetch`), model, face, media and core (torch, numpy); no Qt.
 
 Our specification (the paper says nothing about devices):
 - Device choice is `model.device.pick_device`: "auto" takes CUDA when present, else the CPU;
@@ -13,23 +11,17 @@ Our specification (the paper says nothing about devices):
 - Host -> device copies come from page-locked (pinned) host memory with `non_blocking=True`, so
   the copy of batch k + 1 overlaps the model on batch k. Crops travel as uint8 (4x fewer bytes
   than float) and are normalised on the device (`MicroAUCLIP.prepare_images`).
-- `landmark_producer` decodes frames and runs MediaPipe (tracking mode, its own graph) in a
-  background thread, a bounded number of frames ahead, while the consumer thread runs the
-  model: on a GPU the CPU work then hides behind the model, and on a 2-core CPU decoding and
-  landmarks take one core while the model takes the other. Decoding (PyAV), MediaPipe and
-  OpenCV release the GIL.
+- Decoding and landmarks overlap the model in a producer thread of the analysis pipeline
+  (`inference.pipeline.landmarked_frames`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 
 import numpy as np
 import torch
-
-from microau_gui.face.landmarks import Landmarks
 
 
 def pinned_upload(array: np.ndarray | torch.Tensor, device: torch.device | str) -> torch.Tensor:
@@ -53,41 +45,6 @@ def upload_pair_arrays(model, arrays: dict[str, np.ndarray]):
     images = {name: model.prepare_images(pinned_upload(arrays[name], device))
               for name in ("target", "reference", "flow") if arrays.get(name) is not None}
     return PairBatch(masks=pinned_upload(arrays["masks"], device), **images)
-
-
-@dataclass(frozen=True, eq=False)
-class LandmarkedFrame:
-    """A decoded frame and, when it was asked for, its tracking-mode landmarks."""
-
-    frame_idx: int
-    rgb: np.ndarray  # (H, W, 3) uint8, read-only
-    landmarks: Landmarks | None  # None: not asked for this frame
-
-
-def landmark_producer(frames: Iterable[tuple[int, np.ndarray]], needs: Callable[[int], bool] | None = None,
-                      depth: int = 8) -> Iterator[LandmarkedFrame]:
-    """Decode `frames` ((frame_idx, rgb) in stream order, e.g. `FrameSource.iter_frames`) and
-    track the face in a background thread, at most `depth` frames ahead of the consumer.
-
-    `needs(frame_idx)` says which frames get landmarks (default: all); it is called on the
-    producer thread, so it may only read state the consumer does not rebind meanwhile (a set
-    membership test is fine). The tracking graph lives on the producer thread too (MediaPipe
-    graphs are not thread-safe). The producer's exception is
-    re-raised in the consumer; leaving the loop early stops the producer and closes the graph.
-    """
-    from microau_gui.face.landmarks import FaceMesh
-    from microau_gui.spotting.signals import prefetch
-
-    def produce() -> Iterator[LandmarkedFrame]:
-        mesh = FaceMesh(static=False)
-        try:
-            for frame_idx, rgb in frames:
-                wanted = needs is None or needs(frame_idx)
-                yield LandmarkedFrame(frame_idx, rgb, mesh.detect(rgb) if wanted else None)
-        finally:
-            mesh.close()
-
-    return prefetch(produce(), depth=depth)
 
 
 def model_for_device(model, device: torch.device | str, speed_mode: str = "auto"):

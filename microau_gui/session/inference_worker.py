@@ -1,17 +1,23 @@
 """The inference worker: one Predictor on its own thread, for the frame on screen and for analysis.
 
 Owns: `InferenceWorker`. May import inference (only its public contract: `Predictor`,
-`FramePair`, `reference_frame`, `ReferencePolicy`), store, media, core, the session's messages/workers and
-PySide6.QtCore. torch is loaded lazily, on this worker's thread, when the first model loads.
+`FramePair`, `AnalysisPipeline`, `AnalysisOptions`, `ProjectCache`, `FrameLandmarks`,
+`ReferencePolicy`), store, media, core, the session's messages/workers and PySide6.QtCore.
+torch is loaded lazily, on this worker's thread, when the first model loads.
 
 - The frame on screen: `predict(PredictionRequest)`; the newest request wins (LatestOnly), and a
-  request for another model version than the loaded one is dropped unanswered.
-- Background analysis: `analyze(AnalysisRequest)` predicts a list of frames a small batch per
-  event-loop turn, so an on-screen request waiting in the queue is served between two batches.
-  The batch grows while one turn stays under ANALYSIS_STEP_BUDGET_S (the tiny model batches 8
-  frames, ViT-B-16 on a CPU stays at 1), so batching speeds analysis up without delaying the
-  coder's frame by more than about that budget. The answers go into the project's predictions
-  cache (`project.predictions`) in small transactions.
+  request for another model version than the loaded one is dropped unanswered. Its pair is built
+  as the analysis pipeline builds one (static landmarks of the reference and of the target,
+  `inference.pipeline.FrameLandmarks`), so a frame shows what an analysis caches for it.
+- Background analysis: `analyze(AnalysisRequest)` steps the one analysis pipeline
+  (`inference.pipeline.AnalysisPipeline`, the one the CLI runs: same decoding, landmarks,
+  reference policy and cache writes, so it caches the same rows) one batch per event-loop turn,
+  so an on-screen request waiting in the queue is served between two batches. The batch grows
+  while one turn stays under ANALYSIS_STEP_BUDGET_S (the tiny model batches 8 frames, ViT-B-16
+  on a CPU stays at 1), so batching speeds analysis up without delaying the coder's frame by more
+  than about that budget. The pipeline decodes on this thread (no producer thread: the other
+  core draws the window), from a frame source of its own, so the frame on screen keeps its
+  decoder position.
 - The worker opens its own frame source (frame sources are not thread-safe), and keeps the last
   predictions in memory so stepping back and forth redraws without running the model again;
   frames already in the project's predictions cache (an analysis ran) are redrawn from it
@@ -31,7 +37,7 @@ from collections import OrderedDict
 from PySide6.QtCore import QTimer, Signal, Slot
 
 from microau_gui.core.types import FramePrediction
-from microau_gui.media import FrameSource
+from microau_gui.media import FrameSource, open_media
 from microau_gui.session.messages import (
     AnalysisRequest,
     JobFinished,
@@ -48,7 +54,6 @@ from microau_gui.store.project import Project
 log = logging.getLogger(__name__)
 
 MEMORY_CACHE_FRAMES = 48  # full predictions (with heatmaps) kept for redraws: ~1 MB each
-ANALYSIS_BATCH_FRAMES = 16  # predictions committed to the store per transaction during analysis
 ANALYSIS_STEP_BUDGET_S = 0.15  # longest model call per event-loop turn while analysing
 ANALYSIS_MAX_BATCH = 8  # frames per model call during analysis, at most
 FRAME_CACHE_FRAMES = 48  # decoded frames kept by the worker's own source (references repeat)
@@ -83,10 +88,13 @@ class InferenceWorker(Worker):
         self._media = OpenMedia(FRAME_CACHE_FRAMES)
         self._memory: OrderedDict[tuple[int, int, int], FramePrediction] = OrderedDict()
         self._mailbox = LatestOnly(self._predict_now)
+        self._landmarks = None  # inference.pipeline.FrameLandmarks of `_landmarks_media`
+        self._landmarks_media: MediaRef | None = None
         self._analysis: AnalysisRequest | None = None
-        self._analysis_pos = 0
+        self._pipeline = None  # inference.pipeline.AnalysisPipeline of `_analysis`
+        self._analysis_done = 0  # frames the analysis has produced
+        self._analysis_total = 0
         self._analysis_batch = 1  # frames per analysis turn, adapted to the model's speed
-        self._analysis_buffer: list[FramePrediction] = []
         self._stopped = False
 
     # -- project and model ---------------------------------------------------------------------
@@ -100,6 +108,7 @@ class InferenceWorker(Worker):
         self._project = project
         self._memory.clear()
         self._media.close()
+        self._close_landmarks()
 
     @Slot(object)
     def use_proxy(self, ready: ProxyReady) -> None:
@@ -163,13 +172,30 @@ class InferenceWorker(Worker):
         source = self._media.source(media)
         prediction = self._from_store(media, frame_idx, reference_idx, source)
         if prediction is None:
-            prediction = self._predictor.predict(source.read(frame_idx),
-                                                 source.read(reference_idx), frame_idx,
-                                                 reference_idx)
+            prediction = self._predictor.predict_batch([self._pair(media, source, frame_idx,
+                                                                   reference_idx)])[0]
         self._memory[key] = prediction
         while len(self._memory) > MEMORY_CACHE_FRAMES:
             self._memory.popitem(last=False)
         return prediction
+
+    def _pair(self, media: MediaRef, source: FrameSource, frame_idx: int, reference_idx: int):
+        """The frame on screen and its reference with their landmarks, as the pipeline pairs them."""
+        from microau_gui.inference.pipeline import FrameLandmarks
+        from microau_gui.inference.predictor import FramePair
+
+        if self._landmarks is None or self._landmarks_media != media:
+            self._close_landmarks()
+            self._landmarks, self._landmarks_media = FrameLandmarks(), media
+        target, reference = source.read(frame_idx), source.read(reference_idx)
+        return FramePair(target, reference, frame_idx, reference_idx,
+                         self._landmarks.of(reference_idx, reference),
+                         self._landmarks.of(frame_idx, target))
+
+    def _close_landmarks(self) -> None:
+        if self._landmarks is not None:
+            self._landmarks.close()
+        self._landmarks = self._landmarks_media = None
 
     def _from_store(self, media: MediaRef, frame_idx: int, reference_idx: int,
                     source: FrameSource) -> FramePrediction | None:
@@ -195,14 +221,6 @@ class InferenceWorker(Worker):
         return dataclasses.replace(cached, heatmap_box=box, heatmaps=heatmaps,
                                    regions_img=regions_in_image(cached.landmarks_img, cached.vocab))
 
-    def _cache(self, predictions: list[FramePrediction], video_id: int) -> None:
-        """Store analysed frames in the project's cache (the timeline reads its traces there)."""
-        project = self._project
-        if (not predictions or project is None or project.read_only or self._loaded is None
-                or self._loaded.model_version_id is None):
-            return
-        project.predictions.put_many(video_id, self._loaded.model_version_id, predictions)
-
     # -- background analysis -------------------------------------------------------------------
 
     @Slot(object)
@@ -212,82 +230,82 @@ class InferenceWorker(Worker):
             self.failed.emit("analysis: the model it was started with is no longer loaded; "
                              "start it again")
             return
-        self._analysis = request
-        self._analysis_pos = 0
+        pipeline = self.guarded(f"starting the analysis of {request.media.path.name}",
+                                self._open_pipeline, request)
+        if pipeline is None:
+            return
+        self._analysis, self._pipeline = request, pipeline
+        self._analysis_done, self._analysis_total = 0, pipeline.n_requested
         self._analysis_batch = 1
         QTimer.singleShot(0, self._analysis_step)
+
+    def _open_pipeline(self, request: AnalysisRequest):
+        """The analysis pipeline of a request, on its own frame source, caching into the project."""
+        from microau_gui.inference.analysis import AnalysisOptions, ProjectCache
+        from microau_gui.inference.pipeline import AnalysisPipeline
+        from microau_gui.inference.reference import ReferencePolicy
+
+        policy = ReferencePolicy(request.reference_policy)
+        fixed_idx = request.fixed_reference_idx
+        if policy is ReferencePolicy.FIXED and fixed_idx is None:
+            policy = ReferencePolicy.SLIDING  # no frame chosen yet: the view's fallback too
+        options = AnalysisOptions(every=request.every, reference=policy, fixed_idx=fixed_idx,
+                                  events=request.events if policy is ReferencePolicy.ONSET else ())
+        project, loaded = self._project, self._loaded
+        cache = None
+        if project is not None and not project.read_only and loaded.model_version_id is not None:
+            cache = ProjectCache(project, request.media.video_id, loaded.model_version_id)
+        media = request.media
+        source = open_media(media.path, fps=media.fps, cache_frames=4)
+        try:
+            return AnalysisPipeline(source, self._predictor, options, cache=cache, background=False)
+        except BaseException:
+            source.close()
+            raise
 
     @Slot()
     def cancel_analysis(self) -> None:
         self._finish_analysis(cancelled=True)
 
     def _analysis_step(self) -> None:
-        request = self._analysis
+        request, pipeline = self._analysis, self._pipeline
         if request is None or self._stopped:
             return
         if self._mailbox.has_pending:  # the coder's frame first; analysis resumes right after
             QTimer.singleShot(0, self._analysis_step)
             return
-        frame_idxs = request.frame_idxs[self._analysis_pos:self._analysis_pos + self._analysis_batch]
         started = time.perf_counter()
-        predictions = self.guarded(f"analysing frames {frame_idxs[0]}-{frame_idxs[-1]}",
-                                   self._predictions_for_analysis, request, frame_idxs)
-        if predictions is None:
-            self._finish_analysis(cancelled=True)
+        # (batch,): a step; (None,): the end; None: it failed (reported by guarded)
+        stepped = self.guarded(f"analysing frames from {self._analysis_done}",
+                               lambda: (pipeline.step(self._analysis_batch),))
+        if stepped is None or stepped[0] is None:
+            self._finish_analysis(cancelled=stepped is None)
             return
-        per_frame_s = (time.perf_counter() - started) / len(frame_idxs)
+        batch = stepped[0]
+        per_frame_s = (time.perf_counter() - started) / len(batch.predictions)
         self._analysis_batch = max(1, min(ANALYSIS_MAX_BATCH,
                                           int(ANALYSIS_STEP_BUDGET_S / max(per_frame_s, 1e-6))))
-        self._analysis_buffer.extend(predictions)
-        self._analysis_pos += len(frame_idxs)
-        n_total = len(request.frame_idxs)
-        done = self._analysis_pos >= n_total
-        if done or len(self._analysis_buffer) >= ANALYSIS_BATCH_FRAMES:
-            self._flush_analysis()
+        self._analysis_done = batch.n_done
         self.analysis_progressed.emit(Progress(
-            request.request_id, self._analysis_pos, n_total,
-            f"analysed {self._analysis_pos} of {n_total} frames"))
-        if done:
+            request.request_id, batch.n_done, batch.n_requested,
+            f"analysed {batch.n_done} of {batch.n_requested} frames"))
+        if batch.n_done >= batch.n_requested:
             self._finish_analysis(cancelled=False)
         else:
             QTimer.singleShot(0, self._analysis_step)
 
-    def _analysis_reference(self, request: AnalysisRequest, frame_idx: int) -> int:
-        from microau_gui.inference.reference import ReferencePolicy, reference_frame
-
-        return reference_frame(frame_idx, ReferencePolicy(request.reference_policy),
-                               request.media.fps, fixed_idx=request.fixed_reference_idx)
-
-    def _predictions_for_analysis(self, request: AnalysisRequest,
-                                  frame_idxs) -> list[FramePrediction]:
-        from microau_gui.inference.predictor import FramePair
-
-        source = self._media.source(request.media)
-        pairs = []
-        for frame_idx in frame_idxs:
-            reference_idx = self._analysis_reference(request, frame_idx)
-            pairs.append(FramePair(source.read(frame_idx), source.read(reference_idx), frame_idx,
-                                   reference_idx))
-        # no overlays: the cache keeps the patch grid and landmarks, drawing derives the rest
-        return self._predictor.predict_batch(pairs, with_overlays=False)
-
-    def _flush_analysis(self) -> None:
-        buffer, self._analysis_buffer = self._analysis_buffer, []
-        if buffer and self._analysis is not None:
-            self.guarded("saving analysed frames", self._cache, buffer,
-                         self._analysis.media.video_id)
-
     def _finish_analysis(self, cancelled: bool) -> None:
-        request = self._analysis
+        """Commit what the analysis predicted, close its source and say how it ended."""
+        request, pipeline = self._analysis, self._pipeline
         if request is None:
             return
-        self._flush_analysis()
-        self._analysis = None
-        n_total = len(request.frame_idxs)
+        self._analysis = self._pipeline = None
+        self.guarded("saving analysed frames", pipeline.close)
+        pipeline.source.close()
         verb = "cancelled after" if cancelled else "finished:"
         self.analysis_finished.emit(JobFinished(
-            request.request_id, cancelled, f"analysis {verb} {self._analysis_pos} of {n_total} "
-            "frames"))
+            request.request_id, cancelled, f"analysis {verb} {self._analysis_done} of "
+            f"{self._analysis_total} frames"))
 
     # -- resources -----------------------------------------------------------------------------
 
@@ -303,6 +321,7 @@ class InferenceWorker(Worker):
         self._mailbox.take()
         self.guarded("stopping analysis", self._finish_analysis, True)
         self._media.close()
+        self._close_landmarks()
         self.guarded("closing the model", self._close_predictor)
         if self._project is not None:
             self._project.close_thread_connection()

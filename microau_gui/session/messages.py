@@ -101,10 +101,11 @@ class AnalysisRequest:
 
     request_id: int
     media: MediaRef
-    frame_idxs: tuple[int, ...]  # frames to predict, in order
+    every: int  # predict every n-th frame from frame 0
     reference_policy: str  # inference.ReferencePolicy value ("sliding", "fixed", ...)
     fixed_reference_idx: int | None  # for the "fixed" policy
     model_version: str
+    events: tuple[tuple[int, int], ...] = ()  # "onset" policy: (onset, offset) of the coded events
 
 
 @dataclass(frozen=True)

@@ -795,10 +795,9 @@ class ProjectSession(QObject):
         if self.media is None or self.model is None:
             raise UserError("open a video and load a model before analysing")
         request = AnalysisRequest(
-            self._next_request_id(), self.media, tuple(range(0, self.n_frames, max(1, every))),
-            self.reference_policy.value if self.reference_policy is not ReferencePolicy.ONSET
-            else ReferencePolicy.SLIDING.value,
-            self.fixed_reference_idx, self.model.model_version)
+            self._next_request_id(), self.media, max(1, every), self.reference_policy.value,
+            self.fixed_reference_idx, self.model.model_version,
+            events=tuple((e.onset, e.offset) for e in self.events))
         self._analysis_request = request
         self._analysis_requested.emit(request)
 

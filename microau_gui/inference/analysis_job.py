@@ -1,0 +1,168 @@
+"""One whole analysis of one media file, from plain values: the recipe `analyze` and the bench run.
+
+Owns: `AnalysisJob`, `AnalysisReport`, `OpenAnalysis`, `open_analysis`. May import inference
+(`analysis`, `pipeline`, `predictor`, `checkpoints`, `reference`), store, media and core; no Qt.
+
+`open_analysis(job)` opens (or creates) the project, resolves and loads the checkpoint, opens the
+media, and registers both in the project's predictions cache; `execute()` steps the one analysis
+pipeline (`inference.pipeline`) to its end, writing the CSV when `job.out` is set, and returns
+an `AnalysisReport` (what ran, on what, with which result), which the CLI writes as its JSON
+sidecar and the bench reads as its figures. A failed or cancelled run removes the project it
+created if nothing was put in it, and never leaves a partial CSV.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from microau_gui.core.errors import UserError
+from microau_gui.inference.analysis import (CSV_FIXED_COLUMNS, AnalysisOptions, AnalysisResult, CsvSink,
+                                            open_project_cache)
+from microau_gui.inference.pipeline import Progress, analyze_source
+from microau_gui.inference.reference import ReferencePolicy
+
+
+@dataclass(frozen=True)
+class AnalysisJob:
+    """Everything one analysis needs, as plain values (paths, numbers, names)."""
+
+    media: Path  # video file or image-sequence folder
+    options: AnalysisOptions = field(default_factory=AnalysisOptions)  # onset events are filled from the project
+    out: Path | None = None  # CSV to write; None: rows only go to the project cache
+    project: Path | None = None  # project to cache predictions in (created when missing)
+    model: str | None = None  # checkpoint folder, project version or weights/ name; None: the default
+    fps: float | None = None  # image folders: frame rate (None: the project's record, else 30)
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    speed: str = "auto"  # speed mode (inference.speed)
+
+
+@dataclass(frozen=True)
+class AnalysisReport:
+    """What an analysis ran, on what, and what came out."""
+
+    job: AnalysisJob
+    options: AnalysisOptions  # as run (onset events filled in)
+    columns: tuple[str, ...]  # CSV columns
+    model: dict  # version, checkpoint, device, speed_mode, is_demo, pretrained_loaded, card
+    media: dict  # path, kind, n_frames, fps, width, height, is_vfr, codec
+    result: AnalysisResult
+
+
+class OpenAnalysis:
+    """A job with its project, model and media open; `execute()` runs it once. Close it (or use
+    it as a context manager) to release them."""
+
+    def __init__(self, job: AnalysisJob):
+        from microau_gui.inference.checkpoints import resolve_checkpoint
+        from microau_gui.inference.predictor import Predictor
+        from microau_gui.media import open_media, probe_media
+        from microau_gui.store.project import Project
+
+        self.job = job
+        self.project = None
+        self.predictor = None
+        self.source = None
+        self._created = bool(job.project) and not Path(job.project).expanduser().exists()
+        try:
+            self.project = Project.open_or_create(job.project) if job.project else None
+            fps = job.fps
+            if fps is None and self.project is not None and Path(job.media).is_dir():
+                video = self.project.video_by_path(job.media)
+                fps = video.fps if video is not None else None
+            self.info = probe_media(job.media, fps=fps)
+            checkpoint = resolve_checkpoint(job.model, self.project)
+            self.predictor = Predictor.from_checkpoint(checkpoint, device=job.device, speed_mode=job.speed,
+                                                       check_batch_size=job.options.batch_size)
+            self.source = open_media(job.media, cache_frames=4, fps=fps)
+            options = job.options
+            if options.reference is ReferencePolicy.ONSET:
+                options = AnalysisOptions(**{**options.__dict__, "events": self._events()})
+            if options.fixed_idx is not None:
+                self.source.check_index(options.fixed_idx)
+            self.options = options
+        except BaseException:
+            self.close(failed=True)
+            raise
+
+    def _events(self) -> tuple[tuple[int, int], ...]:
+        if self.project is None:
+            raise UserError("--reference onset needs --project P holding coded events of this video")
+        video = self.project.video_by_path(self.job.media)
+        events = self.project.events(video.id) if video is not None else []
+        if not events:
+            raise UserError(f"--reference onset: project {self.project.path.name} has no coded events "
+                            f"for {Path(self.job.media).name}; import its coding sheet or use "
+                            "--reference sliding")
+        return tuple((e.onset, e.offset) for e in events)
+
+    def execute(self, progress: Progress | None = None, should_cancel=None) -> AnalysisReport:
+        """Run the pipeline over every requested frame (see the module docstring)."""
+        predictor, job = self.predictor, self.job
+        try:
+            cache = (open_project_cache(self.project, Path(job.media), self.source, predictor)
+                     if self.project is not None else None)
+            sink = CsvSink(job.out, predictor.vocab) if job.out is not None else _NoSink()
+            try:
+                result = analyze_source(self.source, predictor, self.options, sink, cache=cache,
+                                        progress=progress, should_cancel=should_cancel)
+                sink.commit()
+            finally:
+                sink.discard()
+        except BaseException:
+            self.close(failed=True)
+            raise
+        info = self.info
+        return AnalysisReport(
+            job=job, options=self.options, columns=(*CSV_FIXED_COLUMNS, *predictor.vocab),
+            model={"version": predictor.model_version, "checkpoint": str(predictor.checkpoint),
+                   "device": predictor.device, "speed_mode": predictor.speed_mode,
+                   "is_demo": predictor.is_demo, "pretrained_loaded": predictor.pretrained_loaded,
+                   "card": predictor.card},
+            media={"path": info.path, "kind": info.kind, "n_frames": info.n_frames, "fps": info.fps,
+                   "width": info.width, "height": info.height, "is_vfr": info.is_vfr,
+                   "codec": info.codec},
+            result=result)
+
+    def close(self, failed: bool = False) -> None:
+        """Release the media, model and project; after a failure, remove a project this job
+        created and put no video in (with its WAL files)."""
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+        if self.predictor is not None:
+            self.predictor.close()
+            self.predictor = None
+        project, self.project = self.project, None
+        if project is None:
+            return
+        remove = failed and self._created and not project.videos()
+        path = Path(project.path)
+        project.close()
+        if remove:
+            for extra in ("", "-wal", "-shm"):
+                Path(f"{path}{extra}").unlink(missing_ok=True)
+
+    def __enter__(self) -> "OpenAnalysis":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(failed=exc_type is not None)
+
+
+def open_analysis(job: AnalysisJob) -> OpenAnalysis:
+    """The job with its project, model and media open (UserError, one line, for bad input)."""
+    return OpenAnalysis(job)
+
+
+class _NoSink:
+    """Rows of a run that writes no CSV (they only go to the project cache)."""
+
+    def write(self, predictions, times_s) -> None:
+        pass
+
+    def commit(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
