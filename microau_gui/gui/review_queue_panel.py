@@ -38,6 +38,9 @@ from microau_gui.session.session import ProjectSession
 from microau_gui.session.spot_worker import SpotDone
 
 QUEUE_TITLES = {CANDIDATES: "Spotted candidates", SUGGESTIONS: "Suggestions"}
+# What the candidates queue says while it is empty: never spotted, spotting now, or spotted
+# (found none, cancelled or failed). "Found N" is the queue's own count line.
+SPOT_IDLE, SPOT_RUNNING, SPOT_ENDED = "idle", "running", "ended"
 COLUMNS = ("#", "Mark", "Onset–apex–offset", "Type", "Score", "Why")
 STATUS_TEXT = {ItemStatus.PENDING: "·", ItemStatus.ACCEPTED: "✓ accepted",
                ItemStatus.REJECTED: "✗ rejected"}
@@ -51,6 +54,7 @@ class ReviewQueuePanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.review = session.review
+        self.spot_state, self.spot_text = SPOT_IDLE, ""
         self.selector = QComboBox()
         for name, title in QUEUE_TITLES.items():
             self.selector.addItem(title, name)
@@ -126,6 +130,7 @@ class ReviewQueuePanel(QWidget):
         self.review.active_changed.connect(self._on_review_active_changed)
         self.review.spotting_progressed.connect(self._on_review_spotting_progressed)
         self.review.spotting_finished.connect(self._on_review_spotting_finished)
+        session.video_opened.connect(self._on_session_video_opened)
         self.refresh()
 
     # -- review -> panel -----------------------------------------------------------------------
@@ -150,12 +155,25 @@ class ReviewQueuePanel(QWidget):
         self.progress.setRange(0, max(progress.n_total, 0))
         self.progress.setValue(progress.n_done)
         self.progress_label.setText("spotting")
+        first = self.spot_state != SPOT_RUNNING
+        self.spot_state = SPOT_RUNNING
+        self.spot_text = (f"Spotting this video: frame {progress.n_done} of {progress.n_total}. "
+                          "The candidates appear here when it ends.")
+        if first or not self.review.queue.items:
+            self.refresh()
 
     def _on_review_spotting_finished(self, done: SpotDone) -> None:
         self.job_row.hide()
         self.spot_button.setEnabled(True)
-        if done.cancelled:
-            self.summary.setText(done.summary)
+        self.spot_state = SPOT_ENDED
+        # found N: the queue's own line counts them; found none, cancelled or failed: the
+        # summary says which, with the floor used and how to lower it (spotting.SpotResult)
+        self.spot_text = done.summary[:1].upper() + done.summary[1:] + "."
+        self.refresh()
+
+    def _on_session_video_opened(self, _video) -> None:
+        self.spot_state, self.spot_text = SPOT_IDLE, ""
+        self.refresh()
 
     def refresh(self) -> None:
         queue = self.review.queue
@@ -165,9 +183,12 @@ class ReviewQueuePanel(QWidget):
         counts = queue.counts()
         if not queue.items:
             empty = self.review.empty_text(queue.name) or ""
-            self.summary.setText("No candidates yet: spot this video (Ctrl+Shift+S)."
-                                 if queue.name == CANDIDATES
-                                 else empty[:1].upper() + empty[1:] + ".")
+            if queue.name != CANDIDATES:
+                self.summary.setText(empty[:1].upper() + empty[1:] + ".")
+            elif self.spot_state == SPOT_IDLE:
+                self.summary.setText("Not spotted yet: spot this video (Ctrl+Shift+S).")
+            else:
+                self.summary.setText(self.spot_text)
         else:
             self.summary.setText(
                 f"{len(queue)} {QUEUE_TITLES[queue.name].lower()} · "

@@ -67,9 +67,5 @@ class SpotWorker(CancellableWorker):
             self.finished.emit(SpotDone(request.request_id, media.video_id, (), True, 0.0,
                                         "spotting cancelled"))
             return
-        n_micro = sum(c.kind == "micro" for c in result.candidates)
-        summary = (f"spotted {len(result.candidates)} candidates ({n_micro} micro, "
-                   f"{len(result.candidates) - n_micro} macro) in {media.n_frames} frames, "
-                   f"{result.frames_per_s:.0f} frames/s")
         self.finished.emit(SpotDone(request.request_id, media.video_id, result.candidates, False,
-                                    result.seconds, summary))
+                                    result.seconds, result.summary))

@@ -1,7 +1,7 @@
 """Spotting: per-frame motion signals -> candidate micro- and macro-expression intervals.
 
-Owns: `SpotConfig`, `Candidate`, `SpotResult`, `find_candidates`, `spot_media`. May import face,
-media, store and core (plus numpy, scipy). No torch, no Qt.
+Owns: `SpotConfig`, `Candidate`, `SpotResult`, `find_candidates`, `spot_media`,
+`check_long_enough`. May import face, media, store and core (plus numpy, scipy). No torch, no Qt.
 
 Our specification, after the MEGC baselines (MDMD, LBP-chi2 feature difference, LTP-ML):
 
@@ -99,10 +99,26 @@ class SpotResult:
     signals: MotionSignals
     seconds: float  # wall time of the streaming pass and peak finding
     media_path: Path | None = None
+    floor_z: float = 0.0  # the micro threshold T this video got, in noise units
 
     @property
     def frames_per_s(self) -> float:
         return self.signals.n_frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def summary(self) -> str:
+        """One line for a status bar; when nothing was found it names the floor and how to
+        lower it, so "found none" never reads like "not run yet"."""
+        n = self.signals.n_frames
+        if not self.candidates:
+            lower = max(1.0, self.floor_z - 2.0)
+            return (f"spotted no candidates in {n} frames: no movement rose above the floor of "
+                    f"{self.floor_z:.1f} noise units (z); to look for weaker movements lower it, "
+                    f"e.g. python main.py spot VIDEO --min-z {lower:.0f} --out CANDIDATES.csv")
+        n_micro = sum(c.kind == "micro" for c in self.candidates)
+        return (f"spotted {len(self.candidates)} candidates ({n_micro} micro, "
+                f"{len(self.candidates) - n_micro} macro) in {n} frames, "
+                f"{self.frames_per_s:.0f} frames/s")
 
 
 # Below this (crop px) a region's noise estimate is not trusted: a region that barely moves on a
@@ -261,6 +277,11 @@ def _blinked(signals: MotionSignals, config: SpotConfig) -> np.ndarray:
 
 def find_candidates(signals: MotionSignals, config: SpotConfig = SpotConfig()) -> list[Candidate]:
     """Candidate intervals from a video's motion signals, sorted by onset."""
+    return _find(signals, config)[0]
+
+
+def _find(signals: MotionSignals, config: SpotConfig) -> tuple[list[Candidate], float]:
+    """(candidates sorted by onset, the micro threshold T used, in noise units)."""
     n = signals.n_frames
     k = signals.gap_frames
     micro_max = int(round(config.micro_max_s * signals.fps))
@@ -282,7 +303,7 @@ def find_candidates(signals: MotionSignals, config: SpotConfig = SpotConfig()) -
         kind = "micro" if offset - onset + 1 <= micro_max else "macro"
         found.append(Candidate(onset, apex, offset, kind, float(score[apex]),
                                _moved(z[apex], signals.regions, config.region_frac)))
-    return sorted(found, key=lambda c: (c.onset, c.offset))
+    return sorted(found, key=lambda c: (c.onset, c.offset)), float(level)
 
 
 def spot_media(path: Path | str, config: SpotConfig = SpotConfig(), progress: ProgressFn | None = None,
@@ -296,16 +317,32 @@ def spot_media(path: Path | str, config: SpotConfig = SpotConfig(), progress: Pr
 
     started = time.perf_counter()
     with open_media(path, cache_frames=0, fps=fps) as source:
+        check_long_enough(Path(path).name, source.n_frames, source.fps, config)
         signals = compute_signals(prefetch(source.iter_frames()), source.n_frames, source.fps,
                                   config.signal, progress=progress, should_cancel=should_cancel)
     if not signals.face_found.any():
         raise UserError(f"{Path(path).name}: no face found in any frame; spotting needs a visible, "
                         "roughly frontal face")
-    candidates = find_candidates(signals, config)
+    candidates, floor_z = _find(signals, config)
     seconds = time.perf_counter() - started
     log.debug("spotted %d candidates in %d frames (%.1f frames/s)", len(candidates), signals.n_frames,
              signals.n_frames / max(seconds, 1e-9))
-    return SpotResult(tuple(candidates), signals, seconds, Path(path))
+    return SpotResult(tuple(candidates), signals, seconds, Path(path), floor_z)
+
+
+def check_long_enough(name: str, n_frames: int, fps: float, config: SpotConfig) -> None:
+    """A clip shorter than 2k + 1 frames has no frame with both t - k and t + k, so its return
+    motion is never measured and spotting would silently find nothing (the bundled demo's
+    142-frame clips at 200 fps, k = 100): say so instead."""
+    k = config.signal.gap_frames(fps)
+    if n_frames < 2 * k + 1:
+        raise UserError(
+            f"{name}: {n_frames} frames is too short to spot: each frame is compared with the "
+            f"frames {k} before and after it (the longest micro-expression, "
+            f"{config.signal.reference_gap_s:g} s at {fps:g} fps), so spotting needs at least "
+            f"{2 * k + 1} frames. Spotting is for long recordings; code a short clip by hand "
+            "(I / A / O), or spot it with a shorter longest micro-expression "
+            "(python main.py spot CLIP --micro-max-s S)")
 
 
 def with_micro_max(config: SpotConfig, micro_max_s: float) -> SpotConfig:
