@@ -1,9 +1,11 @@
 -- application_id: 0x4d415553
--- schema_version: 2
+-- schema_version: 3
 -- index event_aus_au on event_aus
 CREATE INDEX event_aus_au ON event_aus(au);
 -- index events_import on events
 CREATE INDEX events_import ON events(import_id);
+-- index events_import_key on events
+CREATE UNIQUE INDEX events_import_key ON events(import_key);
 -- index events_model_version on events
 CREATE INDEX events_model_version ON events(model_version_id);
 -- index events_video on events
@@ -67,7 +69,7 @@ CREATE TABLE events (
     model_version_id INTEGER REFERENCES model_versions(id) ON DELETE SET NULL,
     import_id INTEGER REFERENCES imports(id) ON DELETE SET NULL,
     created_at TEXT NOT NULL,
-    modified_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL, import_key TEXT, aus_cell TEXT,
     CHECK (onset_idx <= apex_idx AND apex_idx <= offset_idx)
 );
 -- table imports on imports
@@ -79,7 +81,7 @@ CREATE TABLE imports (
     coder TEXT NOT NULL,
     n_samples INTEGER NOT NULL,
     started_at TEXT NOT NULL
-);
+, n_added INTEGER NOT NULL DEFAULT 0, finished_at TEXT);
 -- table model_versions on model_versions
 CREATE TABLE model_versions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

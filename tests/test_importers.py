@@ -109,7 +109,7 @@ def test_casme2_row_problems_are_fixed_or_skipped_with_reasons(tmp_path, casme2_
     assert issues_of(dataset, 4) == ["row 4: skipped: offset frame 60 comes before onset frame 70"]
     assert issues_of(dataset, 5) == ["row 5: skipped: onset frame 40 is not in sub01/EP02_01f (frames 46-85)"]
     assert issues_of(dataset, 6) == ["row 6: skipped: onset 'x' is not a frame number"]
-    assert any("dropped 'blink'" in i for i in issues_of(dataset, 7))
+    assert any("kept in the cell text: 'blink'" in i for i in issues_of(dataset, 7))
     assert issues_of(dataset, 8) == ["row 8: skipped: no subject"]
     assert issues_of(dataset, 9) == ["row 9: skipped: repeats row 2 (same subject, clip, onset and offset)"]
     assert dataset.report.n_rows == 8

@@ -88,7 +88,10 @@ def test_json_export_imports_back_into_a_new_project(dataset, tmp_path):
     export = tmp_path / "a.json"
     assert run_main("export", "--project", first, "--format", "json", "--out", export).returncode == 0
     second = tmp_path / "b.maus"
-    out = run_main("import", "json", export, "--project", second)
+    refused = run_main("import", "json", export, "--project", second)
+    assert refused.returncode == 2 and "outside the media folders" in refused.stderr
+    assert not second.exists(), "a refused import leaves no project behind"
+    out = run_main("import", "json", export, "--project", second, "--media-root", root)
     assert out.returncode == 0, out.stderr
     with Project.open(first) as a, Project.open(second) as b:
         key = lambda e: (e.onset, e.apex, e.offset, e.aus_text, e.emotion)  # noqa: E731

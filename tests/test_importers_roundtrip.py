@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sheet_fixtures import CASME2_2014_HEADER, CASME2_2019_HEADER, image_folder
 
 from microau_gui.core.au import CATALOGUE
-from microau_gui.core.aus import INTENSITIES, AUCode, Side
+from microau_gui.core.aus import INTENSITIES, AUCode, Side, format_au_codes
 from microau_gui.core.types import Sample
 from microau_gui.store.importers import (
     import_dataset,
@@ -85,8 +85,10 @@ def sample_lists(root: Path, **kwargs):
 
 
 def recovered(dataset) -> list[Sample]:
-    """Imported samples without the sheet row, in sheet order."""
-    return [dataclasses.replace(s, row=None) for s in sorted(dataset.samples, key=lambda s: s.row)]
+    """Imported samples without the sheet row and AU cell text, in sheet order."""
+    ordered = sorted(dataset.samples, key=lambda s: s.row)
+    assert all(s.aus_cell == (format_au_codes(s.aus) or None) for s in ordered)
+    return [dataclasses.replace(s, row=None, aus_cell=None) for s in ordered]
 
 
 def expected_issues(written: list[Sample]) -> int:

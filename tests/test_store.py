@@ -430,7 +430,7 @@ def test_sheet_numbers_set_the_numbering_of_videos_the_media_cannot_number(tmp_p
 
 def test_cancelled_import_keeps_the_batches_before_it(tmp_path, astronaut_path):
     clip = write_clip(tmp_path / "media" / "clip", astronaut_path, 10)
-    samples = [Sample("01", "clip", clip, k % 3, 4, 6, aus("12"), emotion=f"e{k}")
+    samples = [Sample("01", "clip", clip, 0, k, 9, aus("12"), emotion=f"e{k}")
                for k in range(10)]
     polls = []
 

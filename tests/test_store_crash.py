@@ -15,6 +15,9 @@ from microau_gui.store.project import Project
 BATCH = 250
 N_CLIPS = 8
 N_SAMPLES = 200_000  # far more than the child can import before it is killed
+N_FRAMES = 20
+# Each event has its own identity (video, frames, coder): the first 8 x 1540 samples are distinct.
+TRIPLES = [(a, b, c) for a in range(N_FRAMES) for b in range(a, N_FRAMES) for c in range(b, N_FRAMES)]
 
 CHILD = textwrap.dedent("""
     import sys
@@ -26,10 +29,14 @@ CHILD = textwrap.dedent("""
 
     project_path, root, n_samples, batch = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     clips = sorted(p for p in root.iterdir() if p.is_dir())
+    n = 20
+    triples = [(a, b, c) for a in range(n) for b in range(a, n) for c in range(b, n)]
     codes = [parse_au_string(t).codes for t in ("4+7", "12", "L10B", "1+2", "A12B+ref(43)")]
     samples = tuple(
         Sample(subject=f"{k % 4:02d}", clip=clips[k % len(clips)].name, media_path=clips[k % len(clips)],
-               onset=k % 5, apex=5 + k % 3, offset=9 + k % 3, aus=codes[k % len(codes)],
+               onset=triples[(k // len(clips)) % len(triples)][0],
+               apex=triples[(k // len(clips)) % len(triples)][1],
+               offset=triples[(k // len(clips)) % len(triples)][2], aus=codes[k % len(codes)],
                emotion=f"e{k}")
         for k in range(n_samples))
     sheet = root / "coding.xlsx"
@@ -45,7 +52,7 @@ CHILD = textwrap.dedent("""
 def test_sigkill_during_large_import_keeps_every_committed_batch(tmp_path, astronaut_path):
     root = tmp_path / "media"
     for k in range(N_CLIPS):
-        write_clip(root / f"clip{k}", astronaut_path, 12)
+        write_clip(root / f"clip{k}", astronaut_path, N_FRAMES)
     project_path = tmp_path / "big.maus"
     Project.create(project_path).close()
 
@@ -78,7 +85,7 @@ def test_sigkill_during_large_import_keeps_every_committed_batch(tmp_path, astro
         by_emotion = {e.emotion: e for e in events}
         for k in range(acknowledged):
             event = by_emotion[f"e{k}"]
-            assert (event.onset, event.apex, event.offset) == (k % 5, 5 + k % 3, 9 + k % 3)
+            assert (event.onset, event.apex, event.offset) == TRIPLES[(k // N_CLIPS) % len(TRIPLES)]
             assert event.aus
         assert len(project.videos()) == N_CLIPS
-        assert all(v.n_frames == 12 for v in project.videos())
+        assert all(v.n_frames == N_FRAMES for v in project.videos())

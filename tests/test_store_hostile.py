@@ -24,7 +24,7 @@ from microau_gui.store.importers.table import read_tables
 ROOT = Path(__file__).resolve().parents[1]
 MAX_RSS_MB = 300
 
-# Runs in a child so its peak RSS is its own; a 2 GB address-space cap makes the unfixed reader
+# Runs in a child so its peak RSS is its own (VmHWM, Linux); a 2 GB address-space cap makes the unfixed reader
 # fail fast instead of swapping the machine.
 _CHILD = textwrap.dedent("""
     import resource, sys
@@ -38,7 +38,9 @@ _CHILD = textwrap.dedent("""
             print(kind, "ok", len(dataset.samples))
         except UserError as err:
             print(kind, "error", str(err).replace("\\n", " "))
-    print("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    # VmHWM is this process image's own peak; ru_maxrss would carry over the forking parent's.
+    hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    print("peak_mb", int(hwm.split()[1]) / 1024)
 """)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microau_gui.core.au import CATALOGUE, DEFAULT_VOCAB
+from microau_gui.core.au import DEFAULT_VOCAB, MODEL_AUS
 from microau_gui.core.aus import Side
 from microau_gui.face.align import eye_centres
 from microau_gui.face.landmarks import FaceMesh, load_rgb
@@ -34,7 +34,7 @@ from microau_gui.synth.measure import measure_motion
 VOCAB = tuple(DEFAULT_VOCAB) + ("AU20",)
 # Every AU the application knows: an AU outside the model's vocabulary (AU20) must still out-move
 # all of these, or its motion would be indistinguishable from its neighbours' (AU14, AU15).
-CATALOGUE_VOCAB = tuple(f"AU{number}" for number in CATALOGUE)
+CATALOGUE_VOCAB = tuple(f"AU{number}" for number in sorted(MODEL_AUS))
 # A fixed mid-range amplitude keeps the realism checks deterministic in strength.
 REALISM = ClipConfig(amplitude_px=(2.0, 2.0), blink_prob=0.0, unilateral_prob=0.0)
 

@@ -13,11 +13,17 @@ import keeps what it reported and re-running it adds only what is missing.
 `import openface|imotions|pyfeat FILE VIDEO --project P [--align frame|time]` stores another
 tool's per-frame AU output as a comparison trace (cli/interchange_io.py).
 A bad path, an unreadable sheet or a missing media folder is a one-line error and exit code 2.
+So is a sheet whose rows are all skipped, or an import that stores nothing: a project that
+this run created is then removed again, so a failed import leaves no file behind.
+`import json` only accepts media paths under the export's folder, the project's folder or a
+`--media-root`; `--allow-outside-media` lifts that.
 """
 
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 from microau_gui.core.errors import UserError
 
@@ -43,6 +49,12 @@ def add_arguments(parser) -> None:
                         help="store the samples as expert events in this project (.maus; created if missing)")
     parser.add_argument("--coder", default="", help="coder name recorded on the imported events")
     add_import_arguments(parser)
+    parser.add_argument("--media-root", dest="media_root_allowed", action="append", default=None,
+                        metavar="DIR",
+                        help="json: a folder the export's media may lie under (repeatable; "
+                        "default: the export's folder and the project's folder)")
+    parser.add_argument("--allow-outside-media", action="store_true",
+                        help="json: accept media paths outside the media roots")
 
 
 def run(args) -> int:
@@ -78,9 +90,32 @@ def run(args) -> int:
             print(f"  {issue}")
     elif report.issues:
         print("run with --report to list them")
+    if not dataset.samples:
+        raise UserError(f"no row of {dataset.sheet.name} could be imported ({report.n_rows} rows "
+                        "read, all skipped); run with --report to see why"
+                        + ("; no project was created or changed" if args.project else ""))
     if args.project:
         _store(args, dataset)
     return 0
+
+
+@contextmanager
+def _project(path: str):
+    """Open (or create) the project; a project this run created is removed again if the run
+    fails or adds nothing, so a bad import leaves no file behind."""
+    from microau_gui.store.project import Project
+
+    target = Path(path).expanduser().absolute()
+    created = not target.exists()
+    project = Project.open_or_create(target)
+    outcome = {"added": False}
+    try:
+        yield project, outcome
+    finally:
+        project.close()
+        if created and not outcome["added"]:
+            for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+                leftover.unlink(missing_ok=True)
 
 
 def _store(args, dataset) -> None:
@@ -90,10 +125,9 @@ def _store(args, dataset) -> None:
 
     from microau_gui.media import open_media
     from microau_gui.store.importers import DATASET_FPS
-    from microau_gui.store.project import Project
 
     fps = args.fps or DATASET_FPS.get(args.kind)
-    with Project.open_or_create(args.project) as project, \
+    with _project(args.project) as (project, outcome), \
             tqdm(desc="store", unit="event", leave=False, disable=not sys.stderr.isatty()) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -102,18 +136,23 @@ def _store(args, dataset) -> None:
 
         summary = project.import_dataset(dataset, partial(open_media, fps=fps, cache_frames=1),
                                          coder=args.coder, progress=progress)
+        outcome["added"] = bool(summary.events_added or summary.videos_added)
     print(f"project {args.project}: {summary}")
     for reason in summary.skipped:
         print(f"  skipped: {reason}")
+    if not summary.events_added and not summary.duplicates:
+        raise UserError(f"no event could be stored in {args.project} (every sample was skipped, "
+                        "see above); fix the media and import again")
 
 
 def _import_json(args) -> int:
     from microau_gui.store.export import import_json
-    from microau_gui.store.project import Project
 
     if not args.project:
         raise UserError("import json needs --project P: the project to add the export to")
-    with Project.open_or_create(args.project) as project:
-        summary = import_json(project, args.sheet)
+    with _project(args.project) as (project, outcome):
+        summary = import_json(project, args.sheet, media_roots=args.media_root_allowed,
+                              allow_outside=args.allow_outside_media)
+        outcome["added"] = True
     print(f"project {args.project}: {summary}")
     return 0

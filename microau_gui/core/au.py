@@ -1,7 +1,14 @@
-"""The FACS action-unit catalogue: every AU seen in micro-expression datasets.
+"""The FACS catalogue: every code a coder may write, and the smaller set a model may learn.
 
-Owns: AU names, muscle actions, prompt texts, display colours, which facial area each AU moves,
-and the default model vocabulary. May import only the standard library.
+Owns: FACS code names, muscle actions, prompt texts, display colours, which facial area each AU
+moves, `MODEL_AUS` and the default model vocabulary. May import only the standard library.
+
+`CATALOGUE` holds the whole FACS 2002 code set: action units 1-46 (the main codes and the
+miscellaneous ones such as 21 neck tightener and 31 jaw clencher), 40 sniff, the head (51-60),
+eye (61-69) and visibility (70-74) codes, and the gross-behaviour codes (50, 80-98). An import
+never drops a code a coder wrote. Codes with an `area` have a landmark region and prompt texts
+the model can use (`MODEL_AUS`); the rest have `area=None` and exist for annotation only. A
+model's vocabulary (its card) is a separate, smaller list drawn from `MODEL_AUS`.
 
 The face layer turns `AUInfo.area` into landmark polygons; the model layer turns the prompt
 texts into text embeddings. Laterality (L/R) and intensity (A-E) are annotation attributes
@@ -35,9 +42,10 @@ class AUInfo:
     muscle: str  # muscular basis from the FACS manual
     action: str  # what visibly moves when the AU is on (used in the positive prompt)
     neutral: str  # the same area at rest (used in the negative prompt)
-    area: str  # facial area key understood by face.regions
+    area: str | None  # facial area key understood by face.regions; None: no region (not a model AU)
     lateral: bool  # True when left and right halves are coded separately (L/R prefix)
     colour: tuple[int, int, int]  # display colour, RGB 0-255
+    group: str = "face"  # "face", "head", "eyes", "visibility" or "gross" (FACS chapter)
 
     @property
     def code(self) -> str:
@@ -159,7 +167,71 @@ _CATALOGUE: tuple[AUInfo, ...] = (
         "eye", True, (200, 200, 200)),
 )
 
-CATALOGUE: dict[int, AUInfo] = {info.number: info for info in _CATALOGUE}
+
+
+def _code(number: int, name: str, group: str, muscle: str = "") -> AUInfo:
+    """A FACS code that has no landmark region: annotation only, never in a model vocabulary."""
+    shade = 90 + (number * 37) % 120  # distinct greys, darker than nothing the model shows
+    return AUInfo(number, name, muscle or f"{group} code (FACS chapter on {group} behaviour)",
+                  name.lower(), f"no {name.lower()}", None, False, (shade, shade, shade + 20),
+                  group)
+
+
+_ANNOTATION_ONLY: tuple[AUInfo, ...] = (
+    _code(8, "Lips Toward Each Other", "face", "orbicularis oris"),
+    _code(19, "Tongue Show", "face", "genioglossus (tongue)"),
+    _code(21, "Neck Tightener", "face", "platysma"),
+    _code(29, "Jaw Thrust", "face", "lateral pterygoid"),
+    _code(30, "Jaw Sideways", "face", "pterygoids, temporalis"),
+    _code(31, "Jaw Clencher", "face", "masseter"),
+    _code(32, "Lip Bite", "face", "teeth on lip"),
+    _code(33, "Cheek Blow", "face", "air in the cheeks"),
+    _code(34, "Cheek Puff", "face", "buccinator"),
+    _code(35, "Cheek Suck", "face", "buccinator"),
+    _code(36, "Tongue Bulge", "face", "tongue"),
+    _code(37, "Lip Wipe", "face", "tongue"),
+    _code(40, "Sniff", "gross"),
+    _code(50, "Speech", "gross"),
+    _code(51, "Head Turn Left", "head"),
+    _code(52, "Head Turn Right", "head"),
+    _code(53, "Head Up", "head"),
+    _code(54, "Head Down", "head"),
+    _code(55, "Head Tilt Left", "head"),
+    _code(56, "Head Tilt Right", "head"),
+    _code(57, "Head Forward", "head"),
+    _code(58, "Head Back", "head"),
+    _code(59, "Head Shake Up and Down", "head"),
+    _code(60, "Head Shake Side to Side", "head"),
+    _code(61, "Eyes Turn Left", "eyes"),
+    _code(62, "Eyes Turn Right", "eyes"),
+    _code(63, "Eyes Up", "eyes"),
+    _code(64, "Eyes Down", "eyes"),
+    _code(65, "Walleye", "eyes"),
+    _code(66, "Cross-eye", "eyes"),
+    _code(68, "Upward Rolling of Eyes", "eyes"),
+    _code(69, "Eyes Positioned to Look at Other Person", "eyes"),
+    _code(70, "Brows and Forehead Not Visible", "visibility"),
+    _code(71, "Eyes Not Visible", "visibility"),
+    _code(72, "Lower Face Not Visible", "visibility"),
+    _code(73, "Entire Face Not Visible", "visibility"),
+    _code(74, "Unscorable", "visibility"),
+    _code(80, "Swallow", "gross"),
+    _code(81, "Chewing", "gross"),
+    _code(82, "Shoulder Shrug", "gross"),
+    _code(83, "Head Upward and to the Side", "head"),
+    _code(84, "Head Shake Back and Forth", "gross"),
+    _code(85, "Head Nod Up and Down", "gross"),
+    _code(91, "Flash", "gross"),
+    _code(92, "Partial Flash", "gross"),
+    _code(97, "Shiver/Tremble", "gross"),
+    _code(98, "Fast Up-Down Look", "gross"),
+)
+
+CATALOGUE: dict[int, AUInfo] = {info.number: info
+                                 for info in sorted(_CATALOGUE + _ANNOTATION_ONLY,
+                                                    key=lambda i: i.number)}
+# AUs with a landmark region and prompts: the only codes a model vocabulary may hold.
+MODEL_AUS: frozenset[int] = frozenset(n for n, info in CATALOGUE.items() if info.area is not None)
 
 # The 12 AUs of the cross-dataset micro-AU protocol (DESIGN.md section 1).
 DEFAULT_VOCAB: tuple[str, ...] = (
@@ -173,7 +245,8 @@ def au_number(code: str | int) -> int:
     if text.startswith("AU"):
         text = text[2:]
     if not text.isdigit() or int(text) not in CATALOGUE:
-        raise KeyError(f"{code!r} is not an AU in the catalogue (known: AU1 ... AU46)")
+        raise KeyError(f"{code!r} is not a FACS code in the catalogue (known: AU1 ... AU46, "
+                       "head, eye and visibility codes 51-74, gross behaviour 50 and 80-98)")
     return int(text)
 
 

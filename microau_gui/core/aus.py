@@ -14,7 +14,13 @@ Dataset coding sheets write AUs in many ways. The parser accepts, case-insensiti
 - `ref(43)`: SAMM's marker for an AU the coder only referred to (not certain); kept with
   `uncertain=True`.
 - `(X or Y)`: the coder could not decide between X and Y; both are kept with `uncertain=True`.
+- `M` prefix on a head or eye code (`M59`, `M61`): FACS's movement variant; stored as the code
+  itself (the original cell text keeps the `M`).
 - `?`: CASME II 2014 writes it when the AUs are unknown. Nothing is guessed; it is reported.
+
+Every FACS code of `core.au.CATALOGUE` is accepted (e.g. `21`, `31`, `61`, `L20+21`). Importers
+keep the cell as written beside the parsed codes; `au_cell_text` gives it back for an export
+while the codes are unchanged.
 
 Anything else is returned in `ParsedAUs.unparsed` with a reason, never silently dropped.
 """
@@ -78,7 +84,7 @@ class ParsedAUs:
         return tuple(sorted({c.number for c in self.codes}))
 
 
-_SINGLE = re.compile(r"^(?:AU)?\s*([LRA])?\s*(\d{1,2})\s*([A-E])?$", re.IGNORECASE)
+_SINGLE = re.compile(r"^(?:AU)?\s*([LRAM])?\s*(\d{1,2})\s*([A-E])?$", re.IGNORECASE)
 _REF = re.compile(r"^REF\s*\((.*)\)$", re.IGNORECASE)
 _OR = re.compile(r"^\((.*\bOR\b.*)\)$", re.IGNORECASE)
 # "+" and ASCII/full-width commas, semicolons and "/" separate AUs; "or" only inside parentheses.
@@ -95,6 +101,8 @@ def _parse_single(token: str, uncertain: bool) -> AUCode | str:
     if number not in CATALOGUE:
         return f"AU{number} is not in the catalogue"
     prefix = (prefix or "").upper()
+    if prefix == "M" and CATALOGUE[number].group not in ("head", "eyes"):
+        return f"the M (movement) prefix is for head and eye codes, not AU{number}"
     side = {"L": Side.LEFT, "R": Side.RIGHT}.get(prefix, Side.BOTH)
     return AUCode(
         number=number,
@@ -164,3 +172,13 @@ def format_au_codes(codes) -> str:
         text = f"{prefix}{code.number}{code.intensity or ''}"
         pieces.append(f"ref({text})" if code.uncertain else text)
     return "+".join(pieces)
+
+
+def au_cell_text(codes, original: str | None) -> str:
+    """The AU cell to write for `codes`: the coder's `original` text while it still parses to
+    exactly these codes (so an export reproduces the sheet, unparsed tokens included), else the
+    canonical string."""
+    codes = tuple(codes)
+    if original is not None and parse_au_string(original).codes == codes:
+        return original
+    return format_au_codes(codes)

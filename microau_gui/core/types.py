@@ -37,6 +37,7 @@ class Sample:
     apex_number: int | None = None
     offset_number: int | None = None
     row: int | None = None  # 1-based sheet row, for reports
+    aus_cell: str | None = None  # the sheet's AU cell exactly as written (unparsed tokens included)
 
     @property
     def au_numbers(self) -> tuple[int, ...]:

@@ -109,6 +109,15 @@ def resolve_path(project_dir: Path, stored: str) -> Path:
     return Path(os.path.normpath(project_dir / stored))
 
 
+def _remove_empty(path: Path) -> None:
+    """Remove a -wal file that holds no frames, or a -shm index (rebuilt from the -wal on open)."""
+    try:
+        if path.name.endswith("-shm") or path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
+
+
 def _corrupt(path: Path, detail: str) -> UserError:
     return UserError(
         f"project {path} is corrupt ({detail}); it was not modified: restore it from a backup, "
@@ -206,11 +215,18 @@ class Database:
         if read_only and reason is None:
             reason = "opened read-only on request"
         db = cls(path, cls._uri_for(path, reason), reason)
+        sidecars = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+        existed = [p.exists() for p in sidecars]
         try:
             db._check()
             db._upgrade()
         except BaseException:
             db.close()
+            # SQLite makes empty -wal/-shm files just to look at a WAL-mode file; a file we
+            # refuse must not leave them behind (ones that were there before are kept).
+            for sidecar, was_there in zip(sidecars, existed):
+                if not was_there:
+                    _remove_empty(sidecar)
             raise
         return db
 

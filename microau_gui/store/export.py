@@ -14,7 +14,9 @@ image files the original sheet did.
 JSON (`format` "microau-project-export", `format_version` 1): subjects, videos (paths relative to
 the JSON file's folder, numbering as runs), model versions (by name, with lineage), events (uid,
 frames and their sheet numbers, AUs as structured objects plus the FACS string, emotion,
-objective class, type, coder, source, accepting model, timestamps) and notes. Not exported: the
+objective class, type, coder, source, accepting model, timestamps, and `aus_cell`, the imported
+sheet's AU cell as written) and notes. Reading it back validates it against
+`store.json_schema` first and keeps media paths inside the media folders (see `import_json`). Not exported: the
 predictions cache (recomputable from the model versions) and import provenance. Importing it
 back keeps uids, timestamps and, where free, ids; events whose uid is already present are
 skipped, so importing the same file twice adds nothing.
@@ -36,6 +38,7 @@ from microau_gui.core.types import Sample
 from microau_gui.store import schema
 from microau_gui.store.db import resolve_path, store_path
 from microau_gui.store.importers.writers import CASME2_LAYOUTS, write_casme2_sheet, write_megc_sheet
+from microau_gui.store.json_schema import AUItem, ExportDocument, validate_export
 from microau_gui.store.project import Project
 from microau_gui.store.records import (
     Event,
@@ -121,6 +124,7 @@ def events_as_samples(project: Project, events: Iterable[Event]) -> list[Sample]
             onset_number=int(frame_numbers[event.onset]),
             apex_number=int(frame_numbers[event.apex]),
             offset_number=int(frame_numbers[event.offset]),
+            aus_cell=event.aus_cell,
         ))
     return samples
 
@@ -132,9 +136,9 @@ def _au_json(code: AUCode) -> dict[str, Any]:
             "asymmetric": code.asymmetric, "uncertain": code.uncertain}
 
 
-def _au_from_json(item: dict[str, Any]) -> AUCode:
-    return AUCode(number=int(item["au"]), side=Side(item["side"]), intensity=item["intensity"],
-                  asymmetric=bool(item["asymmetric"]), uncertain=bool(item["uncertain"]))
+def _au_from_json(item: AUItem) -> AUCode:
+    return AUCode(number=item.au, side=Side(item.side), intensity=item.intensity,
+                  asymmetric=item.asymmetric, uncertain=item.uncertain)
 
 
 def export_json(project: Project, out: Path | str, *, coder: str | None = None,
@@ -175,7 +179,7 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
             "onset_number": int(numbers[e.video_id][e.onset]),
             "apex_number": int(numbers[e.video_id][e.apex]),
             "offset_number": int(numbers[e.video_id][e.offset]),
-            "aus": [_au_json(c) for c in e.aus], "aus_text": e.aus_text,
+            "aus": [_au_json(c) for c in e.aus], "aus_text": e.aus_text, "aus_cell": e.aus_cell,
             "emotion": e.emotion, "objective_class": e.objective_class,
             "expression_type": e.expression_type, "coder": e.coder, "source": e.source,
             "model_version": model_names.get(e.model_version_id),
@@ -198,27 +202,49 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
     return ExportSummary("json", out, len(events), len({e.video_id for e in events}))
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def _load_json(path: Path) -> ExportDocument:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{path} is not a readable JSON export: {err}") from err
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise UserError(f"{path} is not a readable JSON export: {err}") from None
     if not isinstance(document, dict) or document.get("format") != JSON_FORMAT:
         raise UserError(f"{path} is not a MicroAU project export (format {JSON_FORMAT!r})")
     version = document.get("format_version")
     if version != JSON_FORMAT_VERSION:
         raise UserError(f"{path} has export format version {version}; this program reads "
                         f"version {JSON_FORMAT_VERSION}")
-    return document
+    return validate_export(document, str(path))
 
 
-def import_json(project: Project, path: Path | str) -> JsonImportSummary:
-    """Add a JSON export's videos, model versions, events and notes to `project` (one transaction)."""
+def _under(path: Path, roots: list[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved == root or root in resolved.parents for root in roots)
+
+
+def import_json(project: Project, path: Path | str, *,
+                media_roots: Iterable[Path | str] | None = None,
+                allow_outside: bool = False) -> JsonImportSummary:
+    """Add a JSON export's videos, model versions, events and notes to `project` (one transaction).
+
+    The file is checked against the export schema (store.json_schema) first. Media paths must
+    resolve under the export's folder, the project's folder or one of `media_roots`, so an
+    export cannot point the project at `../../../../etc/passwd`; `allow_outside` lifts that.
+    """
     path = Path(path).absolute()
     document = _load_json(path)
     base = path.parent
+    roots = [Path(r).expanduser().resolve() for r in (media_roots or ())]
+    roots += [base.resolve(), project.directory.resolve()]
+    if not allow_outside:
+        for item in document.videos:
+            media = resolve_path(base, item.path)
+            if not _under(media, roots):
+                raise UserError(
+                    f"{path.name}: video {item.name} points outside the media folders "
+                    f"({item.path}); nothing was imported: move the media under the export's "
+                    "folder, name its folder with --media-root, or pass --allow-outside-media")
     try:
         with project.transaction():
             return _import_document(project, document, base)
@@ -227,67 +253,74 @@ def import_json(project: Project, path: Path | str) -> JsonImportSummary:
                         "nothing was imported") from err
 
 
-def _import_document(project: Project, document: dict[str, Any], base: Path) -> JsonImportSummary:
+def _import_document(project: Project, document: ExportDocument, base: Path) -> JsonImportSummary:
     videos_added = notes_added = models_added = events_added = duplicates = 0
     video_ids: dict[int, int] = {}
-    for item in document["videos"]:
-        media = resolve_path(base, item["path"])
+    for item in document.videos:
+        media = resolve_path(base, item.path)
         existing = project.video_by_path(media)
         if existing is not None:
-            if existing.n_frames != item["n_frames"]:
+            if existing.n_frames != item.n_frames:
                 raise UserError(f"{media} has {existing.n_frames} frames in this project but "
-                                f"{item['n_frames']} in the export; they are different media")
-            video_ids[item["id"]] = existing.id
+                                f"{item.n_frames} in the export; they are different media")
+            video_ids[item.id] = existing.id
             continue
-        numbers = decode_frame_numbers(json.dumps(item["frame_numbers"]))
-        facts = MediaFacts(n_frames=item["n_frames"], fps=item["fps"], width=item["width"],
-                           height=item["height"], frame_numbers=tuple(int(n) for n in numbers))
-        video = project.add_video(media, facts, name=item["name"], subject=item["subject"],
-                                  digest=item["content_hash"])
-        video_ids[item["id"]] = video.id
+        numbers = decode_frame_numbers(json.dumps(item.frame_numbers))
+        facts = MediaFacts(n_frames=item.n_frames, fps=item.fps, width=item.width,
+                           height=item.height, frame_numbers=tuple(int(n) for n in numbers))
+        video = project.add_video(media, facts, name=item.name, subject=item.subject,
+                                  digest=item.content_hash)
+        video_ids[item.id] = video.id
         videos_added += 1
-    for name in document["subjects"]:
+    for name in document.subjects:
         project.add_subject(name)
     model_ids: dict[str, int] = {}
     has_active = project.models.active() is not None
-    for item in document["model_versions"]:
+    for item in document.model_versions:
         known = {m.name: m for m in project.models.list()}
-        if item["name"] in known:
-            model_ids[item["name"]] = known[item["name"]].id
+        if item.name in known:
+            model_ids[item.name] = known[item.name].id
             continue
         version = project.models.add(
-            item["name"], resolve_path(base, item["checkpoint"]), tuple(item["vocab"]),
-            parent_id=model_ids.get(item["parent"]), data_hash=item["data_hash"],
-            metrics=item["metrics"], activate=bool(item["active"]) and not has_active,
-            created_at=item["created_at"],
+            item.name, resolve_path(base, item.checkpoint), tuple(item.vocab),
+            parent_id=model_ids.get(item.parent) if item.parent else None,
+            data_hash=item.data_hash, metrics=item.metrics,
+            activate=item.active and not has_active, created_at=item.created_at,
         )
-        model_ids[item["name"]] = version.id
+        model_ids[item.name] = version.id
         models_added += 1
     notes_by_event: dict[str, list[Note]] = {}
-    for item in document["notes"]:
-        note = Note(id=item["id"], text=item["text"], author=item["author"],
-                    created_at=item["created_at"], frame_idx=item["frame_idx"])
-        if item["event"] is not None:
-            notes_by_event.setdefault(item["event"], []).append(note)
+    for item in document.notes:
+        note = Note(id=item.id, text=item.text, author=item.author,
+                    created_at=item.created_at, frame_idx=item.frame_idx)
+        if item.event is not None:
+            notes_by_event.setdefault(item.event, []).append(note)
+        elif item.video not in video_ids:
+            raise UserError(f"note {item.id} belongs to video {item.video}, which the export "
+                            "does not list")
         else:
-            project.insert_note(dataclasses.replace(note, video_id=video_ids[item["video"]]))
+            project.insert_note(dataclasses.replace(note, video_id=video_ids[item.video]))
             notes_added += 1
     known_uids = {e.uid for e in project.events()}
-    for item in document["events"]:
-        if item["uid"] in known_uids:
+    for item in document.events:
+        if item.uid in known_uids:
             duplicates += 1
             continue
+        if item.video not in video_ids:
+            raise UserError(f"event {item.uid} belongs to video {item.video}, which the export "
+                            "does not list")
         event = Event(
-            id=item["id"], uid=item["uid"], video_id=video_ids[item["video"]],
-            onset=item["onset"], apex=item["apex"], offset=item["offset"],
-            aus=tuple(_au_from_json(a) for a in item["aus"]), emotion=item["emotion"],
-            objective_class=item["objective_class"], expression_type=item["expression_type"],
-            coder=item["coder"], source=item["source"],
-            model_version_id=model_ids.get(item["model_version"]),
-            created_at=item["created_at"], modified_at=item["modified_at"],
+            id=item.id, uid=item.uid, video_id=video_ids[item.video],
+            onset=item.onset, apex=item.apex, offset=item.offset,
+            aus=tuple(_au_from_json(a) for a in item.aus), emotion=item.emotion,
+            objective_class=item.objective_class, expression_type=item.expression_type,
+            coder=item.coder, source=item.source,
+            model_version_id=model_ids.get(item.model_version) if item.model_version else None,
+            created_at=item.created_at, modified_at=item.modified_at, aus_cell=item.aus_cell,
         )
-        notes = tuple(notes_by_event.get(item["uid"], ()))
+        notes = tuple(notes_by_event.get(item.uid, ()))
         project.insert_event(EventRecord(event=event, notes=notes))
+        known_uids.add(item.uid)
         events_added += 1
         notes_added += len(notes)
     return JsonImportSummary(events_added=events_added, duplicates=duplicates,

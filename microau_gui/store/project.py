@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from microau_gui.core.au import CATALOGUE
-from microau_gui.core.aus import AUCode, Side, format_au_codes
+from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import Dataset, Sample
 from microau_gui.store import schema
@@ -71,7 +71,8 @@ _VIDEO_SELECT = (
 )
 _EVENT_COLUMNS = ("id, uid, video_id, onset_idx, apex_idx, offset_idx, emotion, objective_class, "
                   "expression_type, coder, source, model_version_id, import_id, created_at, "
-                  "modified_at")
+                  "modified_at, aus_cell, import_key")
+_EVENT_SLOTS = ", ".join("?" * len(_EVENT_COLUMNS.split(", ")))
 _NOTE_COLUMNS = "id, text, author, created_at, event_id, video_id, frame_idx"
 
 
@@ -111,7 +112,12 @@ class Project:
     def open_or_create(cls, path: Path | str) -> Project:
         """Open the project at `path`, creating an empty one there first if nothing exists."""
         if not Path(path).exists():
-            Database.create(path)
+            try:
+                Database.create(path)
+            except UserError:
+                # Another process created it between our check and our link: use theirs.
+                if not Path(path).exists():
+                    raise
         return cls.open(path)
 
     def close(self) -> None:
@@ -341,7 +347,8 @@ class Project:
             id=r[0], uid=r[1], video_id=r[2], onset=r[3], apex=r[4], offset=r[5],
             aus=tuple(aus.get(r[0], ())), emotion=r[6], objective_class=r[7],
             expression_type=r[8], coder=r[9], source=r[10], model_version_id=r[11],
-            import_id=r[12], created_at=r[13], modified_at=r[14],
+            import_id=r[12], created_at=r[13], modified_at=r[14], aus_cell=r[15],
+            import_key=r[16],
         ) for r in rows]
 
     def events(self, video_id: int | None = None, *, source: str | None = None,
@@ -407,20 +414,24 @@ class Project:
         conn = self._db.conn()
         values = (event.uid, event.video_id, event.onset, event.apex, event.offset, event.emotion,
                   event.objective_class, event.expression_type, event.coder, event.source,
-                  event.model_version_id, event.import_id, event.created_at, event.modified_at)
+                  event.model_version_id, event.import_id, event.created_at, event.modified_at,
+                  event.aus_cell, event.import_key)
         taken = event.id <= 0 or conn.execute("SELECT 1 FROM events WHERE id = ?",
                                               (event.id,)).fetchone() is not None
         if keep_id and taken:
             raise UserError(f"event {event.id} already exists; it cannot be restored twice")
         if conn.execute("SELECT 1 FROM events WHERE uid = ?", (event.uid,)).fetchone():
             raise UserError(f"event {event.uid} is already in this project")
+        if event.import_key is not None and conn.execute(
+                "SELECT 1 FROM events WHERE import_key = ?", (event.import_key,)).fetchone():
+            raise UserError(f"an event imported with the same video, frames and coder "
+                            f"({event.import_key}) is already in this project")
         if keep_id or (keep_id is None and not taken):
-            cursor = conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES "
-                                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            cursor = conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_SLOTS})",
                                   (event.id,) + values)
         else:
             cursor = conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS.partition(', ')[2]}) "
-                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                                  f"VALUES ({_EVENT_SLOTS.partition(', ')[2]})", values)
         event_id = cursor.lastrowid
         self._write_aus(event_id, event.aus)
         changes.events.add(event_id)
@@ -462,7 +473,7 @@ class Project:
         with self._db.write() as changes:
             stored = self.event(event.id)
             fixed = ("uid", "video_id", "coder", "source", "model_version_id", "import_id",
-                     "created_at")
+                     "created_at", "aus_cell", "import_key")
             changed = [f for f in fixed if getattr(stored, f) != getattr(event, f)]
             if changed:
                 raise UserError(f"event {event.id}: {', '.join(changed)} cannot be edited")
@@ -620,24 +631,21 @@ class Project:
         `media.open_media` itself; the store closes what it returns). It is called once per new
         media path; a UserError from it skips that media's samples, with the reason. Samples are
         committed in batches of `batch_size`, each batch one transaction, and `progress(n_done, n_total)` is
-        called after every commit, so a killed import keeps every batch it reported. Samples
-        already in the project (same video, frames, coder, AUs, emotion, objective class and
-        type) are skipped, which makes re-running an interrupted import safe. `should_cancel()`
-        is polled between batches.
+        called after every commit, so a killed import keeps every batch it reported.
+
+        An imported event's identity (video, frames and coder at import: `Event.import_key`) is
+        a unique key in the file, checked inside each batch's write transaction: re-running an
+        import, or a second process importing the same sheet at the same time, adds nothing
+        twice (the second writer waits for the first's batch, then counts its rows as
+        duplicates). The `imports` row is written with the first batch that adds an event,
+        records how many were added and, once the run ends, when it finished; a run that adds
+        nothing leaves no row. `should_cancel()` is polled between batches.
         """
         self._db.require_writable()
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         samples = dataset.samples
-        coder = str(coder).strip()
-        with self._db.write():
-            import_id = self._db.conn().execute(
-                "INSERT INTO imports (kind, sheet, media_root, coder, n_samples, started_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (dataset.kind, str(dataset.sheet), str(dataset.media_root), coder, len(samples),
-                 schema.utc_now()),
-            ).lastrowid
-        run = _DatasetImport(self, import_id, coder, probe, samples)
+        run = _DatasetImport(self, dataset, str(coder).strip(), probe)
         n_done = 0
         cancelled = False
         for start in range(0, len(samples), batch_size):
@@ -649,25 +657,40 @@ class Project:
             with self._db.write() as changes:
                 for sample in batch:
                     run.store(sample, changes)
+                run.record_progress()
             n_done += len(batch)
             if progress is not None:
                 progress(n_done, len(samples))
+        if run.import_id is not None and not cancelled:
+            with self._db.write():
+                self._db.conn().execute("UPDATE imports SET finished_at = ? WHERE id = ?",
+                                        (schema.utc_now(), run.import_id))
         return ImportSummary(
-            import_id=import_id, n_samples=len(samples), events_added=run.events_added,
+            import_id=run.import_id, n_samples=len(samples), events_added=run.events_added,
             duplicates=run.duplicates, videos_added=run.videos_added,
             subjects_added=run.subjects_added, skipped=tuple(run.skipped), cancelled=cancelled,
         )
+
+    def imports(self) -> list[dict]:
+        """Every recorded import run, oldest first (kind, sheet, coder, counts, times)."""
+        rows = self._db.conn().execute(
+            "SELECT id, kind, sheet, media_root, coder, n_samples, n_added, started_at, "
+            "finished_at FROM imports ORDER BY id")
+        keys = ("id", "kind", "sheet", "media_root", "coder", "n_samples", "n_added",
+                "started_at", "finished_at")
+        return [dict(zip(keys, r)) for r in rows]
 
 
 class _DatasetImport:
     """The state of one `Project.import_dataset` run (caches keyed by the samples' media paths)."""
 
-    def __init__(self, project: Project, import_id: int, coder: str, probe: Probe,
-                 samples: tuple[Sample, ...]):
+    def __init__(self, project: Project, dataset: Dataset, coder: str, probe: Probe):
         self.project = project
-        self.import_id = import_id
+        self.dataset = dataset
+        self.import_id: int | None = None  # written with the first event added
         self.coder = coder
         self.probe = probe
+        samples = dataset.samples
         self.offsets = _sheet_number_offsets(samples)
         clips: dict[Path, set[str]] = {}
         for sample in samples:
@@ -676,14 +699,10 @@ class _DatasetImport:
         # 006_1_1, 006_1_2 ...) after its file instead.
         self.names = {media: next(iter(c)) if len(c) == 1 else Path(media).stem
                       for media, c in clips.items()}
-        self.existing = {
-            _event_key(e.video_id, e.onset, e.apex, e.offset, e.coder, e.aus, e.emotion,
-                       e.objective_class, e.expression_type)
-            for e in project.events(source="expert", coder=coder)
-        }
         self.videos: dict[Path, Video | str] = {}  # sample.media_path -> video, or why unusable
-        self.facts: dict[Path, MediaFacts] = {}  # probed media not stored yet
+        self.facts: dict[Path, tuple[MediaFacts, str]] = {}  # probed, not stored yet: facts, hash
         self.events_added = self.duplicates = self.videos_added = self.subjects_added = 0
+        self._added_in_batch = 0
         self.skipped: list[str] = []
 
     def probe_new_media(self, batch: Iterable[Sample]) -> None:
@@ -700,7 +719,8 @@ class _DatasetImport:
             if isinstance(found, str):
                 self.videos[raw] = found
             else:
-                self.facts[raw] = found
+                # Hashing reads the whole media: done here, not while holding the write lock.
+                self.facts[raw] = (found, content_hash(media))
 
     def _video(self, sample: Sample, changes) -> Video | str:
         raw = sample.media_path
@@ -708,14 +728,36 @@ class _DatasetImport:
         if known is not None:
             return known
         media = Path(raw).absolute()
-        n_subjects = len(changes.subjects)
-        video = self.project._insert_video(media, self.facts.pop(raw), self.names[raw],
-                                           sample.subject, content_hash(media),
-                                           self.offsets.get(media), changes)
+        facts, digest = self.facts.pop(raw)
+        video = self.project.video_by_path(media)  # a concurrent import may have added it
+        if video is None:
+            n_subjects = len(changes.subjects)
+            video = self.project._insert_video(media, facts, self.names[raw], sample.subject,
+                                               digest, self.offsets.get(media), changes)
+            self.videos_added += 1
+            self.subjects_added += len(changes.subjects) - n_subjects
         self.videos[raw] = video
-        self.videos_added += 1
-        self.subjects_added += len(changes.subjects) - n_subjects
         return video
+
+    def _import_id(self) -> int:
+        if self.import_id is None:
+            dataset = self.dataset
+            self.import_id = self.project._db.conn().execute(
+                "INSERT INTO imports (kind, sheet, media_root, coder, n_samples, started_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (dataset.kind, str(dataset.sheet), str(dataset.media_root), self.coder,
+                 len(dataset.samples), schema.utc_now()),
+            ).lastrowid
+        return self.import_id
+
+    def record_progress(self) -> None:
+        """Inside the batch's transaction: add the batch's events to the run's count."""
+        if self._added_in_batch:
+            self.project._db.conn().execute(
+                "UPDATE imports SET n_added = n_added + ? WHERE id = ?",
+                (self._added_in_batch, self.import_id))
+        self.events_added += self._added_in_batch
+        self._added_in_batch = 0
 
     def store(self, sample: Sample, changes) -> None:
         """Store one sample inside the caller's transaction (or note why it was skipped)."""
@@ -723,10 +765,11 @@ class _DatasetImport:
         if isinstance(video, str):
             self.skipped.append(f"{sample.key}: {video}")
             return
-        key = _event_key(video.id, sample.onset, sample.apex, sample.offset, self.coder,
-                         sample.aus, _optional_text(sample.emotion),
-                         _optional_text(sample.objective_class), sample.expression_type)
-        if key in self.existing:
+        key = import_key(video.id, sample.onset, sample.apex, sample.offset, self.coder)
+        conn = self.project._db.conn()
+        # Checked inside the write transaction, so it sees every committed import, including a
+        # concurrent one; the unique index on import_key backs it.
+        if conn.execute("SELECT 1 FROM events WHERE import_key = ?", (key,)).fetchone():
             self.duplicates += 1
             return
         at = schema.utc_now()
@@ -734,23 +777,22 @@ class _DatasetImport:
             id=0, uid=uuid.uuid4().hex, video_id=video.id, onset=sample.onset, apex=sample.apex,
             offset=sample.offset, aus=tuple(sample.aus), emotion=sample.emotion,
             objective_class=sample.objective_class, expression_type=sample.expression_type,
-            coder=self.coder, source="expert", import_id=self.import_id, created_at=at,
-            modified_at=at,
+            coder=self.coder, source="expert", import_id=None, created_at=at,
+            modified_at=at, aus_cell=sample.aus_cell, import_key=key,
         )
         try:  # validation runs before any row is written, so a refused sample leaves nothing
-            self.project._insert_event(event, changes, keep_id=False, video=video)
+            event = self.project._validated(event, video)
         except UserError as err:
             self.skipped.append(f"{sample.key}: {err}")
             return
-        self.existing.add(key)
-        self.events_added += 1
+        event = dataclasses.replace(event, import_id=self._import_id())
+        self.project._insert_event(event, changes, keep_id=False, video=video)
+        self._added_in_batch += 1
 
 
-def _event_key(video_id: int, onset: int, apex: int, offset: int, coder: str, aus,
-               emotion: str | None, objective_class: str | None, expression_type: str) -> tuple:
-    """What makes two expert events the same annotation (re-importing a sheet adds nothing)."""
-    return (video_id, int(onset), int(apex), int(offset), coder, format_au_codes(aus), emotion,
-            objective_class, expression_type)
+def import_key(video_id: int, onset: int, apex: int, offset: int, coder: str) -> str:
+    """An imported event's identity: video, frames and coder (same text as migration 3 writes)."""
+    return f"{int(video_id)}:{int(onset)}:{int(apex)}:{int(offset)}:{coder}"
 
 
 def _probe(probe: Probe, media: Path) -> MediaFacts | str:

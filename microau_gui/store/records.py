@@ -115,6 +115,8 @@ class Event:
     import_id: int | None = None  # the import that created it, if any
     created_at: str = ""
     modified_at: str = ""
+    aus_cell: str | None = None  # the imported sheet's AU cell as written; None if made here
+    import_key: str | None = None  # identity of an imported event (video:frames:coder at import)
 
     @property
     def aus_text(self) -> str:
@@ -214,7 +216,7 @@ class Change:
 class ImportSummary:
     """What `Project.import_dataset` stored."""
 
-    import_id: int
+    import_id: int | None
     n_samples: int  # samples in the dataset
     events_added: int
     duplicates: int  # samples identical to an event already in the project: skipped
@@ -222,6 +224,7 @@ class ImportSummary:
     subjects_added: int
     skipped: tuple[str, ...] = field(default=())  # "subject/clip/onset: reason" per skipped sample
     cancelled: bool = False  # stopped by should_cancel(); every batch before it is committed
+    # import_id is None when the run added nothing (no `imports` row is written then)
 
     def __str__(self) -> str:
         text = (f"{self.events_added} events, {self.videos_added} videos and "

@@ -173,9 +173,31 @@ _COMPARISON_TRACES = (
 ) WITHOUT ROWID""",
 )
 
+# An imported event's identity: its video, the frames the sheet gave it and the coder, fixed at
+# import (later edits do not change it). Two runs over one sheet, even concurrent ones, cannot
+# add it twice. Events imported before this migration get the key once per identity (the oldest
+# copy), so a re-import adds nothing and existing duplicates are kept, not deleted.
+_IMPORT_IDENTITY = (
+    "ALTER TABLE events ADD COLUMN import_key TEXT",
+    """UPDATE events SET import_key =
+    video_id || ':' || onset_idx || ':' || apex_idx || ':' || offset_idx || ':' || coder
+WHERE id IN (SELECT MIN(id) FROM events WHERE import_id IS NOT NULL AND source = 'expert'
+             GROUP BY video_id, onset_idx, apex_idx, offset_idx, coder)""",
+    "CREATE UNIQUE INDEX events_import_key ON events(import_key)",
+    # The AU cell exactly as the imported sheet wrote it (tokens the parser could not read
+    # included); NULL for events made in the application.
+    "ALTER TABLE events ADD COLUMN aus_cell TEXT",
+    # An import run records what it really added and whether it finished (NULL: killed, or ran
+    # before schema 3).
+    "ALTER TABLE imports ADD COLUMN n_added INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE imports ADD COLUMN finished_at TEXT",
+    "UPDATE imports SET n_added = (SELECT COUNT(*) FROM events WHERE import_id = imports.id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "comparison traces of other AU tools", _COMPARISON_TRACES),
+    Migration(3, "imported-event identity, original AU cell, import outcome", _IMPORT_IDENTITY),
 )
 
 

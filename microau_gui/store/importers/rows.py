@@ -11,7 +11,8 @@ The store layer may not import `media` (sibling layers are independent), so call
 file name with the same rule (natural sort, last integer of the stem) and videos are refused.
 
 Fixes a row may get (each reported): a missing or unusable apex ('/', blank, not in the clip,
-outside onset-offset) becomes the middle frame; AU tokens the parser cannot read are dropped;
+outside onset-offset) becomes the middle frame; AU tokens the parser cannot read are reported
+and kept in `Sample.aus_cell` (the cell as written), which exports write back;
 a clip folder whose name differs only in letter case is used. Rows are skipped (and reported)
 when their clip folder is missing, onset/offset are not frame numbers of the clip, offset comes
 before onset, or they repeat an earlier row.
@@ -271,8 +272,8 @@ class RowBuilder:
 
         parsed = parse_au_string(raw.aus)
         if parsed.unparsed:
-            dropped = "; ".join(f"{token!r} ({why})" for token, why in parsed.unparsed)
-            self.fixed(row, f"AU cell {cell_text(raw.aus)!r}: dropped {dropped}")
+            kept = "; ".join(f"{token!r} ({why})" for token, why in parsed.unparsed)
+            self.fixed(row, f"AU cell {cell_text(raw.aus)!r}: not parsed, kept in the cell text: {kept}")
 
         self._seen[key] = row
         sample = Sample(
@@ -290,6 +291,7 @@ class RowBuilder:
             apex_number=apex_number,
             offset_number=offset_n,
             row=row,
+            aus_cell=cell_text(raw.aus),
         )
         self.samples.append(sample)
         return sample

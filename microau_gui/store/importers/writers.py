@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from microau_gui.core.aus import format_au_codes
+from microau_gui.core.aus import au_cell_text
 from microau_gui.core.types import Sample
 from microau_gui.store.importers.casme2 import HEADER_2014, HEADER_2019
 from microau_gui.store.importers.megc import MEGC_TYPE_TEXT
@@ -108,7 +108,7 @@ def write_casme2_sheet(samples: Iterable[Sample], path: Path | str, layout: str 
             "/" if s.apex_number is None else s.apex_number,
             _required_number(s, "offset_number"),
             None,
-            _number_cell(format_au_codes(s.aus) or None),
+            _number_cell(au_cell_text(s.aus, s.aus_cell) or None),
             s.emotion,
         ]
         if layout == "2019":
@@ -129,7 +129,7 @@ def write_megc_sheet(samples: Iterable[Sample], path: Path | str) -> Path:
             _required_number(s, "onset_number"),
             s.apex_number,
             _required_number(s, "offset_number"),
-            format_au_codes(s.aus) or None,
+            au_cell_text(s.aus, s.aus_cell) or None,
             s.emotion,
             MEGC_TYPE_TEXT[s.expression_type],
         ]
@@ -155,7 +155,7 @@ def write_dataset_csv(samples: Iterable[Sample], path: Path | str, media_root: P
             "/" if s.apex_number is None else s.apex_number,
             _required_number(s, "offset_number"),
             media.as_posix(),
-            format_au_codes(s.aus) or None,
+            au_cell_text(s.aus, s.aus_cell) or None,
             s.emotion,
             s.objective_class,
             s.expression_type,

@@ -1,0 +1,137 @@
+"""The schema of our JSON project export, checked with pydantic before anything is imported.
+
+Owns: `ExportDocument` (and its item models), `validate_export`. May import only the standard
+library, pydantic and `core`.
+
+Every field has an exact type (strict mode: no null where text is expected, no string where a
+number is expected, no dict where a timestamp is expected), so a loose or hostile file is refused
+with one line naming the first bad field, and nothing is imported. Unknown keys are ignored,
+so a newer writer's extra fields do not break an older reader of the same format version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from microau_gui.core.errors import UserError
+
+_MAX_FRAMES = 100_000_000  # ~5.8 days at 200 fps; a bigger count is a damaged file
+_MAX_SIDE = 100_000  # px
+
+
+def _timestamp(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value[:40]!r} is not an ISO 8601 timestamp") from None
+    return value
+
+
+def _no_control(value: str) -> str:
+    if any(ord(c) < 32 and c not in "\t\n\r" for c in value) or "\x7f" in value:
+        raise ValueError("contains control characters")
+    return value
+
+
+def _runs(value: list[list[int]]) -> list[list[int]]:
+    """Frame-number runs `[[first_number, count], ...]` with positive counts."""
+    for run in value:
+        if len(run) != 2 or not 0 < run[1] <= _MAX_FRAMES:
+            raise ValueError(f"{run[:3]} is not a run [first_number, count > 0]")
+    return value
+
+
+Timestamp = Annotated[str, AfterValidator(_timestamp)]
+Text = Annotated[str, Field(max_length=100_000), AfterValidator(_no_control)]
+Name = Annotated[str, Field(min_length=1, max_length=1_000), AfterValidator(_no_control)]
+Frame = Annotated[int, Field(ge=0, lt=_MAX_FRAMES)]
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class AUItem(_Item):
+    au: Annotated[int, Field(ge=0, le=99)]
+    side: Literal["B", "L", "R"]
+    intensity: Literal["A", "B", "C", "D", "E"] | None
+    asymmetric: bool
+    uncertain: bool
+
+
+class VideoItem(_Item):
+    id: int
+    path: Name
+    name: Name
+    subject: Name | None
+    n_frames: Annotated[int, Field(gt=0, le=_MAX_FRAMES)]
+    fps: Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
+    width: Annotated[int, Field(gt=0, le=_MAX_SIDE)]
+    height: Annotated[int, Field(gt=0, le=_MAX_SIDE)]
+    content_hash: Name
+    frame_numbers: Annotated[list[list[int]], AfterValidator(_runs)]
+
+
+class ModelItem(_Item):
+    name: Name
+    checkpoint: Name
+    vocab: list[Name]
+    parent: Name | None
+    data_hash: str
+    metrics: dict[str, Any]
+    created_at: Timestamp
+    active: bool
+
+
+class EventItem(_Item):
+    id: int
+    uid: Annotated[str, Field(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
+    video: int
+    onset: Frame
+    apex: Frame
+    offset: Frame
+    aus: list[AUItem]
+    aus_cell: Text | None = None
+    emotion: Text | None
+    objective_class: Text | None
+    expression_type: Literal["micro", "macro"]
+    coder: Text
+    source: Literal["expert", "accepted"]
+    model_version: Name | None
+    created_at: Timestamp
+    modified_at: Timestamp
+
+
+class NoteItem(_Item):
+    id: int
+    text: Annotated[Text, Field(min_length=1)]
+    author: Text
+    created_at: Timestamp
+    event: str | None
+    video: int | None
+    frame_idx: Frame | None
+
+
+class ExportDocument(_Item):
+    format: Literal["microau-project-export"]
+    format_version: Literal[1]
+    subjects: list[Name]
+    videos: list[VideoItem]
+    model_versions: list[ModelItem]
+    events: list[EventItem]
+    notes: list[NoteItem]
+
+
+def validate_export(document: object, source: str) -> ExportDocument:
+    """The parsed export, or UserError naming the first field that breaks the schema."""
+    try:
+        return ExportDocument.model_validate(document)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the document"
+        more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+        raise UserError(f"{source} is a damaged export ({where}: {first['msg']}{more}); "
+                        "nothing was imported") from None
