@@ -157,3 +157,31 @@ def test_a_stored_key_conflict_is_reported_when_the_window_opens(qtbot):
         text = window.report_key_conflicts()
         assert "Alt+L" in text and "left side" in text
         assert "Alt+L" in window.statusBar().currentMessage()
+
+
+def test_accepting_an_event_shorter_than_a_plausible_expression_asks_first(qtbot, window,
+                                                                          face_clip):
+    from PySide6.QtWidgets import QMessageBox
+
+    from microau_gui.session.review import CANDIDATES, ReviewItem
+
+    _open(qtbot, window, face_clip)
+    session = window.session
+    session.review.set_items(CANDIDATES, [ReviewItem(session.video.id, 30, 30, 30, 9.0, "micro"),
+                                          ReviewItem(session.video.id, 40, 42, 45, 8.0, "micro")])
+    session.review.set_active(CANDIDATES)
+    session.review.go_to(0)
+    n_events = len(session.project.events())
+    _keys(qtbot, window, Qt.Key.Key_Y)  # a one-frame candidate at 30 fps: 33 ms < 40 ms
+    (box,) = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    assert "1 frame (33 ms)" in box.text() and "shortest plausible expression" in box.text()
+    box.button(QMessageBox.StandardButton.No).click()
+    assert len(session.project.events()) == n_events
+    _keys(qtbot, window, Qt.Key.Key_Y)
+    (box,) = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    box.button(QMessageBox.StandardButton.Yes).click()
+    qtbot.waitUntil(lambda: len(session.project.events()) == n_events + 1, timeout=10000)
+    session.review.go_to(1)  # six frames (200 ms): accepted without a question
+    _keys(qtbot, window, Qt.Key.Key_Y)
+    qtbot.waitUntil(lambda: len(session.project.events()) == n_events + 2, timeout=10000)
+    assert not [b for b in window.findChildren(QMessageBox) if b.isVisible()]

@@ -80,7 +80,7 @@ def test_a_rarely_coded_au_the_model_predicts_is_suggested_and_rarer_ranks_highe
     events = ([_event(i, 5 + 4 * i, 6 + 4 * i, 7 + 4 * i, "12") for i in range(5)]
               + [_event(20, 100, 101, 102, "14"), _event(21, 104, 105, 106, "14"),
                  _event(22, 108, 109, 110, "17")])
-    trace = _trace(AU12=[(150, 0.7)], AU14=[(160, 0.7)], AU17=[(180, 0.7)])
+    trace = _trace(AU12=[((150, 153), 0.7)], AU14=[((160, 163), 0.7)], AU17=[((180, 183), 0.7)])
     rare = [s for s in rank_suggestions({1: trace}, events, SuggestSettings(fire_threshold=0.95))
             if s.kind == "rare"]
     assert [s.au for s in rare] == ["AU17", "AU14"]  # AU12 is coded 5 times: not under-labelled
@@ -130,7 +130,7 @@ def test_suggest_for_project_reads_the_active_versions_cached_predictions(tmp_pa
         version = project.models.add("m1", tmp_path / "m1", VOCAB, activate=True)
         assert suggest_for_project(project) == []  # nothing analysed yet
         probs = np.full((30, len(VOCAB)), QUIET, np.float32)
-        probs[12, VOCAB.index("AU10")] = 0.93
+        probs[12:15, VOCAB.index("AU10")] = 0.93  # three frames: 100 ms at 30 fps
         project.predictions.put_many(video.id, version.id, [
             FramePrediction(frame_idx=t, reference_idx=max(t - 1, 0), probs=probs[t], face_found=True,
                             model_version="m1", vocab=VOCAB) for t in range(30)])
@@ -138,3 +138,30 @@ def test_suggest_for_project_reads_the_active_versions_cached_predictions(tmp_pa
     assert [(s.kind, s.video_id, s.frame_idx, s.au) for s in found][:1] == \
         [("disagreement", video.id, 12, "AU10")]
 
+
+
+def test_one_frame_firings_are_flicker_not_expressions_and_rank_last():
+    """Issue 16: one-frame spikes filled the queue (36 items for 142 frames) and Y on one made a
+    one-frame event. A firing shorter than the shortest plausible expression (40 ms: 8 frames at
+    200 fps) is not an uncoded expression nor a rare AU; all spikes of an AU are one item."""
+    spikes = [(f, 0.99) for f in (20, 50, 80, 110, 140, 170)]
+    trace = _trace(AU6=spikes, AU12=[((60, 72), 0.95)])
+    found = rank_suggestions({1: trace}, [], fps={1: 200.0})
+    assert [(s.kind, s.au) for s in found if s.kind != "uncertain"] == [
+        ("disagreement", "AU12"), ("rare", "AU12"), ("unstable", "AU6")]
+    expression = found[0]
+    assert expression.span == (60, 71) and 60 <= expression.frame_idx <= 71
+    (flicker,) = [s for s in found if s.kind == "unstable"]
+    assert "6 time(s)" in flicker.reason
+    # expected value: a one-frame item covers 1/8 of a plausible expression at 200 fps
+    assert flicker.score == pytest.approx(0.5 * (0.99 - QUIET) / 8, abs=1e-5)
+    # at 30 fps the same 12-frame firing is still one item and the spikes still one
+    assert len(rank_suggestions({1: trace}, [], fps={1: 30.0})) == len(found)
+
+
+def test_neighbouring_frames_merge_into_one_interval_naming_every_au():
+    trace = _trace(AU1=[((100, 110), 0.9)], AU2=[((104, 116), 0.92)])
+    (item,) = [s for s in rank_suggestions({1: trace}, [], SuggestSettings(rare_max_labels=1))
+               if s.kind == "disagreement"]
+    assert item.au == "AU2" and item.span == (100, 115)
+    assert "also AU1" in item.reason and "(frames 100-115)" in item.reason

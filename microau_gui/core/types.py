@@ -1,6 +1,6 @@
 """Plain value types shared by every layer: dataset samples, import reports, frame predictions.
 
-Owns: `Sample`, `Dataset`, `RowIssue`, `ImportReport`, `FramePrediction`. May import only the
+Owns: `Sample`, `Dataset`, `RowIssue`, `ImportReport`, `FramePrediction`, `MIN_EXPRESSION_S`. May import only the
 standard library, numpy and other `core` modules. No Qt, no torch: the GUI reads these too.
 
 Frame numbers: every label is keyed to a 0-based `frame_idx` into its media source (the n-th
@@ -17,6 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from microau_gui.core.aus import AUCode
+
+# The shortest plausible facial expression (Ekman: micro-expressions last from about 1/25 s):
+# review suggestions shorter than this are model flicker, and the window asks before accepting
+# an event this short.
+MIN_EXPRESSION_S = 0.04
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("review_previous", "Review", "Previous item of the review queue", ("K",),
                lambda w: w.session.review.step(-1), button="◀ Previous  K"),
     ActionSpec("review_accept", "Review", "Accept the item (new event, or event reviewed)", ("Y",),
-               lambda w: w.session.review.accept(), button="✓ Accept  Y"),
+               lambda w: w.accept_review_item(), button="✓ Accept  Y"),
     ActionSpec("review_reject", "Review", "Reject the item and go to the next", ("X",),
                lambda w: w.session.review.reject(), button="✗ Reject  X"),
     ActionSpec("agreement", "Review", "Inter-coder &agreement…", ("Ctrl+Shift+K",),

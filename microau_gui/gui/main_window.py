@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from microau_gui.core.errors import UserError
-from microau_gui.core.types import FramePrediction
+from microau_gui.core.types import MIN_EXPRESSION_S, FramePrediction
 from microau_gui.gui.actions import MENUS, build_actions
 from microau_gui.gui.agreement_panel import AgreementPanel
 from microau_gui.gui.au_panel import AUPanel
@@ -391,6 +391,35 @@ class MainWindow(QMainWindow):
     def spot_video(self) -> None:
         self.session.review.spot_video()
         self.show_panel("review")
+
+    def accept_review_item(self) -> QMessageBox | None:
+        """Y: accept the review item; one that would add an event shorter than the shortest
+        plausible expression (core.types.MIN_EXPRESSION_S) asks first, since it would enter
+        the fine-tune set as a real expression. Returns the question box when it asks."""
+        review = self.session.review
+        queue = review.queue
+        if queue.current is None or not queue.items:
+            review.accept()
+            return None
+        item = queue.items[queue.current]
+        fps = self.session.fps or 0.0
+        n_frames = item.offset - item.onset + 1
+        if item.event_id is not None or fps <= 0 or n_frames / fps >= MIN_EXPRESSION_S:
+            review.accept()
+            return None
+        box = QMessageBox(
+            QMessageBox.Icon.Question, "Accept a very short event?",
+            f"This adds an event of {n_frames} frame{'s' if n_frames > 1 else ''} "
+            f"({1000 * n_frames / fps:.0f} ms), shorter than the shortest plausible expression "
+            f"({1000 * MIN_EXPRESSION_S:.0f} ms). It would enter the fine-tune set as a real "
+            "expression. Accept it anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        yes = box.button(QMessageBox.StandardButton.Yes)
+        box.buttonClicked.connect(lambda button: review.accept() if button is yes else None)
+        box.open()
+        return box
 
     def suggest_review(self) -> None:
         self.session.review.suggest()

@@ -1,6 +1,6 @@
 """Review suggestions (active learning): which frames and events the coder should look at next.
 
-Owns: `Suggestion`, `SuggestSettings`, `KINDS`, `rank_suggestions` (a pure function of cached
+Owns: `Suggestion`, `SuggestSettings`, `KINDS`, `min_expression_frames`, `rank_suggestions` (a pure function of cached
 probabilities and coded events) and `suggest_for_project` (reads both from a project). May import
 training (label encoding), store and core; numpy only, no torch, no Qt. The GUI's review queue
 calls `suggest_for_project` and walks the list.
@@ -14,23 +14,32 @@ AU concerned, a one-line reason and a score in [0, 1]. Four kinds (our specifica
   [onset, offset], a coded AU whose highest probability stays below the threshold scores
   (thr - p_max) / thr ("coded but not seen"); an AU the event does not code whose highest
   probability reaches the threshold scores (p_max - thr) / (1 - thr) ("seen but not coded").
-  Outside every coded event, a frame where an AU reaches `fire_threshold` is a possible uncoded
-  expression, scored (p - thr) / (1 - thr) (event_id None). Labels are encoded as training
-  encodes them (`training.samples.au_labels`: either side counts, uncertain codes do not).
+  Outside every coded event, a run of frames where an AU stays at or above `fire_threshold` for
+  at least the shortest plausible expression (`min_expression_s`, 40 ms: Ekman's 1/25 s) is a
+  possible uncoded expression, scored (p - thr) / (1 - thr) at its peak (event_id None). Labels
+  are encoded as training encodes them (`training.samples.au_labels`: either side counts,
+  uncertain codes do not).
 - "uncertain": the model sits near its threshold: 1 - |p - thr| / `uncertain_margin` for the
   AU closest to it, when within the margin.
 - "rare": an AU coded in fewer than `rare_max_labels` events of the project (the under-labelled
-  ones) that the model predicts (p >= thr) at a frame not inside an event coding it; scored
-  p * (1 - n_labels / rare_max_labels), so the rarer the AU, the higher.
+  ones) that the model predicts (p >= thr), outside events coding it, for at least the
+  shortest plausible expression; scored p * (1 - n_labels / rare_max_labels).
 - "unstable": a per-AU score that jumps for a single frame and comes back (p_t differs from both
   neighbours in the same direction by at least `jump_min`); scored by the smaller of the two
   jumps. A step that stays (a real onset at a low frame rate) is not flagged. Neighbours are the
-  adjacent cached frames, when no further apart than the trace's usual step.
-Frame suggestions of one kind in one video closer than `min_gap_frames` are merged (the best
-one is kept), so a long uncertain stretch is one entry, not a hundred. Each kind's score is
-multiplied by its weight (`kind_weights`: disagreements with coded events first, since they are
-the corrections that change the training data) and the list is sorted by that, then by video
-and frame.
+  adjacent cached frames, when no further apart than the trace's usual step. Every spike of one
+  AU in one video is ONE suggestion (the model flickers on that AU), not one per frame.
+
+Noise control (issue 16: 36 items for 142 frames, mostly one-frame spikes, and Y on one made a
+one-frame event that entered the fine-tune set). A firing shorter than the shortest plausible
+expression is not an expression: it is left to "unstable". Frames of one kind in one video
+closer than `min_gap_frames` merge into one interval (`Suggestion.onset` .. `offset`, the best
+frame as `frame_idx`, the other AUs named in the reason), so a long uncertain stretch or an
+expression seen on three AUs is one entry. The rank is the expected value of the review to the
+model: the kind's weight (`kind_weights`: disagreements with coded events first, since they are
+the corrections that change the training data) x the score x the share of a plausible
+expression the interval covers (min(1, frames / shortest expression's frames)), so one-frame
+items sink below anything that could be a real expression. Sorted by that, then video and frame.
 """
 
 from __future__ import annotations
@@ -42,11 +51,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.types import MIN_EXPRESSION_S
 from microau_gui.store.predictions import ProbTrace
 from microau_gui.store.records import Event
 from microau_gui.training.samples import au_labels
 
 KINDS: tuple[str, ...] = ("disagreement", "uncertain", "rare", "unstable")
+DEFAULT_FPS = 30.0  # frame rate assumed for a video whose rate the caller does not give
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,14 @@ class Suggestion:
     au: str | None = None  # the AU concerned, e.g. "AU12"
     event_id: int | None = None  # the coded event it concerns (disagreements with an event)
     prob: float | None = None  # the model's probability of `au` at `frame_idx`
+    onset: int | None = None  # frame_idx: first frame of the merged interval (None: frame_idx)
+    offset: int | None = None  # frame_idx, inclusive: last frame of the merged interval
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """(onset, offset) of the interval the suggestion covers."""
+        return (self.frame_idx if self.onset is None else self.onset,
+                self.frame_idx if self.offset is None else self.offset)
 
     @property
     def key(self) -> tuple:
@@ -82,13 +101,15 @@ class SuggestSettings:
     rare_max_labels: int = 5  # an AU coded in fewer events than this is under-labelled
     jump_min: float = 0.4  # a one-frame spike at least this high is instability
     min_gap_frames: int = 10  # frame suggestions of one kind and video closer than this merge
+    min_expression_s: float = MIN_EXPRESSION_S  # a firing shorter than this is not an expression
     limit: int | None = 200  # longest list returned; None = all
     kind_weights: dict[str, float] = field(default_factory=_default_weights)  # kind -> weight
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise UserError(f"suggestion threshold {self.threshold} must lie between 0 and 1")
-        if self.uncertain_margin <= 0 or self.jump_min <= 0 or self.min_gap_frames < 0:
+        if (self.uncertain_margin <= 0 or self.jump_min <= 0 or self.min_gap_frames < 0
+                or self.min_expression_s < 0):
             raise UserError("suggestion margins must be positive")
         unknown = set(self.kind_weights) - set(KINDS)
         if unknown:
@@ -96,7 +117,9 @@ class SuggestSettings:
 
 
 class _Candidates:
-    """Frame suggestions of one kind in one video, merged by time (best first wins)."""
+    """Frame suggestions of one kind in one video, merged into intervals by time: items closer
+    than `min_gap` frames join one interval; the best item speaks for it and names the others'
+    AUs."""
 
     def __init__(self, min_gap: int):
         self.min_gap = min_gap
@@ -106,16 +129,51 @@ class _Candidates:
         self.items.append(suggestion)
 
     def merged(self) -> list[Suggestion]:
-        kept: list[Suggestion] = []
-        frames: list[int] = []  # sorted frame_idx of kept items
-        for item in sorted(self.items, key=lambda s: (-s.score, s.frame_idx)):
-            at = bisect.bisect_left(frames, item.frame_idx)
-            near = [frames[i] for i in (at - 1, at) if 0 <= i < len(frames)]
-            if any(abs(f - item.frame_idx) < self.min_gap for f in near):
-                continue
-            frames.insert(at, item.frame_idx)
-            kept.append(item)
-        return kept
+        groups: list[list[Suggestion]] = []
+        end = None
+        for item in sorted(self.items, key=lambda s: s.span):
+            onset, offset = item.span
+            if groups and end is not None and onset - end < max(self.min_gap, 1):
+                groups[-1].append(item)
+                end = max(end, offset)
+            else:
+                groups.append([item])
+                end = offset
+        out = []
+        for group in groups:
+            best = max(group, key=lambda s: (s.score, -s.frame_idx))
+            onset = min(s.span[0] for s in group)
+            offset = max(s.span[1] for s in group)
+            others = sorted({s.au for s in group if s.au and s.au != best.au})
+            reason = best.reason + (f"; also {', '.join(others)}" if others else "")
+            if offset > onset:
+                reason += f" (frames {onset}-{offset})"
+            out.append(Suggestion(best.kind, best.video_id, best.frame_idx, best.score, reason,
+                                  best.au, best.event_id, best.prob, onset, offset))
+        return out
+
+
+def _runs(mask: np.ndarray, frame_idx: np.ndarray) -> list[tuple[int, int]]:
+    """(first row, last row) of every run of True rows whose frames follow each other."""
+    runs = []
+    start = None
+    for row in range(len(mask)):
+        joined = start is not None and frame_idx[row] - frame_idx[row - 1] == 1
+        if mask[row] and joined:
+            continue
+        if start is not None:
+            runs.append((start, row - 1))
+            start = None
+        if mask[row]:
+            start = row
+    if start is not None:
+        runs.append((start, len(mask) - 1))
+    return runs
+
+
+def min_expression_frames(fps: float, settings: SuggestSettings) -> int:
+    """Frames of the shortest plausible expression at `fps` (at least one)."""
+    return max(1, int(np.ceil(settings.min_expression_s * fps - 1e-9)))
 
 
 def _event_disagreements(trace: ProbTrace, valid: np.ndarray, event: Event,
@@ -167,7 +225,8 @@ def _spikes(frame_idx: np.ndarray, probs: np.ndarray, valid: np.ndarray) -> np.n
 
 
 def _video_suggestions(video_id: int, trace: ProbTrace, events: Sequence[Event],
-                       label_counts: np.ndarray, settings: SuggestSettings) -> list[Suggestion]:
+                       label_counts: np.ndarray, settings: SuggestSettings,
+                       min_frames: int) -> list[Suggestion]:
     """Every kind of suggestion for one video (frame kinds merged in time), unweighted."""
     thr, vocab = settings.threshold, trace.vocab
     valid = ~np.isnan(trace.probs).any(axis=1)  # (n,) frames with a face
@@ -192,43 +251,67 @@ def _video_suggestions(video_id: int, trace: ProbTrace, events: Sequence[Event],
         return [(int(r), int(k[r])) for r in np.flatnonzero(valid & where(picked))]
 
     candidates = {kind: _Candidates(settings.min_gap_frames) for kind in KINDS}
-    for row, k in best(np.where(in_event[:, None], 0.0, probs), lambda v: v >= settings.fire_threshold):
+
+    def firings(values: np.ndarray, where: np.ndarray):
+        """(peak row, first row, last row, AU index) of each run where `where` holds for an AU
+        for at least the shortest plausible expression (shorter ones are flicker: "unstable")."""
+        for k in range(len(vocab)):
+            for first, last in _runs(valid & where[:, k], frame_idx):
+                if frame_idx[last] - frame_idx[first] + 1 >= min_frames:
+                    peak = first + int(values[first:last + 1, k].argmax())
+                    yield peak, first, last, k
+
+    outside = ~in_event[:, None] & (probs >= settings.fire_threshold)  # (n, n_au)
+    for row, first, last, k in firings(probs, outside):
         p = probs[row, k]
         candidates["disagreement"].add(Suggestion(
             "disagreement", video_id, int(frame_idx[row]), (p - thr) / (1 - thr),
             f"the model sees {vocab[k]} ({p:.2f}) outside every coded event: an uncoded expression?",
-            vocab[k], None, float(p)))
+            vocab[k], None, float(p), int(frame_idx[first]), int(frame_idx[last])))
     distance = np.abs(probs - thr)  # (n, n_au)
-    for row, k in best(distance, lambda v: v < settings.uncertain_margin, by_min=True):
-        p = probs[row, k]
-        candidates["uncertain"].add(Suggestion(
-            "uncertain", video_id, int(frame_idx[row]), 1.0 - distance[row, k] / settings.uncertain_margin,
-            f"the model is unsure about {vocab[k]} ({p:.2f}, threshold {thr:g})", vocab[k], None, float(p)))
+    near = distance < settings.uncertain_margin  # (n, n_au)
+    for k in range(len(vocab)):
+        for first, last in _runs(valid & near[:, k], frame_idx):
+            row = first + int(distance[first:last + 1, k].argmin())
+            p = probs[row, k]
+            candidates["uncertain"].add(Suggestion(
+                "uncertain", video_id, int(frame_idx[row]),
+                1.0 - distance[row, k] / settings.uncertain_margin,
+                f"the model is unsure about {vocab[k]} ({p:.2f}, threshold {thr:g})", vocab[k], None,
+                float(p), int(frame_idx[first]), int(frame_idx[last])))
     rare = np.where((probs >= thr) & ~codes_au, probs * rarity, 0.0)  # (n, n_au)
-    for row, k in best(rare, lambda v: v > 0):
+    for row, first, last, k in firings(rare, rare > 0):
         p = probs[row, k]
         candidates["rare"].add(Suggestion(
             "rare", video_id, int(frame_idx[row]), float(rare[row, k]),
             f"{vocab[k]} is {_coded_in(int(label_counts[k]))}; the model gives it {p:.2f} here",
-            vocab[k], None, float(p)))
+            vocab[k], None, float(p), int(frame_idx[first]), int(frame_idx[last])))
     spike = _spikes(frame_idx, probs, valid)  # (n, n_au)
-    for row, k in best(spike, lambda v: v >= settings.jump_min):
+    for k in range(len(vocab)):
+        rows = np.flatnonzero(valid & (spike[:, k] >= settings.jump_min))
+        if not len(rows):
+            continue
+        row = int(rows[spike[rows, k].argmax()])
         p = probs[row, k]
-        candidates["unstable"].add(Suggestion(
+        where = ", ".join(str(int(frame_idx[r])) for r in rows[:6]) + (", …" if len(rows) > 6 else "")
+        out.append(Suggestion(
             "unstable", video_id, int(frame_idx[row]), float(min(spike[row, k], 1.0)),
-            f"{vocab[k]} jumps to {p:.2f} for one frame ({probs[row - 1, k]:.2f} before, "
-            f"{probs[row + 1, k]:.2f} after)", vocab[k], None, float(p)))
+            f"{vocab[k]} jumps for single frames {len(rows)} time(s) (at {where}; biggest "
+            f"{probs[row - 1, k]:.2f} -> {p:.2f} -> {probs[row + 1, k]:.2f}): the model flickers",
+            vocab[k], None, float(p)))
     for kind in KINDS:
         out.extend(candidates[kind].merged())
     return out
 
 
 def rank_suggestions(traces: Mapping[int, ProbTrace], events: Sequence[Event],
-                     settings: SuggestSettings = SuggestSettings()) -> list[Suggestion]:
+                     settings: SuggestSettings = SuggestSettings(),
+                     fps: Mapping[int, float] | None = None) -> list[Suggestion]:
     """Ranked suggestions from cached probabilities per video id and the coded events (pure).
 
     `events` are all the project's coded events (they also give the label counts of "rare");
-    videos without a trace get no suggestions. Traces must share one vocabulary.
+    videos without a trace get no suggestions. Traces must share one vocabulary. `fps`: frame
+    rate per video id (DEFAULT_FPS where missing), which turns `min_expression_s` into frames.
     """
     traces = {video_id: trace for video_id, trace in traces.items() if len(trace.frame_idx)}
     if not traces:
@@ -243,13 +326,17 @@ def rank_suggestions(traces: Mapping[int, ProbTrace], events: Sequence[Event],
         by_video.setdefault(event.video_id, []).append(event)
     found: list[Suggestion] = []
     for video_id, trace in sorted(traces.items()):
+        min_frames = min_expression_frames((fps or {}).get(video_id, DEFAULT_FPS), settings)
         for suggestion in _video_suggestions(video_id, trace, by_video.get(video_id, []),
-                                             label_counts, settings):
+                                             label_counts, settings, min_frames):
             weight = settings.kind_weights.get(suggestion.kind, 1.0)
+            onset, offset = suggestion.span
+            covered = 1.0 if suggestion.event_id is not None else min(
+                1.0, (offset - onset + 1) / min_frames)  # share of a plausible expression
             found.append(Suggestion(suggestion.kind, video_id, suggestion.frame_idx,
-                                    float(np.clip(suggestion.score * weight, 0.0, 1.0)),
+                                    float(np.clip(suggestion.score * weight * covered, 0.0, 1.0)),
                                     suggestion.reason, suggestion.au, suggestion.event_id,
-                                    suggestion.prob))
+                                    suggestion.prob, suggestion.onset, suggestion.offset))
     found.sort(key=lambda s: (-s.score, s.video_id, s.frame_idx, s.au or ""))
     return found if settings.limit is None else found[:settings.limit]
 
@@ -276,7 +363,7 @@ def suggest_for_project(project, model_version_id: int | None = None,
         settings = SuggestSettings(threshold=float(recorded)) if isinstance(recorded, (int, float)) \
             and 0 < recorded < 1 else SuggestSettings()
     wanted = None if video_ids is None else set(video_ids)
-    traces = {video.id: project.predictions.probs(video.id, version.id) for video in project.videos()
-              if wanted is None or video.id in wanted}
+    videos = [video for video in project.videos() if wanted is None or video.id in wanted]
+    traces = {video.id: project.predictions.probs(video.id, version.id) for video in videos}
     events = [e for e in project.events() if e.source in set(sources)]
-    return rank_suggestions(traces, events, settings)
+    return rank_suggestions(traces, events, settings, {video.id: video.fps for video in videos})
