@@ -33,11 +33,13 @@ from microau_gui.core.errors import UserError
 from microau_gui.core.types import MIN_EXPRESSION_S, FramePrediction
 from microau_gui.gui.actions import MENUS, build_actions
 from microau_gui.gui.agreement_panel import AgreementPanel
+from microau_gui.gui.comparison_lanes import ComparisonLanes, ComparisonPanel
 from microau_gui.gui.au_panel import AUPanel
 from microau_gui.gui.crop_view import FaceCropView
 from microau_gui.gui.dependency_view import DependencyView
 from microau_gui.gui.dialogs import ImportDialog, JobStrip, ShortcutsDialog
 from microau_gui.gui.finetune_dialog import FinetuneDialog
+from microau_gui.gui.formats_menu import install_format_menus
 from microau_gui.gui.keymap import apply_keymap, conflicts, describe_conflicts, load_keymap
 from microau_gui.gui.model_panel import ModelBanner, ModelBar, ModelCardDialog
 from microau_gui.gui.model_versions_panel import ModelVersionsPanel
@@ -48,6 +50,7 @@ from microau_gui.gui.timeline_view import TimelineView
 from microau_gui.gui.transport import TransportBar
 from microau_gui.gui.video_view import VideoView
 from microau_gui.session.annotation import digit_aus
+from microau_gui.session.interchange import InterchangeController
 from microau_gui.session.messages import FrameLoaded, ModelLoaded
 from microau_gui.session.playback import speed_label
 from microau_gui.session.session import ProjectSession
@@ -122,9 +125,18 @@ class MainWindow(QMainWindow):
                        Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.docks["project"], self.docks["versions"])
         self.docks["project"].raise_()
+        # Other tools' AU traces beside the model's (File > Import), toggled per source.
+        self.interchange = InterchangeController(session)
+        self.comparison_lanes = ComparisonLanes(self.timeline, self.interchange)
+        self.comparison_panel = ComparisonPanel(session, self.interchange, self.comparison_lanes)
+        self.add_panel("comparison", "Comparison traces", self.comparison_panel,
+                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["aus"], self.docks["comparison"])
+        self.docks["aus"].raise_()
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_menus()
+        install_format_menus(self)
         self.job_strip = JobStrip()
         self.job_strip.cancel.clicked.connect(self.session.cancel_analysis)
         self.statusBar().addPermanentWidget(self.job_strip)
