@@ -285,3 +285,41 @@ def test_real_facs_codes_are_kept_and_the_au_cell_round_trips_exactly(tmp_path):
         export_casme2(project, out)
         (table,) = read_tables(out)
         assert "4+banana" not in {cells[7] for _, cells in table.rows[1:]}
+
+
+# -- D15: the dataset's frame numbers are the identity of a frame ---------------------------------
+
+def test_gaps_in_an_image_folder_are_reported_and_numbers_kept_everywhere(tmp_path):
+    from microau_gui.media import ImageSequenceSource
+
+    root = tmp_path / "Cropped"
+    numbers = [*range(101, 120), *range(130, 230)]  # 120-129 missing
+    clip = image_folder(root / "sub01" / "EP01_01", numbers)
+    with ImageSequenceSource(clip, fps=200.0) as source:
+        assert source.gaps == ((120, 129),)
+        assert source.time_s(19) == pytest.approx((130 - 101) / 200.0)  # by number, not position
+    rows = [("01", "EP01_01", 110, 122, 140, "12", "x", "I"),  # apex in the gap
+            ("01", "EP01_01", 131, 162, 219, "4", "y", "I")]
+    sheet = casme2_sheet(tmp_path / "coding.xlsx", rows)
+    dataset = import_dataset("casme2", sheet, root, frame_index=frame_index)
+    notes = [i.reason for i in dataset.report.noted]
+    assert len(notes) == 1 and "missing 120-129" in notes[0]
+    gap_fix = [i.reason for i in dataset.report.fixed]
+    assert any("apex frame 122 falls in a gap" in r and "nearest frame 119" in r for r in gap_fix)
+    with Project.create(tmp_path / "p.maus") as project:
+        project.import_dataset(dataset, open_media, coder="ann")
+        first, second = project.events()
+        assert project.frame_label(first.video_id, first.onset, first.apex, first.offset) == \
+            "110–119–140"
+        assert project.frame_label(second.video_id, second.onset, second.apex, second.offset) == \
+            "131–162–219"
+        out = tmp_path / "export.csv"
+        export_casme2(project, out)
+        (table,) = read_tables(out)
+        assert [tuple(str(c) for c in cells[3:6]) for _, cells in table.rows[1:]] == [
+            ("110", "119", "140"), ("131", "162", "219")]
+        exported = tmp_path / "export.json"
+        export_json(project, exported)
+        events = json.loads(exported.read_text())["events"]
+        assert [(e["onset_number"], e["apex_number"], e["offset_number"]) for e in events] == [
+            (110, 119, 140), (131, 162, 219)]

@@ -84,7 +84,8 @@ def run(args) -> int:
     shown = ", ".join(subjects[:20]) + (" ..." if len(subjects) > 20 else "")
     print(f"{len(dataset.samples)} samples from {len(subjects)} subjects ({shown}) "
           f"[{dataset.kind}: {dataset.sheet.name}]")
-    print(f"{report.n_rows} rows read: {len(report.fixed)} fixed, {len(report.skipped)} skipped")
+    print(f"{report.n_rows} rows read: {len(report.fixed)} fixed, {len(report.skipped)} skipped"
+          + (f", {len(report.noted)} notes (e.g. gaps in a clip's numbering)" if report.noted else ""))
     if args.report:
         for issue in report.issues:
             print(f"  {issue}")

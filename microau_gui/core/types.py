@@ -59,7 +59,7 @@ class RowIssue:
     """A sheet row an importer had to fix or skip."""
 
     row: int  # 1-based row in the sheet
-    action: str  # "fixed" or "skipped"
+    action: str  # "fixed", "skipped" or "noted" (worth knowing, nothing changed)
     reason: str
 
     def __str__(self) -> str:
@@ -80,6 +80,10 @@ class ImportReport:
     @property
     def skipped(self) -> tuple[RowIssue, ...]:
         return tuple(i for i in self.issues if i.action == "skipped")
+
+    @property
+    def noted(self) -> tuple[RowIssue, ...]:
+        return tuple(i for i in self.issues if i.action == "noted")
 
 
 @dataclass(frozen=True)

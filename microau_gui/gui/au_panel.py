@@ -261,7 +261,8 @@ class AUPanel(QWidget):
         else:
             fps = self.session.fps or 1.0
             self.event_title.setText(
-                f"<b>Event {event.id}</b> · frames {event.onset}–{event.apex}–{event.offset} "
+                f"<b>Event {event.id}</b> · frames "
+                f"{self.session.project.frame_label(event.video_id, event.onset, event.apex, event.offset)} "
                 f"({event.n_frames} frames, {event.n_frames / fps:.3f} s) · {event.source}"
                 + (f" · {event.coder}" if event.coder else "")
                 + f"<br>AUs <b>{event.aus_text or '—'}</b>")

@@ -94,7 +94,7 @@ class ProjectPanel(QWidget):
         for event in events:
             child = QTreeWidgetItem([
                 f"E{event.id}" + (f" {event.emotion}" if event.emotion else ""),
-                f"{event.onset}–{event.apex}–{event.offset}",
+                self.session.project.frame_label(video.id, event.onset, event.apex, event.offset),
                 event.aus_text or "—",
             ])
             child.setData(0, KIND_ROLE, "event")

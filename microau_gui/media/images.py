@@ -1,6 +1,7 @@
 """Image-sequence folders (how ME datasets ship) as frame sources.
 
-Owns: `ImageSequenceSource`, `list_image_files`, `natural_key`, `frame_number_of`. May import
+Owns: `ImageSequenceSource`, `list_image_files`, `natural_key`, `frame_number_of`,
+`number_gaps`, `describe_gaps`. May import
 core only (plus numpy and OpenCV). No torch, no Qt.
 
 Order: files sort naturally, so `img9.jpg` comes before `img10.jpg`; frame_idx is the position
@@ -8,6 +9,10 @@ in that order. Numbering: with numbering="file" (default) the frame number is th
 in the file stem (`img46.jpg` -> 46, SAMM `006_05562.jpg` -> 5562, CAS(ME)^3 `355.jpg` -> 355);
 with numbering="ordinal" (CAS(ME)^3 Part C) it is the position 1..N. Image files store no frame
 rate, so `fps` is the value passed in or DEFAULT_SEQUENCE_FPS, and `fps_is_nominal` says so.
+
+Gaps: the frame number is the frame's identity. A folder whose numbers skip some (img1..img19,
+img30..) is accepted, `gaps` lists the missing runs so callers can report them, and a frame's
+time follows its number (`(number - first_number) / fps`), not its position in the folder.
 """
 
 from __future__ import annotations
@@ -79,6 +84,17 @@ def sequence_numbers(files: list[Path], numbering: str, folder: Path) -> tuple[i
     return tuple(numbers)
 
 
+def number_gaps(numbers: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """Missing runs `(first_missing, last_missing)` between consecutive frame numbers."""
+    return tuple((a + 1, b - 1) for a, b in zip(numbers, numbers[1:]) if b - a > 1)
+
+
+def describe_gaps(gaps: tuple[tuple[int, int], ...]) -> str:
+    """`'20-29, 41'` (the first six runs) for reports."""
+    runs = [f"{a}" if a == b else f"{a}-{b}" for a, b in gaps[:6]]
+    return ", ".join(runs) + (f" and {len(gaps) - 6} more runs" if len(gaps) > 6 else "")
+
+
 def _imread_rgb(path: Path) -> np.ndarray | None:
     """Decode an image file to RGB uint8, or None when it is not a readable image."""
     try:
@@ -145,6 +161,11 @@ class ImageSequenceSource(FrameSource):
         return self._numbers
 
     @property
+    def gaps(self) -> tuple[tuple[int, int], ...]:
+        """Frame numbers missing from the folder, as runs (first, last); empty when none."""
+        return number_gaps(self._numbers)
+
+    @property
     def codec(self) -> str:
         suffixes = sorted({p.suffix.lower().lstrip(".") for p in self.files})
         return "/".join("jpeg" if s in ("jpg", "jpeg") else s for s in suffixes)
@@ -157,7 +178,8 @@ class ImageSequenceSource(FrameSource):
         return self._size
 
     def time_s(self, frame_idx: int) -> float:
-        return self.check_index(frame_idx) / self._fps
+        # By frame number, so a gap in the numbering is a gap in time, not a jump in content.
+        return (self._numbers[self.check_index(frame_idx)] - self._numbers[0]) / self._fps
 
     def file_of(self, frame_idx: int) -> Path:
         return self.files[self.check_index(frame_idx)]

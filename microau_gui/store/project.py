@@ -328,6 +328,14 @@ class Project:
             raise UserError(f"video {video_id} is not in this project")
         return decode_frame_numbers(row[0])
 
+    def frame_label(self, video_id: int, *frame_idxs: int) -> str:
+        """The dataset's own numbers of some frames, for display: `frame_label(v, 23, 61, 118)`
+        -> '124–162–219' for a CASME II clip that starts at img101.jpg. Views show these, the
+        numbers every export writes, never the 0-based frame_idx."""
+        numbers = self.frame_numbers(video_id)
+        return "–".join(str(int(numbers[i])) if 0 <= i < numbers.size else f"#{i}"
+                        for i in frame_idxs)
+
     # -- events --------------------------------------------------------------------------------
 
     def _events_where(self, where: str, params: tuple) -> list[Event]:

@@ -10,6 +10,9 @@ The store layer may not import `media` (sibling layers are independent), so call
 (CLI, synth, training) pass `media.frame_index`; without it, image folders are listed here by
 file name with the same rule (natural sort, last integer of the stem) and videos are refused.
 
+A clip whose frame numbers have gaps is imported with its numbers (reported once, as "noted");
+an apex that falls in a gap becomes the nearest existing frame (reported).
+
 Fixes a row may get (each reported): a missing or unusable apex ('/', blank, not in the clip,
 outside onset-offset) becomes the middle frame; AU tokens the parser cannot read are reported
 and kept in `Sample.aus_cell` (the cell as written), which exports write back;
@@ -155,6 +158,10 @@ class RowBuilder:
     def skipped(self, row: int, reason: str) -> None:
         self.issues.append(RowIssue(row=row, action="skipped", reason=reason))
 
+    def noted(self, row: int, reason: str) -> None:
+        """Something the user should know that changed nothing (e.g. gaps in a clip's numbering)."""
+        self.issues.append(RowIssue(row=row, action="noted", reason=reason))
+
     def relative(self, path: Path) -> str:
         try:
             return path.relative_to(self.media_root).as_posix()
@@ -193,6 +200,13 @@ class RowBuilder:
                 self._indices[media_path] = str(err)
             except OSError as err:
                 self._indices[media_path] = f"{err.strerror or err}"
+            numbers = getattr(self._indices[media_path], "frame_numbers", ())
+            gaps = tuple((a + 1, b - 1) for a, b in zip(numbers, numbers[1:]) if b - a > 1)
+            if gaps:
+                missing = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in gaps[:6])
+                self.noted(row, f"media {self.relative(media_path)} has gaps in its frame "
+                                f"numbering (missing {missing}{' ...' if len(gaps) > 6 else ''}); "
+                                "its frames keep the dataset's numbers")
         index = self._indices[media_path]
         if isinstance(index, str):
             self.skipped(row, f"media {self.relative(media_path)} is unreadable: {index}")
@@ -265,6 +279,13 @@ class RowBuilder:
                 said = f"apex {text!r} is not a frame number" if text else "no apex frame"
             self.fixed(row, f"{said}: used the middle frame {numbers[middle]}")
             apex, apex_number = middle, None
+        elif apex is None and onset_n < apex_n < offset_n:
+            # The apex falls in a gap of the numbering: the nearest frame that exists (ties go
+            # to the earlier one), not the middle of the event.
+            nearest = min(range(onset, offset + 1), key=lambda i: (abs(numbers[i] - apex_n), i))
+            self.fixed(row, f"apex frame {apex_n} falls in a gap of {clip}: used the nearest "
+                            f"frame {numbers[nearest]}")
+            apex, apex_number = nearest, numbers[nearest]
         elif apex is None or not onset <= apex <= offset:
             where = f"is not in {clip}" if apex is None else f"lies outside onset {onset_n} - offset {offset_n}"
             self.fixed(row, f"apex frame {apex_n} {where}: used the middle frame {numbers[middle]}")
