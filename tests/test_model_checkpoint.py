@@ -137,7 +137,7 @@ def test_wrong_architecture_names_the_tensors_that_do_not_fit(saved):
     values["config"]["vocab"] = list(DEFAULT_VOCAB[:6])
     values["prompts"] = {code: values["prompts"][code] for code in DEFAULT_VOCAB[:6]}
     card_path.write_text(json.dumps(values))
-    with pytest.raises(UserError, match=r"shape mismatch .*text_pos \(12, 128\) vs \(6, 128\)"):
+    with pytest.raises(UserError, match=r"shape mismatch .*pta\.query_offset \(12, 128\) vs \(6, 128\)"):
         load_checkpoint(folder)
 
 

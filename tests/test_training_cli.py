@@ -119,11 +119,13 @@ def test_ablation_flags_reach_the_saved_config(synth_spec, pair_cache, tmp_path)
     out = tmp_path / "weights" / "ablated"
     report_path = tmp_path / "ablated.json"
     assert main(["train", "--dataset", synth_spec, "--protocol", "all", "--subjects", "01,02",
-                 "--no-gda", "--no-gdloss", "--no-miaucl", "--input-mode", "apex+diff",
+                 "--no-gda", "--no-gdloss", "--no-miaucl", "--no-pta", "--input-mode", "apex+diff",
                  "--out", str(out), "--json", str(report_path), "--cache", str(pair_cache),
                  *FAST]) == 0
     config = read_card(out).config
     assert config.use_gda is False
+    assert config.pta_pooling == "region-mean"  # --no-pta without a value: mean over the region
+    assert config.text_side == "learned"  # no pretrained weights: the card says the text is learned
     assert config.lambda_g == 0.0 and config.lambda_c == 0.0
     assert config.input_mode == "apex+diff"
     saved = json.loads(report_path.read_text())["settings"]["config"]

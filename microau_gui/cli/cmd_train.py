@@ -7,7 +7,7 @@ Owns the `train` subcommand. May import every layer; the work is in `training.ru
           [--backbone tiny|ViT-B-16|...] [--pretrained openai|PATH|none] [--epochs N]
           [--protocol loso|kfold|all] [--out weights/NAME] [--json REPORT]
           [--input-mode apex|diff|apex+diff|flow|apex+flow] [--no-gda] [--no-gdloss] [--no-miaucl]
-          [--seed S] [--device auto]
+          [--no-pta [region|all]] [--text-side auto|tower|learned] [--seed S] [--device auto]
 
 `--protocol loso` (default) trains one model per held-out subject and prints the per-AU table of
 the predictions pooled over folds (F1, macro-F1, AUC, support), plus the emotion-label-free
@@ -62,6 +62,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-gda", action="store_true", help="ablation: no Global Dependency Attention")
     parser.add_argument("--no-gdloss", action="store_true", help="ablation: GDLoss weight 0")
     parser.add_argument("--no-miaucl", action="store_true", help="ablation: MiAUCL weight 0")
+    parser.add_argument("--no-pta", nargs="?", const="region", choices=("region", "all"), default=None,
+                        help="ablation: no Patch Token Attention; each AU's feature is the mean over "
+                        "its region's patches (region, the default) or over all patches (all)")
+    parser.add_argument("--text-side", choices=("auto", "tower", "learned"), default=None,
+                        help="tower: frozen CLIP text tower; learned: CoOp-style context vectors and "
+                        "per-AU class tokens trained with the model; auto (default): tower with "
+                        "pretrained weights, learned without")
     parser.add_argument("--train-blocks", type=int, default=None,
                         help="last backbone blocks that train (0 frozen, -1 all; default 0 with "
                         "pretrained weights, -1 without)")
@@ -94,7 +101,7 @@ def run(args) -> int:
     config = runs.model_config(
         backbone=args.backbone, pretrained=args.pretrained, input_mode=args.input_mode,
         no_gda=args.no_gda, no_gdloss=args.no_gdloss, no_miaucl=args.no_miaucl,
-        train_blocks=args.train_blocks, vocab=args.vocab.split(",") if args.vocab else None)
+        no_pta=args.no_pta, text_side=args.text_side, train_blocks=args.train_blocks, vocab=args.vocab.split(",") if args.vocab else None)
     settings = runs.train_settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                                    weight_decay=args.weight_decay, balanced=args.balanced,
                                    seed=args.seed, threads=args.threads)

@@ -25,6 +25,13 @@ from microau_gui.core.au import DEFAULT_VOCAB, au_info
 from microau_gui.core.errors import UserError
 
 INPUT_MODES: tuple[str, ...] = ("apex", "diff", "apex+diff", "flow", "apex+flow")
+# How PTA pools an AU's feature: region-masked attention (the method), or, as ablations, the mean
+# over the AU's region patches or over every patch (`train --no-pta region|all`).
+PTA_POOLINGS: tuple[str, ...] = ("attention", "region-mean", "all-mean")
+# Where t_k+ / t_k- come from: "tower" = a frozen CLIP text tower (pretrained weights), "learned"
+# = CoOp-style context vectors and per-AU class tokens trained with the visual side
+# (`model.text.LearnedPrompts`), "auto" = tower when pretrained weights exist, else learned.
+TEXT_SIDES: tuple[str, ...] = ("auto", "tower", "learned")
 
 TINY_BACKBONE = "tiny"
 
@@ -129,6 +136,9 @@ class MicroAUConfig:
     prior_laplace: float = 1.0  # Laplace smoothing of the GDLoss co-occurrence prior
     pos_weight_cap: float = 10.0  # upper bound on BCE positive-class weights for rare AUs
     train_backbone_blocks: int = 0  # last ViT blocks that fine-tune; 0 frozen; -1 whole backbone
+    pta_pooling: str = "attention"  # one of PTA_POOLINGS; the others are ablations
+    text_side: str = "auto"  # one of TEXT_SIDES; the network stores the resolved value
+    prompt_context: int = 4  # learned context vectors per polarity (text_side "learned")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vocab", normalise_vocab(self.vocab))
@@ -154,6 +164,12 @@ class MicroAUConfig:
                 raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.pos_weight_cap < 1.0:
             raise UserError(f"pos_weight_cap must be >= 1, got {self.pos_weight_cap}")
+        if self.pta_pooling not in PTA_POOLINGS:
+            raise UserError(f"pta_pooling {self.pta_pooling!r} is unknown; use one of {', '.join(PTA_POOLINGS)}")
+        if self.text_side not in TEXT_SIDES:
+            raise UserError(f"text_side {self.text_side!r} is unknown; use one of {', '.join(TEXT_SIDES)}")
+        if self.prompt_context < 1:
+            raise UserError(f"prompt_context must be at least 1, got {self.prompt_context}")
         if self.train_backbone_blocks < -1:
             raise UserError(
                 "train_backbone_blocks is a count of last blocks (0 = frozen, -1 = all), "
@@ -207,6 +223,8 @@ class MicroAUConfig:
                 "it was written by a newer MicroAU Studio, update the application"
             )
         values = dict(values)
+        # Cards written before the learned text side existed used the frozen tower.
+        values.setdefault("text_side", "tower")
         if "vocab" in values:
             values["vocab"] = tuple(values["vocab"])
         try:

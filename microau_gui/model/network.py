@@ -26,6 +26,11 @@ Our specification (DESIGN.md section 1):
   frozen backbone's tokens can be cached during fine-tuning and a reference frame's tokens reused
   across a clip at inference. `forward(batch)` = `forward_tokens(encode_pair(batch), masks)`.
 - Dtype-agnostic: after `model.to(torch.bfloat16)` it runs on bf16 inputs (masks stay bool).
+- Text side (`config.text_side`, resolved at build time and stored resolved, so the card says
+  which): "tower" uses the frozen tower's cached t+ / t- buffers; "learned" computes them from
+  `text.LearnedPrompts` on every forward (trained with the rest). "auto" is "tower" when the
+  backbone's pretrained weights were loaded, else "learned". `text_embeddings()` is the one
+  place every head and loss reads t+ / t- from.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from microau_gui.model.config import MicroAUConfig, backbone_model_cfg, normalis
 from microau_gui.model.gda import GlobalDependencyAttention
 from microau_gui.model.losses import LossParts, micro_au_loss
 from microau_gui.model.pta import PatchTokenAttention
-from microau_gui.model.text import AUPrompts, TextTower, au_prompts
+from microau_gui.model.text import AUPrompts, LearnedPrompts, TextTower, au_prompts
 
 
 @functools.lru_cache(maxsize=4)
@@ -114,7 +119,11 @@ class MicroAUCLIP(nn.Module):
     def __init__(self, config: MicroAUConfig, *, load_pretrained: bool = True, text_tower: bool = True):
         super().__init__()
         clip, weights = create_open_clip(config, load_pretrained=load_pretrained)
-        self.config = replace(config, image_size=weights.image_size, quick_gelu=weights.quick_gelu)
+        text_side = config.text_side
+        if text_side == "auto":
+            text_side = "tower" if config.pretrained.strip().lower() != "none" else "learned"
+        self.config = replace(config, image_size=weights.image_size, quick_gelu=weights.quick_gelu,
+                              text_side=text_side)
         self.pretrained_source = weights.source
         self.pretrained_loaded = weights.loaded
 
@@ -139,7 +148,7 @@ class MicroAUCLIP(nn.Module):
                 self.fuse.bias.zero_()
         else:
             self.fuse = None
-        self.pta = PatchTokenAttention(n_au, dim, config.pta_heads, config.dropout)
+        self.pta = PatchTokenAttention(n_au, dim, config.pta_heads, config.dropout, config.pta_pooling)
         if config.use_gda:
             self.gda = GlobalDependencyAttention(
                 dim, config.gda_layers, config.gda_heads, config.gda_ffn_ratio, config.dropout
@@ -151,6 +160,10 @@ class MicroAUCLIP(nn.Module):
         self.prompts: tuple[AUPrompts, ...] = tuple(au_prompts(code) for code in self.vocab)
         if self.text_tower is not None:
             self.refresh_text_embeddings()
+        self.prompt_learner = None
+        if self.config.text_side == "learned":
+            init = self.text_pos if self.text_tower is not None else None
+            self.prompt_learner = LearnedPrompts(n_au, dim, config.prompt_context, init)
 
     # -- sizes the data pipeline needs ---------------------------------------------------------
 
@@ -226,6 +239,12 @@ class MicroAUCLIP(nn.Module):
 
     # -- text embeddings -------------------------------------------------------------------------
 
+    def text_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t+, t-) `(n_au, D)` each: learned prompts' output, or the tower's cached buffers."""
+        if self.prompt_learner is not None:
+            return self.prompt_learner()
+        return self.text_pos, self.text_neg
+
     def refresh_text_embeddings(self) -> None:
         """Recompute t+ / t- for the whole vocabulary with the text tower."""
         self._require_text_tower(self.vocab)
@@ -274,6 +293,9 @@ class MicroAUCLIP(nn.Module):
             (n_au, n_au), 1.0 / n_au, dtype=self.dependency_prior.dtype, device=self.dependency_prior.device
         )
         self.pta.reindex_queries(keep)
+        if self.prompt_learner is not None:
+            fresh = pos[[i for i, k in enumerate(keep) if k is None]]  # (n_new, D) tower init
+            self.prompt_learner.reindex(keep, fresh)
         self.config = replace(self.config, vocab=vocab)
 
     def _require_text_tower(self, codes) -> None:
@@ -356,8 +378,9 @@ class MicroAUCLIP(nn.Module):
     def forward_tokens(self, tokens: PairTokens, masks: torch.Tensor) -> MicroAUOutput:
         """Heads only: backbone tokens + region masks -> `MicroAUOutput`."""
         patch_tokens = self.fuse_tokens(tokens)  # (B, P, D)
-        text_pos = self.text_pos.to(patch_tokens.dtype)
-        text_neg = self.text_neg.to(patch_tokens.dtype)
+        text_pos, text_neg = self.text_embeddings()  # (n_au, D) each
+        text_pos = text_pos.to(patch_tokens.dtype)
+        text_neg = text_neg.to(patch_tokens.dtype)
         local, pta_attention = self.pta(patch_tokens, text_pos, masks)  # (B, n_au, D), (B, n_au, P)
         if self.gda is not None:
             enhanced, gda_attention = self.gda(local)  # (B, n_au, D), (B, n_au, n_au)
@@ -383,10 +406,11 @@ class MicroAUCLIP(nn.Module):
         targets `(B, n_au)` 0/1 in vocabulary order; pos_weight `(n_au,)` from
         `losses.positive_class_weights` on the training split.
         """
+        text_pos, text_neg = self.text_embeddings()
         return micro_au_loss(
             logits=output.logits, au_features=output.au_features,
             gda_attention=output.gda_attention if output.gda_used else None,
-            targets=targets, text_pos=self.text_pos, text_neg=self.text_neg, tau=self.tau.float(),
+            targets=targets, text_pos=text_pos, text_neg=text_neg, tau=self.tau.float(),
             prior=self.dependency_prior, lambda_c=self.config.lambda_c, lambda_g=self.config.lambda_g,
             pos_weight=pos_weight,
         )

@@ -17,6 +17,10 @@ Our specification (DESIGN.md section 1):
 - Masks are bool `(B, n_au, P)` or `(n_au, P)` for the whole batch. The face layer guarantees
   >= 1 patch per AU; an empty row would make the softmax undefined, so it falls back to the whole
   grid and a warning is logged (the GUI still draws a frame instead of failing).
+- Ablation (`pooling`, config `pta_pooling`): "region-mean" replaces the attention by the plain
+  mean of the values over the AU's region patches, "all-mean" by the mean over every patch (no
+  locality: all AUs then share one visual feature and differ only through their text). The
+  reported attention is then that uniform weighting.
 """
 
 from __future__ import annotations
@@ -57,8 +61,10 @@ def check_region_masks(masks: torch.Tensor, batch: int, n_au: int, n_patches: in
 class PatchTokenAttention(nn.Module):
     """Region-masked cross-attention from per-AU text-derived queries to patch tokens."""
 
-    def __init__(self, n_au: int, dim: int, n_heads: int, dropout: float = 0.0):
+    def __init__(self, n_au: int, dim: int, n_heads: int, dropout: float = 0.0,
+                 pooling: str = "attention"):
         super().__init__()
+        self.pooling = pooling
         if dim % n_heads:
             raise UserError(f"pta_heads={n_heads} does not divide the embedding dim {dim}")
         self.n_heads = n_heads
@@ -82,6 +88,13 @@ class PatchTokenAttention(nn.Module):
         n_au = text_pos.shape[0]
         masks = check_region_masks(masks, batch, n_au, n_patches)
         tokens = self.token_norm(tokens)
+        if self.pooling != "attention":
+            if self.pooling == "all-mean":
+                masks = torch.ones_like(masks)
+            weights = masks.to(tokens.dtype)  # (B, n_au, P)
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+            pooled = torch.einsum("bkp,bpd->bkd", weights, self.value(tokens))  # (B, n_au, D)
+            return self.dropout(self.out(pooled)), weights
         query = self.query_from_text(text_pos.to(tokens.dtype)) + self.query_offset  # (n_au, D)
         query = split_heads(query.unsqueeze(0), self.n_heads)  # (1, H, n_au, Dh)
         key = split_heads(self.key(tokens), self.n_heads)  # (B, H, P, Dh)

@@ -1,7 +1,8 @@
-"""The frozen CLIP text tower and the AU prompt embeddings it produces.
+"""The text side: the frozen CLIP text tower and its AU prompt embeddings, or learned prompts.
 
 Owns: `TextTower` (open_clip text encoder, frozen, tokenizer included), `AUPrompts` and
-`au_prompts` (the positive / negative prompt texts of an AU). May import core, torch and open_clip.
+`au_prompts` (the positive / negative prompt texts of an AU), `LearnedPrompts` (the learnable
+text side). May import core, torch and open_clip.
 
 Stated by the paper: a CLIP text backbone encodes AU-related text prompts.
 Our specification (DESIGN.md section 1):
@@ -13,6 +14,17 @@ Our specification (DESIGN.md section 1):
   only when its vocabulary changes (and then only for the AUs it has not seen), and saves them in
   every checkpoint: inference and fine-tuning with an unchanged vocabulary never need the text
   tower (for ViT-B-16 that is 63 M parameters not loaded).
+- Without pretrained weights (the tiny backbone) the tower is random: one AU's positive and
+  negative prompts then have cosine 0.80-0.96, so a frozen random tower gives MiAUCL and the
+  prompt head nothing to align with. There the text side is learned instead (`LearnedPrompts`,
+  config `text_side`), in the manner of CoOp (Zhou et al. 2022): M context vectors per polarity
+  ("a face with" / "a face without", learned, shared by all AUs) and one class token per AU
+  (learned, initialised from the tower's t_k+ when a tower is there). CoOp feeds such tokens
+  through the pretrained text encoder; with no pretrained encoder to keep, ours is a small MLP
+  on [mean context; class token] added to both: t_k^p = norm(c_k + ctx_p + MLP([ctx_p; c_k])),
+  ctx_p the mean of polarity p's context vectors (initialised at about unit norm each, so t+ and
+  t- of an AU start apart, cosine about 0.8, and the detection logit has a gradient).
+  Everything trains with the visual side and is saved in the checkpoint.
 """
 
 from __future__ import annotations
@@ -79,3 +91,31 @@ class TextTower(nn.Module):
 def _ensemble(embedded: torch.Tensor, group_sizes: list[int]) -> torch.Tensor:
     rows = [chunk.mean(dim=0) for chunk in torch.split(embedded, group_sizes)]
     return F.normalize(torch.stack(rows), dim=-1)  # (n_groups, D)
+
+
+class LearnedPrompts(nn.Module):
+    """CoOp-style learnable t+ / t- (see the module docstring)."""
+
+    def __init__(self, n_au: int, dim: int, n_context: int = 4, init: torch.Tensor | None = None):
+        super().__init__()
+        self.context = nn.Parameter(torch.randn(2, n_context, dim) / dim ** 0.5)  # (2 polarities, M, D)
+        start = F.normalize(torch.randn(n_au, dim), dim=-1) if init is None else init.detach().float()
+        self.class_tokens = nn.Parameter(start.clone())  # (n_au, D)
+        self.mix = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t+, t-): two unit-norm `(n_au, D)` tensors."""
+        n_au = self.class_tokens.shape[0]
+        out = []
+        for polarity in range(2):
+            context = self.context[polarity].mean(dim=0).expand(n_au, -1)  # (n_au, D)
+            mixed = self.mix(torch.cat([context, self.class_tokens], dim=-1))  # (n_au, D)
+            out.append(F.normalize(self.class_tokens + context + mixed, dim=-1))
+        return out[0], out[1]
+
+    def reindex(self, keep: list[int | None], new_tokens: torch.Tensor) -> None:
+        """New vocabulary: row i keeps old class token `keep[i]`, or the next row of `new_tokens`."""
+        old = self.class_tokens.data
+        fresh = iter(new_tokens.to(old))
+        rows = [old[i] if i is not None else next(fresh) for i in keep]
+        self.class_tokens = nn.Parameter(torch.stack(rows))  # (n_au_new, D)

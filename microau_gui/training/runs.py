@@ -53,10 +53,18 @@ class PreparedData:
 
 def model_config(*, backbone: str = "ViT-B-16", pretrained: str | None = None,
                  input_mode: str | None = None, no_gda: bool = False, no_gdloss: bool = False,
-                 no_miaucl: bool = False, train_blocks: int | None = None,
+                 no_miaucl: bool = False, no_pta: str | None = None, text_side: str | None = None,
+                 train_blocks: int | None = None,
                  vocab: Sequence[str] | None = None) -> MicroAUConfig:
-    """The network config a `train` command line asks for (ablations included)."""
+    """The network config a `train` command line asks for (ablations included).
+
+    no_pta: None (PTA on), "region" (mean over each AU's region) or "all" (mean over all patches).
+    """
     overrides: dict = {}
+    if no_pta is not None:
+        overrides["pta_pooling"] = {"region": "region-mean", "all": "all-mean"}[no_pta]
+    if text_side is not None:
+        overrides["text_side"] = text_side
     if input_mode is not None:
         overrides["input_mode"] = input_mode
     if no_gda:
