@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test setup demo-assets clean-venv
+.PHONY: run test setup demo-assets experiments clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: $(TEST_STAMP)
 # Rebuilds the bundled demo clip (assets/) and the demo checkpoint (weights/) from scratch.
 demo-assets: $(RUN_STAMP)
 	$(PY) -m microau_gui.cli.demo_assets
+
+# Regenerates every committed report in docs/experiments/ (slow: hours on a 2-core CPU; not part
+# of `make test`, whose tests/test_experiments.py runs the smallest study).
+experiments: $(RUN_STAMP)
+	$(PY) main.py experiment run main
+	$(PY) main.py experiment run ablations
 
 clean-venv:
 	rm -rf $(VENV)

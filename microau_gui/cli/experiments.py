@@ -1,0 +1,227 @@
+"""The committed experiments: named studies on fresh synthetic data, with seeds and provenance.
+
+Owns: `Study`, `STUDIES`, `run_study`. May import every layer (it drives `synth` and `training`,
+which may not import each other); the command is `cli/cmd_experiment.py`.
+
+A study generates its synthetic data sets itself (one per data seed, `synth.generate_clips`,
+seeds no test uses), prepares their pairs, and for every variant of the model and every
+training seed runs leave-one-subject-out on the same folds; the baselines (flow-SVM,
+all-positive) run once per data set (they have no training seed that changes them; flow-SVM's
+LinearSVC seed is 0). The JSON report states the data seeds and sizes, the training seeds and
+settings, every variant's config, the code version (git commit, and whether the tree had
+uncommitted changes), the CPU, and the wall time; results are mean +- std over all (data seed,
+training seed) runs, with per-run values, and every variant is compared with each baseline (and
+each ablation with the full model) by `training.comparison.paired_comparison`.
+
+Choices made on data, and how they were held out: none is tuned. The threshold is 0.5 for every
+method (`training.metrics`), the settings are the `train` defaults unless a study names them, and
+the studies' data seeds (1001, 1002, ...) were fixed before any run. A variant that changes a
+choice (balanced sampling, flow measured at the model's crop) is reported as its own row, never
+picked after the fact.
+
+The report is written after every finished run with `"complete": false` until the last one, so
+an interrupted study still leaves an honest record of what ran.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from microau_gui.cli.reports import write_json
+from microau_gui.core.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    data_seeds: tuple[int, ...]
+    subjects: int
+    clips_per_subject: int
+    train_seeds: tuple[int, ...]
+    epochs: int
+    size: int = 112  # synthetic frame side and the tiny backbone's crop
+    # variant name -> (model_config overrides, train_settings overrides, flow_size or None)
+    variants: dict = field(default_factory=lambda: {"full": ({}, {}, None)})
+    baselines: tuple[str, ...] = ("flow-svm", "all-positive")
+
+
+STUDIES: dict[str, Study] = {s.name: s for s in (
+    Study("smoke", "the smallest configuration: plumbing only (a test runs it)",
+          data_seeds=(1001,), subjects=2, clips_per_subject=3, train_seeds=(0,), epochs=1),
+    Study("main", "Micro-AU CLIP (tiny backbone, flow, learned text side) against the baselines",
+          data_seeds=(1001, 1002), subjects=3, clips_per_subject=40, train_seeds=(0, 1, 2, 3, 4),
+          epochs=30),
+    Study("ablations", "every module removed in turn, and the ideas of issue #20, on the main data",
+          data_seeds=(1001, 1002), subjects=3, clips_per_subject=40, train_seeds=(0, 1, 2, 3, 4),
+          epochs=30, variants={
+              "full": ({}, {}, None),
+              "no-pta": ({"no_pta": "region"}, {}, None),
+              "no-gda": ({"no_gda": True}, {}, None),
+              "no-gdloss": ({"no_gdloss": True}, {}, None),
+              "no-miaucl": ({"no_miaucl": True}, {}, None),
+              "frozen-random-text": ({"text_side": "tower"}, {}, None),
+              "balanced": ({}, {"balanced": True}, None),
+              "flow-at-crop": ({}, {}, 112),
+          }),
+)}
+
+
+def _code_version() -> dict:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _dataset(study: Study, data_seed: int, work: Path) -> Path:
+    """Generate (once) the synthetic set of `data_seed`; returns its root."""
+    from microau_gui.synth import generate_clips
+
+    root = work / f"data-{study.subjects}x{study.clips_per_subject}-{study.size}px-seed{data_seed}"
+    if not (root / "coding.xlsx").is_file():
+        generate_clips(root, subjects=study.subjects, clips_per_subject=study.clips_per_subject,
+                       size=study.size, seed=data_seed)
+    return root
+
+
+def _recognition(run) -> dict | None:
+    """The run's label-free recognition, withheld when it is an artefact (one class for all)."""
+    emotion = run.emotion
+    if emotion is None:
+        return None
+    predicted = {guess for row in emotion.get("confusion", {}).values() for guess in row}
+    if len(predicted) <= 1:
+        return {"uf1": None, "uar": None, "n_samples": emotion["n_samples"],
+                "note": "not reported: every sample was put in one class (uncalibrated scores), "
+                        "so UF1/UAR would measure the class balance, not recognition"}
+    return {"uf1": emotion["uf1"], "uar": emotion["uar"], "n_samples": emotion["n_samples"]}
+
+
+def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | None = 1,
+              log: Callable[[str], None] = print) -> dict:
+    """Run study `name`, writing its report to `out` (JSON) as it goes; returns the report."""
+    from microau_gui.training import runs
+    from microau_gui.training.comparison import ScoredRun, mean_std, paired_comparison, pooled_mean_f1
+
+    if name not in STUDIES:
+        raise UserError(f"unknown study {name!r}; use one of {', '.join(STUDIES)}")
+    study = STUDIES[name]
+    out, work = Path(out), Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent}: folder does not exist; choose another output path")
+    started = time.perf_counter()
+    report: dict = {
+        "study": study.name, "description": study.description, "complete": False,
+        "code_version": _code_version(), "machine": {"cpu": _cpu(), "threads": threads},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": f"python main.py experiment run {study.name}",
+        "data": {"generator": "microau_gui.synth.generate_clips", "seeds": list(study.data_seeds),
+                 "subjects": study.subjects, "clips_per_subject": study.clips_per_subject,
+                 "size_px": study.size, "protocol": "loso"},
+        "training": {"seeds": list(study.train_seeds), "epochs": study.epochs, "threshold": 0.5,
+                     "backbone": "tiny", "pretrained": "none"},
+        "held_out": "nothing tuned: fixed threshold 0.5, train defaults, data seeds fixed in advance",
+        "variants": {}, "baselines": {}, "comparisons": [], "runs": [],
+    }
+    scored: dict[str, list[ScoredRun]] = {}
+
+    def record(method: str, data_seed: int, train_seed: int, run, folds_of) -> None:
+        order = np.argsort([p.sample.key for p in run.pairs], kind="stable")
+        labels = run.labels[order]
+        predicted = (run.scores[order] >= 0.5).astype(int)
+        fold_idx = np.array([folds_of[p.subject] for p in np.asarray(run.pairs, dtype=object)[order]])
+        scored.setdefault(method, []).append(ScoredRun(method, data_seed, train_seed, labels,
+                                                       predicted, fold_idx))
+        report["runs"].append({"method": method, "data_seed": data_seed, "train_seed": train_seed,
+                               "mean_f1": round(pooled_mean_f1(scored[method][-1]), 4),
+                               "mean_macro_f1": round(run.report.mean_macro_f1, 4),
+                               "recognition": _recognition(run), "seconds": round(run.seconds, 1)})
+        log(f"{method} data {data_seed} seed {train_seed}: mean F1 {report['runs'][-1]['mean_f1']:.3f} "
+            f"({run.seconds:.0f} s)")
+
+    def summarise() -> None:
+        for method, items in scored.items():
+            entry = {"mean_f1": mean_std([pooled_mean_f1(r) for r in items]),
+                     "runs": len(items)}
+            recog = [r["recognition"] for r in report["runs"]
+                     if r["method"] == method and r["recognition"] and r["recognition"]["uf1"] is not None]
+            if recog:
+                entry["uf1"] = mean_std([r["uf1"] for r in recog])
+                entry["uar"] = mean_std([r["uar"] for r in recog])
+            (report["baselines"] if method in study.baselines else report["variants"])[method] = entry
+        comparisons = []
+        for variant in study.variants:
+            if variant not in scored:
+                continue
+            data_done = {r.data_seed for r in scored[variant]}
+            for baseline in [*study.baselines, "full"]:
+                if baseline == variant or baseline not in scored:
+                    continue
+                if not data_done <= {r.data_seed for r in scored[baseline]}:
+                    continue
+                runs_b = [r for r in scored[baseline] if r.data_seed in data_done]
+                comparisons.append(paired_comparison(scored[variant], runs_b))
+        report["comparisons"] = comparisons
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        write_json(out, report)
+
+    for data_seed in study.data_seeds:
+        root = _dataset(study, data_seed, work)
+        spec = f"casme2:{root / 'coding.xlsx'}:{root}"
+        for variant, (config_over, settings_over, flow_size) in study.variants.items():
+            config = runs.model_config(backbone="tiny", **config_over)
+            report["variants"].setdefault(variant, {})
+            report.setdefault("configs", {})[variant] = {
+                "config": config.to_dict(), "settings": settings_over, "flow_size": flow_size}
+            data = runs.prepare_data(spec, config, flow_size=flow_size, cache=work / "pairs")
+            folds = runs.folds_for("loso", data.prepared.subjects)
+            folds_of = {s: i for i, f in enumerate(folds) for s in f.test_subjects}
+            report["data"].setdefault("n_samples", {})[str(data_seed)] = len(data.prepared.pairs)
+            if variant == "full":
+                for baseline in study.baselines:
+                    run = runs.cross_validate(baseline, data.prepared.pairs, folds, protocol="loso",
+                                              config=config, settings=runs.train_settings(seed=0))
+                    record(baseline, data_seed, 0, run, folds_of)
+                    summarise()
+            for train_seed in study.train_seeds:
+                settings = runs.train_settings(epochs=study.epochs, seed=train_seed, threads=threads,
+                                               **settings_over)
+                run = runs.cross_validate("micro-au-clip", data.prepared.pairs, folds,
+                                          protocol="loso", config=config, settings=settings)
+                record(variant, data_seed, train_seed, run, folds_of)
+                summarise()
+    report["complete"] = True
+    summarise()
+    return report
+
+
+def load_report(path: Path | str) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,60 @@
+"""The experiment machinery: paired comparisons by hand, and the smallest study end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from microau_gui.cli import main as cli_main
+from microau_gui.training.comparison import ScoredRun, fold_mean_f1, paired_comparison, pooled_mean_f1
+
+
+def _run(method, predicted, data_seed=1, train_seed=0):
+    labels = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
+    return ScoredRun(method, data_seed, train_seed, labels, np.array(predicted), np.array([0, 0, 1, 1]))
+
+
+def test_mean_f1_and_fold_f1_by_hand():
+    run = _run("m", [[1, 0], [1, 0], [0, 1], [1, 1]])
+    # AU A: tp 2, fp 1, fn 0 -> 4/5; AU B: tp 1, fp 1, fn 1 -> 1/2.
+    assert pooled_mean_f1(run) == pytest.approx((0.8 + 0.5) / 2)
+    # Fold 0 (rows 0, 1): A 1.0, B tp 0 fn 1 -> 0. Fold 1 (rows 2, 3): A has no positive (left
+    # out), B tp 1 fp 1 -> 2/3.
+    assert fold_mean_f1(run) == pytest.approx({0: 0.5, 1: 2 / 3})
+
+
+def test_paired_comparison_pairs_every_seed_with_the_baseline():
+    perfect = [_run("model", [[1, 0], [1, 1], [0, 1], [0, 0]], train_seed=s) for s in (0, 1)]
+    base = [_run("base", [[1, 1], [1, 1], [1, 1], [1, 1]])]
+    result = paired_comparison(perfect, base, n_boot=200)
+    # all-positive: A tp 2 fp 2 -> 2/3; B tp 2 fp 2 -> 2/3. The model is perfect: +1/3.
+    assert result["mean_difference"] == pytest.approx(1 / 3, abs=1e-4)
+    assert result["per_seed_differences"]["n"] == 2
+    assert {row["fold"] for row in result["per_fold"]} == {0, 1}
+    low, high = result["ci95"]
+    assert 0 < low <= result["mean_difference"] <= high
+    with pytest.raises(ValueError, match="no baseline run"):
+        paired_comparison(perfect, [_run("base", [[1, 1]] * 4, data_seed=2)])
+
+
+def test_experiment_list_names_the_studies(capsys):
+    assert cli_main(["experiment", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "main" in out and "ablations" in out and "smoke" in out
+
+
+def test_smoke_study_writes_a_report_with_provenance(tmp_path):
+    out = tmp_path / "smoke.json"
+    assert cli_main(["experiment", "run", "smoke", "--out", str(out), "--work", str(tmp_path / "work")]) == 0
+    report = json.loads(out.read_text())
+    assert report["complete"] is True
+    assert report["data"]["seeds"] == [1001] and report["training"]["seeds"] == [0]
+    assert len(report["code_version"]["commit"]) in (40, len("unknown"))
+    assert set(report["baselines"]) == {"flow-svm", "all-positive"}
+    assert report["variants"]["full"]["mean_f1"]["n"] == 1
+    pairs = {(c["model"], c["baseline"]) for c in report["comparisons"]}
+    assert pairs == {("full", "flow-svm"), ("full", "all-positive")}
+    for comparison in report["comparisons"]:
+        assert len(comparison["ci95"]) == 2 and comparison["per_fold"]
