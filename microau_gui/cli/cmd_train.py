@@ -3,7 +3,8 @@ and its baselines.
 
 Owns the `train` subcommand. May import every layer; the work is in `training.runs`.
 
-    train --dataset KIND:SHEET:ROOT [--method micro-au-clip|flow-svm|all-positive|all]
+    train --dataset KIND:SHEET:ROOT [--dataset ...] [--test-dataset KIND:SHEET:ROOT]
+          [--method micro-au-clip|flow-svm|all-positive|all]
           [--backbone tiny|ViT-B-16|...] [--pretrained openai|PATH|none] [--epochs N]
           [--protocol loso|kfold|all] [--out weights/NAME] [--json REPORT]
           [--input-mode apex|diff|apex+diff|flow|apex+flow] [--no-gda] [--no-gdloss] [--no-miaucl]
@@ -16,6 +17,12 @@ is then trained on every subject and saved, its card holding the LOSO report. `-
 trains on every subject and saves (`--out` required); its report is scored on the training
 subjects and says so. `--method all` runs the three methods on the same folds; its JSON is the
 micro-au-clip report with the baselines under "baselines".
+
+Several `--dataset`s are pooled, their subjects namespaced by set (`casme2:01`): `--protocol
+loso` is then pooled LOSO. `--test-dataset` trains once on the `--dataset` sets and tests on
+it (cross-dataset). The vocabulary is then the AUs coded in every set (the report lists the
+dropped ones) and the report adds `per_dataset` F1 beside the pooled figure (see
+`training.runs`).
 
 JSON (DESIGN.md section 3): {"method", "protocol", "n_samples", "n_subjects", "mean_f1",
 "mean_macro_f1", "per_au": {"AU1": {"f1", "macro_f1", "auc", "support"}, ...}} plus "threshold",
@@ -39,8 +46,11 @@ METHOD_CHOICES = ("micro-au-clip", "flow-svm", "all-positive", "all")
 def add_arguments(parser) -> None:
     from microau_gui.model.config import INPUT_MODES
 
-    parser.add_argument("--dataset", required=True, metavar="KIND:SHEET:ROOT",
-                        help="importer (casme2, samm, casme3, megc, csv), coding sheet and media root")
+    parser.add_argument("--dataset", required=True, metavar="KIND:SHEET:ROOT", action="append",
+                        help="importer (casme2, samm, casme3, megc, csv), coding sheet and media root; "
+                        "repeat to pool sets (subjects are namespaced by set, LOSO runs pooled)")
+    parser.add_argument("--test-dataset", metavar="KIND:SHEET:ROOT", action="append", default=None,
+                        help="cross-dataset: train on the --dataset sets, test on this one")
     parser.add_argument("--method", default="micro-au-clip", choices=METHOD_CHOICES,
                         help="micro-au-clip (default), the flow-svm or all-positive baseline, or all three")
     parser.add_argument("--backbone", default="ViT-B-16",
@@ -96,6 +106,9 @@ def run(args) -> int:
     if args.protocol == "all" and methods != ("micro-au-clip",):
         raise UserError("--protocol all trains a model to keep, and only micro-au-clip is saved; "
                         "use --protocol loso to score the baselines")
+    if args.test_dataset and args.protocol != "loso":
+        raise UserError("--test-dataset is its own protocol (train on --dataset, test on it); "
+                        "leave --protocol at loso")
     if args.protocol == "all" and not args.out:
         raise UserError("--protocol all trains a model to keep; give --out weights/NAME")
     config = runs.model_config(
@@ -108,11 +121,18 @@ def run(args) -> int:
     device = runs.pick_device(args.device)
     bars = _Bars()
     try:
-        data = runs.prepare_data(args.dataset, config, flow_size=args.flow_size,
-                                 subjects=args.subjects.split(",") if args.subjects else None,
-                                 cache=None if args.no_cache else (args.cache or runs.default_cache_dir()),
-                                 progress=bars.prepare)
+        data = runs.prepare_pooled(args.dataset, config, test_datasets=args.test_dataset or (),
+                                   flow_size=args.flow_size,
+                                   subjects=args.subjects.split(",") if args.subjects else None,
+                                   cache=None if args.no_cache else (args.cache or runs.default_cache_dir()),
+                                   progress=bars.prepare)
         _print_data(data)
+        kept, dropped = runs.common_vocab(data, config.vocab)
+        if dropped:
+            print(f"vocabulary: {', '.join(dropped)} dropped (not coded in every dataset); "
+                  f"predicting {', '.join(kept)}")
+            config = config.with_vocab(kept)
+        args.vocab_dropped = list(dropped)
         if args.protocol == "all":
             report = _train_all(args, data, config, settings, device, bars)
         else:
@@ -152,16 +172,25 @@ def _cross_validate(args, data, methods, config, settings, device, bars) -> dict
     from microau_gui.training import runs
     from microau_gui.training.metrics import format_au_table
 
-    folds = runs.folds_for(args.protocol, data.prepared.subjects, n_folds=args.folds, seed=args.seed)
+    if data.test_labels:
+        folds = (runs.cross_dataset_fold(data),)
+        protocol = "cross-dataset"
+    else:
+        folds = runs.folds_for(args.protocol, data.prepared.subjects, n_folds=args.folds, seed=args.seed)
+        protocol = "pooled-loso" if data.sources and args.protocol == "loso" else args.protocol
     results = {}
     for method in methods:
-        run_ = runs.cross_validate(method, data.prepared.pairs, folds, protocol=args.protocol,
+        run_ = runs.cross_validate(method, data.prepared.pairs, folds, protocol=protocol,
                                    config=config, settings=settings, device=device,
                                    progress=bars.train)
         bars.close()
         results[method] = run_
         print()
         print(format_au_table(run_.report))
+        if data.sources:
+            for label, row in runs.per_dataset_reports(run_, config.vocab).items():
+                print(f"  {label}: mean F1 {row['mean_f1']:.3f} ({row['n_samples']} samples, "
+                      f"{row['n_subjects']} subjects)")
         if run_.emotion is not None:
             print(f"emotion-label-free recognition ({run_.emotion['labels']} labels): "
                   f"UF1 {run_.emotion['uf1']:.3f}  UAR {run_.emotion['uar']:.3f}")
@@ -174,8 +203,16 @@ def _cross_validate(args, data, methods, config, settings, device, bars) -> dict
     report["settings"] = runs.settings_json(config if methods[0] == "micro-au-clip" else None,
                                             settings, data)
     report["folds"] = [{"name": f.name, "test_subjects": list(f.test_subjects)} for f in folds]
+    if data.sources:
+        report["per_dataset"] = runs.per_dataset_reports(main, config.vocab)
+        report["vocabulary"] = {"policy": "AUs coded in every dataset", "kept": list(config.vocab),
+                                "dropped": getattr(args, "vocab_dropped", [])}
     if len(methods) > 1:
         report["baselines"] = {m: r.to_json() for m, r in results.items() if m != methods[0]}
+        if data.sources:
+            for m, r in results.items():
+                if m != methods[0]:
+                    report["baselines"][m]["per_dataset"] = runs.per_dataset_reports(r, config.vocab)
     if args.out and "micro-au-clip" in results:
         card = runs.train_and_save(data, config, settings, device, args.out, metrics=report,
                                    progress=bars.train)

@@ -1,7 +1,7 @@
 """Whole runs as the CLI (and later the GUI) starts them: data -> pairs -> folds -> report -> checkpoint.
 
 Owns: `PreparedData`, `model_config`, `train_settings`, `prep_settings`,
-`checkpoint_prep_settings`, `prepare_data`,
+`checkpoint_prep_settings`, `prepare_data`, `prepare_pooled`, `common_vocab`, `per_dataset_reports`,
 `folds_for`, `settings_json`, `train_and_save`, `train_all_and_save`, `evaluate_checkpoint`.
 May import model, face, media, store, core and training's own modules; no Qt.
 
@@ -9,6 +9,16 @@ A checkpoint's card records, besides what `model.checkpoint` stores, how its pai
 (`training_settings["prep"]`: crop size, flow size, `PREP_VERSION`), so evaluation and inference
 cut pairs and measure flow exactly as training did, and which subjects it was trained on, so an
 evaluation on those subjects is flagged as not held out.
+
+Pooled and cross-dataset protocols (`prepare_pooled`): several `KIND:SHEET:ROOT` sets are
+prepared one by one and pooled. Subjects are namespaced by their set (`casme2:01`, `samm:006`;
+a kind given twice becomes `casme2-2`), so subject 01 of two sets is two subjects, and pooled
+leave-one-subject-out is the composite protocol labs run on CASME II + SAMM + CAS(ME)^3. With a
+test set (`train --test-dataset`), one fold trains on every training set's subjects and tests
+on the test set's. Vocabulary: the AUs of the model's vocabulary that are coded (occur at least
+once) in every set (`common_vocab`); the others are dropped and the report says which, because
+an AU a set never codes has unknown, not negative, labels there. Reports add the F1 of each set
+beside the pooled one (`per_dataset_reports`).
 """
 
 from __future__ import annotations
@@ -49,6 +59,8 @@ class PreparedData:
     spec: DatasetSpec
     dataset: Dataset  # the imported (and subject-filtered) samples
     prepared: PreparedSet  # their pairs
+    sources: tuple[tuple[str, DatasetSpec], ...] = ()  # (label, spec) of pooled sets; () for one
+    test_labels: tuple[str, ...] = ()  # labels of the sets that are only tested on
 
 
 def model_config(*, backbone: str = "ViT-B-16", pretrained: str | None = None,
@@ -139,6 +151,101 @@ def prepare_data(dataset: str | DatasetSpec, config: MicroAUConfig, *, flow_size
     return PreparedData(spec, data, prepared)
 
 
+def _label_sets(specs: Sequence[DatasetSpec]) -> list[str]:
+    labels, seen = [], {}
+    for spec in specs:
+        seen[spec.kind] = seen.get(spec.kind, 0) + 1
+        labels.append(spec.kind if seen[spec.kind] == 1 else f"{spec.kind}-{seen[spec.kind]}")
+    return labels
+
+
+def prepare_pooled(datasets: Sequence[str | DatasetSpec], config: MicroAUConfig, *,
+                   test_datasets: Sequence[str | DatasetSpec] = (), flow_size: int | None = None,
+                   subjects: Sequence[str] | None = None, cache: Path | str | None = None,
+                   progress=None, should_cancel=None) -> PreparedData:
+    """Prepare and pool several sets, subjects namespaced by set (see the module docstring).
+
+    One set and no test set: exactly `prepare_data`. `subjects` selects namespaced subjects
+    (`casme2:01`) or, unqualified, that subject in every set.
+    """
+    specs = [parse_dataset_spec(d) if isinstance(d, str) else d for d in (*datasets, *test_datasets)]
+    if len(specs) == 1:
+        return prepare_data(specs[0], config, flow_size=flow_size, subjects=subjects, cache=cache,
+                            progress=progress, should_cancel=should_cancel)
+    labels = _label_sets(specs)
+    pairs, skipped, n_cached, samples, settings, first = [], [], 0, [], None, None
+    for label, spec in zip(labels, specs):
+        wanted = None
+        if subjects:
+            wanted = [s.split(":", 1)[1] if ":" in s else s for s in subjects
+                      if ":" not in s or s.split(":", 1)[0] == label] or None
+            if wanted is None:
+                continue
+        part = prepare_data(spec, config, flow_size=flow_size, subjects=wanted, cache=cache,
+                            progress=progress, should_cancel=should_cancel)
+        settings = part.prepared.settings
+        first = first or part.dataset
+        for pair in part.prepared.pairs:
+            named = replace(pair.sample, subject=f"{label}:{pair.sample.subject}")
+            pairs.append(replace(pair, sample=named))
+            samples.append(named)
+        skipped += list(part.prepared.skipped)
+        n_cached += part.prepared.n_cached
+    if first is None:
+        raise UserError(f"no dataset has the subjects {', '.join(subjects or ())}; name them as "
+                        "KIND:SUBJECT, e.g. casme2:01")
+    prepared = PreparedSet(tuple(pairs), tuple(skipped), n_cached, settings)
+    return PreparedData(specs[0], replace(first, samples=tuple(samples)), prepared,
+                        sources=tuple(zip(labels, specs)),
+                        test_labels=tuple(labels[len(datasets):]))
+
+
+def dataset_of(subject: str) -> str:
+    """The set label of a namespaced subject (`casme2:01` -> `casme2`); "" when not namespaced."""
+    return subject.split(":", 1)[0] if ":" in subject else ""
+
+
+def common_vocab(data: PreparedData, vocab: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(kept, dropped): the AUs of `vocab` that every pooled set codes at least once."""
+    from microau_gui.training.samples import au_labels
+
+    if not data.sources:
+        return tuple(vocab), ()
+    kept = []
+    for k, code in enumerate(vocab):
+        coded = {dataset_of(p.subject) for p in data.prepared.pairs if au_labels(p.sample.aus, vocab)[k]}
+        if all(label in coded for label, _ in data.sources):
+            kept.append(code)
+    if not kept:
+        raise UserError("no AU of the vocabulary is coded in every dataset; pool sets that share AUs "
+                        "or choose --vocab")
+    return tuple(kept), tuple(c for c in vocab if c not in kept)
+
+
+def per_dataset_reports(run: MethodRun, vocab: Sequence[str]) -> dict:
+    """{set label: {"mean_f1", "mean_macro_f1", "n_samples", "n_subjects"}} of a pooled run."""
+    from microau_gui.training.metrics import au_report
+
+    out = {}
+    labels = sorted({dataset_of(p.subject) for p in run.pairs} - {""})
+    for label in labels:
+        rows = [i for i, p in enumerate(run.pairs) if dataset_of(p.subject) == label]
+        report = au_report(run.labels[rows], run.scores[rows], vocab, method=run.method,
+                           protocol=run.protocol, subjects=[run.pairs[i].subject for i in rows])
+        out[label] = {"mean_f1": round(report.mean_f1, 4), "mean_macro_f1": round(report.mean_macro_f1, 4),
+                      "n_samples": report.n_samples, "n_subjects": report.n_subjects}
+    return out
+
+
+def cross_dataset_fold(data: PreparedData) -> Fold:
+    """Train on every subject of the training sets, test on the test sets' subjects."""
+    test = tuple(s for s in data.prepared.subjects if dataset_of(s) in data.test_labels)
+    train = tuple(s for s in data.prepared.subjects if dataset_of(s) not in data.test_labels)
+    if not test or not train:
+        raise UserError("cross-dataset needs subjects in both the training and the test sets")
+    return Fold("test " + "+".join(data.test_labels), train, test)
+
+
 def folds_for(protocol: str, subjects: Sequence[str], n_folds: int = 5, seed: int = 0) -> tuple[Fold, ...]:
     if protocol == "loso":
         return loso_folds(subjects)
@@ -156,6 +263,10 @@ def settings_json(config: MicroAUConfig | None, settings: TrainSettings, data: P
         "dataset": {"kind": data.spec.kind, "sheet": str(data.spec.sheet), "root": str(data.spec.root)},
         "subjects": list(data.prepared.subjects),
     }
+    if data.sources:
+        out["datasets"] = [{"label": label, "kind": spec.kind, "sheet": str(spec.sheet),
+                            "root": str(spec.root), "test_only": label in data.test_labels}
+                           for label, spec in data.sources]
     if config is not None:
         out["config"] = config.to_dict()
     return out
