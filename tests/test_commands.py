@@ -150,10 +150,31 @@ AU_CODES = st.builds(
     uncertain=st.booleans(),
 )
 OPS = st.lists(st.tuples(
-    st.sampled_from(["add", "delete", "move", "aus", "emotion", "accept", "note"]),
+    st.sampled_from(["add", "delete", "move", "aus", "emotion", "accept", "note", "undo"]),
     st.integers(0, 1000), st.integers(-1, 13), st.integers(0, 13), st.integers(0, 13),
     st.lists(AU_CODES, max_size=4), st.sampled_from([None, "happiness", "disgust", " "]),
-), max_size=12)
+), min_size=4, max_size=30)
+
+
+def _effect_holds(command, project: Project, before: dict) -> None:
+    """The command did what its name says (not merely touch modified_at)."""
+    if isinstance(command, (AddEvent, AcceptPrediction)):
+        added = project.event(command.event_id)
+        assert added.source == ("accepted" if isinstance(command, AcceptPrediction) else "expert")
+        assert len(project.dump()["events"]) == len(before["events"]) + 1
+    elif isinstance(command, DeleteEvent):
+        assert command.event_id not in {e.id for e in project.events()}
+    elif isinstance(command, AddNote):
+        assert len(project.dump()["notes"]) == len(before["notes"]) + 1
+    elif isinstance(command, MoveEventBoundary):
+        assert project.event(command.event_id).frame(command.boundary) == command.frame_idx
+    elif isinstance(command, SetEventAUs):
+        assert project.event(command.event_id).aus == tuple(dict.fromkeys(command.aus))
+    elif isinstance(command, SetEmotion):
+        assert project.event(command.event_id).emotion == ((command.emotion or "").strip() or None)
+    else:
+        raise AssertionError(f"no effect check for {command!r}")
+    assert project.dump() != before
 
 
 def _command(op, project: Project, model_id: int):
@@ -196,10 +217,21 @@ def shared_project(tmp_path_factory, astronaut_path):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS)
 def test_random_command_sequences_revert_to_the_identical_store(shared_project, ops):
+    """Long random sequences with undos in between (then new commands), each command checked
+    for its effect; undoing everything gives the identical store, and redoing it all gives the
+    identical end state."""
     project, model_id = shared_project
     start = project.dump()
-    applied, states = [], []
+    applied, states = [], [start]  # states[k]: the store after applied[:k]
+    n_undone = 0
     for op in ops:
+        if op[0] == "undo":
+            if applied:
+                applied.pop().revert(project)
+                states.pop()
+                n_undone += 1
+                assert project.dump() == states[-1]
+            continue
         command = _command(op, project, model_id)
         if command is None:
             continue
@@ -210,15 +242,17 @@ def test_random_command_sequences_revert_to_the_identical_store(shared_project, 
             assert project.dump() == before  # a refused command changes nothing
             continue
         assert command.name
+        _effect_holds(command, project, before)
         applied.append(command)
         states.append(project.dump())
     end = project.dump()
-    for command, state in zip(reversed(applied), reversed(states)):
+    for command, state in zip(reversed(applied), reversed(states[1:])):
         assert project.dump() == state
         command.revert(project)
     assert project.dump() == start
-    for command in applied:  # redo everything: the very same store as before the undo
+    for command, state in zip(applied, states[1:]):  # redo: the very same stores again
         command.apply(project)
+        assert project.dump() == state
     assert project.dump() == end
     for command in reversed(applied):
         command.revert(project)

@@ -26,6 +26,7 @@ as `events_changed`, `videos_changed`, `models_changed` and `predictions_changed
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -81,6 +82,22 @@ from microau_gui.store.project import Project
 from microau_gui.store.records import Boundary, Change, Event, Video
 
 log = logging.getLogger(__name__)
+
+
+def _move_order(event: Event, target: dict[Boundary, int]) -> tuple[Boundary, ...]:
+    """An order of boundary moves whose every intermediate state keeps onset <= apex <= offset
+    (shrinking 2-5-9 to 6-6-6 must move the apex first); the plain order when none does, so the
+    store names what is wrong with the target itself."""
+    plain = (Boundary.ONSET, Boundary.APEX, Boundary.OFFSET)
+    for order in itertools.permutations(plain):
+        frames = {b: event.frame(b) for b in plain}
+        valid = True
+        for boundary in order:
+            frames[boundary] = target[boundary]
+            valid = valid and frames[Boundary.ONSET] <= frames[Boundary.APEX] <= frames[Boundary.OFFSET]
+        if valid:
+            return order
+    return plain
 
 
 class StoreUndoCommand(QUndoCommand):
@@ -691,9 +708,7 @@ class ProjectSession(QObject):
         """Set all three boundaries of an event as one undo step (a span dragged on the timeline)."""
         event = self.project.event(event_id)
         target = {Boundary.ONSET: onset, Boundary.APEX: apex, Boundary.OFFSET: offset}
-        # Order the moves so no intermediate state breaks onset <= apex <= offset.
-        order = ((Boundary.OFFSET, Boundary.APEX, Boundary.ONSET) if offset > event.offset
-                 else (Boundary.ONSET, Boundary.APEX, Boundary.OFFSET))
+        order = _move_order(event, target)
         commands = [MoveEventBoundary(event_id, b, int(target[b])) for b in order
                     if event.frame(b) != target[b]]
         if not commands:
