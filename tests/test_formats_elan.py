@@ -156,3 +156,13 @@ def test_a_tier_map_naming_a_missing_tier_or_role_is_refused(tmp_path, coded):
         read_elan(tmp_path / "a.eaf", video.fps, video.n_frames, parse_tier_map("Gaze=AU12"))
     with pytest.raises(UserError, match="role must be"):
         parse_tier_map("Smile=smiles")
+
+
+def test_an_oversized_eaf_is_refused_before_it_is_read(tmp_path, coded):
+    project, video = coded
+    path = tmp_path / "huge.eaf"
+    with path.open("wb") as handle:
+        handle.truncate(65 * 2**20)  # sparse: no disk used, nothing parsed
+    with pytest.raises(UserError, match="huge.eaf is 65 MB") as info:
+        import_elan(project, path, video.id)
+    assert "\n" not in str(info.value)

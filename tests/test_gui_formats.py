@@ -65,6 +65,13 @@ def test_an_imported_openface_trace_is_drawn_beside_the_model_and_toggled_per_so
     assert len(x) == 100 and lane < min(y) and max(y) < lane + 1  # inside the AU12 lane
     panel = window.comparison_panel
     assert panel.table.rowCount() == 18  # every OpenFace AU, also those the model lacks
+    cells = {panel.table.item(r, 0).text(): panel.table.item(r, 1).text()
+             for r in range(panel.table.rowCount())}
+    frame = window.session.frame_idx
+    _, intensity = window.interchange.traces()[0].channel("intensity")
+    assert cells["AU4"].startswith("presence ")  # the raw values at the playhead, own units
+    assert f"intensity {intensity[frame, 2]:.2f}" in cells["AU4"]  # AU4 is OpenFace's 3rd
+    assert cells["AU28"].startswith("presence ") and "intensity" not in cells["AU28"]
     box = panel.boxes["OpenFace_Test.csv"]
     box.setChecked(False)
     assert not lanes.items and panel.table.columnCount() == 1

@@ -155,22 +155,28 @@ class ComparisonPanel(QWidget):
         self.table.setHorizontalHeaderLabels(
             ["AU", *(f"{t.name}\n{display_values(t)[0]}" for t in traces)])
         self.table.setRowCount(len(aus))
+        # One binary search per trace and playhead move (frame_idx is ascending), not per cell.
+        rows = []
+        for trace in traces:
+            i = int(np.searchsorted(trace.frame_idx, frame_idx))
+            found = i < len(trace.frame_idx) and trace.frame_idx[i] == frame_idx
+            rows.append(i if found else None)
         for row, au in enumerate(aus):
             self.table.setItem(row, 0, QTableWidgetItem(au))
-            for col, trace in enumerate(traces, 1):
-                self.table.setItem(row, col, QTableWidgetItem(_value_text(trace, au, frame_idx)))
+            for col, (trace, i) in enumerate(zip(traces, rows), 1):
+                self.table.setItem(row, col, QTableWidgetItem(_value_text(trace, au, i)))
 
 
-def _value_text(trace, au: str, frame_idx: int) -> str:
-    """The trace's raw value of `au` at a frame, in its own unit; '' where it has none."""
-    rows = np.flatnonzero(trace.frame_idx == frame_idx)
-    if not rows.size:
+def _value_text(trace, au: str, row: int | None) -> str:
+    """The trace's raw values of `au` at one of its rows, in their own units; '' without a row,
+    'masked' where the tool masked the frame."""
+    if row is None:
         return ""
     texts = []
     for channel in trace.channels:
         key = (channel, au)
         if key in trace.values:
-            value = float(trace.values[key][rows[0]])
+            value = float(trace.values[key][row])
             texts.append("masked" if math.isnan(value) else f"{channel} {value:.2f}")
     return "masked" if texts and all(t == "masked" for t in texts) else \
         ", ".join(t for t in texts if t != "masked")

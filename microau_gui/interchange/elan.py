@@ -55,7 +55,9 @@ from microau_gui.core.errors import UserError
 from microau_gui.store.project import Project
 
 EAF_VERSION = "3.0"
-MAX_EAF_BYTES = 256 * 2**20  # an hour of dense coding is a few MB; anything larger is not ours
+# ELAN's own 2.4 MB sample holds thousands of annotations; pympi parses the whole tree, so a file
+# is refused by its size before any of it is read.
+MAX_EAF_BYTES = 64 * 2**20
 ROLES = ("events", "au", "apex", "emotion", "type")
 
 _TIER = re.compile(r"^(events|apex|emotion|type|AU(\d{1,2}))(?: \[(.*)\])?$")

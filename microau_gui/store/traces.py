@@ -137,8 +137,10 @@ class TraceStore:
                 "SELECT id, video_id, name, tool, file, length(frame_idx) / 4, imported_at "
                 "FROM comparison_traces WHERE (? IS NULL OR video_id = ?) ORDER BY video_id, name",
                 (video_id, video_id)).fetchall()
-            keys = conn.execute("SELECT trace_id, channel, au FROM comparison_trace_values"
-                                ).fetchall()
+            keys = conn.execute(
+                "SELECT v.trace_id, v.channel, v.au FROM comparison_trace_values v "
+                "JOIN comparison_traces t ON t.id = v.trace_id "
+                "WHERE (? IS NULL OR t.video_id = ?)", (video_id, video_id)).fetchall()
         out = []
         for trace_id, vid, name, tool, file, n, at in rows:
             mine = [(c, a) for t, c, a in keys if t == trace_id]
