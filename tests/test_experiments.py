@@ -58,3 +58,23 @@ def test_smoke_study_writes_a_report_with_provenance(tmp_path):
     assert pairs == {("full", "flow-svm"), ("full", "all-positive")}
     for comparison in report["comparisons"]:
         assert len(comparison["ci95"]) == 2 and comparison["per_fold"]
+
+
+def test_recognition_that_puts_every_sample_in_one_class_is_withheld():
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from microau_gui.core.au import DEFAULT_VOCAB
+    from microau_gui.core.types import Sample
+    from microau_gui.training.experiment import recognition_scores
+
+    pairs = [SimpleNamespace(sample=Sample("01", f"c{i}", Path("x"), 0, 1, 2, objective_class=cls))
+             for i, cls in enumerate(["I", "III"])]
+    vocab = list(DEFAULT_VOCAB)
+    flat = recognition_scores(pairs, np.full((2, len(vocab)), 0.5), vocab)
+    assert flat["degenerate"] and "not reported" in flat["note"]
+    scores = np.full((2, len(vocab)), 0.02)
+    scores[0, vocab.index("AU12")] = scores[0, vocab.index("AU6")] = 0.98  # happiness: class I
+    scores[1, vocab.index("AU4")] = scores[1, vocab.index("AU7")] = 0.98  # anger: class III
+    real = recognition_scores(pairs, scores, vocab)
+    assert not real.get("degenerate") and real["uf1"] == 1.0

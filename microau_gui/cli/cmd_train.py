@@ -191,7 +191,9 @@ def _cross_validate(args, data, methods, config, settings, device, bars) -> dict
             for label, row in runs.per_dataset_reports(run_, config.vocab).items():
                 print(f"  {label}: mean F1 {row['mean_f1']:.3f} ({row['n_samples']} samples, "
                       f"{row['n_subjects']} subjects)")
-        if run_.emotion is not None:
+        if run_.emotion is not None and run_.emotion.get("degenerate"):
+            print(f"emotion-label-free recognition: {run_.emotion['note']}")
+        elif run_.emotion is not None:
             print(f"emotion-label-free recognition ({run_.emotion['labels']} labels): "
                   f"UF1 {run_.emotion['uf1']:.3f}  UAR {run_.emotion['uar']:.3f}")
         print(f"{method}: {run_.seconds:.1f} s")

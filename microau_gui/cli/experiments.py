@@ -116,11 +116,8 @@ def _recognition(run) -> dict | None:
     emotion = run.emotion
     if emotion is None:
         return None
-    predicted = {guess for row in emotion.get("confusion", {}).values() for guess in row}
-    if len(predicted) <= 1:
-        return {"uf1": None, "uar": None, "n_samples": emotion["n_samples"],
-                "note": "not reported: every sample was put in one class (uncalibrated scores), "
-                        "so UF1/UAR would measure the class balance, not recognition"}
+    if emotion.get("degenerate"):
+        return {"uf1": None, "uar": None, "n_samples": emotion["n_samples"], "note": emotion["note"]}
     return {"uf1": emotion["uf1"], "uar": emotion["uar"], "n_samples": emotion["n_samples"]}
 
 

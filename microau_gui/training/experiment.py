@@ -7,7 +7,8 @@ Each fold trains a fresh model (or baseline) on the training subjects' pairs onl
 test subjects' pairs; the scores of all folds are pooled and the metrics computed once
 (`training.metrics`). Emotion-label-free recognition (`training.emotion`) runs on the same pooled
 AU scores when the samples carry objective-class or emotion labels; the labels are only read for
-scoring.
+scoring. A recognition that puts every sample in one class is flagged `degenerate` and its
+UF1/UAR are not printed or cited (they are an artefact of uncalibrated scores).
 """
 
 from __future__ import annotations
@@ -70,8 +71,15 @@ def recognition_scores(pairs: Sequence[PairSample], scores: np.ndarray, vocab: S
         if labels != "auto":
             raise
         return None
-    result = emotion_scores(truth, recognise(scores, vocab, kind))
+    predicted = recognise(scores, vocab, kind)
+    result = emotion_scores(truth, predicted)
     result["labels"] = kind
+    if len(set(predicted)) == 1 and len(set(truth)) > 1:
+        # Uncalibrated scores (e.g. flow-SVM's) can put every sample in one class; UF1/UAR then
+        # measure the class balance (UAR exactly 1/n_classes), not recognition.
+        result["degenerate"] = True
+        result["note"] = (f"every sample was put in class {predicted[0]}: UF1/UAR measure the class "
+                          "balance, not recognition, and are not reported")
     return result
 
 
