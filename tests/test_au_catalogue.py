@@ -96,3 +96,23 @@ def test_format_then_parse_round_trips(codes):
 def test_parse_accepts_any_separator_and_formats_canonically(codes, sep):
     text = sep.join(format_au_codes([c]) for c in codes)
     assert format_au_codes(parse_au_string(text).codes) == format_au_codes(codes)
+
+
+def test_catalogue_holds_every_facs_code_and_the_model_vocabulary_stays_apart():
+    from microau_gui.core.au import MODEL_AUS
+    from microau_gui.core.errors import UserError
+    from microau_gui.model.config import normalise_vocab
+
+    for number in (21, 31, 61, 8, 19, 29, 30, 32, 33, 34, 35, 36, 37, 40, 50, 51, 56, 59, 60,
+                   62, 64, 68, 69, 70, 74, 80, 85, 91, 97, 98):
+        assert number in CATALOGUE, number
+        assert CATALOGUE[number].area is None and number not in MODEL_AUS
+    # FACS 2002 numbers every AU from 1 to 46 except 3 (never assigned).
+    assert {number for number in range(1, 47) if number not in CATALOGUE} == {3}
+    assert set(REQUIRED) <= MODEL_AUS and {au_number(c) for c in DEFAULT_VOCAB} <= MODEL_AUS
+    parsed = parse_au_string("L20+21+31+61+M59")
+    assert parsed.ok and [c.number for c in parsed.codes] == [20, 21, 31, 61, 59]
+    assert not parse_au_string("M12").ok  # the M prefix belongs to head and eye codes
+    assert normalise_vocab(["AU12", "AU4"]) == ("AU12", "AU4")
+    with pytest.raises(UserError, match="annotation only"):
+        normalise_vocab(["AU12", "AU21"])

@@ -105,6 +105,9 @@ def normalise_vocab(vocab) -> tuple[str, ...]:
             code = au_info(item).code
         except KeyError as err:
             raise UserError(f"vocabulary: {err.args[0]}") from None
+        if au_info(code).area is None:  # core.au.MODEL_AUS: only AUs with a face region
+            raise UserError(f"vocabulary: {code} ({au_info(code).name}) is a FACS code for "
+                            "annotation only; a model learns AUs with a face region, e.g. AU12")
         if code in codes:
             raise UserError(f"vocabulary lists {code} twice; list each AU once")
         codes.append(code)
