@@ -13,17 +13,17 @@ from hypothesis import strategies as st
 
 from microau_gui.core.aus import parse_au_string
 from microau_gui.core.errors import UserError
+from microau_gui.interchange.clock import FrameClock
 from microau_gui.interchange.elan import (
     ModelSpans,
     export_elan,
-    frames_to_ms,
     import_elan,
-    ms_to_frames,
     parse_tier_map,
     read_elan,
 )
 from microau_gui.media import open_media
 from microau_gui.store.project import Project
+from microau_gui.store.records import MediaFacts
 
 SCHEMA = Path(__file__).with_name("data") / "elan" / "EAFv3.0.xsd"
 
@@ -109,9 +109,36 @@ def test_elan_round_trip_is_exact_to_the_frame(coded, tmp_path):
 
 
 @given(fps=st.sampled_from([23.976, 25.0, 29.97, 30.0, 59.94, 100.0, 120.0, 200.0, 999.0]),
-       frame=st.integers(min_value=0, max_value=10_000_000))
-def test_frame_to_millisecond_and_back_is_exact_below_1000_fps(fps, frame):
-    assert ms_to_frames(frames_to_ms(frame, fps), fps) == frame
+       first=st.integers(min_value=0, max_value=10_000),
+       gaps=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60))
+def test_frame_to_millisecond_and_back_is_exact_below_1000_fps(fps, first, gaps):
+    # Frame numbers with holes, as an image folder with missing files has them.
+    numbers = np.cumsum([first, *gaps])
+    clock = FrameClock(numbers, fps)
+    for frame_idx in range(len(numbers)):
+        assert clock.frame_starting_at(clock.start_ms(frame_idx)) == frame_idx
+        assert clock.frame_ending_at(clock.end_ms(frame_idx)) == frame_idx
+
+
+def test_elan_times_follow_dataset_numbers_in_a_folder_with_missing_images(tmp_path):
+    project = Project.create(tmp_path / "gaps.maus")
+    numbers = (*range(46, 66), *range(76, 96))  # img66..img75 missing
+    video = project.add_video(tmp_path / "EP01", MediaFacts(40, 200.0, 64, 48, numbers),
+                              digest="0" * 16)
+    project.add_event(video.id, 15, 22, 30, _aus("4"), coder="anna")  # numbers 61, 78, 86
+    export_elan(project, video.id, tmp_path / "gaps.eaf")
+    from lxml import etree
+
+    slots = sorted(int(s.get("TIME_VALUE")) for s in etree.parse(str(tmp_path / "gaps.eaf"))
+                   .getroot().iter("TIME_SLOT"))
+    assert slots[0] == 75 and slots[-1] == 205  # (61 - 46) / 200 s; (86 + 1 - 46) / 200 s
+    fresh = Project.create(tmp_path / "fresh.maus")
+    copy = fresh.add_video(tmp_path / "EP01", MediaFacts(40, 200.0, 64, 48, numbers),
+                           digest="0" * 16)
+    import_elan(fresh, tmp_path / "gaps.eaf", copy.id)
+    assert _events(fresh, copy.id) == _events(project, video.id)
+    fresh.close()
+    project.close()
 
 
 def test_a_hand_made_eaf_is_read_through_a_tier_map(tmp_path, coded):
@@ -125,7 +152,7 @@ def test_a_hand_made_eaf_is_read_through_a_tier_map(tmp_path, coded):
     eaf.add_annotation("Frown", 2002, 2100, "")
     to_eaf(str(tmp_path / "hand.eaf"), eaf)
     roles = parse_tier_map("Smile=AU12:carla, Frown=AU4:carla")
-    document = read_elan(tmp_path / "hand.eaf", video.fps, video.n_frames, roles)
+    document = read_elan(tmp_path / "hand.eaf", FrameClock.of(project, video), roles)
     spans = sorted((e.onset, e.offset, str(e.aus[0])) for e in document.events)
     assert spans == [(24, 35, "R12C"), (48, 49, "4")]
     assert document.ignored_tiers == ("default",)  # pympi's empty starting tier
@@ -153,7 +180,7 @@ def test_a_tier_map_naming_a_missing_tier_or_role_is_refused(tmp_path, coded):
     project, video = coded
     export_elan(project, video.id, tmp_path / "a.eaf")
     with pytest.raises(UserError, match="has no tier 'Gaze'"):
-        read_elan(tmp_path / "a.eaf", video.fps, video.n_frames, parse_tier_map("Gaze=AU12"))
+        read_elan(tmp_path / "a.eaf", FrameClock.of(project, video), parse_tier_map("Gaze=AU12"))
     with pytest.raises(UserError, match="role must be"):
         parse_tier_map("Smile=smiles")
 

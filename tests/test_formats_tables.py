@@ -59,7 +59,7 @@ def test_boris_table_has_borises_columns_and_start_stop_rows_with_side_and_inten
     anna = [r for r in rows if r["Observation id"] == "EP01 [anna]"]
     au12 = [r for r in anna if r["Behavior"] == "AU12"]
     assert [(r["Behavior type"], r["Time"], r["Image index"]) for r in au12] == [
-        ("START", "0.400", "10"), ("STOP", "0.800", "20")]
+        ("START", "0.400", "56"), ("STOP", "0.800", "66")]  # dataset numbers, from 46
     assert (au12[0]["Modifier #1"], au12[0]["Modifier #2"]) == ("left", "C")
     au4 = [r for r in anna if r["Behavior"] == "AU4"][0]
     assert (au4["Modifier #1"], au4["Modifier #3"]) == ("both", "uncertain")

@@ -113,6 +113,18 @@ def test_time_alignment_maps_timestamps_to_the_videos_frames(tmp_path):
     assert trace.meta["outside_video"] == 1  # t = 0.2 s is frame 10 of a 9-frame video
 
 
+def test_time_alignment_follows_dataset_numbers_and_skips_gaps(tmp_path):
+    path = _write_openface(tmp_path / "of.csv", [
+        (k + 1, 0, round(k / 100, 3), 0.98, 1, float(k), 0.0, 1, 0, 0) for k in range(6)])
+    # An image folder numbered 10, 11, 13, 14, 15 (img12 missing) at 100 fps.
+    trace = read_trace("openface", path, fps=100.0, n_frames=5, align="time",
+                       numbers=np.array([10, 11, 13, 14, 15]))
+    _, intensity = trace.channel("intensity")
+    assert trace.frame_idx.tolist() == [0, 1, 2, 3, 4]
+    assert intensity[:, 0].tolist() == [0.0, 1.0, 3.0, 4.0, 5.0]  # t = 0.02 s is the gap
+    assert trace.meta["outside_video"] == 1
+
+
 def test_our_imotions_file_masks_frames_without_a_face(tmp_path):
     header = ["StudyName", "EventSource", "FrameNo", "FrameTime", "NoOfFaces", "AU4 Evidence",
               "AU12 Evidence"]

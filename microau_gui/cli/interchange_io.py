@@ -105,7 +105,8 @@ def run_import(args) -> int:
         video = _find_video(project, video_text, add=True)
         trace = read_trace(args.kind, args.sheet, fps=video.fps, n_frames=video.n_frames,
                            align=args.align, name=args.name,
-                           min_confidence=args.min_confidence or DEFAULT_MIN_CONFIDENCE)
+                           min_confidence=args.min_confidence or DEFAULT_MIN_CONFIDENCE,
+                           numbers=project.frame_numbers(video.id))
         project.traces.put(video.id, trace)
     meta = trace.meta
     print(f"project {args.project}: comparison trace {trace.name!r} on video {video.name}: "

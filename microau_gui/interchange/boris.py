@@ -34,6 +34,7 @@ from pathlib import Path
 
 from microau_gui.core.aus import Side
 from microau_gui.core.errors import UserError
+from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
 BORIS_COLUMNS = (
@@ -57,9 +58,11 @@ def export_boris(project: Project, out: Path | str, *, coder: str | None = None,
     events = sorted(project.events(coder=coder, source=source),
                     key=lambda e: (videos[e.video_id].name, e.coder, e.onset, e.id))
     rows = []
+    clocks: dict[int, FrameClock] = {}
     for event in events:
         video = videos[event.video_id]
-        start_s, stop_s = event.onset / video.fps, (event.offset + 1) / video.fps
+        clock = clocks.setdefault(video.id, FrameClock.of(project, video))
+        start_s, stop_s = clock.start_s(event.onset), clock.end_s(event.offset)
         duration_s = video.n_frames / video.fps
         base = {
             "Observation id": f"{video.name} [{event.coder}]" if event.coder else video.name,
@@ -77,8 +80,8 @@ def export_boris(project: Project, out: Path | str, *, coder: str | None = None,
             behaviours.append((code.code, "AU", (side, code.intensity or "",
                                                  "uncertain" if code.uncertain else "")))
         for behaviour, category, modifiers in behaviours:
-            for status, t_s, frame in (("START", start_s, event.onset),
-                                       ("STOP", stop_s, event.offset + 1)):
+            for status, t_s, frame in (("START", start_s, clock.number(event.onset)),
+                                       ("STOP", stop_s, clock.number(event.offset) + 1)):
                 rows.append({**base, "Behavior": behaviour, "Behavioral category": category,
                              "Modifier #1": modifiers[0], "Modifier #2": modifiers[1],
                              "Modifier #3": modifiers[2], "Behavior type": status,

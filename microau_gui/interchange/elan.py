@@ -1,9 +1,8 @@
 """ELAN `.eaf` (EAF 3.0) export and import of a video's coded events.
 
 Owns: `export_elan`, `read_elan`, `import_elan`, `TierRole`, `default_tier_roles`,
-`parse_tier_map`, `linked_media`, `ModelSpans`, `au_runs`, `ElanEvent`, `ElanImportSummary`,
-`frames_to_ms`, `ms_to_frames`. May import
-`core`, `store` and the standard library; the EAF document is built and parsed by pympi-ling
+`parse_tier_map`, `linked_media`, `ModelSpans`, `au_runs`, `ElanEvent`, `ElanImportSummary`.
+May import `core`, `store`, `interchange.clock` and the standard library; the EAF document is built and parsed by pympi-ling
 (`pympi.Elan.Eaf`), which writes the XML that ELAN reads.
 
 Layout we export (one file per video; tier ids carry the coder in brackets, and the tier's
@@ -23,10 +22,12 @@ ANNOTATOR attribute says it too):
   (ELAN finds the video when both are moved together), and properties with the video's name,
   frame rate and frame count.
 
-Time: ELAN keeps integer milliseconds. Frame f starts at round(f * 1000 / fps) ms; an event's
-annotation ends where the frame after its offset starts. Reading back rounds to the nearest frame
-boundary, which is exact for our files at any frame rate below 1000 fps, and snaps annotations a
-coder drew in ELAN by hand to the nearest frames.
+Time: ELAN keeps integer milliseconds. Time follows the frame's dataset number
+(interchange.clock): frame f starts at round((number(f) - first number) * 1000 / fps) ms, and
+an event's annotation ends where the number after its offset would start. Reading back takes the
+frame whose start (or end) is nearest, which is exact for our files at any frame rate below
+1000 fps, also for image folders with missing numbers, and snaps annotations a coder drew in ELAN
+by hand to the nearest frames.
 
 Import: a tier map names each tier's role (events, an AU, apex, emotion, type) and coder.
 `default_tier_roles` reads our layout; other files are mapped by the caller (`TIER=events:CODER`,
@@ -39,7 +40,6 @@ holds.
 
 from __future__ import annotations
 
-import math
 import mimetypes
 import os
 import re
@@ -52,6 +52,7 @@ import numpy as np
 from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode, format_au_codes, parse_au_string
 from microau_gui.core.errors import UserError
+from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
 EAF_VERSION = "3.0"
@@ -61,16 +62,6 @@ MAX_EAF_BYTES = 64 * 2**20
 ROLES = ("events", "au", "apex", "emotion", "type")
 
 _TIER = re.compile(r"^(events|apex|emotion|type|AU(\d{1,2}))(?: \[(.*)\])?$")
-
-
-def frames_to_ms(frame_idx: int, fps: float) -> int:
-    """Start of frame `frame_idx` in whole milliseconds."""
-    return int(round(frame_idx * 1000.0 / fps))
-
-
-def ms_to_frames(t_ms: int, fps: float) -> int:
-    """The frame boundary nearest to `t_ms` (inverse of `frames_to_ms` below 1000 fps)."""
-    return int(math.floor(t_ms * fps / 1000.0 + 0.5))
 
 
 def _tier_id(role: str, coder: str) -> str:
@@ -154,6 +145,7 @@ def export_elan(project: Project, video_id: int, out: Path | str, *, coder: str 
         raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
     video = project.video(video_id)
     fps = video.fps
+    clock = FrameClock.of(project, video)
     events = sorted(project.events(video_id, coder=coder, source=source),
                     key=lambda e: (e.coder, e.onset, e.offset, e.id))
     eaf = _new_eaf()
@@ -166,7 +158,7 @@ def export_elan(project: Project, video_id: int, out: Path | str, *, coder: str 
     eaf.add_property("microau:n_frames", str(video.n_frames))
 
     def span(onset: int, offset: int) -> tuple[int, int]:
-        return frames_to_ms(onset, fps), frames_to_ms(offset + 1, fps)
+        return clock.start_ms(onset), clock.end_ms(offset)
 
     for name in sorted({e.coder for e in events}):
         mine = [e for e in events if e.coder == name]
@@ -319,9 +311,9 @@ def _load(path: Path):
         raise UserError(f"{path.name} is not a readable ELAN .eaf file ({detail})") from None
 
 
-def read_elan(path: Path | str, fps: float, n_frames: int,
+def read_elan(path: Path | str, clock: FrameClock,
               tier_map: dict[str, TierRole] | None = None) -> ElanDocument:
-    """Read the events of an .eaf file (frames at `fps`, clipped to `n_frames`)."""
+    """Read the events of an .eaf file, timed by `clock` (the video's frame numbers and rate)."""
     path = Path(path)
     eaf = _load(path)
     attributes = {tier: eaf.tiers[tier][2] for tier in eaf.tiers}
@@ -338,8 +330,8 @@ def read_elan(path: Path | str, fps: float, n_frames: int,
         begin, end = eaf.timeslots.get(aid_tuple[0]), eaf.timeslots.get(aid_tuple[1])
         if begin is None or end is None:
             return None  # an unaligned slot: the annotation has no time of its own
-        onset = min(ms_to_frames(begin, fps), n_frames - 1)
-        offset = min(max(onset, ms_to_frames(end, fps) - 1), n_frames - 1)
+        onset = clock.frame_starting_at(begin)
+        offset = max(onset, clock.frame_ending_at(end))
         return onset, offset
 
     events: list[ElanEvent] = []
@@ -434,7 +426,7 @@ def import_elan(project: Project, path: Path | str, video_id: int | None = None,
                             "or name it (--video)")
         video_id = video.id
     video = project.video(video_id)
-    document = read_elan(path, video.fps, video.n_frames, tier_map)
+    document = read_elan(path, FrameClock.of(project, video), tier_map)
     if not document.events and not document.issues:
         raise UserError(f"{path.name} has no event or AU tier the map covers (tiers: "
                         f"{', '.join(document.ignored_tiers) or 'none'}); give a tier map")

@@ -10,7 +10,8 @@ Rows come from our model's cached predictions (one source per model version) and
 
 - long: `video, frame, time_s, au, probability, source, model_version`, one row per frame and
   AU. `frame` is the video's own frame number (CASME II `img46.jpg` -> 46, a video's decode
-  index otherwise), `time_s` = frame_idx / fps. `source` is `model` for ours (`model_version`
+  index otherwise), `time_s` = (frame - first frame number) / fps, the time its number means
+  (interchange.clock). `source` is `model` for ours (`model_version`
   its name) or the tool (`openface`, `imotions`, `pyfeat`; `model_version` the trace's name).
   `probability` is empty where the frame had no face (or the tool masked it). For a trace it is
   the tool's own decision channel: OpenFace presence (0/1), py-feat probability, iMotions
@@ -31,6 +32,7 @@ import numpy as np
 
 from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
+from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
 LONG_COLUMNS = ("video", "frame", "time_s", "au", "probability", "source", "model_version")
@@ -82,19 +84,17 @@ def export_frames(project: Project, out: Path | str, *, layout: str = "long",
     all_aus = sorted({au for *_, aus, _ in sources for au in aus}, key=au_number)
     partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     n_rows = 0
-    numbers: dict[int, np.ndarray] = {}
+    clocks: dict[int, FrameClock] = {}
     try:
         with partial.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(LONG_COLUMNS if layout == "long" else
                             ("video", "frame", "time_s", "source", "model_version", *all_aus))
             for video, source, version, frame_idx, aus, values in sources:
-                if video.id not in numbers:
-                    numbers[video.id] = project.frame_numbers(video.id)
-                frame_numbers = numbers[video.id]
+                clock = clocks.setdefault(video.id, FrameClock.of(project, video))
                 column = {au: i for i, au in enumerate(aus)}
                 for row, f in enumerate(frame_idx.tolist()):
-                    head = (video.name, int(frame_numbers[f]), f"{f / video.fps:.6f}")
+                    head = (video.name, clock.number(f), f"{clock.start_s(f):.6f}")
                     if layout == "long":
                         for au in aus:
                             writer.writerow((*head, au, _cell(values[row, column[au]]), source,

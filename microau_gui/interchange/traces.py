@@ -30,8 +30,9 @@ one-line errors). The column layouts below are the tools' documented ones.
   one with the highest `FaceScore` is kept.
 
 Alignment: `align="frame"` uses the tool's frame numbers (the file was made from the same video
-file); `align="time"` maps its timestamps to frame_idx = round(t_s * fps) (the tool ran on a
-re-encoded copy or at another rate). Rows that land outside the video, or on a frame an earlier
+file); `align="time"` maps its timestamps to the frame numbered first + round(t_s * fps) (the tool
+ran on a re-encoded copy or at another rate; time follows the dataset number, as in
+interchange.clock). Rows that land outside the video, or on a frame an earlier
 row already took, are left out and counted in the meta.
 """
 
@@ -212,8 +213,13 @@ _READERS = {"openface": read_openface, "imotions": read_imotions, "pyfeat": read
 
 def read_trace(tool: str, path: Path | str, *, fps: float, n_frames: int | None = None,
                align: str = "frame", name: str | None = None,
-               min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> ComparisonTrace:
-    """Read one tool's file as a trace aligned to a video of `n_frames` frames at `fps`."""
+               min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+               numbers: np.ndarray | None = None) -> ComparisonTrace:
+    """Read one tool's file as a trace aligned to a video of `n_frames` frames at `fps`.
+
+    `numbers`: the video's dataset frame numbers per frame_idx; with `align="time"` a time maps
+    to the frame with the number it means (first + round(t_s * fps)), as interchange.clock
+    times frames, and a time inside a gap of the numbering is left out (counted outside)."""
     if tool not in _READERS:
         raise UserError(f"unknown AU tool {tool!r}; use one of {', '.join(TOOLS)}")
     if align not in ALIGNMENTS:
@@ -226,7 +232,12 @@ def read_trace(tool: str, path: Path | str, *, fps: float, n_frames: int | None 
         t_s = np.array(rows.t_s, np.float64)
         if np.isnan(t_s).any():
             raise UserError(f"{path.name} has rows without a time; align by frame instead")
-        frame_idx = np.rint(t_s * fps).astype(np.int64)
+        frame_idx = np.rint(t_s * fps).astype(np.int64)  # (n,) frames after the first
+        if numbers is not None:
+            numbers = np.asarray(numbers, np.int64)
+            wanted = numbers[0] + frame_idx
+            found = np.minimum(np.searchsorted(numbers, wanted), len(numbers) - 1)
+            frame_idx = np.where(numbers[found] == wanted, found, -1)
     else:
         frame_idx = np.array(rows.frame, np.int64)
     keep = frame_idx >= 0

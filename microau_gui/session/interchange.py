@@ -105,7 +105,8 @@ class InterchangeController(QObject):
             from microau_gui.interchange.traces import read_trace
 
             video = self._video()
-            trace = read_trace(key, path, fps=video.fps, n_frames=video.n_frames)
+            trace = read_trace(key, path, fps=video.fps, n_frames=video.n_frames,
+                               numbers=project.frame_numbers(video.id))
             project.traces.put(video.id, trace)
             self._cache = None
             self.traces_changed.emit()
