@@ -190,6 +190,9 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         report["seconds"] = round(time.perf_counter() - started, 1)
         write_json(out, report)
 
+    # Every data set and the baselines first, then the training seeds in the outer loop, so an
+    # interrupted study has covered every data set with its first seeds (k seeds x all sets).
+    prepared = {}
     for data_seed in study.data_seeds:
         root = _dataset(study, data_seed, work)
         spec = f"casme2:{root / 'coding.xlsx'}:{root}"
@@ -202,13 +205,17 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
             folds = runs.folds_for("loso", data.prepared.subjects)
             folds_of = {s: i for i, f in enumerate(folds) for s in f.test_subjects}
             report["data"].setdefault("n_samples", {})[str(data_seed)] = len(data.prepared.pairs)
+            prepared[data_seed, variant] = (config, settings_over, data, folds, folds_of)
             if variant == "full":
                 for baseline in study.baselines:
                     run = runs.cross_validate(baseline, data.prepared.pairs, folds, protocol="loso",
                                               config=config, settings=runs.train_settings(seed=0))
                     record(baseline, data_seed, 0, run, folds_of)
                     summarise()
-            for train_seed in study.train_seeds:
+    for train_seed in study.train_seeds:
+        for data_seed in study.data_seeds:
+            for variant in study.variants:
+                config, settings_over, data, folds, folds_of = prepared[data_seed, variant]
                 settings = runs.train_settings(epochs=study.epochs, seed=train_seed, threads=threads,
                                                **settings_over)
                 run = runs.cross_validate("micro-au-clip", data.prepared.pairs, folds,
