@@ -74,6 +74,15 @@ def test_agreement_on_one_video_compares_a_coder_with_our_model_and_with_openfac
     # OpenFace's presence calls come from the real file, over its first 100 frames.
     assert int(openface[("frames_b", "AU45")]["value"]) > 0
     assert ("kappa", "AU45") in openface and ("kappa", "AU45") not in model
+    # All three at once: Fleiss' kappa, alpha and AC1 over coder, model and OpenFace per AU.
+    out = tmp_path / "three.csv"
+    assert main(["agreement", "coder:anna", "model:tiny-v1", "--more", "trace:OpenFace_Test.csv",
+                 "--project", str(project), "--bootstrap", "5", "--out", str(out)]) == 0
+    three = {(r["measure"], r["au"]) for r in _csv(out)}
+    assert {("fleiss_kappa", "AU12"), ("all_coders_ac1", "AU4")} <= three
+    assert main(["agreement", "coder:anna", "trace:nope.csv", "--project", str(project),
+                 "--out", str(out)]) == 2
+    assert "'trace:nope.csv' is not a source" in capsys.readouterr().err
 
 
 def test_elan_boris_and_frame_tables_from_the_command_line(study, tmp_path, capsys):
