@@ -1,5 +1,5 @@
 -- application_id: 0x4d415553
--- schema_version: 3
+-- schema_version: 4
 -- index event_aus_au on event_aus
 CREATE INDEX event_aus_au ON event_aus(au);
 -- index events_import on events
@@ -50,7 +50,7 @@ CREATE TABLE event_aus (
     side TEXT NOT NULL CHECK (side IN ('B', 'L', 'R')),
     intensity TEXT CHECK (intensity IN ('A', 'B', 'C', 'D', 'E')),
     asymmetric INTEGER NOT NULL CHECK (asymmetric IN (0, 1)),
-    uncertain INTEGER NOT NULL CHECK (uncertain IN (0, 1)),
+    uncertain INTEGER NOT NULL CHECK (uncertain IN (0, 1)), lip TEXT CHECK (lip IN ('T', 'B')),
     PRIMARY KEY (event_id, position)
 ) WITHOUT ROWID;
 -- table events on events

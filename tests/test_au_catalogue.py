@@ -113,6 +113,11 @@ def test_catalogue_holds_every_facs_code_and_the_model_vocabulary_stays_apart():
     parsed = parse_au_string("L20+21+31+61+M59")
     assert parsed.ok and [c.number for c in parsed.codes] == [20, 21, 31, 61, 59]
     assert not parse_au_string("M12").ok  # the M prefix belongs to head and eye codes
+    lips = parse_au_string("T28+B24C")
+    assert lips.ok and [(c.number, c.lip, c.intensity) for c in lips.codes] == [
+        (28, "T", None), (24, "B", "C")]
+    assert format_au_codes(lips.codes) == "T28+B24C"
+    assert not parse_au_string("B12").ok  # top / bottom belong to lip AUs
     assert normalise_vocab(["AU12", "AU4"]) == ("AU12", "AU4")
     with pytest.raises(UserError, match="annotation only"):
         normalise_vocab(["AU12", "AU21"])

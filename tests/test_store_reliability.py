@@ -258,7 +258,7 @@ def test_media_outside_the_roots_imports_with_the_explicit_flag(tmp_path, astron
 
 # -- every FACS code, and the AU cell as the coder wrote it ---------------------------------------
 
-CELLS = ["21", "L20+21", "31+61", "4+banana", "M59+12", "?", "1+2+T28"]
+CELLS = ["21", "L20+21", "31+61", "4+banana", "M59+12", "?", "1+2+T28", "B24C+B12"]
 
 
 def test_real_facs_codes_are_kept_and_the_au_cell_round_trips_exactly(tmp_path):
@@ -270,8 +270,10 @@ def test_real_facs_codes_are_kept_and_the_au_cell_round_trips_exactly(tmp_path):
     codes = {s.aus_cell: {c.number for c in s.aus} for s in dataset.samples}
     assert codes["21"] == {21} and codes["L20+21"] == {20, 21} and codes["31+61"] == {31, 61}
     assert codes["M59+12"] == {59, 12}
+    lips = {(c.number, c.lip) for s in dataset.samples for c in s.aus if c.lip}
+    assert lips == {(28, "T"), (24, "B")}  # FACS top / bottom lip scoring
     unparsed = " ".join(i.reason for i in dataset.report.issues)
-    assert "'banana'" in unparsed and "'T28'" in unparsed and "not in the catalogue" not in unparsed
+    assert "'banana'" in unparsed and "'B12'" in unparsed and "not in the catalogue" not in unparsed
     with Project.create(tmp_path / "p.maus") as project:
         project.import_dataset(dataset, open_media, coder="ann")
         out = tmp_path / "export.xlsx"
@@ -279,6 +281,14 @@ def test_real_facs_codes_are_kept_and_the_au_cell_round_trips_exactly(tmp_path):
         (table,) = read_tables(out)
         written = sorted(str(cells[7]) for _, cells in table.rows[1:])
         assert written == sorted(CELLS)
+        stored = {(c.number, c.lip) for e in project.events() for c in e.aus if c.lip}
+        assert stored == {(28, "T"), (24, "B")}
+        exported = tmp_path / "export.json"
+        export_json(project, exported)
+        with Project.create(tmp_path / "copy.maus") as copy:
+            import_json(copy, exported)
+            assert sorted((e.aus, e.aus_cell) for e in copy.events()) == \
+                sorted((e.aus, e.aus_cell) for e in project.events())
         # Once the coder edits the AUs, the export writes the codes as they now are.
         event = next(e for e in project.events() if e.aus_cell == "4+banana")
         project.update_event(event.id, aus=())

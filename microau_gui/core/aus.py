@@ -14,6 +14,8 @@ Dataset coding sheets write AUs in many ways. The parser accepts, case-insensiti
 - `ref(43)`: SAMM's marker for an AU the coder only referred to (not certain); kept with
   `uncertain=True`.
 - `(X or Y)`: the coder could not decide between X and Y; both are kept with `uncertain=True`.
+- `T` / `B` prefix on a lip AU (`T28`, `B24`): FACS's top / bottom lip scoring; kept in
+  `AUCode.lip`.
 - `M` prefix on a head or eye code (`M59`, `M61`): FACS's movement variant; stored as the code
   itself (the original cell text keeps the `M`).
 - `?`: CASME II 2014 writes it when the AUs are unknown. Nothing is guessed; it is reported.
@@ -41,6 +43,9 @@ class Side(str, Enum):
 
 
 INTENSITIES = ("A", "B", "C", "D", "E")
+LIPS = ("T", "B")  # FACS top / bottom lip prefixes
+# AUs FACS lets a coder score on one lip only (T22, B28 ...): those acting on the lips themselves.
+LIP_AUS = frozenset({8, 10, 16, 18, 22, 23, 24, 25, 28, 32, 37})
 
 
 @dataclass(frozen=True, order=True)
@@ -52,12 +57,15 @@ class AUCode:
     intensity: str | None = None  # "A" (trace) ... "E" (maximum), None when not coded
     asymmetric: bool = False  # SAMM "A" prefix: both sides, unequal
     uncertain: bool = False  # "ref(..)" or one of "(X or Y)"
+    lip: str | None = None  # FACS "T" (top lip) / "B" (bottom lip) prefix, lip AUs only
 
     def __post_init__(self):
         if self.intensity is not None and self.intensity not in INTENSITIES:
             raise ValueError(f"intensity must be one of A-E, not {self.intensity!r}")
         if self.asymmetric and self.side is not Side.BOTH:
             raise ValueError("an asymmetric AU involves both sides; it cannot also be L or R")
+        if self.lip is not None and self.lip not in LIPS:
+            raise ValueError(f"lip must be T (top) or B (bottom), not {self.lip!r}")
 
     @property
     def code(self) -> str:
@@ -84,7 +92,7 @@ class ParsedAUs:
         return tuple(sorted({c.number for c in self.codes}))
 
 
-_SINGLE = re.compile(r"^(?:AU)?\s*([LRAM])?\s*(\d{1,2})\s*([A-E])?$", re.IGNORECASE)
+_SINGLE = re.compile(r"^(?:AU)?\s*([LRAMTB])?\s*(\d{1,2})\s*([A-E])?$", re.IGNORECASE)
 _REF = re.compile(r"^REF\s*\((.*)\)$", re.IGNORECASE)
 _OR = re.compile(r"^\((.*\bOR\b.*)\)$", re.IGNORECASE)
 # "+" and ASCII/full-width commas, semicolons and "/" separate AUs; "or" only inside parentheses.
@@ -103,6 +111,8 @@ def _parse_single(token: str, uncertain: bool) -> AUCode | str:
     prefix = (prefix or "").upper()
     if prefix == "M" and CATALOGUE[number].group not in ("head", "eyes"):
         return f"the M (movement) prefix is for head and eye codes, not AU{number}"
+    if prefix in LIPS and number not in LIP_AUS:
+        return f"the {prefix} ({'top' if prefix == 'T' else 'bottom'}) lip prefix is for lip AUs, not AU{number}"
     side = {"L": Side.LEFT, "R": Side.RIGHT}.get(prefix, Side.BOTH)
     return AUCode(
         number=number,
@@ -110,6 +120,7 @@ def _parse_single(token: str, uncertain: bool) -> AUCode | str:
         intensity=intensity.upper() if intensity else None,
         asymmetric=prefix == "A",
         uncertain=uncertain,
+        lip=prefix if prefix in LIPS else None,
     )
 
 
@@ -169,6 +180,7 @@ def format_au_codes(codes) -> str:
     pieces = []
     for code in codes:
         prefix = "A" if code.asymmetric else ("" if code.side is Side.BOTH else code.side.value)
+        prefix = code.lip or prefix
         text = f"{prefix}{code.number}{code.intensity or ''}"
         pieces.append(f"ref({text})" if code.uncertain else text)
     return "+".join(pieces)

@@ -133,12 +133,12 @@ def events_as_samples(project: Project, events: Iterable[Event]) -> list[Sample]
 
 def _au_json(code: AUCode) -> dict[str, Any]:
     return {"au": code.number, "side": code.side.value, "intensity": code.intensity,
-            "asymmetric": code.asymmetric, "uncertain": code.uncertain}
+            "asymmetric": code.asymmetric, "uncertain": code.uncertain, "lip": code.lip}
 
 
 def _au_from_json(item: AUItem) -> AUCode:
     return AUCode(number=item.au, side=Side(item.side), intensity=item.intensity,
-                  asymmetric=item.asymmetric, uncertain=item.uncertain)
+                  asymmetric=item.asymmetric, uncertain=item.uncertain, lip=item.lip)
 
 
 def export_json(project: Project, out: Path | str, *, coder: str | None = None,

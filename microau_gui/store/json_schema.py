@@ -60,6 +60,7 @@ class AUItem(_Item):
     intensity: Literal["A", "B", "C", "D", "E"] | None
     asymmetric: bool
     uncertain: bool
+    lip: Literal["T", "B"] | None = None
 
 
 class VideoItem(_Item):

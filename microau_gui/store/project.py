@@ -343,14 +343,14 @@ class Project:
             rows = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY video_id, "
                                 "onset_idx, id", params).fetchall()
             au_rows = conn.execute(
-                "SELECT event_id, au, side, intensity, asymmetric, uncertain FROM event_aus "
+                "SELECT event_id, au, side, intensity, asymmetric, uncertain, lip FROM event_aus "
                 f"WHERE event_id IN (SELECT id FROM events {where}) ORDER BY event_id, position",
                 params).fetchall()
         aus: dict[int, list[AUCode]] = {}
-        for event_id, number, side, intensity, asymmetric, uncertain in au_rows:
+        for event_id, number, side, intensity, asymmetric, uncertain, lip in au_rows:
             aus.setdefault(event_id, []).append(AUCode(
                 number=number, side=Side(side), intensity=intensity,
-                asymmetric=bool(asymmetric), uncertain=bool(uncertain)))
+                asymmetric=bool(asymmetric), uncertain=bool(uncertain), lip=lip))
         return [Event(
             id=r[0], uid=r[1], video_id=r[2], onset=r[3], apex=r[4], offset=r[5],
             aus=tuple(aus.get(r[0], ())), emotion=r[6], objective_class=r[7],
@@ -450,9 +450,9 @@ class Project:
         conn.execute("DELETE FROM event_aus WHERE event_id = ?", (event_id,))
         conn.executemany(
             "INSERT INTO event_aus (event_id, position, au, side, intensity, asymmetric, "
-            "uncertain) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "uncertain, lip) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(event_id, i, c.number, c.side.value, c.intensity, int(c.asymmetric),
-              int(c.uncertain)) for i, c in enumerate(aus)],
+              int(c.uncertain), c.lip) for i, c in enumerate(aus)],
         )
 
     def add_event(self, video_id: int, onset: int, apex: int, offset: int,

@@ -194,10 +194,16 @@ WHERE id IN (SELECT MIN(id) FROM events WHERE import_id IS NOT NULL AND source =
     "UPDATE imports SET n_added = (SELECT COUNT(*) FROM events WHERE import_id = imports.id)",
 )
 
+# FACS scores some lip AUs on one lip: T28 (top), B28 (bottom). NULL: both lips / not a lip AU.
+_LIP_PART = (
+    "ALTER TABLE event_aus ADD COLUMN lip TEXT CHECK (lip IN ('T', 'B'))",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "comparison traces of other AU tools", _COMPARISON_TRACES),
     Migration(3, "imported-event identity, original AU cell, import outcome", _IMPORT_IDENTITY),
+    Migration(4, "top / bottom lip of an AU", _LIP_PART),
 )
 
 
