@@ -82,6 +82,8 @@ def test_sigkill_during_large_import_keeps_every_committed_batch(tmp_path, astro
         n_rows = len(events)
         assert n_rows >= acknowledged
         assert n_rows % BATCH == 0  # whole batches only: the one being written was rolled back
+        (run,) = project.imports()  # the run says what it added, and that it never finished
+        assert (run["n_added"], run["finished_at"]) == (n_rows, None)
         by_emotion = {e.emotion: e for e in events}
         for k in range(acknowledged):
             event = by_emotion[f"e{k}"]
