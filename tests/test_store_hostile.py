@@ -131,3 +131,20 @@ def test_xlsx_export_writes_formulas_as_text_and_round_trips(tmp_path, astronaut
     workbook = openpyxl.load_workbook(out)  # as Excel would see it: no cell is a formula
     assert all(c.data_type != "f" for row in workbook.active.iter_rows() for c in row)
     project.close()
+
+
+def test_sheets_past_the_size_bounds_are_refused_before_they_are_read(tmp_path):
+    from microau_gui.core.errors import UserError
+    from microau_gui.store.importers import table
+
+    big = tmp_path / "big.csv"
+    with open(big, "w") as handle:
+        handle.truncate(table.MAX_CSV_BYTES + 1)  # sparse: costs no disk
+    with pytest.raises(UserError, match="MB, more than a coding sheet needs"):
+        read_tables(big)
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/sharedStrings.xml", b"<" + b"a" * table.MAX_UNPACKED_BYTES + b">")
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(UserError, match="unpacks to"):
+        read_tables(bomb)

@@ -33,9 +33,10 @@ HEADER_SCAN_ROWS = 40  # SAMM has 13 preamble rows; leave room for longer ones
 MAX_ROWS = 1_048_576  # Excel's own last row; a row number past it is not a real sheet
 MAX_DATA_ROWS = 200_000  # rows that hold data
 MAX_COLUMNS = 256  # the last column holding data (coding sheets use about 10-15)
-MAX_CELLS = 10_000_000  # cells visited in one sheet, blank ones included
-MAX_UNPACKED_BYTES = 200_000_000  # an .xlsx's parts, unpacked
-MAX_CSV_BYTES = 100_000_000
+# Together these keep one sheet's read under ~300 MB of memory, whatever its content.
+MAX_CELLS = 2_000_000  # cells visited in one sheet, blank ones included
+MAX_UNPACKED_BYTES = 50_000_000  # an .xlsx's parts, unpacked (real coding workbooks: < 1 MB)
+MAX_CSV_BYTES = 20_000_000  # decoded text can take 4 bytes a character
 
 
 @dataclass(frozen=True)
