@@ -31,7 +31,8 @@ def shown_window(qtbot, weights: Path | None = None) -> Iterator:
 def demo_or_tiny_weights(folder: Path, input_mode: str = "apex+diff") -> Path:
     """weights/ with the demo model when it is built, else `folder` holding a freshly saved tiny
     random model (`folder / "test-tiny"`)."""
-    from microau_gui.session.opening import bundled_demo_path, weights_dir
+    from microau_gui.core.paths import weights_dir
+    from microau_gui.session.opening import bundled_demo_path
 
     if bundled_demo_path() is not None and any(weights_dir().iterdir()):
         return weights_dir()

@@ -26,7 +26,7 @@ from microau_gui.inference.pipeline import AnalysisPipeline, landmarked_frames
 from microau_gui.inference.predictor import Predictor
 from microau_gui.media import open_media
 from microau_gui.store.project import Project
-from microau_gui.training.samples import Cancelled
+from microau_gui.core.progress import Cancelled
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
 

@@ -179,7 +179,7 @@ def test_analysis_reports_progress_and_can_be_cancelled(long_video, checkpoint, 
     from microau_gui.inference.analysis import AnalysisOptions, CsvSink
     from microau_gui.inference.pipeline import analyze_source
     from microau_gui.inference.predictor import Predictor
-    from microau_gui.training.samples import Cancelled
+    from microau_gui.core.progress import Cancelled
 
     stop = threading.Event()
     seen: list[tuple[int, int]] = []

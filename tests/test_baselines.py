@@ -15,7 +15,7 @@ from microau_gui.model.config import MicroAUConfig
 from microau_gui.training.baselines import FlowSVM, region_features
 from microau_gui.training.experiment import cross_validate
 from microau_gui.training.protocols import loso_folds
-from microau_gui.training.samples import labels_matrix
+from microau_gui.pairs.samples import labels_matrix
 
 from test_training_fixtures import pair_cache, synth_data, synth_root  # noqa: F401
 

@@ -12,8 +12,8 @@ import pytest
 from microau_gui.core.au import DEFAULT_VOCAB
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import Sample
+from microau_gui.core.objective import ALL_CLASSES
 from microau_gui.training.emotion import (
-    ALL_CLASSES,
     class_log_probs,
     observable_configurations,
     recognise,

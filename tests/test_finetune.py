@@ -30,7 +30,7 @@ from microau_gui.model.network import MicroAUCLIP
 from microau_gui.store.project import Project
 from microau_gui.training.finetune import (FinetuneOptions, discard_result, register_result,
                                            run_finetune, snapshot_events)
-from microau_gui.training.samples import Cancelled
+from microau_gui.core.progress import Cancelled
 
 from test_training_fixtures import synth_root  # noqa: F401
 

@@ -134,7 +134,7 @@ def test_screenshot_command_saves_the_window_after_the_first_prediction(tmp_path
     [checkpoint, *_] = list_checkpoints(weights)
     with open_or_create_project(project_path) as project:  # the project names its model
         ensure_video(project, face_clip)
-        project.models.add(checkpoint.name, checkpoint.path, tuple(checkpoint.card["vocab"]),
+        project.models.add(checkpoint.name, checkpoint.path, checkpoint.card.vocab,
                            activate=True)
     out = tmp_path / "shot.png"
     done = subprocess.run([sys.executable, str(REPO / "main.py"), "--screenshot", str(out),

@@ -326,7 +326,7 @@ def test_hud_shows_frame_time_fps_reference_and_model_version(qtbot, model_windo
 
     # The real stabilised crop of the same prediction, at the model's input size.
     crop_view = window.crop_view
-    assert crop_view.crop_size_px == session.model.card["image_size"]
+    assert crop_view.crop_size_px == session.model.card.image_size
     assert crop_view.crop_item.isVisible()
     assert crop_view.crop_item.image.shape == (CROP_DISPLAY_PX, CROP_DISPLAY_PX, 3)
     assert crop_view.crop_item.image.std() > 10  # a face, not a blank square

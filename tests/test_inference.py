@@ -172,7 +172,7 @@ def test_which_checkpoint_runs(weights, tmp_path, monkeypatch):
 
     infos = list_checkpoints(weights)
     assert [(i.name, i.path) for i in infos] == [("diff-a", weights / "diff-a"), ("flow-b", weights / "flow-b")]
-    assert infos[0].card["input_mode"] == "apex+diff"
+    assert infos[0].card.input_mode == "apex+diff"
 
     monkeypatch.setattr(checkpoints, "weights_dir", lambda: weights)
     with pytest.raises(UserError, match="make demo-assets"):

@@ -18,7 +18,7 @@ from microau_gui.face.motion import flow_image
 from microau_gui.model.checkpoint import save_checkpoint
 from microau_gui.model.config import MicroAUConfig
 from microau_gui.model.network import MicroAUCLIP, PairBatch
-from microau_gui.training.samples import PREP_VERSION, PrepSettings, prepare_pair, sample_masks
+from microau_gui.pairs.samples import PREP_VERSION, PrepSettings, prepare_pair, sample_masks
 
 torch.set_num_threads(2)
 

@@ -10,6 +10,7 @@ NON_GUI = [
     "microau_gui.face",
     "microau_gui.media",
     "microau_gui.store",
+    "microau_gui.pairs",
     "microau_gui.model",
     "microau_gui.training",
     "microau_gui.spotting",
@@ -45,6 +46,17 @@ def _loaded_by_importing(package: str, forbidden: tuple[str, ...]) -> list[str]:
 def test_non_gui_package_does_not_load_qt(package):
     loaded = _loaded_by_importing(package, ("PySide6", "pyqtgraph", "shiboken6"))
     assert loaded == [], f"{package} loaded Qt: {loaded}"
+
+
+@pytest.mark.parametrize("module", ["microau_gui.model.card", "microau_gui.pairs.samples"])
+def test_cards_and_pair_preparation_load_no_torch(module):
+    """Every layer may read a model card, and inference and training share pair preparation:
+    neither may drag torch (seconds of start-up, gigabytes on a GPU box) into a reader."""
+    code = (f"import sys, {module}\n"
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'open_clip'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "", f"{module} loaded {out.stdout.strip()[:200]}"
 
 
 def test_session_layer_loads_no_widgets():

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.progress import Cancelled
 from microau_gui.media import (
     PROXY_MIN_GOP,
-    ProxyCancelled,
     VideoSource,
     build_proxy,
     find_proxy,
@@ -209,8 +209,8 @@ def test_cancelling_leaves_no_file(fresh):
     def progress(done: int, total: int) -> None:
         seen.append((done, total))
 
-    with pytest.raises(ProxyCancelled):
-        build_proxy(fresh["video"], progress=progress, cancelled=lambda: bool(seen))
+    with pytest.raises(Cancelled):
+        build_proxy(fresh["video"], progress=progress, should_cancel=lambda: bool(seen))
     assert seen == [(30, N_FRAMES)]
     assert files_in(fresh["proxies"]) == []
     assert find_proxy(fresh["video"]) is None
@@ -331,7 +331,7 @@ def test_a_proxy_that_cannot_fit_under_the_cap_is_refused(fresh, monkeypatch):
     polled = []  # cancelled() is asked once per encoded frame
     monkeypatch.setenv(PROXY_CACHE_ENV, "0.004")
     with pytest.raises(UserError, match="more than the seek-proxy cache may hold"):
-        build_proxy(fresh["video"], cancelled=lambda: bool(polled.append(1)))
+        build_proxy(fresh["video"], should_cancel=lambda: bool(polled.append(1)))
     assert len(polled) == 30 and files_in(fresh["proxies"]) == []
     # 0 keeps no proxy at all.
     monkeypatch.setenv(PROXY_CACHE_ENV, "0")

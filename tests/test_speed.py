@@ -22,7 +22,7 @@ from microau_gui.inference.speed import (DEFAULT_TOLERANCE, SPEED_MODES, apply_s
                                          supported_modes)
 from microau_gui.model.config import MicroAUConfig
 from microau_gui.model.network import MicroAUCLIP, PairBatch
-from microau_gui.training.samples import PrepSettings, prepare_pair, sample_masks
+from microau_gui.pairs.samples import PrepSettings, prepare_pair, sample_masks
 
 torch.set_num_threads(1)
 

@@ -24,7 +24,7 @@ from microau_gui.core.au import au_info
 from microau_gui.face.landmarks import FaceMesh, load_rgb
 from microau_gui.face.regions import au_polygons
 from microau_gui.spotting.intervals import gate_ranges, interval_iou
-from microau_gui.spotting.signals import SpottingCancelled
+from microau_gui.core.progress import Cancelled
 from microau_gui.spotting.spotter import spot_media
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def test_spotting_can_be_cancelled(video):
         polls.append(1)
         return len(polls) >= 2
 
-    with pytest.raises(SpottingCancelled):
+    with pytest.raises(Cancelled):
         spot_media(video, should_cancel=cancel)
     assert len(polls) == 2
     # The decoding thread stopped with it (a GUI worker cancels and starts again).

@@ -265,7 +265,7 @@ def test_cancel_keeps_a_consistent_dataset_of_the_finished_clips(tmp_path):
     seen = []
     result = generate_clips(tmp_path / "ds", subjects=2, clips_per_subject=2, size=64, seed=1,
                             progress=lambda done, total: seen.append((done, total)),
-                            cancel=lambda: len(seen) >= 2)
+                            should_cancel=lambda: len(seen) >= 2)
     assert result.cancelled and len(result.clips) == 2 and seen == [(1, 4), (2, 4)]
     dataset = import_dataset("casme2", result.sheet, tmp_path / "ds")
     assert len(dataset.samples) == 2 and not dataset.report.issues

@@ -29,14 +29,14 @@ from microau_gui.training.augment import flip_flow, flip_landmarks, flip_pair, j
 from microau_gui.training.experiment import cross_validate
 from microau_gui.training.metrics import au_report
 from microau_gui.training.protocols import Fold, holdout_fold, loso_folds, split, subject_folds
-from microau_gui.training.samples import (
-    Cancelled,
+from microau_gui.pairs.samples import (
     PairSample,
     PrepSettings,
     au_labels,
     labels_matrix,
     prepare_samples,
 )
+from microau_gui.core.progress import Cancelled
 from microau_gui.training.trainer import TrainSettings, train_model
 
 from test_training_fixtures import pair_cache, synth_data, synth_root  # noqa: F401

@@ -61,7 +61,7 @@ def measure_finetune(checkpoint: Path, video: Path, n_events: int, epochs: int, 
     `work` holds the caches and the fine-tuned checkpoints; it is emptied first, so the first
     run is cold.
     """
-    from microau_gui.model.checkpoint import read_card
+    from microau_gui.model.card import read_card
     from microau_gui.training.finetune import FinetuneOptions, run_finetune
 
     shutil.rmtree(work, ignore_errors=True)

@@ -167,7 +167,7 @@ def measure_landmarks(video: Path, n_frames: int) -> tuple[dict, dict]:
 
 def measure_pair_prep(video: Path, n_pairs: int, size: int = 224, grid: int = 14) -> dict:
     """What the Predictor adds around the model per frame pair, ms: one-transform alignment of
-    both crops and the head-motion-free flow (`training.samples.prepare_pair`, flow measured at
+    both crops and the head-motion-free flow (`pairs.samples.prepare_pair`, flow measured at
     224 px as `train` records by default), the flow image, the region masks, and for the frame
     on screen the overlays (PTA heatmaps warped into the image, region polygons)."""
     from microau_gui.core.au import DEFAULT_VOCAB
@@ -176,7 +176,7 @@ def measure_pair_prep(video: Path, n_pairs: int, size: int = 224, grid: int = 14
     from microau_gui.face.motion import flow_image
     from microau_gui.inference.predictor import regions_in_image, warp_grid_to_image
     from microau_gui.media import open_media
-    from microau_gui.training.samples import PrepSettings, prepare_pair, sample_masks
+    from microau_gui.pairs.samples import PrepSettings, prepare_pair, sample_masks
 
     settings = PrepSettings(size=size, flow_size=max(size, 224))
     with open_media(video, cache_frames=0) as source:

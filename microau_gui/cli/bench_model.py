@@ -32,10 +32,11 @@ GIVE_UP_FACTOR = 2.0
 
 def bench_checkpoint(folder: Path, backbone: str, seed: int = 0) -> Path:
     """A random-weight Micro-AU CLIP ("flow" input) saved as a checkpoint folder; reused if there."""
-    from microau_gui.model.checkpoint import CARD_NAME, save_checkpoint
+    from microau_gui.model.card import CARD_NAME
+    from microau_gui.model.checkpoint import save_checkpoint
     from microau_gui.model.config import MicroAUConfig
     from microau_gui.model.network import MicroAUCLIP
-    from microau_gui.training.samples import PREP_VERSION
+    from microau_gui.pairs.samples import PREP_VERSION
 
     if (folder / CARD_NAME).is_file():
         return folder

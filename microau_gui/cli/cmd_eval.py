@@ -21,6 +21,7 @@ from pathlib import Path
 
 from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
+from microau_gui.core.paths import cache_dir
 
 NAME = "eval"
 HELP = "score a saved model on a coded dataset: AU detection or emotion-label-free recognition"
@@ -62,7 +63,7 @@ def run(args) -> int:
         result = runs.evaluate_checkpoint(
             args.model, args.dataset, task=args.task, labels=args.labels,
             subjects=args.subjects.split(",") if args.subjects else None,
-            cache=None if args.no_cache else (args.cache or runs.default_cache_dir()),
+            cache=None if args.no_cache else (args.cache or cache_dir("pairs")),
             device=device, progress=progress)
     card = result.card
     print(f"model {card.version} ({card.config.backbone}, input {card.input_mode}"

@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from microau_gui.cli.experiments import REPO, STUDIES, run_study
     from microau_gui.core.errors import UserError
-    from microau_gui.training.datasets import default_cache_dir
+    from microau_gui.core.paths import cache_dir
 
     if args.action == "list":
         for study in STUDIES.values():
@@ -40,7 +40,7 @@ def run(args) -> int:
     if not args.name:
         raise UserError("name the study to run, e.g. `experiment run main` (see `experiment list`)")
     out = Path(args.out) if args.out else REPO / "docs" / "experiments" / f"{args.name}.json"
-    work = Path(args.work) if args.work else default_cache_dir().parent / "experiments"
+    work = Path(args.work) if args.work else cache_dir("experiments")
     report = run_study(args.name, out, work, threads=args.threads)
     print(f"wrote {out} ({report['seconds']:.0f} s)")
     return 0

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
+from microau_gui.core.paths import cache_dir
 
 NAME = "train"
 HELP = "train and evaluate Micro-AU CLIP (LOSO) and its baselines on a coded dataset"
@@ -124,7 +125,7 @@ def run(args) -> int:
         data = runs.prepare_pooled(args.dataset, config, test_datasets=args.test_dataset or (),
                                    flow_size=args.flow_size,
                                    subjects=args.subjects.split(",") if args.subjects else None,
-                                   cache=None if args.no_cache else (args.cache or runs.default_cache_dir()),
+                                   cache=None if args.no_cache else (args.cache or cache_dir("pairs")),
                                    progress=bars.prepare)
         _print_data(data)
         kept, dropped = runs.common_vocab(data, config.vocab)

@@ -10,7 +10,7 @@ What it builds, reproducibly (fixed seeds, fixed torch thread count):
    by the training pipeline, saved as the checkpoint folder `weights/demo-tiny/`
    (`model.safetensors` + `card.json`, a few MB). Its card's `intended_use` and `notes` say it
    was trained on synthetic micro-movements of three photos and is not for real faces, and its
-   `training_settings` carry `"is_demo": true` (read by `inference.checkpoints.is_demo_card`).
+   `training_settings` carry `"is_demo": true` (read by `model.card.ModelCard.is_demo`).
 3. `assets/demo/`: three short synthetic clips, one per photo (other seed, 144 px faces, CASME
    II layout: `subNN/EPxx_yy/` image folders at 200 fps), their `coding.xlsx`, and `demo.maus`, a project holding the clips as expert
    events and the demo model as its active model version. The project stores every path
@@ -70,8 +70,9 @@ def _progress(label: str):
 
 def train_demo_model(weights: Path, *, clips_per_subject: int, epochs: int) -> Path:
     """Steps 1-2: synthetic training data, a tiny model trained on it, saved as weights/demo-tiny."""
-    from microau_gui.inference.checkpoints import DEMO_FLAG, DEMO_NAME
-    from microau_gui.model.checkpoint import read_card, update_card
+    from microau_gui.inference.checkpoints import DEMO_NAME
+    from microau_gui.model.card import DEMO_FLAG, read_card
+    from microau_gui.model.checkpoint import update_card
     from microau_gui.synth import generate_clips
     from microau_gui.training.datasets import DatasetSpec
     from microau_gui.training.runs import model_config, prepare_data, train_all_and_save, train_settings
@@ -112,7 +113,7 @@ def build_demo_project(assets: Path, checkpoint: Path, *, subjects: int, clips_p
                        size: int) -> Path:
     """Step 3: assets/demo with a few clips, coding.xlsx and demo.maus (model registered, active)."""
     from microau_gui.media import frame_index, open_media
-    from microau_gui.model.checkpoint import read_card
+    from microau_gui.model.card import read_card
     from microau_gui.store.importers import import_dataset
     from microau_gui.store.project import Project
     from microau_gui.synth import generate_clips
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from microau_gui.core.errors import UserError
-    from microau_gui.inference.checkpoints import weights_dir
+    from microau_gui.core.paths import weights_dir
 
     parser = argparse.ArgumentParser(prog="python -m microau_gui.cli.demo_assets", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, default=weights_dir().parent,

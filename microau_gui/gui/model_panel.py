@@ -1,7 +1,7 @@
 """The model controls: selector, device badge, model-card dialog, and the honesty banner.
 
 Owns: `ModelBar`, `ModelBanner`, `ModelCardDialog`, `banner_lines` and the banner texts. May import
-PySide6 and session (ModelChoice, ModelLoaded); never torch.
+PySide6, session (ModelChoice, ModelLoaded) and `model.card` (torch-free); never torch.
 
 The banner says, above everything else, when the predictions should not be trusted on real faces:
 the bundled demo model (trained on synthetic micro-movements) or a backbone running without
@@ -50,7 +50,7 @@ def banner_lines(loaded: ModelLoaded) -> tuple[list[str], str]:
         return [DEMO_TEXT] + ([] if loaded.pretrained_loaded else [DEMO_BACKBONE_TEXT]), "demo"
     if loaded.pretrained_loaded:
         return [], "demo"
-    trained = bool(loaded.card.get("training_settings") or loaded.card.get("metrics"))
+    trained = bool(loaded.card.training_settings or loaded.card.metrics)
     return [NO_PRETRAINED_TEXT if trained else UNTRAINED_TEXT], "error"
 
 
@@ -145,7 +145,7 @@ class ModelCardDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(f"Model card — {loaded.model_version}")
         self.resize(720, 620)
-        card = loaded.card
+        card = loaded.card.to_dict()
         facts = [
             ("Version", loaded.model_version),
             ("Checkpoint", str(loaded.checkpoint)),

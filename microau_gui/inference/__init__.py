@@ -11,7 +11,7 @@ Predictor is made):
 - `gpu`: pinned-memory uploads and the decode/landmark producer for CUDA.
 - `suggest`: what the coder should review next (active learning).
 - `reference`: `ReferencePolicy`, `reference_frame`, `parse_reference`.
-- `checkpoints`: `default_checkpoint`, `list_checkpoints`, `resolve_checkpoint`, `is_demo_card`.
+- `checkpoints`: `default_checkpoint`, `list_checkpoints`, `resolve_checkpoint`.
 - `analysis`: `analyze_source` (streamed batch analysis), `AnalysisOptions`, `CsvSink`,
   `open_project_cache`.
 """

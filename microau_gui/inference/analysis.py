@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +22,6 @@ from microau_gui.inference.reference import DEFAULT_WINDOW_S, ReferencePolicy
 log = logging.getLogger(__name__)
 
 CSV_FIXED_COLUMNS: tuple[str, ...] = ("frame_idx", "t_s", "face_found")
-
-Progress = Callable[[int, int], None]  # (frames done, frames requested)
 
 
 @dataclass(frozen=True)
@@ -132,8 +130,8 @@ def open_project_cache(project, media_path: Path, source, predictor) -> ProjectC
     if version is None:
         card = predictor.card
         version = project.models.add(predictor.model_version, predictor.checkpoint, predictor.vocab,
-                                     data_hash=card.get("training_data_hash") or "",
-                                     metrics=card.get("metrics") or {})
+                                     data_hash=card.training_data_hash or "",
+                                     metrics=card.metrics)
     elif (version.checkpoint.exists()
           and version.checkpoint.resolve() != predictor.checkpoint.resolve()):
         raise UserError(f"project {project.path.name} already has a model version named "

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.progress import Progress
 from microau_gui.inference.analysis import (CSV_FIXED_COLUMNS, AnalysisOptions, AnalysisResult, CsvSink,
                                             open_project_cache)
-from microau_gui.inference.pipeline import Progress, analyze_source
+from microau_gui.inference.pipeline import analyze_source
 from microau_gui.inference.reference import ReferencePolicy
 
 
@@ -118,7 +119,7 @@ class OpenAnalysis:
             model={"version": predictor.model_version, "checkpoint": str(predictor.checkpoint),
                    "device": predictor.device, "speed_mode": predictor.speed_mode,
                    "is_demo": predictor.is_demo, "pretrained_loaded": predictor.pretrained_loaded,
-                   "card": predictor.card},
+                   "card": predictor.card.to_dict()},
             media={"path": info.path, "kind": info.kind, "n_frames": info.n_frames, "fps": info.fps,
                    "width": info.width, "height": info.height, "is_vfr": info.is_vfr,
                    "codec": info.codec},

@@ -1,7 +1,7 @@
 """Which checkpoint to run: the bundled demo, the checkpoints in `weights/`, a project's versions.
 
-Owns: `CheckpointInfo`, `default_checkpoint`, `weights_dir`, `list_checkpoints`, `is_demo_card`,
-`resolve_checkpoint`. May import model (card reading only), store and core; no Qt.
+Owns: `CheckpointInfo`, `default_checkpoint`, `list_checkpoints`, `resolve_checkpoint`. May
+import `model.card` (cards only, no torch), store and core; no Qt.
 
 A checkpoint is a folder `weights/NAME/` holding `model.safetensors` and `card.json` (see
 `model.checkpoint`). The rule `analyze` (and any other headless command) follows to pick one:
@@ -14,7 +14,7 @@ A project version whose checkpoint moved away (the project was copied) is looked
 in `weights/`, as the window does.
 
 The demo flag: `make demo-assets` writes `"is_demo": true` into the card's `training_settings`;
-`is_demo_card` reads it, and the window shows a "demo model" banner for such a checkpoint.
+`ModelCard.is_demo` reads it, and the window shows a "demo model" banner for such a checkpoint.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.paths import weights_dir
+from microau_gui.model.card import CARD_NAME, WEIGHTS_NAME, ModelCard, read_card
 
 log = logging.getLogger(__name__)
 
 DEMO_NAME = "demo-tiny"
-DEMO_FLAG = "is_demo"  # key in the card's training_settings
 
 
 @dataclass(frozen=True)
@@ -37,25 +38,12 @@ class CheckpointInfo:
 
     name: str  # the model card's "name" (the folder name when saved)
     path: Path  # the checkpoint folder
-    card: dict  # the model card as JSON
-
-
-def weights_dir() -> Path:
-    """The `weights/` folder next to the package (a source checkout or an editable install)."""
-    import microau_gui
-
-    return Path(microau_gui.__file__).resolve().parent.parent / "weights"
+    card: ModelCard
 
 
 def default_checkpoint() -> Path:
     """The bundled demo checkpoint folder `weights/demo-tiny` (it may not be built yet)."""
     return weights_dir() / DEMO_NAME
-
-
-def is_demo_card(card: dict) -> bool:
-    """True for a checkpoint trained on synthetic data for the bundled demo."""
-    settings = card.get("training_settings") or {}
-    return bool(isinstance(settings, dict) and settings.get(DEMO_FLAG))
 
 
 def list_checkpoints(weights: Path) -> list[CheckpointInfo]:
@@ -64,8 +52,6 @@ def list_checkpoints(weights: Path) -> list[CheckpointInfo]:
     Folders with a missing or damaged card are left out (and logged), so one bad folder does
     not hide the others.
     """
-    from microau_gui.model.checkpoint import CARD_NAME, WEIGHTS_NAME, read_card
-
     weights = Path(weights)
     if not weights.is_dir():
         return []
@@ -78,13 +64,11 @@ def list_checkpoints(weights: Path) -> list[CheckpointInfo]:
         except UserError as err:
             log.warning("skipping checkpoint %s: %s", folder, err)
             continue
-        found.append(CheckpointInfo(name=card.name, path=folder, card=card.to_dict()))
+        found.append(CheckpointInfo(name=card.name, path=folder, card=card))
     return found
 
 
 def _is_checkpoint(path: Path) -> bool:
-    from microau_gui.model.checkpoint import CARD_NAME
-
     return (path / CARD_NAME).is_file() or (path.is_file() and path.name == CARD_NAME)
 
 

@@ -1,7 +1,7 @@
 """The GPU path: pinned-memory uploads, bf16 on CUDA, and batched throughput.
 
 Owns: `pinned_upload`, `upload_pair_arrays`, `model_for_device`, `batched_throughput`. May
-import spotting (its background `prefetch`), model, face, media and core (torch, numpy); no Qt.
+import model, face, media (its background `prefetch`) and core (torch, numpy); no Qt.
 
 Our specification (the paper says nothing about devices):
 - Device choice is `model.device.pick_device`: "auto" takes CUDA when present, else the CPU;
@@ -65,7 +65,7 @@ def batched_throughput(model, batches: Iterable[dict[str, np.ndarray]], depth: i
     The producer prepares batch k + 1 while the model runs batch k; on CUDA the upload is
     asynchronous and the probabilities are copied back once, at the end.
     """
-    from microau_gui.spotting.signals import prefetch
+    from microau_gui.media.prefetch import prefetch
 
     device = model.log_tau.device
     outputs: list[torch.Tensor] = []

@@ -24,7 +24,7 @@ How frames flow (our specification):
   decoded before it. Tracking mode (used until December 2026) follows the face from the previous
   frame, so a ranged or resumed run started tracking elsewhere and moved probabilities by up to
   0.81 (reliability issue D9). Static landmarks are also what training cuts its pairs with
-  (`training.samples`), and measured 9.0 ms/frame against tracking's 9.5 (bench
+  (`pairs.samples`), and measured 9.0 ms/frame against tracking's 9.5 (bench
   `landmarks_static_ms`). No temporal smoothing is applied: the reference's landmarks cut both
   crops with one transform, so their jitter moves the crop, not the measured motion; measured
   on the synthetic long video, static frame-to-frame jitter (0.43 px mean) is below tracking's
@@ -46,7 +46,7 @@ How frames flow (our specification):
   model (PyAV, MediaPipe and torch release the GIL: on 2 cores they overlap, on a GPU the CPU
   work hides behind the model). The GUI's worker passes False: its other core draws the window.
 - `should_cancel` (a callable or threading.Event) is polled every frame; cancelling raises
-  `Cancelled` after committing what was finished.
+  `core.progress.Cancelled` after committing what was finished.
 """
 
 from __future__ import annotations
@@ -59,19 +59,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from microau_gui.core.progress import Progress, check_cancel
 from microau_gui.core.types import FramePrediction
 from microau_gui.face.landmarks import FaceMesh, Landmarks
 from microau_gui.inference.analysis import AnalysisOptions, AnalysisResult, ProjectCache, plan_frames
 from microau_gui.inference.predictor import FramePair, Predictor
 from microau_gui.inference.reference import ReferencePolicy, reference_frame, sliding_offset_frames
-from microau_gui.training.samples import check_cancel
 
 COMMIT_FRAMES = 16  # new predictions per cache transaction (a killed run loses fewer than this)
 PRODUCER_DEPTH = 8  # frames the background producer decodes ahead of the model
 _RANDOM_FRAMES = 4  # onset / fixed reference frames kept decoded
-
-Progress = Callable[[int, int], None]  # (frames done, frames requested)
-
 
 class FrameLandmarks:
     """Static-mode landmarks of the frames of one source, by frame_idx, the last few kept.
@@ -124,7 +121,7 @@ def landmarked_frames(frames: Iterable[tuple[int, np.ndarray]], needs: Callable[
     not rebind meanwhile (a set membership test is fine). The producer's exception is re-raised
     in the consumer; leaving the loop early stops the producer and closes its graph.
     """
-    from microau_gui.spotting.signals import prefetch
+    from microau_gui.media.prefetch import prefetch
 
     def produce() -> Iterator[LandmarkedFrame]:
         mesh = FaceMesh(static=True)  # made on the thread that uses it: graphs are not thread-safe

@@ -6,9 +6,9 @@ no Qt. This is the API the session's inference worker and the CLI call
 (/work/helpers/CONTRACT_inference.md).
 
 Preparation is training's, call for call, or the trained model would see other inputs than it
-learned from: MediaPipe on the reference frame gives the landmarks; `training.samples.prepare_pair`
+learned from: MediaPipe on the reference frame gives the landmarks; `pairs.samples.prepare_pair`
 cuts both crops with the ONE similarity those landmarks define and measures the head-motion-free
-Farneback flow between them (at the card's recorded flow crop size, `training.runs.checkpoint_prep_settings`); `training.samples.sample_masks`
+Farneback flow between them (at the card's recorded flow crop size, `pairs.samples.checkpoint_prep_settings`); `pairs.samples.sample_masks`
 rasterises the AU regions on the patch grid; `face.motion.flow_image` renders the flow; and
 `MicroAUCLIP.prepare_images` normalises every image. Only then does the model run, under
 `torch.inference_mode`.
@@ -65,10 +65,9 @@ from microau_gui.face.align import estimate_alignment, invert_affine, transform_
 from microau_gui.face.landmarks import FaceMesh, Landmarks
 from microau_gui.face.motion import flow_image
 from microau_gui.face.regions import au_polygons
-from microau_gui.inference.checkpoints import is_demo_card
 from microau_gui.inference.speed import SPEED_CHOICES, SpeedChoice, select_speed_mode
-from microau_gui.training.runs import checkpoint_prep_settings
-from microau_gui.training.samples import prepare_pair, sample_masks
+from microau_gui.model.card import ModelCard
+from microau_gui.pairs.samples import checkpoint_prep_settings, prepare_pair, sample_masks
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +114,15 @@ class Predictor:
 
     def __init__(self, model, card, checkpoint: Path, device, speed_choice: SpeedChoice):
         self.model = model
-        self._card = card
         self.checkpoint = Path(checkpoint)
-        self.card: dict = card.to_dict()
+        self.card: ModelCard = card
         self.model_version: str = card.name
         self.vocab: tuple[str, ...] = tuple(card.vocab)
         self.device: str = device.type
         self.speed_mode: str = speed_choice.mode  # the mode the network runs in ("fp32", "bf16", "int8")
         self.speed_choice: SpeedChoice = speed_choice  # how it was chosen (timings, parity), no network
         self.pretrained_loaded: bool = bool(card.pretrained_loaded)
-        self.is_demo: bool = is_demo_card(self.card)
+        self.is_demo: bool = card.is_demo
         self.prep = checkpoint_prep_settings(card)
         self._torch_device = device
         self._mesh: FaceMesh | None = None

@@ -17,7 +17,7 @@ AU concerned, a one-line reason and a score in [0, 1]. Four kinds (our specifica
   Outside every coded event, a run of frames where an AU stays at or above `fire_threshold` for
   at least the shortest plausible expression (`min_expression_s`, 40 ms: Ekman's 1/25 s) is a
   possible uncoded expression, scored (p - thr) / (1 - thr) at its peak (event_id None). Labels
-  are encoded as training encodes them (`training.samples.au_labels`: either side counts,
+  are encoded as training encodes them (`pairs.samples.au_labels`: either side counts,
   uncertain codes do not).
 - "uncertain": the model sits near its threshold: 1 - |p - thr| / `uncertain_margin` for the
   AU closest to it, when within the margin.
@@ -54,7 +54,7 @@ from microau_gui.core.errors import UserError
 from microau_gui.core.types import MIN_EXPRESSION_S
 from microau_gui.store.predictions import ProbTrace
 from microau_gui.store.records import Event
-from microau_gui.training.samples import au_labels
+from microau_gui.pairs.samples import au_labels
 
 KINDS: tuple[str, ...] = ("disagreement", "uncertain", "rare", "unstable")
 DEFAULT_FPS = 30.0  # frame rate assumed for a video whose rate the caller does not give

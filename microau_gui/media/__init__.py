@@ -12,7 +12,7 @@ Public API:
   `time_s(frame_idx)`, `close()`; a context manager. `VideoSource`, `ImageSequenceSource`.
 - Seek proxies (media/proxy.py): lossless short-GOP copies of long-GOP videos whose frames equal
   the original's bit for bit, so random seeks stay fast. `wants_proxy(source)`,
-  `build_proxy(path, progress, cancelled) -> Path` (raises `ProxyCancelled`), `find_proxy(path)`,
+  `build_proxy(path, progress, should_cancel) -> Path` (raises `core.progress.Cancelled`), `find_proxy(path)`,
   `proxy_path_for(path)`, `PROXY_MIN_GOP`; `VideoSource.attach_proxy(path)` / `proxy_path`.
 - `probe_media(path) -> MediaInfo` (for `python main.py info`).
 - `frame_index(path) -> MediaIndex` (frame numbers + fps, what dataset importers need).
@@ -32,7 +32,6 @@ from microau_gui.media.images import (
 from microau_gui.media.open import VIDEO_SUFFIXES, MediaIndex, MediaInfo, frame_index, open_media, probe_media
 from microau_gui.media.proxy import (
     PROXY_MIN_GOP,
-    ProxyCancelled,
     build_proxy,
     estimate_proxy_bytes,
     find_proxy,
@@ -57,7 +56,6 @@ __all__ = [
     "ImageSequenceSource",
     "MediaIndex",
     "MediaInfo",
-    "ProxyCancelled",
     "VideoSource",
     "build_proxy",
     "estimate_proxy_bytes",

@@ -1,8 +1,8 @@
 """Seek proxies: lossless short-GOP copies of long-GOP videos, so random seeks stay fast.
 
 Owns: `build_proxy`, `find_proxy`, `wants_proxy`, `proxy_unsupported_reason`, `proxy_path_for`,
-`proxy_dir`, `estimate_proxy_bytes`, `check_disk_space`, `ProxyCancelled`, `PROXY_MIN_GOP`, and
-the cache around them: `proxy_cache_cap`, `cached_proxies`, `collect_garbage`, `GarbageReport`.
+`estimate_proxy_bytes`, `check_disk_space`, `PROXY_MIN_GOP`, and the cache around them (in
+`core.paths.proxy_dir()`): `proxy_cache_cap`, `cached_proxies`, `collect_garbage`, `GarbageReport`.
 May import core and the other media modules (plus numpy and PyAV). No torch, no Qt.
 
 Why: `VideoSource.read(N)` decodes from the keyframe before N. In a file with a keyframe every 250
@@ -25,7 +25,7 @@ access path) of the last and one random frame must too. Any difference and no pr
 Frame k of the proxy has pts k in a 1/fps time base; the original's timestamps stay the truth
 for `time_s` (the proxy is only ever addressed by frame index).
 
-Where: `proxy_dir()` (`$MICROAU_PROXY_DIR`, else `~/.cache/microau_studio/proxies`), one
+Where: `core.paths.proxy_dir()` (`$MICROAU_PROXY_DIR`, else `$XDG_CACHE_HOME/microau_studio/proxies`), one
 `<stem>-<fingerprint>.mp4` per original plus a `.json` sidecar (format version, the original's
 frame count, size, pixel format, what was verified). The fingerprint covers the original's
 resolved path, size, mtime and a hash of its first and last MiB, so an edited or replaced file
@@ -62,12 +62,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import math
+import os
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
@@ -78,6 +77,8 @@ import numpy as np
 
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import write_atomically
+from microau_gui.core.paths import PROXY_DIR_ENV, proxy_dir
+from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.media.video import VideoSource
 from microau_gui.media.writer import rate_fraction
 
@@ -86,7 +87,6 @@ log = logging.getLogger(__name__)
 PROXY_MIN_GOP = 30  # longest GOP (frames) at or below which seeks are already short: no proxy
 PROXY_GOP = 4  # keyframe interval of the proxy
 PROXY_FORMAT_VERSION = 1  # bump when the encoding changes; older proxies are then rebuilt
-PROXY_DIR_ENV = "MICROAU_PROXY_DIR"
 PROXY_CACHE_ENV = "MICROAU_PROXY_CACHE_GB"
 DEFAULT_PROXY_CACHE_BYTES = 10 * 10**9
 PROXY_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
@@ -107,18 +107,6 @@ _STALE_TMP_S = 600.0  # a temporary proxy untouched this long is left over from 
 # `<stem>-<32 hex>.mp4` (proxy_path_for) and its `.json`: the only names the cache ever deletes.
 _PROXY_NAME = re.compile(r"^.+-[0-9a-f]{32}\.(mp4|json)$")
 _TMP_NAME = re.compile(r"^\..+-[0-9a-f]{32}\.(mp4|json)\..+\.tmp$")
-
-
-class ProxyCancelled(Exception):
-    """`build_proxy` stopped because `cancelled()` said so; no file was left behind."""
-
-
-def proxy_dir() -> Path:
-    """Where proxies live: `$MICROAU_PROXY_DIR` if set, else `~/.cache/microau_studio/proxies`."""
-    configured = os.environ.get(PROXY_DIR_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".cache" / "microau_studio" / "proxies"
 
 
 def proxy_cache_cap() -> int:
@@ -420,7 +408,7 @@ class _Encoder:
     """One proxy encoding pass: the original decoded in order, re-encoded losslessly."""
 
     def __init__(self, source: VideoSource, tmp: Path, threads: int,
-                 progress: Callable[[int, int], None] | None, cancelled: Callable[[], bool] | None,
+                 progress: Progress | None, should_cancel: ShouldCancel | None,
                  target: Path, cap: int, room: int):
         self.source = source
         self.target = target  # the proxy's final name
@@ -429,13 +417,12 @@ class _Encoder:
         self.tmp = tmp
         self.threads = threads
         self.progress = progress
-        self.cancelled = cancelled
+        self.should_cancel = should_cancel
         self.samples = set(_sample_frames(source))
         self.digests: dict[int, str] = {}  # frame_idx -> RGB digest of the original's frame
 
     def _check_cancelled(self) -> None:
-        if self.cancelled is not None and self.cancelled():
-            raise ProxyCancelled(f"seek proxy of {self.source.name} cancelled")
+        check_cancel(self.should_cancel, f"seek proxy of {self.source.name} cancelled")
 
     def _check_space(self, done: int, total: int) -> None:
         """Stop early when the size so far projects past the free space (FREE_SPACE_MARGIN_BYTES
@@ -519,13 +506,13 @@ class _Encoder:
         return checked
 
 
-def build_proxy(video_path: Path | str, progress: Callable[[int, int], None] | None = None,
-                cancelled: Callable[[], bool] | None = None, threads: int = 1,
+def build_proxy(video_path: Path | str, progress: Progress | None = None,
+                should_cancel: ShouldCancel | None = None, threads: int = 1,
                 source: VideoSource | None = None) -> Path:
     """Build (or rebuild) the seek proxy of `video_path` in `proxy_dir()`; return its path.
 
     progress(done_frames, total_frames) is called every ~30 frames and once at the end;
-    cancelled() is polled every frame and, when it returns True, ProxyCancelled is raised and no
+    should_cancel() is polled every frame and, when it returns True, `core.progress.Cancelled` is raised and no
     file is left behind. threads: libx264 threads (1 leaves the other core to inference; 0 lets
     libx264 choose). Builds regardless of the GOP (`wants_proxy` says whether one is worth it);
     evicts least recently used proxies to stay under `proxy_cache_cap()`; raises UserError when
@@ -557,7 +544,7 @@ def build_proxy(video_path: Path | str, progress: Callable[[int, int], None] | N
         verified: list[int] = []
 
         def write(tmp: Path) -> None:
-            encoder = _Encoder(source, tmp, threads, progress, cancelled, target, cap, room)
+            encoder = _Encoder(source, tmp, threads, progress, should_cancel, target, cap, room)
             encoder.encode()
             verified.extend(encoder.verify())
 

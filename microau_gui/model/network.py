@@ -46,11 +46,12 @@ from torch import nn
 
 from microau_gui.core.errors import UserError
 from microau_gui.model.backbone import VisualBackbone, create_open_clip
+from microau_gui.model.card import AUPrompts
 from microau_gui.model.config import MicroAUConfig, backbone_model_cfg, normalise_vocab
 from microau_gui.model.gda import GlobalDependencyAttention
 from microau_gui.model.losses import LossParts, micro_au_loss
 from microau_gui.model.pta import PatchTokenAttention
-from microau_gui.model.text import AUPrompts, LearnedPrompts, TextTower, au_prompts
+from microau_gui.model.text import LearnedPrompts, TextTower, au_prompts
 
 
 @functools.lru_cache(maxsize=4)

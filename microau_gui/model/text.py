@@ -1,8 +1,8 @@
 """The text side: the frozen CLIP text tower and its AU prompt embeddings, or learned prompts.
 
-Owns: `TextTower` (open_clip text encoder, frozen, tokenizer included), `AUPrompts` and
-`au_prompts` (the positive / negative prompt texts of an AU), `LearnedPrompts` (the learnable
-text side). May import core, torch and open_clip.
+Owns: `TextTower` (open_clip text encoder, frozen, tokenizer included), `au_prompts` (the
+positive / negative prompt texts of an AU, as a `model.card.AUPrompts`), `LearnedPrompts` (the
+learnable text side). May import core, torch, open_clip and `model.card`.
 
 Stated by the paper: a CLIP text backbone encodes AU-related text prompts.
 Our specification (DESIGN.md section 1):
@@ -29,7 +29,6 @@ Our specification (DESIGN.md section 1):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -37,14 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from microau_gui.core.au import au_info
-
-
-@dataclass(frozen=True)
-class AUPrompts:
-    """The prompt texts whose ensembled embeddings are t_k+ and t_k- of one AU."""
-
-    positive: tuple[str, ...]
-    negative: tuple[str, ...]
+from microau_gui.model.card import AUPrompts
 
 
 def au_prompts(code: str) -> AUPrompts:

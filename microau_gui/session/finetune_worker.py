@@ -84,7 +84,7 @@ class FinetuneWorker(CancellableWorker):
 
     def _run(self, request: FinetuneRequest) -> bool:
         from microau_gui.training.finetune import run_finetune
-        from microau_gui.training.samples import Cancelled
+        from microau_gui.core.progress import Cancelled
 
         try:
             result = run_finetune(request.snapshot, request.parent, request.out, request.options,

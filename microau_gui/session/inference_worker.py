@@ -133,7 +133,7 @@ class InferenceWorker(Worker):
         self._loaded = ModelLoaded(
             request_id=request.request_id, model_version=predictor.model_version,
             model_version_id=request.model_version_id, checkpoint=request.checkpoint,
-            vocab=tuple(predictor.vocab), card=dict(predictor.card), device=predictor.device,
+            vocab=tuple(predictor.vocab), card=predictor.card, device=predictor.device,
             pretrained_loaded=bool(predictor.pretrained_loaded), is_demo=bool(predictor.is_demo),
             speed_mode=predictor.speed_mode, speed_summary=predictor.speed_choice.summary(),
         )

@@ -1,7 +1,7 @@
 """The frozen values that travel between the session (GUI thread) and its workers.
 
-Owns: every request and response a worker receives or emits. May import core, store records and
-the standard library; no Qt here, so the values can be built and compared in plain tests.
+Owns: every request and response a worker receives or emits. May import core, store records,
+`model.card` (torch-free) and the standard library; no Qt here, so the values can be built and compared in plain tests.
 
 Workers receive a request through a queued signal and answer with a response carrying the same
 `request_id`; the session drops any response whose id (or model version) is no longer current.
@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from microau_gui.model.card import ModelCard
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class ModelLoaded:
     model_version_id: int | None
     checkpoint: Path
     vocab: tuple[str, ...]  # AU codes in model order
-    card: dict = field(hash=False, compare=False)  # the JSON model card as loaded
+    card: ModelCard = field(hash=False, compare=False)  # the model card as loaded
     device: str = "cpu"  # "cpu" or "cuda"
     pretrained_loaded: bool = True  # False: the backbone runs on random weights
     is_demo: bool = False  # the bundled demo model (trained on synthetic data)

@@ -1,8 +1,8 @@
 """What a path given to the window opens: a project, or a video / image folder and its project.
 
 Owns: `OpenTarget`, `resolve_target`, `project_path_for_media`, `open_or_create_project`,
-`ensure_video`, `bundled_demo_path`, `demo_project_path`, `weights_dir`. May import store, media
-and core; no Qt.
+`ensure_video`, `bundled_demo_path`, `demo_project_path`. May import store, media and core; no
+Qt.
 
 The demo (`python main.py` without a path) opens a working copy of the bundled `assets/demo`
 folder in the user's data folder (`~/.local/share/microau_studio/demo-<8 hex of the bundle>/`),
@@ -27,15 +27,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import microau_gui
 from microau_gui.core.errors import UserError
+from microau_gui.core.paths import data_dir, install_root
 from microau_gui.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_image_files, open_media
 from microau_gui.store.db import SUFFIX, is_project_file
 from microau_gui.store.project import Project
 from microau_gui.store.records import Video
 
-REPO_ROOT = Path(microau_gui.__file__).resolve().parent.parent
-DEMO_PROJECT = REPO_ROOT / "assets" / "demo" / "demo.maus"
+DEMO_PROJECT = install_root() / "assets" / "demo" / "demo.maus"
 
 
 def bundled_demo_path() -> Path | None:
@@ -49,7 +48,7 @@ def demo_project_path() -> Path | None:
     if bundled is None:
         return None
     digest = hashlib.sha1(bundled.read_bytes()).hexdigest()[:8]
-    copy = user_data_dir() / f"demo-{digest}"
+    copy = data_dir() / f"demo-{digest}"
     if (copy / bundled.name).is_file():
         return copy / bundled.name
     staging = copy.with_name(f".{copy.name}.copying-{os.getpid()}")
@@ -65,18 +64,8 @@ def demo_project_path() -> Path | None:
     return copy / bundled.name
 
 
-def weights_dir() -> Path:
-    """The `weights/` folder of the installation (checkpoints and their model cards)."""
-    return REPO_ROOT / "weights"
-
-
-def user_data_dir() -> Path:
-    """`$XDG_DATA_HOME/microau_studio` (~/.local/share by default)."""
-    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "microau_studio"
-
-
 def user_projects_dir() -> Path:
-    return user_data_dir() / "projects"
+    return data_dir() / "projects"
 
 
 @dataclass(frozen=True)

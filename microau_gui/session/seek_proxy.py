@@ -86,7 +86,8 @@ class ProxyWorker(CancellableWorker):
 
     def _run(self, request: ProxyRequest) -> ProxyDone:
         from microau_gui.media import VideoSource
-        from microau_gui.media.proxy import ProxyCancelled, build_proxy, find_proxy, wants_proxy
+        from microau_gui.core.progress import Cancelled
+        from microau_gui.media.proxy import build_proxy, find_proxy, wants_proxy
 
         media = request.media
 
@@ -103,9 +104,9 @@ class ProxyWorker(CancellableWorker):
                 return done(existing, False)
             progress(0, source.n_frames)
             try:
-                proxy = build_proxy(media.path, progress=progress, cancelled=self._cancel.is_set,
+                proxy = build_proxy(media.path, progress=progress, should_cancel=self._cancel.is_set,
                                     source=source)
-            except ProxyCancelled:
+            except Cancelled:
                 return done(None, False)
             except UserError as err:
                 log.info("no seek proxy: %s", err)

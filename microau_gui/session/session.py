@@ -39,6 +39,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from microau_gui.core.au import DEFAULT_VOCAB
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.errors import UserError
+from microau_gui.core.paths import weights_dir
 from microau_gui.core.types import FramePrediction
 from microau_gui.inference.checkpoints import default_checkpoint
 from microau_gui.inference.reference import ReferencePolicy, reference_frame
@@ -63,7 +64,7 @@ from microau_gui.session.messages import (
     ProxyReady,
 )
 from microau_gui.session.models import ModelChoice, model_choices, startup_choice
-from microau_gui.session.opening import ensure_video, open_or_create_project, resolve_target, weights_dir
+from microau_gui.session.opening import ensure_video, open_or_create_project, resolve_target
 from microau_gui.session.playback import SPEEDS, PlaybackClock
 from microau_gui.session.review import ReviewController
 from microau_gui.session.seek_proxy import SeekProxyController, auto_proxy_enabled
@@ -549,8 +550,7 @@ class ProjectSession(QObject):
         """Side of the model's aligned input crop (from its model card), for the face-crop view."""
         if self.model is None:
             return None
-        size = self.model.card.get("image_size")
-        return int(size) if isinstance(size, (int, float)) and size > 0 else None
+        return int(self.model.card.image_size)
 
     def _adopt(self, loaded: ModelLoaded) -> ModelLoaded:
         """The loaded model under the open project's version id, registering it (and making it
@@ -561,12 +561,10 @@ class ProjectSession(QObject):
             version = next((v for v in models.list() if v.name == loaded.model_version), None)
             if version is None and self.editable:
                 card = loaded.card  # its scores and lineage show in the model versions panel
-                metrics = card.get("metrics")
                 version = models.add(loaded.model_version, loaded.checkpoint, loaded.vocab,
-                                     activate=True,
-                                     metrics=metrics if isinstance(metrics, dict) else None,
-                                     data_hash=str(card.get("training_data_hash") or ""),
-                                     created_at=card.get("created") or None)
+                                     activate=True, metrics=card.metrics,
+                                     data_hash=card.training_data_hash or "",
+                                     created_at=card.created or None)
             elif version is not None and self.editable and not version.active:
                 models.set_active(version.id)
             version_id = version.id if version is not None else None

@@ -50,7 +50,7 @@ class SpotWorker(CancellableWorker):
         self.guarded(f"spotting {request.media.path.name}", self._spot, request)
 
     def _spot(self, request: SpotRequest) -> None:
-        from microau_gui.spotting.signals import SpottingCancelled
+        from microau_gui.core.progress import Cancelled
         from microau_gui.spotting.spotter import spot_media
 
         media = request.media
@@ -63,7 +63,7 @@ class SpotWorker(CancellableWorker):
         try:
             result = spot_media(media.path, progress=progress, should_cancel=self._cancel.is_set,
                                 fps=media.fps)
-        except SpottingCancelled:
+        except Cancelled:
             self.finished.emit(SpotDone(request.request_id, media.video_id, (), True, 0.0,
                                         "spotting cancelled"))
             return

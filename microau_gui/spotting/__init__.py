@@ -8,7 +8,7 @@ Public API:
 - `spot_media(path, config=SpotConfig(), progress=None, should_cancel=None, fps=None)
   -> SpotResult` (spotter.py): one streaming pass; `SpotResult.candidates` is a tuple of
   `Candidate(onset, apex, offset, kind, score, regions)` sorted by onset (rank a review queue by
-  `score`). `progress(done, total)`; `should_cancel()` -> True raises `SpottingCancelled`.
+  `score`). `progress(done, total)`; `should_cancel()` -> True raises `core.progress.Cancelled`.
   `find_candidates(signals, config)` re-runs the peak finding on stored `MotionSignals`
   (signals.py) without touching the video.
 - `gate_ranges(candidates, n_frames, fps, margin_s=0.2, macro_apex_only=True) -> [(start, stop)]`

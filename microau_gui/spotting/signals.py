@@ -1,8 +1,7 @@
 """Streaming facial-motion signals: one pass over a video, bounded memory, per-frame region scores.
 
-Owns: `SignalConfig`, `MotionSignals`, `compute_signals`, `prefetch`, `region_parts`,
-`SpottingCancelled`, `SPOT_REGIONS`. May import face, media and core (plus numpy, OpenCV). No
-torch, no Qt.
+Owns: `SignalConfig`, `MotionSignals`, `compute_signals`, `region_parts`, `SPOT_REGIONS`.
+May import face, media and core (plus numpy, OpenCV). No torch, no Qt.
 
 Our specification (MDMD / LBP-chi2-style MEGC baselines, written with optical flow):
 
@@ -38,21 +37,20 @@ Our specification (MDMD / LBP-chi2-style MEGC baselines, written with optical fl
 Memory: the queue of frames since the last detection, k + 1 crops, (steps - 1) k + 1 block
 fields and K + 1 chained fields, independent of the video length. The per-frame scores (a few
 dozen floats per frame) are kept for the whole video because the threshold is set per video.
-Decoding runs one thread ahead of the flow (`prefetch`).
+Decoding runs one thread ahead of the flow (`media.prefetch.prefetch`).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from microau_gui.core.au import DEFAULT_VOCAB, au_info
+from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.face.align import estimate_alignment, transform_points, warp_to_crop
 from microau_gui.face.landmarks import FaceMesh
 from microau_gui.face.motion import dense_flow, remove_global_motion
@@ -62,14 +60,6 @@ EYE_AREAS = frozenset({"eye", "upper_lid", "lower_lid"})
 # AUs whose regions are scored: the model vocabulary plus AU20 (lip stretcher).
 SPOT_REGIONS: tuple[str, ...] = DEFAULT_VOCAB + ("AU20",)
 _EYE_ZONE_AUS = ("AU43", "AU5", "AU7")  # eye, upper lid, lower lid areas
-
-ProgressFn = Callable[[int, int], None]  # (frames done, frames total)
-CancelFn = Callable[[], bool]  # returns True to stop
-
-
-class SpottingCancelled(Exception):
-    """Raised inside `compute_signals` when the cancel callback returned True."""
-
 
 @dataclass(frozen=True)
 class SignalConfig:
@@ -241,64 +231,13 @@ def _aligned_frames(frames: Iterable[tuple[int, np.ndarray]], mesh: FaceMesh, co
         yield idx, frame, (last[1] if last is not None else None)
 
 
-def prefetch(frames: Iterable[tuple[int, np.ndarray]], depth: int = 8
-             ) -> Iterator[tuple[int, np.ndarray]]:
-    """Decode `frames` in a background thread, at most `depth` frames ahead.
-
-    Decoding (PyAV) and optical flow (OpenCV) both release the GIL, so on two cores they overlap.
-    The producer's exception is re-raised here; leaving the loop early stops the producer.
-    """
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        iterator = iter(frames)
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(done)
-        except BaseException as err:  # handed to the consumer, which re-raises it
-            slots.put(err)
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="spot-decoder", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                slots.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        thread.join()
-
-
 def compute_signals(frames: Iterable[tuple[int, np.ndarray]], n_frames: int, fps: float,
-                    config: SignalConfig = SignalConfig(), progress: ProgressFn | None = None,
-                    should_cancel: CancelFn | None = None) -> MotionSignals:
+                    config: SignalConfig = SignalConfig(), progress: Progress | None = None,
+                    should_cancel: ShouldCancel | None = None) -> MotionSignals:
     """One streaming pass over `frames` ((frame_idx, rgb) in order, e.g. `FrameSource.iter_frames()`).
 
     `progress(done, total)` is called about once per second of video; `should_cancel()` is polled
-    as often and raises `SpottingCancelled` when it returns True.
+    as often and raises `core.progress.Cancelled` when it returns True.
     """
     if config.crop_px % config.block_px:
         raise ValueError(f"block_px {config.block_px} must divide crop_px {config.crop_px}")
@@ -359,8 +298,7 @@ def compute_signals(frames: Iterable[tuple[int, np.ndarray]], n_frames: int, fps
                 at = frame_idx - big_k
                 macro[at], macro_eye[at], _ = scores(chained[0], chained[-1])
             if (frame_idx + 1) % report_every == 0:
-                if should_cancel is not None and should_cancel():
-                    raise SpottingCancelled(f"spotting cancelled at frame {frame_idx}")
+                check_cancel(should_cancel, f"spotting cancelled at frame {frame_idx}")
                 if progress is not None:
                     progress(frame_idx + 1, n_frames)
         if len(chained) == big_k + 1:

@@ -47,9 +47,10 @@ from scipy.signal import find_peaks
 
 from microau_gui.core.au import au_info
 from microau_gui.core.errors import UserError
+from microau_gui.core.progress import Progress, ShouldCancel
 from microau_gui.spotting.intervals import interval_iou
-from microau_gui.spotting.signals import (CancelFn, MotionSignals, ProgressFn, SignalConfig,
-                                          compute_signals, prefetch)
+from microau_gui.media.prefetch import prefetch
+from microau_gui.spotting.signals import MotionSignals, SignalConfig, compute_signals
 
 log = logging.getLogger(__name__)
 
@@ -306,9 +307,9 @@ def _find(signals: MotionSignals, config: SpotConfig) -> tuple[list[Candidate], 
     return sorted(found, key=lambda c: (c.onset, c.offset)), float(level)
 
 
-def spot_media(path: Path | str, config: SpotConfig = SpotConfig(), progress: ProgressFn | None = None,
-               should_cancel: CancelFn | None = None, fps: float | None = None) -> SpotResult:
-    """Spot one video or image folder. Raises `SpottingCancelled` when cancelled.
+def spot_media(path: Path | str, config: SpotConfig = SpotConfig(), progress: Progress | None = None,
+               should_cancel: ShouldCancel | None = None, fps: float | None = None) -> SpotResult:
+    """Spot one video or image folder. Raises `core.progress.Cancelled` when cancelled.
 
     fps: frame rate of an image folder (its files store none; CASME II is 200); ignored for
     videos, whose container says.

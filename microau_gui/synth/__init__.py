@@ -6,10 +6,10 @@ May import face, media, store and core (numpy, OpenCV, MediaPipe through face).
 
 Public API:
 - `generate_clips(out_dir, subjects=3, clips_per_subject=20, size=224, fps=200, seed=0,
-  combinations=None, config=None, progress=None, cancel=None) -> SynthClips`: CASME II layout
+  combinations=None, config=None, progress=None, should_cancel=None) -> SynthClips`: CASME II layout
   clips plus coding.xlsx (2019 columns); `SynthClips.dataset` is a `core.types.Dataset`.
 - `generate_long_videos(out_dir, videos=3, seconds=60, fps=30, face_px=230, seed=0,
-  config=None, progress=None, cancel=None) -> SynthLong`: mp4 videos plus MEGC ground truth.
+  config=None, progress=None, should_cancel=None) -> SynthLong`: mp4 videos plus MEGC ground truth.
 - `plan_clips(...) -> [ClipSpec]` and `render_clip(spec, config, maker) -> frames`: one clip in
   memory (tests, benchmarks, a clip without AU via `combinations=[parse_combination("none")]`).
 - `measure_motion(reference, target, xy_img, vocab) -> RegionMotion`: the realism measurement.

@@ -45,6 +45,7 @@ import numpy as np
 
 from microau_gui.core.aus import AUCode, Side, format_au_codes
 from microau_gui.core.errors import UserError
+from microau_gui.core.progress import Cancelled, Progress, ShouldCancel, check_cancel
 from microau_gui.core.types import Dataset, ImportReport, Sample
 from microau_gui.synth.au_motion import AU_MOTIONS, BLINK
 from microau_gui.synth.combos import COMBINATIONS, Combination, schedule
@@ -56,14 +57,6 @@ log = logging.getLogger(__name__)
 
 SHEET_NAME = "coding.xlsx"
 RECORD_NAME = "synth.json"
-
-Progress = Callable[[int, int], None]  # (clips done, clips total)
-Cancel = Callable[[], bool]  # True once the caller wants to stop
-
-
-class _Stop(Exception):
-    pass
-
 
 @dataclass(frozen=True)
 class ClipConfig:
@@ -349,11 +342,11 @@ def generate_clips(out_dir: Path | str, subjects: int = 3, clips_per_subject: in
                    size: int = 224, fps: float = 200.0, seed: int = 0,
                    combinations: Sequence[Combination] | None = None,
                    config: ClipConfig | None = None, progress: Progress | None = None,
-                   cancel: Cancel | None = None) -> SynthClips:
+                   should_cancel: ShouldCancel | None = None) -> SynthClips:
     """Render and write a synthetic CASME II-style dataset; see the module docstring.
 
     size, fps: shorthands for the config fields. progress(done, total) is called after every
-    clip; when cancel() turns True the current clip is removed and the sheet lists the clips
+    clip; when should_cancel() turns True the current clip is removed and the sheet lists the clips
     already finished.
     """
     from microau_gui.media import write_image_sequence
@@ -369,8 +362,7 @@ def generate_clips(out_dir: Path | str, subjects: int = 3, clips_per_subject: in
     specs = plan_clips(subjects, clips_per_subject, config, seed, combinations)
 
     def on_frame(_: int) -> None:
-        if cancel is not None and cancel():
-            raise _Stop
+        check_cancel(should_cancel)
 
     done: list[ClipSpec] = []
     cache = FieldCache()
@@ -386,7 +378,7 @@ def generate_clips(out_dir: Path | str, subjects: int = 3, clips_per_subject: in
                 write_image_sequence(folder, render_clip(spec, config, maker, cache, on_frame),
                                      pattern="img{n}.jpg", first_number=spec.first_number,
                                      quality=spec.jpeg_quality)
-            except _Stop:
+            except Cancelled:
                 shutil.rmtree(folder, ignore_errors=True)
                 if not any(folder.parent.iterdir()):
                     folder.parent.rmdir()

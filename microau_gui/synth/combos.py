@@ -4,16 +4,10 @@ Owns: `Combination`, `COMBINATIONS`, `MACRO_COMBINATIONS`, `schedule`, `parse_co
 May import core and synth.au_motion.
 
 The combinations are those coded in CASME II and SAMM, and each carries the objective class of
-Davison et al. (2018, "Objective classes for micro-facial expression recognition"), which CASME
-II's 2019 coding file adds as `Objective Class`:
-
-    I    happiness  6, 12, 6+12, 6+7+12, 7+12
-    II   surprise   1+2, 5, 25, 1+2+25, 25+26, 5+24
-    III  anger      23, 4, 4+7, 4+5, 4+5+7, 17+24, 4+6+7, 4+38
-    IV   disgust    10, 9, 4+9, 4+40, 4+5+40, 4+7+9, 4+9+17, 4+7+10, 4+5+7+9, 7+10
-    V    sadness    1, 15, 1+4, 6+15, 15+17
-    VI   fear       1+2+4, 20
-    VII  others     anything else (e.g. 14 contempt, 17 alone, 7 alone, 2 alone)
+Davison et al. (2018), which CASME II's 2019 coding file adds as `Objective Class`; the classes,
+their AU descriptions and their emotions are `core.objective`'s table. Combinations no class
+lists (14 contempt, 17 alone, 7 alone, 2 alone) are VII, "others"; the macro-expressions are the
+broad versions of a class's description and carry that class.
 
 The emotion label is the class's emotion (CASME II's vocabulary plus "anger" and "fear"); it is
 written for scoring emotion-free recognition and never used for training.
@@ -31,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.objective import OTHERS, expression_class
 from microau_gui.synth.au_motion import AU_MOTIONS
 
 
@@ -49,51 +44,53 @@ class Combination:
         return "+".join(str(n) for n in self.aus) or "none"
 
 
-def _c(aus, emotion, objective_class, weight=1, unilateral=False) -> Combination:
-    return Combination(tuple(aus), emotion, objective_class, weight, unilateral)
+def _c(aus, objective_class, weight=1, unilateral=False) -> Combination:
+    """A combination of objective class `objective_class`, labelled with that class's emotion."""
+    return Combination(tuple(aus), expression_class(objective_class).emotion, objective_class,
+                       weight, unilateral)
 
 
 COMBINATIONS: tuple[Combination, ...] = (
-    _c((12,), "happiness", "I", 2, unilateral=True),
-    _c((6, 12), "happiness", "I", 2, unilateral=True),
-    _c((6,), "happiness", "I"),
-    _c((6, 7, 12), "happiness", "I"),
-    _c((1, 2), "surprise", "II", 2),
-    _c((5,), "surprise", "II", 2),
-    _c((1, 2, 25), "surprise", "II"),
-    _c((4,), "anger", "III", 2),
-    _c((4, 7), "anger", "III", 2),
-    _c((4, 5), "anger", "III"),
-    _c((23,), "anger", "III"),
-    _c((17, 24), "anger", "III"),
-    _c((9,), "disgust", "IV", 2),
-    _c((10,), "disgust", "IV", 2, unilateral=True),
-    _c((4, 7, 10), "disgust", "IV"),
-    _c((4, 9), "disgust", "IV"),
-    _c((7, 10), "disgust", "IV"),
-    _c((1,), "sadness", "V"),
-    _c((15,), "sadness", "V", 2),
-    _c((15, 17), "sadness", "V", 2),
-    _c((1, 4), "sadness", "V"),
-    _c((1, 2, 4), "fear", "VI"),
-    _c((20,), "fear", "VI", 2, unilateral=True),
-    _c((14,), "others", "VII", 3, unilateral=True),
-    _c((17,), "others", "VII"),
-    _c((7,), "others", "VII"),
-    _c((2,), "others", "VII", 1, unilateral=True),
+    _c((12,), "I", 2, unilateral=True),
+    _c((6, 12), "I", 2, unilateral=True),
+    _c((6,), "I"),
+    _c((6, 7, 12), "I"),
+    _c((1, 2), "II", 2),
+    _c((5,), "II", 2),
+    _c((1, 2, 25), "II"),
+    _c((4,), "III", 2),
+    _c((4, 7), "III", 2),
+    _c((4, 5), "III"),
+    _c((23,), "III"),
+    _c((17, 24), "III"),
+    _c((9,), "IV", 2),
+    _c((10,), "IV", 2, unilateral=True),
+    _c((4, 7, 10), "IV"),
+    _c((4, 9), "IV"),
+    _c((7, 10), "IV"),
+    _c((1,), "V"),
+    _c((15,), "V", 2),
+    _c((15, 17), "V", 2),
+    _c((1, 4), "V"),
+    _c((1, 2, 4), "VI"),
+    _c((20,), "VI", 2, unilateral=True),
+    _c((14,), "VII", 3, unilateral=True),
+    _c((17,), "VII"),
+    _c((7,), "VII"),
+    _c((2,), "VII", 1, unilateral=True),
 )
 
 # Macro-expressions in long videos: the broad, full-face versions.
 MACRO_COMBINATIONS: tuple[Combination, ...] = (
-    _c((6, 12), "happiness", "I", 3),
-    _c((6, 12, 25), "happiness", "I", 2),
-    _c((1, 2, 5), "surprise", "II"),
-    _c((1, 2, 25, 26), "surprise", "II"),
-    _c((4, 7), "anger", "III"),
-    _c((9, 10), "disgust", "IV"),
-    _c((1, 4, 15), "sadness", "V"),
-    _c((15, 17), "sadness", "V"),
-    _c((1, 2, 4, 20), "fear", "VI"),
+    _c((6, 12), "I", 3),
+    _c((6, 12, 25), "I", 2),
+    _c((1, 2, 5), "II"),
+    _c((1, 2, 25, 26), "II"),
+    _c((4, 7), "III"),
+    _c((9, 10), "IV"),
+    _c((1, 4, 15), "V"),
+    _c((15, 17), "V"),
+    _c((1, 2, 4, 20), "VI"),
 )
 
 
@@ -125,7 +122,7 @@ def parse_combination(text: str) -> Combination:
     the table when the combination is in it, else objective class VII, emotion "others"."""
     text = text.strip().lower().removeprefix("au")
     if text in ("none", "0", ""):
-        return Combination((), "others", "VII")
+        return Combination((), OTHERS.emotion, OTHERS.name)
     try:
         aus = tuple(sorted({int(t.strip().lower().removeprefix("au")) for t in text.split("+")}))
     except ValueError:
@@ -138,4 +135,4 @@ def parse_combination(text: str) -> Combination:
         if combination.aus == aus:
             return Combination(aus, combination.emotion, combination.objective_class, 1,
                                combination.unilateral)
-    return Combination(aus, "others", "VII")
+    return Combination(aus, OTHERS.emotion, OTHERS.name)

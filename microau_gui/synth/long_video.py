@@ -43,6 +43,7 @@ import numpy as np
 
 from microau_gui.core.aus import AUCode, format_au_codes
 from microau_gui.core.errors import UserError
+from microau_gui.core.progress import Cancelled, Progress, ShouldCancel, check_cancel
 from microau_gui.core.types import Sample
 from microau_gui.synth.au_motion import AU_MOTIONS, BLINK
 from microau_gui.synth.clips import FieldCache, expression_parts
@@ -56,14 +57,6 @@ log = logging.getLogger(__name__)
 SHEET_NAME = "megc_gt.xlsx"
 RECORD_NAME = "synth_long.json"
 MAX_SECONDS = 3600.0
-
-Progress = Callable[[int, int], None]  # (frames done, frames total over all videos)
-Cancel = Callable[[], bool]
-
-
-class _Stop(Exception):
-    pass
-
 
 @dataclass(frozen=True)
 class LongConfig:
@@ -315,10 +308,10 @@ def _record(plans, config: LongConfig, seed: int) -> dict:
 def generate_long_videos(out_dir: Path | str, videos: int = 3, seconds: float = 60.0,
                          fps: float = 30.0, face_px: float = 230.0, seed: int = 0,
                          config: LongConfig | None = None, progress: Progress | None = None,
-                         cancel: Cancel | None = None) -> SynthLong:
+                         should_cancel: ShouldCancel | None = None) -> SynthLong:
     """Render and write long videos with MEGC ground truth; see the module docstring.
 
-    progress(frames done, frames total) is called every second of video; when cancel() turns
+    progress(frames done, frames total) is called every second of video; when should_cancel() turns
     True the video being written is discarded and the ground truth lists the finished ones.
     """
     from microau_gui.media import write_video
@@ -348,8 +341,7 @@ def generate_long_videos(out_dir: Path | str, videos: int = 3, seconds: float = 
     done_frames = 0
 
     def on_frame(frame_idx: int) -> None:
-        if cancel is not None and cancel():
-            raise _Stop
+        check_cancel(should_cancel)
         if progress is not None and frame_idx % step == 0:
             progress(done_frames + frame_idx, total)
 
@@ -365,7 +357,7 @@ def generate_long_videos(out_dir: Path | str, videos: int = 3, seconds: float = 
             try:
                 write_video(path, render_video(plan, config, maker, cache, on_frame), config.fps,
                             codec="h264", crf=config.crf)
-            except _Stop:
+            except Cancelled:
                 cancelled = True
                 break
             written.append(plan)

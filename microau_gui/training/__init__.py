@@ -1,14 +1,10 @@
 """Training, evaluation and baselines of Micro-AU CLIP. No Qt.
 
-Owns: pair preparation and its cache, augmentation, the trainer, protocols, metrics, baselines,
-emotion recognition, and the runs behind `train`, `eval` and `finetune`.
-May import model, face, media, store and core.
+Owns: augmentation, the trainer, protocols, metrics, baselines, emotion recognition, and the
+runs behind `train`, `eval` and `finetune`. Pair preparation lives in `microau_gui.pairs`.
+May import model, pairs, face, media, store and core.
 
 Public API (import the modules directly; this package imports nothing eagerly):
-- `samples`: `PrepSettings(size, flow_size)`, `prepare_samples(samples, settings, cache_dir=...,
-  progress=..., should_cancel=...) -> PreparedSet` (aligned onset/apex crops, flow, landmarks;
-  cached on disk), `prepare_pair(reference_rgb, target_rgb, xy_img, settings)` (the same for one
-  frame pair, for inference), `au_labels`, `labels_matrix`, `training_data_hash`, `Cancelled`.
 - `augment`: `flip_pair`, `flip_landmarks`, `swap_sides`, `jitter_pair`.
 - `trainer`: `TrainSettings`, `train_model(config_or_model, pairs, settings, device=...,
   progress=..., should_cancel=...) -> TrainResult`, `predict_pairs(model, pairs) -> Predictions`.

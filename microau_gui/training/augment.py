@@ -29,7 +29,7 @@ import numpy as np
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.face.landmarks import N_LANDMARKS
 from microau_gui.face.regions import MIRROR
-from microau_gui.training.samples import PairSample
+from microau_gui.pairs.samples import PairSample
 
 # New index i takes the mirrored position of old index FLIP_PERMUTATION[i].
 FLIP_PERMUTATION: np.ndarray = np.array([MIRROR.get(i, i) for i in range(N_LANDMARKS)], np.int64)

@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from microau_gui.face.motion import region_flow_features, region_pixel_masks
-from microau_gui.training.samples import PairSample
+from microau_gui.pairs.samples import PairSample
 
 
 def region_features(pairs: Sequence[PairSample], vocab: Sequence[str]) -> np.ndarray:

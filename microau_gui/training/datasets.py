@@ -1,6 +1,6 @@
 """Which samples a training or evaluation run uses: `KIND:SHEET:ROOT` specs, subject selection.
 
-Owns: `DatasetSpec`, `parse_dataset_spec`, `load_dataset`, `select_subjects`, `default_cache_dir`.
+Owns: `DatasetSpec`, `parse_dataset_spec`, `load_dataset`, `select_subjects`.
 May import store, media and core; no torch, no Qt.
 
 `--dataset casme2:CASME2-coding-20190701.xlsx:CASME2_RAW` names the importer, the coding sheet and
@@ -11,7 +11,6 @@ Only expert-coded micro-expressions are used: MEGC rows typed "macro" are left o
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -84,9 +83,3 @@ def select_subjects(dataset: Dataset, subjects: Sequence[str] | None) -> Dataset
 
     chosen = {match(name) for name in subjects if name.strip()}
     return replace(dataset, samples=tuple(s for s in dataset.samples if s.subject in chosen))
-
-
-def default_cache_dir() -> Path:
-    """Where prepared pairs are cached: `$XDG_CACHE_HOME/microau_studio/pairs` (~/.cache by default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "microau_studio" / "pairs"

@@ -1,29 +1,14 @@
 """Emotion-label-free recognition: each class is described by prototype AU sets; predicted AU
 probabilities are matched against the descriptions. No emotion label is ever trained on.
 
-Owns: `ExpressionClass`, `OBJECTIVE_CLASSES`, `OTHERS`, `class_log_probs`, `recognise`,
-`reference_labels`. May import core (numpy); no torch, no Qt.
+Owns: `class_log_probs`, `recognise`, `reference_labels`. May import core (numpy); no torch,
+no Qt.
 
 Stated by the paper: micro-expression recognition without emotion labels, from the learned AUs.
 Our specification (DESIGN.md section 1):
 
-The descriptions are the objective classes of Davison, Merghani, Lansley, Ng & Yap, "Objective
-Classes for Micro-Facial Expression Recognition", J. Imaging 4(10):119, 2018 (Table 2), which
-the CASME II 2019 coding file carries as "Objective Class". Davison et al. built them from the
-FACS emotion prototypes (EMFACS; Ekman & Friesen, and the FACS Investigator's Guide, Ekman,
-Friesen & Hager 2002) restricted to the AU combinations seen in CASME II and SAMM:
-
-    I    happiness  6, 12, 6+12, 6+7+12, 7+12
-    II   surprise   1+2, 5, 25, 1+2+25, 25+26, 5+24
-    III  anger      23, 4, 4+7, 4+5, 4+5+7, 17+24, 4+6+7, 4+38
-    IV   disgust    10, 9, 4+9, 4+40, 4+5+40, 4+7+9, 4+9+17, 4+7+10, 4+5+7+9, 7+10
-    V    sadness    1, 15, 1+4, 6+15, 15+17
-    VI   fear       1+2+4, 20
-    VII  others     every other combination
-
-(The numbering is Davison's, which the synthetic generator and CASME II 2019 also use. Some
-summaries list the classes in another order, e.g. "II disgust, III surprise"; scoring compares
-class *names* through this table, so only the table has to agree with the data.)
+The descriptions are the objective classes of Davison et al. (2018), held in
+`core.objective` with their table and sources.
 
 Matching. A class's description is a set of exact AU configurations. The network's sigmoid
 outputs are read as independent per-AU probabilities, so the probability that a sample shows
@@ -45,38 +30,15 @@ AU probabilities already come from those features through the prompt-cosine head
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from microau_gui.core.au import au_info
 from microau_gui.core.errors import UserError
+from microau_gui.core.objective import ALL_CLASSES, OBJECTIVE_CLASSES, ExpressionClass
 from microau_gui.core.types import Sample
 
 _P_CLIP = 1e-4  # keeps log(p) and log(1 - p) finite for saturated probabilities
-
-
-@dataclass(frozen=True)
-class ExpressionClass:
-    """One class and the AU configurations that describe it."""
-
-    name: str  # objective class numeral, e.g. "III"
-    emotion: str  # its emotion word, e.g. "anger"
-    configurations: tuple[tuple[int, ...], ...]  # exact AU sets (AU numbers)
-
-
-OBJECTIVE_CLASSES: tuple[ExpressionClass, ...] = (
-    ExpressionClass("I", "happiness", ((6,), (12,), (6, 12), (6, 7, 12), (7, 12))),
-    ExpressionClass("II", "surprise", ((1, 2), (5,), (25,), (1, 2, 25), (25, 26), (5, 24))),
-    ExpressionClass("III", "anger", ((23,), (4,), (4, 7), (4, 5), (4, 5, 7), (17, 24), (4, 6, 7),
-                                     (4, 38))),
-    ExpressionClass("IV", "disgust", ((10,), (9,), (4, 9), (4, 40), (4, 5, 40), (4, 7, 9),
-                                      (4, 9, 17), (4, 7, 10), (4, 5, 7, 9), (7, 10))),
-    ExpressionClass("V", "sadness", ((1,), (15,), (1, 4), (6, 15), (15, 17))),
-    ExpressionClass("VI", "fear", ((1, 2, 4), (20,))),
-)
-OTHERS = ExpressionClass("VII", "others", ())
-ALL_CLASSES: tuple[ExpressionClass, ...] = (*OBJECTIVE_CLASSES, OTHERS)
 LABEL_KINDS = ("auto", "objective", "emotion")
 
 

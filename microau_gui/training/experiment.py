@@ -25,7 +25,8 @@ from microau_gui.training.baselines import AllPositive, FlowSVM, region_features
 from microau_gui.training.emotion import recognise, reference_labels
 from microau_gui.training.metrics import AUReport, au_report, emotion_scores
 from microau_gui.training.protocols import Fold, split
-from microau_gui.training.samples import PairSample, check_cancel, labels_matrix
+from microau_gui.core.progress import check_cancel
+from microau_gui.pairs.samples import PairSample, labels_matrix
 from microau_gui.training.trainer import Progress, TrainSettings, predict_pairs, train_model
 
 METHODS: tuple[str, ...] = ("micro-au-clip", "flow-svm", "all-positive")

@@ -12,7 +12,7 @@ How a fine-tune runs (our specification; DESIGN.md section 3):
    this snapshot, never the live store, so edits made meanwhile neither leak in nor conflict.
    A video without a subject counts as its own subject, "(video NAME)".
 2. **Pairs**: each event's onset (reference) and apex (target) frames are cut and their flow
-   measured by `training.samples.prepare_samples`, with the parent's recorded crop and flow
+   measured by `pairs.samples.prepare_samples`, with the parent's recorded crop and flow
    size, so the fine-tuned model sees exactly what the parent saw; prepared pairs are cached.
 3. **Evaluation, leakage-safe.** Two protocols:
    - `holdout_subjects` given: one stage trains on every other subject; "before" is the parent
@@ -41,7 +41,7 @@ How a fine-tune runs (our specification; DESIGN.md section 3):
    list it yet) is added to the project in one transaction, not active unless asked. Rollback is
    `project.models.set_active(older_id)`; predictions stay cached per version.
 `run_finetune` never touches the project; cancelling (`should_cancel`, polled every step)
-raises `samples.Cancelled` with the active model, the store and the weights folder unchanged.
+raises `core.progress.Cancelled` with the active model, the store and the weights folder unchanged.
 """
 
 from __future__ import annotations
@@ -61,22 +61,24 @@ import numpy as np
 import torch
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.paths import cache_dir
+from microau_gui.core.progress import check_cancel
 from microau_gui.core.types import Sample
 from microau_gui.face.motion import flow_image
-from microau_gui.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from microau_gui.model.card import ModelCard
+from microau_gui.model.checkpoint import load_checkpoint, save_checkpoint
 from microau_gui.model.network import MicroAUCLIP, PairTokens
 from microau_gui.training.metrics import AUReport, au_report
 from microau_gui.training.protocols import holdout_fold, loso_folds, split
-from microau_gui.training.samples import (
+from microau_gui.pairs.samples import (
     PREP_VERSION,
     PairSample,
-    check_cancel,
+    checkpoint_prep_settings,
     labels_matrix,
     prepare_samples,
     sample_masks,
     training_data_hash,
 )
-from microau_gui.training.runs import checkpoint_prep_settings
 from microau_gui.training.token_cache import TokenCache, default_token_dir
 from microau_gui.training.trainer import TrainProgress, TrainSettings, deterministic, predict_pairs, train_model
 
@@ -162,7 +164,7 @@ class FinetuneOptions:
     seed: int | None = None  # None = the parent's training seed
     threads: int | None = None  # torch CPU threads while running; None = leave as is
     device: str = "cpu"  # torch device ("cpu", "cuda", "auto")
-    pair_cache: Path | None = None  # prepared pairs; None = training.datasets.default_cache_dir()
+    pair_cache: Path | None = None  # prepared pairs; None = core.paths.cache_dir("pairs")
     token_cache: Path | None = None  # backbone tokens; None = token_cache.default_token_dir()
     use_cache: bool = True  # False: nothing is read from or written to either cache
 
@@ -426,7 +428,7 @@ def run_finetune(snapshot: TrainingSnapshot, parent: Path | str, out: Path | str
                  should_cancel=None) -> FinetuneResult:
     """Fine-tune the checkpoint `parent` on `snapshot` and save the new checkpoint at `out`.
 
-    Does not touch the project (see `register_result`). Raises `samples.Cancelled` when
+    Does not touch the project (see `register_result`). Raises `core.progress.Cancelled` when
     `should_cancel` (a callable or threading.Event) turns true, leaving nothing behind, and
     UserError for bad input (unknown held-out subject, one subject only, `out` taken ...).
     """
@@ -443,9 +445,7 @@ def run_finetune(snapshot: TrainingSnapshot, parent: Path | str, out: Path | str
     settings = _train_settings(parent_card, options)
     report = _Reporter(progress)
     with deterministic(settings.seed, options.threads):
-        from microau_gui.training.datasets import default_cache_dir
-
-        pair_dir = (options.pair_cache or default_cache_dir()) if options.use_cache else None
+        pair_dir = (options.pair_cache or cache_dir("pairs")) if options.use_cache else None
         prepared = prepare_samples(snapshot.samples, checkpoint_prep_settings(parent_card), cache_dir=pair_dir,
                                    progress=report.prepare, should_cancel=should_cancel)
         event_of = {id(sample): event_id for sample, event_id in zip(snapshot.samples, snapshot.event_ids)}

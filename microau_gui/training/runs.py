@@ -1,9 +1,9 @@
 """Whole runs as the CLI (and later the GUI) starts them: data -> pairs -> folds -> report -> checkpoint.
 
-Owns: `PreparedData`, `model_config`, `train_settings`, `prep_settings`,
-`checkpoint_prep_settings`, `prepare_data`, `prepare_pooled`, `common_vocab`, `per_dataset_reports`,
+Owns: `PreparedData`, `model_config`, `train_settings`, `prep_settings`, `prepare_data`,
+`prepare_pooled`, `common_vocab`, `per_dataset_reports`,
 `folds_for`, `settings_json`, `train_and_save`, `train_all_and_save`, `evaluate_checkpoint`.
-May import model, face, media, store, core and training's own modules; no Qt.
+May import model, pairs, face, media, store, core and training's own modules; no Qt.
 
 A checkpoint's card records, besides what `model.checkpoint` stores, how its pairs were prepared
 (`training_settings["prep"]`: crop size, flow size, `PREP_VERSION`), so evaluation and inference
@@ -23,7 +23,6 @@ beside the pooled one (`per_dataset_reports`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,27 +31,28 @@ from microau_gui.core.errors import UserError
 from microau_gui.core.types import Dataset
 from microau_gui.model.config import TINY_BACKBONE, MicroAUConfig, backbone_model_cfg
 from microau_gui.model.device import pick_device
-from microau_gui.training.datasets import DatasetSpec, default_cache_dir, load_dataset, parse_dataset_spec, select_subjects
+from microau_gui.pairs.samples import (
+    DEFAULT_FLOW_SIZE,
+    PREP_VERSION,
+    PreparedSet,
+    PrepSettings,
+    checkpoint_prep_settings,
+    prepare_samples,
+    training_data_hash,
+)
+from microau_gui.training.datasets import DatasetSpec, load_dataset, parse_dataset_spec, select_subjects
 from microau_gui.training.emotion import recognise, reference_labels
 from microau_gui.training.experiment import METHODS, MethodRun, cross_validate, score_predictions
 from microau_gui.training.metrics import emotion_scores
 from microau_gui.training.protocols import Fold, loso_folds, subject_folds
-from microau_gui.training.samples import PREP_VERSION, PreparedSet, PrepSettings, prepare_samples, training_data_hash
 from microau_gui.training.trainer import Progress, TrainSettings, predict_pairs, train_model
 
 __all__ = [
-    "METHODS", "PreparedData", "checkpoint_prep_settings", "cross_validate", "default_cache_dir",
+    "METHODS", "PreparedData", "cross_validate",
     "evaluate_checkpoint", "folds_for", "model_config", "pick_device", "prep_settings",
     "prepare_data", "settings_json",
     "train_all_and_save", "train_and_save", "train_settings",
 ]
-
-log = logging.getLogger(__name__)
-
-# Flow is measured on a crop of at least this side, then resampled to the model's crop (see
-# training.samples): sub-pixel movements survive better than when measured on a 112 px crop.
-DEFAULT_FLOW_SIZE = 224
-
 
 @dataclass(frozen=True, eq=False)
 class PreparedData:
@@ -120,18 +120,6 @@ def config_image_size(config: MicroAUConfig) -> int:
 def prep_settings(config: MicroAUConfig, flow_size: int | None = None) -> PrepSettings:
     size = config_image_size(config)
     return PrepSettings(size=size, flow_size=flow_size or max(size, DEFAULT_FLOW_SIZE))
-
-
-def checkpoint_prep_settings(card) -> PrepSettings:
-    """How a checkpoint's training pairs were cut, so evaluation, inference and fine-tuning cut
-    theirs the same way: the card's `training_settings["prep"]` (crop and flow size), else the
-    model's crop with the flow measured as `train` does by default."""
-    prep = (card.training_settings or {}).get("prep") or {}
-    if prep.get("version", PREP_VERSION) != PREP_VERSION:
-        log.warning("checkpoint %s was trained on pairs prepared by %r; this version prepares them "
-                    "by %r, so its scores may differ", card.name, prep.get("version"), PREP_VERSION)
-    size = int(card.image_size)
-    return PrepSettings(size=size, flow_size=int(prep.get("flow_size") or max(size, DEFAULT_FLOW_SIZE)))
 
 
 def prepare_data(dataset: str | DatasetSpec, config: MicroAUConfig, *, flow_size: int | None = None,
@@ -207,7 +195,7 @@ def dataset_of(subject: str) -> str:
 
 def common_vocab(data: PreparedData, vocab: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(kept, dropped): the AUs of `vocab` that every pooled set codes at least once."""
-    from microau_gui.training.samples import au_labels
+    from microau_gui.pairs.samples import au_labels
 
     if not data.sources:
         return tuple(vocab), ()

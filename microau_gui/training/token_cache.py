@@ -36,9 +36,10 @@ import numpy as np
 import torch
 
 from microau_gui.core.files import write_atomically
+from microau_gui.core.paths import cache_dir
 from microau_gui.model.device import autocast_for
 from microau_gui.model.network import MicroAUCLIP
-from microau_gui.training.samples import PREP_VERSION
+from microau_gui.pairs.samples import PREP_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,7 @@ _CHUNK = 32  # images per backbone call
 
 def default_token_dir() -> Path:
     """`$XDG_CACHE_HOME/microau_studio/tokens` (~/.cache by default), next to the pair cache."""
-    from microau_gui.training.datasets import default_cache_dir
-
-    return default_cache_dir().parent / "tokens"
+    return cache_dir("tokens")
 
 
 def backbone_key(model: MicroAUCLIP) -> str:

@@ -25,7 +25,7 @@ All of this is our specification (the paper states the losses, not how to optimi
   some CUDA kernels have no deterministic version). Same seed, same data, same machine and
   thread count -> the same weights and metrics.
 - Progress after every step (`TrainProgress`) and cancellation between steps (`should_cancel`,
-  a callable or `threading.Event`); a cancelled run raises `samples.Cancelled`.
+  a callable or `threading.Event`); a cancelled run raises `core.progress.Cancelled`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from microau_gui.model.device import autocast_for
 from microau_gui.model.losses import cooccurrence_prior, positive_class_weights
 from microau_gui.model.network import MicroAUCLIP, PairBatch, PairTokens
 from microau_gui.training.augment import flip_pair, jitter_pair
-from microau_gui.training.samples import PairSample, au_labels, check_cancel, sample_masks
+from microau_gui.core.progress import check_cancel
+from microau_gui.pairs.samples import PairSample, au_labels, sample_masks
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import Protocol
 
 from microau_gui.core.aus import parse_au_string
 from microau_gui.core.errors import UserError
+from microau_gui.core.progress import Progress  # (rows done, rows total); raise inside to cancel
 from microau_gui.core.types import Dataset, ImportReport, RowIssue, Sample
 from microau_gui.store.importers.table import cell_int, cell_text
 
@@ -38,7 +39,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 MICRO_MAX_S = 0.5  # MEGC: an expression lasting at most 0.5 s is micro
 
-Progress = Callable[[int, int], None]  # (rows done, rows total); raise inside to cancel
 
 
 class FrameIndex(Protocol):

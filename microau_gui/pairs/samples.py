@@ -1,9 +1,10 @@
-"""Training samples: aligned onset/apex crops, optical flow, landmarks and labels, cached on disk.
+"""Prepared pairs: aligned onset/apex crops, optical flow, landmarks and labels, cached on disk.
 
 Owns: `PrepSettings`, `PairSample`, `PreparedSet`, `prepare_pair`, `prepare_samples`,
-`PairCache`, `au_labels`, `labels_matrix`, `sample_masks`, `training_data_hash`. May import
-core, face and media (numpy, OpenCV); no torch, no Qt. Inference uses `prepare_pair` too, so
-a pair is cut and its motion measured exactly as in training.
+`PairCache`, `au_labels`, `labels_matrix`, `sample_masks`, `training_data_hash`,
+`checkpoint_prep_settings`, `DEFAULT_FLOW_SIZE`, `PREP_VERSION`. May import core, face and
+media (numpy, OpenCV); no torch, no Qt. Training and inference both use it, so a pair is cut
+and its motion measured exactly the same way in both.
 
 What a sample is (DESIGN.md section 1, our specification): the coded expression's onset frame is
 the *reference* and its apex frame the *target*. Face Mesh runs on the reference frame only and
@@ -36,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ from microau_gui.core.au import au_info
 from microau_gui.core.aus import AUCode
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import write_atomically
+from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.core.types import Sample
 from microau_gui.face.landmarks import FaceMesh
 from microau_gui.face.motion import dense_flow, remove_global_motion
@@ -58,21 +60,9 @@ log = logging.getLogger(__name__)
 # Bump when anything that changes a prepared pair changes (alignment, flow parameters ...).
 PREP_VERSION = "pair-v1 (face.align eye-centre similarity, Farneback + hull similarity removal)"
 
-Progress = Callable[[int, int], None]  # (done, total)
-ShouldCancel = Callable[[], bool]
-
-
-class Cancelled(Exception):
-    """Raised inside a pipeline when its `should_cancel()` turned True; nothing was saved."""
-
-
-def check_cancel(should_cancel) -> None:
-    """Raise `Cancelled` when `should_cancel` (a callable or a threading.Event) says so."""
-    if should_cancel is None:
-        return
-    stop = should_cancel.is_set() if hasattr(should_cancel, "is_set") else should_cancel()
-    if stop:
-        raise Cancelled("cancelled")
+# Flow is measured on a crop of at least this side, then resampled to the model's crop (see
+# `flow_size` above): sub-pixel movements survive better than when measured on a 112 px crop.
+DEFAULT_FLOW_SIZE = 224
 
 
 @dataclass(frozen=True)
@@ -91,6 +81,19 @@ class PrepSettings:
     @property
     def flow_side(self) -> int:
         return self.flow_size or self.size
+
+
+def checkpoint_prep_settings(card) -> PrepSettings:
+    """How a checkpoint's training pairs were cut, so evaluation, inference and fine-tuning cut
+    theirs the same way: the card's `training_settings["prep"]` (crop and flow size), else the
+    model's crop with the flow measured as `train` does by default. `card` is a
+    `model.card.ModelCard` (read by attribute; this floor does not import the model)."""
+    prep = (card.training_settings or {}).get("prep") or {}
+    if prep.get("version", PREP_VERSION) != PREP_VERSION:
+        log.warning("checkpoint %s was trained on pairs prepared by %r; this version prepares them "
+                    "by %r, so its scores may differ", card.name, prep.get("version"), PREP_VERSION)
+    size = int(card.image_size)
+    return PrepSettings(size=size, flow_size=int(prep.get("flow_size") or max(size, DEFAULT_FLOW_SIZE)))
 
 
 @dataclass(frozen=True, eq=False)
