@@ -115,7 +115,7 @@ def test_analysis_is_cached_in_the_project_and_reused(long_video, checkpoint, tm
         assert abs(float(a["AU12"]) - float(b["AU12"])) < 5e-4  # float16 in the cache
     with Project.open(project_path) as project:
         video = project.video_by_path(long_video)
-        version = project.models.by_name("flow-tiny")
+        version = project.models.find("flow-tiny")
         assert version.checkpoint == checkpoint
         assert project.predictions.frames(video.id, version.id).tolist() == list(range(20, 50))
 

@@ -71,7 +71,7 @@ def test_json_export_then_import_preserves_every_event_exactly(project, tmp_path
         assert [(n.video_id, n.frame_idx, n.text) for n in copy.notes() if n.video_id] == [
             (n.video_id, n.frame_idx, n.text) for n in project.notes() if n.video_id]
         assert copy.models.active().name == "demo"
-        assert copy.models.by_name("tuned").parent_id == copy.models.by_name("demo").id
+        assert copy.models.find("tuned").parent_id == copy.models.find("demo").id
         for video in project.videos():
             assert list(copy.frame_numbers(video.id)) == list(project.frame_numbers(video.id))
         again = import_json(copy, out)

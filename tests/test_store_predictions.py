@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 from test_store_fixtures import small_project
@@ -138,9 +140,9 @@ def test_model_versions_lineage_active_flag_and_rollback(project, tmp_path):
     assert [v.name for v in models.list() if v.active] == ["tuned-1"]
     assert models.set_active(base.id).name == "demo"  # rollback
     assert models.get(tuned.id).parent_id == base.id
-    assert models.by_name("tuned-1").metrics == {"mean_f1": 0.44}
+    assert models.find("tuned-1").metrics == {"mean_f1": 0.44}
+    assert models.find("no-such-version") is None
     assert models.get(base.id).checkpoint == tmp_path / "weights" / "demo"
-    assert models.set_metrics(tuned.id, {"mean_f1": 0.5}).metrics["mean_f1"] == 0.5
     with pytest.raises(UserError, match="already exists"):
         models.add("demo", tmp_path / "x", VOCAB)
     with pytest.raises(UserError, match="not an AU in the catalogue"):
@@ -153,6 +155,43 @@ def test_model_versions_lineage_active_flag_and_rollback(project, tmp_path):
     models.set_active(base.id)
     models.remove(tuned.id)
     assert [v.name for v in models.list()] == ["demo"]
+
+
+@dataclass(frozen=True)
+class _Card:
+    """The card fields `ModelRegistry.register` reads (as `model.card.ModelCard` has them)."""
+
+    name: str
+    vocab: tuple[str, ...]
+    training_data_hash: str | None = "sha1:cc"
+    metrics: dict = field(default_factory=lambda: {"mean_f1": 0.4})
+    created: str = "2026-12-01T10:00:00+00:00"
+
+
+def test_register_is_idempotent_and_refuses_clashes(project, tmp_path):
+    """One door for every front end: registering the same checkpoint twice gives one version;
+    another checkpoint under that name, or another vocabulary, is refused and changes nothing."""
+    models = project.models
+    folder = tmp_path / "weights" / "m1"
+    folder.mkdir(parents=True)
+    card = _Card("m1", VOCAB)
+    first = models.register(card, folder)
+    assert (first.name, first.vocab, first.data_hash, first.metrics, first.created_at, first.active) == (
+        "m1", VOCAB, "sha1:cc", {"mean_f1": 0.4}, card.created, False)
+    again = models.register(card, tmp_path / "weights" / ".." / "weights" / "m1", activate=True)
+    assert again.id == first.id and again.active
+    assert [v.name for v in models.list()] == ["m1"]
+
+    other = tmp_path / "elsewhere" / "m1"
+    other.mkdir(parents=True)
+    with pytest.raises(UserError, match="another checkpoint"):
+        models.register(card, other)
+    with pytest.raises(UserError, match="other AUs"):
+        models.register(_Card("m1", VOCAB[:3]), folder)
+    assert [(v.name, v.checkpoint) for v in models.list()] == [("m1", folder)]
+
+    child = models.register(_Card("m1-tuned", VOCAB), tmp_path / "weights" / "m1-tuned", parent_id=first.id)
+    assert child.parent_id == first.id and models.active().name == "m1"
 
 
 def test_prediction_with_the_wrong_vocabulary_is_refused(project, tmp_path):

@@ -134,8 +134,7 @@ def build_demo_project(assets: Path, checkpoint: Path, *, subjects: int, clips_p
         # Image folders store no frame rate: record the clips' real one (CASME II's 200 fps).
         probe = partial(open_media, fps=DEMO_FPS)
         summary = project.import_dataset(dataset, probe, coder="synth (ground truth)")
-        project.models.add(card.name, checkpoint, card.vocab, data_hash=card.training_data_hash or "",
-                           metrics=card.metrics, activate=True, created_at=card.created)
+        project.models.register(card, checkpoint, activate=True)
         project.set_meta("demo", json.dumps({"made_by": "make demo-assets", "clips_seed": CLIPS_SEED}))
     print(f"demo project: {summary}", file=sys.stderr)
     final = assets / "demo"

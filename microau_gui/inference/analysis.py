@@ -126,20 +126,7 @@ def open_project_cache(project, media_path: Path, source, predictor) -> ProjectC
         raise UserError(f"project {project.path} is read-only ({project.read_only_reason}); "
                         "analyze caches predictions in it: make it writable or drop --project")
     video = project.video_by_path(media_path) or project.add_video(media_path, source)
-    version = next((v for v in project.models.list() if v.name == predictor.model_version), None)
-    if version is None:
-        card = predictor.card
-        version = project.models.add(predictor.model_version, predictor.checkpoint, predictor.vocab,
-                                     data_hash=card.training_data_hash or "",
-                                     metrics=card.metrics)
-    elif (version.checkpoint.exists()
-          and version.checkpoint.resolve() != predictor.checkpoint.resolve()):
-        raise UserError(f"project {project.path.name} already has a model version named "
-                        f"{version.name!r} for another checkpoint ({version.checkpoint}); rename "
-                        "the checkpoint folder or pass that version with --model")
-    if tuple(version.vocab) != tuple(predictor.vocab):
-        raise UserError(f"model version {version.name!r} in the project predicts other AUs than "
-                        f"{predictor.checkpoint}; rename the checkpoint folder")
+    version = project.models.register(predictor.card, predictor.checkpoint)
     return ProjectCache(project, video.id, version.id)
 
 

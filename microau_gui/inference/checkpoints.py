@@ -86,7 +86,7 @@ def resolve_checkpoint(model: str | None, project=None, weights: Path | None = N
                                 "model.safetensors); train one with `python main.py train ...`")
             return path.parent if path.is_file() else path
         if project is not None:
-            version = next((v for v in project.models.list() if v.name == model), None)
+            version = project.models.find(model)
             if version is not None:
                 return _version_checkpoint(version, weights)
         if (weights / model).is_dir():

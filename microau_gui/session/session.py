@@ -558,15 +558,14 @@ class ProjectSession(QObject):
         version_id = None
         if self.project is not None:
             models = self.project.models
-            version = next((v for v in models.list() if v.name == loaded.model_version), None)
-            if version is None and self.editable:
-                card = loaded.card  # its scores and lineage show in the model versions panel
-                version = models.add(loaded.model_version, loaded.checkpoint, loaded.vocab,
-                                     activate=True, metrics=card.metrics,
-                                     data_hash=card.training_data_hash or "",
-                                     created_at=card.created or None)
-            elif version is not None and self.editable and not version.active:
-                models.set_active(version.id)
+            if not self.editable:
+                version = models.find(loaded.model_version)
+            else:
+                try:
+                    version = models.register(loaded.card, loaded.checkpoint, activate=True)
+                except UserError as err:  # a clash: run it, but never cache it under another's id
+                    self.failed.emit(str(err))
+                    version = None
             version_id = version.id if version is not None else None
         if version_id != loaded.model_version_id:
             self._model_version_id_assigned.emit(version_id)

@@ -1,7 +1,7 @@
 """The project's model versions: checkpoints, lineage, metrics and which one is active.
 
-Owns: `ModelRegistry` (`project.models`). May import only the standard library, `core` and the
-store's own modules.
+Owns: `ModelRegistry` (`project.models`), with `register`, the one way a checkpoint becomes a
+version. May import only the standard library, `core` and the store's own modules.
 
 Versions are append-only records: name, checkpoint path, AU vocabulary and lineage never change
 after `add` (the predictions cache relies on that); only the metrics and the active flag do. At
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
@@ -23,6 +23,17 @@ from microau_gui.store.db import Database, resolve_path, store_path
 from microau_gui.store.records import ModelVersion
 
 _COLUMNS = "id, name, checkpoint, vocab, parent_id, data_hash, metrics, created_at, active"
+
+
+class Card(Protocol):
+    """What registering reads from a model card (`model.card.ModelCard`, which this floor does
+    not import)."""
+
+    name: str
+    vocab: tuple[str, ...]
+    training_data_hash: str | None
+    metrics: Mapping[str, Any]
+    created: str
 
 
 class ModelRegistry:
@@ -37,6 +48,17 @@ class ModelRegistry:
             metrics_json=row[6], created_at=row[7], active=bool(row[8]),
         )
 
+    @staticmethod
+    def _vocab(name: str, vocab) -> tuple[str, ...]:
+        """`vocab` as stored ("AU12", ...); UserError for an empty or unknown one."""
+        vocab = tuple(vocab)
+        if not vocab:
+            raise UserError(f"model version {name!r} has an empty AU vocabulary")
+        try:
+            return tuple(f"AU{au_number(code)}" for code in vocab)
+        except KeyError as err:
+            raise UserError(f"model version {name!r}: {err.args[0]}") from err
+
     def add(self, name: str, checkpoint: Path | str, vocab: tuple[str, ...], *,
             parent_id: int | None = None, data_hash: str = "",
             metrics: Mapping[str, Any] | None = None, activate: bool = False,
@@ -45,13 +67,7 @@ class ModelRegistry:
         name = name.strip()
         if not name:
             raise UserError("a model version needs a name")
-        vocab = tuple(vocab)
-        if not vocab:
-            raise UserError(f"model version {name!r} has an empty AU vocabulary")
-        try:
-            vocab = tuple(f"AU{au_number(code)}" for code in vocab)
-        except KeyError as err:
-            raise UserError(f"model version {name!r}: {err.args[0]}") from err
+        vocab = self._vocab(name, vocab)
         with self._db.write() as changes:
             conn = self._db.conn()
             if conn.execute("SELECT 1 FROM model_versions WHERE name = ?", (name,)).fetchone():
@@ -83,14 +99,42 @@ class ModelRegistry:
             raise UserError(f"model version {model_version_id} is not in this project")
         return self._row(row)
 
-    def by_name(self, name: str) -> ModelVersion:
+    def find(self, name: str) -> ModelVersion | None:
+        """The version named `name`, or None."""
         row = self._db.conn().execute(
             f"SELECT {_COLUMNS} FROM model_versions WHERE name = ?", (name,)
         ).fetchone()
-        if row is None:
-            known = ", ".join(v.name for v in self.list()) or "none"
-            raise UserError(f"no model version named {name!r} in this project (known: {known})")
-        return self._row(row)
+        return None if row is None else self._row(row)
+
+    def register(self, card: Card, checkpoint: Path | str, *, parent_id: int | None = None,
+                 activate: bool = False) -> ModelVersion:
+        """The version of the checkpoint `checkpoint` described by `card`, added when the project
+        lacks it: the one door through which the window, `analyze` and `finetune` register models.
+
+        Idempotent: registering the same checkpoint again returns its version (made active when
+        `activate`). A clash is refused with a UserError, because predictions are cached per
+        version and must never mix two models: a version of that name whose checkpoint is another
+        existing folder, or that predicts other AUs. A stored checkpoint that no longer resolves
+        (a project copied elsewhere, the demo's working copy) is not a clash: the name and the
+        vocabulary identify it.
+        """
+        checkpoint = Path(checkpoint)
+        with self._db.write():
+            version = self.find(card.name)
+            if version is None:
+                return self.add(card.name, checkpoint, card.vocab, parent_id=parent_id,
+                                data_hash=card.training_data_hash or "", metrics=card.metrics,
+                                activate=activate, created_at=card.created or None)
+            if version.checkpoint.exists() and version.checkpoint.resolve() != checkpoint.resolve():
+                raise UserError(f"the project already has a model version named {version.name!r} for "
+                                f"another checkpoint ({version.checkpoint}); rename the checkpoint "
+                                "folder or choose that version")
+            if tuple(version.vocab) != self._vocab(version.name, card.vocab):
+                raise UserError(f"model version {version.name!r} in the project predicts other AUs "
+                                f"than {checkpoint}; rename the checkpoint folder")
+            if activate and not version.active:
+                return self.set_active(version.id)
+            return version
 
     def active(self) -> ModelVersion | None:
         row = self._db.conn().execute(
@@ -113,16 +157,6 @@ class ModelRegistry:
             if previous is not None:
                 changes.models.add(previous.id)
         return None if model_version_id is None else self.get(model_version_id)
-
-    def set_metrics(self, model_version_id: int, metrics: Mapping[str, Any]) -> ModelVersion:
-        """Replace a version's metrics (e.g. after evaluating it on held-out subjects)."""
-        with self._db.write() as changes:
-            self.get(model_version_id)
-            self._db.conn().execute(
-                "UPDATE model_versions SET metrics = ? WHERE id = ?",
-                (json.dumps(dict(metrics), sort_keys=True), model_version_id))
-            changes.models.add(model_version_id)
-        return self.get(model_version_id)
 
     def remove(self, model_version_id: int) -> None:
         """Delete a version and its cached predictions; refused while active or a parent."""

@@ -601,25 +601,17 @@ def register_result(project, result: FinetuneResult, *, activate: bool = False):
 
     Returns the new `store.records.ModelVersion`; it becomes the active model only if `activate`.
     """
-    parent_card = result.parent_card
     with project.transaction():
-        known = {v.name: v for v in project.models.list()}
-        parent = known.get(parent_card.name)
-        if parent is None:
-            parent = project.models.add(parent_card.name, result.parent_checkpoint, parent_card.vocab,
-                                        data_hash=parent_card.training_data_hash or "",
-                                        metrics=parent_card.metrics, created_at=parent_card.created)
-        card = result.card
-        return project.models.add(card.name, result.checkpoint, card.vocab, parent_id=parent.id,
-                                  data_hash=card.training_data_hash or "", metrics=card.metrics,
-                                  activate=activate, created_at=card.created)
+        parent = project.models.register(result.parent_card, result.parent_checkpoint)
+        return project.models.register(result.card, result.checkpoint, parent_id=parent.id,
+                                       activate=activate)
 
 
 def discard_result(result: FinetuneResult, project=None) -> None:
     """Throw a fine-tuned version away: unregister it from `project` (refused while it is active
     or has children) and delete its checkpoint folder."""
     if project is not None:
-        version = next((v for v in project.models.list() if v.name == result.card.name), None)
+        version = project.models.find(result.card.name)
         if version is not None:
             project.models.remove(version.id)
     if (result.checkpoint / "card.json").is_file():
