@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from microau_gui.core.au import DEFAULT_VOCAB, au_info
@@ -242,3 +242,6 @@ class MicroAUConfig:
         except json.JSONDecodeError as err:
             raise UserError(f"model config is not valid JSON: {err}") from None
         return cls.from_dict(values)
+
+    def with_vocab(self, vocab) -> "MicroAUConfig":
+        return replace(self, vocab=tuple(vocab))
