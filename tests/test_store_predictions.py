@@ -145,7 +145,7 @@ def test_model_versions_lineage_active_flag_and_rollback(project, tmp_path):
     assert models.get(base.id).checkpoint == tmp_path / "weights" / "demo"
     with pytest.raises(UserError, match="already exists"):
         models.add("demo", tmp_path / "x", VOCAB)
-    with pytest.raises(UserError, match="not an AU in the catalogue"):
+    with pytest.raises(UserError, match="'AU99' is not a FACS code in the catalogue"):
         models.add("bad", tmp_path / "x", ("AU1", "AU99"))
     with pytest.raises(UserError, match="is active"):
         models.remove(base.id)
