@@ -39,6 +39,7 @@ demo-assets: $(RUN_STAMP)
 # of `make test`, whose tests/test_experiments.py runs the smallest study).
 experiments: $(RUN_STAMP)
 	$(PY) main.py experiment run main
+	$(PY) main.py experiment run ablations-pilot
 	$(PY) main.py experiment run ablations
 
 clean-venv:

@@ -78,3 +78,13 @@ def test_recognition_that_puts_every_sample_in_one_class_is_withheld():
     scores[1, vocab.index("AU4")] = scores[1, vocab.index("AU7")] = 0.98  # anger: class III
     real = recognition_scores(pairs, scores, vocab)
     assert not real.get("degenerate") and real["uf1"] == 1.0
+
+
+def test_an_ablation_is_paired_with_the_full_model_of_the_same_seed():
+    full = [_run("full", [[1, 0], [1, 1], [0, 1], [0, 0]], train_seed=0),
+            _run("full", [[1, 1], [1, 1], [1, 1], [1, 1]], train_seed=1)]
+    ablated = [_run("no-pta", [[1, 0], [1, 1], [0, 1], [0, 0]], train_seed=0),
+               _run("no-pta", [[1, 1], [1, 1], [1, 1], [1, 1]], train_seed=1)]
+    # Seed by seed the runs are identical: no difference (pairing across seeds would give +-1/3).
+    result = paired_comparison(ablated, full, n_boot=50)
+    assert result["mean_difference"] == 0.0 and result["per_seed_differences"]["std"] == 0.0

@@ -63,6 +63,13 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("main", "Micro-AU CLIP (tiny backbone, flow, learned text side) against the baselines",
           data_seeds=(1001, 1002), subjects=3, clips_per_subject=40, train_seeds=(0, 1, 2, 3, 4),
           epochs=30),
+    Study("ablations-pilot", "the first ablations on the main data, one training seed (what a "
+          "2-core CPU could pay for)", data_seeds=(1001, 1002), subjects=3, clips_per_subject=40,
+          train_seeds=(0,), epochs=30, variants={
+              "full": ({}, {}, None),
+              "no-pta": ({"no_pta": "region"}, {}, None),
+              "frozen-random-text": ({"text_side": "tower"}, {}, None),
+          }),
     Study("ablations", "every module removed in turn, and the ideas of issue #20, on the main data",
           data_seeds=(1001, 1002), subjects=3, clips_per_subject=40, train_seeds=(0, 1, 2, 3, 4),
           epochs=30, variants={

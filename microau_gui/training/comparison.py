@@ -10,8 +10,8 @@ predictions, averaged over the AUs that occur (an AU with no positive sample is 
 
 `paired_comparison(model_runs, baseline_runs)` compares two methods on the same samples:
 - the difference of mean F1, model minus baseline, for every (data set, training seed) pair
-  (a deterministic baseline is paired with every seed of the model), averaged over training
-  seeds and then over data sets;
+  (runs with the same training seed are paired; a deterministic baseline's one run is paired
+  with every seed of the model), averaged over training seeds and then over data sets;
 - per-fold differences: the same on each fold's test samples alone, averaged over seeds, so a
   reader sees whether the gain holds on every held-out subject;
 - a 95 % CI from a paired, stratified bootstrap over test samples: each resample draws, within
@@ -100,8 +100,10 @@ def paired_comparison(model_runs: Sequence[ScoredRun], baseline_runs: Sequence[S
             if run.labels.shape != labels.shape or not np.array_equal(run.labels, labels) \
                     or not np.array_equal(run.folds, folds):
                 raise ValueError(f"data set {data_seed}: runs are not on the same samples and folds")
-        pairs = [(m, bases[i % len(bases)] if len(bases) > 1 else bases[0])
-                 for i, m in enumerate(models)]
+        by_seed = {b.train_seed: b for b in bases}
+        # Same training seed when the baseline has it (an ablation against the full model),
+        # else the baseline's one run (a deterministic baseline) for every seed.
+        pairs = [(m, by_seed.get(m.train_seed, bases[0])) for m in models]
         diffs = [pooled_mean_f1(m) - pooled_mean_f1(b) for m, b in pairs]
         seed_diffs += diffs
         per_data.append(float(np.mean(diffs)))
