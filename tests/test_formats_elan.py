@@ -45,7 +45,8 @@ def coded(tmp_path, pyfeat_data):
         video = project.add_video(clip, source, name="pexels")
     project.add_event(video.id, 10, 14, 22, _aus("4+7+L10C"), emotion="disgust", coder="anna")
     project.add_event(video.id, 18, 20, 30, _aus("A12B+ref(43)"), coder="anna")  # overlaps
-    project.add_event(video.id, 0, 0, 0, _aus("R14E"), expression_type="macro", coder="anna")
+    project.add_event(video.id, 0, 0, 0, _aus("R14E+B24C"), expression_type="macro",
+                      coder="anna")
     project.add_event(video.id, 469, 470, 471, _aus("1+2"), emotion="surprise", coder="ben")
     project.add_event(video.id, 100, 130, 200, _aus("6+12"), expression_type="macro", coder="")
     yield project, video

@@ -29,7 +29,7 @@ def project(tmp_path, pyfeat_data):
                               name="EP01", subject="07", digest="0" * 16)
     project.add_event(video.id, 10, 12, 19, parse_au_string("L12C+ref(4)").codes,
                       emotion="happiness", coder="anna")
-    project.add_event(video.id, 40, 41, 44, parse_au_string("A14B").codes,
+    project.add_event(video.id, 40, 41, 44, parse_au_string("A14B+T28").codes,
                       expression_type="macro", coder="ben")
     version = project.models.add("tiny-v1", tmp_path / "w", VOCAB, activate=True)
     probs = [np.array([0.1 * k, 1.0 - 0.1 * k], np.float32) for k in range(3)]
@@ -69,6 +69,8 @@ def test_boris_table_has_borises_columns_and_start_stop_rows_with_side_and_inten
     assert expression["Comment"] == "L12C+ref(4) apex=12"
     ben = [r for r in rows if r["Observation id"] == "EP01 [ben]" and r["Behavior"] == "AU14"]
     assert ben[0]["Modifier #1"] == "asymmetric" and ben[0]["Subject"] == "07"
+    lip = [r for r in rows if r["Behavior"] == "AU28"]
+    assert lip[0]["Modifier #1"] == "top lip"
     assert all(float(r["FPS"]) == 25.0 for r in rows)
 
 

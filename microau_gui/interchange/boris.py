@@ -13,7 +13,8 @@ R/pandas code written for BORIS exports read ours unchanged:
   as a whole (`micro-expression` / `macro-expression`, category `expression`);
 - state events as BORIS writes them: a `START` row at the onset and a `STOP` row at the end of
   the offset frame, `Time` in seconds (3 decimals, as BORIS), `Image index` the frame index;
-- `Modifier #1` = side (`left`, `right`, `both`, `asymmetric`), `Modifier #2` = FACS intensity
+- `Modifier #1` = side (`left`, `right`, `both`, `asymmetric`; `top lip` / `bottom lip` for
+  FACS `T28` / `B24`), `Modifier #2` = FACS intensity
   (`A`-`E`, empty when not coded), `Modifier #3` = `uncertain` for `ref(..)` codes; on the
   expression rows `Modifier #1` is the emotion;
 - `Comment` on the START row: the event's full FACS string.
@@ -77,6 +78,8 @@ def export_boris(project: Project, out: Path | str, *, coder: str | None = None,
                        (event.emotion or "", "", ""))]
         for code in event.aus:
             side = "asymmetric" if code.asymmetric else _SIDES[code.side]
+            if code.lip is not None:  # FACS T28 / B24: one lip, on the side modifier
+                side = "top lip" if code.lip == "T" else "bottom lip"
             behaviours.append((code.code, "AU", (side, code.intensity or "",
                                                  "uncertain" if code.uncertain else "")))
         for behaviour, category, modifiers in behaviours:
