@@ -115,6 +115,15 @@ def test_the_database_refuses_a_second_copy_of_an_imported_event(big_sheet, tmp_
         assert (again.events_added, again.duplicates) == (0, N_ROWS)
         assert again.import_id is None, "a run that adds nothing records no import"
         assert len(project.imports()) == 1
+        # The identity travels through a JSON export: importing the sheet into the copy adds
+        # nothing either.
+        exported = tmp_path / "export.json"
+        export_json(project, exported)
+        with Project.create(tmp_path / "copy.maus") as copy:
+            import_json(copy, exported, media_roots=[root])
+            assert sorted(e.import_key for e in copy.events()) == \
+                sorted(e.import_key for e in project.events())
+            assert copy.import_dataset(dataset, open_media, coder="ann").events_added == 0
 
 
 def test_migration_gives_old_imported_events_an_identity_and_keeps_duplicates(tmp_path,

@@ -14,8 +14,9 @@ image files the original sheet did.
 JSON (`format` "microau-project-export", `format_version` 1): subjects, videos (paths relative to
 the JSON file's folder, numbering as runs), model versions (by name, with lineage), events (uid,
 frames and their sheet numbers, AUs as structured objects plus the FACS string, emotion,
-objective class, type, coder, source, accepting model, timestamps, and `aus_cell`, the imported
-sheet's AU cell as written) and notes. Reading it back validates it against
+objective class, type, coder, source, accepting model, timestamps, `aus_cell`, the imported
+sheet's AU cell as written, and `import_frames`, an imported event's identity frames, so a
+re-import of its sheet into the other project adds nothing twice) and notes. Reading it back validates it against
 `store.json_schema` first and keeps media paths inside the media folders (see `import_json`). Not exported: the
 predictions cache (recomputable from the model versions) and import provenance. Importing it
 back keeps uids, timestamps and, where free, ids; events whose uid is already present are
@@ -39,7 +40,7 @@ from microau_gui.store import schema
 from microau_gui.store.db import resolve_path, store_path
 from microau_gui.store.importers.writers import CASME2_LAYOUTS, write_casme2_sheet, write_megc_sheet
 from microau_gui.store.json_schema import AUItem, ExportDocument, validate_export
-from microau_gui.store.project import Project
+from microau_gui.store.project import Project, import_key
 from microau_gui.store.records import (
     Event,
     EventRecord,
@@ -141,6 +142,13 @@ def _au_from_json(item: AUItem) -> AUCode:
                   asymmetric=item.asymmetric, uncertain=item.uncertain, lip=item.lip)
 
 
+def _import_frames(key: str | None) -> list[int] | None:
+    """An imported event's identity frames (onset, apex, offset at import), from its key."""
+    if key is None:
+        return None
+    return [int(n) for n in key.split(":", 4)[1:4]]
+
+
 def export_json(project: Project, out: Path | str, *, coder: str | None = None,
                 source: str | None = None) -> ExportSummary:
     """Write the complete, schema-versioned JSON export (see the module docstring)."""
@@ -180,6 +188,7 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
             "apex_number": int(numbers[e.video_id][e.apex]),
             "offset_number": int(numbers[e.video_id][e.offset]),
             "aus": [_au_json(c) for c in e.aus], "aus_text": e.aus_text, "aus_cell": e.aus_cell,
+            "import_frames": _import_frames(e.import_key),
             "emotion": e.emotion, "objective_class": e.objective_class,
             "expression_type": e.expression_type, "coder": e.coder, "source": e.source,
             "model_version": model_names.get(e.model_version_id),
@@ -309,6 +318,11 @@ def _import_document(project: Project, document: ExportDocument, base: Path) -> 
         if item.video not in video_ids:
             raise UserError(f"event {item.uid} belongs to video {item.video}, which the export "
                             "does not list")
+        key = None
+        if item.import_frames is not None:  # keep the import identity where it is free
+            key = import_key(video_ids[item.video], *item.import_frames, item.coder.strip())
+            if project.events_by_import_key(key):
+                key = None
         event = Event(
             id=item.id, uid=item.uid, video_id=video_ids[item.video],
             onset=item.onset, apex=item.apex, offset=item.offset,
@@ -317,6 +331,7 @@ def _import_document(project: Project, document: ExportDocument, base: Path) -> 
             coder=item.coder, source=item.source,
             model_version_id=model_ids.get(item.model_version) if item.model_version else None,
             created_at=item.created_at, modified_at=item.modified_at, aus_cell=item.aus_cell,
+            import_key=key,
         )
         notes = tuple(notes_by_event.get(item.uid, ()))
         project.insert_event(EventRecord(event=event, notes=notes))

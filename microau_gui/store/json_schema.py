@@ -96,6 +96,7 @@ class EventItem(_Item):
     offset: Frame
     aus: list[AUItem]
     aus_cell: Text | None = None
+    import_frames: Annotated[list[Frame], Field(min_length=3, max_length=3)] | None = None
     emotion: Text | None
     objective_class: Text | None
     expression_type: Literal["micro", "macro"]

@@ -376,6 +376,11 @@ class Project:
             raise UserError(f"event {event_id} is not in this project (deleted?)")
         return found[0]
 
+    def events_by_import_key(self, key: str) -> list[int]:
+        """Ids of the event holding this import identity (zero or one)."""
+        return [r[0] for r in self._db.conn().execute(
+            "SELECT id FROM events WHERE import_key = ?", (key,))]
+
     def coders(self) -> list[str]:
         return [r[0] for r in self._db.conn().execute(
             "SELECT DISTINCT coder FROM events ORDER BY coder")]
