@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test setup demo-assets experiments clean-venv
+.PHONY: run test setup demo-assets experiments clean-venv gpu-wheels gpu-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,3 +44,18 @@ experiments: $(RUN_STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The CUDA check of the model path on a bare CUDA machine (Python + PyTorch with CUDA, no network,
+# no Qt/MediaPipe/open_clip): `make gpu-wheels` here (needs the package index) collects the wheels
+# into .gpu-wheels/ (for Python $(GPU_PYTHON)); copy the repository with that folder there and run
+# `make gpu-check` (DEVICE=cpu runs it on the CPU, to test the recipe without a GPU). See
+# tools/gpu_check.py.
+GPU_PYTHON ?= 3.12
+GPU_PY ?= python3
+DEVICE ?= cuda
+
+gpu-wheels:
+	$(PYTHON) tools/gpu_check.py wheels --python-version $(GPU_PYTHON)
+
+gpu-check:
+	$(GPU_PY) tools/gpu_check.py check --device $(DEVICE)

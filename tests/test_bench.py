@@ -69,9 +69,65 @@ def test_quick_bench_writes_every_figure_of_the_schema(tmp_path):
         if name.startswith("model_") and entry["value"] is not None and not name.endswith("_auto_ms"):
             assert entry["prob_diff"] is not None and entry["parity_ok"] == (entry["prob_diff"] <= 0.02)
     assert figures["model_vitb16_b1_auto_ms"]["mode"] in ("fp32", "bf16", "int8")
+    assert report["chosen_modes"]["vitb16_b1"] == figures["model_vitb16_b1_auto_ms"]["mode"]
+    assert "avx2" in machine["isa_flags"] or "avx2" not in machine["flags"] or not machine["flags"]["avx2"]
+    # The roofline: GEMM throughput per dtype in this run, and every model figure against it.
+    assert figures["gemm_fp32_gflops"]["value"] > 0 and figures["gemm_int8_gops"]["n"] > 0
+    for name, entry in figures.items():
+        if name.startswith("model_") and name.endswith("_ms") and entry["value"] is not None:
+            assert entry["gflop_per_frame"] > 0 and entry["achieved_gflops"] > 0, name
+            assert 0 < entry["roofline_fraction"] == pytest.approx(
+                entry["achieved_gflops"] / max(figures[k]["value"] or 0 for k in
+                                               ("gemm_fp32_gflops", "gemm_bf16_gflops", "gemm_int8_gops")),
+                rel=0.01), name
+    assert figures["model_vitb16_b1_roofline_fraction"]["value"] == figures["model_vitb16_b1_auto_ms"]["roofline_fraction"]
     assert figures["seek_p95_ms"]["gop"] == 250
     assert figures["peak_rss_mb"]["value"] > 100
     # The table printed on stdout lists every figure too.
     assert format_table(report).count("\n") == len(FIGURE_KEYS)
     for name in FIGURE_KEYS:
         assert name in result.stdout
+
+
+def test_model_flops_count_every_matrix_product_of_the_backbone():
+    import torch
+
+    from microau_gui.cli.bench_roofline import model_gflop_per_frame
+    from microau_gui.inference.speed import sample_batch
+    from microau_gui.model.config import TINY_OPEN_CLIP_CFG, MicroAUConfig
+    from microau_gui.model.network import MicroAUCLIP
+
+    torch.manual_seed(0)
+    model = MicroAUCLIP(MicroAUConfig.tiny(input_mode="flow"), load_pretrained=False, text_tower=False).eval()
+    vision = TINY_OPEN_CLIP_CFG["vision_cfg"]
+    width, grid = vision["width"], vision["image_size"] // vision["patch_size"]
+    tokens, hidden = grid * grid + 1, int(width * vision["mlp_ratio"])
+    per_block = (2 * tokens * 4 * width * width  # q, k, v and output projections
+                 + 4 * tokens * tokens * width  # scores and weighted values
+                 + 2 * tokens * 2 * width * hidden)  # MLP
+    patch_embedding = 2 * grid * grid * width * 3 * vision["patch_size"] ** 2
+    backbone = vision["layers"] * per_block + patch_embedding
+    one = model_gflop_per_frame(model, sample_batch(model, 1), 1) * 1e9
+    two = model_gflop_per_frame(model, sample_batch(model, 2), 2) * 1e9
+    # The backbone is all of it but the heads (PTA, GDA, the detection head: a few percent).
+    assert backbone <= one <= 1.2 * backbone
+    assert abs(two - one) <= 1e-3 * one  # per frame, whatever the batch
+    # Counting leaves the fast attention paths as they were.
+    assert torch.backends.mha.get_fastpath_enabled()
+
+
+def test_roofline_gemm_figures_and_model_fractions():
+    from microau_gui.cli.bench_roofline import Roofline, measure_roofline, roofline_figures, with_roofline
+
+    roofline = measure_roofline(128, (1,), repeats=1)
+    figures = roofline_figures(roofline, figure, skipped=lambda unit, why: figure(None, unit, skipped=why))
+    assert set(figures) == {"gemm_fp32_gflops", "gemm_bf16_gflops", "gemm_int8_gops"}
+    for entry in figures.values():
+        assert (entry["value"] or 0) > 0 or entry["skipped"]
+    assert figures["gemm_fp32_gflops"]["value"] > 0 and roofline.best_gflops >= roofline.gflops["fp32"]
+
+    fixed = Roofline(gflops={"fp32": 100.0, "int8": 200.0})
+    entry = with_roofline(figure(50.0, "ms/frame"), 4.0, fixed)  # 4 GFLOP in 50 ms: 80 GFLOP/s
+    assert entry["achieved_gflops"] == 80.0 and entry["roofline_fraction"] == 0.4
+    assert entry["roofline_dtype"] == "int8"
+    assert with_roofline(figure(None, "ms/frame", skipped="quick"), 4.0, fixed)["value"] is None

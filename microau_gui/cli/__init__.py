@@ -21,9 +21,13 @@ from microau_gui.core.errors import UserError
 EXIT_USER_ERROR = 2
 
 
-def _command_modules():
+def _command_modules(only: str | None = None):
+    """Every command module, or only the one named `only`: running a command imports no other,
+    so a machine without the GUI or media stack (a bare CUDA box, `make gpu-check`) runs `bench`."""
     package = importlib.import_module(__name__)
     names = sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name.startswith("cmd_"))
+    if only is not None:
+        names = [name for name in names if name == "cmd_" + only.replace("-", "_")]
     return [importlib.import_module(f"{__name__}.{name}") for name in names]
 
 
@@ -33,7 +37,7 @@ def _command_names() -> set[str]:
             if m.name.startswith("cmd_")}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python main.py",
         description="MicroAU Studio: micro-expression AU review, annotation and fine-tuning. "
@@ -41,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _command_modules():
+    for module in _command_modules(only):
         cmd = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
@@ -82,7 +86,7 @@ def _main(argv: list[str]) -> int:
             from microau_gui.gui.app import run_gui  # Qt is loaded only for the GUI path
 
             return run_gui(args.path, screenshot=args.screenshot, device=args.device)
-        args = build_parser().parse_args(argv)
+        args = build_parser(only=argv[0]).parse_args(argv)
         _configure_logging(args.verbose)
         return int(args._run(args) or 0)
     except UserError as err:

@@ -184,7 +184,7 @@ def measure_pair_prep(video: Path, n_pairs: int, size: int = 224, grid: int = 14
     with FaceMesh(static=True) as mesh:
         landmarks = mesh.detect(frames[0])
     if not landmarks:
-        return figure(None, "ms/pair", error="no face found in the benchmark video")
+        return figure(None, "ms/pair", "pair_prep_ms", error="no face found in the benchmark video")
     prep_ms, masks_ms, overlay_ms = [], [], []
     grid_map = np.random.default_rng(0).random((len(DEFAULT_VOCAB), grid, grid)).astype(np.float32)
     for k in range(min(n_pairs, len(frames) - 6)):
@@ -203,7 +203,7 @@ def measure_pair_prep(video: Path, n_pairs: int, size: int = 224, grid: int = 14
         masks_ms.append((masked - middle) * 1000.0)
         overlay_ms.append((done - masked) * 1000.0)
     total = [a + b for a, b in zip(prep_ms, masks_ms)]
-    return figure(float(np.median(total)), "ms/pair", align_and_flow_ms=float(np.median(prep_ms)),
+    return figure(float(np.median(total)), "ms/pair", "pair_prep_ms", align_and_flow_ms=float(np.median(prep_ms)),
                   masks_ms=float(np.median(masks_ms)), overlays_ms=float(np.median(overlay_ms)),
                   crop_px=size, flow_px=settings.flow_side, n_pairs=len(total),
                   note="median; overlays are only drawn for the frame on screen, not in analysis")

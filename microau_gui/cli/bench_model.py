@@ -17,6 +17,9 @@ raced against fp32 at each CPU thread count of `speed.thread_candidates` (1 and 
 that choice picked. A mode whose first two runs are both more than `GIVE_UP_FACTOR` times
 slower than fp32 is not raced (its figure is the faster of those two runs) and not run again at
 batch 16 (bf16 on CPUs without bf16 units would take minutes there).
+
+Every measured figure also carries the network's FLOPs per frame (counted) and its achieved
+GFLOP/s and fraction of the run's best-dtype GEMM roofline (`bench_roofline.with_roofline`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import torch
 
 from microau_gui.cli.bench_report import MODEL_MODES, failed, figure, skipped
+from microau_gui.cli.bench_roofline import Roofline, model_gflop_per_frame, with_roofline
 
 GIVE_UP_FACTOR = 2.0
 
@@ -59,8 +63,10 @@ def bench_checkpoint(folder: Path, backbone: str, seed: int = 0) -> Path:
 
 def measure_model(checkpoint: Path, key: str, batches: tuple[int, ...], all_batches: tuple[int, ...],
                   repeats: int, tolerance: float,
-                  thread_counts: tuple[int, ...] | None = None) -> dict[str, dict]:
-    """Figures `model_{key}_b{B}_{mode}_ms` and `model_{key}_b{B}_auto_ms` (ms per frame).
+                  thread_counts: tuple[int, ...] | None = None,
+                  roofline: Roofline | None = None) -> dict[str, dict]:
+    """Figures `model_{key}_b{B}_{mode}_ms` and `model_{key}_b{B}_auto_ms` (ms per frame), each
+    with its roofline fields.
 
     Batch sizes in `all_batches` but not in `batches` are reported as skipped (quick profile).
     `thread_counts`: CPU thread counts to race (default `speed.thread_candidates()`).
@@ -71,7 +77,9 @@ def measure_model(checkpoint: Path, key: str, batches: tuple[int, ...], all_batc
 
     model, card = load_checkpoint(checkpoint, device="cpu")
     model = model.float().eval()
-    target = "model_tiny_ms" if key == "tiny" else "model_vit_b1_ms"
+    gflop = model_gflop_per_frame(model, sample_batch(model, 1), 1)
+    # The tiny model keeps its absolute target; ViT-B-16's is a roofline ratio (`roofline_ratio`).
+    target = "model_tiny_ms" if key == "tiny" else None
     figures: dict[str, dict] = {}
     too_slow: dict[str, str] = {}  # mode -> why it is not run at larger batches
     supported = supported_modes("cpu")
@@ -79,7 +87,7 @@ def measure_model(checkpoint: Path, key: str, batches: tuple[int, ...], all_batc
     original_threads = torch.get_num_threads()
     for batch_size in all_batches:
         names = {mode: f"model_{key}_b{batch_size}_{mode}_ms" for mode in (*MODEL_MODES, "auto")}
-        rule = target if key == "tiny" or batch_size == 1 else None
+        rule = target
         if batch_size not in batches:
             for name in names.values():
                 figures[name] = skipped("ms/frame", "quick profile: not measured at this batch size",
@@ -121,4 +129,18 @@ def measure_model(checkpoint: Path, key: str, batches: tuple[int, ...], all_batc
             choice.timings_ms[best] / batch_size, "ms/frame", rule, batch=batch_size, mode=best,
             threads=choice.threads, prob_diff=choice.diffs[best], tolerance=tolerance,
             rejected=choice.rejected, chosen_by="inference.speed.choose_fastest_mode", **common)
-    return figures
+    return {name: with_roofline(entry, gflop, roofline) for name, entry in figures.items()}
+
+
+def roofline_ratio(auto: dict, batch: int) -> dict:
+    """`model_vitb16_b{batch}_roofline_fraction`: the best mode's fraction of the roofline."""
+    rule = "vit_b1_roofline_fraction" if batch == 1 else "vit_roofline_fraction"
+    if auto.get("value") is None:
+        return skipped("fraction of roofline", auto.get("skipped") or auto.get("error") or "not measured",
+                       rule, batch=batch)
+    if auto.get("roofline_fraction") is None:
+        return skipped("fraction of roofline", auto.get("roofline_why", "no roofline measured"), rule,
+                       batch=batch)
+    return figure(auto["roofline_fraction"], "fraction of roofline", rule, batch=batch,
+                  mode=auto.get("mode"), ms_per_frame=auto["value"], achieved_gflops=auto["achieved_gflops"],
+                  gflop_per_frame=auto["gflop_per_frame"], roofline_dtype=auto.get("roofline_dtype"))

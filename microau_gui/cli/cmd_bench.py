@@ -13,6 +13,12 @@ verified-exact seek proxy, as in the application; the proxy is built into the wo
 the user's cache) and timed (`seek_proxy_build_fps`, `seek_proxy_mb_per_min`), and
 `seek_direct_*` measures the original alone, what seeks cost until the proxy exists.
 
+The model section starts with the machine's GEMM roofline (`bench_roofline`: fp32, bf16 and
+int8 products in the same run) and reports every model figure with its counted FLOPs, achieved
+GFLOP/s and fraction of the best dtype's roofline; `model_vitb16_b{1,16}_roofline_fraction`
+carry the ratio targets that replace machine-dependent ms targets. `chosen_modes` records the
+speed mode the start-up race picked per backbone and batch, `machine.isa_flags` the CPU flags.
+
 The JSON (`bench_report`): `{"machine": {...}, "profile": {...}, "figures": {NAME: {"value",
 "unit", "target"?, "met"?, ...}}}`; every name of `bench_report.FIGURE_KEYS` is always written, a
 figure that could not be measured says why. A short table is printed too.
@@ -37,7 +43,9 @@ The test suite sets `MICROAU_BENCH_QUICK_PROFILE=smoke`, which makes `--quick` s
 `--work DIR` keeps the generated videos and checkpoints there and reuses them next time (the
 10-minute video takes ~15 minutes to render); without it a temporary folder is used and removed.
 `--only` runs some sections (media, model, analyze, gui, finetune, cuda); the others' figures are
-written as skipped.
+written as skipped. The cuda section (`bench_cuda`) needs only torch, numpy, open_clip and our
+model package, so `make gpu-check` runs it on a bare CUDA machine; `--device cpu` runs it on the
+CPU to test that recipe here.
 """
 
 from __future__ import annotations
@@ -86,6 +94,7 @@ class BenchProfile:
     finetune_epochs: int  # the full profile uses `finetune`'s default (20)
     cuda_batches: int  # batches of 16 for the CUDA throughput
     gated_timeout_s: float  # the spot-gated child process is stopped after this long
+    gemm_n: int  # side of the square products of the GEMM roofline (bench_roofline)
 
 
 FULL = BenchProfile(
@@ -93,14 +102,14 @@ FULL = BenchProfile(
     decode_frames=300, landmark_frames=150, prep_pairs=60, model_repeats=3, tiny_batches=(1, 16),
     vit_batches=(1, 16), long_seconds=600.0, analyze_tiny_frames=300, analyze_vit_frames=120,
     gui_steps=300, gui_step_ms=40, finetune_backbone="ViT-B-16", finetune_events=200,
-    finetune_epochs=20, cuda_batches=20, gated_timeout_s=7200.0,
+    finetune_epochs=20, cuda_batches=20, gated_timeout_s=7200.0, gemm_n=2048,
 )
 QUICK = BenchProfile(
     name="quick", long_gop=250, long_gop_frames=260, short_gop=30, short_gop_frames=60, n_seeks=20,
     decode_frames=120, landmark_frames=20, prep_pairs=8, model_repeats=2, tiny_batches=(1, 16),
     vit_batches=(1,), long_seconds=8.0, analyze_tiny_frames=40, analyze_vit_frames=4,
     gui_steps=40, gui_step_ms=40, finetune_backbone="tiny", finetune_events=64,
-    finetune_epochs=5, cuda_batches=5, gated_timeout_s=600.0,
+    finetune_epochs=5, cuda_batches=5, gated_timeout_s=600.0, gemm_n=1024,
 )
 
 # The test suite's profile (MICROAU_BENCH_QUICK_PROFILE=smoke with --quick): every section and
@@ -111,7 +120,7 @@ SMOKE = BenchProfile(
     decode_frames=30, landmark_frames=3, prep_pairs=2, model_repeats=1, tiny_batches=(1, 16),
     vit_batches=(1,), long_seconds=4.0, analyze_tiny_frames=10, analyze_vit_frames=2,
     gui_steps=8, gui_step_ms=40, finetune_backbone="tiny", finetune_events=32,
-    finetune_epochs=1, cuda_batches=2, gated_timeout_s=600.0,
+    finetune_epochs=1, cuda_batches=2, gated_timeout_s=600.0, gemm_n=256,
 )
 QUICK_PROFILE_ENV = "MICROAU_BENCH_QUICK_PROFILE"
 
@@ -127,6 +136,9 @@ def add_arguments(parser) -> None:
                         help=f"comma-separated sections to run ({', '.join(SECTIONS)}); default all")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="torch CPU threads (default: torch's own choice, one per core)")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                        help="where the cuda section runs (default cuda; cpu runs the same code on "
+                        "the CPU, to test `make gpu-check` without a GPU)")
 
 
 def _sections(text: str | None) -> tuple[str, ...]:
@@ -165,10 +177,12 @@ def _proxy_dir(folder: Path):
 class _Bench:
     """One run: the work folder, shared inputs made on first use, and the figures so far."""
 
-    def __init__(self, profile: BenchProfile, work: Path, threads: int | None = None):
+    def __init__(self, profile: BenchProfile, work: Path, threads: int | None = None,
+                 device: str = "cuda"):
         self.profile = profile
         self.work = work
         self.threads = threads  # `--threads`, None when not given
+        self.device = device  # where the CUDA section runs (`--device`; "cpu" tests the recipe)
         self.figures: dict[str, dict] = {}
         self.started = time.perf_counter()
 
@@ -223,17 +237,25 @@ class _Bench:
         self.figures["pair_prep_ms"] = bench_media.measure_pair_prep(video, p.prep_pairs)
 
     def model(self) -> None:
-        from microau_gui.cli.bench_model import measure_model
-        from microau_gui.cli.bench_report import BACKBONES, MODEL_BATCHES
-        from microau_gui.inference.speed import DEFAULT_TOLERANCE
+        from microau_gui.cli.bench_model import measure_model, roofline_ratio
+        from microau_gui.cli.bench_report import BACKBONES, MODEL_BATCHES, figure, skipped
+        from microau_gui.cli.bench_roofline import measure_roofline, roofline_figures
+        from microau_gui.inference.speed import DEFAULT_TOLERANCE, thread_candidates
 
+        threads = (self.threads,) if self.threads else thread_candidates()
+        self.say(f"GEMM roofline: {self.profile.gemm_n}^2 products in fp32, bf16 and int8")
+        roofline = measure_roofline(self.profile.gemm_n, threads)
+        self.figures.update(roofline_figures(roofline, figure, skipped))
         for key, backbone in BACKBONES:
             checkpoint = self.checkpoint(backbone)
             batches = self.profile.tiny_batches if key == "tiny" else self.profile.vit_batches
             self.say(f"model {backbone}, batch {', '.join(map(str, batches))}, every speed mode")
             self.figures.update(measure_model(checkpoint, key, batches, MODEL_BATCHES,
                                               self.profile.model_repeats, DEFAULT_TOLERANCE,
-                                              (self.threads,) if self.threads else None))
+                                              (self.threads,) if self.threads else None, roofline))
+        for batch in MODEL_BATCHES:
+            self.figures[f"model_vitb16_b{batch}_roofline_fraction"] = roofline_ratio(
+                self.figures[f"model_vitb16_b{batch}_auto_ms"], batch)
 
     def analyze(self) -> None:
         from microau_gui.cli.bench_analyze import measure_analyze, measure_gated
@@ -275,17 +297,20 @@ class _Bench:
             self.work / "finetune" / p.name)
 
     def cuda(self) -> None:
+        import importlib.util
+
         import torch
 
         from microau_gui.cli.bench_cuda import measure_cuda
 
-        if torch.cuda.is_available():
-            self.say("CUDA")
-            checkpoint, video = self.checkpoint("ViT-B-16"), self.long_video()
-        else:
-            checkpoint = video = None
-        self.figures.update(measure_cuda(checkpoint, video, self.work, self.profile.cuda_batches,
-                                         self.profile.analyze_vit_frames * 10))
+        self.say(f"CUDA section on {self.device}: GEMM roofline, ViT-B-16 on synthetic tensors")
+        analyze = None
+        media_stack = all(importlib.util.find_spec(name) for name in ("mediapipe", "av", "cv2"))
+        if media_stack and self.device == "cuda" and torch.cuda.is_available():
+            analyze = (self.checkpoint("ViT-B-16"), self.long_video(), self.work,
+                       self.profile.analyze_vit_frames * 10)
+        self.figures.update(measure_cuda(self.device, self.profile.cuda_batches, self.profile.gemm_n,
+                                         analyze))
 
 
 def _keys_of(section: str) -> tuple[str, ...]:
@@ -293,7 +318,7 @@ def _keys_of(section: str) -> tuple[str, ...]:
 
     prefixes = {
         "media": ("decode_", "seek_", "landmarks_", "pair_prep_"),
-        "model": ("model_",),
+        "model": ("model_", "gemm_"),
         "analyze": ("analyze_", "peak_rss_"),
         "gui": ("gui_",),
         "finetune": ("finetune_",),
@@ -307,6 +332,10 @@ _UNITS = {"fps": "fps", "ms": "ms", "seconds": "s", "x_realtime": "x real time",
 
 
 def _unit_of(key: str) -> str:
+    if "gemm_" in key:
+        return "GOP/s" if key.endswith("_gops") else "GFLOP/s"
+    if key.endswith("_roofline_fraction"):
+        return "fraction of roofline"
     if key.startswith("model_") or key.startswith("landmarks_") or key == "pair_prep_ms":
         return "ms/frame" if key != "pair_prep_ms" else "ms/pair"
     for suffix, unit in _UNITS.items():
@@ -316,14 +345,31 @@ def _unit_of(key: str) -> str:
 
 
 def _target_of(key: str) -> str | None:
+    if key == "model_vitb16_b1_roofline_fraction":
+        return "vit_b1_roofline_fraction"
+    if key == "model_vitb16_b16_roofline_fraction":
+        return "vit_roofline_fraction"
     if key.startswith("model_tiny_"):
         return "model_tiny_ms"
-    if key.startswith("model_vitb16_b1_"):
-        return "model_vit_b1_ms"
     return {"seek_p95_ms": "seek_p95_ms", "analyze_vitb16_fps": "analyze_fps_vit",
             "analyze_gated_vitb16_seconds": "gated_seconds",
             "analyze_gated_vitb16_x_realtime": "gated_x_realtime", "gui_display_p95_ms": "gui_p95_ms",
-            "gui_display_back_p95_ms": "gui_p95_ms", "peak_rss_mb": "peak_rss_mb"}.get(key)
+            "gui_display_back_p95_ms": "gui_p95_ms", "peak_rss_mb": "peak_rss_mb",
+            "pair_prep_ms": "pair_prep_ms"}.get(key)
+
+
+def _by_cpu_class(figures: dict[str, dict], machine: dict) -> None:
+    """#18 sets the spot-gated targets by CPU class: 1x real time on AVX2, 4x with bf16 units."""
+    from microau_gui.cli.bench_report import TARGETS, has_bf16_units
+
+    if not has_bf16_units(machine):
+        return
+    for key, rule in (("analyze_gated_vitb16_x_realtime", "gated_x_realtime_bf16"),
+                      ("analyze_gated_vitb16_seconds", "gated_seconds_bf16")):
+        entry = figures[key]
+        if "target" in entry:
+            entry["target"] = TARGETS[rule].as_dict()
+            entry["met"] = TARGETS[rule].met(entry["value"])
 
 
 def run(args) -> int:
@@ -344,7 +390,7 @@ def run(args) -> int:
         profile = SMOKE if os.environ.get(QUICK_PROFILE_ENV, "").strip().lower() == "smoke" else QUICK
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="microau-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    bench = _Bench(profile, work, args.threads)
+    bench = _Bench(profile, work, args.threads, args.device)
     report = {"machine": machine_info(), "profile": asdict(profile), "figures": {}}
     bench.say(f"profile {profile.name}, work folder {work}")
     try:
@@ -369,6 +415,10 @@ def run(args) -> int:
         if key not in bench.figures:
             bench.figures[key] = failed(_unit_of(key), "not produced by its section", _target_of(key))
     report["figures"] = {key: bench.figures[key] for key in FIGURE_KEYS}
+    _by_cpu_class(report["figures"], report["machine"])
+    report["chosen_modes"] = {key[len("model_"):-len("_auto_ms")]: entry.get("mode")
+                              for key, entry in report["figures"].items()
+                              if key.endswith("_auto_ms") and entry.get("value") is not None}
     report["machine"]["load_avg_end"] = load_average()
     report["seconds"] = round(time.perf_counter() - bench.started, 1)
     write_json(out, report)
