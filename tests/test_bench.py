@@ -66,7 +66,8 @@ def test_quick_bench_writes_every_figure_of_the_schema(tmp_path):
             assert entry["met"] == rule.met(entry["value"]), name
     # The parity of every faster mode that was measured is reported with it.
     for name, entry in figures.items():
-        if name.startswith("model_") and entry["value"] is not None and not name.endswith("_auto_ms"):
+        if (name.startswith("model_") and name.endswith("_ms") and entry["value"] is not None
+                and not name.endswith("_auto_ms")):
             assert entry["prob_diff"] is not None and entry["parity_ok"] == (entry["prob_diff"] <= 0.02)
     assert figures["model_vitb16_b1_auto_ms"]["mode"] in ("fp32", "bf16", "int8")
     assert report["chosen_modes"]["vitb16_b1"] == figures["model_vitb16_b1_auto_ms"]["mode"]
@@ -80,7 +81,8 @@ def test_quick_bench_writes_every_figure_of_the_schema(tmp_path):
                 entry["achieved_gflops"] / max(figures[k]["value"] or 0 for k in
                                                ("gemm_fp32_gflops", "gemm_bf16_gflops", "gemm_int8_gops")),
                 rel=0.01), name
-    assert figures["model_vitb16_b1_roofline_fraction"]["value"] == figures["model_vitb16_b1_auto_ms"]["roofline_fraction"]
+    assert figures["model_vitb16_b1_roofline_fraction"]["value"] == pytest.approx(
+        figures["model_vitb16_b1_auto_ms"]["roofline_fraction"], rel=1e-3)
     assert figures["seek_p95_ms"]["gop"] == 250
     assert figures["peak_rss_mb"]["value"] > 100
     # The table printed on stdout lists every figure too.
@@ -111,7 +113,8 @@ def test_model_flops_count_every_matrix_product_of_the_backbone():
     two = model_gflop_per_frame(model, sample_batch(model, 2), 2) * 1e9
     # The backbone is all of it but the heads (PTA, GDA, the detection head: a few percent).
     assert backbone <= one <= 1.2 * backbone
-    assert abs(two - one) <= 1e-3 * one  # per frame, whatever the batch
+    # Per frame, whatever the batch, but for the few products done once per batch (the text side).
+    assert 0 <= one - two <= 0.02 * one
     # Counting leaves the fast attention paths as they were.
     assert torch.backends.mha.get_fastpath_enabled()
 

@@ -22,7 +22,8 @@ Our specification:
   reported and says so, since one 2048 product would take minutes.
 - FLOPs: `torch.utils.flop_counter.FlopCounterMode` over one fp32 forward at batch 1 (matrix
   products, convolutions and attention; element-wise work is not counted, as in every
-  roofline). FLOPs grow linearly with the batch, so the count per frame serves every batch size
+  roofline). FLOPs grow linearly with the batch but for a few products done once per batch (the
+  text side: under 1% at batch 1), so the count per frame at batch 1 serves every batch size
   and every mode (int8 and bf16 do the same arithmetic in other types).
 - The best dtype is the fastest GEMM measured in this run, whichever it is: a mode that cannot
   use it (fp32 on an AMX machine) shows how much the faster dtype would give.
