@@ -109,9 +109,9 @@ def test_the_model_banner_and_card_tell_what_the_model_is(qtbot, window, demo_co
     model = window.session.model
     if model.is_demo:
         assert "DEMO MODEL" in window.banner.text() and window.banner.isVisible()
-        assert "python main.py train" in window.banner.text()
+        assert "python main.py train" in window.banner.full_text
     if not model.pretrained_loaded:
-        assert "no pretrained backbone" in window.banner.text().lower()
+        assert "no pretrained backbone" in window.banner.full_text.lower()
         assert "NO PRETRAINED BACKBONE" in window.windowTitle()
     assert window.model_bar.device.text() == "CPU"
     names = [c.name for c in window.model_bar.choices]

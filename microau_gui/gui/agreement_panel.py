@@ -49,7 +49,8 @@ class AgreementPanel(QWidget):
         self.coder_a = QComboBox()
         self.coder_b = QComboBox()
         for box in (self.coder_a, self.coder_b):
-            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.05, 0.95)
         self.threshold.setSingleStep(0.05)
@@ -65,10 +66,12 @@ class AgreementPanel(QWidget):
         choose.addWidget(self.coder_a, 1)
         choose.addWidget(QLabel("versus B"))
         choose.addWidget(self.coder_b, 1)
-        choose.addWidget(QLabel("model threshold"))
-        choose.addWidget(self.threshold)
-        choose.addWidget(self.compare_button)
-        choose.addWidget(self.export_button)
+        choose_more = QHBoxLayout()  # a second row: the dock fits between 1280 px side columns
+        choose_more.addWidget(QLabel("model threshold"))
+        choose_more.addWidget(self.threshold)
+        choose_more.addStretch(1)
+        choose_more.addWidget(self.compare_button)
+        choose_more.addWidget(self.export_button)
 
         self.status = QLabel("Choose two coders (or a coder and the model) and press Compare.")
         self.status.setObjectName("subtle")
@@ -96,7 +99,10 @@ class AgreementPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # Columns as wide as their contents (never cut), scrolled when the dock is narrow.
+        self.table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.plot_widget = pg.PlotWidget(background=QColor(24, 24, 28))
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setMenuEnabled(False)
@@ -115,6 +121,7 @@ class AgreementPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(choose)
+        layout.addLayout(choose_more)
         layout.addWidget(self.status)
         layout.addLayout(grid)
         layout.addWidget(self.events_text)

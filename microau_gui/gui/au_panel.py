@@ -58,7 +58,7 @@ class ProbabilityBar(QWidget):
         self.colour = QColor(*colour)
         self.value: float | None = None
         self.stale = False
-        self.setMinimumWidth(110)
+        self.setMinimumWidth(70)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt virtual
@@ -105,6 +105,9 @@ class _AURow:
         self.swatch.setStyleSheet(f"background: rgb({r},{g},{b}); border-radius: 2px;")
         self.name = QLabel(f"<b>{code}</b> <span style='color:#9a9aa2'>{info.name}</span>")
         self.name.setToolTip(f"{info.name}: {info.action} ({info.muscle})")
+        # a narrow panel cuts the FACS name instead of scrolling the controls off to the right
+        self.name.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.name.setMinimumWidth(56)
         self.key = QLabel(key_hint)
         self.key.setObjectName("keyhint")
         self.key.setToolTip(f"key {key_hint} toggles {code} on the selected event" if key_hint else "")
@@ -155,6 +158,7 @@ class AUPanel(QWidget):
         self.grid.setHorizontalSpacing(6)
         self.grid.setVerticalSpacing(2)
         self.grid.setColumnStretch(3, 1)
+        self.grid.setColumnStretch(2, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -163,11 +167,17 @@ class AUPanel(QWidget):
         self.extra_au = QComboBox()
         self.extra_au.setToolTip("code an AU outside the model vocabulary on the selected event")
         self.extra_au.activated.connect(self._on_extra_au_activated)
+        # Narrow by default (the window fits 1280 px): the list opens as wide as its items.
+        for box in (self.extra_au,):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(8)
         self.emotion = QComboBox()
         self.emotion.setEditable(True)
         self.emotion.addItem("")
         self.emotion.addItems(EMOTIONS)
         self.emotion.lineEdit().setPlaceholderText("emotion")
+        self.emotion.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.emotion.setMinimumContentsLength(8)
         self.emotion.lineEdit().editingFinished.connect(self._on_emotion_edited)
         self.emotion.activated.connect(lambda _i: self._on_emotion_edited())
         self.note_edit = QLineEdit()

@@ -97,6 +97,7 @@ class DependencyView(QWidget):
         self.layout_widget.addItem(self.colour_bar, row=0, col=2)
         self.hover = QLabel("rows: AU i, columns: AU j — hover a cell to read it")
         self.hover.setObjectName("subtle")
+        self.hover.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.layout_widget, 1)

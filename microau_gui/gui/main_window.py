@@ -15,7 +15,7 @@ inter-coder agreement view in a tab beside it, hidden until Review > Inter-coder
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -55,6 +55,16 @@ from microau_gui.session.messages import FrameLoaded, ModelLoaded
 from microau_gui.session.playback import speed_label
 from microau_gui.session.session import ProjectSession
 
+COMPACT_WIDTH_PX = 1500  # narrower windows tab the side docks (see _size_docks)
+
+
+def initial_size_px() -> tuple[int, int]:
+    """1600x1000, or the screen's available area when smaller (a 1280x720 or 1366x768 laptop)."""
+    screen = QGuiApplication.primaryScreen()
+    if screen is None:
+        return 1600, 1000
+    available = screen.availableGeometry()
+    return min(1600, available.width()), min(1000, available.height())
 MEDIA_FILTER = "Projects and videos (*.maus *.mp4 *.avi *.mov *.mkv *.m4v *.webm);;All files (*)"
 
 
@@ -63,7 +73,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.session = session
         self.setWindowTitle("MicroAU Studio")
-        self.resize(1600, 1000)
+        self.resize(*initial_size_px())
         self.actions = build_actions(self)
         apply_keymap(self.actions, load_keymap())
         for name in ("heatmap", "regions", "face_box"):
@@ -159,6 +169,12 @@ class MainWindow(QMainWindow):
 
     def _size_docks(self) -> None:
         width = self.width()
+        if width < COMPACT_WIDTH_PX:  # a laptop screen: each side column is one tab group
+            self.tabifyDockWidget(self.docks["project"], self.docks["crop"])
+            self.tabifyDockWidget(self.docks["aus"], self.docks["dependencies"])
+            self.tabifyDockWidget(self.docks["aus"], self.docks["review"])
+            self.docks["project"].raise_()
+            self.docks["aus"].raise_()
         self.resizeDocks([self.docks["project"], self.docks["aus"]],
                          [int(width * 0.16), int(width * 0.31)], Qt.Orientation.Horizontal)
         height = self.height()

@@ -10,6 +10,7 @@ pretrained weights (`Predictor.pretrained_loaded` False).
 
 from __future__ import annotations
 
+import html
 import json
 
 from PySide6.QtCore import Qt
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -64,7 +66,7 @@ class ModelBar(QWidget):
         self.selector = QComboBox()
         self.selector.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.selector.setMinimumContentsLength(20)
+        self.selector.setMinimumContentsLength(14)
         self.selector.setToolTip("model versions of this project and checkpoints in weights/")
         self.selector.activated.connect(self._on_selector_activated)
         self.device = QLabel("no model")
@@ -118,14 +120,26 @@ class ModelBar(QWidget):
 
 
 class ModelBanner(QLabel):
-    """A full-width warning strip; hidden when the model deserves no warning."""
+    """A full-width warning strip; hidden when the model deserves no warning.
+
+    Folded to one line (the warning's first sentence and a "details" link) so it costs the video
+    one text line on a 1280x720 screen; the link unfolds the whole text and "less" folds it."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("banner")
-        self.setWordWrap(True)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.linkActivated.connect(self._on_link_activated)
+        # the folded line may be cut at the right edge rather than widen the window
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.lines: list[str] = []
+        self.expanded = False
         self.hide()
+
+    @property
+    def full_text(self) -> str:
+        return "\n".join(self.lines)
 
     def show_for(self, loaded: ModelLoaded | None, unloaded_reason: str | None = None) -> None:
         if loaded is not None:
@@ -134,8 +148,35 @@ class ModelBanner(QLabel):
             lines, kind = (["NO MODEL — " + unloaded_reason] if unloaded_reason else []), "error"
         self.setProperty("kind", kind)
         self.style().polish(self)
-        self.setText("\n".join(lines))
+        self.lines = lines
+        self.setToolTip(self.full_text)
+        self._render()
         self.setVisible(bool(lines))
+
+    def set_expanded(self, expanded: bool) -> None:
+        self.expanded = expanded
+        self._render()
+
+    def _render(self) -> None:
+        if not self.lines:
+            self.setText("")
+            return
+        if self.expanded:
+            self.setWordWrap(True)
+            body = "<br>".join(html.escape(line) for line in self.lines)
+            self.setText(f"{body} &nbsp;<a href='less'>less</a>")
+            return
+        self.setWordWrap(False)
+        first = self.lines[0]
+        cut = first.find(". ")
+        headline = first if cut < 0 else first[:cut + 1]
+        label, dash, rest = headline.partition(" — ")
+        # the link right after the label, so a narrow window cuts the sentence, not the link
+        self.setText(f"<b>{html.escape(label)}</b> <a href='details'>(details)</a>"
+                     + (f" — {html.escape(rest)}" if dash else ""))
+
+    def _on_link_activated(self, link: str) -> None:
+        self.set_expanded(link == "details")
 
 
 class ModelCardDialog(QDialog):

@@ -77,7 +77,9 @@ class ModelVersionsPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Version", "Mean F1 · measured on", "Created", "Parent"])
         self.tree.setIndentation(12)
-        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Interactive, sized to the contents on refresh: ResizeToContents would make the
+        # columns' full width the dock's minimum, and the window must fit 1280 px.
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.tree.currentItemChanged.connect(lambda _now, _before: self._show_details())
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.itemDoubleClicked.connect(lambda item, _c: self.activate(item.data(0, ID_ROLE)))
@@ -88,6 +90,7 @@ class ModelVersionsPanel(QWidget):
         self.finetune_button.clicked.connect(actions["finetune"].trigger)
         note = QLabel("● running · double-click a version to activate it")
         note.setObjectName("subtle")
+        note.setWordWrap(True)
         self.details = QLabel()
         self.details.setWordWrap(True)
         buttons = QHBoxLayout()
@@ -132,6 +135,8 @@ class ModelVersionsPanel(QWidget):
             (parent.addChild(item) if parent is not None else self.tree.addTopLevelItem(item))
             items[version.id] = item
         self.tree.expandAll()
+        for column in range(self.tree.columnCount()):
+            self.tree.resizeColumnToContents(column)
         self._show_details()
 
     def _show_details(self) -> None:

@@ -35,7 +35,8 @@ class OverlayBar(QWidget):
         self.actions = actions
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Overlays"))
+        # Compact (no "Overlays"/"opacity" captions, narrow boxes): model bar and overlays share
+        # one toolbar row that fits a 1280 px window; the tooltips name each control.
         for name, text in BUTTON_TEXT.items():
             actions[name].setIconText(text)
             button = QToolButton()
@@ -45,7 +46,7 @@ class OverlayBar(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(55)
-        self.opacity.setFixedWidth(90)
+        self.opacity.setFixedWidth(70)
         self.opacity.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.opacity.setToolTip("heatmap opacity")
         self.opacity.valueChanged.connect(lambda _v: self.changed.emit())
@@ -55,15 +56,17 @@ class OverlayBar(QWidget):
         self.heatmap_au.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.heatmap_au.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.heatmap_au.setMinimumContentsLength(14)
+        self.heatmap_au.setMinimumContentsLength(8)
         self.heatmap_au.currentIndexChanged.connect(lambda _i: self.changed.emit())
         self.reference = QComboBox()
         for policy, label in REFERENCE_CHOICES:
             self.reference.addItem(label, policy)
+        self.reference.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.reference.setMinimumContentsLength(10)
         self.reference.setToolTip("the frame each prediction measures motion against")
         self.reference.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.reference.activated.connect(self._on_reference_activated)
-        layout.addWidget(QLabel("opacity"))
         layout.addWidget(self.opacity)
         layout.addWidget(QLabel("heatmap of"))
         layout.addWidget(self.heatmap_au)
