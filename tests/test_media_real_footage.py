@@ -7,12 +7,14 @@
 - `single_face.mp4`, `WolfgangLanger_Pexels.mp4`: H.264 with B-frames.
 
 Every file must open untruncated, hold exactly the frames FFmpeg's plain decode produces, and
-return by random access exactly the frame sequential decoding returns.
+return by random access exactly the frame sequential decoding returns. A file that really is
+cut is analysed up to the cut, and only the frames that do not decode are reported.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import av
@@ -69,3 +71,30 @@ def test_info_and_analyze_take_the_phone_file_whole(pyfeat_data, tmp_path, capsy
         rows = list(csv.DictReader(handle))
     assert [int(r["frame_idx"]) for r in rows] == list(range(0, 95, 4))
     assert all(r["face_found"] == "0" for r in rows)  # the file shows no face
+
+
+def test_a_really_truncated_file_is_analysed_up_to_its_cut_and_the_rest_reported(pyfeat_data, tmp_path,
+                                                                                capsys):
+    # The Pexels clip keeps its index (moov) before the frames, so a cut copy still opens.
+    cut = tmp_path / "cut.mp4"
+    data = (pyfeat_data / "WolfgangLanger_Pexels.mp4").read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.25)])
+    with open_media(cut) as source:
+        n_frames, n_decodable = source.n_frames, source.n_decodable
+    assert 0 < n_decodable < n_frames == 472
+
+    checkpoint = save_tiny_checkpoint(tmp_path / "flow-tiny", "flow")
+    table = tmp_path / "rows.csv"
+    assert main(["analyze", str(cut), "--model", str(checkpoint), "--speed", "fp32", "--every", "20",
+                 "--no-progress", "--out", str(table)]) == 0
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["frame_idx"]) for r in rows] == list(range(0, n_decodable, 20))
+    assert any(r["face_found"] == "1" for r in rows)
+    err = capsys.readouterr().err
+    assert f"frames {n_decodable}-471 cannot be decoded" in err
+    n_missing = len(range(0, 472, 20)) - len(rows)
+    assert f"{n_missing} requested frames have no row" in err
+    sidecar = json.loads(Path(f"{table}.json").read_text())
+    assert sidecar["result"]["undecodable"] == [n_decodable, 471]
+    assert sidecar["result"]["n_undecodable"] == n_missing

@@ -15,7 +15,9 @@ Output:
   speed mode, is_demo, pretrained_loaded and the full model `card`), `media` (path, kind, frame
   count, fps, size, variable-frame-rate flag), `options` (every, range, reference, window,
   batch, gate), `gate` (the analysed ranges, or null), `project`, `columns` and `result` (rows,
-  rows with a face, rows from the project cache, seconds, frames per second).
+  rows with a face, rows from the project cache, seconds, frames per second, and for a truncated
+  video the frames that cannot be decoded, `undecodable` [first, last], and how many requested
+  frames lie there, `n_undecodable`; those get no row and a warning on stderr).
 Both are written under temporary names and renamed at the end: an interrupted run leaves no
 half file where a complete one was.
 
@@ -181,6 +183,11 @@ def _analyze(args, job) -> int:
     out = job.out
     write_json(Path(f"{out}.json"), sidecar(args, report))
     result, gate = report.result, report.options.gate
+    if result.undecodable is not None:
+        first, last = result.undecodable
+        print(f"warning: {job.media.name} is truncated: frames {first}-{last} cannot be decoded, so "
+              f"{result.n_undecodable} requested frames have no row; re-copy or re-export the video "
+              "to analyse them", file=sys.stderr)
     gated = f", gate {len(gate)} ranges" if gate is not None else ""
     print(f"analysed {result.n_rows} frames ({result.n_face} with a face, {result.n_from_cache} from "
           f"the project cache{gated}) in {result.seconds:.1f} s, {result.frames_per_s:.1f} frames/s "
@@ -252,6 +259,8 @@ def sidecar(args, report) -> dict:
             "n_requested": result.n_requested, "n_rows": result.n_rows, "n_face": result.n_face,
             "n_from_cache": result.n_from_cache, "seconds": round(result.seconds, 3),
             "frames_per_s": round(result.frames_per_s, 2),
+            "undecodable": list(result.undecodable) if result.undecodable else None,
+            "n_undecodable": result.n_undecodable,
         },
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

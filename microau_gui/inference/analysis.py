@@ -56,12 +56,16 @@ class AnalysisOptions:
 class AnalysisResult:
     """What one analysis did."""
 
-    n_requested: int  # frames the options asked for
+    n_requested: int  # frames the options asked for that can be decoded
     n_rows: int  # predictions written (= n_requested unless cancelled)
     n_face: int  # rows with a face
     n_from_cache: int  # rows taken from the project's predictions cache
     seconds: float  # wall time
     spans: tuple[tuple[int, int], ...] = field(default=())  # half-open frame spans decoded
+    # a truncated video: (first, last) frame_idx that cannot be decoded, and how many of the
+    # requested frames lie there (they get no row); None / 0 when every requested frame decodes
+    undecodable: tuple[int, int] | None = None
+    n_undecodable: int = 0
 
     @property
     def frames_per_s(self) -> float:

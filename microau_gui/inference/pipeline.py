@@ -45,6 +45,9 @@ How frames flow (our specification):
 - `background=True` decodes and detects landmarks in a producer thread a few frames ahead of the
   model (PyAV, MediaPipe and torch release the GIL: on 2 cores they overlap, on a GPU the CPU
   work hides behind the model). The GUI's worker passes False: its other core draws the window.
+- A truncated video (`VideoSource.n_decodable` < `n_frames`): the frames that decode are
+  analysed; requested frames past them get no row and are counted (`undecodable`,
+  `n_undecodable`) for the driver to report.
 - `should_cancel` (a callable or threading.Event) is polled every frame; cancelling raises
   `core.progress.Cancelled` after committing what was finished.
 """
@@ -167,8 +170,13 @@ class AnalysisPipeline:
         self.cache = cache
         self.background = background
         self.should_cancel = should_cancel
-        self.plan = plan_frames(source.n_frames, options)
+        planned = plan_frames(source.n_frames, options)
+        # A truncated video: frames past the last decodable one get no row, and are reported.
+        n_decodable = getattr(source, "n_decodable", source.n_frames)
+        self.plan = [r for r in (r[:max(0, len(range(r.start, n_decodable, r.step)))] for r in planned) if r]
         self.n_requested = sum(len(r) for r in self.plan)
+        self.n_undecodable = sum(len(r) for r in planned) - self.n_requested
+        self.undecodable = (n_decodable, source.n_frames - 1) if self.n_undecodable else None
         self.lag = sliding_offset_frames(source.fps, options.window_s)
         self.spans = _decode_spans(self.plan, 0 if options.reference is ReferencePolicy.FIXED else self.lag)
         self.n_done = self.n_face = self.n_from_cache = 0
@@ -333,7 +341,8 @@ def analyze_source(source, predictor: Predictor, options: AnalysisOptions, sink,
                 progress(batch.n_done, batch.n_requested)
     return AnalysisResult(n_requested=pipeline.n_requested, n_rows=pipeline.n_done,
                           n_face=pipeline.n_face, n_from_cache=pipeline.n_from_cache,
-                          seconds=time.perf_counter() - started, spans=tuple(pipeline.spans))
+                          seconds=time.perf_counter() - started, spans=tuple(pipeline.spans),
+                          undecodable=pipeline.undecodable, n_undecodable=pipeline.n_undecodable)
 
 
 class _Wanted:

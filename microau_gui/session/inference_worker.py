@@ -303,9 +303,13 @@ class InferenceWorker(Worker):
         self.guarded("saving analysed frames", pipeline.close)
         pipeline.source.close()
         verb = "cancelled after" if cancelled else "finished:"
+        missing = ""
+        if pipeline.undecodable is not None:
+            missing = (f" (the file is truncated: frames {pipeline.undecodable[0]}-"
+                       f"{pipeline.undecodable[1]} cannot be decoded)")
         self.analysis_finished.emit(JobFinished(
             request.request_id, cancelled, f"analysis {verb} {self._analysis_done} of "
-            f"{self._analysis_total} frames"))
+            f"{self._analysis_total} frames{missing}"))
 
     # -- resources -----------------------------------------------------------------------------
 
