@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QInputDialog
 from gui_fixtures import shown_window
 from test_session_fixtures import face_clip  # noqa: F401
 
@@ -152,6 +152,8 @@ def test_keys_are_rebound_per_user_conflicts_refused_and_the_dialog_searches(qtb
 
 
 def test_a_stored_key_conflict_is_reported_when_the_window_opens(qtbot):
+    for window in shown_window(qtbot):  # the defaults bind no key twice
+        assert window.report_key_conflicts() == ""
     save_key("quick_entry", ["Alt+L"])  # e.g. written by hand or by another version
     for window in shown_window(qtbot):
         text = window.report_key_conflicts()
@@ -185,3 +187,22 @@ def test_accepting_an_event_shorter_than_a_plausible_expression_asks_first(qtbot
     _keys(qtbot, window, Qt.Key.Key_Y)
     qtbot.waitUntil(lambda: len(session.project.events()) == n_events + 2, timeout=10000)
     assert not [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+
+
+def test_the_coder_is_asked_shown_and_written_on_every_event_and_note(qtbot, window, face_clip):
+    from microau_gui.gui.keymap import stored_coder
+
+    _open(qtbot, window, face_clip)
+    assert window.coder_label.text() == "coder: (not set)"
+    _keys(qtbot, window, (Qt.Key.Key_U, CTRL | Qt.KeyboardModifier.ShiftModifier))
+    (dialog,) = [d for d in window.findChildren(QInputDialog) if d.isVisible()]
+    dialog.setTextValue("  EK ")
+    dialog.accept()
+    assert window.session.coder.name == "EK" and stored_coder() == "EK"
+    assert window.coder_label.text() == "coder: EK"
+    event_id = _mark_event(qtbot, window)  # the keys work at once after the dialog
+    assert window.session.project.event(event_id).coder == "EK"
+    window.au_panel.note_edit.setText("brow flash before the smile")
+    _keys(qtbot, window.au_panel.note_edit, Qt.Key.Key_Return)
+    (note,) = window.session.project.notes(event_id=event_id)
+    assert note.author == "EK"

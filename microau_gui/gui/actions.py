@@ -10,7 +10,7 @@ playhead. Esc in a text field (go-to frame, quick entry) leaves it and gives the
 window instead of deselecting. Digit keys 1..9, 0 toggle the first ten AUs of the model vocabulary on the selected
 event (session.annotation.digit_aus); with the default vocabulary 1=AU1 2=AU2 3=AU4 4=AU5 5=AU6
 6=AU7 7=AU9 8=AU10 9=AU12 0=AU14. The toggled AU becomes the *focused AU*: Alt+A..E set its
-intensity, Alt+L / Alt+R / Alt+B its side, Alt+Up / Alt+Down move the focus; C opens the
+intensity, Alt+L / Alt+R / Alt+S (both) its side, Alt+Up / Alt+Down move the focus; C opens the
 quick-entry field for any AU of the catalogue (gui.au_panel). Every key can be rebound per user
 (gui.keymap, Help > Shortcuts).
 
@@ -70,6 +70,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                lambda w: w.import_dialog()),
     ActionSpec("analyze", "File", "&Analyse video (fill the timeline traces)", ("Ctrl+R",),
                lambda w: w.analyze_video()),
+    ActionSpec("switch_coder", "File", "Switch &coder…", ("Ctrl+Shift+U",),
+               lambda w: w.ask_coder()),
     ActionSpec("quit", "File", "&Quit", ("Ctrl+Q",), lambda w: w.close()),
     ActionSpec("delete_event", "Edit", "&Delete selected event", ("Delete",),
                lambda w: w.session.delete_selected_event()),
@@ -121,7 +123,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                lambda w: w.au_panel.set_side(Side.LEFT)),
     ActionSpec("side_right", "Annotate", "Focused AU: right side only", ("Alt+R",),
                lambda w: w.au_panel.set_side(Side.RIGHT)),
-    ActionSpec("side_both", "Annotate", "Focused AU: both sides", ("Alt+B",),
+    ActionSpec("side_both", "Annotate", "Focused AU: both sides", ("Alt+S",),
                lambda w: w.au_panel.set_side(Side.BOTH)),
     ActionSpec("fixed_reference", "Annotate", "Use this frame as the fixed reference", ("R",),
                lambda w: w.use_fixed_reference()),

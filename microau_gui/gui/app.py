@@ -110,6 +110,8 @@ def run_gui(path: str | None, screenshot: str | None = None, device: str = "auto
     previous_hook, sys.excepthook = sys.excepthook, excepthook
     if screenshot:
         _Screenshot(window, session, Path(screenshot), app)
+    elif not session.coder.name:  # asked once; File > Switch coder changes it later
+        window.ask_coder()
     try:
         return app.exec()
     finally:

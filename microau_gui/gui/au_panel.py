@@ -10,7 +10,7 @@ intensity (A trace ... E maximum). Digit keys toggle the first ten rows (shown a
 
 Keyboard coding (our choice where issue 16 is silent): the *focused AU* is the row last toggled
 or coded (outlined; Alt+Up / Alt+Down move it). Alt+A ... Alt+E set its intensity, Alt+L / Alt+R
-/ Alt+B its side (left, right, both). The quick-entry field (key C) takes a whole FACS string
+/ Alt+S its side (left, right, both: symmetric; Alt+B is intensity B). The quick-entry field (key C) takes a whole FACS string
 such as `4+L12C+R14`, parsed by `core.aus.parse_au_string`, the parser the importers use, so any
 AU of the catalogue can be coded by key; Enter replaces the selected event's AUs with it and
 hands the keys back to the window (`entry_finished`), a token it cannot read is named and nothing
@@ -357,7 +357,7 @@ class AUPanel(QWidget):
         self.focused_code = codes[pos]
         self._show_focus()
         self.session.status_posted.emit(f"focused AU: {self.focused_code} "
-                                        "(Alt+A..E intensity, Alt+L/R/B side)")
+                                        "(Alt+A..E intensity, Alt+L/R/S side)")
 
     def _focused_or_say(self) -> str | None:
         if self.focused_code is None:

@@ -82,7 +82,7 @@ class ShortcutsDialog(QDialog):
             "and adds it (one undo step; apex defaults to the middle frame). Shift+I / A / O move "
             "the selected event's boundary to the playhead. Esc cancels a half-marked event.<br>"
             f"<b>Digit keys</b> toggle AUs on the selected event: {mapping}. The toggled AU is "
-            "the <i>focused AU</i>: Alt+A..E intensity, Alt+L / R / B side. <b>C</b> codes any AU "
+            "the <i>focused AU</i>: Alt+A..E intensity, Alt+L / R / S (both) side. <b>C</b> codes any AU "
             "by typing, e.g. 4+L12C+R14.<br>"
             "<b>Mouse.</b> Video: wheel zooms, drag pans, double-click fits. Timeline: wheel zooms "
             "time, drag pans, click seeks, drag an event's edges or apex line to edit it "

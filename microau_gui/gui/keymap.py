@@ -1,6 +1,6 @@
 """Per-user key bindings (a BORIS-style coding map): stored overrides, conflicts, key hints.
 
-Owns: `user_settings`, `load_keymap`, `save_key`, `reset_keymap`, `apply_keymap`, `conflicts`,
+Owns: `user_settings`, `stored_coder`, `store_coder`, `load_keymap`, `save_key`, `reset_keymap`, `apply_keymap`, `conflicts`,
 `show_key_hints`. May import PySide6 only.
 
 The defaults are the table in gui.actions; a user's changes are stored as overrides, one per
@@ -20,6 +20,7 @@ from PySide6.QtCore import QSettings, QStandardPaths
 from PySide6.QtGui import QAction, QKeySequence
 
 KEYS_GROUP = "keys"
+CODER_KEY = "coder/name"
 
 
 def user_settings() -> QSettings:
@@ -28,6 +29,17 @@ def user_settings() -> QSettings:
         QStandardPaths.StandardLocation.AppConfigLocation)
     Path(folder).mkdir(parents=True, exist_ok=True)
     return QSettings(str(Path(folder) / "microau_studio.ini"), QSettings.Format.IniFormat)
+
+
+def stored_coder() -> str:
+    """The coder name this user gave last ("" when never asked)."""
+    return str(user_settings().value(CODER_KEY, "") or "")
+
+
+def store_coder(name: str) -> None:
+    settings = user_settings()
+    settings.setValue(CODER_KEY, name)
+    settings.sync()
 
 
 def _portable(seq: QKeySequence) -> str:

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
+    QLabel,
     QLineEdit,
     QMainWindow,
     QMessageBox,
@@ -40,7 +42,14 @@ from microau_gui.gui.dependency_view import DependencyView
 from microau_gui.gui.dialogs import ImportDialog, JobStrip, ShortcutsDialog
 from microau_gui.gui.finetune_dialog import FinetuneDialog
 from microau_gui.gui.formats_menu import install_format_menus
-from microau_gui.gui.keymap import apply_keymap, conflicts, describe_conflicts, load_keymap
+from microau_gui.gui.keymap import (
+    apply_keymap,
+    conflicts,
+    describe_conflicts,
+    load_keymap,
+    store_coder,
+    stored_coder,
+)
 from microau_gui.gui.model_panel import ModelBanner, ModelBar, ModelCardDialog
 from microau_gui.gui.model_versions_panel import ModelVersionsPanel
 from microau_gui.gui.overlay_bar import OverlayBar
@@ -160,6 +169,13 @@ class MainWindow(QMainWindow):
         self.sync_overlays()
         self._update_hud()
         self.report_key_conflicts()
+        self.coder_label = QLabel()
+        self.coder_label.setToolTip("the coder written on every event and note you create "
+                                    "(File > Switch coder, Ctrl+Shift+U)")
+        self.statusBar().addPermanentWidget(self.coder_label)
+        session.coder.changed.connect(self._on_coder_changed)
+        session.coder.set_name(stored_coder())
+        self._on_coder_changed(session.coder.name)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt virtual
         super().showEvent(event)
@@ -370,6 +386,27 @@ class MainWindow(QMainWindow):
         if text:
             self.statusBar().showMessage(text, 15000)
         return text
+
+    def _on_coder_changed(self, name: str) -> None:
+        self.coder_label.setText(f"coder: {name}" if name else "coder: (not set)")
+
+    def ask_coder(self) -> QInputDialog:
+        """File > Switch coder: a non-modal question; OK stores the name for this user."""
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Coder")
+        dialog.setLabelText("Your name or initials, written on every event and note you create "
+                            "(inter-coder agreement compares coders by it):")
+        dialog.setTextValue(self.session.coder.name)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.textValueSelected.connect(self.set_coder)
+        dialog.open()
+        return dialog
+
+    def set_coder(self, name: str) -> None:
+        self.session.coder.set_name(name)
+        store_coder(self.session.coder.name)
+        self.statusBar().showMessage(f"coding as {self.session.coder.name or '(no name)'}", 6000)
+        self.return_focus()
 
     def return_focus(self) -> None:
         """Give the keys back to the window: after Ctrl+G + Enter, quick entry or Esc, Space,

@@ -418,7 +418,7 @@ class ReviewController(QObject):
         predicted = PredictedEvent(item.video_id, item.onset, item.apex, item.offset, aus,
                                    model.model_version_id if model is not None else None,
                                    expression_type=kind)
-        command = AcceptPrediction(predicted)
+        command = AcceptPrediction(predicted, coder=session.coder.name)
         if not session.push([command]):
             return
         queue.accepted[index] = command.event_id

@@ -46,6 +46,7 @@ from microau_gui.inference.reference import ReferencePolicy, reference_frame
 from microau_gui.session import annotation
 from microau_gui.session.agreement import AgreementController
 from microau_gui.session.annotation import PendingMark
+from microau_gui.session.coder import CoderIdentity
 from microau_gui.session.finetune_worker import FinetuneController
 from microau_gui.session.frame_loader import DecodedFrames, FrameLoaderWorker
 from microau_gui.session.import_worker import ImportWorker
@@ -182,6 +183,7 @@ class ProjectSession(QObject):
         self.reference_policy = ReferencePolicy.SLIDING
         self.fixed_reference_idx: int | None = None
         self.undo_stack = QUndoStack(self)
+        self.coder = CoderIdentity(self)  # written on every event and note created here
         self._request_counter = 0
         self._shown_frame_request = 0
         self._latest_prediction_request: PredictionRequest | None = None
@@ -644,7 +646,7 @@ class ProjectSession(QObject):
             self.status_posted.emit(f"the offset (frame {frame_idx}) cannot come before the apex "
                                     f"(frame {apex})")
             return
-        command = AddEvent(pending.video_id, pending.onset, apex, frame_idx)
+        command = AddEvent(pending.video_id, pending.onset, apex, frame_idx, coder=self.coder.name)
         if self.push([command]):
             self._set_pending(None)
             self._refresh_events()
@@ -753,9 +755,10 @@ class ProjectSession(QObject):
         if not text.strip():
             return
         if self.selected_event is not None:
-            self.push([AddNote(text, event_id=self.selected_event.id)])
+            self.push([AddNote(text, event_id=self.selected_event.id, author=self.coder.name)])
         elif self.video is not None:
-            self.push([AddNote(text, video_id=self.video.id, frame_idx=self.frame_idx)])
+            self.push([AddNote(text, video_id=self.video.id, frame_idx=self.frame_idx,
+                               author=self.coder.name)])
 
     def delete_selected_event(self) -> None:
         if self.selected_event is not None:
