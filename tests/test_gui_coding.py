@@ -206,3 +206,20 @@ def test_the_coder_is_asked_shown_and_written_on_every_event_and_note(qtbot, win
     _keys(qtbot, window.au_panel.note_edit, Qt.Key.Key_Return)
     (note,) = window.session.project.notes(event_id=event_id)
     assert note.author == "EK"
+
+
+def test_small_fixes_hud_key_amber_apex_and_whole_epoch_ticks(qtbot, window, face_clip):
+    from microau_gui.gui.finetune_dialog import EpochAxis
+    from microau_gui.gui.timeline_view import APEX_PEN, PLAYHEAD_PEN
+
+    _open(qtbot, window, face_clip)
+    hud = window.video_view.hud
+    assert hud.isVisible()
+    _keys(qtbot, window, Qt.Key.Key_D)
+    assert not hud.isVisible()
+    _keys(qtbot, window, Qt.Key.Key_D)
+    assert hud.isVisible()
+    assert APEX_PEN.hue() != PLAYHEAD_PEN.hue()  # apex amber, playhead red
+    axis = EpochAxis(orientation="bottom")
+    ticks = [v for _spacing, values in axis.tickValues(0.8, 3.2, 400) for v in values]
+    assert ticks and all(float(v).is_integer() for v in ticks)

@@ -79,6 +79,18 @@ def _f1(value: float | None) -> str:
     return "–" if value is None else f"{round(value, 4):.3f}"
 
 
+class EpochAxis(pg.AxisItem):
+    """An epoch axis: ticks on whole epochs only (1, 2, 3 ...), never 1.5."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph virtual
+        levels = []
+        for spacing, values in super().tickValues(minVal, maxVal, size):
+            whole = [v for v in values if spacing >= 1 and float(v).is_integer()]
+            if whole:
+                levels.append((spacing, whole))
+        return levels or [(1.0, [float(v) for v in range(int(minVal) + 1, int(maxVal) + 1)])]
+
+
 class FinetuneDialog(QDialog):
     """Setup, then live training curves and the before/after table with Activate / Discard."""
 
@@ -306,7 +318,8 @@ class FinetuneDialog(QDialog):
         return page
 
     def _plot(self, title: str, label: str) -> pg.PlotWidget:
-        widget = pg.PlotWidget(background=QColor(24, 24, 28))
+        widget = pg.PlotWidget(background=QColor(24, 24, 28),
+                               axisItems={"bottom": EpochAxis(orientation="bottom")})
         widget.setMinimumHeight(180)
         plot = widget.getPlotItem()
         plot.setTitle(title, color="#d8d8dc", size="10pt")

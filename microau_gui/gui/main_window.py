@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.resize(*initial_size_px())
         self.actions = build_actions(self)
         apply_keymap(self.actions, load_keymap())
-        for name in ("heatmap", "regions", "face_box"):
+        for name in ("heatmap", "regions", "face_box", "hud"):
             self.actions[name].setChecked(True)
         self.actions["play"].setIconText("Play ▶")
         self._unloaded_reason: str | None = None

@@ -32,7 +32,7 @@ from microau_gui.store.records import Boundary, Event
 EVENT_BRUSH = QColor(90, 160, 255, 70)
 SELECTED_BRUSH = QColor(255, 200, 60, 95)
 ACCEPTED_BRUSH = QColor(150, 110, 255, 70)  # accepted predictions look different from expert spans
-APEX_PEN = QColor(255, 90, 90)
+APEX_PEN = QColor(250, 200, 60)  # amber: the apex is never mistaken for the red playhead
 PLAYHEAD_PEN = QColor(255, 70, 70)
 MAX_DOTTED_FRAMES = 400  # above this many cached frames a trace is a plain line (speed)
 MAX_JOINED_GAP = 10  # frames; cached predictions further apart are drawn unconnected
@@ -270,7 +270,7 @@ class TimelineView(QWidget):
         region.setZValue(70 if selected else 65)
         apex = pg.InfiniteLine(pos=event.apex, angle=90, movable=True, span=self._lane_span(0),
                                pen=pg.mkPen(APEX_PEN, width=2),
-                               hoverPen=pg.mkPen(QColor(255, 160, 160), width=3),
+                               hoverPen=pg.mkPen(QColor(255, 225, 130), width=3),
                                bounds=(event.onset, event.offset))
         apex.setZValue(75)
         label = pg.TextItem(f"E{event.id} {event.aus_text or '-'}", anchor=(0, 0.5),
