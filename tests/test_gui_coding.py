@@ -208,7 +208,7 @@ def test_the_coder_is_asked_shown_and_written_on_every_event_and_note(qtbot, win
     assert note.author == "EK"
 
 
-def test_small_fixes_hud_key_amber_apex_and_whole_epoch_ticks(qtbot, window, face_clip):
+def test_small_fixes_hud_key_amber_apex_whole_epoch_ticks_undo_above_redo(qtbot, window, face_clip):
     from microau_gui.gui.finetune_dialog import EpochAxis
     from microau_gui.gui.timeline_view import APEX_PEN, PLAYHEAD_PEN
 
@@ -220,6 +220,8 @@ def test_small_fixes_hud_key_amber_apex_and_whole_epoch_ticks(qtbot, window, fac
     _keys(qtbot, window, Qt.Key.Key_D)
     assert hud.isVisible()
     assert APEX_PEN.hue() != PLAYHEAD_PEN.hue()  # apex amber, playhead red
+    (edit,) = [m.menu() for m in window.menuBar().actions() if m.text() == "Edit"]
+    assert [a.text() for a in edit.actions()[:2]] == ["&Undo", "&Redo"]
     axis = EpochAxis(orientation="bottom")
     ticks = [v for _spacing, values in axis.tickValues(0.8, 3.2, 400) for v in values]
     assert ticks and all(float(v).is_integer() for v in ticks)

@@ -217,9 +217,12 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         menus = {name: self.menuBar().addMenu(name) for name in MENUS}
-        for action in self.actions.values():
+        for name, action in self.actions.items():
             menu = action.property("menu")
-            if menu in menus and not action.objectName().startswith("toggle_au_"):
+            # Undo and Redo are put first in Edit below, in that order (adding them here too
+            # listed Redo above Undo)
+            if (menu in menus and not name.startswith("toggle_au_")
+                    and name not in ("undo", "redo")):
                 menus[menu].addAction(action)
         digits = menus["Annotate"].addMenu("Toggle AU (digit keys)")
         for name, action in self.actions.items():
