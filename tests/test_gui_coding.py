@@ -80,6 +80,7 @@ def test_quick_entry_codes_any_catalogue_au_and_gives_the_keys_back(qtbot, windo
     _open(qtbot, window, face_clip)
     project = window.session.project
     event_id = _mark_event(qtbot, window)
+    assert f"event {event_id} added" in window.statusBar().currentMessage()  # not "go to O"
     _keys(qtbot, window, Qt.Key.Key_C)
     field = window.au_panel.quick_entry
     assert field.hasFocus()

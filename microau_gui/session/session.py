@@ -651,6 +651,10 @@ class ProjectSession(QObject):
             self._set_pending(None)
             self._refresh_events()
             self.select_event(command.event_id, seek=False)
+            # replaces "apex marked ... go to the offset", which would otherwise stay up
+            self.status_posted.emit(f"event {command.event_id} added (frames {pending.onset}-"
+                                    f"{apex}-{frame_idx}): code its AUs with the digit keys, "
+                                    "or C to type them")
 
     def cancel_mark(self) -> None:
         """Esc: drop a half-marked event, else deselect."""
