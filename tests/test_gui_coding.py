@@ -108,6 +108,11 @@ def test_quick_entry_codes_any_catalogue_au_and_gives_the_keys_back(qtbot, windo
     _keys(qtbot, field, Qt.Key.Key_Escape)  # Esc leaves the field, the event stays selected
     assert not field.hasFocus()
     assert window.session.selected_event is not None
+    # the browser (rebuilt 150 ms after an edit) shows the selected event
+    qtbot.waitUntil(lambda: bool(window.project_panel.tree.selectedItems()), timeout=3000)
+    _keys(qtbot, QApplication.focusWidget() or window, Qt.Key.Key_Escape)  # now Esc deselects
+    assert window.session.selected_event is None
+    assert not window.project_panel.tree.selectedItems()  # ... and the browser follows
 
 
 def test_after_go_to_frame_and_enter_space_marks_and_digits_work_at_once(qtbot, window,

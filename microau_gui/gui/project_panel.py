@@ -115,6 +115,9 @@ class ProjectPanel(QWidget):
             item.setFont(0, font)
             if kind == "event" and item_id == event_id:
                 self.tree.setCurrentItem(item)
+        if event_id is None:  # deselected (Esc): no event row stays highlighted
+            self.tree.clearSelection()
+            self.tree.setCurrentItem(None)
 
     def _items(self):
         stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
