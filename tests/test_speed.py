@@ -218,3 +218,50 @@ def test_an_unknown_predictor_speed_mode_is_a_user_error_naming_the_choices(diff
 
     with pytest.raises(UserError, match="'fast'.*auto, fp32, bf16, int8"):
         Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="fast")
+
+
+def test_the_ort_mode_runs_onnx_runtime_at_any_batch_size_within_tolerance(face_pairs):
+    from microau_gui.inference.ort import OrtBackbone
+
+    assert "ort" in supported_modes("cpu")  # onnxruntime is installed with the test extra
+    model = _model("apex+diff")
+    batch = _real_batch(model, face_pairs)  # 3 pairs; the export was traced on 4
+    fast = apply_speed_mode(model, "ort", "cpu")
+    assert isinstance(fast.backbone, OrtBackbone)
+    assert fast.backbone.session.get_providers() == ["CPUExecutionProvider"]
+    # the heads are shared with the fp32 network, its backbone weights are not held
+    assert fast.pta.key.weight.data_ptr() == model.pta.key.weight.data_ptr()
+    assert not any(p.data_ptr() == model.backbone.visual.proj.data_ptr() for p in fast.parameters())
+    assert parity_check(model, fast, batch) <= DEFAULT_TOLERANCE
+    one = PairBatch(masks=batch.masks[:1], target=batch.target[:1], reference=batch.reference[:1])
+    assert parity_check(model, fast, one) <= DEFAULT_TOLERANCE
+    # the whole output, not only the probabilities: the PTA map the GUI draws comes from it too
+    with torch.inference_mode():
+        exact, got = model(batch), fast(batch)
+    assert got.pta_attention.shape == exact.pta_attention.shape
+    assert float((got.pta_attention - exact.pta_attention).abs().max()) <= 1e-3
+    assert isinstance(model.pta.key, torch.nn.Linear)  # the fp32 network was only read
+
+
+def test_the_runtime_comparison_reports_static_int8_as_measured_but_not_a_mode():
+    from microau_gui.inference.ort import compare_runtimes
+
+    model = _model("flow")
+    rows = {row["runtime"]: row for row in compare_runtimes(model, sample_batch(model, 2), repeats=1)}
+    assert set(rows) == {"torch fp32", "torch int8", "ort", "ort-int8"}
+    assert rows["torch fp32"]["max_dp"] == 0.0
+    assert rows["ort-int8"]["max_dp"] > 0.0 and not rows["ort-int8"]["speed_mode"]
+    assert "ort-int8" not in SPEED_MODES
+    assert all(row["ms"] > 0 for row in rows.values())
+
+
+def test_an_explicit_ort_predictor_agrees_with_fp32_on_a_real_face(diff_checkpoint, face_pairs):
+    from microau_gui.inference.ort import OrtBackbone
+    from microau_gui.inference.predictor import Predictor
+
+    with Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="fp32") as exact:
+        expected = _predict(exact, face_pairs)
+    with Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="ort") as ort:
+        assert ort.speed_mode == "ort" and isinstance(ort.model.backbone, OrtBackbone)
+        got = _predict(ort, face_pairs)
+    assert np.abs(got - expected).max() <= DEFAULT_TOLERANCE

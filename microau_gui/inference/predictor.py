@@ -29,7 +29,7 @@ because that is where MediaPipe runs (as in training); the reference is at most 
 second away, so they sit within a micro-movement of the target's. No face in the reference ->
 `FramePrediction(face_found=False)`, never an exception.
 
-Speed modes are `inference.speed`'s ("fp32", "bf16", "int8"; `speed.SPEED_CHOICES` adds "auto").
+Speed modes are `inference.speed`'s ("fp32", "bf16", "int8", "ort"; `speed.SPEED_CHOICES` adds "auto").
 `from_checkpoint(..., speed_mode="auto")`, what the window's inference worker uses, runs the
 start-up choice `speed.choose_fastest_mode` on the loaded network: each faster mode is
 converted, held to the parity check (max |delta p| from fp32 at most `speed.DEFAULT_TOLERANCE`

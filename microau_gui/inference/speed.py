@@ -21,6 +21,10 @@ Modes:
   GDA, fusion, the detection head) stay fp32: they cost a few percent of the FLOPs but carry
   most of the quantisation error to the probabilities (random tiny network, batch 16: max
   |delta p| 0.026 with every Linear quantised, 0.004 with the backbone's only). CPU only.
+- "ort": the fp32 network exported to ONNX and run by ONNX Runtime (`inference.ort`; fused
+  attention and GELU, constant folding); same numbers up to float rounding. CPU only, offered
+  only where the optional onnxruntime is installed. ONNX Runtime's static int8 (QDQ) was tried
+  and is not a mode: see `inference.ort`.
 Every mode stores the patch-embedding convolution (the only convolution of a ViT) in
 channels-last layout and feeds it channels-last images: bit-identical results, no reorder in
 oneDNN. On the AVX2 development machine the gain is within noise (ViT-B/16 patch embedding 3.3
@@ -65,7 +69,7 @@ from microau_gui.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SPEED_MODES: tuple[str, ...] = ("fp32", "bf16", "int8")
+SPEED_MODES: tuple[str, ...] = ("fp32", "bf16", "int8", "ort")
 SPEED_CHOICES: tuple[str, ...] = ("auto", *SPEED_MODES)  # what `--speed` accepts
 DEFAULT_TOLERANCE = 0.02  # max |delta p| from fp32 over all AUs of the check batch
 
@@ -122,6 +126,10 @@ def supported_modes(device: torch.device | str = "cpu") -> tuple[str, ...]:
     modes = ["fp32", "bf16"]
     if _int8_engine() is not None and hasattr(torch.ao.quantization, "quantize_dynamic"):
         modes.append("int8")
+    from microau_gui.inference.ort import ort_available
+
+    if ort_available():
+        modes.append("ort")
     return tuple(modes)
 
 
@@ -176,6 +184,10 @@ def apply_speed_mode(model: nn.Module, mode: str, device: torch.device | str | N
     device = torch.device(device) if device is not None else model.log_tau.device
     mode = _check_mode(mode, device)
     model = model.to(device).float().eval()
+    if mode == "ort":  # a new module by construction: `model` is only read
+        from microau_gui.inference.ort import build_ort_network
+
+        return build_ort_network(model, mode).eval()
     if mode == "bf16":
         model = _copy_sharing(model, _to_bf16) if copy_model else model.to(torch.bfloat16)
     elif mode == "int8":

@@ -1,0 +1,189 @@
+"""ONNX Runtime speed modes: the visual path exported to ONNX, run by ONNX Runtime on the CPU.
+
+Owns: `ort_available`, `export_onnx`, `quantize_int8_static`, `OrtBackbone`, `build_ort_network`,
+`compare_runtimes` (the figures a bench section prints). May import model and core (torch, numpy, onnx, onnxruntime); no Qt.
+`inference.speed` turns these into speed modes the start-up race can choose.
+
+What is exported: the backbone (normalised images -> patch tokens, batch axis dynamic), ~95% of
+the FLOPs. The PTA/GDA heads stay torch fp32 in the same network object: the Predictor runs the
+backbone and the heads apart (it reuses a reference frame's tokens across frames), and the heads
+carry most of any reduced-precision error to the probabilities.
+
+Variants:
+- "ort" (a speed mode): the fp32 graph under ONNX Runtime (graph optimisations on: attention and
+  GELU fused, constant folding); same numbers up to float rounding (max |dp| 3e-7). Whether it is
+  faster is the start-up race's call per machine: on the AVX2 development machine (AMD EPYC,
+  2 cores shared with other work, load ~8, tiny model, batch 8, 1 thread) it ran 130 vs 158 ms
+  (flow) and 267 vs 249 ms (apex+flow) against torch eager fp32: within that machine's noise.
+- "ort-int8" (measured by `compare_runtimes`, NOT a speed mode): static int8 quantisation (QDQ,
+  per-channel weights) of the backbone's weight products (MLP, attention in-projection),
+  activation ranges calibrated on prepared pairs (`speed.sample_batch` pairs from a real face
+  photo by default). Dropped because it misses the parity bound: max |dp| 0.030-0.033 > 0.02 on
+  the tiny model (torch's dynamic int8 keeps 0.001-0.003 on the same batches): static activation
+  scales fixed at calibration lose more than per-call dynamic ones. Speed on the same machine:
+  118-225 ms, no consistent gain over "ort" or torch int8.
+
+Optional dependency: onnx + onnxruntime (the `fast` extra). Without them `ort_available()` is
+False and the modes are not offered (`speed.supported_modes`).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+
+def ort_available() -> bool:
+    """True when onnx and onnxruntime import here (the `fast` extra is installed)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(model: nn.Module, images: torch.Tensor) -> bytes:
+    """The serialised ONNX graph of fp32 `model`'s backbone: normalised images `(B, 3, S, S)` ->
+    patch tokens `(B, P, D)`, traced on `images`, batch axis dynamic."""
+    backbone = model.backbone.float().eval()
+    buffer = io.BytesIO()
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # The fused attention fast path has no ONNX symbolic; the plain path exports (same numbers).
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The TorchScript exporter warns about its own deprecation: it does not change the graph.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(backbone, (images.float().contiguous(),), buffer, input_names=["images"],
+                              output_names=["tokens"], opset_version=17, do_constant_folding=True,
+                              dynamic_axes={"images": {0: "batch"}, "tokens": {0: "batch"}}, dynamo=False)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+        backbone.eval()  # the exporter restores the mode it found; eval whatever happens
+    return buffer.getvalue()
+
+
+def quantize_int8_static(onnx_model: bytes, calibration: list[torch.Tensor]) -> bytes:
+    """`onnx_model` (a backbone graph) with its weight products (MLPs, attention projections)
+    statically quantised to int8 (QDQ, per-channel weights), activation ranges calibrated on
+    `calibration` (normalised image batches)."""
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.pending = [{"images": images.float().contiguous().numpy()} for images in calibration]
+
+        def get_next(self):
+            return self.pending.pop(0) if self.pending else None
+
+    graph = onnx.load_from_string(onnx_model)
+    # The attention's activation-by-activation products (softmax inputs) and the output
+    # projection stay fp32.
+    keep_float = [node.name for node in graph.graph.node
+                  if node.op_type in ("MatMul", "Gemm") and not (
+                      "/mlp/" in node.name or node.name.endswith("/attn/Gemm"))]
+    # quantize_static works on files (its calibrator writes an augmented model beside them).
+    with tempfile.TemporaryDirectory(prefix="microau-ort-") as folder:
+        source, target = Path(folder, "fp32.onnx"), Path(folder, "int8.onnx")
+        source.write_bytes(onnx_model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger().disabled, was = True, logging.getLogger().disabled
+            try:  # it logs a pre-processing hint on the root logger every time
+                quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ,
+                                op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep_float)
+            finally:
+                logging.getLogger().disabled = was
+        return target.read_bytes()
+
+
+class OrtBackbone(nn.Module):
+    """A backbone whose forward (normalised images -> patch tokens) runs an ONNX Runtime session."""
+
+    def __init__(self, onnx_model: bytes, source: nn.Module, threads: int | None = None):
+        super().__init__()
+        import onnxruntime as ort
+
+        # the sizes the network reads from its backbone, taken from the exported one
+        self.image_size, self.grid_size = int(source.image_size), int(source.grid_size)
+        self.n_patches, self.embed_dim = int(source.n_patches), int(source.embed_dim)
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # One intra-op pool sized like torch's at build time (the start-up race's warm-up count).
+        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+
+    @property
+    def trainable(self) -> bool:
+        return False
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        array = images.detach().float().cpu().contiguous().numpy()  # (B, 3, S, S)
+        return torch.from_numpy(self.session.run(["tokens"], {"images": array})[0])  # (B, P, D)
+
+
+def _images(batch) -> torch.Tensor:
+    return torch.cat([image for image in (batch.target, batch.reference, batch.flow) if image is not None])
+
+
+def build_ort_network(model: nn.Module, mode: str, calibration: list | None = None) -> nn.Module:
+    """A copy of `model` (fp32 MicroAUCLIP, CPU) whose backbone runs under ONNX Runtime; `mode`
+    "ort" (fp32 graph) or "ort-int8" (static int8, for `compare_runtimes`).
+
+    The heads stay torch fp32 and share their tensors with `model` (a few percent of the FLOPs;
+    the Predictor runs backbone and heads apart to reuse a reference frame's tokens). The copy
+    does not hold `model`'s backbone weights. `calibration`: `PairBatch`es whose images trace the
+    export and calibrate int8 (default: two `sample_batch`es of 4 pairs)."""
+    from microau_gui.inference.speed import sample_batch
+
+    model = model.float().eval().cpu()
+    calibration = calibration or [sample_batch(model, 4, seed=seed) for seed in (1, 2)]
+    images = [_images(batch) for batch in calibration]
+    graph = export_onnx(model, images[0])
+    if mode == "ort-int8":
+        graph = quantize_int8_static(graph, images)
+    backbone = model.backbone
+    # Copy without the backbone (the session replaces it); every other tensor is shared.
+    memo = {id(backbone): OrtBackbone(graph, backbone)}
+    memo.update({id(tensor): tensor for tensor in model.parameters()})
+    memo.update({id(tensor): tensor for tensor in model.buffers()})
+    return copy.deepcopy(model, memo).eval()
+
+
+def compare_runtimes(model: nn.Module, batch, repeats: int = 3) -> list[dict]:
+    """Torch eager fp32 and int8, ONNX Runtime fp32 ("ort") and static int8 ("ort-int8") on
+    `batch`: one row each with the median ms per forward, max |dp| from torch fp32 and whether
+    it is a speed mode. What a bench section prints; no thresholds here."""
+    from microau_gui.inference.speed import apply_speed_mode, predict_probs, time_forward
+
+    model = model.float().eval().cpu()
+    reference = predict_probs(model, batch)  # (B, n_au)
+    networks = {"torch fp32": model, "torch int8": apply_speed_mode(model, "int8", copy_model=True),
+                "ort": build_ort_network(model, "ort"), "ort-int8": build_ort_network(model, "ort-int8")}
+    rows = []
+    for name, network in networks.items():
+        diff = float((predict_probs(network, batch) - reference).abs().max())
+        times = sorted(time_forward(network, batch, repeats=repeats, warmup=1))
+        rows.append({"runtime": name, "ms": times[len(times) // 2], "max_dp": diff,
+                     "speed_mode": name != "ort-int8"})
+    return rows
