@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from microau_gui.gui.actions import ACTION_SPECS, shortcut_rows
 from microau_gui.gui.keymap import reset_keymap, save_key, show_key_hints
 from microau_gui.session.annotation import digit_aus
-from microau_gui.session.messages import JobFinished, Progress
+from microau_gui.session.messages import JobDone, Progress
 from microau_gui.session.session import ProjectSession
 
 # (importer, label, frame rate of its image-folder clips: image files store none)
@@ -195,7 +195,7 @@ class JobStrip(QWidget):
         self.bar.setValue(progress.n_done)
         self.show()
 
-    def finish(self, _finished: JobFinished | None = None) -> None:
+    def finish(self, _finished: JobDone | None = None) -> None:
         self.hide()
 
 
@@ -304,7 +304,7 @@ class ImportDialog(QDialog):
         self.progress.setValue(progress.n_done)
         self.status.setText(progress.text)
 
-    def _on_session_import_finished(self, finished: JobFinished) -> None:
+    def _on_session_import_finished(self, finished: JobDone) -> None:
         self._running = False
         self.status.setText(finished.summary)
         self.start_button.setEnabled(True)

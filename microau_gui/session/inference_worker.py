@@ -40,15 +40,16 @@ from microau_gui.core.types import FramePrediction
 from microau_gui.media import FrameSource, open_media
 from microau_gui.session.messages import (
     AnalysisRequest,
-    JobFinished,
+    JobDone,
     MediaRef,
     ModelLoaded,
+    ModelLoadFailed,
     ModelRequest,
     PredictionRequest,
     Progress,
     ProxyReady,
 )
-from microau_gui.session.workers import LatestOnly, OpenMedia, Worker
+from microau_gui.session.workers import LatestOnly, OpenMedia, Worker, user_message
 from microau_gui.store.project import Project
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,14 @@ def _leave_a_core_for_display() -> None:
 
 
 class InferenceWorker(Worker):
-    """Runs the model. Signals: `model_loaded`, `prediction_made`, `analysis_progressed`,
-    `analysis_finished`, `failed`."""
+    """Runs the model. Signals: `model_loaded`, `model_load_failed`, `prediction_made`,
+    `analysis_progressed`, `analysis_finished`, `failed`."""
 
     model_loaded = Signal(object)  # ModelLoaded
+    model_load_failed = Signal(object)  # ModelLoadFailed (instead of `failed`)
     prediction_made = Signal(object)  # FramePrediction with request_id set
     analysis_progressed = Signal(object)  # Progress
-    analysis_finished = Signal(object)  # JobFinished
+    analysis_finished = Signal(object)  # JobDone
 
     def __init__(self):
         super().__init__()
@@ -119,7 +121,13 @@ class InferenceWorker(Worker):
 
     @Slot(object)
     def load_model(self, request: ModelRequest) -> None:
-        self.guarded(f"loading model {request.checkpoint.name}", self._load_model, request)
+        try:
+            self._load_model(request)
+        except Exception as err:  # reported as a typed message: the session clears its model slot
+            log.warning("loading model %s failed", request.checkpoint, exc_info=True)
+            self.model_load_failed.emit(ModelLoadFailed(
+                request.request_id, request.checkpoint,
+                f"loading model {request.checkpoint.name}: {user_message(err)}"))
 
     def _load_model(self, request: ModelRequest) -> None:
         from microau_gui.inference.predictor import Predictor  # torch loads here, on this thread
@@ -307,7 +315,7 @@ class InferenceWorker(Worker):
         if pipeline.undecodable is not None:
             missing = (f" (the file is truncated: frames {pipeline.undecodable[0]}-"
                        f"{pipeline.undecodable[1]} cannot be decoded)")
-        self.analysis_finished.emit(JobFinished(
+        self.analysis_finished.emit(JobDone(
             request.request_id, cancelled, f"analysis {verb} {self._analysis_done} of "
             f"{self._analysis_total} frames{missing}"))
 

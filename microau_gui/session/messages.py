@@ -1,17 +1,26 @@
-"""The frozen values that travel between the session (GUI thread) and its workers.
+"""The frozen values that travel between the session (GUI thread) and its workers and jobs.
 
-Owns: every request and response a worker receives or emits. May import core, store records,
-`model.card` (torch-free) and the standard library; no Qt here, so the values can be built and compared in plain tests.
+Owns: every request a worker or background job receives and every response or result it
+emits: the playback values (`FrameRequest`, `FrameLoaded`, `PredictionRequest`, `ProxyReady`),
+the model slot's (`ModelRequest`, `ModelLoaded`, `ModelLoadFailed`), and for the job runner
+(`session.jobs`) `Progress`, `JobDone` and one request per job (`AnalysisRequest`,
+`ImportRequest`, `SpotRequest`, `ProxyRequest`, `FinetuneRequest`, `AgreementRequest`,
+`SuggestRequest`) with the results their `JobDone.result` carries. May import the standard
+library, numpy and `model.card` (torch-free); no Qt here, so the values can be built and compared in plain tests.
 
 Workers receive a request through a queued signal and answer with a response carrying the same
 `request_id`; the session drops any response whose id (or model version) is no longer current.
-Numpy arrays inside a response are never written to after the response is emitted.
+Job requests get their `request_id` from the runner (`JobRunner.submit`), so they are built
+without one. A job receives paths and plain values, never a live store object: it opens what
+it reads on its own thread. Numpy arrays inside a response are never written to after the
+response is emitted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,6 +96,15 @@ class ModelLoaded:
 
 
 @dataclass(frozen=True)
+class ModelLoadFailed:
+    """The inference worker could not load a checkpoint (the previous model, if any, still runs)."""
+
+    request_id: int
+    checkpoint: Path
+    message: str  # one line for the user
+
+
+@dataclass(frozen=True)
 class PredictionRequest:
     """Predict one frame against a reference frame with the current model."""
 
@@ -101,13 +119,13 @@ class PredictionRequest:
 class AnalysisRequest:
     """Predict a range of frames in the background and fill the predictions cache."""
 
-    request_id: int
     media: MediaRef
     every: int  # predict every n-th frame from frame 0
     reference_policy: str  # inference.ReferencePolicy value ("sliding", "fixed", ...)
     fixed_reference_idx: int | None  # for the "fixed" policy
     model_version: str
     events: tuple[tuple[int, int], ...] = ()  # "onset" policy: (onset, offset) of the coded events
+    request_id: int = 0  # stamped by the job runner
 
 
 @dataclass(frozen=True)
@@ -120,23 +138,96 @@ class Progress:
     text: str = ""  # one line for the status bar
 
 
-@dataclass(frozen=True)
-class JobFinished:
-    """A long job ended (completed or cancelled); `summary` is one line for the user."""
+@dataclass(frozen=True, eq=False)
+class JobDone:
+    """A background job ended: completed, cancelled, or failed (then `cancelled` and `failed`
+    are True and `summary` is the error). `summary` is one line for the user; `result` is the
+    job's own value (see each request), None when it failed."""
 
     request_id: int
     cancelled: bool
     summary: str
+    result: Any = None
+    failed: bool = False
 
 
 @dataclass(frozen=True)
 class ImportRequest:
-    """Import a coding sheet with its media root into a project (created when missing)."""
+    """Import a coding sheet with its media root into a project (created when missing).
+    Result: None (the project is on disk)."""
 
-    request_id: int
     kind: str  # importer name: casme2, samm, casme3, megc, csv
     sheet: Path
     media_root: Path
     project_path: Path
     coder: str = ""
     fps: float | None = None  # frame rate of image-folder clips (files store none), e.g. 200
+    request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True)
+class ProxyRequest:
+    """Make sure one video has a seek proxy (build it when it needs one and has none).
+    Result: `ProxyState`."""
+
+    media: MediaRef
+    request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True)
+class ProxyState:
+    """The seek proxy of a video after a check or build."""
+
+    video_id: int
+    proxy: Path | None  # the proxy now in place, or None (not needed or refused)
+    built: bool  # True when this run wrote it (the readers attach it)
+
+
+@dataclass(frozen=True, eq=False)
+class FinetuneRequest:
+    """Fine-tune a parent checkpoint on a snapshot of the labels. Result:
+    `training.finetune.FinetuneResult`; the controller then registers it (`Tuned`)."""
+
+    snapshot: Any  # training.finetune.TrainingSnapshot, taken on the GUI thread
+    parent: Path  # checkpoint folder of the parent model
+    out: Path  # checkpoint folder to create
+    options: Any  # training.finetune.FinetuneOptions
+    request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True, eq=False)
+class Tuned:
+    """A finished fine-tune, registered in the project as an inactive version."""
+
+    result: Any  # training.finetune.FinetuneResult
+    version_id: int  # the project's id of the new version
+
+
+@dataclass(frozen=True)
+class AgreementRequest:
+    """Compare two sources of one project file. Result: `session.agreement.AgreementReport`."""
+
+    project_path: Path
+    source_a: Any  # session.agreement.AgreementSource
+    source_b: Any
+    threshold: float
+    request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True)
+class SuggestRequest:
+    """Rank one model version's cached predictions of a project file against its coded
+    events. Result: `Suggested`."""
+
+    project_path: Path
+    model_version_id: int
+    model_version: str  # its name, for the summary
+    request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True, eq=False)
+class Suggested:
+    """The ranked review items a suggestion run produced."""
+
+    items: tuple  # session.review.ReviewItem, best first
+    note: str  # why there are none ("" when there are some)

@@ -49,19 +49,20 @@ from microau_gui.session.annotation import PendingMark
 from microau_gui.session.coder import CoderIdentity
 from microau_gui.session.finetune_worker import FinetuneController
 from microau_gui.session.frame_loader import DecodedFrames, FrameLoaderWorker
-from microau_gui.session.import_worker import ImportWorker
+from microau_gui.session.import_worker import import_sheet
 from microau_gui.session.inference_worker import InferenceWorker
+from microau_gui.session.jobs import JobRunner, RequestIds
 from microau_gui.session.messages import (
     AnalysisRequest,
     FrameLoaded,
     FrameRequest,
     ImportRequest,
-    JobFinished,
+    JobDone,
     MediaRef,
     ModelLoaded,
+    ModelLoadFailed,
     ModelRequest,
     PredictionRequest,
-    Progress,
     ProxyReady,
 )
 from microau_gui.session.models import ModelChoice, model_choices, startup_choice
@@ -148,9 +149,9 @@ class ProjectSession(QObject):
     loop_changed = Signal(bool)
     reference_changed = Signal(str, int)  # (policy, reference frame_idx of the current frame)
     analysis_progressed = Signal(object)  # Progress
-    analysis_finished = Signal(object)  # JobFinished
+    analysis_finished = Signal(object)  # JobDone
     import_progressed = Signal(object)  # Progress
-    import_finished = Signal(object)  # JobFinished
+    import_finished = Signal(object)  # JobDone
     status_posted = Signal(str)  # a one-line message for the status bar
     failed = Signal(str)  # something went wrong; the window shows it and carries on
 
@@ -158,10 +159,7 @@ class ProjectSession(QObject):
     _prediction_requested = Signal(object)
     _model_requested = Signal(object)
     _model_version_id_assigned = Signal(object)
-    _analysis_requested = Signal(object)
-    _analysis_cancel_requested = Signal()
     _project_handed_over = Signal(object)
-    _import_requested = Signal(object)
     _proxy_ready = Signal(object)  # ProxyReady, to the loader and the inference worker
     _store_changed = Signal(object)  # Change, emitted from whichever thread committed
 
@@ -184,13 +182,11 @@ class ProjectSession(QObject):
         self.fixed_reference_idx: int | None = None
         self.undo_stack = QUndoStack(self)
         self.coder = CoderIdentity(self)  # written on every event and note created here
-        self._request_counter = 0
+        self.ids = RequestIds()  # the one request-id source of every worker and job
         self._shown_frame_request = 0
         self._latest_prediction_request: PredictionRequest | None = None
         self._held_prediction: FramePrediction | None = None
         self._model_request: ModelRequest | None = None
-        self._analysis_request: AnalysisRequest | None = None
-        self._import_request: ImportRequest | None = None
         self._unsubscribe = None
         self._closed = False
 
@@ -211,16 +207,22 @@ class ProjectSession(QObject):
         self._prediction_requested.connect(worker.predict)
         self._model_requested.connect(worker.load_model)
         self._model_version_id_assigned.connect(worker.set_model_version_id)
-        self._analysis_requested.connect(worker.analyze)
-        self._analysis_cancel_requested.connect(worker.cancel_analysis)
         self._project_handed_over.connect(worker.set_project)
         self._proxy_ready.connect(worker.use_proxy)
         worker.model_loaded.connect(self._on_inference_model_loaded)
         worker.prediction_made.connect(self._on_inference_prediction_made)
-        worker.analysis_progressed.connect(self._on_inference_analysis_progressed)
-        worker.analysis_finished.connect(self._on_inference_analysis_finished)
-        worker.failed.connect(self._on_inference_failed)
-        self._importer: WorkerThread | None = None
+        worker.model_load_failed.connect(self._on_inference_model_load_failed)
+        worker.failed.connect(self.failed)
+        self.analysis = JobRunner.on_worker(self.ids, worker, worker.analyze, worker.cancel_analysis,
+                                            worker.analysis_progressed, worker.analysis_finished,
+                                            parent=self)
+        self.analysis.progressed.connect(self.analysis_progressed)
+        self.analysis.finished.connect(self._on_analysis_finished)
+        self.importing = JobRunner(self.ids, import_sheet, lambda r: f"importing {r.sheet.name}",
+                                   parent=self)
+        self.importing.progressed.connect(self.import_progressed)
+        self.importing.finished.connect(self._on_importing_finished)
+        self.importing.failed.connect(self.failed)
         self.review = ReviewController(self)  # spotting and suggestion queues (session.review)
         self.agreement = AgreementController(self)  # inter-coder agreement in a worker
         self.finetune = FinetuneController(self)  # fine-tuning on the coder's corrections
@@ -229,8 +231,7 @@ class ProjectSession(QObject):
     # -- ids and small queries -----------------------------------------------------------------
 
     def _next_request_id(self) -> int:
-        self._request_counter += 1
-        return self._request_counter
+        return self.ids.next()
 
     @property
     def vocab(self) -> tuple[str, ...]:
@@ -259,7 +260,7 @@ class ProjectSession(QObject):
 
     @property
     def threads(self) -> list[WorkerThread]:
-        return [t for t in (self._loader, self._inference, self._importer) if t is not None] + (
+        return [self._loader, self._inference] + self.importing.threads + (
             self.review.threads + self.agreement.threads + self.finetune.threads
             + self.proxies.threads)
 
@@ -355,7 +356,7 @@ class ProjectSession(QObject):
         self.pending = None
         self.prediction = self._held_prediction = None
         self.displayed_frame_idx = None
-        self._shown_frame_request = self._request_counter
+        self._shown_frame_request = self.ids.last
         self.video_opened.emit(video)
         self.selection_changed.emit(None)
         self.pending_mark_changed.emit(None)
@@ -573,12 +574,12 @@ class ProjectSession(QObject):
             self._model_version_id_assigned.emit(version_id)
         return replace(loaded, model_version_id=version_id)
 
-    def _on_inference_failed(self, message: str) -> None:
-        if message.startswith("loading model"):
+    def _on_inference_model_load_failed(self, failure: ModelLoadFailed) -> None:
+        if self._model_request is not None and failure.request_id == self._model_request.request_id:
             self._model_request = None
             if self.model is None:
-                self.model_unloaded.emit(message)
-        self.failed.emit(message)
+                self.model_unloaded.emit(failure.message)
+        self.failed.emit(failure.message)
 
     # -- selection and navigation --------------------------------------------------------------
 
@@ -813,26 +814,17 @@ class ProjectSession(QObject):
         """Predict every `every`-th frame of the open video in the background (cached)."""
         if self.media is None or self.model is None:
             raise UserError("open a video and load a model before analysing")
-        request = AnalysisRequest(
-            self._next_request_id(), self.media, max(1, every), self.reference_policy.value,
-            self.fixed_reference_idx, self.model.model_version,
-            events=tuple((e.onset, e.offset) for e in self.events))
-        self._analysis_request = request
-        self._analysis_requested.emit(request)
+        self.analysis.submit(AnalysisRequest(
+            self.media, max(1, every), self.reference_policy.value, self.fixed_reference_idx,
+            self.model.model_version, events=tuple((e.onset, e.offset) for e in self.events)),
+            replace=True)
 
     def cancel_analysis(self) -> None:
-        if self._analysis_request is not None:
-            self._analysis_cancel_requested.emit()
+        self.analysis.cancel()
 
-    def _on_inference_analysis_progressed(self, progress: Progress) -> None:
-        if self._analysis_request is not None and progress.request_id == self._analysis_request.request_id:
-            self.analysis_progressed.emit(progress)
-
-    def _on_inference_analysis_finished(self, finished: JobFinished) -> None:
-        if self._analysis_request is not None and finished.request_id == self._analysis_request.request_id:
-            self._analysis_request = None
-            self.analysis_finished.emit(finished)
-            self.status_posted.emit(finished.summary)
+    def _on_analysis_finished(self, done: JobDone) -> None:
+        self.analysis_finished.emit(done)
+        self.status_posted.emit(done.summary)
 
     def import_dataset(self, kind: str, sheet: Path, media_root: Path, project_path: Path,
                        coder: str = "", fps: float | None = None) -> None:
@@ -841,42 +833,18 @@ class ProjectSession(QObject):
         fps: frame rate of image-folder clips (CASME II and SAMM record at 200 fps; image files
         store none, and the media layer would otherwise assume its default).
         """
-        if self._importer is not None:
-            raise UserError("an import is already running; wait for it or cancel it")
-        request = ImportRequest(self._next_request_id(), kind, Path(sheet), Path(media_root),
-                                Path(project_path), coder, fps)
-        self._import_request = request
-        self._importer = WorkerThread(ImportWorker(), "import", background=True)
-        worker = self._importer.worker
-        worker.progressed.connect(self.import_progressed)
-        worker.finished.connect(self._on_importer_finished)
-        worker.failed.connect(self._on_importer_failed)
-        self._import_requested.connect(worker.run)
-        self._import_requested.emit(request)
-        self._import_requested.disconnect(worker.run)
+        self.importing.submit(ImportRequest(kind, Path(sheet), Path(media_root), Path(project_path),
+                                            coder, fps),
+                              busy="an import is already running; wait for it or cancel it")
 
     def cancel_import(self) -> None:
-        if self._importer is not None:
-            self._importer.worker.cancel()
+        self.importing.cancel()
 
-    def _on_importer_finished(self, finished: JobFinished) -> None:
-        request = self._import_request
-        self._end_import()
-        self.import_finished.emit(finished)
-        self.status_posted.emit(finished.summary)
-        if request is not None:
-            self.open_path(request.project_path)
-
-    def _on_importer_failed(self, message: str) -> None:
-        self._end_import()
-        self.import_finished.emit(JobFinished(0, True, message))
-        self.failed.emit(message)
-
-    def _end_import(self) -> None:
-        if self._importer is not None:
-            self._importer.stop()
-            self._importer = None
-        self._import_request = None
+    def _on_importing_finished(self, done: JobDone) -> None:
+        self.import_finished.emit(done)
+        if not done.failed:
+            self.status_posted.emit(done.summary)
+            self.open_path(done.result)
 
     # -- shutdown ------------------------------------------------------------------------------
 
@@ -886,12 +854,11 @@ class ProjectSession(QObject):
             return
         self._closed = True
         self.clock.pause()
-        if self._importer is not None:
-            self._importer.worker.cancel()
+        self.importing.close()
         self.review.close()
         self.finetune.close()
         self.close_project()
         self.agreement.close()
+        self.analysis.close()
         for thread in self.threads:
             thread.stop()
-        self._importer = None
