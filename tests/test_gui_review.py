@@ -27,7 +27,7 @@ CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModi
 
 
 def _spot(qtbot, window) -> tuple:
-    """Ctrl+Shift+S, wait for the worker; returns (SpotDone, progress reports seen)."""
+    """Ctrl+Shift+S, wait for the worker; returns (JobDone whose result is Spotted, progress reports seen)."""
     review = window.session.review
     progress = []
     review.spotting_progressed.connect(progress.append)
@@ -47,7 +47,7 @@ def test_spotted_candidates_are_ranked_accepted_with_the_model_aus_and_rejected(
     assert progress and progress[-1].n_total == session.n_frames
     review = session.review
     queue = review.queue
-    assert review.active == CANDIDATES and len(queue) == len(done.candidates) >= 2
+    assert review.active == CANDIDATES and len(queue) == len(done.result.candidates) >= 2
     # The synthetic interview's micro-expressions are among the candidates.
     truth = [(s.onset, s.offset) for s in interview_master.samples]
     assert any(abs(i.onset - on) <= 6 and abs(i.offset - off) <= 6
@@ -123,7 +123,7 @@ def test_the_queue_and_its_marks_are_kept_in_the_project(qtbot, review_window, i
     try:
         reopened.open_path(project_path)
         queue = reopened.review.queues[CANDIDATES]
-        assert queue.items == ranked and len(queue) == len(done.candidates)
+        assert queue.items == ranked and len(queue) == len(done.result.candidates)
         assert queue.status(0) is ItemStatus.REJECTED and queue.status(1) is ItemStatus.PENDING
     finally:
         reopened.close()

@@ -35,7 +35,7 @@ from microau_gui.gui.candidate_lane import STATUS_COLOURS
 from microau_gui.session.messages import Progress
 from microau_gui.session.review import CANDIDATES, SUGGESTIONS, ItemStatus
 from microau_gui.session.session import ProjectSession
-from microau_gui.session.spot_worker import SpotDone
+from microau_gui.session.messages import JobDone
 
 QUEUE_TITLES = {CANDIDATES: "Spotted candidates", SUGGESTIONS: "Suggestions"}
 # What the candidates queue says while it is empty: never spotted, spotting now, or spotted
@@ -162,7 +162,7 @@ class ReviewQueuePanel(QWidget):
         if first or not self.review.queue.items:
             self.refresh()
 
-    def _on_review_spotting_finished(self, done: SpotDone) -> None:
+    def _on_review_spotting_finished(self, done: JobDone) -> None:
         self.job_row.hide()
         self.spot_button.setEnabled(True)
         self.spot_state = SPOT_ENDED

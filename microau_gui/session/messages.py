@@ -166,6 +166,23 @@ class ImportRequest:
 
 
 @dataclass(frozen=True)
+class SpotRequest:
+    """Spot micro- and macro-expression candidates in one video. Result: `Spotted`."""
+
+    media: MediaRef
+    request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True, eq=False)
+class Spotted:
+    """What a spotting pass found."""
+
+    video_id: int
+    candidates: tuple  # spotting.spotter.Candidate, sorted by onset
+    seconds: float  # wall time of the pass
+
+
+@dataclass(frozen=True)
 class ProxyRequest:
     """Make sure one video has a seek proxy (build it when it needs one and has none).
     Result: `ProxyState`."""

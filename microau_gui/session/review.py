@@ -6,7 +6,7 @@ inference (`inference.suggest`), spotting values, store (commands, records), cor
 session's own modules and PySide6.QtCore; never gui.
 
 Our specification of the spotting review (issue #8 part 3):
-- "Spot this video" runs `spotting.spot_media` in a `SpotWorker` thread with progress and
+- "Spot this video" runs `spotting.spot_media` as a background job (`session.spot_worker.spot`) with progress and
   cancel. Its candidates are ranked by score (highest first) and kept in the project file
   (`project_meta`, key `review.candidates.<video_id>`) with the coder's reject marks, so an
   hour-long video is spotted once; reopening the project shows the same queue.
@@ -63,7 +63,9 @@ from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import FramePrediction
-from microau_gui.session.spot_worker import SpotDone, SpotRequest, SpotWorker
+from microau_gui.session.jobs import JobRunner
+from microau_gui.session.messages import JobDone, SpotRequest
+from microau_gui.session.spot_worker import spot
 from microau_gui.session.workers import WorkerThread
 from microau_gui.store.commands import AcceptPrediction
 from microau_gui.store.records import PredictedEvent
@@ -234,16 +236,17 @@ class ReviewController(QObject):
     current_changed = Signal(str, int)  # (queue name, item index) the coder is on
     active_changed = Signal(str)  # the queue the keys act on
     spotting_progressed = Signal(object)  # Progress
-    spotting_finished = Signal(object)  # SpotDone
-    _spot_requested = Signal(object)
+    spotting_finished = Signal(object)  # JobDone, result: Spotted
 
     def __init__(self, session: ProjectSession):
         super().__init__(session)
         self.session = session
         self.queues = {CANDIDATES: ReviewQueue(CANDIDATES), SUGGESTIONS: ReviewQueue(SUGGESTIONS)}
         self.active = CANDIDATES
-        self._spotter: WorkerThread | None = None
-        self._spot_request: SpotRequest | None = None
+        self._spotter = JobRunner(session.ids, spot, lambda r: f"spotting {r.media.path.name}", self)
+        self._spotter.progressed.connect(self.spotting_progressed)
+        self._spotter.finished.connect(self._on_spotter_finished)
+        self._spotter.failed.connect(session.failed)
         self._pending_accept: tuple[str, int] | None = None
         self._candidates_video_id: int | None = None
         self.suggested_for: str | None = None  # model version the suggestions came from
@@ -513,66 +516,40 @@ class ReviewController(QObject):
 
     @property
     def spotting(self) -> bool:
-        return self._spotter is not None
+        return self._spotter.running
 
     @property
     def threads(self) -> list[WorkerThread]:
-        return [self._spotter] if self._spotter is not None else []
+        return self._spotter.threads
 
     def spot_video(self) -> None:
         """Spot the open video in a worker thread; the candidates queue fills when it ends."""
         session = self.session
         if session.media is None:
             raise UserError("open a video first; spotting runs on the open video")
-        if self._spotter is not None:
-            raise UserError("spotting is already running; wait for it or cancel it")
-        request = SpotRequest(session._next_request_id(), session.media)
-        self._spot_request = request
-        self._spotter = WorkerThread(SpotWorker(), "spotting", background=True)
-        worker = self._spotter.worker
-        worker.progressed.connect(self._on_spotter_progressed)
-        worker.finished.connect(self._on_spotter_finished)
-        worker.failed.connect(self._on_spotter_failed)
-        self._spot_requested.connect(worker.run)
-        self._spot_requested.emit(request)
-        self._spot_requested.disconnect(worker.run)
+        self._spotter.submit(SpotRequest(session.media),
+                             busy="spotting is already running; wait for it or cancel it")
         session.status_posted.emit(f"spotting {session.media.path.name} in the background …")
 
     def cancel_spotting(self) -> None:
-        if self._spotter is not None:
-            self._spotter.worker.cancel()
+        self._spotter.cancel()
 
-    def _on_spotter_progressed(self, progress) -> None:
-        if self._spot_request is not None and progress.request_id == self._spot_request.request_id:
-            self.spotting_progressed.emit(progress)
-
-    def _on_spotter_finished(self, done: SpotDone) -> None:
-        self._end_spotting()
+    def _on_spotter_finished(self, done: JobDone) -> None:
         self.spotting_finished.emit(done)
+        if done.failed:
+            return
         self.session.status_posted.emit(done.summary)
         if done.cancelled or self.session.project is None:
             return
-        items = [_candidate_item(done.video_id, c) for c in done.candidates]
+        spotted = done.result
+        items = [_candidate_item(spotted.video_id, c) for c in spotted.candidates]
         queue = ReviewQueue(CANDIDATES)
         queue.set_items(items)
-        self._save(queue, done.video_id)
+        self._save(queue, spotted.video_id)
         video = self.session.video
-        if video is not None and video.id == done.video_id:
-            self._candidates_video_id = done.video_id
+        if video is not None and video.id == spotted.video_id:
+            self._candidates_video_id = spotted.video_id
             self.set_items(CANDIDATES, items)
-
-    def _on_spotter_failed(self, message: str) -> None:
-        request = self._spot_request
-        self._end_spotting()
-        self.spotting_finished.emit(SpotDone(request.request_id if request else 0, 0, (), True,
-                                             0.0, message))
-        self.session.failed.emit(message)
-
-    def _end_spotting(self) -> None:
-        if self._spotter is not None:
-            self._spotter.stop()
-            self._spotter = None
-        self._spot_request = None
 
     # -- persistence of the candidates queue ---------------------------------------------------
 
@@ -624,7 +601,4 @@ class ReviewController(QObject):
 
     def close(self) -> None:
         """Cancel and join the spotting thread."""
-        if self._spotter is not None:
-            self._spotter.worker.cancel()
-            self._spotter.stop()
-            self._spotter = None
+        self._spotter.close()
