@@ -121,6 +121,20 @@ CREATE TABLE project_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- table review_candidates on review_candidates
+CREATE TABLE review_candidates (
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    rank INTEGER NOT NULL CHECK (rank >= 0),
+    onset_idx INTEGER NOT NULL,
+    apex_idx INTEGER NOT NULL,
+    offset_idx INTEGER NOT NULL,
+    score REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    rejected INTEGER NOT NULL DEFAULT 0 CHECK (rejected IN (0, 1)),
+    accepted_event_id INTEGER,
+    PRIMARY KEY (video_id, rank)
+);
 -- table schema_migrations on schema_migrations
 CREATE TABLE schema_migrations (
     version INTEGER PRIMARY KEY,

@@ -69,7 +69,7 @@ def _timeline_traces(window) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _run_finetune(qtbot, window, dialog, epochs: int, holdout: set):
-    """Start from the dialog; returns (FinetuneDone, progress reports, GUI-timer ticks seen
+    """Start from the dialog; returns (JobDone, progress reports, GUI-timer ticks seen
     while the worker trained)."""
     finetune = window.session.finetune
     _tick(dialog.holdout, holdout)
@@ -116,7 +116,7 @@ def test_finetune_in_the_dialog_then_activate_and_roll_back(qtbot, ft_window, ft
     # The GUI thread kept running its event loop while the worker trained.
     assert ticks >= 3
     assert not done.cancelled and done.result is not None
-    result = done.result
+    result = done.result.report
     epoch_ends = [p for p in progress if p.epoch_end]
     assert [p.epoch for p in epoch_ends] == [1, 2, 3]
     assert progress[-1].fraction >= 0.95 and dialog.progress.value() >= 950
@@ -207,8 +207,8 @@ def test_discard_deletes_the_version_and_cancel_leaves_everything_unchanged(
     dialog = _open_dialog(qtbot, window)
 
     done, _progress, _ticks = _run_finetune(qtbot, window, dialog, epochs=2, holdout={"01"})
-    new_name = done.result.card.name
-    checkpoint = done.result.checkpoint
+    new_name = done.result.report.card.name
+    checkpoint = done.result.report.checkpoint
     assert checkpoint.is_dir() and new_name in {v.name for v in project.models.list()}
     qtbot.mouseClick(dialog.discard_button, Qt.MouseButton.LeftButton)
     assert not checkpoint.exists()

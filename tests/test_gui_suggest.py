@@ -49,8 +49,10 @@ def test_suggestions_fill_the_queue_from_cached_predictions_and_keys_walk_it(
     assert ("Review", "Suggest what to review (from the model's predictions)",
             "Ctrl+Shift+R") in shortcut_rows(window.actions.values())
 
-    # Nothing analysed yet: the queue is empty and says what to do.
-    _key(qtbot, window, Qt.Key.Key_R, CTRL_SHIFT)
+    # Nothing analysed yet: the queue is empty and says what to do. Suggesting runs as a
+    # background job (session.jobs); the queue fills when it ends.
+    with qtbot.waitSignal(review.suggestions_finished, timeout=60000):
+        _key(qtbot, window, Qt.Key.Key_R, CTRL_SHIFT)
     assert review.active == SUGGESTIONS and len(review.queue) == 0
     assert "analyse the video first" in panel.summary.text()
     assert panel.suggest_button.isVisible() and not panel.spot_button.isVisible()
@@ -58,7 +60,8 @@ def test_suggestions_fill_the_queue_from_cached_predictions_and_keys_walk_it(
     with qtbot.waitSignal(session.analysis_finished, timeout=180000):
         window.actions["analyze"].trigger()
     video = session.video
-    _key(qtbot, window, Qt.Key.Key_R, CTRL_SHIFT)
+    with qtbot.waitSignal(review.suggestions_finished, timeout=60000):
+        _key(qtbot, window, Qt.Key.Key_R, CTRL_SHIFT)
     expected = suggest_for_project(project, session.model.model_version_id)
     queue = review.queue
     assert len(queue) == len(expected) >= 3

@@ -373,7 +373,7 @@ def test_the_seek_proxy_build_shows_progress_and_can_be_cancelled(qtbot, window,
     video = _long_gop_clip(tmp_path / "long.mp4", face_clip, n_frames=90, gop=80)
     with qtbot.waitSignal(session.proxies.finished, timeout=60000) as blocker:
         gui_app.open_initial(window, session, str(video))
-    assert blocker.args[0].built and seen_visible and all(seen_visible)
+    assert blocker.args[0].result.built and seen_visible and all(seen_visible)
     assert not strip.isVisible()  # gone once the proxy is ready
 
     longer = _long_gop_clip(tmp_path / "longer.mp4", face_clip, n_frames=900, gop=450)
@@ -382,5 +382,5 @@ def test_the_seek_proxy_build_shows_progress_and_can_be_cancelled(qtbot, window,
     qtbot.waitUntil(lambda: bool(seen_visible), timeout=30000)
     with qtbot.waitSignal(session.proxies.finished, timeout=10000) as blocker:
         qtbot.mouseClick(strip.cancel, Qt.MouseButton.LeftButton)
-    assert blocker.args[0].proxy is None and not strip.isVisible()
+    assert blocker.args[0].result.proxy is None and not strip.isVisible()
     assert find_proxy(longer) is None and not session.proxies.running

@@ -383,7 +383,7 @@ def test_a_dataset_imports_in_a_worker_and_opens(qtbot, session, tmp_path, astro
     assert len(events) == 2 and {e.aus_text for e in events} == {"4+7"}
     assert {v.fps for v in session.project.videos()} == {200.0}
     assert progress and progress[-1].n_done == progress[-1].n_total == 2
-    assert session._importer is None  # the import thread was joined
+    assert session.importing.threads == []  # the import thread was joined
 
 
 def test_closing_joins_every_thread(qtbot, face_clip):

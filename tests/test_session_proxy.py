@@ -40,7 +40,7 @@ def test_a_long_gop_video_gets_a_proxy_and_frames_stay_exact(qtbot, session, tmp
     session.status_posted.connect(statuses.append)
     with qtbot.waitSignal(session.proxies.finished, timeout=60000) as blocker:
         session.open_path(video)
-    done = blocker.args[0]
+    done = blocker.args[0].result
     assert done.built and done.proxy == find_proxy(video) and done.proxy.parent == proxies_in_tmp
     assert any("seek proxy of interview.mp4 ready" in line for line in statuses)
     # The loader reopens the media with the proxy attached, and what it shows is still the
@@ -58,7 +58,7 @@ def test_a_short_gop_video_gets_no_proxy(qtbot, session, tmp_path, astronaut_pat
     video = _write_clip(tmp_path / "short.mp4", astronaut_path, n_frames=60, gop=PROXY_MIN_GOP // 2)
     with qtbot.waitSignal(session.proxies.finished, timeout=30000) as blocker:
         session.open_path(video)
-    assert blocker.args[0].proxy is None and not blocker.args[0].built
+    assert blocker.args[0].result.proxy is None and not blocker.args[0].result.built
     assert not proxies_in_tmp.exists() or not any(proxies_in_tmp.iterdir())
 
 

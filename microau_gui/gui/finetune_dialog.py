@@ -50,7 +50,7 @@ from PySide6.QtWidgets import (
 
 from microau_gui.core.errors import UserError
 from microau_gui.gui.figures import figure_scope
-from microau_gui.session.finetune_worker import FinetuneDone
+from microau_gui.session.messages import JobDone
 from microau_gui.session.session import ProjectSession
 
 # One colour per training stage (fold); the final all-subjects stage is drawn white.
@@ -100,7 +100,7 @@ class FinetuneDialog(QDialog):
         super().__init__(parent)
         self.session = session
         self.finetune = session.finetune
-        self.done_result: FinetuneDone | None = None
+        self.done_result: JobDone | None = None
         self.decided = False
         self.curves: dict[tuple[str, int], pg.PlotDataItem] = {}  # (kind, stage) -> curve
         self.points: dict[tuple[str, int], list[tuple[int, float]]] = {}
@@ -408,7 +408,7 @@ class FinetuneDialog(QDialog):
         layout.addLayout(buttons)
         return box
 
-    def _on_finetune_finished(self, done: FinetuneDone) -> None:
+    def _on_finetune_finished(self, done: JobDone) -> None:
         self.done_result = done
         if done.result is None:
             self.pages.setCurrentIndex(self.SETUP)
@@ -417,7 +417,7 @@ class FinetuneDialog(QDialog):
             self.name.setText(self.finetune.default_name())
             self._refresh_events()
             return
-        result = done.result
+        result = done.result.report
         self.progress_row.hide()
         self.result_box.show()
         before, after = result.before.mean_f1, result.after.mean_f1
@@ -458,7 +458,7 @@ class FinetuneDialog(QDialog):
         bold.setBold(True)
         for column in range(5):
             self.table.item(len(rows), column).setFont(bold)
-        self.activate_button.setEnabled(done.version_id is not None)
+        self.activate_button.setEnabled(True)
         self.discard_button.setEnabled(True)
         self.result_status.setText("")
 
@@ -478,7 +478,7 @@ class FinetuneDialog(QDialog):
             self.decided = True
             self.activate_button.setEnabled(False)
             self.discard_button.setEnabled(False)
-            self.result_status.setText(f"loading {self.done_result.result.card.name} …; the "
+            self.result_status.setText(f"loading {self.done_result.result.report.card.name} …; the "
                                        "previous version stays in Model versions (roll back)")
 
     def _on_discard_clicked(self) -> None:
@@ -486,7 +486,7 @@ class FinetuneDialog(QDialog):
             self.decided = True
             self.activate_button.setEnabled(False)
             self.discard_button.setEnabled(False)
-            self.result_status.setText(f"{self.done_result.result.card.name} discarded")
+            self.result_status.setText(f"{self.done_result.result.report.card.name} discarded")
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt virtual
         """Closing while training cancels it; closing undecided keeps an inactive version."""
@@ -495,6 +495,6 @@ class FinetuneDialog(QDialog):
         elif self.done_result is not None and self.done_result.result is not None \
                 and not self.decided:
             self.session.status_posted.emit(
-                f"{self.done_result.result.card.name} kept as an inactive version: activate it "
+                f"{self.done_result.result.report.card.name} kept as an inactive version: activate it "
                 "in Model > Model versions")
         super().done(result)

@@ -1,10 +1,11 @@
 """Inter-coder agreement on the open project: two coders, or a coder and the model.
 
 Owns: `AgreementSource`, `AgreementReport`, `agreement_sources`, `coded_events`,
-`project_agreement` (plain functions on a `Project`, no Qt), and `AgreementWorker` /
-`AgreementController` (the session's `agreement`: one computation at a time in a worker
-thread). May import spotting (`compare_coders`, `events_from_frame_probs`, `CodedEvent`), store,
-core, the session's own modules and PySide6.QtCore.
+`project_agreement` (plain functions on a `Project`, no Qt), `compute_agreement` (the job
+function for an `AgreementRequest`: it opens the project file read-only on its own thread) and
+`AgreementController` (the session's `agreement`: the newest request wins). May import spotting
+(`compare_coders`, `events_from_frame_probs`, `CodedEvent`), store, core, the session's
+messages, jobs, workers and review_items, and PySide6.QtCore.
 
 Our specification (the figures are `spotting.agreement.compare_coders`'s, unchanged):
 - A source is a coder (every event, expert or accepted, whose coder field is that name; "" is
@@ -24,18 +25,18 @@ Our specification (the figures are `spotting.agreement.compare_coders`'s, unchan
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QMetaObject, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from microau_gui.core.errors import UserError
-from microau_gui.session.workers import Worker, WorkerThread
+from microau_gui.session.jobs import Job, JobRunner, RequestIds
+from microau_gui.session.messages import AgreementRequest, JobDone
+from microau_gui.session.review_items import stored_candidates
+from microau_gui.session.workers import WorkerThread
 from microau_gui.store.project import Project
-
-if TYPE_CHECKING:
-    from microau_gui.session.session import ProjectSession
 
 @dataclass(frozen=True)
 class AgreementSource:
@@ -74,9 +75,7 @@ def agreement_sources(project: Project) -> list[AgreementSource]:
 
 
 def _spotted_video_ids(project: Project) -> list[int]:
-    from microau_gui.session.review import stored_candidates
-
-    return [v.id for v in project.videos() if stored_candidates(project, v.id)]
+    return project.review.video_ids()
 
 
 def coded_events(project: Project, source: AgreementSource,
@@ -102,8 +101,6 @@ def coded_events(project: Project, source: AgreementSource,
                                               threshold=threshold, coder=source.label)
         return events, covered
     if source.kind == "spotted":
-        from microau_gui.session.review import stored_candidates
-
         events, covered = [], set()
         for video_id in _spotted_video_ids(project):
             covered.add(video_id)
@@ -158,21 +155,15 @@ def fmt(value: float, digits: int = 3) -> str:
         else f"{value:.{digits}f}"
 
 
-class AgreementWorker(Worker):
-    """Computes one report per request on its own thread. Signals: `computed`, `failed`."""
-
-    computed = Signal(object)  # (request_id, AgreementReport)
-
-    @Slot(object)
-    def compute(self, request: tuple) -> None:
-        request_id, project, source_a, source_b, threshold = request
-        try:
-            report = self.guarded("inter-coder agreement", project_agreement, project, source_a,
-                                  source_b, threshold)
-        finally:
-            project.close_thread_connection()
-        if report is not None:
-            self.computed.emit((request_id, report))
+def compute_agreement(request: AgreementRequest, job: Job) -> JobDone:
+    """`project_agreement` on the project file; the result is an `AgreementReport`."""
+    project = Project.open(request.project_path, read_only=True)
+    try:
+        report = project_agreement(project, request.source_a, request.source_b,
+                                   request.threshold)
+    finally:
+        project.close()
+    return job.done(f"agreement of {report.source_a.label} and {report.source_b.label}", report)
 
 
 class AgreementController(QObject):
@@ -180,57 +171,41 @@ class AgreementController(QObject):
 
     computed = Signal(object)  # AgreementReport
     failed = Signal(str)
-    _requested = Signal(object)
 
-    def __init__(self, session: ProjectSession):
-        super().__init__(session)
-        self.session = session
-        self._thread: WorkerThread | None = None
-        self._request_id = 0
-        self.running = False
+    def __init__(self, ids: RequestIds, project: Callable[[], Project | None],
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self._project = project
+        self._job = JobRunner(ids, compute_agreement, "inter-coder agreement", self)
+        self._job.finished.connect(self._on_job_finished)
+        self._job.failed.connect(self.failed)
+
+    @property
+    def running(self) -> bool:
+        return self._job.running
 
     @property
     def threads(self) -> list[WorkerThread]:
-        return [self._thread] if self._thread is not None else []
+        return self._job.threads
 
     def sources(self) -> list[AgreementSource]:
-        project = self.session.project
+        project = self._project()
         return agreement_sources(project) if project is not None else []
 
     def compute(self, source_a: AgreementSource, source_b: AgreementSource,
                 threshold: float = 0.5) -> None:
         """Start computing; `computed` (or `failed`) follows."""
-        project = self.session.project
+        project = self._project()
         if project is None:
             raise UserError("open a project first")
         if source_a == source_b:
             raise UserError("choose two different sources to compare")
-        if self._thread is None:
-            self._thread = WorkerThread(AgreementWorker(), "agreement", background=True)
-            self._thread.worker.computed.connect(self._on_worker_computed)
-            self._thread.worker.failed.connect(self._on_worker_failed)
-            self._requested.connect(self._thread.worker.compute)
-        self._request_id += 1
-        self.running = True
-        self._requested.emit((self._request_id, project, source_a, source_b, threshold))
+        self._job.submit(AgreementRequest(project.path, source_a, source_b, threshold),
+                         replace=True)
 
-    def _on_worker_computed(self, answer: tuple) -> None:
-        request_id, report = answer
-        if request_id == self._request_id:
-            self.running = False
-            self.computed.emit(report)
-
-    def _on_worker_failed(self, message: str) -> None:
-        self.running = False
-        self.failed.emit(message)
-
-    def sync(self) -> None:
-        """Return once the worker finished what it was asked (before the project closes)."""
-        if self._thread is not None and self._thread.running:
-            QMetaObject.invokeMethod(self._thread.worker, "sync",
-                                     Qt.ConnectionType.BlockingQueuedConnection)
+    def _on_job_finished(self, done: JobDone) -> None:
+        if done.result is not None:
+            self.computed.emit(done.result)
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-            self._thread = None
+        self._job.close()

@@ -185,7 +185,7 @@ class Spotted:
 @dataclass(frozen=True)
 class ProxyRequest:
     """Make sure one video has a seek proxy (build it when it needs one and has none).
-    Result: `ProxyState`."""
+    Result: `ProxyState`; `summary` says what was built or why not ("" when nothing to say)."""
 
     media: MediaRef
     request_id: int = 0  # stamped by the job runner
@@ -216,7 +216,7 @@ class FinetuneRequest:
 class Tuned:
     """A finished fine-tune, registered in the project as an inactive version."""
 
-    result: Any  # training.finetune.FinetuneResult
+    report: Any  # training.finetune.FinetuneResult (before/after scores, card, checkpoint)
     version_id: int  # the project's id of the new version
 
 

@@ -1,14 +1,13 @@
 """Review queues: spotted candidates and review suggestions, ranked, walked with single keys.
 
-Owns: `ReviewItem`, `ItemStatus`, `ReviewQueue` (plain Python, no Qt), `ReviewController` (the
-session's `review`), `AU_THRESHOLD`, `MICRO_MAX_S`, `aus_from_probs`, `firing_span`. May import
-inference (`inference.suggest`), spotting values, store (commands, records), core, the
-session's own modules and PySide6.QtCore; never gui.
+Owns: `ReviewController` (the session's `review`; the plain queue values are in
+`session.review_items`). May import store (commands, records), core, the session's messages,
+jobs, workers and review_items, and PySide6.QtCore; never gui.
 
 Our specification of the spotting review (issue #8 part 3):
 - "Spot this video" runs `spotting.spot_media` as a background job (`session.spot_worker.spot`) with progress and
   cancel. Its candidates are ranked by score (highest first) and kept in the project file
-  (`project_meta`, key `review.candidates.<video_id>`) with the coder's reject marks, so an
+  (table `review_candidates`, `store.review_queue`) with the coder's reject marks, so an
   hour-long video is spotted once; reopening the project shows the same queue.
 - Going to an item opens its video and puts the playhead on its apex, where the AU panel shows
   the model's prediction for it (under the window's reference policy).
@@ -49,14 +48,10 @@ Our specification of the suggestions queue (issue #7 part 4, "Suggest what to re
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from enum import Enum
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from microau_gui.core.au import au_number
@@ -64,7 +59,20 @@ from microau_gui.core.aus import AUCode
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import FramePrediction
 from microau_gui.session.jobs import JobRunner
-from microau_gui.session.messages import JobDone, SpotRequest
+from microau_gui.session.messages import JobDone, SpotRequest, SuggestRequest
+from microau_gui.session.review_items import (
+    CANDIDATES,
+    MICRO_MAX_S,
+    SUGGESTIONS,
+    ItemStatus,
+    ReviewItem,
+    ReviewQueue,
+    aus_from_probs,
+    candidate_item,
+    load_candidates,
+    save_candidates,
+    suggest,
+)
 from microau_gui.session.spot_worker import spot
 from microau_gui.session.workers import WorkerThread
 from microau_gui.store.commands import AcceptPrediction
@@ -75,158 +83,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AU_THRESHOLD = 0.5  # the model's decision threshold: an AU at or above it is taken as present
-MICRO_MAX_S = 0.5  # longest micro-expression (as spotting's `micro_max_s`); longer is macro
-SUGGEST_SOURCES = ("expert", "accepted")  # the coded events suggestions are measured against
-CANDIDATES = "candidates"
-SUGGESTIONS = "suggestions"
-_META_KEY = "review.candidates.{video_id}"
-
-
-def _read_record(project, video_id: int) -> dict | None:
-    text = project.meta(_META_KEY.format(video_id=video_id)) if project is not None else None
-    if not text:
-        return None
-    try:
-        record = json.loads(text)
-        record["items"] = [ReviewItem(**row) for row in record["items"]]
-        return record
-    except (ValueError, TypeError, KeyError) as err:
-        log.warning("stored candidates of video %d are unreadable: %s", video_id, err)
-        return None
-
-
-def stored_candidates(project, video_id: int) -> list[ReviewItem]:
-    """The spotted candidates the project keeps for a video (empty when never spotted)."""
-    record = _read_record(project, video_id)
-    return list(record["items"]) if record is not None else []
-
-
-def firing_span(trace, frame_idx: int, au: str | None,
-                threshold: float = AU_THRESHOLD) -> tuple[int, int]:
-    """(onset, offset) frame_idx of the model's firing around a suggested frame: the run of
-    cached frames (no further apart than the trace's usual step) where `au` stays at or above
-    min(threshold, its probability at `frame_idx`). The frame alone when it is not cached."""
-    rows = np.flatnonzero(trace.frame_idx == frame_idx)
-    if au is None or au not in trace.vocab or not len(rows):
-        return frame_idx, frame_idx
-    frames = trace.frame_idx
-    p = np.nan_to_num(trace.probs[:, trace.vocab.index(au)], nan=0.0)  # (n,)
-    row = int(rows[0])
-    level = min(threshold, float(p[row]))
-    step = int(np.median(np.diff(frames))) if len(frames) > 1 else 1
-    first = last = row
-    while first > 0 and p[first - 1] >= level and frames[first] - frames[first - 1] <= step:
-        first -= 1
-    while last < len(p) - 1 and p[last + 1] >= level and frames[last + 1] - frames[last] <= step:
-        last += 1
-    return int(frames[first]), int(frames[last])
-
-
-def aus_from_probs(vocab: Sequence[str], probs: Sequence[float] | None,
-                   threshold: float = AU_THRESHOLD) -> tuple[AUCode, ...]:
-    """Bilateral AU codes of every AU whose probability reaches `threshold`, in vocabulary order."""
-    if probs is None:
-        return ()
-    return tuple(AUCode(au_number(code)) for code, p in zip(vocab, probs) if p >= threshold)
-
-
-@dataclass(frozen=True)
-class ReviewItem:
-    """One thing to look at: a spotted interval, or a frame/event a ranking picked."""
-
-    video_id: int
-    onset: int  # frame_idx
-    apex: int  # frame_idx: where the playhead goes
-    offset: int  # frame_idx, inclusive
-    score: float  # rank key, higher first (spotting: apex z in noise units)
-    kind: str  # candidates: "micro" or "macro"; suggestions: the ranking's reason
-    detail: str = ""  # one line: regions that moved, or why it was suggested
-    event_id: int | None = None  # the existing event the item is about, if any
-    au: str | None = None  # suggestions: the AU concerned, e.g. "AU12"
-
-    @property
-    def frames_text(self) -> str:
-        return f"{self.onset}–{self.apex}–{self.offset}"
-
-
-class ItemStatus(str, Enum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-
-
-class ReviewQueue:
-    """Items ranked by score with a current position and the coder's marks."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.items: tuple[ReviewItem, ...] = ()
-        self.current: int | None = None
-        self.rejected: set[int] = set()  # item indices
-        self.accepted: dict[int, int] = {}  # item index -> event id it became
-        self.live_event_ids: set[int] = set()  # accepted events that still exist
-
-    def set_items(self, items: Iterable[ReviewItem], rejected: Iterable[int] = (),
-                  accepted: dict[int, int] | None = None, ranked: bool = False) -> None:
-        """Rank `items` by score (ties by onset; `ranked`: they are in rank order already, kept
-        as given); marks refer to positions in that ranking."""
-        self.items = (tuple(items) if ranked else
-                      tuple(sorted(items, key=lambda i: (-i.score, i.video_id, i.onset))))
-        self.rejected = {i for i in rejected if 0 <= i < len(self.items)}
-        self.accepted = {i: e for i, e in (accepted or {}).items() if 0 <= i < len(self.items)}
-        self.current = 0 if self.items else None
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def status(self, index: int) -> ItemStatus:
-        if self.accepted.get(index) in self.live_event_ids:
-            return ItemStatus.ACCEPTED
-        if index in self.rejected:
-            return ItemStatus.REJECTED
-        return ItemStatus.PENDING
-
-    def counts(self) -> dict[ItemStatus, int]:
-        out = {s: 0 for s in ItemStatus}
-        for index in range(len(self.items)):
-            out[self.status(index)] += 1
-        return out
-
-    def neighbour(self, step: int, pending_only: bool = False) -> int | None:
-        """The item `step` places from the current one (in rank order), or the next pending one."""
-        if not self.items:
-            return None
-        start = -1 if self.current is None else self.current
-        if not pending_only:
-            index = start + step
-            return index if 0 <= index < len(self.items) else None
-        order = list(range(start + 1, len(self.items))) + list(range(0, max(start, 0)))
-        return next((i for i in order if self.status(i) is ItemStatus.PENDING), None)
-
-
-def _suggestion_item(suggestion, events: list, traces: dict) -> ReviewItem:
-    """The queue item of an `inference.suggest.Suggestion` (see the module docstring)."""
-    frame_idx = suggestion.frame_idx
-    event = next((e for e in events if e.id == suggestion.event_id), None)
-    if event is None:
-        inside = [e for e in events if e.video_id == suggestion.video_id
-                  and e.onset <= frame_idx <= e.offset]
-        event = min(inside, key=lambda e: (abs(e.apex - frame_idx), e.id), default=None)
-    if event is not None:
-        onset, offset = event.onset, event.offset
-    else:
-        onset, offset = firing_span(traces[suggestion.video_id], frame_idx, suggestion.au)
-    return ReviewItem(suggestion.video_id, onset, frame_idx, offset, float(suggestion.score),
-                      suggestion.kind, suggestion.reason,
-                      event.id if event is not None else None, suggestion.au)
-
-
-def _candidate_item(video_id: int, candidate) -> ReviewItem:
-    moved = "+".join(candidate.regions)
-    return ReviewItem(video_id, candidate.onset, candidate.apex, candidate.offset,
-                      float(candidate.score), candidate.kind,
-                      f"moved: {moved}" if moved else "")
+__all__ = ["CANDIDATES", "SUGGESTIONS", "ItemStatus", "ReviewController"]
 
 
 class ReviewController(QObject):
@@ -237,6 +94,7 @@ class ReviewController(QObject):
     active_changed = Signal(str)  # the queue the keys act on
     spotting_progressed = Signal(object)  # Progress
     spotting_finished = Signal(object)  # JobDone, result: Spotted
+    suggestions_finished = Signal(object)  # JobDone, result: Suggested
 
     def __init__(self, session: ProjectSession):
         super().__init__(session)
@@ -247,6 +105,9 @@ class ReviewController(QObject):
         self._spotter.progressed.connect(self.spotting_progressed)
         self._spotter.finished.connect(self._on_spotter_finished)
         self._spotter.failed.connect(session.failed)
+        self._suggester = JobRunner(session.ids, suggest, "suggesting what to review", self)
+        self._suggester.finished.connect(self._on_suggester_finished)
+        self._suggester.failed.connect(session.failed)
         self._pending_accept: tuple[str, int] | None = None
         self._candidates_video_id: int | None = None
         self.suggested_for: str | None = None  # model version the suggestions came from
@@ -454,37 +315,27 @@ class ReviewController(QObject):
 
     # -- suggestions ---------------------------------------------------------------------------
 
-    def suggest(self) -> int:
-        """Fill the SUGGESTIONS queue from the loaded version's cached predictions (see the
-        module docstring); returns how many items it holds."""
-        from microau_gui.inference.suggest import suggest_for_project
-
+    def suggest(self) -> None:
+        """Fill the SUGGESTIONS queue from the loaded version's cached predictions, in the
+        background (see the module docstring); `suggestions_finished` follows."""
         session = self.session
         project, model = session.project, session.model
         if project is None:
             raise UserError("open a project first; suggestions come from its analysed videos")
         if model is None or model.model_version_id is None:
             raise UserError("load a model first; suggestions come from its cached predictions")
-        version_id = model.model_version_id
-        suggestions = suggest_for_project(project, version_id, sources=SUGGEST_SOURCES)
-        events = [e for e in project.events() if e.source in SUGGEST_SOURCES]
-        traces = {video_id: project.predictions.probs(video_id, version_id)
-                  for video_id in {s.video_id for s in suggestions}}
-        items = [_suggestion_item(s, events, traces) for s in suggestions]
-        self.suggested_for = model.model_version
-        if items:
-            self.suggestions_note = ""
-        elif any(len(project.predictions.frames(v.id, version_id)) for v in project.videos()):
-            self.suggestions_note = (f"nothing to suggest: {model.model_version}'s predictions agree "
-                                     "with the coding and are confident everywhere")
-        else:
-            self.suggestions_note = (f"no predictions of {model.model_version} are cached: analyse "
-                                     "the video first (File > Analyse video, Ctrl+R), then suggest "
-                                     "again")
-        self.set_items(SUGGESTIONS, items, ranked=True)  # suggest's own order, ties included
-        session.status_posted.emit(f"{len(items)} suggestions from {model.model_version}'s "
-                                   "predictions" if items else self.suggestions_note)
-        return len(items)
+        self._suggester.submit(SuggestRequest(project.path, model.model_version_id,
+                                              model.model_version), replace=True)
+
+    def _on_suggester_finished(self, done: JobDone) -> None:
+        model = self.session.model
+        if done.result is not None and model is not None and self.session.project is not None:
+            self.suggested_for = model.model_version
+            self.suggestions_note = done.result.note
+            # suggest's own order, ties included
+            self.set_items(SUGGESTIONS, done.result.items, ranked=True)
+            self.session.status_posted.emit(done.summary)
+        self.suggestions_finished.emit(done)
 
     def _on_session_model_loaded(self, loaded) -> None:
         if self.suggested_for is None or loaded.model_version == self.suggested_for:
@@ -520,7 +371,7 @@ class ReviewController(QObject):
 
     @property
     def threads(self) -> list[WorkerThread]:
-        return self._spotter.threads
+        return self._spotter.threads + self._suggester.threads
 
     def spot_video(self) -> None:
         """Spot the open video in a worker thread; the candidates queue fills when it ends."""
@@ -542,7 +393,7 @@ class ReviewController(QObject):
         if done.cancelled or self.session.project is None:
             return
         spotted = done.result
-        items = [_candidate_item(spotted.video_id, c) for c in spotted.candidates]
+        items = [candidate_item(spotted.video_id, c) for c in spotted.candidates]
         queue = ReviewQueue(CANDIDATES)
         queue.set_items(items)
         self._save(queue, spotted.video_id)
@@ -560,20 +411,13 @@ class ReviewController(QObject):
         video_id = video_id if video_id is not None else self._candidates_video_id
         if queue.name != CANDIDATES or project is None or project.read_only or video_id is None:
             return
-        record = {"items": [asdict(i) for i in queue.items], "rejected": sorted(queue.rejected),
-                  "accepted": {str(k): v for k, v in queue.accepted.items()}}
-        project.set_meta(_META_KEY.format(video_id=video_id), json.dumps(record))
+        save_candidates(project, video_id, queue)
 
     def _load_candidates(self, video_id: int) -> None:
         queue = self.queues[CANDIDATES]
         self._candidates_video_id = video_id
         self._pending_accept = None
-        record = _read_record(self.session.project, video_id)
-        if record is None:
-            queue.set_items(())
-        else:
-            queue.set_items(record["items"], record.get("rejected", ()),
-                            {int(k): int(v) for k, v in record.get("accepted", {}).items()})
+        load_candidates(self.session.project, video_id, queue)
         self._refresh_live(queue)
         self.queue_changed.emit(CANDIDATES)
 
@@ -600,5 +444,6 @@ class ReviewController(QObject):
                     self.queue_changed.emit(queue.name)
 
     def close(self) -> None:
-        """Cancel and join the spotting thread."""
+        """Cancel and join the spotting and suggestion threads."""
         self._spotter.close()
+        self._suggester.close()

@@ -224,9 +224,11 @@ class ProjectSession(QObject):
         self.importing.finished.connect(self._on_importing_finished)
         self.importing.failed.connect(self.failed)
         self.review = ReviewController(self)  # spotting and suggestion queues (session.review)
-        self.agreement = AgreementController(self)  # inter-coder agreement in a worker
+        self.agreement = AgreementController(self.ids, lambda: self.project, self)
         self.finetune = FinetuneController(self)  # fine-tuning on the coder's corrections
-        self.proxies = SeekProxyController(self)  # seek proxies of long-GOP videos
+        self.proxies = SeekProxyController(self.ids, self)  # seek proxies of long-GOP videos
+        self.proxies.proxy_built.connect(self.use_proxy)
+        self.proxies.status_posted.connect(self.status_posted)
 
     # -- ids and small queries -----------------------------------------------------------------
 
@@ -330,7 +332,6 @@ class ProjectSession(QObject):
             # The worker drops its connection on its own thread before the file is closed here.
             QMetaObject.invokeMethod(self._inference.worker, "sync",
                                      Qt.ConnectionType.BlockingQueuedConnection)
-        self.agreement.sync()  # an agreement computation reads the project on its thread
         project.close()
         self.project_closed.emit()
 

@@ -41,6 +41,7 @@ from microau_gui.store.db import Database, resolve_path, store_path
 from microau_gui.store.fingerprint import content_hash
 from microau_gui.store.model_versions import ModelRegistry
 from microau_gui.store.predictions import PredictionCache
+from microau_gui.store.review_queue import ReviewCandidates
 from microau_gui.store.records import (
     EXPRESSION_TYPES,
     SOURCES,
@@ -91,6 +92,7 @@ class Project:
         self.models = ModelRegistry(db)
         self.predictions = PredictionCache(db)
         self.traces = TraceStore(db)
+        self.review = ReviewCandidates(db)  # the review queue's spotted candidates
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -199,11 +199,49 @@ _LIP_PART = (
     "ALTER TABLE event_aus ADD COLUMN lip TEXT CHECK (lip IN ('T', 'B'))",
 )
 
+# The review queue's candidates were a JSON blob per video in project_meta
+# ("review.candidates.<video_id>": {"items": [...], "rejected": [i, ...], "accepted": {"i": id}});
+# they move into a table, rank = position in "items". Blobs that are not valid JSON, and items
+# missing a frame, were unreadable before (the queue showed nothing) and are dropped.
+_REVIEW_CANDIDATES_TABLE = (
+    """CREATE TABLE review_candidates (
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    rank INTEGER NOT NULL CHECK (rank >= 0),
+    onset_idx INTEGER NOT NULL,
+    apex_idx INTEGER NOT NULL,
+    offset_idx INTEGER NOT NULL,
+    score REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    rejected INTEGER NOT NULL DEFAULT 0 CHECK (rejected IN (0, 1)),
+    accepted_event_id INTEGER,
+    PRIMARY KEY (video_id, rank)
+)""",
+    """INSERT INTO review_candidates (video_id, rank, onset_idx, apex_idx, offset_idx, score, kind,
+    detail, rejected, accepted_event_id)
+SELECT v.id, CAST(item.key AS INTEGER),
+       json_extract(item.value, '$.onset'), json_extract(item.value, '$.apex'),
+       json_extract(item.value, '$.offset'), COALESCE(json_extract(item.value, '$.score'), 0.0),
+       COALESCE(json_extract(item.value, '$.kind'), ''),
+       COALESCE(json_extract(item.value, '$.detail'), ''),
+       EXISTS (SELECT 1 FROM json_each(m.value, '$.rejected') r WHERE r.value = item.key),
+       json_extract(m.value, '$.accepted."' || item.key || '"')
+FROM project_meta m
+JOIN videos v ON m.key = 'review.candidates.' || v.id
+JOIN json_each(m.value, '$.items') item
+WHERE json_valid(m.value)
+  AND json_type(item.value, '$.onset') = 'integer'
+  AND json_type(item.value, '$.apex') = 'integer'
+  AND json_type(item.value, '$.offset') = 'integer'""",
+    "DELETE FROM project_meta WHERE key LIKE 'review.candidates.%'",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "comparison traces of other AU tools", _COMPARISON_TRACES),
     Migration(3, "imported-event identity, original AU cell, import outcome", _IMPORT_IDENTITY),
     Migration(4, "top / bottom lip of an AU", _LIP_PART),
+    Migration(5, "review candidates table", _REVIEW_CANDIDATES_TABLE),
 )
 
 
