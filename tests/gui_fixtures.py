@@ -55,6 +55,7 @@ def save_tiny_weights(folder: Path, name: str, input_mode: str) -> Path:
 def annotation_tables(project) -> dict:
     """Every table of `project.dump()` an annotation edit can touch. Left out: the model version
     the session registers when its model finishes loading and that model's cached predictions
-    (both may arrive at any moment), and project_meta (where the review queue keeps its marks)."""
+    (both may arrive at any moment), project_meta, and review_candidates (where the review
+    queue keeps the coder's marks: not undoable state)."""
     return {table: rows for table, rows in project.dump().items()
-            if table not in ("model_versions", "predictions", "project_meta")}
+            if table not in ("model_versions", "predictions", "project_meta", "review_candidates")}

@@ -288,7 +288,7 @@ def test_a_decoded_frame_is_painted_before_seek_returns(qtbot, window, face_clip
         session.seek(30)
     assert painted[-1] == 30
     # Once the loader has read ahead, a step forward is painted inside seek() itself.
-    qtbot.waitUntil(lambda: (session.media.video_id, 32) in session._decoded, timeout=10000)
+    qtbot.waitUntil(lambda: (session.media.video_id, 32) in session.playhead.decoded, timeout=10000)
     for frame_idx in (31, 32):
         session.seek(frame_idx)
         assert painted[-1] == frame_idx

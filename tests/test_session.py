@@ -175,7 +175,7 @@ def test_stepping_forward_shows_read_ahead_frames_at_once_and_exactly(qtbot, ses
     shown = []
     session.frame_loaded.connect(lambda loaded: shown.append(loaded))
     # The loader decodes the frames after the one on screen while idle ...
-    qtbot.waitUntil(lambda: (session.media.video_id, 20 + READ_AHEAD_FRAMES) in session._decoded,
+    qtbot.waitUntil(lambda: (session.media.video_id, 20 + READ_AHEAD_FRAMES) in session.playhead.decoded,
                     timeout=10000)
     for frame_idx in range(21, 21 + READ_AHEAD_FRAMES):
         session.seek(frame_idx)
@@ -200,22 +200,22 @@ def test_stepping_back_keeps_the_frames_behind_the_playhead_decoded(qtbot, sessi
         session.open_path(video)
     with qtbot.waitSignal(session.frame_loaded, timeout=10000):
         session.seek(50)  # a jump: frames behind it are not decoded
-    assert (session.media.video_id, 49) not in session._decoded
+    assert (session.media.video_id, 49) not in session.playhead.decoded
     with qtbot.waitSignal(session.frame_loaded, timeout=10000):
         session.seek(49)  # a step back that misses ...
     # ... brings the frames before it along, so the next steps back are drawn inside seek().
     for frame_idx in range(48, 48 - READ_BEHIND_FRAMES, -1):
         session.seek(frame_idx)
         assert session.displayed_frame_idx == frame_idx
-        shown = session._decoded.get(session.media.video_id, frame_idx)[0]
+        shown = session.playhead.decoded.get(session.media.video_id, frame_idx)[0]
         assert np.array_equal(shown, expected[frame_idx])
         qtbot.wait(1)  # key repeats are tens of ms apart; the loader may still merge some steps
     # Meanwhile the loader decoded the next chunk behind, so stepping back goes on without a wait.
     first_of_run = 48 - READ_BEHIND_FRAMES
-    qtbot.waitUntil(lambda: (session.media.video_id, first_of_run) in session._decoded, timeout=10000)
+    qtbot.waitUntil(lambda: (session.media.video_id, first_of_run) in session.playhead.decoded, timeout=10000)
     session.seek(first_of_run)
     assert session.displayed_frame_idx == first_of_run
-    assert np.array_equal(session._decoded.get(session.media.video_id, first_of_run)[0],
+    assert np.array_equal(session.playhead.decoded.get(session.media.video_id, first_of_run)[0],
                           expected[first_of_run])
 
 

@@ -45,13 +45,13 @@ def test_a_long_gop_video_gets_a_proxy_and_frames_stay_exact(qtbot, session, tmp
     assert any("seek proxy of interview.mp4 ready" in line for line in statuses)
     # The loader reopens the media with the proxy attached, and what it shows is still the
     # original's frame bit for bit (a cleared cache forces real reads).
-    session._decoded.clear()
+    session.playhead.decoded.clear()
     with open_media(video, cache_frames=0, use_proxy=False) as original:
         for frame_idx in (85, 3, 61, 40):
             with qtbot.waitSignal(session.frame_loaded, timeout=10000) as loaded:
                 session.seek(frame_idx)
             assert np.array_equal(loaded.args[0].rgb, original.read(frame_idx))
-    assert session._loader.worker._media.source(session.media).proxy_path == done.proxy
+    assert session.playhead.loader.worker._media.source(session.media).proxy_path == done.proxy
 
 
 def test_a_short_gop_video_gets_no_proxy(qtbot, session, tmp_path, astronaut_path, proxies_in_tmp):

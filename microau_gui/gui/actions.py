@@ -25,17 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow
 
 from microau_gui.core.aus import INTENSITIES, Side
 from microau_gui.session.annotation import DIGIT_KEYS
-from microau_gui.store.records import Boundary
-
-if TYPE_CHECKING:
-    from microau_gui.gui.main_window import MainWindow
+from microau_gui.session.records import Boundary
 
 MENUS = ("File", "Edit", "Playback", "Annotate", "Review", "View", "Model", "Help")
 
@@ -46,7 +43,7 @@ class ActionSpec:
     menu: str  # one of MENUS
     text: str  # menu text
     keys: tuple[str, ...] = ()  # QKeySequence strings, first one shown in menus
-    run: Callable[[MainWindow], None] | None = None  # what triggering does
+    run: Callable[[QMainWindow], None] | None = None  # what triggering does
     checkable: bool = False
     button: str = ""  # short text on a tool button (QAction.iconText); default: `text`
 
@@ -168,7 +165,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
 )
 
 
-def build_actions(window: MainWindow) -> dict[str, QAction]:
+def build_actions(window: QMainWindow) -> dict[str, QAction]:
     """One QAction per spec (added to the window so its keys work everywhere in it), plus the
     undo stack's Undo/Redo actions, whose text follows the command on top of the stack."""
     actions: dict[str, QAction] = {}

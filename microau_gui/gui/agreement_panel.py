@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from microau_gui.core.au import au_info
 from microau_gui.core.errors import UserError
-from microau_gui.session.agreement import AgreementReport, AgreementSource, fmt
+from microau_gui.session.agreement import AgreementReport, AgreementSource, fmt, write_report_csv
 from microau_gui.session.session import ProjectSession
 
 AU_COLUMNS = ("AU", "Cohen's κ", "Observed", "Frames A", "Frames B", "Frames")
@@ -219,12 +219,10 @@ class AgreementPanel(QWidget):
         self.plot.setXRange(-0.6, len(per_au) - 0.4, padding=0)
 
     def export_csv(self, path: str) -> None:
-        """Write the report on screen as CSV (spotting.agreement.write_agreement_csv)."""
-        from microau_gui.spotting.agreement import write_agreement_csv
-
+        """Write the report on screen as CSV (`session.agreement.write_report_csv`)."""
         if self.report is None:
             raise UserError("compare two sources first")
-        write_agreement_csv(self.report.result, path)
+        write_report_csv(self.report, path)
         self.status.setText(f"wrote {path}")
 
     def _on_export_clicked(self) -> None:

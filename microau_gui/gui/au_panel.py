@@ -42,7 +42,7 @@ from microau_gui.core.aus import INTENSITIES, Side, parse_au_string
 from microau_gui.core.types import FramePrediction
 from microau_gui.session.annotation import digit_aus
 from microau_gui.session.session import ProjectSession
-from microau_gui.store.records import Event
+from microau_gui.session.records import Event
 
 # Emotion labels of CASME II / SAMM / CAS(ME)^3 coding sheets; the box also accepts free text.
 EMOTIONS = ("happiness", "surprise", "disgust", "repression", "fear", "sadness", "anger",

@@ -60,12 +60,12 @@ class CandidateLane:
             self.plot.removeItem(item)
         self.rects = {}
         self._labels = []
-        session = self.review.session
+        video = self.review.video
         queue = self.review.queues[CANDIDATES]
-        if session.video is None:
+        if video is None:
             return
         for index, item in enumerate(queue.items):
-            if item.video_id != session.video.id:
+            if item.video_id != video.id:
                 continue
             current = index == queue.current and self.review.active == CANDIDATES
             colour = STATUS_COLOURS[queue.status(index)]

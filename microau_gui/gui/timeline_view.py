@@ -27,7 +27,7 @@ from microau_gui.core.au import au_info
 from microau_gui.gui.candidate_lane import CandidateLane
 from microau_gui.session.annotation import PendingMark
 from microau_gui.session.session import ProjectSession
-from microau_gui.store.records import Boundary, Event
+from microau_gui.session.records import Boundary, Event
 
 EVENT_BRUSH = QColor(90, 160, 255, 70)
 SELECTED_BRUSH = QColor(255, 200, 60, 95)

@@ -1,7 +1,7 @@
 """Inter-coder agreement on the open project: two coders, or a coder and the model.
 
 Owns: `AgreementSource`, `AgreementReport`, `agreement_sources`, `coded_events`,
-`project_agreement` (plain functions on a `Project`, no Qt), `compute_agreement` (the job
+`project_agreement`, `write_report_csv` (plain functions, no Qt), `compute_agreement` (the job
 function for an `AgreementRequest`: it opens the project file read-only on its own thread) and
 `AgreementController` (the session's `agreement`: the newest request wins). May import spotting
 (`compare_coders`, `events_from_frame_probs`, `CodedEvent`), store, core, the session's
@@ -147,6 +147,13 @@ def project_agreement(project: Project, source_a: AgreementSource, source_b: Agr
     names = tuple(videos[i].name for i in sorted(videos))
     return AgreementReport(source_a, source_b, result, names,
                            len(covered_a | covered_b) - len(both), threshold)
+
+
+def write_report_csv(report: AgreementReport, path) -> None:
+    """The report's per-AU figures as CSV (`spotting.agreement.write_agreement_csv`)."""
+    from microau_gui.spotting.agreement import write_agreement_csv
+
+    write_agreement_csv(report.result, path)
 
 
 def fmt(value: float, digits: int = 3) -> str:

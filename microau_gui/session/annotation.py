@@ -1,8 +1,9 @@
 """Pure helpers behind the annotation keys and views: AU toggles, event navigation, co-occurrence.
 
 Owns: `toggle_au`, `with_au_side`, `with_au_intensity`, `digit_aus`, `event_at`, `neighbour_event`,
-`cooccurrence`, `PendingMark`. May import core and store records only; no Qt, so every rule here
-is tested without a window.
+`cooccurrence`, `PendingMark`, the I/A/O marking state machine (`mark_step`, `MarkStep`) and the
+order of boundary moves (`boundary_move_order`). May import core and store records only; no Qt,
+so every rule here is tested without a window.
 
 Digit keys: 1..9 then 0 toggle the first ten AUs of the model vocabulary (the default vocabulary
 when no model is loaded): with the default 12-AU vocabulary 1=AU1, 2=AU2, 3=AU4, 4=AU5, 5=AU6,
@@ -12,6 +13,7 @@ when no model is loaded): with the default 12-AU vocabulary 1=AU1, 2=AU2, 3=AU4,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode, Side
-from microau_gui.store.records import Event
+from microau_gui.store.records import Boundary, Event
 
 DIGIT_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "0")
 
@@ -111,3 +113,59 @@ def cooccurrence(events: Sequence[Event], vocab: Sequence[str]) -> tuple[np.ndar
         cond = joint / support[:, None]  # (n_au, n_au) row i: P(AU_j | AU_i)
     cond[support == 0] = np.nan
     return cond.astype(np.float32), support
+
+
+@dataclass(frozen=True)
+class MarkStep:
+    """What one I / A / O key press does to the event being marked."""
+
+    pending: PendingMark | None  # the marking state afterwards
+    status: str  # one line for the status bar ("" when the event is added)
+    new_event: tuple[int, int, int] | None = None  # (onset, apex, offset) to add, on O
+    deselect: bool = False  # I starts a new event: the selection is dropped
+
+
+def mark_step(pending: PendingMark | None, boundary: Boundary, frame_idx: int,
+              video_id: int) -> MarkStep:
+    """I starts a new event at `frame_idx`, A sets its apex, O its offset and hands back the
+    event to add (apex = middle frame when not marked); out-of-order marks are refused with
+    the reason, leaving the state as it was."""
+    if boundary is Boundary.ONSET:
+        return MarkStep(PendingMark(video_id, frame_idx),
+                        f"onset marked at frame {frame_idx}: go to the apex (A) and the offset "
+                        "(O); Esc cancels", deselect=True)
+    if pending is None:
+        return MarkStep(None, f"press I at the onset first (Shift+{boundary.value[0].upper()} "
+                              f"moves the selected event's {boundary.value})")
+    if frame_idx < pending.onset:
+        return MarkStep(pending, f"the {boundary.value} (frame {frame_idx}) cannot come before the "
+                                 f"onset (frame {pending.onset})")
+    if boundary is Boundary.APEX:
+        return MarkStep(PendingMark(pending.video_id, pending.onset, frame_idx),
+                        f"apex marked at frame {frame_idx}: go to the offset (O)")
+    apex = pending.apex if pending.apex is not None else (pending.onset + frame_idx) // 2
+    if apex > frame_idx:
+        return MarkStep(pending, f"the offset (frame {frame_idx}) cannot come before the apex "
+                                 f"(frame {apex})")
+    return MarkStep(pending, "", (pending.onset, apex, frame_idx))
+
+
+def boundary_move_order(event: Event, onset: int, apex: int,
+                        offset: int) -> list[tuple[Boundary, int]]:
+    """The boundary moves that take `event` to (onset, apex, offset), in an order whose every
+    intermediate state keeps onset <= apex <= offset (shrinking 2-5-9 to 6-6-6 must move the
+    apex first; the plain order when none does, so the store names what is wrong with the
+    target itself); boundaries already in place are left out."""
+    target = {Boundary.ONSET: onset, Boundary.APEX: apex, Boundary.OFFSET: offset}
+    plain = (Boundary.ONSET, Boundary.APEX, Boundary.OFFSET)
+    chosen = plain
+    for order in itertools.permutations(plain):
+        frames = {b: event.frame(b) for b in plain}
+        valid = True
+        for boundary in order:
+            frames[boundary] = target[boundary]
+            valid = valid and frames[Boundary.ONSET] <= frames[Boundary.APEX] <= frames[Boundary.OFFSET]
+        if valid:
+            chosen = order
+            break
+    return [(b, int(target[b])) for b in chosen if event.frame(b) != target[b]]

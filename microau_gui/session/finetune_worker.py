@@ -2,7 +2,8 @@
 
 Owns: `finetune` (the job function for a `FinetuneRequest`) and `FinetuneController` (the
 session's `finetune`). May import training (`training.finetune`, lazily: it loads torch), store,
-core, the session's models, messages, jobs and workers, and PySide6.QtCore; never gui.
+core, the session's context, models, messages, jobs and workers, and PySide6.QtCore; never gui.
+It receives a `SessionContext`, not the session.
 
 The loop (issue #7 part 3, our specification):
 - `start(...)` snapshots the selected events on the GUI thread (`snapshot_events`: training never
@@ -15,7 +16,7 @@ The loop (issue #7 part 3, our specification):
 - When it ends, the new checkpoint is registered in the project as an inactive version (so a
   crash or a closed dialog loses nothing) and `finished(JobDone)` carries the before/after
   report and the new version's id (`Tuned`). `activate(done)` loads it into the running inference worker (no restart; the project
-  marks it active when it is loaded, see `ProjectSession._adopt`); `discard(done)` unregisters
+  marks it active when it is loaded, see `ModelSlot._adopt`); `discard(done)` unregisters
   it and deletes its checkpoint, leaving the active model as it was.
 - Any earlier version is rolled back to with `ProjectSession.select_model`: predictions are cached
   per version, so the older version's timeline traces come back as they were.
@@ -26,19 +27,17 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from microau_gui.core.errors import UserError
+from microau_gui.session.context import SessionContext
 from microau_gui.session.jobs import Job, JobRunner
 from microau_gui.session.messages import FinetuneRequest, JobDone, Tuned
 from microau_gui.session.models import ModelChoice
 from microau_gui.session.workers import WorkerThread, user_message
 from microau_gui.store.records import Event
 
-if TYPE_CHECKING:
-    from microau_gui.session.session import ProjectSession
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +63,13 @@ class FinetuneController(QObject):
     progressed = Signal(object)  # training.finetune.FinetuneProgress
     finished = Signal(object)  # JobDone, result: Tuned (None: cancelled, failed or not kept)
 
-    def __init__(self, session: ProjectSession):
-        super().__init__(session)
-        self.session = session
-        self._job = JobRunner(session.ids, finetune, "fine-tuning", self)
+    def __init__(self, ctx: SessionContext, parent: QObject | None = None):
+        super().__init__(parent)
+        self._ctx = ctx
+        self._job = JobRunner(ctx.ids, finetune, "fine-tuning", self)
         self._job.progressed.connect(self.progressed)
         self._job.finished.connect(self._on_job_finished)
-        self._job.failed.connect(session.failed)
+        self._job.failed.connect(ctx.report_failure)
         self._project_path: Path | None = None  # the project the running fine-tune snapshot
 
     @property
@@ -85,7 +84,7 @@ class FinetuneController(QObject):
                          ) -> list[tuple[Event, str]]:
         """(event, subject) of every event a selection of sources and types would train on, by
         subject then video and onset (the dialog's event list)."""
-        project = self.session.project
+        project = self._ctx.project()
         if project is None:
             return []
         videos = {v.id: v for v in project.videos()}
@@ -112,7 +111,7 @@ class FinetuneController(QObject):
         """The first free `<parent>-ftN` name (the checkpoint lands in the project's weights/)."""
         from microau_gui.training.finetune import default_output
 
-        project, model = self.session.project, self.session.model
+        project, model = self._ctx.project(), self._ctx.models.model
         if project is None or model is None:
             return ""
         taken = [v.name for v in project.models.list()]
@@ -127,14 +126,14 @@ class FinetuneController(QObject):
         from microau_gui.training.finetune import (EventSelection, FinetuneOptions, check_output,
                                                    snapshot_events)
 
-        session = self.session
+        ctx = self._ctx
         if self._job.running:
             raise UserError("a fine-tune is already running; wait for it or cancel it")
-        if session.project is None or session.model is None:
+        if ctx.project() is None or ctx.models.model is None:
             raise UserError("open a project and load the model to fine-tune first")
-        if not session.editable:
+        if not ctx.editable():
             raise UserError("the project is read-only; a fine-tuned version could not be added")
-        project = session.project
+        project = ctx.project()
         if event_ids is not None and not event_ids:
             raise UserError("no event is ticked; tick the events to train on, or choose all events")
         snapshot = snapshot_events(project, EventSelection(
@@ -146,9 +145,9 @@ class FinetuneController(QObject):
         options = FinetuneOptions(holdout_subjects=tuple(holdout), epochs=int(epochs),
                                   train_blocks=int(train_blocks),
                                   threads=max(1, (os.cpu_count() or 2) - 1))
-        self._job.submit(FinetuneRequest(snapshot, session.model.checkpoint, out, options))
+        self._job.submit(FinetuneRequest(snapshot, ctx.models.model.checkpoint, out, options))
         self._project_path = snapshot.project_path
-        session.status_posted.emit(f"fine-tuning {session.model.model_version} on "
+        ctx.post_status(f"fine-tuning {ctx.models.model.model_version} on "
                                    f"{len(snapshot.samples)} events in the background …")
 
     def cancel(self) -> None:
@@ -156,7 +155,7 @@ class FinetuneController(QObject):
 
     def _on_job_finished(self, done: JobDone) -> None:
         project_path, self._project_path = self._project_path, None
-        project = self.session.project
+        project = self._ctx.project()
         if done.result is not None:
             from microau_gui.training.finetune import discard_result, register_result
 
@@ -175,15 +174,15 @@ class FinetuneController(QObject):
                 else:
                     done = JobDone(done.request_id, False, done.summary,
                                    Tuned(done.result, version.id))
-        self.session.status_posted.emit(done.summary)
+        self._ctx.post_status(done.summary)
         self.finished.emit(done)
 
     def activate(self, done: JobDone) -> None:
         """Load the new version in the inference worker; it becomes the project's active one."""
-        if done.result is None or self.session.project is None:
+        if done.result is None or self._ctx.project() is None:
             raise UserError("this fine-tune produced no version to activate")
-        version = self.session.project.models.get(done.result.version_id)
-        self.session.select_model(ModelChoice(version.name, version.checkpoint, version.id,
+        version = self._ctx.project().models.get(done.result.version_id)
+        self._ctx.models.select_model(ModelChoice(version.name, version.checkpoint, version.id,
                                               "project"))
 
     def discard(self, done: JobDone) -> None:
@@ -193,12 +192,12 @@ class FinetuneController(QObject):
         if done.result is None:
             return
         report = done.result.report
-        model = self.session.model
+        model = self._ctx.models.model
         if model is not None and model.model_version == report.card.name:
             raise UserError(f"{model.model_version} is the running model; activate another "
                             "version before discarding it")
-        discard_result(report, self.session.project)
-        self.session.status_posted.emit(f"discarded {report.card.name}")
+        discard_result(report, self._ctx.project())
+        self._ctx.post_status(f"discarded {report.card.name}")
 
     def close(self) -> None:
         """Cancel a running fine-tune and join its thread (nothing is saved)."""

@@ -1,8 +1,9 @@
 """Review queues: spotted candidates and review suggestions, ranked, walked with single keys.
 
 Owns: `ReviewController` (the session's `review`; the plain queue values are in
-`session.review_items`). May import store (commands, records), core, the session's messages,
-jobs, workers and review_items, and PySide6.QtCore; never gui.
+`session.review_items`). May import store (commands, records), core, the session's context,
+messages, jobs, workers, spot_worker and review_items, and PySide6.QtCore; never gui. It
+receives a `SessionContext`, not the session.
 
 Our specification of the spotting review (issue #8 part 3):
 - "Spot this video" runs `spotting.spot_media` as a background job (`session.spot_worker.spot`) with progress and
@@ -21,53 +22,30 @@ Our specification of the spotting review (issue #8 part 3):
 - Reject marks the item and moves to the next pending item. An item accepted and then undone
   (Ctrl+Z) is pending again: an item counts as accepted only while its event exists.
 
-Our specification of the suggestions queue (issue #7 part 4, "Suggest what to review"):
-- `suggest()` ranks the loaded (active) model version's cached predictions against the coded
-  events with `inference.suggest.suggest_for_project` and fills the SUGGESTIONS queue, best
-  first. It reads only what an analysis cached; when that version has none, the queue stays
-  empty and says so ("analyse the videos first"). The queue is emptied when another version is
-  loaded, since its suggestions came from the previous one's predictions.
-- Each suggestion is an item about one frame (the playhead goes there) and one AU. A suggestion
-  about a coded event, or a frame inside one (the event whose apex is nearest), carries that
-  event: going to it selects the event. Otherwise the item spans the model's firing around the
-  frame (`firing_span`: the run of cached frames where the AU stays at least as high as at the
-  suggested frame, capped at the decision threshold), a possible uncoded expression.
-- What Y means, decided as an expert coder reads a suggestion ("the model thinks X here"):
-  * about an existing event, Y says "I have reviewed this event": the coder corrects the event
-    first with the usual keys (it is selected when the item is shown), then Y marks the item
-    reviewed (no edit of its own, nothing to undo) and moves to the next undecided item;
-  * about a frame outside every coded event, Y says "yes, there is an expression here": it
-    becomes an accepted event exactly as a spotted candidate does (one undoable
-    `AcceptPrediction`, the AUs of the model's prediction at the frame plus the suggested AU,
-    which the coder has just confirmed; micro or macro by length, `MICRO_MAX_S`), selected so
-    it is edited at once; the queue stays on it until Next.
-  X says "the model is wrong here / nothing to do": the item is marked rejected, the project is
-  not touched, and the queue moves to the next undecided item. Marks last until the next
-  Suggest (they are not stored: suggestions are recomputed from the current predictions).
+Our specification of the suggestions queue (issue #7 part 4), including what Y and X mean
+on a suggestion, is in `session.review_items`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import FramePrediction
+from microau_gui.session.context import SessionContext
 from microau_gui.session.jobs import JobRunner
 from microau_gui.session.messages import JobDone, SpotRequest, SuggestRequest
 from microau_gui.session.review_items import (
     CANDIDATES,
-    MICRO_MAX_S,
     SUGGESTIONS,
     ItemStatus,
     ReviewItem,
     ReviewQueue,
-    aus_from_probs,
+    accepted_aus,
+    accepted_event,
     candidate_item,
     load_candidates,
     save_candidates,
@@ -76,12 +54,7 @@ from microau_gui.session.review_items import (
 from microau_gui.session.spot_worker import spot
 from microau_gui.session.workers import WorkerThread
 from microau_gui.store.commands import AcceptPrediction
-from microau_gui.store.records import PredictedEvent
 
-if TYPE_CHECKING:
-    from microau_gui.session.session import ProjectSession
-
-log = logging.getLogger(__name__)
 
 __all__ = ["CANDIDATES", "SUGGESTIONS", "ItemStatus", "ReviewController"]
 
@@ -96,29 +69,34 @@ class ReviewController(QObject):
     spotting_finished = Signal(object)  # JobDone, result: Spotted
     suggestions_finished = Signal(object)  # JobDone, result: Suggested
 
-    def __init__(self, session: ProjectSession):
-        super().__init__(session)
-        self.session = session
+    def __init__(self, ctx: SessionContext, parent: QObject | None = None):
+        super().__init__(parent)
+        self._ctx = ctx
         self.queues = {CANDIDATES: ReviewQueue(CANDIDATES), SUGGESTIONS: ReviewQueue(SUGGESTIONS)}
         self.active = CANDIDATES
-        self._spotter = JobRunner(session.ids, spot, lambda r: f"spotting {r.media.path.name}", self)
+        self._spotter = JobRunner(ctx.ids, spot, lambda r: f"spotting {r.media.path.name}", self)
         self._spotter.progressed.connect(self.spotting_progressed)
         self._spotter.finished.connect(self._on_spotter_finished)
-        self._spotter.failed.connect(session.failed)
-        self._suggester = JobRunner(session.ids, suggest, "suggesting what to review", self)
+        self._spotter.failed.connect(ctx.report_failure)
+        self._suggester = JobRunner(ctx.ids, suggest, "suggesting what to review", self)
         self._suggester.finished.connect(self._on_suggester_finished)
-        self._suggester.failed.connect(session.failed)
+        self._suggester.failed.connect(ctx.report_failure)
         self._pending_accept: tuple[str, int] | None = None
         self._candidates_video_id: int | None = None
         self.suggested_for: str | None = None  # model version the suggestions came from
         self.suggestions_note = "no suggestions yet: Review > Suggest what to review"
-        session.video_opened.connect(self._on_session_video_opened)
-        session.model_loaded.connect(self._on_session_model_loaded)
-        session.project_closed.connect(self._on_session_project_closed)
-        session.events_changed.connect(self._on_session_events_changed)
-        session.prediction_made.connect(self._on_session_prediction_made)
+        ctx.video_opened.connect(self._on_session_video_opened)
+        ctx.models.model_loaded.connect(self._on_session_model_loaded)
+        ctx.project_closed.connect(self._on_session_project_closed)
+        ctx.events_changed.connect(self._on_session_events_changed)
+        ctx.models.prediction_made.connect(self._on_session_prediction_made)
 
     # -- queues --------------------------------------------------------------------------------
+
+    @property
+    def video(self):
+        """The open video (None: none), whose candidates the timeline lane draws."""
+        return self._ctx.video()
 
     @property
     def queue(self) -> ReviewQueue:
@@ -143,7 +121,7 @@ class ReviewController(QObject):
             self.go_to(0)
 
     def _refresh_live(self, queue: ReviewQueue) -> None:
-        project = self.session.project
+        project = self._ctx.project()
         if project is None or not queue.accepted:
             queue.live_event_ids = set()
             return
@@ -160,24 +138,24 @@ class ReviewController(QObject):
         if not 0 <= index < len(queue.items):
             return
         item = queue.items[index]
-        session = self.session
+        ctx = self._ctx
         self._pending_accept = None
         queue.current = index
-        if session.video is None or session.video.id != item.video_id:
-            session.open_video(item.video_id)
+        if ctx.video() is None or ctx.video().id != item.video_id:
+            ctx.open_video(item.video_id)
         if item.event_id is not None:
-            session.select_event(item.event_id, seek=False)
+            ctx.select_event(item.event_id, seek=False)
         else:
-            session.select_event(None, seek=False)
-        session.pause()
-        session.seek(item.apex)
+            ctx.select_event(None, seek=False)
+        ctx.playhead.pause()
+        ctx.playhead.seek(item.apex)
         self.current_changed.emit(queue.name, index)
 
     def step(self, step: int) -> None:
         """Next (+1) / previous (-1) item in rank order, whatever its mark."""
         index = self.queue.neighbour(step)
         if index is None:
-            self.session.status_posted.emit(self.empty_text() or
+            self._ctx.post_status(self.empty_text() or
                                             ("last item of the queue" if step > 0
                                              else "first item of the queue"))
             return
@@ -196,7 +174,7 @@ class ReviewController(QObject):
         queue = self.queue
         empty = self.empty_text()
         if empty is not None:
-            self.session.status_posted.emit(empty)
+            self._ctx.post_status(empty)
             return None
         if queue.current is None:
             self.go_to(0)
@@ -211,7 +189,7 @@ class ReviewController(QObject):
             return
         queue, index, _item = found
         if queue.status(index) is ItemStatus.ACCEPTED:
-            self.session.status_posted.emit(
+            self._ctx.post_status(
                 f"already accepted as event {queue.accepted[index]}; undo (Ctrl+Z) or delete "
                 "the event to reject it")
             return
@@ -221,7 +199,7 @@ class ReviewController(QObject):
         self.queue_changed.emit(queue.name)
         following = queue.neighbour(1, pending_only=True)
         if following is None:
-            self.session.status_posted.emit("every item of the queue is decided")
+            self._ctx.post_status("every item of the queue is decided")
             self.current_changed.emit(queue.name, index)
         else:
             self.go_to(following)
@@ -232,29 +210,29 @@ class ReviewController(QObject):
         if found is None:
             return
         queue, index, item = found
-        session = self.session
+        ctx = self._ctx
         if queue.status(index) is ItemStatus.ACCEPTED:
-            session.status_posted.emit(f"already accepted as event {queue.accepted[index]}")
+            ctx.post_status(f"already accepted as event {queue.accepted[index]}")
             return
-        if not session.editable:
+        if not ctx.editable():
             raise UserError("the project is read-only; nothing can be accepted into it")
         if item.event_id is not None:
             self._accept_existing(queue, index, item)
             return
-        if session.model is None:
+        if ctx.models.model is None:
             self._accept_with(queue, index, item, (), "no model is loaded: accepted without AUs")
             return
-        prediction = session.prediction
-        if (session.video is not None and session.video.id == item.video_id
+        prediction = ctx.models.prediction
+        if (ctx.video() is not None and ctx.video().id == item.video_id
                 and prediction is not None and prediction.frame_idx == item.apex
-                and prediction.model_version == session.model.model_version):
+                and prediction.model_version == ctx.models.model.model_version):
             self._accept_from(queue, index, item, prediction)
             return
         self._pending_accept = (queue.name, index)
-        if session.video is None or session.video.id != item.video_id or session.frame_idx != item.apex:
+        if ctx.video() is None or ctx.video().id != item.video_id or ctx.playhead.frame_idx != item.apex:
             self.go_to(index)
             self._pending_accept = (queue.name, index)
-        session.status_posted.emit(f"waiting for the model's prediction at the apex (frame "
+        ctx.post_status(f"waiting for the model's prediction at the apex (frame "
                                    f"{item.apex}) …")
 
     def _accept_from(self, queue: ReviewQueue, index: int, item: ReviewItem,
@@ -263,38 +241,28 @@ class ReviewController(QObject):
             self._accept_with(queue, index, item, (), "no face found at the apex: accepted "
                               "without AUs")
             return
-        aus = aus_from_probs(prediction.vocab, prediction.probs)
-        if item.au is not None and au_number(item.au) not in {c.number for c in aus}:
-            aus = tuple(sorted((*aus, AUCode(au_number(item.au))), key=lambda c: c.number))
-        self._accept_with(queue, index, item, aus, None)
+        self._accept_with(queue, index, item, accepted_aus(item, prediction), None)
 
     def _accept_with(self, queue: ReviewQueue, index: int, item: ReviewItem,
                      aus: tuple[AUCode, ...], note: str | None) -> None:
-        session = self.session
+        ctx = self._ctx
         self._pending_accept = None
-        model = session.model
-        if item.kind in ("micro", "macro"):
-            kind = item.kind
-        else:
-            fps = session.video.fps if session.video is not None else 0.0
-            long = fps > 0 and (item.offset - item.onset + 1) / fps > MICRO_MAX_S
-            kind = "macro" if long else "micro"
-        predicted = PredictedEvent(item.video_id, item.onset, item.apex, item.offset, aus,
-                                   model.model_version_id if model is not None else None,
-                                   expression_type=kind)
-        command = AcceptPrediction(predicted, coder=session.coder.name)
-        if not session.push([command]):
+        model = ctx.models.model
+        command = AcceptPrediction(accepted_event(
+            item, aus, ctx.video().fps if ctx.video() is not None else 0.0,
+            model.model_version_id if model is not None else None), coder=ctx.coder.name)
+        if not ctx.annotator.push([command]):
             return
         queue.accepted[index] = command.event_id
         queue.rejected.discard(index)
         self._refresh_live(queue)
         self._save(queue)
         self.queue_changed.emit(queue.name)
-        session.select_event(command.event_id, seek=False)
-        event = session.project.event(command.event_id)
+        ctx.select_event(command.event_id, seek=False)
+        event = ctx.project().event(command.event_id)
         text = f"accepted as event {event.id} ({event.aus_text or 'no AUs'})"
-        session.status_posted.emit(f"{text}; {note}" if note else
-                                   f"{text}: edit it with the AU keys, J for the next item")
+        ctx.post_status(f"{text}; {note}" if note else
+                        f"{text}: edit it with the AU keys, J for the next item")
 
     def _accept_existing(self, queue: ReviewQueue, index: int, item: ReviewItem) -> None:
         """An item about an existing event: accepting marks it reviewed (the event as the coder
@@ -307,19 +275,19 @@ class ReviewController(QObject):
         following = queue.neighbour(1, pending_only=True)
         if following is None:
             self.current_changed.emit(queue.name, index)
-            self.session.status_posted.emit(f"event {item.event_id} reviewed; every item of the "
+            self._ctx.post_status(f"event {item.event_id} reviewed; every item of the "
                                             "queue is decided")
             return
         self.go_to(following)
-        self.session.status_posted.emit(f"event {item.event_id} reviewed")
+        self._ctx.post_status(f"event {item.event_id} reviewed")
 
     # -- suggestions ---------------------------------------------------------------------------
 
     def suggest(self) -> None:
         """Fill the SUGGESTIONS queue from the loaded version's cached predictions, in the
         background (see the module docstring); `suggestions_finished` follows."""
-        session = self.session
-        project, model = session.project, session.model
+        ctx = self._ctx
+        project, model = ctx.project(), ctx.models.model
         if project is None:
             raise UserError("open a project first; suggestions come from its analysed videos")
         if model is None or model.model_version_id is None:
@@ -328,13 +296,13 @@ class ReviewController(QObject):
                                               model.model_version), replace=True)
 
     def _on_suggester_finished(self, done: JobDone) -> None:
-        model = self.session.model
-        if done.result is not None and model is not None and self.session.project is not None:
+        model = self._ctx.models.model
+        if done.result is not None and model is not None and self._ctx.project() is not None:
             self.suggested_for = model.model_version
             self.suggestions_note = done.result.note
             # suggest's own order, ties included
             self.set_items(SUGGESTIONS, done.result.items, ranked=True)
-            self.session.status_posted.emit(done.summary)
+            self._ctx.post_status(done.summary)
         self.suggestions_finished.emit(done)
 
     def _on_session_model_loaded(self, loaded) -> None:
@@ -357,8 +325,8 @@ class ReviewController(QObject):
         queue = self.queues[pending[0]]
         index = pending[1]
         item = queue.items[index] if index < len(queue.items) else None
-        session = self.session
-        if (item is None or session.video is None or session.video.id != item.video_id
+        ctx = self._ctx
+        if (item is None or ctx.video() is None or ctx.video().id != item.video_id
                 or prediction.frame_idx != item.apex):
             return
         self._accept_from(queue, index, item, prediction)
@@ -375,12 +343,12 @@ class ReviewController(QObject):
 
     def spot_video(self) -> None:
         """Spot the open video in a worker thread; the candidates queue fills when it ends."""
-        session = self.session
-        if session.media is None:
+        ctx = self._ctx
+        if ctx.playhead.media is None:
             raise UserError("open a video first; spotting runs on the open video")
-        self._spotter.submit(SpotRequest(session.media),
+        self._spotter.submit(SpotRequest(ctx.playhead.media),
                              busy="spotting is already running; wait for it or cancel it")
-        session.status_posted.emit(f"spotting {session.media.path.name} in the background …")
+        ctx.post_status(f"spotting {ctx.playhead.media.path.name} in the background …")
 
     def cancel_spotting(self) -> None:
         self._spotter.cancel()
@@ -389,15 +357,15 @@ class ReviewController(QObject):
         self.spotting_finished.emit(done)
         if done.failed:
             return
-        self.session.status_posted.emit(done.summary)
-        if done.cancelled or self.session.project is None:
+        self._ctx.post_status(done.summary)
+        if done.cancelled or self._ctx.project() is None:
             return
         spotted = done.result
         items = [candidate_item(spotted.video_id, c) for c in spotted.candidates]
         queue = ReviewQueue(CANDIDATES)
         queue.set_items(items)
         self._save(queue, spotted.video_id)
-        video = self.session.video
+        video = self._ctx.video()
         if video is not None and video.id == spotted.video_id:
             self._candidates_video_id = spotted.video_id
             self.set_items(CANDIDATES, items)
@@ -407,7 +375,7 @@ class ReviewController(QObject):
     def _save(self, queue: ReviewQueue, video_id: int | None = None) -> None:
         """Keep the candidates and the coder's marks in the project file (not undoable state:
         the marks are the coder's triage, and accepted events are on the undo stack)."""
-        project = self.session.project
+        project = self._ctx.project()
         video_id = video_id if video_id is not None else self._candidates_video_id
         if queue.name != CANDIDATES or project is None or project.read_only or video_id is None:
             return
@@ -417,7 +385,7 @@ class ReviewController(QObject):
         queue = self.queues[CANDIDATES]
         self._candidates_video_id = video_id
         self._pending_accept = None
-        load_candidates(self.session.project, video_id, queue)
+        load_candidates(self._ctx.project(), video_id, queue)
         self._refresh_live(queue)
         self.queue_changed.emit(CANDIDATES)
 

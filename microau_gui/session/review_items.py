@@ -1,11 +1,35 @@
 """The review queues as plain values: items, marks, ranking, and the jobs that fill them.
 
 Owns: `ReviewItem`, `ItemStatus`, `ReviewQueue`, `AU_THRESHOLD`, `MICRO_MAX_S`, `aus_from_probs`,
-`firing_span`, the conversions from spotting candidates and suggestions to items, the
+`firing_span`, `accepted_aus`, `accepted_event`, the conversions from spotting candidates and suggestions to items, the
 candidates' persistence (`store.review_queue`) and `suggest` (the job function for a
 `SuggestRequest`). May import inference (`inference.suggest`, lazily), store, core and the
 session's messages and jobs; no Qt, so every rule here is tested without a window.
-See `session.review` for what the queues mean to the coder.
+See `session.review` for the spotted candidates queue.
+
+Our specification of the suggestions queue (issue #7 part 4, "Suggest what to review"):
+- `suggest()` ranks the loaded (active) model version's cached predictions against the coded
+  events with `inference.suggest.suggest_for_project` and fills the SUGGESTIONS queue, best
+  first. It reads only what an analysis cached; when that version has none, the queue stays
+  empty and says so ("analyse the videos first"). The queue is emptied when another version is
+  loaded, since its suggestions came from the previous one's predictions.
+- Each suggestion is an item about one frame (the playhead goes there) and one AU. A suggestion
+  about a coded event, or a frame inside one (the event whose apex is nearest), carries that
+  event: going to it selects the event. Otherwise the item spans the model's firing around the
+  frame (`firing_span`: the run of cached frames where the AU stays at least as high as at the
+  suggested frame, capped at the decision threshold), a possible uncoded expression.
+- What Y means, decided as an expert coder reads a suggestion ("the model thinks X here"):
+  * about an existing event, Y says "I have reviewed this event": the coder corrects the event
+    first with the usual keys (it is selected when the item is shown), then Y marks the item
+    reviewed (no edit of its own, nothing to undo) and moves to the next undecided item;
+  * about a frame outside every coded event, Y says "yes, there is an expression here": it
+    becomes an accepted event exactly as a spotted candidate does (one undoable
+    `AcceptPrediction`, the AUs of the model's prediction at the frame plus the suggested AU,
+    which the coder has just confirmed; micro or macro by length, `MICRO_MAX_S`), selected so
+    it is edited at once; the queue stays on it until Next.
+  X says "the model is wrong here / nothing to do": the item is marked rejected, the project is
+  not touched, and the queue moves to the next undecided item. Marks last until the next
+  Suggest (they are not stored: suggestions are recomputed from the current predictions).
 """
 
 from __future__ import annotations
@@ -21,6 +45,7 @@ from microau_gui.core.aus import AUCode
 from microau_gui.session.jobs import Job
 from microau_gui.session.messages import JobDone, SuggestRequest, Suggested
 from microau_gui.store.project import Project
+from microau_gui.store.records import PredictedEvent
 from microau_gui.store.review_queue import CandidateRow
 
 AU_THRESHOLD = 0.5  # the model's decision threshold: an AU at or above it is taken as present
@@ -155,6 +180,28 @@ def candidate_item(video_id: int, candidate) -> ReviewItem:
     return ReviewItem(video_id, candidate.onset, candidate.apex, candidate.offset,
                       float(candidate.score), candidate.kind,
                       f"moved: {moved}" if moved else "")
+
+
+def accepted_aus(item: ReviewItem, prediction) -> tuple[AUCode, ...]:
+    """The AUs an accepted item gets: those of the model's prediction (a `FramePrediction` of
+    its apex) at or above the threshold, plus the AU a suggestion was about."""
+    aus = aus_from_probs(prediction.vocab, prediction.probs)
+    if item.au is not None and au_number(item.au) not in {c.number for c in aus}:
+        aus = tuple(sorted((*aus, AUCode(au_number(item.au))), key=lambda c: c.number))
+    return aus
+
+
+def accepted_event(item: ReviewItem, aus: tuple[AUCode, ...], fps: float,
+                   model_version_id: int | None) -> PredictedEvent:
+    """The prediction an accepted item becomes: its span and AUs, micro or macro by length
+    (`MICRO_MAX_S`) unless spotting said which."""
+    if item.kind in ("micro", "macro"):
+        kind = item.kind
+    else:
+        long = fps > 0 and (item.offset - item.onset + 1) / fps > MICRO_MAX_S
+        kind = "macro" if long else "micro"
+    return PredictedEvent(item.video_id, item.onset, item.apex, item.offset, aus,
+                          model_version_id, expression_type=kind)
 
 
 def stored_candidates(project: Project, video_id: int) -> list[ReviewItem]:

@@ -257,7 +257,8 @@ def _read_sheet(path: Path, kind: str, media_root: Path | None, coder: str | Non
     """A dataset coding sheet through its store importer (e.g. kind "megc")."""
     from microau_gui.spotting.sheets import read_sheet_events
 
-    return read_sheet_events(path, kind, media_root, coder)
+    events, kinds, n_frames, skipped = read_sheet_events(path, kind, media_root, coder)
+    return EventTable(Path(path), events, kinds, n_frames, kind, skipped)
 
 
 def read_event_table(path: Path | str, kind: str | None = None, media_root: Path | str | None = None,

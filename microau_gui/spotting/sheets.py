@@ -1,6 +1,7 @@
 """Coding sheets as event tables, through the dataset importers (MEGC ground truth and others).
 
-Owns: `read_sheet_events`. May import store, media and core. No Qt.
+Owns: `read_sheet_events`. May import store, media, core and `spotting.agreement` (never
+`spotting.files`, which calls in here: the two would import each other). No Qt.
 
 Video keys are the media path relative to the media root (`s15/15_0101.mp4`), so the spot CSV's
 `video` (the media file name) pairs with them through `files.match_video_keys`. Every video's
@@ -25,10 +26,10 @@ def _key(media_path: Path, media_root: Path) -> str:
 def read_sheet_events(path: Path, kind: str, media_root: Path | None, coder: str | None = None):
     """Events of a dataset sheet of `kind` (e.g. "megc"); media_root defaults to the sheet's folder.
 
-    Returns `files.EventTable`; rows the importer skipped are listed in its `skipped`.
+    Returns (events, kinds, n_frames by video key, skipped rows with the reason); `files` makes
+    the `EventTable` of them.
     """
     from microau_gui.media import frame_index
-    from microau_gui.spotting.files import EventTable
     from microau_gui.store.importers import KINDS, import_dataset
 
     if kind not in KINDS:
@@ -57,4 +58,4 @@ def read_sheet_events(path: Path, kind: str, media_root: Path | None, coder: str
                                  coder=coder or "", emotion=(sample.emotion or "").strip().lower()))
         kinds.append(sample.expression_type if sample.expression_type in ("micro", "macro") else "")
         n_frames[key] = len(cached_index(sample.media_path).frame_numbers)
-    return EventTable(Path(path), tuple(events), tuple(kinds), n_frames, kind, skipped)
+    return tuple(events), tuple(kinds), n_frames, skipped

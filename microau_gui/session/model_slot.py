@@ -1,0 +1,283 @@
+"""The session's model part: which model runs, the prediction of the frame on screen, the
+reference policy, and background analysis.
+
+Owns: `ModelSlot` (the session's `models`). May import inference (its public contract:
+checkpoints, reference), store (the project's model registry), core, the session's inference
+worker, jobs, messages, models and workers, and PySide6.QtCore; never gui, never another
+session part (the playhead and the selected event come in as an object and callables).
+
+Threads: it owns the InferenceWorker's QThread; analysis runs inside that worker (it shares the
+loaded model) through a `JobRunner.on_worker`.
+
+Stale answers: a prediction is shown only when it answers the newest prediction request, comes
+from the loaded model version and is for the frame on screen; a prediction for the frame asked
+for that arrives before the frame itself is held until the frame is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QMetaObject, QObject, Qt, Signal
+
+from microau_gui.core.au import DEFAULT_VOCAB
+from microau_gui.core.errors import UserError
+from microau_gui.core.types import FramePrediction
+from microau_gui.inference.checkpoints import default_checkpoint
+from microau_gui.inference.reference import ReferencePolicy, reference_frame
+from microau_gui.session.inference_worker import InferenceWorker
+from microau_gui.session.jobs import JobRunner, RequestIds
+from microau_gui.session.messages import (
+    AnalysisRequest,
+    FrameLoaded,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelRequest,
+    PredictionRequest,
+)
+from microau_gui.session.models import ModelChoice, model_choices, startup_choice
+from microau_gui.session.workers import WorkerThread
+from microau_gui.store.predictions import ProbTrace
+from microau_gui.store.project import Project
+
+
+class ModelSlot(QObject):
+    """The model, its predictions of the playhead's frames, and the analysis job."""
+
+    model_loaded = Signal(object)  # ModelLoaded
+    model_unloaded = Signal(str)  # why no model runs (one line)
+    prediction_made = Signal(object)  # FramePrediction of the frame on screen
+    prediction_cleared = Signal()  # the frame on screen has no prediction (yet)
+    reference_changed = Signal(str, int)  # (policy, reference frame_idx of the current frame)
+    status_posted = Signal(str)
+    failed = Signal(str)
+    _prediction_requested = Signal(object)
+    _model_requested = Signal(object)
+    _model_version_id_assigned = Signal(object)
+    _project_handed_over = Signal(object)
+
+    def __init__(self, ids: RequestIds, device: str, weights: Path, playhead,
+                 project: Callable[[], Project | None], selected_onset: Callable[[], int | None],
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self._ids = ids
+        self.device = device
+        self.weights = weights
+        self._playhead = playhead  # session.playhead.Playhead: media, frame_idx, frame on screen
+        self._project = project
+        self._selected_onset = selected_onset
+        self.model: ModelLoaded | None = None
+        self.prediction: FramePrediction | None = None  # of the frame on screen
+        self.reference_policy = ReferencePolicy.SLIDING
+        self.fixed_reference_idx: int | None = None
+        self._latest_prediction_request: PredictionRequest | None = None
+        self._held_prediction: FramePrediction | None = None
+        self._model_request: ModelRequest | None = None
+
+        self.inference = WorkerThread(InferenceWorker(), "inference", background=True)
+        worker = self.inference.worker
+        self._prediction_requested.connect(worker.predict)
+        self._model_requested.connect(worker.load_model)
+        self._model_version_id_assigned.connect(worker.set_model_version_id)
+        self._project_handed_over.connect(worker.set_project)
+        playhead.proxy_ready.connect(worker.use_proxy)
+        playhead.frame_loaded.connect(self._on_playhead_frame_loaded)
+        playhead.moved.connect(self.request_prediction)
+        worker.model_loaded.connect(self._on_inference_model_loaded)
+        worker.model_load_failed.connect(self._on_inference_model_load_failed)
+        worker.prediction_made.connect(self._on_inference_prediction_made)
+        worker.failed.connect(self.failed)
+        self.analysis = JobRunner.on_worker(ids, worker, worker.analyze, worker.cancel_analysis,
+                                            worker.analysis_progressed, worker.analysis_finished,
+                                            parent=self)
+
+    @property
+    def vocab(self) -> tuple[str, ...]:
+        """AU codes the panels list: the model's vocabulary, or the default one."""
+        return self.model.vocab if self.model is not None else DEFAULT_VOCAB
+
+    @property
+    def threads(self) -> list[WorkerThread]:
+        return [self.inference]
+
+    # -- the project ---------------------------------------------------------------------------
+
+    def hand_over(self, project: Project | None) -> None:
+        """The worker caches into `project` (None: the project is closing; returns once the
+        worker dropped its connection, so the file can be closed)."""
+        self._project_handed_over.emit(project)
+        if project is None and self.inference.running:
+            QMetaObject.invokeMethod(self.inference.worker, "sync",
+                                     Qt.ConnectionType.BlockingQueuedConnection)
+
+    def forget_prediction(self) -> None:
+        """Another video or project opened: the prediction on screen is gone."""
+        self.prediction = self._held_prediction = None
+
+    # -- reference frame and predictions -------------------------------------------------------
+
+    def reference_idx(self, frame_idx: int | None = None) -> int:
+        """The reference frame the model compares `frame_idx` (default: the playhead) against."""
+        frame_idx = self._playhead.frame_idx if frame_idx is None else frame_idx
+        policy, fps = self.reference_policy, self._playhead.fps
+        onset = self._selected_onset()
+        if policy is ReferencePolicy.ONSET and onset is not None:
+            return reference_frame(frame_idx, policy, fps, onset_idx=onset)
+        if policy is ReferencePolicy.FIXED and self.fixed_reference_idx is not None:
+            return reference_frame(frame_idx, policy, fps, fixed_idx=self.fixed_reference_idx)
+        return reference_frame(frame_idx, ReferencePolicy.SLIDING, fps)
+
+    def set_reference_policy(self, policy: ReferencePolicy | str,
+                             fixed_idx: int | None = None) -> None:
+        self.reference_policy = ReferencePolicy(policy)
+        if fixed_idx is not None:
+            self.fixed_reference_idx = max(0, min(fixed_idx, self._playhead.n_frames - 1))
+        if self.reference_policy is ReferencePolicy.FIXED and self.fixed_reference_idx is None:
+            self.fixed_reference_idx = self._playhead.frame_idx
+        self.request_prediction()
+
+    def request_prediction(self) -> None:
+        media = self._playhead.media
+        if media is None:
+            return
+        reference_idx = self.reference_idx()
+        self.reference_changed.emit(self.reference_policy.value, reference_idx)
+        if self.model is None:
+            return
+        request = PredictionRequest(self._ids.next(), media, self._playhead.frame_idx,
+                                    reference_idx, self.model.model_version)
+        self._latest_prediction_request = request
+        self._prediction_requested.emit(request)
+
+    def _on_inference_prediction_made(self, prediction: FramePrediction) -> None:
+        latest = self._latest_prediction_request
+        if (latest is None or self.model is None or prediction.request_id != latest.request_id
+                or prediction.model_version != self.model.model_version
+                or latest.media != self._playhead.media):
+            return
+        if prediction.frame_idx == self._playhead.displayed_frame_idx:
+            self._show_prediction(prediction)
+        elif prediction.frame_idx == self._playhead.frame_idx:
+            self._held_prediction = prediction  # shown as soon as its frame is
+
+    def _on_playhead_frame_loaded(self, loaded: FrameLoaded) -> None:
+        held = self._held_prediction
+        if held is not None and held.frame_idx == loaded.frame_idx:
+            self._show_prediction(held)
+        elif self.prediction is not None and self.prediction.frame_idx != loaded.frame_idx:
+            self.prediction = None
+            self.prediction_cleared.emit()
+
+    def _show_prediction(self, prediction: FramePrediction) -> None:
+        self._held_prediction = None
+        self.prediction = prediction
+        self.prediction_made.emit(prediction)
+
+    # -- models --------------------------------------------------------------------------------
+
+    def model_choices(self) -> list[ModelChoice]:
+        return model_choices(self._project(), self.weights)
+
+    def load_startup_model(self) -> None:
+        """Load the project's model (its active version, else the bundled default ...).
+
+        When that model is already running (switching projects), it stays loaded and only its
+        project version id changes.
+        """
+        default = default_checkpoint()
+        choice = startup_choice(self.model_choices(),
+                                Path(default) if default is not None else None)
+        if choice is None:
+            if self.model is None:
+                self.model_unloaded.emit(f"no model found in the project or in {self.weights}; "
+                                         "run `make demo-assets` or train one with "
+                                         "`python main.py train ...`")
+            elif self._project() is not None:
+                self.model = self._adopt(self.model)
+            return
+        if self.model is not None and choice.name == self.model.model_version:
+            self.model = self._adopt(self.model)
+            self.model_loaded.emit(self.model)
+            return
+        self.select_model(choice)
+
+    def select_model(self, choice: ModelChoice) -> None:
+        """Load a model version in the inference worker (registering a weights/ checkpoint)."""
+        if not choice.available:
+            raise UserError(f"the checkpoint of {choice.name} is missing ({choice.checkpoint})")
+        request = ModelRequest(self._ids.next(), choice.checkpoint, choice.model_version_id,
+                               self.device)
+        self._model_request = request
+        self.status_posted.emit(f"loading model {choice.name} ...")
+        self._model_requested.emit(request)
+
+    def _on_inference_model_loaded(self, loaded: ModelLoaded) -> None:
+        if self._model_request is None or loaded.request_id != self._model_request.request_id:
+            return
+        loaded = self._adopt(loaded)
+        self.model = loaded
+        self.prediction = self._held_prediction = None
+        self.prediction_cleared.emit()
+        self.model_loaded.emit(loaded)
+        self.status_posted.emit(f"model {loaded.model_version} running on {loaded.device.upper()}")
+        self.request_prediction()
+
+    def _on_inference_model_load_failed(self, failure: ModelLoadFailed) -> None:
+        if self._model_request is not None and failure.request_id == self._model_request.request_id:
+            self._model_request = None
+            if self.model is None:
+                self.model_unloaded.emit(failure.message)
+        self.failed.emit(failure.message)
+
+    def crop_size_px(self) -> int | None:
+        """Side of the model's aligned input crop (from its model card), for the face-crop view."""
+        if self.model is None:
+            return None
+        return int(self.model.card.image_size)
+
+    def _adopt(self, loaded: ModelLoaded) -> ModelLoaded:
+        """The loaded model under the open project's version id, registering it (and making it
+        the active version) when the project is writable, so its predictions are cached."""
+        version_id = None
+        project = self._project()
+        if project is not None:
+            models = project.models
+            if project.read_only:
+                version = models.find(loaded.model_version)
+            else:
+                try:
+                    version = models.register(loaded.card, loaded.checkpoint, activate=True)
+                except UserError as err:  # a clash: run it, but never cache it under another's id
+                    self.failed.emit(str(err))
+                    version = None
+            version_id = version.id if version is not None else None
+        if version_id != loaded.model_version_id:
+            self._model_version_id_assigned.emit(version_id)
+        return replace(loaded, model_version_id=version_id)
+
+    def trace(self, video_id: int | None) -> ProbTrace | None:
+        """Cached probabilities of a video under the loaded model (timeline lanes)."""
+        project = self._project()
+        if (project is None or video_id is None or self.model is None
+                or self.model.model_version_id is None):
+            return None
+        return project.predictions.probs(video_id, self.model.model_version_id)
+
+    # -- analysis ------------------------------------------------------------------------------
+
+    def analyze(self, every: int = 1, events: tuple[tuple[int, int], ...] = ()) -> None:
+        """Predict every `every`-th frame of the open video in the background (cached) under
+        the reference policy on screen; `events`: (onset, offset) of the coded events, which
+        the onset policy takes its references from."""
+        media = self._playhead.media
+        if media is None or self.model is None:
+            raise UserError("open a video and load a model before analysing")
+        self.analysis.submit(AnalysisRequest(
+            media, max(1, every), self.reference_policy.value, self.fixed_reference_idx,
+            self.model.model_version, events=events), replace=True)
+
+    def close(self) -> None:
+        self.analysis.close()
+        self.inference.stop()
