@@ -69,6 +69,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                lambda w: w.analyze_video()),
     ActionSpec("switch_coder", "File", "Switch &coder…", ("Ctrl+Shift+U",),
                lambda w: w.ask_coder()),
+    ActionSpec("relink", "File", "&Relink video… (its media file or folder moved)", (),
+               lambda w: w.relink_dialog()),
     ActionSpec("quit", "File", "&Quit", ("Ctrl+Q",), lambda w: w.close()),
     ActionSpec("delete_event", "Edit", "&Delete selected event", ("Delete",),
                lambda w: w.session.delete_selected_event()),

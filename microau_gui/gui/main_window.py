@@ -452,6 +452,29 @@ class MainWindow(QMainWindow):
         if path:
             self.session.open_path(path)
 
+    def relink_dialog(self) -> None:
+        """File > Relink video…: the video whose media is missing (asked when several are; the
+        open one when none is), then its new file or folder (`ProjectSession.relink_video`)."""
+        videos = self.session.missing_videos() or (
+            [self.session.video] if self.session.video is not None else [])
+        if not videos:
+            raise UserError("open a project first; relinking points one of its videos at its media")
+        video = videos[0]
+        if len(videos) > 1:
+            names = [f"{v.name}  ({v.path})" for v in videos]
+            name, ok = QInputDialog.getItem(self, "Relink video", "Media missing for:", names, 0,
+                                            False)
+            if not ok:
+                return
+            video = videos[names.index(name)]
+        if video.path.suffix:
+            path, _ = QFileDialog.getOpenFileName(self, f"New place of {video.name}", "",
+                                                  MEDIA_FILTER)
+        else:
+            path = QFileDialog.getExistingDirectory(self, f"New place of {video.name} (image folder)")
+        if path:
+            self.session.relink_video(video.id, path)
+
     def show_panel(self, name: str) -> None:
         self.docks[name].show()
         self.docks[name].raise_()
