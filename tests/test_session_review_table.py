@@ -21,12 +21,18 @@ from microau_gui.store import schema
 from microau_gui.store.project import Project
 
 
-def _as_schema_1_with_blobs(path, blobs: dict[str, str]) -> None:
-    """Turn a current file into what schema 1 wrote: no table, the queue as project_meta blobs."""
+REVIEW_TABLE_VERSION = next(m.version for m in schema.MIGRATIONS
+                            if m.name == "review candidates table")
+
+
+def _as_before_the_table_with_blobs(path, blobs: dict[str, str]) -> None:
+    """Turn a current file into what the schema before the review table wrote: no table, the
+    queue as project_meta blobs (later migrations, if any, are rolled back too)."""
+    assert REVIEW_TABLE_VERSION == schema.latest_version()  # else undo the later ones here
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE review_candidates")
-    conn.execute("DELETE FROM schema_migrations WHERE version > 1")
-    conn.execute("PRAGMA user_version = 1")
+    conn.execute("DELETE FROM schema_migrations WHERE version >= ?", (REVIEW_TABLE_VERSION,))
+    conn.execute(f"PRAGMA user_version = {REVIEW_TABLE_VERSION - 1}")
     conn.executemany("INSERT INTO project_meta (key, value) VALUES (?, ?)", blobs.items())
     conn.commit()
     conn.close()
@@ -41,7 +47,7 @@ def test_the_migration_moves_stored_candidates_and_marks_into_the_table(tmp_path
                   detail="moved: brow", event_id=None, au=None),
              dict(video_id=first, onset=2, apex=4, offset=40, score=3.0, kind="macro",
                   detail="", event_id=None, au=None)]
-    _as_schema_1_with_blobs(path, {
+    _as_before_the_table_with_blobs(path, {
         f"review.candidates.{first}": json.dumps(
             {"items": items, "rejected": [1], "accepted": {"0": 77}}),
         f"review.candidates.{second}": "{not json",  # unreadable before: dropped
@@ -49,7 +55,7 @@ def test_the_migration_moves_stored_candidates_and_marks_into_the_table(tmp_path
     })
 
     with Project.open(path) as upgraded:
-        assert upgraded.schema_version == schema.latest_version() >= 2
+        assert upgraded.schema_version == schema.latest_version()
         rows = upgraded.review.rows(first)
         assert [(r.onset_idx, r.apex_idx, r.offset_idx, r.score, r.kind, r.detail) for r in rows] == [
             (10, 12, 15, 9.5, "micro", "moved: brow"), (2, 4, 40, 3.0, "macro", "")]

@@ -8,16 +8,17 @@ It receives a `SessionContext`, not the session.
 The loop (issue #7 part 3, our specification):
 - `start(...)` snapshots the selected events on the GUI thread (`snapshot_events`: training never
   reads the live store, so the coder keeps editing meanwhile) and runs `run_finetune` from the
-  loaded model (the parent) as a background job (`session.jobs`), with torch on every core but one (as the
-  inference worker does) so painting and scrubbing never queue behind training. Progress
+  loaded model (the parent) as a background job (`session.jobs`), with torch on every core but
+  one (as the inference worker does) so painting and scrubbing never queue behind training. Progress
   (`FinetuneProgress`, whose epoch-end reports carry the loss and held-out F1 points of the live
   curves) arrives through `progressed`; `cancel()` stops it within a training step and leaves the
   active model, the store and the weights folder unchanged.
 - When it ends, the new checkpoint is registered in the project as an inactive version (so a
   crash or a closed dialog loses nothing) and `finished(JobDone)` carries the before/after
-  report and the new version's id (`Tuned`). `activate(done)` loads it into the running inference worker (no restart; the project
-  marks it active when it is loaded, see `ModelSlot._adopt`); `discard(done)` unregisters
-  it and deletes its checkpoint, leaving the active model as it was.
+  report and the new version's id (`Tuned`). `activate(done)` loads it into the running
+  inference worker (no restart; the project marks it active when it is loaded, see
+  `ModelSlot._adopt`); `discard(done)` unregisters it and deletes its checkpoint, leaving the
+  active model as it was.
 - Any earlier version is rolled back to with `ProjectSession.select_model`: predictions are cached
   per version, so the older version's timeline traces come back as they were.
 """

@@ -5,8 +5,8 @@ messages/workers and PySide6.QtCore. The worker runs in its own QThread (see ses
 the frame source it opens is used only on that thread (frame sources are not thread-safe).
 
 How a frame reaches the screen:
-- The session first looks in `DecodedFrames`, a small lock-guarded LRU of decoded frames the
-  loader filled. A hit is drawn at once on the GUI thread: no thread hop, no decode.
+- The playhead (session.playhead) first looks in `DecodedFrames`, a small lock-guarded LRU of
+  decoded frames the loader filled. A hit is drawn at once on the GUI thread: no thread hop, no decode.
 - Otherwise the request goes to the loader, newest request first (`LatestOnly`); it decodes the
   frame, puts it in `DecodedFrames` and answers with `FrameLoaded`.
 - Read-ahead: after either, once no newer request waits, the loader decodes the next few frames

@@ -123,7 +123,7 @@ class InferenceWorker(Worker):
     def load_model(self, request: ModelRequest) -> None:
         try:
             self._load_model(request)
-        except Exception as err:  # reported as a typed message: the session clears its model slot
+        except Exception as err:  # a typed message: the model slot clears its pending request
             log.warning("loading model %s failed", request.checkpoint, exc_info=True)
             self.model_load_failed.emit(ModelLoadFailed(
                 request.request_id, request.checkpoint,

@@ -6,10 +6,10 @@ messages, jobs, workers, spot_worker and review_items, and PySide6.QtCore; never
 receives a `SessionContext`, not the session.
 
 Our specification of the spotting review (issue #8 part 3):
-- "Spot this video" runs `spotting.spot_media` as a background job (`session.spot_worker.spot`) with progress and
-  cancel. Its candidates are ranked by score (highest first) and kept in the project file
-  (table `review_candidates`, `store.review_queue`) with the coder's reject marks, so an
-  hour-long video is spotted once; reopening the project shows the same queue.
+- "Spot this video" runs `spotting.spot_media` as a background job (`session.spot_worker.spot`)
+  with progress and cancel. Its candidates are ranked by score (highest first) and kept in the
+  project file (table `review_candidates`, `store.review_queue`) with the coder's reject marks,
+  so an hour-long video is spotted once; reopening the project shows the same queue.
 - Going to an item opens its video and puts the playhead on its apex, where the AU panel shows
   the model's prediction for it (under the window's reference policy).
 - Accept turns the candidate into an event through ONE `AcceptPrediction` command (one undo

@@ -1,8 +1,8 @@
 """The review queues as plain values: items, marks, ranking, and the jobs that fill them.
 
 Owns: `ReviewItem`, `ItemStatus`, `ReviewQueue`, `AU_THRESHOLD`, `MICRO_MAX_S`, `aus_from_probs`,
-`firing_span`, `accepted_aus`, `accepted_event`, the conversions from spotting candidates and suggestions to items, the
-candidates' persistence (`store.review_queue`) and `suggest` (the job function for a
+`firing_span`, `accepted_aus`, `accepted_event`, the conversions from spotting candidates and
+suggestions to items, the candidates' persistence (`store.review_queue`) and `suggest` (the job function for a
 `SuggestRequest`). May import inference (`inference.suggest`, lazily), store, core and the
 session's messages and jobs; no Qt, so every rule here is tested without a window.
 See `session.review` for the spotted candidates queue.
