@@ -9,26 +9,25 @@ left half-written (every writer renames a finished temporary file into place).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox
 
 from microau_gui.core.errors import UserError
 from microau_gui.session.interchange import EXPORT_FORMATS, IMPORT_FORMATS, FileFormat
 
-if TYPE_CHECKING:
-    from microau_gui.gui.main_window import MainWindow
+# `window` is the main window (gui.main_window.MainWindow, which imports this module: named by
+# its Qt base here so the two never import each other).
 
 
-def _file_menu(window: MainWindow) -> QMenu:
+def _file_menu(window: QMainWindow) -> QMenu:
     for action in window.menuBar().actions():
         if action.menu() is not None and action.text().replace("&", "") == "File":
             return action.menu()
     return window.menuBar().addMenu("File")
 
 
-def install_format_menus(window: MainWindow) -> tuple[QMenu, QMenu]:
+def install_format_menus(window: QMainWindow) -> tuple[QMenu, QMenu]:
     """Add Import and Export submenus to the File menu (before Quit); returns them."""
     file_menu = _file_menu(window)
     quit_action = next((a for a in file_menu.actions() if a.text().replace("&", "") == "Quit"),
@@ -53,7 +52,7 @@ def install_format_menus(window: MainWindow) -> tuple[QMenu, QMenu]:
     return import_menu, export_menu
 
 
-def _report(window: MainWindow, title: str, run) -> str | None:
+def _report(window: QMainWindow, title: str, run) -> str | None:
     try:
         summary = run()
     except UserError as err:
@@ -63,7 +62,7 @@ def _report(window: MainWindow, title: str, run) -> str | None:
     return summary
 
 
-def run_import(window: MainWindow, fmt: FileFormat) -> str | None:
+def run_import(window: QMainWindow, fmt: FileFormat) -> str | None:
     """Ask for a file and import it; the dataset entry opens the dataset import dialog."""
     if fmt.key == "dataset":
         window.import_dialog()
@@ -75,7 +74,7 @@ def run_import(window: MainWindow, fmt: FileFormat) -> str | None:
     return _report(window, "Import", lambda: window.interchange.import_file(fmt.key, path))
 
 
-def run_export(window: MainWindow, fmt: FileFormat) -> str | None:
+def run_export(window: QMainWindow, fmt: FileFormat) -> str | None:
     """Ask for a file name and export to it."""
     path, _ = QFileDialog.getSaveFileName(window, f"Export {fmt.label.rstrip('…')}", "",
                                           fmt.filter)
