@@ -51,8 +51,9 @@ def test_demo_finetune_activate_and_roll_back_in_the_versions_panel(qtbot, windo
     dialog.epochs.setValue(1)
     with qtbot.waitSignal(session.finetune.finished, timeout=TIMEOUT_MS) as finished:
         qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
-    result = finished.args[0].result
-    assert result is not None, finished.args[0]
+    tuned = finished.args[0].result  # JobDone -> Tuned (the registered FinetuneResult)
+    assert tuned is not None, finished.args[0]
+    result = tuned.report
     child = next(v for v in project.models.list() if v.name == result.card.name)
 
     # Item 3: the dialog and the panel give the same before -> after, and say on what.
