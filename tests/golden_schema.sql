@@ -1,5 +1,5 @@
 -- application_id: 0x4d415553
--- schema_version: 4
+-- schema_version: 5
 -- index event_aus_au on event_aus
 CREATE INDEX event_aus_au ON event_aus(au);
 -- index events_import on events
