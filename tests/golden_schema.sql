@@ -1,5 +1,5 @@
 -- application_id: 0x4d415553
--- schema_version: 5
+-- schema_version: 6
 -- index event_aus_au on event_aus
 CREATE INDEX event_aus_au ON event_aus(au);
 -- index events_import on events
@@ -93,7 +93,7 @@ CREATE TABLE model_versions (
     metrics TEXT NOT NULL,
     created_at TEXT NOT NULL,
     active INTEGER NOT NULL DEFAULT 0 CHECK (active IN (0, 1))
-);
+, card_version TEXT);
 -- table notes on notes
 CREATE TABLE notes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

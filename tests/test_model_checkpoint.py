@@ -134,7 +134,7 @@ def test_wrong_architecture_names_the_tensors_that_do_not_fit(saved):
         load_checkpoint(folder)
 
     values["config"]["gda_layers"] = 1
-    values["config"]["vocab"] = list(DEFAULT_VOCAB[:6])
+    values["config"]["vocab"] = values["vocab"] = list(DEFAULT_VOCAB[:6])
     values["prompts"] = {code: values["prompts"][code] for code in DEFAULT_VOCAB[:6]}
     card_path.write_text(json.dumps(values))
     with pytest.raises(UserError, match=r"shape mismatch .*pta\.query_offset \(12, 128\) vs \(6, 128\)"):
@@ -224,3 +224,93 @@ def test_saving_the_same_weights_twice_gives_the_same_version(trained_model, sav
     assert again.weights_sha256 == card.weights_sha256  # the version string is reproducible
     assert again.version == card.version
     assert (tmp_path / "again" / folder.name / WEIGHTS_NAME).read_bytes() == (folder / WEIGHTS_NAME).read_bytes()
+
+
+def _edited(folder, edit) -> str:
+    """The version of the checkpoint after `edit(values)` changed its card.json in place."""
+    path = folder / CARD_NAME
+    values = json.loads(path.read_text())
+    edit(values)
+    path.write_text(json.dumps(values))
+    return read_card(folder).version
+
+
+def test_the_version_covers_every_card_field_that_changes_outputs(saved):
+    folder, card = saved
+    original = (folder / CARD_NAME).read_text()
+    assert read_card(folder).version == card.version
+
+    def restore_then(edit):
+        (folder / CARD_NAME).write_text(original)
+        return _edited(folder, edit)
+
+    def reorder(values):  # the same AUs in another output order: columns would be relabelled
+        values["config"]["vocab"] = values["vocab"] = values["config"]["vocab"][::-1]
+        values["prompts"] = dict(reversed(list(values["prompts"].items())))
+
+    def prep(**changes):
+        return lambda values: values["training_settings"].update({"prep": {"size": 112, "flow_size": 224,
+                                                                           "version": "pair-v1", **changes}})
+
+    base_prep = restore_then(prep())
+    changed = {
+        "input mode": restore_then(lambda v: v["config"].update(input_mode="apex")),
+        "vocabulary order": restore_then(reorder),
+        "crop size": restore_then(lambda v: v.update(image_size=96)),
+        "flow size": restore_then(prep(flow_size=112)),
+        "preprocessing version": restore_then(prep(version="pair-v2")),
+        "threshold": restore_then(lambda v: v["metrics"].update(threshold=0.3)),
+        "weights": restore_then(lambda v: v.update(weights_sha256="0" * 64)),
+    }
+    for what, version in changed.items():
+        assert version not in (card.version, base_prep), what
+    assert base_prep != card.version
+    # Notes, scores and lineage do not change what the model outputs.
+    assert restore_then(lambda v: v.update(notes="checked by A.B.", parent="x@1")) == card.version
+    assert restore_then(lambda v: v["metrics"].update(mean_f1=0.9)) == card.version
+    (folder / CARD_NAME).write_text(original)
+
+
+def test_a_tampered_card_is_refused_from_the_header_before_anything_is_built(saved, monkeypatch):
+    import resource
+
+    folder, _ = saved
+    path = folder / CARD_NAME
+    original = json.loads(path.read_text())
+    built = []
+    real_init = MicroAUCLIP.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(torch.empty(0).device.type)  # the device the network's tensors go to
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(MicroAUCLIP, "__init__", counting_init)
+    # A 3 MB tiny checkpoint whose card claims ViT-L-14: refused from the header's shapes, with
+    # the claimed architecture built on the meta device only (no memory).
+    claims = {**original, "config": {**original["config"], "backbone": "ViT-L-14", "image_size": None,
+                                     "quick_gelu": False}, "image_size": 224, "grid_size": 16}
+    path.write_text(json.dumps(claims))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UserError, match="does not fit the architecture its card describes"):
+        load_checkpoint(folder)
+    assert built == ["meta"]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KB: < 200 MB
+
+    # Sizes out of bounds, nulls and wrong types: one line, nothing built.
+    for edit, says in (({"image_size": 44800}, "image_size"),
+                       ({"config": {**original["config"], "image_size": 44800}}, "config.image_size"),
+                       ({"grid_size": -1}, "grid_size"),
+                       ({"config": {**original["config"], "vocab": None}}, "config.vocab"),
+                       ({"vocab": None}, "vocab must list the au codes"),
+                       ({"prompts": None}, "prompts"),
+                       ({"image_size": "112"}, "image_size"),
+                       ({"config": {**original["config"], "gda_layers": 10**6}}, "config.gda_layers")):
+        built.clear()
+        path.write_text(json.dumps({**original, **edit}))
+        with pytest.raises(UserError) as raised:
+            load_checkpoint(folder)
+        message = str(raised.value)
+        assert says in message.lower() and "\n" not in message and "damaged" in message, message
+        assert built == []
+    path.write_text(json.dumps(original))
+    assert load_checkpoint(folder)[1].name == "demo" and built == ["meta", "cpu"]

@@ -166,6 +166,7 @@ class _Card:
     training_data_hash: str | None = "sha1:cc"
     metrics: dict = field(default_factory=lambda: {"mean_f1": 0.4})
     created: str = "2026-12-01T10:00:00+00:00"
+    version: str = ""  # ModelCard.version: name@hash of the weights and output-changing fields
 
 
 def test_register_is_idempotent_and_refuses_clashes(project, tmp_path):
@@ -200,3 +201,32 @@ def test_prediction_with_the_wrong_vocabulary_is_refused(project, tmp_path):
         project.predictions.put_many(project.videos()[0].id, version.id,
                                      [_prediction(0, np.random.default_rng(3))])
     assert len(project.predictions.frames(project.videos()[0].id, version.id)) == 0
+
+
+def test_an_edited_checkpoint_is_a_new_version_whose_cache_starts_empty(project, tmp_path):
+    """The same folder with an edited card (another input mode, a reordered vocabulary) or new
+    weights has another card version: its predictions must not come from the old one's cache."""
+    models, video = project.models, project.videos()[0]
+    folder = tmp_path / "weights" / "m1"
+    folder.mkdir(parents=True)
+    first = models.register(_Card("m1", VOCAB, version="m1@aaaaaaaaaaaa"), folder)
+    assert first.card_version == "m1@aaaaaaaaaaaa"
+    project.predictions.put_many(video.id, first.id, [_prediction(0, np.random.default_rng(1), "m1")])
+
+    edited = models.register(_Card("m1", VOCAB[::-1], version="m1@bbbbbbbbbbbb"), folder)
+    assert edited.id != first.id and edited.name == "m1@bbbbbbbbbbbb" and edited.vocab == VOCAB[::-1]
+    assert len(project.predictions.frames(video.id, edited.id)) == 0
+    assert project.predictions.get(video.id, edited.id, 0) is None
+    # Registering either card again finds its own version and cache.
+    assert models.register(_Card("m1", VOCAB[::-1], version="m1@bbbbbbbbbbbb"), folder).id == edited.id
+    again = models.register(_Card("m1", VOCAB, version="m1@aaaaaaaaaaaa"), folder)
+    assert again.id == first.id and len(project.predictions.frames(video.id, first.id)) == 1
+
+
+def test_a_version_from_before_card_versions_is_claimed_by_its_checkpoint(project, tmp_path):
+    legacy = project.models.add("old", tmp_path / "old", VOCAB)  # as the demo project stores it
+    assert legacy.card_version is None
+    claimed = project.models.register(_Card("old", VOCAB, version="old@cccccccccccc"), tmp_path / "old")
+    assert claimed.id == legacy.id and claimed.card_version == "old@cccccccccccc"
+    other = project.models.register(_Card("old", VOCAB, version="old@dddddddddddd"), tmp_path / "old")
+    assert other.id != legacy.id

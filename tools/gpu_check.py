@@ -39,6 +39,11 @@ REQUIREMENTS = {
     "pillow": "13.0.0",  # torchvision's
     "numpy": "1.26.4",  # our model package
     "safetensors": "0.8.0",  # checkpoints
+    "pydantic": "2.14.3",  # model cards are validated before anything is built from them
+    "pydantic_core": "2.50.4",  # pydantic's
+    "annotated_types": "0.8.0",  # pydantic's
+    "typing_inspection": "0.4.5",  # pydantic's
+    "typing_extensions": "4.16.0",  # pydantic's (torch brings it too)
     "tqdm": "4.70.1",  # open_clip's
     "psutil": "7.2.2",  # the bench's machine block
     "pytest": "9.2.0",  # the CUDA tests

@@ -12,10 +12,13 @@ the card alone, cheaply, for listings and model banners.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from microau_gui.core.errors import UserError
 from microau_gui.model.config import MicroAUConfig
@@ -28,6 +31,72 @@ DEFAULT_INTENDED_USE = (
     "Research aid for reviewing micro-expression action units. Predictions support, and never "
     "replace, a certified FACS coder; not for clinical, forensic or hiring decisions."
 )
+
+
+# Bounds on every size a card may state (D7: `image_size 44800` made the loader try 16 GB). They
+# are far above any model here (ViT-L-14 at 336 px: 336 px crops, a 24-patch grid, 16 heads).
+MAX_IMAGE_PX = 1024
+MAX_GRID = 128
+MAX_AUS = 64
+_Text = Field(max_length=10_000)
+_Sha256 = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class _Prompts(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    positive: list[str] = Field(min_length=1, max_length=64)
+    negative: list[str] = Field(min_length=1, max_length=64)
+
+
+class _ConfigFile(BaseModel):
+    """The sizes of `config` (its meaning is `MicroAUConfig`'s to check)."""
+
+    model_config = ConfigDict(extra="allow")
+    backbone: str = Field(min_length=1, max_length=64)
+    image_size: int | None = Field(default=None, ge=16, le=MAX_IMAGE_PX, strict=True)
+    vocab: list[str] = Field(min_length=1, max_length=MAX_AUS)
+    pta_heads: int = Field(default=4, ge=1, le=64, strict=True)
+    gda_layers: int = Field(default=1, ge=1, le=16, strict=True)
+    gda_heads: int = Field(default=4, ge=1, le=64, strict=True)
+    gda_ffn_ratio: float = Field(default=2.0, gt=0, le=16)
+
+
+class _CardFile(BaseModel):
+    """card.json as stored: types and bounds, checked before anything is built from it."""
+
+    model_config = ConfigDict(extra="allow")  # readable copies (loss_weights ...) are ignored
+    name: str = Field(min_length=1, max_length=200)
+    config: _ConfigFile
+    prompts: dict[str, _Prompts] = Field(min_length=1, max_length=MAX_AUS)
+    image_size: int = Field(ge=16, le=MAX_IMAGE_PX, strict=True)
+    grid_size: int = Field(ge=1, le=MAX_GRID, strict=True)
+    pretrained_source: str = _Text
+    pretrained_loaded: bool = Field(strict=True)
+    architecture: str = _Sha256
+    weights_sha256: str = _Sha256
+    created: str = Field(max_length=64)
+    training_data_hash: str | None = Field(default=None, max_length=200)
+    metrics: dict[str, Any] = {}
+    parent: str | None = Field(default=None, max_length=300)
+    training_settings: dict[str, Any] = {}
+    intended_use: str = _Text
+    notes: str = _Text
+    vocab: list[str] | None = Field(default=None, max_length=MAX_AUS)  # the readable copy
+
+    @field_validator("vocab", mode="before")
+    @classmethod
+    def _copy_is_a_list(cls, value):
+        if value is None:  # the copy may be left out, not nulled: `vocab: null` is an edit
+            raise ValueError("must list the AU codes, not be null")
+        return value
+
+
+def _validation_error(err: ValidationError, where: str) -> UserError:
+    first = err.errors()[0]
+    field_path = ".".join(str(part) for part in first["loc"]) or "the card"
+    message = first["msg"].removeprefix("Value error, ").lower()
+    return UserError(f"{where}: {field_path} {message}; the checkpoint is damaged or was "
+                     "edited by hand, re-save or re-train it")
 
 
 @dataclass(frozen=True)
@@ -73,10 +142,26 @@ class ModelCard:
         """Trained on synthetic data for the bundled demo (`make demo-assets` sets the flag)."""
         return bool(self.training_settings.get(DEMO_FLAG))
 
+    def output_fields(self) -> dict[str, Any]:
+        """Everything in the card that changes what the model outputs for a frame: the weights
+        (their hash; the pixel normalisation and the prompt embeddings are tensors in them), the
+        whole config (vocabulary *in output order*, input mode, crop size, architecture), the
+        crop and flow sizes and the preprocessing version the pairs are cut with, and the decision
+        threshold. Not the metrics, notes, lineage or times."""
+        prep = self.training_settings.get("prep") if isinstance(self.training_settings, dict) else None
+        threshold = self.metrics.get("threshold") if isinstance(self.metrics, dict) else None
+        return {"weights_sha256": self.weights_sha256, "config": self.config.to_dict(),
+                "image_size": self.image_size, "grid_size": self.grid_size,
+                "prep": prep if isinstance(prep, dict) else None, "threshold": threshold}
+
     @property
     def version(self) -> str:
-        """Content-addressed version string, e.g. "demo@3f2a9c1b0d4e" (store and GUI key)."""
-        return f"{self.name}@{self.weights_sha256[:12]}"
+        """Content-addressed version string, e.g. "demo@3f2a9c1b0d4e" (store key): equal iff the
+        name and `output_fields()` are. An edited card.json (another input mode, a reordered
+        vocabulary, another crop) is another version, so its predictions are never served from
+        the old one's cache. Until December 2026 it hashed the weights alone."""
+        text = json.dumps(self.output_fields(), sort_keys=True, separators=(",", ":"))
+        return f"{self.name}@{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -106,6 +191,13 @@ class ModelCard:
         missing = [name for name in required if name not in values]
         if missing:
             raise UserError(f"{where} lacks {', '.join(missing)}; the checkpoint is damaged")
+        try:
+            checked = _CardFile.model_validate(values)
+        except ValidationError as err:
+            raise _validation_error(err, where) from None
+        if checked.vocab is not None and checked.vocab != checked.config.vocab:
+            raise UserError(f"{where}: vocab {checked.vocab} differs from config.vocab {checked.config.vocab}; "
+                            "the checkpoint is damaged or was edited by hand, re-save or re-train it")
         kept = {k: v for k, v in values.items() if k in known}
         kept["config"] = MicroAUConfig.from_dict(values["config"])
         try:

@@ -22,7 +22,7 @@ from microau_gui.store import schema
 from microau_gui.store.db import Database, resolve_path, store_path
 from microau_gui.store.records import ModelVersion
 
-_COLUMNS = "id, name, checkpoint, vocab, parent_id, data_hash, metrics, created_at, active"
+_COLUMNS = "id, name, checkpoint, vocab, parent_id, data_hash, metrics, created_at, active, card_version"
 
 
 class Card(Protocol):
@@ -34,6 +34,7 @@ class Card(Protocol):
     training_data_hash: str | None
     metrics: Mapping[str, Any]
     created: str
+    version: str  # name@hash of the weights and every card field that changes outputs
 
 
 class ModelRegistry:
@@ -45,7 +46,7 @@ class ModelRegistry:
         return ModelVersion(
             id=row[0], name=row[1], checkpoint=resolve_path(self._dir, row[2]),
             vocab=tuple(json.loads(row[3])), parent_id=row[4], data_hash=row[5],
-            metrics_json=row[6], created_at=row[7], active=bool(row[8]),
+            metrics_json=row[6], created_at=row[7], active=bool(row[8]), card_version=row[9],
         )
 
     @staticmethod
@@ -62,7 +63,7 @@ class ModelRegistry:
     def add(self, name: str, checkpoint: Path | str, vocab: tuple[str, ...], *,
             parent_id: int | None = None, data_hash: str = "",
             metrics: Mapping[str, Any] | None = None, activate: bool = False,
-            created_at: str | None = None) -> ModelVersion:
+            created_at: str | None = None, card_version: str | None = None) -> ModelVersion:
         """Register a checkpoint as a new version (and make it active when `activate`)."""
         name = name.strip()
         if not name:
@@ -78,10 +79,10 @@ class ModelRegistry:
                 conn.execute("UPDATE model_versions SET active = 0 WHERE active = 1")
             cursor = conn.execute(
                 "INSERT INTO model_versions (name, checkpoint, vocab, parent_id, data_hash, "
-                "metrics, created_at, active) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "metrics, created_at, active, card_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, store_path(self._dir, checkpoint), json.dumps(list(vocab)), parent_id,
                  data_hash, json.dumps(dict(metrics or {}), sort_keys=True),
-                 created_at or schema.utc_now(), int(activate)),
+                 created_at or schema.utc_now(), int(activate), card_version),
             )
             changes.models.add(cursor.lastrowid)
             return self.get(cursor.lastrowid)
@@ -119,12 +120,19 @@ class ModelRegistry:
         vocabulary identify it.
         """
         checkpoint = Path(checkpoint)
-        with self._db.write():
+        with self._db.write() as changes:
             version = self.find(card.name)
+            name = card.name
+            if version is not None and version.card_version not in (None, card.version):
+                # The same folder with other weights or an edited card: another model. It gets
+                # its own version (named by its card version), so the old cache is never served.
+                name = card.version
+                version = self.find(name)
             if version is None:
-                return self.add(card.name, checkpoint, card.vocab, parent_id=parent_id,
+                return self.add(name, checkpoint, card.vocab, parent_id=parent_id,
                                 data_hash=card.training_data_hash or "", metrics=card.metrics,
-                                activate=activate, created_at=card.created or None)
+                                activate=activate, created_at=card.created or None,
+                                card_version=card.version)
             if version.checkpoint.exists() and version.checkpoint.resolve() != checkpoint.resolve():
                 raise UserError(f"the project already has a model version named {version.name!r} for "
                                 f"another checkpoint ({version.checkpoint}); rename the checkpoint "
@@ -132,6 +140,11 @@ class ModelRegistry:
             if tuple(version.vocab) != self._vocab(version.name, card.vocab):
                 raise UserError(f"model version {version.name!r} in the project predicts other AUs "
                                 f"than {checkpoint}; rename the checkpoint folder")
+            if version.card_version is None:  # registered before card versions were recorded
+                self._db.conn().execute("UPDATE model_versions SET card_version = ? WHERE id = ?",
+                                        (card.version, version.id))
+                changes.models.add(version.id)
+                version = self.get(version.id)
             if activate and not version.active:
                 return self.set_active(version.id)
             return version

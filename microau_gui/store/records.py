@@ -165,6 +165,7 @@ class ModelVersion:
     metrics_json: str  # the training/eval report as JSON text
     created_at: str
     active: bool
+    card_version: str | None = None  # ModelCard.version its predictions were cached under
 
     @property
     def metrics(self) -> dict[str, Any]:

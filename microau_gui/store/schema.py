@@ -236,12 +236,20 @@ WHERE json_valid(m.value)
     "DELETE FROM project_meta WHERE key LIKE 'review.candidates.%'",
 )
 
+# The card version (`ModelCard.version`: weights and every output-changing card field) a model
+# version's predictions were cached under. NULL: registered before it was recorded; the next
+# registration of that checkpoint records its card's.
+_CARD_VERSION = (
+    "ALTER TABLE model_versions ADD COLUMN card_version TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "comparison traces of other AU tools", _COMPARISON_TRACES),
     Migration(3, "imported-event identity, original AU cell, import outcome", _IMPORT_IDENTITY),
     Migration(4, "top / bottom lip of an AU", _LIP_PART),
     Migration(5, "review candidates table", _REVIEW_CANDIDATES_TABLE),
+    Migration(6, "card version of a model version", _CARD_VERSION),
 )
 
 
