@@ -141,8 +141,10 @@ def check(device: str, wheels: Path, out: Path) -> int:
                 _say(f"  {key}: {shown} {entry['unit']}")
                 if entry.get("error"):
                     ok = False
-    _say(f"{'passed' if ok else 'FAILED'} in {seconds:.0f} s (limit {TIME_LIMIT_S:.0f} s); bench report {report}")
-    return 0 if ok and seconds <= TIME_LIMIT_S else 1
+    in_time = seconds <= TIME_LIMIT_S
+    verdict = "passed" if ok and in_time else ("FAILED" if not ok else "FAILED: too slow")
+    _say(f"{verdict} in {seconds:.0f} s (limit {TIME_LIMIT_S:.0f} s); bench report {report}")
+    return 0 if ok and in_time else 1
 
 
 def main() -> int:
