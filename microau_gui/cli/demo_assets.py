@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
+
+from microau_gui.core.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +49,6 @@ DEMO_FPS = 200.0  # demo clips' frame rate, as CASME II records
 DEMO_JPEG_QUALITY = (75, 85)  # demo clips' JPEG quality range (synth draws one per clip)
 THREADS = 2  # torch threads: fixed, so the same machine gives the same weights
 
-
-def _swap_in(built: Path, final: Path) -> None:
-    """Replace `final` by `built` (same parent), keeping `final` until `built` is in place."""
-    old = final.with_name(f".{final.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    built.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def _progress(label: str):
@@ -86,24 +76,20 @@ def train_demo_model(weights: Path, *, clips_per_subject: int, epochs: int) -> P
         config = model_config(backbone="tiny")
         data = prepare_data(DatasetSpec("casme2", clips.sheet, clips.root), config, cache=None)
         settings = train_settings(epochs=epochs, seed=TRAIN_SEED, threads=THREADS)
-        build = weights / ".build"
-        if build.exists():
-            shutil.rmtree(build)
-        out = build / DEMO_NAME
+        final = weights / DEMO_NAME
         print(f"training {DEMO_NAME} on {len(data.prepared.pairs)} pairs, {epochs} epochs ...", file=sys.stderr)
-        card, fit = train_all_and_save(data, config, settings, "cpu", out)
-    training_settings = dict(card.training_settings)
-    training_settings[DEMO_FLAG] = True
-    # The temporary dataset paths mean nothing after the build; say what the data was instead.
-    training_settings["dataset"] = {
-        "kind": "casme2", "synthetic": True, "subjects": 3, "clips_per_subject": clips_per_subject,
-        "seed": TRAIN_SEED, "made_by": "microau_gui.synth.generate_clips (make demo-assets)",
-    }
-    update_card(out, intended_use=DEMO_INTENDED_USE, notes=DEMO_NOTES,
-                training_settings=training_settings)
-    final = weights / DEMO_NAME
-    _swap_in(out, final)
-    build.rmdir()
+        # Built beside the old one, which stays in place until the new one is complete.
+        with atomic_dir(final, replace=True, named=True) as out:
+            card, fit = train_all_and_save(data, config, settings, "cpu", out)
+            training_settings = dict(card.training_settings)
+            training_settings[DEMO_FLAG] = True
+            # The temporary dataset paths mean nothing after the build; say what the data was instead.
+            training_settings["dataset"] = {
+                "kind": "casme2", "synthetic": True, "subjects": 3, "clips_per_subject": clips_per_subject,
+                "seed": TRAIN_SEED, "made_by": "microau_gui.synth.generate_clips (make demo-assets)",
+            }
+            update_card(out, intended_use=DEMO_INTENDED_USE, notes=DEMO_NOTES,
+                        training_settings=training_settings)
     print(f"demo model: mean F1 {fit.report.to_json().get('mean_f1', float('nan')):.2f} on its own "
           f"(synthetic) training pairs; card {read_card(final).version}", file=sys.stderr)
     return final
@@ -112,6 +98,17 @@ def train_demo_model(weights: Path, *, clips_per_subject: int, epochs: int) -> P
 def build_demo_project(assets: Path, checkpoint: Path, *, subjects: int, clips_per_subject: int,
                        size: int) -> Path:
     """Step 3: assets/demo with a few clips, coding.xlsx and demo.maus (model registered, active)."""
+    assets.mkdir(parents=True, exist_ok=True)
+    final = assets / "demo"
+    with atomic_dir(final, replace=True) as build:
+        _build_demo_folder(build, checkpoint, subjects=subjects, clips_per_subject=clips_per_subject,
+                           size=size)
+    return final / "demo.maus"
+
+
+def _build_demo_folder(build: Path, checkpoint: Path, *, subjects: int, clips_per_subject: int,
+                       size: int) -> None:
+    """Fill the empty folder `build` with the demo clips, coding.xlsx and demo.maus."""
     from microau_gui.media import frame_index, open_media
     from microau_gui.model.card import read_card
     from microau_gui.store.importers import import_dataset
@@ -119,10 +116,6 @@ def build_demo_project(assets: Path, checkpoint: Path, *, subjects: int, clips_p
     from microau_gui.synth import generate_clips
     from microau_gui.synth.clips import ClipConfig
 
-    assets.mkdir(parents=True, exist_ok=True)
-    build = assets / ".demo-build"
-    if build.exists():
-        shutil.rmtree(build)
     print(f"generating {subjects * clips_per_subject} demo clips ...", file=sys.stderr)
     # A slightly lower JPEG quality than the training clips keeps the bundled folder small.
     clips = generate_clips(build, subjects=subjects, clips_per_subject=clips_per_subject, size=size,
@@ -137,9 +130,6 @@ def build_demo_project(assets: Path, checkpoint: Path, *, subjects: int, clips_p
         project.models.register(card, checkpoint, activate=True)
         project.set_meta("demo", json.dumps({"made_by": "make demo-assets", "clips_seed": CLIPS_SEED}))
     print(f"demo project: {summary}", file=sys.stderr)
-    final = assets / "demo"
-    _swap_in(build, final)
-    return final / "demo.maus"
 
 
 def _size_mb(path: Path) -> float:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import PendingFile
 from microau_gui.core.types import FramePrediction
 from microau_gui.inference.reference import DEFAULT_WINDOW_S, ReferencePolicy
 
@@ -144,10 +144,13 @@ class CsvSink:
     def __init__(self, path: Path, vocab: Sequence[str]):
         self.path = Path(path)
         self.columns = (*CSV_FIXED_COLUMNS, *vocab)
-        self._tmp = self.path.with_name(f".{self.path.name}.partial")
+        self._pending: PendingFile | None = None
         try:
-            self._handle = open(self._tmp, "w", newline="", encoding="utf-8")
+            self._pending = PendingFile(self.path)  # unique: two runs with one --out never mix rows
+            self._handle = open(self._pending.tmp, "w", newline="", encoding="utf-8")
         except OSError as err:
+            if self._pending is not None:
+                self._pending.discard()
             raise UserError(f"cannot write {self.path}: {err.strerror or err}; choose another --out") from None
         self._writer = csv.writer(self._handle)
         self._writer.writerow(self.columns)
@@ -161,12 +164,11 @@ class CsvSink:
     def commit(self) -> None:
         self._handle.close()
         try:
-            os.replace(self._tmp, self.path)
+            self._pending.commit()
         except OSError as err:
             raise UserError(f"cannot write {self.path}: {err.strerror or err}; choose another --out") from None
 
     def discard(self) -> None:
         if not self._handle.closed:
             self._handle.close()
-        if self._tmp.exists():
-            self._tmp.unlink()
+        self._pending.discard()

@@ -30,11 +30,11 @@ project, which no coder asked for yet; the tabular export above is what BORIS us
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 from microau_gui.core.aus import Side
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_path
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
@@ -93,15 +93,12 @@ def export_boris(project: Project, out: Path | str, *, coder: str | None = None,
                                          if status == "START" else "")})
     # BORIS lists an observation's events in time order, START before STOP at equal times.
     rows.sort(key=lambda r: (r["Observation id"], float(r["Time"]), r["Behavior type"] == "STOP"))
-    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     try:
-        with partial.open("w", newline="", encoding="utf-8") as handle:
+        with atomic_path(out) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=BORIS_COLUMNS,
                                     delimiter="\t" if out.suffix.lower() == ".tsv" else ",")
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(partial, out)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {err.strerror or err}") from None
     return out, len(events)

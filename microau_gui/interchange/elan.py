@@ -52,6 +52,7 @@ import numpy as np
 from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode, format_au_codes, parse_au_string
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_path
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
@@ -195,12 +196,10 @@ def export_elan(project: Project, video_id: int, out: Path | str, *, coder: str 
             eaf.add_tier(tier, ling="spans")
             for first, last, high in runs:
                 eaf.add_annotation(tier, *span(first, last), value=f"{au} p={high:.2f}")
-    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}.eaf")
     try:
-        to_eaf(str(partial), eaf)
-        os.replace(partial, out)
+        with atomic_path(out) as partial:
+            to_eaf(str(partial), eaf)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {err.strerror or err}") from None
     return ElanExportSummary(out, len(events), len(eaf.tiers))
 

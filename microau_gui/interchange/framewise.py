@@ -24,7 +24,6 @@ Rows come from our model's cached predictions (one source per model version) and
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_path
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
@@ -82,11 +82,10 @@ def export_frames(project: Project, out: Path | str, *, layout: str = "long",
         raise UserError("the project holds no per-frame predictions or comparison traces yet; "
                         "run analyze (or import an OpenFace/iMotions/py-feat file) first")
     all_aus = sorted({au for *_, aus, _ in sources for au in aus}, key=au_number)
-    partial = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
     n_rows = 0
     clocks: dict[int, FrameClock] = {}
     try:
-        with partial.open("w", newline="", encoding="utf-8") as handle:
+        with atomic_path(out) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(LONG_COLUMNS if layout == "long" else
                             ("video", "frame", "time_s", "source", "model_version", *all_aus))
@@ -105,8 +104,6 @@ def export_frames(project: Project, out: Path | str, *, layout: str = "long",
                                          *(_cell(values[row, column[au]]) if au in column else ""
                                            for au in all_aus)))
                         n_rows += 1
-        os.replace(partial, out)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {err.strerror or err}") from None
     return out, n_rows

@@ -20,7 +20,6 @@ count gives the same file on AVX2 and AVX-512 alike.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_path
 from microau_gui.media.images import IMAGE_SUFFIXES, list_image_files
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,6 @@ def _as_rgb(frame: np.ndarray) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
     return np.ascontiguousarray(rgb)
-
-
-def _partial_path(path: Path) -> Path:
-    # Keep the suffix: the muxer picks the container format from it.
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
 
 
 def write_video(
@@ -102,11 +97,10 @@ def write_video(
     if bframes is None:
         bframes = 0 if encoder == "mjpeg" else 2
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _partial_path(path)
     options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
 
     n_written = 0
-    try:
+    with atomic_path(path) as tmp:  # keeps the suffix, which the muxer picks the format by
         with av.open(str(tmp), mode="w", options=options) as container:
             stream = container.add_stream(encoder, rate=rate)
             ctx = stream.codec_context
@@ -154,10 +148,6 @@ def write_video(
                 raise ValueError("no frames to write")
             for packet in stream.encode(None):
                 container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return n_written
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_dir
 from microau_gui.core.paths import data_dir, install_root
 from microau_gui.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_image_files, open_media
 from microau_gui.store.db import SUFFIX, is_project_file
@@ -51,13 +52,11 @@ def demo_project_path() -> Path | None:
     copy = data_dir() / f"demo-{digest}"
     if (copy / bundled.name).is_file():
         return copy / bundled.name
-    staging = copy.with_name(f".{copy.name}.copying-{os.getpid()}")
     try:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(bundled.parent, staging, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
-        os.replace(staging, copy)
+        with atomic_dir(copy) as staging:
+            shutil.copytree(bundled.parent, staging, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*-wal", "*-shm"))
     except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
         if (copy / bundled.name).is_file():  # another process made it meanwhile
             return copy / bundled.name
         return bundled

@@ -45,6 +45,7 @@ import numpy as np
 
 from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_path
 from microau_gui.spotting.intervals import SpotScore, match_intervals
 
 
@@ -421,15 +422,12 @@ def write_agreement_csv(result: Agreement, path: Path | str, extra_rows: Sequenc
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path.parent}: folder does not exist; create it or choose another --out")
-    partial = path.with_name(f".{path.name}.partial")
     try:
-        with partial.open("w", newline="", encoding="utf-8") as handle:
+        with atomic_path(path) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=AGREEMENT_COLUMNS)
             writer.writeheader()
             for row in [*agreement_rows(result), *extra_rows]:
                 writer.writerow({k: _cell(v) for k, v in row.items()})
-        partial.replace(path)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     return path

@@ -41,6 +41,7 @@ import numpy as np
 from microau_gui.core.au import au_number
 from microau_gui.core.aus import parse_au_string
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_path
 from microau_gui.spotting.agreement import CodedEvent, events_from_frame_probs
 
 SPOT_COLUMNS = ("video", "onset", "apex", "offset", "type", "score", "regions")
@@ -52,17 +53,14 @@ def write_candidates_csv(path: Path | str, video: str, candidates: Iterable) -> 
     path = Path(path)
     if not path.parent.is_dir():
         raise UserError(f"{path.parent}: folder does not exist; create it or choose another --out")
-    partial = path.with_name(f".{path.name}.partial")
     try:
-        with partial.open("w", newline="", encoding="utf-8") as handle:
+        with atomic_path(path) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(SPOT_COLUMNS)
             for c in candidates:
                 writer.writerow([video, c.onset, c.apex, c.offset, c.kind, f"{c.score:.2f}",
                                  "+".join(c.regions)])
-        partial.replace(path)
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     return path
 

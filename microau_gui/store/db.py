@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sqlite3
 import stat
 import threading
@@ -32,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_path
 from microau_gui.store import schema
 from microau_gui.store.records import Change
 
@@ -292,13 +292,12 @@ class Database:
         target = self.path.with_name(f"{self.path.name}.schema{version}.bak")
         if target.exists():
             return
-        partial = target.with_name(target.name + ".partial")
-        dest = sqlite3.connect(partial)
-        try:
-            self.conn().backup(dest)
-        finally:
-            dest.close()
-        shutil.move(partial, target)
+        with atomic_path(target, durable=True) as partial:
+            dest = sqlite3.connect(partial)
+            try:
+                self.conn().backup(dest)
+            finally:
+                dest.close()
 
     # -- connections ---------------------------------------------------------------------------
 

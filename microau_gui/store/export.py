@@ -35,6 +35,7 @@ from typing import Any
 
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_path
 from microau_gui.core.types import Sample
 from microau_gui.store import schema
 from microau_gui.store.db import resolve_path, store_path
@@ -92,17 +93,6 @@ def _check_output(out: Path) -> Path:
     return out
 
 
-def _partial(out: Path) -> Path:
-    """Where to write before the atomic rename (same folder, so the rename is atomic)."""
-    return out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
-
-
-def _replace(partial: Path, out: Path) -> None:
-    try:
-        os.replace(partial, out)
-    except OSError as err:
-        partial.unlink(missing_ok=True)
-        raise UserError(f"cannot write {out}: {err.strerror or err}") from err
 
 
 # -- samples for the sheet writers ------------------------------------------------------------
@@ -199,15 +189,12 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
             "event": event_uids.get(n.event_id), "video": n.video_id, "frame_idx": n.frame_idx,
         } for n in notes],
     }
-    partial = _partial(out)
     try:
-        with partial.open("w", encoding="utf-8") as handle:
+        with atomic_path(out) as partial, partial.open("w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=1, ensure_ascii=False)
             handle.write("\n")
     except OSError as err:
-        partial.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {err.strerror or err}") from err
-    _replace(partial, out)
     return ExportSummary("json", out, len(events), len({e.video_id for e in events}))
 
 

@@ -51,7 +51,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -61,6 +60,7 @@ import numpy as np
 import torch
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.files import atomic_dir
 from microau_gui.core.paths import cache_dir
 from microau_gui.core.progress import check_cancel
 from microau_gui.core.types import Sample
@@ -579,19 +579,11 @@ def _save_atomically(model: MicroAUCLIP, out: Path, **card_fields) -> ModelCard:
     """Save under a temporary sibling folder, then rename into place (no half-written checkpoint)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.saving-", dir=out.parent))
+        with atomic_dir(out, named=True) as staging:  # the card is named after its folder
+            return save_checkpoint(model, staging, **card_fields)
     except OSError as err:
-        raise UserError(f"cannot write a checkpoint under {out.parent}: {err.strerror or err}") from None
-    try:
-        card = save_checkpoint(model, staging / out.name, **card_fields)
-        try:
-            os.rename(staging / out.name, out)
-        except OSError as err:
-            raise UserError(f"cannot put the checkpoint at {out}: {err.strerror or err}; choose "
-                            "another --out") from None
-        return card
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"cannot put the checkpoint at {out}: {err.strerror or err}; choose "
+                        "another --out") from None
 
 
 # -- the project's side ----------------------------------------------------------------------------

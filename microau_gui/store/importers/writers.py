@@ -13,11 +13,11 @@ sheet is never left half-written. Writing then importing recovers every label ex
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from microau_gui.core.aus import au_cell_text
+from microau_gui.core.files import atomic_path
 from microau_gui.core.types import Sample
 from microau_gui.store.importers.casme2 import HEADER_2014, HEADER_2019
 from microau_gui.store.importers.megc import MEGC_TYPE_TEXT
@@ -63,8 +63,7 @@ def _write(path: Path, header: Sequence[str | None] | None, rows: Iterable[Seque
     if suffix not in (".xlsx", ".csv"):
         raise ValueError(f"write a coding sheet as .xlsx or .csv, not {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         if suffix == ".xlsx":
             import openpyxl
 
@@ -83,10 +82,6 @@ def _write(path: Path, header: Sequence[str | None] | None, rows: Iterable[Seque
                     writer.writerow(["" if h is None else h for h in header])
                 for row in rows:
                     writer.writerow(["" if v is None else v for v in row])
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
