@@ -114,11 +114,15 @@ def _project_sources(args) -> tuple[list, list, dict[str, int], list[list]]:
 
 
 def run(args) -> int:
+    from microau_gui.cli.outputs import check_out
     from microau_gui.spotting.agreement import compare_coders, compare_many, write_agreement_csv
     from microau_gui.spotting.files import match_video_keys, read_event_table, rename_videos
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold {args.threshold}: give a probability in [0, 1]")
+    check_out(args.out, project=args.project,
+              reads=[(args.a, "coder A's events"), (args.b, "coder B's events"),
+                     *((path, "a coder's events") for path in args.more or ())])
     if args.project:
         events_a, events_b, lengths, more_sets = _project_sources(args)
     else:

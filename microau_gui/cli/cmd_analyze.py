@@ -40,12 +40,13 @@ are cached per model version, and frames already cached with the same reference 
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from microau_gui.cli.outputs import check_out
+from microau_gui.cli.progress import ProgressBar
 from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 
@@ -103,42 +104,13 @@ def parse_range(text: str | None) -> tuple[int, int | None]:
     return start, stop
 
 
-def _check_out(out: Path) -> None:
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a CSV file name")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist; create it or choose another --out")
-    if not os.access(out.parent, os.W_OK):
-        raise UserError(f"--out {out}: folder {out.parent} is not writable; choose another --out")
-
-
-def progress_bar(args, desc: str):
-    from tqdm import tqdm
-
-    bar = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal bar
-        if args.no_progress:
-            return
-        if bar is None:
-            # disable=None: no bar when stderr is not a terminal (logs, pipes, tests).
-            bar = tqdm(total=total, unit="frame", desc=desc, leave=False, disable=None, file=sys.stderr)
-        bar.update(done - bar.n)
-
-    def close() -> None:
-        if bar is not None:
-            bar.close()
-
-    return update, close
-
-
 def run(args) -> int:
     from microau_gui.inference.reference import parse_reference
     from microau_gui.media import probe_media
 
-    out = Path(args.out)
-    _check_out(out)
+    out = check_out(args.out, project=args.project, reads=[(args.media, "the input media")])
+    check_out(f"{out}.json", project=args.project, reads=[(args.media, "the input media")],
+              flag="--out (its JSON sidecar)")
     start, stop = parse_range(args.frame_range)
     policy, fixed_idx = parse_reference(args.reference)
     if not 0 < args.window_s <= 5:
@@ -175,11 +147,8 @@ def _analyze(args, job) -> int:
 
     with open_analysis(job) as analysis:
         _announce_model(analysis.predictor)
-        update, close_bar = progress_bar(args, "analyze")
-        try:
-            report = analysis.execute(progress=update)
-        finally:
-            close_bar()
+        with ProgressBar("analyze", "frame", enabled=not args.no_progress) as bar:
+            report = analysis.execute(progress=bar)
     out = job.out
     write_json(Path(f"{out}.json"), sidecar(args, report))
     result, gate = report.result, report.options.gate
@@ -227,11 +196,8 @@ def _gate(args, media_path: Path) -> tuple[tuple[int, int], ...]:
     from microau_gui.spotting.spotter import GATE_CONFIG, spot_media
 
     info = probe_media(media_path, fps=args.fps)
-    update, close_bar = progress_bar(args, "spotting")
-    try:
-        spotted = spot_media(media_path, GATE_CONFIG, progress=update)
-    finally:
-        close_bar()
+    with ProgressBar("spotting", "frame", enabled=not args.no_progress) as bar:
+        spotted = spot_media(media_path, GATE_CONFIG, progress=bar)
     ranges = gate_ranges(spotted.candidates, info.n_frames, info.fps, margin_s=args.gate_margin_s)
     n_gated = sum(b - a for a, b in ranges)
     print(f"gate: {len(spotted.candidates)} spotted candidates -> {n_gated} of {info.n_frames} "

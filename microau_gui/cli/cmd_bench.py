@@ -151,13 +151,6 @@ def _sections(text: str | None) -> tuple[str, ...]:
     return chosen
 
 
-def _check_out(out: Path) -> None:
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a JSON file name")
-    if not out.parent.is_dir():
-        raise UserError(f"--out {out}: folder {out.parent} does not exist; create it or choose another --out")
-
-
 @contextmanager
 def _proxy_dir(folder: Path):
     """Seek proxies go to `folder` (the bench work folder), never the user's cache."""
@@ -375,11 +368,11 @@ def _by_cpu_class(figures: dict[str, dict], machine: dict) -> None:
 def run(args) -> int:
     import torch
 
+    from microau_gui.cli.outputs import check_out
     from microau_gui.cli.bench_report import (FIGURE_KEYS, failed, format_table, load_average,
                                               machine_info, skipped)
 
-    out = Path(args.out)
-    _check_out(out)
+    out = check_out(args.out)
     sections = _sections(args.only)
     if args.threads is not None:
         if args.threads < 1:

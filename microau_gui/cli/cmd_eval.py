@@ -16,11 +16,7 @@ A subject the model was trained on is named in a warning: those scores are not h
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from microau_gui.cli.reports import write_json
-from microau_gui.core.errors import UserError
 from microau_gui.core.paths import cache_dir
 
 NAME = "eval"
@@ -45,21 +41,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
+    from microau_gui.cli.outputs import check_out, dataset_files
+    from microau_gui.cli.progress import ProgressBar
     from microau_gui.training import runs
     from microau_gui.training.metrics import format_au_table
 
-    if args.json and not Path(args.json).expanduser().parent.is_dir():
-        raise UserError(f"{Path(args.json).parent}: folder does not exist; choose another --json path")
+    if args.json:
+        check_out(args.json, flag="--json", reads=dataset_files(args.dataset))
     device = runs.pick_device(args.device)
-    with tqdm(desc="prepare", unit="pair", leave=False, file=sys.stderr,
-              disable=not sys.stderr.isatty()) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with ProgressBar("prepare", "pair") as progress:
         result = runs.evaluate_checkpoint(
             args.model, args.dataset, task=args.task, labels=args.labels,
             subjects=args.subjects.split(",") if args.subjects else None,

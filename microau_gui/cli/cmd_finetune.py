@@ -24,10 +24,10 @@ were measured on (every subject under leave-one-subject-out), "per_au" as in `tr
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
+from microau_gui.cli.outputs import check_out
+from microau_gui.cli.progress import ProgressBar
 from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 
@@ -79,7 +79,7 @@ def run(args) -> int:
         seed=args.seed, threads=args.threads, device=args.device,
         pair_cache=cache / "pairs" if cache else None, token_cache=cache / "tokens" if cache else None,
         use_cache=not args.no_cache)
-    json_path = _check_json(args.json)
+    json_path = (check_out(args.json, project=args.project, flag="--json") if args.json else None)
     project_path = Path(args.project).expanduser()
     if not project_path.is_file():
         raise UserError(f"--project {args.project}: no such project file")
@@ -112,16 +112,6 @@ def run(args) -> int:
     return 0
 
 
-def _check_json(path: str | None) -> Path | None:
-    """Refuse an unwritable --json path before any minute is spent training."""
-    if not path:
-        return None
-    out = Path(path).expanduser()
-    if out.is_dir():
-        raise UserError(f"--json {path} is a folder; give a file name such as report.json")
-    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-        raise UserError(f"--json {path}: folder {out.parent} does not exist or is not writable")
-    return out
 
 
 def _print_result(result, version) -> None:
@@ -152,22 +142,12 @@ def _print_result(result, version) -> None:
           f"version {version.name!r} ({state})")
 
 
-class _Bar:
-    """One tqdm bar on stderr (only on a terminal) over the whole fine-tune."""
+class _Bar(ProgressBar):
+    """One bar over the whole fine-tune (`FinetuneProgress.fraction`), its message beside it."""
 
     def __init__(self):
-        self._bar = None
+        super().__init__("fine-tune")
 
     def update(self, progress) -> None:
-        from tqdm import tqdm
-
-        if self._bar is None:
-            self._bar = tqdm(total=1000, desc="fine-tune", file=sys.stderr, leave=False,
-                             disable=not sys.stderr.isatty(), bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
-        self._bar.update(int(progress.fraction * 1000) - self._bar.n)
-        self._bar.set_postfix_str(progress.message, refresh=False)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        self._bar = None
+        self(int(progress.fraction * 1000), 1000)
+        self.note(progress.message)

@@ -21,7 +21,6 @@ this run created is then removed again, so a failed import leaves no file behind
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,8 +57,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
+    from microau_gui.cli.progress import ProgressBar
     from microau_gui.media import frame_index
     from microau_gui.store.importers import import_dataset
 
@@ -71,12 +69,7 @@ def run(args) -> int:
         return run_import(args)
     if args.media_root is None:
         raise UserError(f"import {args.kind} needs MEDIA_ROOT, the folder that holds the clips")
-    with tqdm(desc="import", unit="row", leave=False, disable=not sys.stderr.isatty()) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with ProgressBar("import", "row") as progress:
         dataset = import_dataset(args.kind, args.sheet, args.media_root, frame_index=frame_index,
                                  fps=args.fps, progress=progress)
     report = dataset.report
@@ -122,19 +115,12 @@ def _project(path: str):
 def _store(args, dataset) -> None:
     from functools import partial
 
-    from tqdm import tqdm
-
+    from microau_gui.cli.progress import ProgressBar
     from microau_gui.media import open_media
     from microau_gui.store.importers import DATASET_FPS
 
     fps = args.fps or DATASET_FPS.get(args.kind)
-    with _project(args.project) as (project, outcome), \
-            tqdm(desc="store", unit="event", leave=False, disable=not sys.stderr.isatty()) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _project(args.project) as (project, outcome), ProgressBar("store", "event") as progress:
         summary = project.import_dataset(dataset, partial(open_media, fps=fps, cache_frames=1),
                                          coder=args.coder, progress=progress)
         outcome["added"] = bool(summary.events_added or summary.videos_added)

@@ -65,33 +65,17 @@ def _config(args):
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
+    from microau_gui.cli.outputs import check_out
+    from microau_gui.cli.progress import ProgressBar
     from microau_gui.spotting.files import write_candidates_csv
     from microau_gui.spotting.spotter import spot_media
 
     config = _config(args)
     if args.fps is not None and args.fps <= 0:
         raise UserError(f"--fps {args.fps}: give a positive frame rate")
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise UserError(f"{out.parent}: folder does not exist; create it or choose another --out")
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.no_progress:
-            return
-        if bar is None:
-            # disable=None: no bar when stderr is not a terminal (logs, pipes, tests).
-            bar = tqdm(total=total, unit="frame", desc="spotting", leave=False, disable=None)
-        bar.update(done - bar.n)
-
-    try:
-        result = spot_media(args.media, config, progress=progress, fps=args.fps)
-    finally:
-        if bar is not None:
-            bar.close()
+    out = check_out(args.out, reads=[(args.media, "the input media")])
+    with ProgressBar("spotting", "frame", enabled=not args.no_progress) as bar:
+        result = spot_media(args.media, config, progress=bar, fps=args.fps)
     write_candidates_csv(out, Path(args.media).name, result.candidates)
     signals = result.signals
     if signals.n_frames <= 2 * signals.gap_frames:

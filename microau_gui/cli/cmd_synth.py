@@ -14,7 +14,6 @@ See microau_gui/synth/clips.py and long_video.py for what is generated. Progress
 
 from __future__ import annotations
 
-import sys
 
 from microau_gui.core.errors import UserError
 
@@ -43,22 +42,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
+    from microau_gui.cli.progress import ProgressBar
 
-    bar = tqdm(total=0, unit="clip" if not args.long else "frame", file=sys.stderr,
-               disable=not sys.stderr.isatty(), leave=False)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
+    with ProgressBar("synth", "frame" if args.long else "clip") as progress:
         if args.long:
             return _run_long(args, progress)
         return _run_clips(args, progress)
-    finally:
-        bar.close()
 
 
 def _run_clips(args, progress) -> int:

@@ -31,9 +31,10 @@ JSON (DESIGN.md section 3): {"method", "protocol", "n_samples", "n_subjects", "m
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from microau_gui.cli.outputs import check_out, dataset_files
+from microau_gui.cli.progress import ProgressBar
 from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
 from microau_gui.core.paths import cache_dir
@@ -147,8 +148,8 @@ def run(args) -> int:
 
 def _check_outputs(args) -> None:
     """Refuse unwritable outputs before any minute is spent training."""
-    if args.json and not Path(args.json).expanduser().parent.is_dir():
-        raise UserError(f"{Path(args.json).parent}: folder does not exist; choose another --json path")
+    if args.json:
+        check_out(args.json, flag="--json", reads=dataset_files([*args.dataset, *(args.test_dataset or ())]))
     if args.out:
         out = Path(args.out).expanduser()
         if out.exists() and not out.is_dir():
@@ -242,36 +243,17 @@ def _train_all(args, data, config, settings, device, bars) -> dict:
     return report
 
 
-class _Bars:
-    """tqdm bars on stderr (only on a terminal): one for preparing pairs, one per training stage."""
+class _Bars(ProgressBar):
+    """One bar for preparing pairs, then one per training stage (`trainer.TrainProgress`)."""
 
     def __init__(self):
-        self._bar = None
-        self._stage = None
-        self._enabled = sys.stderr.isatty()
-
-    def _open(self, desc: str, total: int, unit: str):
-        from tqdm import tqdm
-
-        self.close()
-        self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False,
-                         disable=not self._enabled)
-        self._stage = desc
+        super().__init__("prepare", "pair")
 
     def prepare(self, done: int, total: int) -> None:
-        if self._stage != "prepare":
-            self._open("prepare", total, "pair")
-        self._bar.update(done - self._bar.n)
+        self.stage("prepare", "pair")
+        self(done, total)
 
     def train(self, progress) -> None:
-        if self._stage != progress.stage:
-            self._open(progress.stage, progress.n_steps, "step")
-        self._bar.update(progress.step - self._bar.n)
-        self._bar.set_postfix(epoch=f"{progress.epoch}/{progress.n_epochs}", loss=f"{progress.loss:.3f}",
-                              refresh=False)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        self._bar = None
-        self._stage = None
+        self.stage(progress.stage, "step")
+        self(progress.step, progress.n_steps)
+        self.note(f"epoch {progress.epoch}/{progress.n_epochs}, loss {progress.loss:.3f}")

@@ -35,6 +35,7 @@ from pathlib import Path
 from microau_gui.core.aus import Side
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
+from microau_gui.core.outputs import check_output, project_guard
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
@@ -53,8 +54,7 @@ def export_boris(project: Project, out: Path | str, *, coder: str | None = None,
     out = Path(out).absolute()
     if out.suffix.lower() not in (".csv", ".tsv"):
         raise UserError(f"a BORIS table is written as .csv or .tsv, not {out.name}")
-    if not out.parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
+    out = check_output(out, project_guard(project.path))
     videos = {v.id: v for v in project.videos()}
     events = sorted(project.events(coder=coder, source=source),
                     key=lambda e: (videos[e.video_id].name, e.coder, e.onset, e.id))

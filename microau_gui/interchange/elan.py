@@ -53,6 +53,7 @@ from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode, format_au_codes, parse_au_string
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
+from microau_gui.core.outputs import check_output, project_guard
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
@@ -142,8 +143,7 @@ def export_elan(project: Project, video_id: int, out: Path | str, *, coder: str 
     out = Path(out).absolute()
     if out.suffix.lower() != ".eaf":
         raise UserError(f"an ELAN file ends in .eaf, not {out.name}; change the output name")
-    if not out.parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
+    out = check_output(out, project_guard(project.path))
     video = project.video(video_id)
     fps = video.fps
     clock = FrameClock.of(project, video)

@@ -32,6 +32,7 @@ import numpy as np
 from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
+from microau_gui.core.outputs import check_output, project_guard
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
@@ -75,8 +76,7 @@ def export_frames(project: Project, out: Path | str, *, layout: str = "long",
     out = Path(out).absolute()
     if out.suffix.lower() != ".csv":
         raise UserError(f"a per-frame table is written as .csv, not {out.name}")
-    if not out.parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
+    out = check_output(out, project_guard(project.path))
     sources = list(_sources(project, model, traces))
     if not sources:
         raise UserError("the project holds no per-frame predictions or comparison traces yet; "

@@ -1,7 +1,8 @@
 """Model cards: what a checkpoint is, where it came from and how good it is, without torch.
 
-Owns: `ModelCard`, `AUPrompts`, `read_card`, `checkpoint_folder`, `CARD_NAME`, `WEIGHTS_NAME`,
-`FORMAT_VERSION`, `DEFAULT_INTENDED_USE`, `DEMO_FLAG`. May import core and `model.config` only
+Owns: `ModelCard`, `AUPrompts`, `read_card`, `checkpoint_folder`, `checkpoint_guard`,
+`CARD_NAME`, `WEIGHTS_NAME`, `FORMAT_VERSION`, `DEFAULT_INTENDED_USE`, `DEMO_FLAG`. May import
+core and `model.config` only
 (no torch, no open_clip), so every layer above the model reads cards as typed values: the GUI,
 the session, the pipelines and the CLI pass a `ModelCard`, never its JSON as a dict.
 
@@ -232,3 +233,14 @@ def read_card(path: str | Path) -> ModelCard:
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise UserError(f"{card_path} is not valid JSON; the checkpoint is damaged") from None
     return ModelCard.from_dict(values, where=str(card_path))
+
+
+def checkpoint_guard(path: Path | str) -> list[tuple[Path, str]]:
+    """`[(path, "a checkpoint file")]` when `path` is the card or the weights of a complete
+    checkpoint folder, else `[]`: what an output check adds so no command overwrites one."""
+    path = Path(path).expanduser()
+    folder = path.parent
+    if path.name in (CARD_NAME, WEIGHTS_NAME) and (folder / CARD_NAME).is_file() \
+            and (folder / WEIGHTS_NAME).is_file():
+        return [(path, f"a file of checkpoint {folder.name}")]
+    return []

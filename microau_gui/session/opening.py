@@ -53,6 +53,7 @@ def demo_project_path() -> Path | None:
     if (copy / bundled.name).is_file():
         return copy / bundled.name
     try:
+        copy.parent.mkdir(parents=True, exist_ok=True)
         with atomic_dir(copy) as staging:
             shutil.copytree(bundled.parent, staging, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("*-wal", "*-shm"))

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
+from microau_gui.core.outputs import check_output, project_guard
 from microau_gui.core.types import Sample
 from microau_gui.store import schema
 from microau_gui.store.db import resolve_path, store_path
@@ -82,15 +82,9 @@ class JsonImportSummary:
                        else "")
 
 
-def _check_output(out: Path) -> Path:
-    out = Path(out).absolute()
-    if out.is_dir():
-        raise UserError(f"output {out} is a folder; give a file name")
-    if not out.parent.is_dir():
-        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
-    if not os.access(out.parent, os.W_OK):
-        raise UserError(f"cannot write {out}: folder {out.parent} is not writable")
-    return out
+def _check_output(out: Path, project: Project) -> Path:
+    """The one output check: never the project's own files (#15 D1), a writable file path."""
+    return check_output(out, project_guard(project.path))
 
 
 
@@ -142,7 +136,7 @@ def _import_frames(key: str | None) -> list[int] | None:
 def export_json(project: Project, out: Path | str, *, coder: str | None = None,
                 source: str | None = None) -> ExportSummary:
     """Write the complete, schema-versioned JSON export (see the module docstring)."""
-    out = _check_output(Path(out))
+    out = _check_output(Path(out), project)
     base = out.parent
     events = project.events(coder=coder, source=source)
     videos = project.videos()
@@ -335,8 +329,8 @@ def _import_document(project: Project, document: ExportDocument, base: Path) -> 
 SHEET_SUFFIXES = (".xlsx", ".csv")
 
 
-def _check_sheet_output(out: Path, fmt: str) -> Path:
-    out = _check_output(out)
+def _check_sheet_output(out: Path, fmt: str, project: Project) -> Path:
+    out = _check_output(out, project)
     if out.suffix.lower() not in SHEET_SUFFIXES:
         raise UserError(f"a {fmt} export is written as .xlsx or .csv, not {out.name}; "
                         "change the --out suffix")
@@ -360,7 +354,7 @@ def export_casme2(project: Project, out: Path | str, *, layout: str = "2019",
     """
     if layout not in CASME2_LAYOUTS:
         raise UserError(f"CASME II layout must be one of {', '.join(CASME2_LAYOUTS)}, not {layout!r}")
-    out = _check_sheet_output(Path(out), "casme2")
+    out = _check_sheet_output(Path(out), "casme2", project)
     events = project.events(coder=coder, source=source)
     videos = {v.id: v for v in project.videos()}
     unnamed = sorted({videos[e.video_id].name for e in events if videos[e.video_id].subject is None})
@@ -375,7 +369,7 @@ def export_casme2(project: Project, out: Path | str, *, layout: str = "2019",
 def export_megc(project: Project, out: Path | str, *, coder: str | None = None,
                 source: str | None = None) -> ExportSummary:
     """MEGC spotting ground truth (CAS(ME)^2 layout): one interval per event, media numbering."""
-    out = _check_sheet_output(Path(out), "megc")
+    out = _check_sheet_output(Path(out), "megc", project)
     events = project.events(coder=coder, source=source)
     samples = events_as_samples(project, events)
     _write_sheet(out, lambda path: write_megc_sheet(samples, path))
