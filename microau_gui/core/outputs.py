@@ -54,8 +54,8 @@ def check_output(out: Path | str, protected: Iterable[tuple[Path | str, str]] = 
     if resolved.is_dir():
         raise UserError(f"{flag} {given} is a folder; give a file name")
     if not resolved.parent.is_dir():
-        raise UserError(f"{flag} {given}: folder {resolved.parent} does not exist; create it or "
-                        f"choose another {flag}")
+        raise UserError(f"{flag} {given}: the folder does not exist ({resolved.parent}); create "
+                        f"it or choose another {flag}")
     if not os.access(resolved.parent, os.W_OK):
         raise UserError(f"{flag} {given}: folder {resolved.parent} is not writable; choose "
                         f"another {flag}")
