@@ -102,7 +102,7 @@ def campaign(work: Path, kills: int, rng: random.Random) -> dict:
         "finetune": (lambda p: _cli("finetune", "--project", p, "--model", WEIGHTS, "--out",
                                     work / "weights" / "tuned", "--epochs", "2"), work / "weights" / "tuned"),
     }
-    fresh = {"analyze"}
+    fresh = {"analyze", "finetune"}  # finetune reuses its token cache: later runs end sooner
     figures = {}
     for name, (command_of, output) in cases.items():
         project = work / f"{name}.maus"
@@ -158,8 +158,9 @@ def _two_imports(work: Path, import_cmd) -> dict:
     processes = [subprocess.Popen(import_cmd(double), cwd=work, env=_env(), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
     codes = [p.wait(timeout=1800) for p in processes]
-    result = {"exit_codes": codes, "events_single": _counts(single)["events"],
-              "events_two_writers": _counts(double)["events"], "integrity": _integrity(double)}
+    result = {"exit_codes": codes, "events_single": _counts(single).get("events"),
+              "events_two_writers": _counts(double).get("events"),  # None: the project vanished
+              "integrity": _integrity(double) if double.exists() else "missing"}
     print(f"two imports into one project: {result}", flush=True)
     return result
 
@@ -169,7 +170,8 @@ def _two_creates(work: Path, import_cmd) -> dict:
     processes = [subprocess.Popen(import_cmd(project), cwd=work, env=_env(), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
     codes = [p.wait(timeout=1800) for p in processes]
-    result = {"exit_codes": codes, "events": _counts(project).get("events"), "integrity": _integrity(project)}
+    result = {"exit_codes": codes, "events": _counts(project).get("events"),
+              "integrity": _integrity(project) if project.exists() else "missing"}
     print(f"two processes creating one project: {result}", flush=True)
     return result
 
@@ -188,7 +190,8 @@ def main() -> int:
            and (f["integrity_ok"] != f["runs"] or f["rows_lost"] or f["outputs_replaced_by_partial"])]
     two = figures["two_imports"]
     bad += [] if two["events_two_writers"] == two["events_single"] and two["exit_codes"] == [0, 0] else ["two_imports"]
-    bad += [] if figures["two_creates"]["exit_codes"] == [0, 0] else ["two_creates"]
+    creates = figures["two_creates"]
+    bad += [] if creates["exit_codes"] == [0, 0] and creates["integrity"] == "ok" else ["two_creates"]
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print("campaign " + ("passed" if not bad else f"FAILED: {', '.join(bad)}") + f" (work folder {work})")

@@ -107,9 +107,28 @@ def _project(path: str):
         yield project, outcome
     finally:
         project.close()
-        if created and not outcome["added"]:
+        # `created` can be wrong: a second import started at the same moment also found no file.
+        # If that one added rows, this run's "nothing added" must not delete them with the file.
+        if created and not outcome["added"] and _holds_nothing(target):
             for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
                 leftover.unlink(missing_ok=True)
+
+
+def _holds_nothing(project: Path) -> bool:
+    """No video, subject or event in the project file (read-only; True if it is gone)."""
+    import sqlite3
+
+    if not project.exists():
+        return True
+    try:
+        conn = sqlite3.connect(f"file:{project}?mode=ro", uri=True)
+        try:
+            return not any(conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                           for table in ("videos", "subjects", "events"))
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False  # unreadable now: never delete what might be another writer's
 
 
 def _store(args, dataset) -> None:
