@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.types import DECISION_THRESHOLD
 
 NAME = "agreement"
 HELP = ("per-AU frame kappa, Krippendorff's alpha and Gwet's AC1 (with CIs), event F1 and timing "
@@ -41,7 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--coder-b", default=None, help="keep only this coder's events from B")
     parser.add_argument("--video", default=None,
                         help="video key for per-frame CSVs, which name none (default: the other file's)")
-    parser.add_argument("--threshold", type=float, default=0.5,
+    parser.add_argument("--threshold", type=float, default=DECISION_THRESHOLD,
                         help="probability at which a per-frame AU counts as present (default 0.5)")
     parser.add_argument("--min-iou", type=float, default=0.5, help="IoU for matched events (default 0.5)")
     parser.add_argument("--more", nargs="+", default=None, metavar="C",

@@ -38,6 +38,7 @@ import numpy as np
 
 from microau_gui.cli.reports import write_json
 from microau_gui.core.errors import UserError
+from microau_gui.core.types import DECISION_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -150,7 +151,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         "data": {"generator": "microau_gui.synth.generate_clips", "seeds": list(study.data_seeds),
                  "subjects": study.subjects, "clips_per_subject": study.clips_per_subject,
                  "size_px": study.size, "protocol": "loso"},
-        "training": {"seeds": list(study.train_seeds), "epochs": study.epochs, "threshold": 0.5,
+        "training": {"seeds": list(study.train_seeds), "epochs": study.epochs, "threshold": DECISION_THRESHOLD,
                      "backbone": "tiny", "pretrained": "none"},
         "held_out": "nothing tuned: fixed threshold 0.5, train defaults, data seeds fixed in advance",
         "variants": {}, "baselines": {}, "comparisons": [], "runs": [],
@@ -160,7 +161,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
     def record(method: str, data_seed: int, train_seed: int, run, folds_of) -> None:
         order = np.argsort([p.sample.key for p in run.pairs], kind="stable")
         labels = run.labels[order]
-        predicted = (run.scores[order] >= 0.5).astype(int)
+        predicted = (run.scores[order] >= DECISION_THRESHOLD).astype(int)
         fold_idx = np.array([folds_of[p.subject] for p in np.asarray(run.pairs, dtype=object)[order]])
         scored.setdefault(method, []).append(ScoredRun(method, data_seed, train_seed, labels,
                                                        predicted, fold_idx))

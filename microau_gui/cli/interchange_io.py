@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.types import DECISION_THRESHOLD
 
 IMPORT_KINDS = ("elan", "openface", "imotions", "pyfeat")
 EXPORT_FORMATS = ("elan", "boris", "frames", "frames-wide")
@@ -47,7 +48,7 @@ def add_export_arguments(parser) -> None:
     parser.add_argument("--model", default=None,
                         help="elan: add thresholded spans of this model version's cached "
                         "predictions; frames/frames-wide: only this model version")
-    parser.add_argument("--threshold", type=float, default=0.5,
+    parser.add_argument("--threshold", type=float, default=DECISION_THRESHOLD,
                         help="elan: probability from which a model AU span is written (0.5)")
     parser.add_argument("--candidates", action="store_true",
                         help="elan: add the spotted candidates the project keeps")

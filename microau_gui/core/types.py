@@ -101,6 +101,11 @@ class Dataset:
         return tuple(sorted({s.subject for s in self.samples}))
 
 
+# An AU is taken as present when its probability is at or above this (every model, everywhere:
+# scores, suggestions, review queues, exports of model spans, the AU bars' tick).
+DECISION_THRESHOLD = 0.5
+
+
 @dataclass(frozen=True, eq=False)
 class FramePrediction:
     """What the model says about one frame, in image coordinates, ready to draw.

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from microau_gui.core.au import au_info
 from microau_gui.core.errors import UserError
+from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.session.agreement import AgreementReport, AgreementSource, fmt, write_report_csv
 from microau_gui.session.session import ProjectSession
 
@@ -54,7 +55,7 @@ class AgreementPanel(QWidget):
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.05, 0.95)
         self.threshold.setSingleStep(0.05)
-        self.threshold.setValue(0.5)
+        self.threshold.setValue(DECISION_THRESHOLD)
         self.threshold.setToolTip("model events: frames whose AU probability reaches this")
         self.compare_button = QPushButton("Compare")
         self.compare_button.clicked.connect(self.compare)

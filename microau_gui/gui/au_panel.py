@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 
 from microau_gui.core.au import CATALOGUE, au_info
 from microau_gui.core.aus import INTENSITIES, Side, parse_au_string
-from microau_gui.core.types import FramePrediction
+from microau_gui.core.types import DECISION_THRESHOLD, FramePrediction
 from microau_gui.session.annotation import digit_aus
 from microau_gui.session.session import ProjectSession
 from microau_gui.session.records import Event
@@ -82,9 +82,9 @@ class ProbabilityBar(QWidget):
             painter.setBrush(fill)
             painter.drawRoundedRect(QRectF(rect.x(), rect.y(), rect.width() * self.value,
                                            rect.height()), 3, 3)
-            # 0.5 decision threshold tick: a coder reads "on" or "off" at a glance
+            # decision threshold tick: a coder reads "on" or "off" at a glance
             painter.setPen(QColor(255, 255, 255, 90))
-            x_half = rect.x() + rect.width() * 0.5
+            x_half = rect.x() + rect.width() * DECISION_THRESHOLD
             painter.drawLine(int(x_half), int(rect.top()), int(x_half), int(rect.bottom()))
         painter.setPen(QColor(150, 150, 155) if self.stale else QColor(245, 245, 245))
         text = "–" if self.value is None else f"{self.value:.0%}"

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from microau_gui.core.errors import UserError
-from microau_gui.core.types import MIN_EXPRESSION_S
+from microau_gui.core.types import DECISION_THRESHOLD, MIN_EXPRESSION_S
 from microau_gui.store.predictions import ProbTrace
 from microau_gui.store.records import Event
 from microau_gui.pairs.samples import au_labels
@@ -95,7 +95,7 @@ def _default_weights() -> dict[str, float]:
 class SuggestSettings:
     """Thresholds of the four suggestion kinds (see the module docstring)."""
 
-    threshold: float = 0.5  # the model's decision threshold (training.metrics.DEFAULT_THRESHOLD)
+    threshold: float = DECISION_THRESHOLD  # the model's decision threshold
     uncertain_margin: float = 0.15  # |p - threshold| below this is "uncertain"
     fire_threshold: float = 0.8  # outside coded events, p this high suggests an uncoded expression
     rare_max_labels: int = 5  # an AU coded in fewer events than this is under-labelled

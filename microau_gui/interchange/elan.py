@@ -54,6 +54,7 @@ from microau_gui.core.aus import AUCode, format_au_codes, parse_au_string
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
 from microau_gui.core.outputs import check_output, project_guard
+from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
@@ -90,7 +91,7 @@ class ModelSpans:
     frame_idx: np.ndarray  # (n,) int64 ascending
     probs: np.ndarray  # (n, n_au) float32, NaN where no face
     vocab: tuple[str, ...]
-    threshold: float = 0.5
+    threshold: float = DECISION_THRESHOLD
 
 
 def au_runs(frame_idx: np.ndarray, p: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:

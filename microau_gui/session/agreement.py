@@ -32,6 +32,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.session.jobs import Job, JobRunner, RequestIds
 from microau_gui.session.messages import AgreementRequest, JobDone
 from microau_gui.session.review_items import stored_candidates
@@ -79,7 +80,7 @@ def _spotted_video_ids(project: Project) -> list[int]:
 
 
 def coded_events(project: Project, source: AgreementSource,
-                 threshold: float = 0.5) -> tuple[list, set[int]]:
+                 threshold: float = DECISION_THRESHOLD) -> tuple[list, set[int]]:
     """(CodedEvents keyed by video id as text, ids of the videos the source covers)."""
     from microau_gui.spotting.agreement import CodedEvent, events_from_frame_probs
 
@@ -126,7 +127,7 @@ def coded_events(project: Project, source: AgreementSource,
 
 
 def project_agreement(project: Project, source_a: AgreementSource, source_b: AgreementSource,
-                      threshold: float = 0.5, min_iou: float = 0.5) -> AgreementReport:
+                      threshold: float = DECISION_THRESHOLD, min_iou: float = 0.5) -> AgreementReport:
     """compare_coders over the videos both sources cover (see the module docstring)."""
     from microau_gui.spotting.agreement import compare_coders
 
@@ -200,7 +201,7 @@ class AgreementController(QObject):
         return agreement_sources(project) if project is not None else []
 
     def compute(self, source_a: AgreementSource, source_b: AgreementSource,
-                threshold: float = 0.5) -> None:
+                threshold: float = DECISION_THRESHOLD) -> None:
         """Start computing; `computed` (or `failed`) follows."""
         project = self._project()
         if project is None:

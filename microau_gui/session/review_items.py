@@ -42,13 +42,14 @@ import numpy as np
 
 from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode
+from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.session.jobs import Job
 from microau_gui.session.messages import JobDone, SuggestRequest, Suggested
 from microau_gui.store.project import Project
 from microau_gui.store.records import PredictedEvent
 from microau_gui.store.review_queue import CandidateRow
 
-AU_THRESHOLD = 0.5  # the model's decision threshold: an AU at or above it is taken as present
+AU_THRESHOLD = DECISION_THRESHOLD  # an AU at or above it at the apex is taken as present
 MICRO_MAX_S = 0.5  # longest micro-expression (as spotting's `micro_max_s`); longer is macro
 SUGGEST_SOURCES = ("expert", "accepted")  # the coded events suggestions are measured against
 CANDIDATES = "candidates"

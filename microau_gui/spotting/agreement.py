@@ -46,6 +46,7 @@ import numpy as np
 from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
+from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.spotting.intervals import SpotScore, match_intervals
 
 
@@ -341,7 +342,7 @@ def compare_many(event_sets: Sequence[Sequence[CodedEvent]], n_frames: Mapping[s
 
 
 def events_from_frame_probs(video: str, frame_idx: Sequence[int], probs: np.ndarray,
-                            vocab: Sequence[str], threshold: float = 0.5,
+                            vocab: Sequence[str], threshold: float = DECISION_THRESHOLD,
                             min_frames: int = 1, coder: str = "model") -> list[CodedEvent]:
     """Model events from per-frame AU probabilities `probs` (n, n_au) at `frame_idx` (n,).
 

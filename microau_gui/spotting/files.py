@@ -42,6 +42,7 @@ from microau_gui.core.au import au_number
 from microau_gui.core.aus import parse_au_string
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
+from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.spotting.agreement import CodedEvent, events_from_frame_probs
 
 SPOT_COLUMNS = ("video", "onset", "apex", "offset", "type", "score", "regions")
@@ -260,7 +261,7 @@ def _read_sheet(path: Path, kind: str, media_root: Path | None, coder: str | Non
 
 
 def read_event_table(path: Path | str, kind: str | None = None, media_root: Path | str | None = None,
-                     video: str | None = None, coder: str | None = None, threshold: float = 0.5,
+                     video: str | None = None, coder: str | None = None, threshold: float = DECISION_THRESHOLD,
                      min_frames: int = 1) -> EventTable:
     """Read events from any accepted file (see the module docstring).
 

@@ -63,7 +63,7 @@ from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_dir
 from microau_gui.core.paths import cache_dir
 from microau_gui.core.progress import check_cancel
-from microau_gui.core.types import Sample
+from microau_gui.core.types import DECISION_THRESHOLD, Sample
 from microau_gui.face.motion import flow_image
 from microau_gui.model.card import ModelCard
 from microau_gui.model.checkpoint import load_checkpoint, save_checkpoint
@@ -346,7 +346,7 @@ class _Scorer:
         return np.concatenate(out) if out else np.zeros((0, model.config.n_au))
 
 
-def _mean_f1(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> float:
+def _mean_f1(labels: np.ndarray, probs: np.ndarray, threshold: float = DECISION_THRESHOLD) -> float:
     """Mean positive-class F1 over AUs that occur (as `metrics.au_report`, without sklearn's cost)."""
     pred = probs >= threshold
     truth = labels > 0

@@ -1,6 +1,6 @@
 """AU detection and recognition metrics (scikit-learn), the JSON report and the per-AU table.
 
-Owns: `AUScore`, `AUReport`, `au_report`, `format_au_table`, `emotion_scores`, `DEFAULT_THRESHOLD`.
+Owns: `AUScore`, `AUReport`, `au_report`, `format_au_table`, `emotion_scores`. May import core.
 May import core (numpy, scikit-learn); no torch, no Qt.
 
 Definitions (DESIGN.md section 1, our reading):
@@ -11,7 +11,7 @@ Definitions (DESIGN.md section 1, our reading):
   separately from F1, never mixed into it.
 - AUC = `roc_auc_score` of the scores; null when only one class occurs.
 - support = number of samples where the AU is present.
-- Threshold: an AU is predicted present when its probability is >= 0.5 (`DEFAULT_THRESHOLD`), for
+- Threshold: an AU is predicted present when its probability is >= 0.5 (`core.types.DECISION_THRESHOLD`), for
   every method alike. No threshold is tuned, so nothing can be tuned on held-out subjects.
 - An AU with no positive sample has an undefined F1: it is reported with `f1: null` and left out of
   `mean_f1` and `mean_macro_f1` (its macro-F1 is still printed), so absent AUs neither reward nor
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import f1_score, recall_score, roc_auc_score
 
-DEFAULT_THRESHOLD = 0.5
+from microau_gui.core.types import DECISION_THRESHOLD
+
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class AUReport:
     per_au: tuple[AUScore, ...]
     n_samples: int
     n_subjects: int
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float = DECISION_THRESHOLD
 
     @property
     def scored(self) -> tuple[AUScore, ...]:
@@ -94,7 +95,7 @@ class AUReport:
 
 def au_report(y_true: np.ndarray, y_score: np.ndarray, vocab: Sequence[str], *, method: str,
               protocol: str, subjects: Sequence[str],
-              threshold: float = DEFAULT_THRESHOLD) -> AUReport:
+              threshold: float = DECISION_THRESHOLD) -> AUReport:
     """Scores `(N, n_au)` in [0, 1] against 0/1 labels `(N, n_au)` -> `AUReport`."""
     y_true = np.asarray(y_true).astype(int)
     y_score = np.asarray(y_score, dtype=np.float64)
