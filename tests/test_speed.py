@@ -220,13 +220,21 @@ def test_an_unknown_predictor_speed_mode_is_a_user_error_naming_the_choices(diff
         Predictor.from_checkpoint(diff_checkpoint, device="cpu", speed_mode="fast")
 
 
-def test_the_ort_mode_runs_onnx_runtime_at_any_batch_size_within_tolerance(face_pairs):
+def test_the_ort_mode_runs_onnx_runtime_at_any_batch_size_within_tolerance(face_pairs, tmp_path,
+                                                                            monkeypatch):
     from microau_gui.inference.ort import OrtBackbone
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert "ort" in supported_modes("cpu")  # onnxruntime is installed with the test extra
     model = _model("apex+diff")
     batch = _real_batch(model, face_pairs)  # 3 pairs; the export was traced on 4
     fast = apply_speed_mode(model, "ort", "cpu")
+    # the exported graph is cached (a ViT-B/16 export takes seconds) and the cached one is used
+    cached = list((tmp_path / "microau_studio" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1
+    again = apply_speed_mode(model, "ort", "cpu")
+    assert list((tmp_path / "microau_studio" / "onnx").glob("*.onnx")) == cached
+    assert torch.equal(predict_probs(again, batch), predict_probs(fast, batch))
     assert isinstance(fast.backbone, OrtBackbone)
     assert fast.backbone.session.get_providers() == ["CPUExecutionProvider"]
     # the heads are shared with the fp32 network, its backbone weights are not held

@@ -146,6 +146,33 @@ def _images(batch) -> torch.Tensor:
     return torch.cat([image for image in (batch.target, batch.reference, batch.flow) if image is not None])
 
 
+def _cached_export(model: nn.Module, images: torch.Tensor) -> bytes:
+    """`export_onnx`, kept in the "onnx" cache under a digest of the backbone's weights and the
+    torch version: exporting ViT-B/16 takes ~15 s (AMD EPYC, loaded), which every start-up race
+    would otherwise pay again. A cache that cannot be written only costs that time."""
+    import hashlib
+
+    from microau_gui.core.files import write_atomically
+    from microau_gui.core.paths import cache_dir
+
+    digest = hashlib.blake2b(f"{torch.__version__} opset17 {model.config.backbone}".encode(), digest_size=20)
+    for name, tensor in model.backbone.state_dict().items():
+        digest.update(f"{name} {tuple(tensor.shape)} {tensor.dtype}".encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    path = cache_dir("onnx") / f"{digest.hexdigest()}.onnx"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    graph = export_onnx(model, images)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda tmp: tmp.write_bytes(graph))
+    except OSError as err:
+        log.info("ONNX graph not cached (%s)", err)
+    return graph
+
+
 def build_ort_network(model: nn.Module, mode: str, calibration: list | None = None) -> nn.Module:
     """A copy of `model` (fp32 MicroAUCLIP, CPU) whose backbone runs under ONNX Runtime; `mode`
     "ort" (fp32 graph) or "ort-int8" (static int8, for `compare_runtimes`).
@@ -159,7 +186,7 @@ def build_ort_network(model: nn.Module, mode: str, calibration: list | None = No
     model = model.float().eval().cpu()
     calibration = calibration or [sample_batch(model, 4, seed=seed) for seed in (1, 2)]
     images = [_images(batch) for batch in calibration]
-    graph = export_onnx(model, images[0])
+    graph = _cached_export(model, images[0])
     if mode == "ort-int8":
         graph = quantize_int8_static(graph, images)
     backbone = model.backbone
