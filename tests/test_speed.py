@@ -27,6 +27,12 @@ from microau_gui.pairs.samples import PrepSettings, prepare_pair, sample_masks
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory, monkeypatch):
+    """The "ort" mode caches its exported graph: in a test folder, not the user's cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 def _brow_raise(rgb: np.ndarray, box, px: float) -> np.ndarray:
     """The upper third of the face box moved up by `px`: an AU1+2-like micro-movement."""
     x0, y0, x1, y1 = box
