@@ -34,7 +34,6 @@ import io
 import logging
 import warnings
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -44,7 +44,6 @@ items sink below anything that could be a real expression. Sorted by that, then 
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
