@@ -1,7 +1,7 @@
 """The `bench` report: figure entries, targets, the key list, the printed table and the atomic write.
 
 Owns: `Target`, `TARGETS`, `FIGURE_KEYS`, `figure`, `skipped`, `failed`, `percentile`,
-`machine_info`, `format_table`. May import core and the standard library (psutil
+`machine_info`, `format_table`. May import core, cli.reports and the standard library (psutil
 and torch lazily, for the machine block); the CLI layer may import every layer, this module needs
 none.
 
@@ -27,6 +27,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from microau_gui.cli.reports import cpu_model
 
 
 @dataclass(frozen=True)
@@ -174,16 +175,6 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # The instruction-set flags that decide which speed mode can win (recorded in every report).
 _ISA_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
                         "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
@@ -210,7 +201,7 @@ def machine_info() -> dict:
     flags = _cpu_flags()
     cuda = torch.cuda.is_available()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "isa_flags": sorted(flags & _ISA_FLAGS),
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),

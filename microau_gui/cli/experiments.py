@@ -26,7 +26,6 @@ an interrupted study still leaves an honest record of what ran.
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microau_gui.cli.reports import write_json
+from microau_gui.cli.reports import cpu_model, write_json
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import DECISION_THRESHOLD
 
@@ -98,16 +97,6 @@ def _code_version() -> dict:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _dataset(study: Study, data_seed: int, work: Path) -> Path:
     """Generate (once) the synthetic set of `data_seed`; returns its root."""
     from microau_gui.synth import generate_clips
@@ -145,7 +134,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
     started = time.perf_counter()
     report: dict = {
         "study": study.name, "description": study.description, "complete": False,
-        "code_version": _code_version(), "machine": {"cpu": _cpu(), "threads": threads},
+        "code_version": _code_version(), "machine": {"cpu": cpu_model(), "threads": threads},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": f"python main.py experiment run {study.name}",
         "data": {"generator": "microau_gui.synth.generate_clips", "seeds": list(study.data_seeds),

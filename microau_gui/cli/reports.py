@@ -1,11 +1,12 @@
 """Writing the commands' JSON reports (`--json`, the `analyze` sidecar, `bench --out`).
 
-Owns: `write_json`. May import core.
+Owns: `write_json` and `cpu_model` (the CPU a report was measured on). May import core.
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 from microau_gui.core.errors import UserError
@@ -21,3 +22,14 @@ def write_json(path: Path | str, payload: dict) -> None:
         write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}; choose another path") from None
+
+
+def cpu_model() -> str:
+    """The CPU's model name as lscpu shows it, for every report that states a figure."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
