@@ -98,6 +98,23 @@ def test_the_input_mode_decides_which_images_matter():
     assert torch.equal(flow(batch).logits, flow(only_target_changed).logits)
 
 
+@pytest.mark.parametrize("mode, kinds", [
+    ("apex", ("target",)), ("diff", ("target", "reference")),
+    ("apex+diff", ("target", "reference")), ("flow", ("flow",)), ("apex+flow", ("target", "flow")),
+])
+def test_image_kinds_names_exactly_the_images_a_mode_encodes(mode, kinds):
+    net = shared(mode)
+    assert net.config.image_kinds == kinds
+    batch = pair(2)
+    for missing in kinds:  # each named image is required ...
+        with pytest.raises(ValueError, match=f"needs the {missing} image"):
+            net.encode_pair(PairBatch(masks=batch.masks, **{
+                name: getattr(batch, name) for name in kinds if name != missing}))
+    # ... and the encoded tokens are exactly those images
+    tokens = net.encode_pair(batch)
+    assert {name for name in ("target", "reference", "flow") if getattr(tokens, name) is not None} == set(kinds)
+
+
 def test_diff_mode_sees_no_motion_when_reference_equals_target():
     net = shared("diff")
     frame = images(2, 4)

@@ -510,11 +510,9 @@ def sample_arrays(model: nn.Module, batch_size: int = 1, seed: int = 0) -> dict[
             masks[b, k, y0:y0 + h, x0:x0 + w] = True
     config = model.config
     arrays = {"masks": masks.reshape(batch_size, n_au, grid * grid)}
-    for name, needed, images in (("target", config.needs_target, targets),
-                                 ("reference", config.needs_reference, references),
-                                 ("flow", config.needs_flow, flows)):
-        if needed:
-            arrays[name] = np.stack(images)  # (B, S, S, 3)
+    images = {"target": targets, "reference": references, "flow": flows}
+    for name in config.image_kinds:
+        arrays[name] = np.stack(images[name])  # (B, S, S, 3)
     return arrays
 
 

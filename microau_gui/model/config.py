@@ -205,6 +205,14 @@ class MicroAUConfig:
         """The rendered reference-to-target optical-flow image is an input."""
         return self.input_mode in ("flow", "apex+flow")
 
+    @property
+    def image_kinds(self) -> tuple[str, ...]:
+        """The images `input_mode` feeds the backbone, in the order they are encoded: a subset of
+        ("target", "reference", "flow"). The one place that says which images a mode needs."""
+        needed = (("target", self.needs_target), ("reference", self.needs_reference),
+                  ("flow", self.needs_flow))
+        return tuple(name for name, used in needed if used)
+
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["vocab"] = list(self.vocab)

@@ -339,13 +339,7 @@ class MicroAUCLIP(nn.Module):
 
     def encode_pair(self, batch: PairBatch) -> PairTokens:
         """Backbone tokens of the images `input_mode` needs, in one backbone call."""
-        names = [
-            name for name, needed in (
-                ("target", self.config.needs_target),
-                ("reference", self.config.needs_reference),
-                ("flow", self.config.needs_flow),
-            ) if needed
-        ]
+        names = self.config.image_kinds
         images = []
         for name in names:
             image = getattr(batch, name)

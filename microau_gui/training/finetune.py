@@ -313,10 +313,9 @@ def _train_settings(card: ModelCard, options: FinetuneOptions) -> TrainSettings:
 def _pair_images(model: MicroAUCLIP, pairs: Sequence[PairSample]) -> dict[str, np.ndarray]:
     """The uint8 images the backbone encodes per kind, one orientation: `(N, 1, S, S, 3)`."""
     config = model.config
-    kinds = (("target", config.needs_target, lambda p: p.target),
-             ("reference", config.needs_reference, lambda p: p.reference),
-             ("flow", config.needs_flow, lambda p: flow_image(p.flow)))
-    return {name: np.stack([get(p) for p in pairs])[:, None] for name, needed, get in kinds if needed}
+    image_of = {"target": lambda p: p.target, "reference": lambda p: p.reference,
+                "flow": lambda p: flow_image(p.flow)}
+    return {name: np.stack([image_of[name](p) for p in pairs])[:, None] for name in config.image_kinds}
 
 
 class _Scorer:
