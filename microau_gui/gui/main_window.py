@@ -59,7 +59,6 @@ from microau_gui.gui.timeline_view import TimelineView
 from microau_gui.gui.transport import TransportBar
 from microau_gui.gui.video_view import VideoView
 from microau_gui.session.annotation import digit_aus
-from microau_gui.session.interchange import InterchangeController
 from microau_gui.session.messages import FrameLoaded, ModelLoaded
 from microau_gui.session.playback import speed_label
 from microau_gui.session.session import ProjectSession
@@ -145,7 +144,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["project"], self.docks["versions"])
         self.docks["project"].raise_()
         # Other tools' AU traces beside the model's (File > Import), toggled per source.
-        self.interchange = InterchangeController(session)
+        self.interchange = session.interchange
         self.comparison_lanes = ComparisonLanes(self.timeline, self.interchange)
         self.comparison_panel = ComparisonPanel(session, self.interchange, self.comparison_lanes)
         self.add_panel("comparison", "Comparison traces", self.comparison_panel,

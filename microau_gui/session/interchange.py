@@ -2,7 +2,8 @@
 
 Owns: `FileFormat`, `IMPORT_FORMATS`, `EXPORT_FORMATS`, `InterchangeController` (import or export
 one file for the open project and video; the open video's comparison traces for the timeline).
-May import store, interchange, core and PySide6.QtCore.
+May import store, interchange, core, session.context (its `SessionContext`, the narrow view of the
+session it receives) and PySide6.QtCore.
 
 The work is `microau_gui.interchange` and `store.export`, the same functions the command line
 runs. A file is read or written on the calling (GUI) thread: the formats here are event lists
@@ -21,7 +22,7 @@ from PySide6.QtCore import QObject, Signal
 from microau_gui.core.errors import UserError
 
 if TYPE_CHECKING:
-    from microau_gui.session.session import ProjectSession
+    from microau_gui.session.context import SessionContext
     from microau_gui.store.traces import ComparisonTrace
 
 
@@ -59,29 +60,31 @@ class InterchangeController(QObject):
 
     traces_changed = Signal()
 
-    def __init__(self, session: ProjectSession):
-        super().__init__(session)
-        self.session = session
+    def __init__(self, ctx: SessionContext, parent: QObject | None = None):
+        super().__init__(parent)
+        self._ctx = ctx
         self._cache: tuple[int, list] | None = None  # (video id, traces) of the open video
-        session.video_opened.connect(self._on_session_video_opened)
+        ctx.video_opened.connect(self._on_session_video_opened)
 
     def _on_session_video_opened(self, _video) -> None:
         self._cache = None
         self.traces_changed.emit()
 
     def _project(self):
-        if self.session.project is None:
+        project = self._ctx.project()
+        if project is None:
             raise UserError("open or create a project first (File > Open)")
-        return self.session.project
+        return project
 
     def _video(self):
-        if self.session.video is None:
+        video = self._ctx.video()
+        if video is None:
             raise UserError("open a video of the project first")
-        return self.session.video
+        return video
 
     def traces(self) -> list[ComparisonTrace]:
         """The open video's comparison traces (read once per video and import)."""
-        project, video = self.session.project, self.session.video
+        project, video = self._ctx.project(), self._ctx.video()
         if project is None or video is None:
             return []
         if self._cache is None or self._cache[0] != video.id:

@@ -36,6 +36,7 @@ from microau_gui.session.coder import CoderIdentity
 from microau_gui.session.context import SessionContext
 from microau_gui.session.facade import forward as _forward
 from microau_gui.session.finetune_worker import FinetuneController
+from microau_gui.session.interchange import InterchangeController
 from microau_gui.session.import_worker import import_sheet
 from microau_gui.session.jobs import JobRunner, RequestIds
 from microau_gui.session.messages import ImportRequest, JobDone, MediaRef
@@ -122,6 +123,7 @@ class ProjectSession(QObject):
         self.review = ReviewController(context, self)  # spotting and suggestion queues
         self.agreement = AgreementController(self.ids, lambda: self.project, self)
         self.finetune = FinetuneController(context, self)  # fine-tuning on the corrections
+        self.interchange = InterchangeController(context, self)  # File > Import / Export
         self.proxies = SeekProxyController(self.ids, self)  # seek proxies of long-GOP videos
         self.proxies.proxy_built.connect(self.playhead.use_proxy)
         self.proxies.status_posted.connect(self.status_posted)
