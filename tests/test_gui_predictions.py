@@ -143,7 +143,10 @@ def test_screenshot_command_saves_the_window_after_the_first_prediction(tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.stat().st_size > 50_000
     image = QImage(str(out))
-    assert (image.width(), image.height()) == (1600, 1000)
+    # The window opens at 1600x1000, or at the screen's size when that is smaller, and never below
+    # its minimum size (at most 1280x720, asserted in test_gui_layout). The offscreen platform's
+    # screen is smaller than 1600x1000, so the image lies between the two.
+    assert 900 <= image.width() <= 1600 and 400 <= image.height() <= 1000, image.size()
 
     missing = subprocess.run([sys.executable, str(REPO / "main.py"), "--screenshot", str(out),
                               str(tmp_path / "nowhere.mp4")], capture_output=True, text=True,
