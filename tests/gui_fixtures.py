@@ -28,6 +28,15 @@ def shown_window(qtbot, weights: Path | None = None) -> Iterator:
     assert not any(t.running for t in session.threads), "a worker thread is still running"
 
 
+def open_in_window(qtbot, window, path) -> None:
+    """Open `path` as the command line would, and wait until its first frame is on screen."""
+    from microau_gui.gui import app as gui_app
+
+    with qtbot.waitSignal(window.session.frame_loaded, timeout=15000):
+        gui_app.open_initial(window, window.session, str(path))
+    qtbot.waitUntil(lambda: window.video_view.frame_idx == window.session.frame_idx, timeout=5000)
+
+
 def demo_or_tiny_weights(folder: Path, input_mode: str = "apex+diff") -> Path:
     """weights/ with the demo model when it is built, else `folder` holding a freshly saved tiny
     random model (`folder / "test-tiny"`)."""

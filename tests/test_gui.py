@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QAction, QMouseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
-from gui_fixtures import annotation_tables, shown_window
+from gui_fixtures import annotation_tables, open_in_window, shown_window
 from test_session_fixtures import demo_copy, face_clip, read_frame  # noqa: F401
 
 from microau_gui.gui import app as gui_app
@@ -25,19 +25,13 @@ def window(qtbot):
     yield from shown_window(qtbot)
 
 
-def _open(qtbot, window, path) -> None:
-    with qtbot.waitSignal(window.session.frame_loaded, timeout=15000):
-        gui_app.open_initial(window, window.session, str(path))
-    qtbot.waitUntil(lambda: window.video_view.frame_idx == window.session.frame_idx, timeout=5000)
-
-
 def _key(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
     qtbot.keyClick(window, key, modifier)
 
 
 def test_keys_mark_an_event_toggle_aus_and_undo_redo_restore_the_store(qtbot, window, demo_copy,
                                                                        face_clip):
-    _open(qtbot, window, demo_copy or face_clip)
+    open_in_window(qtbot, window, demo_copy or face_clip)
     session = window.session
     project = session.project
     before = annotation_tables(project)
@@ -116,7 +110,7 @@ def _drag(qtbot, widget, start: QPointF, end: QPointF, steps: int = 6) -> None:
 
 
 def test_dragging_an_event_edge_previews_live_and_is_one_undo_step(qtbot, window, face_clip):
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     session = window.session
     event = session.project.add_event(session.video.id, 10, 14, 20)
     qtbot.waitUntil(lambda: event.id in window.timeline._event_items, timeout=5000)
@@ -143,7 +137,7 @@ def test_dragging_an_event_edge_previews_live_and_is_one_undo_step(qtbot, window
 
 
 def test_a_worker_failure_shows_a_message_and_the_window_keeps_working(qtbot, window, face_clip):
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     (face_clip / "img21.png").write_bytes(b"not an image")  # frame_idx 20
     window.session.seek(20)
     qtbot.waitUntil(lambda: window._error_box is not None and window._error_box.isVisible(),
@@ -165,7 +159,7 @@ def test_without_a_built_demo_the_window_says_how_to_build_it(qtbot, window, mon
 
 
 def test_the_browser_filters_and_opens_events(qtbot, window, face_clip):
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     session = window.session
     from microau_gui.core.aus import AUCode
 

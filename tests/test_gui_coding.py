@@ -10,11 +10,10 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QInputDialog
-from gui_fixtures import shown_window
+from gui_fixtures import open_in_window, shown_window
 from test_session_fixtures import face_clip  # noqa: F401
 
 from microau_gui.core.aus import AUCode, Side, parse_au_string
-from microau_gui.gui import app as gui_app
 from microau_gui.gui.keymap import load_keymap, save_key
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
@@ -26,12 +25,6 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 @pytest.fixture
 def window(qtbot):
     yield from shown_window(qtbot)
-
-
-def _open(qtbot, window, path) -> None:
-    with qtbot.waitSignal(window.session.frame_loaded, timeout=15000):
-        gui_app.open_initial(window, window.session, str(path))
-    qtbot.waitUntil(lambda: window.video_view.frame_idx == window.session.frame_idx, timeout=5000)
 
 
 def _keys(qtbot, target, *keys) -> None:
@@ -50,7 +43,7 @@ def _mark_event(qtbot, window) -> int:
 @pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabbing)")
 def test_side_and_intensity_of_the_focused_au_by_key_and_by_the_side_box(qtbot, window,
                                                                          face_clip):
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     project = window.session.project
     event_id = _mark_event(qtbot, window)
     ninth = window.session.vocab[8]  # AU12 in the default vocabulary: key 9
@@ -77,7 +70,7 @@ def test_side_and_intensity_of_the_focused_au_by_key_and_by_the_side_box(qtbot, 
 
 
 def test_quick_entry_codes_any_catalogue_au_and_gives_the_keys_back(qtbot, window, face_clip):
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     project = window.session.project
     event_id = _mark_event(qtbot, window)
     assert f"event {event_id} added" in window.statusBar().currentMessage()  # not "go to O"
@@ -117,7 +110,7 @@ def test_quick_entry_codes_any_catalogue_au_and_gives_the_keys_back(qtbot, windo
 
 def test_after_go_to_frame_and_enter_space_marks_and_digits_work_at_once(qtbot, window,
                                                                         face_clip):
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     session = window.session
     _keys(qtbot, window, (Qt.Key.Key_G, CTRL))
     box = window.transport.frame_box
@@ -173,7 +166,7 @@ def test_accepting_an_event_shorter_than_a_plausible_expression_asks_first(qtbot
 
     from microau_gui.session.review import CANDIDATES, ReviewItem
 
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     session = window.session
     session.review.set_items(CANDIDATES, [ReviewItem(session.video.id, 30, 30, 30, 9.0, "micro"),
                                           ReviewItem(session.video.id, 40, 42, 45, 8.0, "micro")])
@@ -198,7 +191,7 @@ def test_accepting_an_event_shorter_than_a_plausible_expression_asks_first(qtbot
 def test_the_coder_is_asked_shown_and_written_on_every_event_and_note(qtbot, window, face_clip):
     from microau_gui.gui.keymap import stored_coder
 
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     assert window.coder_label.text() == "coder: (not set)"
     _keys(qtbot, window, (Qt.Key.Key_U, CTRL | Qt.KeyboardModifier.ShiftModifier))
     (dialog,) = [d for d in window.findChildren(QInputDialog) if d.isVisible()]
@@ -218,7 +211,7 @@ def test_small_fixes_hud_key_amber_apex_whole_epoch_ticks_undo_above_redo(qtbot,
     from microau_gui.gui.finetune_dialog import EpochAxis
     from microau_gui.gui.timeline_view import APEX_PEN, PLAYHEAD_PEN
 
-    _open(qtbot, window, face_clip)
+    open_in_window(qtbot, window, face_clip)
     hud = window.video_view.hud
     assert hud.isVisible()
     _keys(qtbot, window, Qt.Key.Key_D)
