@@ -109,3 +109,18 @@ def pympi_samples() -> Path:
     except realdata.RegistryUnreachable as exc:
         pytest.skip(f"pympi's sample ELAN files unavailable, the package registry is unreachable: "
                     f"{exc}")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A tiny apex+flow Micro-AU CLIP (random weights, seed 5, no text tower) for the device
+    tests; torch is imported here, not at collection, so the bare-GPU check can load this file."""
+    import torch
+
+    from microau_gui.model.config import MicroAUConfig
+    from microau_gui.model.network import MicroAUCLIP
+
+    torch.manual_seed(5)
+    model = MicroAUCLIP(MicroAUConfig.tiny(input_mode="apex+flow"), load_pretrained=False).eval()
+    model.drop_text_tower()
+    return model

@@ -13,19 +13,9 @@ import torch
 from microau_gui.face.landmarks import FaceMesh
 from microau_gui.inference.gpu import batched_throughput, model_for_device, pinned_upload, upload_pair_arrays
 from microau_gui.inference.speed import DEFAULT_TOLERANCE, predict_probs, sample_arrays
-from microau_gui.model.config import MicroAUConfig
-from microau_gui.model.network import MicroAUCLIP
 
 torch.set_num_threads(1)
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(5)
-    model = MicroAUCLIP(MicroAUConfig.tiny(input_mode="apex+flow"), load_pretrained=False).eval()
-    model.drop_text_tower()
-    return model
 
 
 def test_batched_runs_with_a_producer_give_the_direct_forward_probabilities(tiny_model):
