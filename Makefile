@@ -27,9 +27,15 @@ setup: $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(PY) main.py
 
+# `make test SHUFFLE=N` runs the same suite in the order pytest-randomly derives from seed N (the
+# shuffled-order check of the reliability issue); without it the order is the files' own, so a
+# failure reproduces as it was seen.
+SHUFFLE ?=
+PYTEST_ORDER := $(if $(SHUFFLE),-o addopts="-ra --strict-markers" -p randomly --randomly-seed=$(SHUFFLE))
+
 test: $(TEST_STAMP)
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ORDER)
 
 # Rebuilds the bundled demo clip (assets/) and the demo checkpoint (weights/) from scratch.
 demo-assets: $(RUN_STAMP)
