@@ -1,5 +1,5 @@
 -- application_id: 0x4d415553
--- schema_version: 6
+-- schema_version: 7
 -- index event_aus_au on event_aus
 CREATE INDEX event_aus_au ON event_aus(au);
 -- index events_import on events
@@ -50,7 +50,7 @@ CREATE TABLE event_aus (
     side TEXT NOT NULL CHECK (side IN ('B', 'L', 'R')),
     intensity TEXT CHECK (intensity IN ('A', 'B', 'C', 'D', 'E')),
     asymmetric INTEGER NOT NULL CHECK (asymmetric IN (0, 1)),
-    uncertain INTEGER NOT NULL CHECK (uncertain IN (0, 1)), lip TEXT CHECK (lip IN ('T', 'B')),
+    uncertain INTEGER NOT NULL CHECK (uncertain IN (0, 1)), lip TEXT CHECK (lip IN ('T', 'B')), onset_idx INTEGER CHECK (onset_idx >= 0), apex_idx INTEGER, offset_idx INTEGER,
     PRIMARY KEY (event_id, position)
 ) WITHOUT ROWID;
 -- table events on events
@@ -69,7 +69,7 @@ CREATE TABLE events (
     model_version_id INTEGER REFERENCES model_versions(id) ON DELETE SET NULL,
     import_id INTEGER REFERENCES imports(id) ON DELETE SET NULL,
     created_at TEXT NOT NULL,
-    modified_at TEXT NOT NULL, import_key TEXT, aus_cell TEXT,
+    modified_at TEXT NOT NULL, import_key TEXT, aus_cell TEXT, blind INTEGER NOT NULL DEFAULT 0 CHECK (blind IN (0, 1)),
     CHECK (onset_idx <= apex_idx AND apex_idx <= offset_idx)
 );
 -- table imports on imports

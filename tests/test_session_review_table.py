@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from test_store_fixtures import small_project
+from test_store_fixtures import UNDO_BLIND_AND_AU_TIMING, small_project
 
 from microau_gui.session.review_items import (
     CANDIDATES,
@@ -30,8 +30,12 @@ def _as_before_the_table_with_blobs(path, blobs: dict[str, str]) -> None:
     queue as project_meta blobs (later migrations, if any, are rolled back too)."""
     # Undo each later migration here, so that the file is what that older schema wrote.
     later = {m.name for m in schema.MIGRATIONS if m.version > REVIEW_TABLE_VERSION}
-    assert later == {"card version of a model version"}, f"undo these here too: {later}"
+    assert later == {"card version of a model version",
+                     "blind-coded events, per-AU onset / apex / offset"}, \
+        f"undo these here too: {later}"
     conn = sqlite3.connect(path)
+    for statement in UNDO_BLIND_AND_AU_TIMING:
+        conn.execute(statement)
     conn.execute("ALTER TABLE model_versions DROP COLUMN card_version")
     conn.execute("DROP TABLE review_candidates")
     conn.execute("DELETE FROM schema_migrations WHERE version >= ?", (REVIEW_TABLE_VERSION,))

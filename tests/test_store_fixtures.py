@@ -59,3 +59,14 @@ def small_project(tmp_path: Path, photo: Path) -> Project:
     project.add_note("brow movement starts before onset", event_id=first.id, author="ann")
     project.add_note("lighting flicker", video_id=video_b.id, frame_idx=4, author="bob")
     return project
+
+
+# What turns a schema-7 file back into the schema-6 file (tests of older migrations undo it).
+UNDO_BLIND_AND_AU_TIMING = (
+    "ALTER TABLE events DROP COLUMN blind",
+    "ALTER TABLE event_aus DROP COLUMN onset_idx",
+    "ALTER TABLE event_aus DROP COLUMN apex_idx",
+    "ALTER TABLE event_aus DROP COLUMN offset_idx",
+    "DELETE FROM schema_migrations WHERE version = 7",
+    "PRAGMA user_version = 6",
+)

@@ -1,6 +1,6 @@
 """Undoable annotation edits as plain command objects (the session wraps them in QUndoCommand).
 
-Owns: `Command` and the commands AddEvent, DeleteEvent, MoveEventBoundary, SetEventAUs,
+Owns: `Command` and the commands AddEvent, DeleteEvent, MoveEventBoundary, SetEventAUs, SetAUSpan,
 SetEmotion, AcceptPrediction, AddNote. May import only the standard library, `core` and the
 store's own modules. No Qt.
 
@@ -30,7 +30,8 @@ from collections.abc import Iterable
 
 from microau_gui.core.aus import AUCode, format_au_codes
 from microau_gui.store.project import Project
-from microau_gui.store.records import Boundary, Event, EventRecord, Note, PredictedEvent
+from microau_gui.core.errors import UserError
+from microau_gui.store.records import AUSpan, Boundary, Event, EventRecord, Note, PredictedEvent
 from microau_gui.store.schema import utc_now
 
 
@@ -113,6 +114,31 @@ class SetEventAUs(_EditEvent):
         return dataclasses.replace(event, aus=self.aus)
 
 
+class SetAUSpan(_EditEvent):
+    """Time one AU of an event apart from the event: its own onset, apex and offset, or None to
+    make it span the event again."""
+
+    def __init__(self, event_id: int, number: int, frames: tuple[int, int, int] | None):
+        super().__init__(event_id)
+        self.number = number
+        self.frames = frames
+
+    @property
+    def name(self) -> str:
+        if self.frames is None:
+            return f"AU{self.number} of event {self.event_id} spans the event"
+        onset, apex, offset = self.frames
+        return f"Time AU{self.number} of event {self.event_id} at {onset}-{apex}-{offset}"
+
+    def _edited(self, event: Event) -> Event:
+        if all(code.number != self.number for code in event.aus):
+            raise UserError(f"event {self.event_id} has no AU{self.number} to time; code it first")
+        spans = tuple(s for s in event.au_spans if s.number != self.number)
+        if self.frames is not None:
+            spans += (AUSpan(self.number, *(int(f) for f in self.frames)),)
+        return dataclasses.replace(event, au_spans=spans)
+
+
 class SetEmotion(_EditEvent):
     """Set (or clear, with None) an event's emotion label."""
 
@@ -160,8 +186,9 @@ class AddEvent(_CreateEvent):
     def __init__(self, video_id: int, onset: int, apex: int, offset: int,
                  aus: Iterable[AUCode] = (), *, emotion: str | None = None,
                  objective_class: str | None = None, expression_type: str = "micro",
-                 coder: str = ""):
+                 coder: str = "", blind: bool = False):
         super().__init__()
+        self.blind = blind  # marked in blind coding mode
         self.video_id = video_id
         self.frames = (onset, apex, offset)
         self.aus = tuple(aus)
@@ -179,7 +206,7 @@ class AddEvent(_CreateEvent):
         return project.add_event(
             self.video_id, onset, apex, offset, self.aus, emotion=self.emotion,
             objective_class=self.objective_class, expression_type=self.expression_type,
-            coder=self.coder, source="expert",
+            coder=self.coder, source="expert", blind=self.blind,
         )
 
 

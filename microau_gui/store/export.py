@@ -43,6 +43,7 @@ from microau_gui.store.importers.writers import CASME2_LAYOUTS, write_casme2_she
 from microau_gui.store.json_schema import AUItem, ExportDocument, validate_export
 from microau_gui.store.project import Project, import_key
 from microau_gui.store.records import (
+    AUSpan,
     Event,
     EventRecord,
     MediaFacts,
@@ -176,7 +177,9 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
             "emotion": e.emotion, "objective_class": e.objective_class,
             "expression_type": e.expression_type, "coder": e.coder, "source": e.source,
             "model_version": model_names.get(e.model_version_id),
-            "created_at": e.created_at, "modified_at": e.modified_at,
+            "created_at": e.created_at, "modified_at": e.modified_at, "blind": e.blind,
+            "au_spans": [{"au": s.number, "onset": s.onset, "apex": s.apex, "offset": s.offset}
+                         for s in e.au_spans],
         } for e in events],
         "notes": [{
             "id": n.id, "text": n.text, "author": n.author, "created_at": n.created_at,
@@ -312,7 +315,8 @@ def _import_document(project: Project, document: ExportDocument, base: Path) -> 
             coder=item.coder, source=item.source,
             model_version_id=model_ids.get(item.model_version) if item.model_version else None,
             created_at=item.created_at, modified_at=item.modified_at, aus_cell=item.aus_cell,
-            import_key=key,
+            import_key=key, blind=item.blind,
+            au_spans=tuple(AUSpan(s.au, s.onset, s.apex, s.offset) for s in item.au_spans),
         )
         notes = tuple(notes_by_event.get(item.uid, ()))
         project.insert_event(EventRecord(event=event, notes=notes))

@@ -63,6 +63,15 @@ class AUItem(_Item):
     lip: Literal["T", "B"] | None = None
 
 
+class AUSpanItem(_Item):
+    """One AU timed apart from its event (schema 7); files without it: every AU spans its event."""
+
+    au: Annotated[int, Field(ge=0, le=99)]
+    onset: Frame
+    apex: Frame
+    offset: Frame
+
+
 class VideoItem(_Item):
     id: int
     path: Name
@@ -105,6 +114,8 @@ class EventItem(_Item):
     model_version: Name | None
     created_at: Timestamp
     modified_at: Timestamp
+    blind: bool = False  # coded in blind mode (schema 7; older files: not recorded, False)
+    au_spans: list[AUSpanItem] = []
 
 
 class NoteItem(_Item):

@@ -45,6 +45,7 @@ from microau_gui.store.review_queue import ReviewCandidates
 from microau_gui.store.records import (
     EXPRESSION_TYPES,
     SOURCES,
+    AUSpan,
     Change,
     Event,
     EventRecord,
@@ -64,7 +65,7 @@ from microau_gui.store.traces import TraceStore
 Probe = Callable[[Path], MediaFacts | FrameSourceLike]
 
 EDITABLE_EVENT_FIELDS = ("onset", "apex", "offset", "aus", "emotion", "objective_class",
-                         "expression_type")
+                         "expression_type", "au_spans")
 
 _VIDEO_SELECT = (
     "SELECT v.id, v.path, v.name, v.subject_id, s.name, v.n_frames, v.fps, v.width, v.height, "
@@ -72,7 +73,7 @@ _VIDEO_SELECT = (
 )
 _EVENT_COLUMNS = ("id, uid, video_id, onset_idx, apex_idx, offset_idx, emotion, objective_class, "
                   "expression_type, coder, source, model_version_id, import_id, created_at, "
-                  "modified_at, aus_cell, import_key")
+                  "modified_at, aus_cell, import_key, blind")
 _EVENT_SLOTS = ", ".join("?" * len(_EVENT_COLUMNS.split(", ")))
 _NOTE_COLUMNS = "id, text, author, created_at, event_id, video_id, frame_idx"
 
@@ -345,20 +346,27 @@ class Project:
             rows = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY video_id, "
                                 "onset_idx, id", params).fetchall()
             au_rows = conn.execute(
-                "SELECT event_id, au, side, intensity, asymmetric, uncertain, lip FROM event_aus "
+                "SELECT event_id, au, side, intensity, asymmetric, uncertain, lip, onset_idx, "
+                "apex_idx, offset_idx FROM event_aus "
                 f"WHERE event_id IN (SELECT id FROM events {where}) ORDER BY event_id, position",
                 params).fetchall()
         aus: dict[int, list[AUCode]] = {}
-        for event_id, number, side, intensity, asymmetric, uncertain, lip in au_rows:
+        spans: dict[int, dict[int, AUSpan]] = {}
+        for (event_id, number, side, intensity, asymmetric, uncertain, lip, onset, apex,
+             offset) in au_rows:
             aus.setdefault(event_id, []).append(AUCode(
                 number=number, side=Side(side), intensity=intensity,
                 asymmetric=bool(asymmetric), uncertain=bool(uncertain), lip=lip))
+            if onset is not None:
+                spans.setdefault(event_id, {}).setdefault(
+                    number, AUSpan(number, onset, apex, offset))
         return [Event(
             id=r[0], uid=r[1], video_id=r[2], onset=r[3], apex=r[4], offset=r[5],
             aus=tuple(aus.get(r[0], ())), emotion=r[6], objective_class=r[7],
             expression_type=r[8], coder=r[9], source=r[10], model_version_id=r[11],
             import_id=r[12], created_at=r[13], modified_at=r[14], aus_cell=r[15],
-            import_key=r[16],
+            import_key=r[16], blind=bool(r[17]),
+            au_spans=tuple(sorted(spans.get(r[0], {}).values(), key=lambda span: span.number)),
         ) for r in rows]
 
     def events(self, video_id: int | None = None, *, source: str | None = None,
@@ -413,10 +421,21 @@ class Project:
             raise UserError(f"expression type must be micro or macro, not {event.expression_type!r}")
         if event.source not in SOURCES:
             raise UserError(f"event source must be expert or accepted, not {event.source!r}")
+        numbers = {code.number for code in event.aus}
+        for span in event.au_spans:
+            if not 0 <= span.onset <= span.apex <= span.offset < video.n_frames:
+                raise UserError(f"AU{span.number} timing {span.onset}-{span.apex}-{span.offset} "
+                                "must run onset <= apex <= offset inside the video "
+                                f"(frames 0-{video.n_frames - 1})")
         return dataclasses.replace(
             event, onset=int(event.onset), apex=int(event.apex), offset=int(event.offset),
             aus=tuple(dict.fromkeys(event.aus)), emotion=_optional_text(event.emotion),
             objective_class=_optional_text(event.objective_class), coder=str(event.coder).strip(),
+            # a span outlives its AU only as long as the AU is coded (removing AU12 drops its
+            # timing; an undo restores both from the snapshot)
+            au_spans=tuple(sorted((span for span in {s.number: s for s in event.au_spans}.values()
+                                   if span.number in numbers), key=lambda span: span.number)),
+            blind=bool(event.blind),
         )
 
     def _insert_event(self, event: Event, changes, keep_id: bool | None,
@@ -430,7 +449,7 @@ class Project:
         values = (event.uid, event.video_id, event.onset, event.apex, event.offset, event.emotion,
                   event.objective_class, event.expression_type, event.coder, event.source,
                   event.model_version_id, event.import_id, event.created_at, event.modified_at,
-                  event.aus_cell, event.import_key)
+                  event.aus_cell, event.import_key, int(event.blind))
         taken = event.id <= 0 or conn.execute("SELECT 1 FROM events WHERE id = ?",
                                               (event.id,)).fetchone() is not None
         if keep_id and taken:
@@ -448,32 +467,38 @@ class Project:
             cursor = conn.execute(f"INSERT INTO events ({_EVENT_COLUMNS.partition(', ')[2]}) "
                                   f"VALUES ({_EVENT_SLOTS.partition(', ')[2]})", values)
         event_id = cursor.lastrowid
-        self._write_aus(event_id, event.aus)
+        self._write_aus(event_id, event.aus, event.au_spans)
         changes.events.add(event_id)
         return event_id
 
-    def _write_aus(self, event_id: int, aus: Iterable[AUCode]) -> None:
+    def _write_aus(self, event_id: int, aus: Iterable[AUCode],
+                   au_spans: Iterable[AUSpan] = ()) -> None:
+        """The event's AU rows; each row of an AU number with an AUSpan carries its timing."""
         conn = self._db.conn()
+        timing = {span.number: (span.onset, span.apex, span.offset) for span in au_spans}
         conn.execute("DELETE FROM event_aus WHERE event_id = ?", (event_id,))
         conn.executemany(
             "INSERT INTO event_aus (event_id, position, au, side, intensity, asymmetric, "
-            "uncertain, lip) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "uncertain, lip, onset_idx, apex_idx, offset_idx) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(event_id, i, c.number, c.side.value, c.intensity, int(c.asymmetric),
-              int(c.uncertain), c.lip) for i, c in enumerate(aus)],
+              int(c.uncertain), c.lip, *timing.get(c.number, (None, None, None)))
+             for i, c in enumerate(aus)],
         )
 
     def add_event(self, video_id: int, onset: int, apex: int, offset: int,
                   aus: Iterable[AUCode] = (), *, emotion: str | None = None,
                   objective_class: str | None = None, expression_type: str = "micro",
                   coder: str = "", source: str = "expert", model_version_id: int | None = None,
-                  at: str | None = None) -> Event:
-        """A new event with a new stable id; `at` is its created/modified timestamp (default now)."""
+                  at: str | None = None, blind: bool = False) -> Event:
+        """A new event with a new stable id; `at` is its created/modified timestamp (default now);
+        `blind`: made in blind coding mode."""
         at = at or schema.utc_now()
         event = Event(
             id=0, uid=uuid.uuid4().hex, video_id=video_id, onset=onset, apex=apex, offset=offset,
             aus=tuple(aus), emotion=emotion, objective_class=objective_class,
             expression_type=expression_type, coder=coder, source=source,
-            model_version_id=model_version_id, created_at=at, modified_at=at,
+            model_version_id=model_version_id, created_at=at, modified_at=at, blind=blind,
         )
         with self._db.write() as changes:
             event_id = self._insert_event(event, changes, keep_id=False)
@@ -488,7 +513,7 @@ class Project:
         with self._db.write() as changes:
             stored = self.event(event.id)
             fixed = ("uid", "video_id", "coder", "source", "model_version_id", "import_id",
-                     "created_at", "aus_cell", "import_key")
+                     "created_at", "aus_cell", "import_key", "blind")
             changed = [f for f in fixed if getattr(stored, f) != getattr(event, f)]
             if changed:
                 raise UserError(f"event {event.id}: {', '.join(changed)} cannot be edited")
@@ -499,8 +524,8 @@ class Project:
                 (event.onset, event.apex, event.offset, event.emotion, event.objective_class,
                  event.expression_type, event.modified_at, event.id),
             )
-            if event.aus != stored.aus:
-                self._write_aus(event.id, event.aus)
+            if event.aus != stored.aus or event.au_spans != stored.au_spans:
+                self._write_aus(event.id, event.aus, event.au_spans)
             changes.events.add(event.id)
         return self.event(event.id)
 

@@ -1,6 +1,6 @@
 """Typed values read from and written to a project: videos, subjects, events, notes, model versions.
 
-Owns: `Video`, `Subject`, `Event`, `EventAU`, `Note`, `EventRecord`, `ModelVersion`, `MediaFacts`,
+Owns: `Video`, `Subject`, `Event`, `AUSpan`, `EventAU`, `Note`, `EventRecord`, `ModelVersion`, `MediaFacts`,
 `FrameSourceLike`,
 `PredictedEvent`, `Change`, `ImportSummary`, `Boundary`, and the frame-number run encoding.
 May import only the standard library, numpy and `core`.
@@ -96,6 +96,18 @@ class Video:
 
 
 @dataclass(frozen=True)
+class AUSpan:
+    """One AU's own onset, apex and offset inside an event, where the coder timed it apart
+    (FACS times each AU; an AU without an AUSpan spans its whole event). Keyed by AU number:
+    L12 and R12 of one event share one span."""
+
+    number: int  # FACS number, e.g. 12
+    onset: int  # frame_idx
+    apex: int  # frame_idx
+    offset: int  # frame_idx, inclusive
+
+
+@dataclass(frozen=True)
 class Event:
     """A coded micro- or macro-expression: the coder's own ('expert') or an accepted prediction."""
 
@@ -117,6 +129,15 @@ class Event:
     modified_at: str = ""
     aus_cell: str | None = None  # the imported sheet's AU cell as written; None if made here
     import_key: str | None = None  # identity of an imported event (video:frames:coder at import)
+    blind: bool = False  # made in blind coding mode (model output and other coders hidden)
+    au_spans: tuple[AUSpan, ...] = ()  # AUs timed apart from the event, by AU number
+
+    def au_span(self, number: int) -> tuple[int, int, int]:
+        """(onset, apex, offset) of the event's AU `number`: its own span, else the event's."""
+        span = next((s for s in self.au_spans if s.number == number), None)
+        if span is None:
+            return self.onset, self.apex, self.offset
+        return span.onset, span.apex, span.offset
 
     @property
     def aus_text(self) -> str:

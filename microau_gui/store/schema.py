@@ -243,6 +243,17 @@ _CARD_VERSION = (
     "ALTER TABLE model_versions ADD COLUMN card_version TEXT",
 )
 
+# Blind coding (issue 16): an event made while the coder could not see the model's output or the
+# other coders' events is flagged, so agreement can be measured without anchoring. Per-AU timing:
+# FACS codes each AU's own onset, apex and offset; NULL = the AU spans its event (every AU before
+# this migration, and every AU the coder did not time on its own).
+_BLIND_AND_AU_TIMING = (
+    "ALTER TABLE events ADD COLUMN blind INTEGER NOT NULL DEFAULT 0 CHECK (blind IN (0, 1))",
+    "ALTER TABLE event_aus ADD COLUMN onset_idx INTEGER CHECK (onset_idx >= 0)",
+    "ALTER TABLE event_aus ADD COLUMN apex_idx INTEGER",
+    "ALTER TABLE event_aus ADD COLUMN offset_idx INTEGER",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "comparison traces of other AU tools", _COMPARISON_TRACES),
@@ -250,6 +261,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "top / bottom lip of an AU", _LIP_PART),
     Migration(5, "review candidates table", _REVIEW_CANDIDATES_TABLE),
     Migration(6, "card version of a model version", _CARD_VERSION),
+    Migration(7, "blind-coded events, per-AU onset / apex / offset", _BLIND_AND_AU_TIMING),
 )
 
 
