@@ -161,6 +161,61 @@ def test_racing_thread_counts_sets_the_winner_for_the_process():
         torch.set_num_threads(before)
 
 
+class _FakeClock:
+    """A `time` module stand-in whose clock advances only by what the fake modes cost."""
+
+    def __init__(self, cost_ms):
+        self.now_ms, self.cost_ms, self.last_mode = 0.0, cost_ms, None
+
+    def perf_counter(self) -> float:
+        return self.now_ms / 1000.0
+
+    def run(self, mode: str) -> None:
+        self.now_ms += self.cost_ms(mode, self.last_mode)
+        self.last_mode = mode
+
+
+class _TimedMode(torch.nn.Module):
+    """The real fp32 network under a mode name whose every forward costs fake milliseconds."""
+
+    def __init__(self, network: MicroAUCLIP, mode: str, clock: _FakeClock):
+        super().__init__()
+        self.network, self.mode, self.clock = network, mode, clock
+
+    @property
+    def log_tau(self):
+        return self.network.log_tau
+
+    def forward(self, batch):
+        self.clock.run(self.mode)
+        return self.network(batch)
+
+
+@pytest.mark.parametrize("order", [("int8", "ort"), ("ort", "int8")])
+def test_a_mode_that_slows_fp32_beside_it_does_not_win_the_race(monkeypatch, order):
+    """What a CPU run of test_cuda saw: fp32 16.5, int8 14.4, ort 25.0 ms, and ort chosen.
+    ONNX Runtime's idle pool spun on the cores after each run, so the fp32 runs interleaved with
+    ort (and only those) took 3x longer, and ort looked fast *relative to its own race's fp32*.
+    Fake modes on a fake clock replay that: fp32 15 ms (45 ms right after ort), int8 14 ms,
+    ort 20 ms. int8 is the fastest mode within tolerance, whichever races first."""
+    from microau_gui.inference import speed
+
+    def cost_ms(mode, previous):
+        return {"fp32": 45.0 if previous == "ort" else 15.0, "int8": 14.0, "ort": 20.0}[mode]
+
+    clock = _FakeClock(cost_ms)
+    network = _model("flow")
+    monkeypatch.setattr(speed, "time", clock)
+    monkeypatch.setattr(speed, "supported_modes", lambda device="cpu": ("fp32", *order))
+    monkeypatch.setattr(speed, "apply_speed_mode",
+                        lambda model, mode, device=None, copy_model=False: _TimedMode(network, mode, clock))
+    choice = choose_fastest_mode(_TimedMode(network, "fp32", clock), sample_batch(network, 1),
+                                 modes=("fp32", *order), repeats=3, probe_bf16=False)
+    assert choice.mode == "int8", choice.summary()
+    assert choice.relative["ort"] > 1.0 and "slower" in choice.rejected["ort"]
+    assert choice.relative["int8"] < 1.0
+
+
 def test_an_explicit_mode_is_applied_and_an_unknown_one_is_a_user_error():
     model = _model("flow")
     fast, choice = select_speed_mode(model, "int8", "cpu")
@@ -242,7 +297,19 @@ def test_the_ort_mode_runs_onnx_runtime_at_any_batch_size_within_tolerance(face_
     assert list((tmp_path / "microau_studio" / "onnx").glob("*.onnx")) == cached
     assert torch.equal(predict_probs(again, batch), predict_probs(fast, batch))
     assert isinstance(fast.backbone, OrtBackbone)
-    assert fast.backbone.session.get_providers() == ["CPUExecutionProvider"]
+    assert fast.backbone.session(1).get_providers() == ["CPUExecutionProvider"]
+    # the pool follows torch's thread count, so a thread race times what it names, and it does
+    # not spin when idle (it took the cores from the fp32 runs raced beside it)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        predict_probs(fast, batch)
+    finally:
+        torch.set_num_threads(before)
+    for threads in (1, 2):
+        options = fast.backbone.sessions[threads].get_session_options()
+        assert options.intra_op_num_threads == threads
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     # the heads are shared with the fp32 network, its backbone weights are not held
     assert fast.pta.key.weight.data_ptr() == model.pta.key.weight.data_ptr()
     assert not any(p.data_ptr() == model.backbone.visual.proj.data_ptr() for p in fast.parameters())

@@ -114,23 +114,39 @@ def quantize_int8_static(onnx_model: bytes, calibration: list[torch.Tensor]) -> 
 
 
 class OrtBackbone(nn.Module):
-    """A backbone whose forward (normalised images -> patch tokens) runs an ONNX Runtime session."""
+    """A backbone whose forward (normalised images -> patch tokens) runs an ONNX Runtime session.
 
-    def __init__(self, onnx_model: bytes, source: nn.Module, threads: int | None = None):
+    One session per CPU thread count, made when first run at that count: an ONNX Runtime pool
+    has a fixed size, and it follows torch's setting (`torch.set_num_threads`), so a race of
+    thread counts (`speed.race`) times what it says and the count the race sets is the one used.
+    The pool does not spin when idle: by default its threads busy-wait after each run, on a
+    2-core machine taking the cores from the torch heads that run next and from other threads
+    (this made fp32 runs interleaved with "ort" up to 3x slower, and "ort" won races it lost).
+    """
+
+    def __init__(self, onnx_model: bytes, source: nn.Module):
         super().__init__()
-        import onnxruntime as ort
-
         # the sizes the network reads from its backbone, taken from the exported one
         self.image_size, self.grid_size = int(source.image_size), int(source.grid_size)
         self.n_patches, self.embed_dim = int(source.n_patches), int(source.embed_dim)
+        self.onnx_model = onnx_model
+        self.sessions: dict[int, object] = {}  # CPU threads -> onnxruntime.InferenceSession
+        self.session(torch.get_num_threads())  # a graph ONNX Runtime cannot load fails here
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # One intra-op pool sized like torch's at build time (the start-up race's warm-up count).
-        options.intra_op_num_threads = int(threads or torch.get_num_threads())
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+    def session(self, threads: int):
+        """The session whose intra-op pool has `threads` threads."""
+        if threads not in self.sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.sessions[threads] = ort.InferenceSession(self.onnx_model, options,
+                                                          providers=["CPUExecutionProvider"])
+        return self.sessions[threads]
 
     @property
     def trainable(self) -> bool:
@@ -138,7 +154,8 @@ class OrtBackbone(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         array = images.detach().float().cpu().contiguous().numpy()  # (B, 3, S, S)
-        return torch.from_numpy(self.session.run(["tokens"], {"images": array})[0])  # (B, P, D)
+        session = self.session(torch.get_num_threads())
+        return torch.from_numpy(session.run(["tokens"], {"images": array})[0])  # (B, P, D)
 
 
 def _images(batch) -> torch.Tensor:
