@@ -141,12 +141,14 @@ class AUPanel(QWidget):
     """Per-AU probabilities of the frame on screen and the selected event's coding."""
 
     entry_finished = Signal()  # the quick-entry field is done: the window takes the keys back
+    focus_changed = Signal(object)  # the focused AU's code (None: none), e.g. for the heatmap
 
     def __init__(self, session: ProjectSession, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
         self.rows: dict[str, _AURow] = {}
         self.focused_code: str | None = None
+        self._focus_shown: str | None = None  # the focused code last announced
         self._prediction: FramePrediction | None = None
 
         self.event_title = QLabel()
@@ -220,6 +222,7 @@ class AUPanel(QWidget):
         session.selection_changed.connect(lambda _e: self.rebuild())
         session.events_changed.connect(self._on_session_events_changed)
         session.prediction_made.connect(self._on_session_prediction_made)
+        session.prediction_kept.connect(self._on_session_prediction_made)  # greyed: not this frame
         session.prediction_cleared.connect(self._on_session_prediction_cleared)
         self.rebuild()
 
@@ -258,6 +261,9 @@ class AUPanel(QWidget):
         self._show_focus()
 
     def _show_focus(self) -> None:
+        if self.focused_code != self._focus_shown:
+            self._focus_shown = self.focused_code
+            self.focus_changed.emit(self.focused_code)
         for code, row in self.rows.items():
             row.name.setStyleSheet("border: 1px solid #e0b040; border-radius: 2px;"
                                    if code == self.focused_code else "")
@@ -319,7 +325,8 @@ class AUPanel(QWidget):
         self._show_probabilities()
 
     def _on_session_prediction_cleared(self) -> None:
-        self._show_probabilities()  # the last bars stay, greyed, until the new ones arrive
+        self._prediction = None  # another model or video: the old bars mean nothing here
+        self._show_probabilities()
 
     # -- panel -> session ----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from microau_gui.gui import overlays
 from microau_gui.session.messages import FrameLoaded
 
 CROP_DISPLAY_PX = 256
+FADED = 0.35  # heatmap opacity factor while the prediction is an earlier frame's
 
 
 class FaceCropView(QWidget):
@@ -51,10 +52,13 @@ class FaceCropView(QWidget):
         self.heatmap_au: str | None = None
         self.heatmap_on = True
         self.opacity = 0.55
+        self._heat: tuple[tuple, np.ndarray] | None = None  # (key, (out, out) uint8) of the last
 
     def set_frame(self, loaded: FrameLoaded) -> None:
         self.rgb = loaded.rgb
         self.frame_idx = loaded.frame_idx
+        if self.prediction is not None:
+            self.redraw()
 
     def set_prediction(self, prediction: FramePrediction | None) -> None:
         self.prediction = prediction
@@ -67,25 +71,33 @@ class FaceCropView(QWidget):
     def redraw(self) -> None:
         pred = self.prediction
         if (pred is None or not pred.face_found or pred.crop_to_img is None or self.rgb is None
-                or pred.frame_idx != self.frame_idx or not self.crop_size_px):
+                or not self.crop_size_px):
             self.crop_item.hide()
             self.heat_item.hide()
             if pred is not None and not pred.face_found:
-                self.caption.setText("no face found in this frame")
+                self.caption.setText(f"no face found in frame {pred.frame_idx}")
             return
+        faded = pred.frame_idx != self.frame_idx
         crop = overlays.aligned_crop(self.rgb, pred.crop_to_img, self.crop_size_px, CROP_DISPLAY_PX)
         self.crop_item.setImage(crop, autoLevels=False)
         self.crop_item.show()
-        au_index = pred.vocab.index(self.heatmap_au) if self.heatmap_au in pred.vocab else None
+        au_index = overlays.heatmap_index(pred, self.heatmap_au)
         if self.heatmap_on and pred.pta_grid is not None:
-            heat = overlays.grid_heatmap(pred.pta_grid, au_index, CROP_DISPLAY_PX)
-            self.heat_item.setImage(overlays.heatmap_rgba(heat, self.opacity, normalise=False),
+            key = (id(pred), au_index)
+            if self._heat is None or self._heat[0] != key:  # once per prediction and AU
+                self._heat = key, overlays.grid_heatmap(pred.pta_grid, au_index, CROP_DISPLAY_PX)
+            opacity = self.opacity * (FADED if faded else 1.0)
+            self.heat_item.setImage(overlays.heatmap_rgba(self._heat[1], opacity, normalise=False),
                                     autoLevels=False)
             self.heat_item.show()
         else:
             self.heat_item.hide()
         self.view_box.setRange(xRange=(0, CROP_DISPLAY_PX), yRange=(0, CROP_DISPLAY_PX), padding=0)
-        which = self.heatmap_au or "max over AUs"
+        which = pred.vocab[au_index] if au_index is not None else "max over AUs"
         grid = pred.pta_grid.shape[1] if pred.pta_grid is not None else 0
-        self.caption.setText(f"aligned crop, frame {pred.frame_idx} vs ref {pred.reference_idx} · "
-                             f"PTA {which} ({grid}×{grid} patches)")
+        if faded:
+            self.caption.setText(f"aligned crop, frame {self.frame_idx} · PTA {which} of frame "
+                                 f"{pred.frame_idx}, faded (this frame has no prediction yet)")
+        else:
+            self.caption.setText(f"aligned crop, frame {pred.frame_idx} vs ref "
+                                 f"{pred.reference_idx} · PTA {which} ({grid}×{grid} patches)")

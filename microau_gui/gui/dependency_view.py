@@ -110,6 +110,7 @@ class DependencyView(QWidget):
         self._gda_max = 1.0
 
         session.prediction_made.connect(self._on_session_prediction_made)
+        session.prediction_kept.connect(self._on_session_prediction_made)
         session.prediction_cleared.connect(lambda: self._show_gda(None))
         session.events_changed.connect(self._cooc_timer.start)
         session.model_loaded.connect(lambda _m: self.refresh_cooccurrence())
@@ -129,7 +130,12 @@ class DependencyView(QWidget):
         # Rows of attention sum to 1, so values sit near 1/n: scale to the matrix's own maximum.
         self._gda_max = float(np.nanmax(matrix)) if matrix.size else 1.0
         self.gda.set_matrix(matrix, prediction.vocab, self.lut, self._gda_max)
-        self.gda.set_title(f"GDA, frame {prediction.frame_idx} (max {self._gda_max:.2f})")
+        # An earlier frame's (playback outran the model): kept, faded and said, never emptied.
+        faded = prediction.frame_idx != self.session.displayed_frame_idx
+        self.gda.image.setOpacity(0.45 if faded else 1.0)
+        self.gda.set_title(f"GDA, frame {prediction.frame_idx}"
+                           + (" (faded: last prediction)" if faded
+                              else f" (max {self._gda_max:.2f})"))
 
     def refresh_cooccurrence(self) -> None:
         cond, support = self.session.cooccurrence()

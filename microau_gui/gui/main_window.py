@@ -52,7 +52,8 @@ from microau_gui.gui.keymap import (
 )
 from microau_gui.gui.model_panel import ModelBanner, ModelBar, ModelCardDialog
 from microau_gui.gui.model_versions_panel import ModelVersionsPanel
-from microau_gui.gui.overlay_bar import OverlayBar
+from microau_gui.gui.overlay_bar import HEATMAP_AUTO, HEATMAP_MAX, OverlayBar
+from microau_gui.gui.overlays import TOP_AU
 from microau_gui.gui.project_panel import ProjectPanel
 from microau_gui.gui.review_queue_panel import ReviewQueuePanel
 from microau_gui.gui.timeline_view import TimelineView
@@ -163,6 +164,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.proxy_strip)
         self._connect_session()
         self.au_panel.entry_finished.connect(self.return_focus)
+        # The default heatmap follows the AU under the mouse, else the focused AU.
+        self.video_view.au_hovered.connect(lambda _code: self.sync_overlays())
+        self.au_panel.focus_changed.connect(lambda _code: self.sync_overlays())
         self.transport.frame_box.editingFinished.connect(self.return_focus)
         self.video_view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.sync_overlays()
@@ -237,6 +241,7 @@ class MainWindow(QMainWindow):
         s = self.session
         s.frame_loaded.connect(self._on_session_frame_loaded)
         s.prediction_made.connect(self._on_session_prediction_made)
+        s.prediction_kept.connect(self._on_session_prediction_made)  # drawn faded by the views
         s.prediction_cleared.connect(self._on_session_prediction_cleared)
         s.model_loaded.connect(self._on_session_model_loaded)
         s.model_unloaded.connect(self._on_session_model_unloaded)
@@ -333,9 +338,11 @@ class MainWindow(QMainWindow):
         else:
             lines.append(f"model {model.model_version} · {model.device.upper()} {model.speed_mode}"
                          + (" · DEMO" if model.is_demo else ""))
-            pred = s.prediction
+            pred, drawn = s.prediction, s.shown_prediction
             if pred is not None and pred.frame_idx == shown:
                 lines.append("prediction ✓" if pred.face_found else "prediction: no face found")
+            elif drawn is not None:
+                lines.append(f"prediction: frame {drawn.frame_idx}'s, faded (this one pending)")
             else:
                 lines.append("prediction: running…")
         if s.playing:
@@ -374,8 +381,18 @@ class MainWindow(QMainWindow):
 
     def sync_overlays(self) -> None:
         state = self.overlay_bar.state()
+        state["heatmap_au"] = self.heatmap_au()
         self.video_view.set_overlays(**state)
         self.crop_view.set_style(state["heatmap"], state["heatmap_opacity"], state["heatmap_au"])
+
+    def heatmap_au(self) -> str | None:
+        """The heatmap's AU for the views: a code, None (the maximum over AUs) or TOP_AU."""
+        choice = self.overlay_bar.state()["heatmap_au"]
+        if choice == HEATMAP_MAX:
+            return None
+        if choice == HEATMAP_AUTO:
+            return self.video_view.hovered_au or self.au_panel.focused_code or TOP_AU
+        return choice
 
     def cycle_heatmap_au(self, step: int) -> None:
         self.overlay_bar.cycle_au(step)

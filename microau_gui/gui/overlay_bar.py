@@ -3,6 +3,10 @@
 Owns: `OverlayBar`. May import PySide6, core and session. The four overlay toggles are the
 window's checkable QActions (keys H, G, M, B); the bar adds the heatmap opacity, which AU's
 heatmap to show, and the reference-frame policy.
+
+Which heatmap (issue 16: "max over AUs" lit the whole face): by default `HEATMAP_AUTO`, the AU
+under the mouse in the video, else the focused AU of the AU panel, else the frame's most probable
+AU (the window resolves it: `MainWindow.sync_overlays`); "max over AUs" and each AU stay choices.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ REFERENCE_CHOICES = (
     ("onset", "event onset"),
     ("fixed", "fixed frame (R)"),
 )
+HEATMAP_AUTO = "auto"  # heatmap choice: the AU under the mouse / the focused AU / the most probable
+HEATMAP_MAX = "max"  # heatmap choice: the maximum over AUs
 BUTTON_TEXT = {"heatmap": "Heatmap", "regions": "Regions", "landmarks": "Landmarks",
                "face_box": "Face box"}
 
@@ -51,8 +57,9 @@ class OverlayBar(QWidget):
         self.opacity.setToolTip("heatmap opacity")
         self.opacity.valueChanged.connect(lambda _v: self.changed.emit())
         self.heatmap_au = QComboBox()
-        self.heatmap_au.setToolTip("whose PTA heatmap: one AU, or the maximum over all AUs (Tab "
-                                   "cycles)")
+        self.heatmap_au.setToolTip("whose PTA heatmap: the AU under the mouse, else the focused "
+                                   "AU, else the most probable one; the maximum over all AUs; or "
+                                   "one AU (Tab cycles)")
         self.heatmap_au.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.heatmap_au.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -79,7 +86,8 @@ class OverlayBar(QWidget):
         current = self.heatmap_au.currentData()
         self.heatmap_au.blockSignals(True)
         self.heatmap_au.clear()
-        self.heatmap_au.addItem("max over AUs", None)
+        self.heatmap_au.addItem("AU under mouse / focused", HEATMAP_AUTO)
+        self.heatmap_au.addItem("max over AUs", HEATMAP_MAX)
         for code in vocab:
             self.heatmap_au.addItem(f"{code} {au_info(code).name}", code)
         index = self.heatmap_au.findData(current) if current else 0
@@ -91,7 +99,8 @@ class OverlayBar(QWidget):
         self.heatmap_au.setCurrentIndex((self.heatmap_au.currentIndex() + step) % n)
 
     def state(self) -> dict:
-        """Keyword arguments for `VideoView.set_overlays`."""
+        """Keyword arguments for `VideoView.set_overlays`; `heatmap_au` is the choice as made
+        (`HEATMAP_AUTO`, `HEATMAP_MAX` or a code), which the window resolves."""
         return {
             "heatmap": self.actions["heatmap"].isChecked(),
             "regions": self.actions["regions"].isChecked(),

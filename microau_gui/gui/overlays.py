@@ -1,6 +1,6 @@
 """Pure numpy helpers that turn a FramePrediction into pixels the views draw.
 
-Owns: `colour_lut`, `heatmap_rgba`, `region_fill_alpha`, `aligned_crop`, `grid_heatmap_rgba`,
+Owns: `TOP_AU`, `heatmap_index`, `colour_lut`, `smooth_heatmap`, `heatmap_rgba`, `region_fill_alpha`, `aligned_crop`, `grid_heatmap_rgba`,
 `probability_for_region`. May import numpy, OpenCV, pyqtgraph's colour maps and core; no
 widgets, no torch. Everything here is computed once per prediction, never while painting.
 """
@@ -14,6 +14,22 @@ import numpy as np
 import pyqtgraph as pg
 
 HEATMAP_COLOURMAP = "inferno"  # perceptually uniform; dark = no attention, so the face shows
+TOP_AU = "top"  # heatmap choice: the frame's most probable AU (neither a code nor the max)
+
+
+def heatmap_index(prediction, choice: str | None) -> int | None:
+    """Row of `prediction.vocab` whose heatmap to draw; None draws the maximum over AUs.
+
+    choice: an AU code (one missing from the vocabulary falls back to the most probable AU),
+    None for the maximum, or TOP_AU for the most probable AU of this prediction.
+    """
+    if choice is None:
+        return None
+    if choice in prediction.vocab:
+        return prediction.vocab.index(choice)
+    if prediction.probs is None or not len(prediction.probs):
+        return None
+    return int(np.argmax(prediction.probs))
 
 
 @lru_cache(maxsize=4)
@@ -27,6 +43,23 @@ def select_heatmap(heatmaps: np.ndarray, au_index: int | None) -> np.ndarray:
     if au_index is None:
         return heatmaps.max(axis=0)
     return heatmaps[au_index]
+
+
+def smooth_heatmap(heat: np.ndarray, cell_px: float) -> np.ndarray:
+    """(h, w) uint8 heatmap on the image, blurred by half a patch (Gaussian sigma = cell_px / 2).
+
+    The PTA map is a coarse token grid (7x7 for the tiny model) interpolated between patch
+    centres; region masks leave hard zero steps between neighbouring patches, which read as
+    blocks on a large frame. Half a patch of blur removes the steps and keeps the peak where it
+    was; the result is stretched back to its own maximum.
+    """
+    if heat.size == 0 or cell_px <= 1:
+        return heat
+    blurred = cv2.GaussianBlur(heat.astype(np.float32), (0, 0), sigmaX=cell_px / 2)
+    peak = float(blurred.max())
+    if peak <= 0:
+        return heat
+    return (blurred * (float(heat.max()) / peak)).clip(0, 255).astype(np.uint8)
 
 
 def heatmap_rgba(heat: np.ndarray, opacity: float, normalise: bool = True) -> np.ndarray:

@@ -7,8 +7,13 @@ Items, bottom to top, all in image pixel coordinates of one pyqtgraph ViewBox (y
 locked; wheel zooms around the cursor, drag pans, double-click fits):
 the frame (ImageItem), the PTA heatmap (RGBA ImageItem placed on `heatmap_box`), AU region
 polygons (AU colour, fill alpha from the AU's probability, with "AU12 83%" labels on the likely
-ones), landmarks (ScatterPlotItem) and the face box. Overlays come only from the prediction of
-the frame on screen; a new frame hides them until its own prediction arrives.
+ones), landmarks (ScatterPlotItem) and the face box. Overlays are the prediction of the frame on
+screen; while a new frame has none yet (playback outruns the model) the last prediction stays,
+drawn faded, and a note under the frame names the frame it belongs to: never an empty view.
+
+Which AU's heatmap: `Overlays.heatmap_au` is an AU code, None for the maximum over AUs, or
+`overlays.TOP_AU` for the frame's most probable AU. Moving the mouse over an AU region emits
+`au_hovered(code)` (None when it leaves the regions); the window makes that the heatmap's AU.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from microau_gui.session.messages import FrameLoaded
 
 LABEL_MIN_PROBABILITY = 0.5  # region labels only for AUs the model thinks are on
 MAX_LABELS = 5
+FADED = 0.35  # opacity factor of the overlays of an earlier frame's prediction
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class Overlays:
     heatmap: bool = True
     face_box: bool = True
     heatmap_opacity: float = 0.55  # 0..1
-    heatmap_au: str | None = None  # AU code, or None for the maximum over AUs
+    heatmap_au: str | None = None  # AU code, None: maximum over AUs, overlays.TOP_AU: most probable
 
 
 class _ViewBox(pg.ViewBox):
@@ -68,13 +74,18 @@ class _FrameGraphicsView(pg.GraphicsView):
 
 class VideoView(QWidget):
     """The frame on screen with toggleable overlays. `frame_painted(FrameLoaded)` once each new
-    frame is painted (the display-latency figure of `bench` ends there)."""
+    frame is painted (the display-latency figure of `bench` ends there); `au_hovered(code)` when
+    the mouse enters another AU region (None: no region)."""
+
+    au_hovered = Signal(object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.overlays = Overlays()
         self.frame_idx: int | None = None
-        self.prediction: FramePrediction | None = None
+        self.prediction: FramePrediction | None = None  # drawn; faded when of another frame
+        self.hovered_au: str | None = None
+        self._drawn_faded: bool | None = None
         self._image_shape: tuple[int, int] | None = None
 
         self.graphics = _FrameGraphicsView(background=QColor(18, 18, 20))
@@ -106,6 +117,11 @@ class VideoView(QWidget):
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
         self.placeholder.hide()
+        self.stale_note = QLabel(self.graphics)  # says whose overlays are drawn faded
+        self.stale_note.setObjectName("hud")
+        self.stale_note.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.stale_note.hide()
+        self.graphics.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -132,8 +148,8 @@ class VideoView(QWidget):
             self.view_box.setLimits(xMin=-rgb.shape[1], xMax=2 * rgb.shape[1],
                                     yMin=-rgb.shape[0], yMax=2 * rgb.shape[0])
             self.view_box.autoRange(padding=0.01)
-        if self.prediction is not None and self.prediction.frame_idx != loaded.frame_idx:
-            self.set_prediction(None)
+        if self.prediction is not None and self.faded != self._drawn_faded:
+            self._redraw_overlays()  # the prediction now belongs to an earlier frame: fade it
         # Paint now rather than at the next update pass: QGraphicsScene hands item changes to
         # the view one event-loop turn later, so after the widgets already scheduled (timeline,
         # transport bar) and a layout pass. Measured (bench `gui`): request to frame painted
@@ -142,9 +158,15 @@ class VideoView(QWidget):
         self.graphics.viewport().repaint()
 
     def set_prediction(self, prediction: FramePrediction | None) -> None:
-        """Draw the overlays of the frame on screen (None hides them)."""
+        """Draw a prediction's overlays (None hides them): the frame on screen's, or an earlier
+        frame's, faded, while the frame on screen has none yet."""
         self.prediction = prediction
         self._redraw_overlays()
+
+    @property
+    def faded(self) -> bool:
+        """Whether the overlays drawn belong to another frame than the one on screen."""
+        return self.prediction is not None and self.prediction.frame_idx != self.frame_idx
 
     def set_overlays(self, **changes) -> None:
         """e.g. `set_overlays(heatmap=False)` or `set_overlays(heatmap_opacity=0.3)`."""
@@ -165,6 +187,7 @@ class VideoView(QWidget):
     # -- drawing -------------------------------------------------------------------------------
 
     def _hide_overlays(self) -> None:
+        self.stale_note.hide()
         self.heatmap_item.hide()
         self.landmark_item.hide()
         self.box_item.hide()
@@ -176,7 +199,16 @@ class VideoView(QWidget):
     def _redraw_overlays(self) -> None:
         self._hide_overlays()
         pred = self.prediction
-        if pred is None or not pred.face_found:
+        self._drawn_faded = self.faded
+        if pred is None:
+            return
+        if self._drawn_faded:
+            self.stale_note.setText(f"overlays of frame {pred.frame_idx}, faded: frame "
+                                    f"{self.frame_idx} has no prediction yet")
+            self.stale_note.adjustSize()
+            self.stale_note.show()
+            self._place_labels()
+        if not pred.face_found:
             return
         shown = self.overlays
         if shown.heatmap and pred.heatmaps is not None and pred.heatmap_box is not None:
@@ -192,21 +224,22 @@ class VideoView(QWidget):
             self.box_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
             self.box_item.show()
 
-    def _au_index(self, pred: FramePrediction) -> int | None:
-        code = self.overlays.heatmap_au
-        return pred.vocab.index(code) if code in pred.vocab else None
-
     def _draw_heatmap(self, pred: FramePrediction) -> None:
-        heat = overlays.select_heatmap(pred.heatmaps, self._au_index(pred))
-        self.heatmap_item.setImage(overlays.heatmap_rgba(heat, self.overlays.heatmap_opacity),
-                                   autoLevels=False)
+        heat = overlays.select_heatmap(pred.heatmaps,
+                                       overlays.heatmap_index(pred, self.overlays.heatmap_au))
         x0, y0, x1, y1 = pred.heatmap_box
+        if pred.pta_grid is not None:  # blur by half a patch: the token grid, smoothed
+            heat = overlays.smooth_heatmap(heat, (x1 - x0) / pred.pta_grid.shape[-1])
+        opacity = self.overlays.heatmap_opacity * (FADED if self._drawn_faded else 1.0)
+        self.heatmap_item.setImage(overlays.heatmap_rgba(heat, opacity), autoLevels=False)
         self.heatmap_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.heatmap_item.show()
 
     def _draw_regions(self, pred: FramePrediction) -> None:
         probs = {code: float(p) for code, p in zip(pred.vocab, pred.probs)}
-        selected = self.overlays.heatmap_au
+        index = overlays.heatmap_index(pred, self.overlays.heatmap_au)
+        selected = pred.vocab[index] if index is not None else None
+        fade = FADED if self._drawn_faded else 1.0
         for key, polygon in pred.regions_img.items():
             code = overlays.region_au(key)
             item = self._region_items.get(key)
@@ -222,13 +255,14 @@ class VideoView(QWidget):
             item.setPath(path)
             r, g, b = au_info(code).colour
             p = probs.get(code, 0.0)
-            outline = QColor(r, g, b, 90 + int(150 * p))
+            outline = QColor(r, g, b, int(fade * (90 + int(150 * p))))
             pen = QPen(outline, 2.6 if code == selected else 1.1)
             pen.setCosmetic(True)  # constant width on screen whatever the zoom
             item.setPen(pen)
-            item.setBrush(QBrush(QColor(r, g, b, overlays.region_fill_alpha(p))))
+            item.setBrush(QBrush(QColor(r, g, b, int(fade * overlays.region_fill_alpha(p)))))
             item.show()
-        self._draw_labels(pred, probs)
+        if not self._drawn_faded:  # "AU12 83%" would read as this frame's figure
+            self._draw_labels(pred, probs)
 
     def _draw_labels(self, pred: FramePrediction, probs: dict[str, float]) -> None:
         likely = sorted((p, code) for code, p in probs.items() if p >= LABEL_MIN_PROBABILITY)[::-1]
@@ -259,3 +293,15 @@ class VideoView(QWidget):
     def _place_labels(self) -> None:
         size = self.graphics.size()
         self.placeholder.setGeometry(40, 40, max(10, size.width() - 80), max(10, size.height() - 80))
+        self.stale_note.move(10, max(0, size.height() - self.stale_note.height() - 10))
+
+    def _on_scene_mouse_moved(self, scene_pos) -> None:
+        """The AU region under the mouse (the smallest, where regions overlap) -> `au_hovered`."""
+        xy = self.view_box.mapSceneToView(scene_pos)
+        under = [(item.path().boundingRect().width() * item.path().boundingRect().height(), key)
+                 for key, item in self._region_items.items()
+                 if item.isVisible() and item.path().contains(xy)]
+        code = overlays.region_au(min(under)[1]) if under else None
+        if code != self.hovered_au:
+            self.hovered_au = code
+            self.au_hovered.emit(code)

@@ -9,9 +9,15 @@ session part (the playhead and the selected event come in as an object and calla
 Threads: it owns the InferenceWorker's QThread; analysis runs inside that worker (it shares the
 loaded model) through a `JobRunner.on_worker`.
 
-Stale answers: a prediction is shown only when it answers the newest prediction request, comes
-from the loaded model version and is for the frame on screen; a prediction for the frame asked
-for that arrives before the frame itself is held until the frame is shown.
+Stale answers: a prediction is shown as the frame's own only when it comes from the loaded
+model version and is for the frame on screen (with its current reference); a prediction for the
+frame asked for that arrives before the frame itself is held until the frame is shown.
+
+Never an empty view (issue 16): during playback the frame on screen moves on before most answers
+arrive. The last prediction drawn then stays on screen, and the views draw it faded and say which
+frame it belongs to (`prediction_kept`); an answer that arrives late, for a frame already passed,
+replaces it when it is newer. Only another model or another video clears the views
+(`prediction_cleared`).
 """
 
 from __future__ import annotations
@@ -49,7 +55,9 @@ class ModelSlot(QObject):
     model_loaded = Signal(object)  # ModelLoaded
     model_unloaded = Signal(str)  # why no model runs (one line)
     prediction_made = Signal(object)  # FramePrediction of the frame on screen
-    prediction_cleared = Signal()  # the frame on screen has no prediction (yet)
+    prediction_cleared = Signal()  # no prediction to draw at all (another model or video)
+    prediction_kept = Signal(object)  # FramePrediction of an earlier frame, drawn faded: the
+    # frame on screen has none yet
     reference_changed = Signal(str, int)  # (policy, reference frame_idx of the current frame)
     status_posted = Signal(str)
     failed = Signal(str)
@@ -70,6 +78,7 @@ class ModelSlot(QObject):
         self._selected_onset = selected_onset
         self.model: ModelLoaded | None = None
         self.prediction: FramePrediction | None = None  # of the frame on screen
+        self.shown: FramePrediction | None = None  # drawn: `prediction`, or the one kept faded
         self.reference_policy = ReferencePolicy.SLIDING
         self.fixed_reference_idx: int | None = None
         self._latest_prediction_request: PredictionRequest | None = None
@@ -114,7 +123,10 @@ class ModelSlot(QObject):
 
     def forget_prediction(self) -> None:
         """Another video or project opened: the prediction on screen is gone."""
-        self.prediction = self._held_prediction = None
+        had = self.shown is not None
+        self.prediction = self.shown = self._held_prediction = None
+        if had:
+            self.prediction_cleared.emit()
 
     # -- reference frame and predictions -------------------------------------------------------
 
@@ -153,14 +165,21 @@ class ModelSlot(QObject):
 
     def _on_inference_prediction_made(self, prediction: FramePrediction) -> None:
         latest = self._latest_prediction_request
-        if (latest is None or self.model is None or prediction.request_id != latest.request_id
+        if (latest is None or self.model is None
                 or prediction.model_version != self.model.model_version
                 or latest.media != self._playhead.media):
             return
-        if prediction.frame_idx == self._playhead.displayed_frame_idx:
+        own = prediction.reference_idx == self.reference_idx(prediction.frame_idx)
+        if prediction.frame_idx == self._playhead.displayed_frame_idx and own:
             self._show_prediction(prediction)
-        elif prediction.frame_idx == self._playhead.frame_idx:
+        elif (prediction.request_id == latest.request_id
+              and prediction.frame_idx == self._playhead.frame_idx):
             self._held_prediction = prediction  # shown as soon as its frame is
+        elif self.prediction is None and (self.shown is None
+                                          or prediction.request_id > self.shown.request_id):
+            # Late (playback moved on): newer than the one kept, so it is kept instead.
+            self.shown = prediction
+            self.prediction_kept.emit(prediction)
 
     def _on_playhead_frame_loaded(self, loaded: FrameLoaded) -> None:
         held = self._held_prediction
@@ -168,11 +187,11 @@ class ModelSlot(QObject):
             self._show_prediction(held)
         elif self.prediction is not None and self.prediction.frame_idx != loaded.frame_idx:
             self.prediction = None
-            self.prediction_cleared.emit()
+            self.prediction_kept.emit(self.shown)  # the last one stays, faded, until the next
 
     def _show_prediction(self, prediction: FramePrediction) -> None:
         self._held_prediction = None
-        self.prediction = prediction
+        self.prediction = self.shown = prediction
         self.prediction_made.emit(prediction)
 
     # -- models --------------------------------------------------------------------------------
@@ -218,7 +237,7 @@ class ModelSlot(QObject):
             return
         loaded = self._adopt(loaded)
         self.model = loaded
-        self.prediction = self._held_prediction = None
+        self.prediction = self.shown = self._held_prediction = None
         self.prediction_cleared.emit()
         self.model_loaded.emit(loaded)
         self.status_posted.emit(f"model {loaded.model_version} running on {loaded.device.upper()}")

@@ -60,7 +60,8 @@ class ProjectSession(QObject):
     position_changed = Signal(int)  # the playhead moved to this frame_idx (requested)
     frame_loaded = Signal(object)  # FrameLoaded accepted for display
     prediction_made = Signal(object)  # FramePrediction of the frame on screen
-    prediction_cleared = Signal()  # the frame on screen has no prediction (yet)
+    prediction_cleared = Signal()  # no prediction to draw at all (another model or video)
+    prediction_kept = Signal(object)  # FramePrediction of an earlier frame, drawn faded
     model_loaded = Signal(object)  # ModelLoaded
     model_unloaded = Signal(str)  # why no model runs (one line)
     events_changed = Signal()  # events (or their notes) of the project changed
@@ -100,7 +101,7 @@ class ProjectSession(QObject):
         self.models = ModelSlot(self.ids, device, weights or weights_dir(), self.playhead,
                                 lambda: self.project, self._selected_onset, self)
         for name in ("model_loaded", "model_unloaded", "prediction_made", "prediction_cleared",
-                     "reference_changed", "status_posted", "failed"):
+                     "prediction_kept", "reference_changed", "status_posted", "failed"):
             getattr(self.models, name).connect(getattr(self, name))
         self.models.analysis.progressed.connect(self.analysis_progressed)
         self.models.analysis.finished.connect(self._on_analysis_finished)
@@ -140,6 +141,8 @@ class ProjectSession(QObject):
     looping = property(lambda self: self.playhead.looping)
     model = property(lambda self: self.models.model)
     prediction = property(lambda self: self.models.prediction, doc="of the frame on screen")
+    shown_prediction = property(lambda self: self.models.shown,
+                                doc="the one drawn: `prediction`, or an earlier frame's, faded")
     vocab = property(lambda self: self.models.vocab,
                      doc="AU codes the panels list: the model's vocabulary, or the default one")
     device = property(lambda self: self.models.device)
