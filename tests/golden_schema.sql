@@ -1,5 +1,5 @@
 -- application_id: 0x4d415553
--- schema_version: 7
+-- schema_version: 8
 -- index event_aus_au on event_aus
 CREATE INDEX event_aus_au ON event_aus(au);
 -- index events_import on events
@@ -113,7 +113,7 @@ CREATE TABLE predictions (
     frame_idx INTEGER NOT NULL CHECK (frame_idx >= 0),
     reference_idx INTEGER NOT NULL CHECK (reference_idx >= 0),
     face_found INTEGER NOT NULL CHECK (face_found IN (0, 1)),
-    data BLOB NOT NULL,
+    data BLOB NOT NULL, numerics TEXT,
     PRIMARY KEY (model_version_id, video_id, frame_idx)
 );
 -- table project_meta on project_meta

@@ -80,7 +80,7 @@ def test_a_ranged_a_rebatched_and_a_resumed_run_equal_the_full_run(video, predic
         with Project.open_or_create(tmp_path / "p.maus") as project:
             video_row = project.add_video(video, source)
             version = project.models.add(predictor.model_version, predictor.checkpoint, predictor.vocab)
-            cache = ProjectCache(project, video_row.id, version.id)
+            cache = ProjectCache(project, video_row.id, version.id, predictor.numerics)
             done = [0]
             with pytest.raises(Cancelled):
                 with AnalysisPipeline(source, predictor, AnalysisOptions(batch_size=4), cache=cache,
@@ -90,12 +90,44 @@ def test_a_ranged_a_rebatched_and_a_resumed_run_equal_the_full_run(video, predic
             committed = project.predictions.frames(video_row.id, version.id).tolist()
             assert committed == list(range(12)), "a cancelled run commits what it finished"
 
-            cache = ProjectCache(project, video_row.id, version.id)
+            cache = ProjectCache(project, video_row.id, version.id, predictor.numerics)
             with AnalysisPipeline(source, predictor, AnalysisOptions(batch_size=6), cache=cache) as resumed:
                 resumed_rows = {p.frame_idx: p for batch in resumed for p in batch.predictions}
             assert resumed.n_from_cache == 12
             assert_same_rows({f: r for f, r in resumed_rows.items() if f >= 12}, full, FP32_ATOL)
             assert_same_rows({f: r for f, r in resumed_rows.items() if f < 12}, full, FLOAT16_ATOL)
+
+
+def test_an_analysis_never_takes_rows_another_speed_modes_arithmetic_cached(video, predictor, checkpoint,
+                                                                          tmp_path):
+    """Issue #15 D9's risk: two machines whose start-up races chose int8 and fp32 cached rows up
+    to the 0.02 parity tolerance apart under one model version, and each served the other's."""
+    def run(source, project, video_id, version_id, runner, **options):
+        cache = ProjectCache(project, video_id, version_id, runner.numerics)
+        with AnalysisPipeline(source, runner, AnalysisOptions(**options), cache=cache) as pipeline:
+            got = {p.frame_idx: p for batch in pipeline for p in batch.predictions}
+        return got, pipeline.n_from_cache
+
+    with Predictor.from_checkpoint(checkpoint, device="cpu", speed_mode="int8") as int8, \
+            open_media(video) as source, Project.open_or_create(tmp_path / "p.maus") as project:
+        assert (int8.numerics, predictor.numerics) == ("int8", "fp32")
+        video_id = project.add_video(video, source).id
+        version_id = project.models.add(predictor.model_version, predictor.checkpoint, predictor.vocab).id
+        approximate, _ = run(source, project, video_id, version_id, int8, stop=12, batch_size=4)
+        full = rows(source, predictor, batch_size=8)
+        # the int8 rows really differ from fp32's (by more than the cache's float16 step)
+        assert max(np.abs(approximate[f].probs - full[f].probs).max() for f in approximate) > FLOAT16_ATOL
+
+        exact, from_cache = run(source, project, video_id, version_id, predictor, batch_size=8)
+        assert from_cache == 0, "the fp32 run took the int8 machine's rows"
+        assert_same_rows(exact, full, FP32_ATOL)
+        again, from_cache = run(source, project, video_id, version_id, predictor, batch_size=5)
+        assert from_cache == N_FRAMES  # its own class is served
+        assert_same_rows(again, full, FLOAT16_ATOL)
+        _, from_cache = run(source, project, video_id, version_id, int8, stop=12, batch_size=4)
+        assert from_cache == 0, "the int8 run took fp32 rows: one run would mix two classes"
+        assert project.predictions.frames(video_id, version_id, "int8").tolist() == list(range(12))
+        assert project.predictions.frames(video_id, version_id, "fp32").tolist() == list(range(12, N_FRAMES))
 
 
 def test_landmarks_are_static_per_frame_in_the_producer_thread_and_inline(video):

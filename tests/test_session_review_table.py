@@ -31,7 +31,8 @@ def _as_before_the_table_with_blobs(path, blobs: dict[str, str]) -> None:
     # Undo each later migration here, so that the file is what that older schema wrote.
     later = {m.name for m in schema.MIGRATIONS if m.version > REVIEW_TABLE_VERSION}
     assert later == {"card version of a model version",
-                     "blind-coded events, per-AU onset / apex / offset"}, \
+                     "blind-coded events, per-AU onset / apex / offset",
+                     "numeric class of a cached prediction"}, \
         f"undo these here too: {later}"
     conn = sqlite3.connect(path)
     for statement in UNDO_BLIND_AND_AU_TIMING:

@@ -61,8 +61,16 @@ def small_project(tmp_path: Path, photo: Path) -> Project:
     return project
 
 
-# What turns a schema-7 file back into the schema-6 file (tests of older migrations undo it).
+# What turns a schema-8 file back into the schema-7 file (tests of older migrations undo it).
+UNDO_PREDICTION_NUMERICS = (
+    "ALTER TABLE predictions DROP COLUMN numerics",
+    "DELETE FROM schema_migrations WHERE version = 8",
+    "PRAGMA user_version = 7",
+)
+
+# What turns a schema-8 file back into the schema-6 file.
 UNDO_BLIND_AND_AU_TIMING = (
+    *UNDO_PREDICTION_NUMERICS,
     "ALTER TABLE events DROP COLUMN blind",
     "ALTER TABLE event_aus DROP COLUMN onset_idx",
     "ALTER TABLE event_aus DROP COLUMN apex_idx",

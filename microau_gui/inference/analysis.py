@@ -93,14 +93,17 @@ def plan_frames(n_frames: int, options: AnalysisOptions) -> list[range]:
 
 
 class ProjectCache:
-    """The predictions cache of one video under one model version (`project.predictions`)."""
+    """The predictions cache of one video under one model version (`project.predictions`), as
+    one numeric class sees it (`Predictor.numerics`): rows another class made (another machine's
+    start-up race chose int8 where this one runs fp32) are misses, recomputed and replaced."""
 
-    def __init__(self, project, video_id: int, model_version_id: int):
+    def __init__(self, project, video_id: int, model_version_id: int, numerics: str):
         self.project = project
         self.video_id = video_id
         self.model_version_id = model_version_id
-        # frame_idx already cached (ints only, never blobs: a few bytes per frame)
-        self._cached = set(project.predictions.frames(video_id, model_version_id).tolist())
+        self.numerics = numerics
+        # frame_idx already cached in this class (ints only, never blobs: a few bytes per frame)
+        self._cached = set(project.predictions.frames(video_id, model_version_id, numerics).tolist())
 
     def has(self, frame_idx: int) -> bool:
         """A prediction of this frame is cached (with whichever reference)."""
@@ -111,11 +114,12 @@ class ProjectCache:
         if frame_idx not in self._cached:
             return None
         return self.project.predictions.get(self.video_id, self.model_version_id, frame_idx,
-                                            reference_idx=reference_idx)
+                                            reference_idx=reference_idx, numerics=self.numerics)
 
     def store(self, predictions: Sequence[FramePrediction]) -> None:
         if predictions:
-            self.project.predictions.put_many(self.video_id, self.model_version_id, predictions)
+            self.project.predictions.put_many(self.video_id, self.model_version_id, predictions,
+                                              numerics=self.numerics)
             self._cached.update(p.frame_idx for p in predictions)
 
 
@@ -131,7 +135,7 @@ def open_project_cache(project, media_path: Path, source, predictor) -> ProjectC
                         "analyze caches predictions in it: make it writable or drop --project")
     video = project.video_by_path(media_path) or project.add_video(media_path, source)
     version = project.models.register(predictor.card, predictor.checkpoint)
-    return ProjectCache(project, video.id, version.id)
+    return ProjectCache(project, video.id, version.id, predictor.numerics)
 
 
 class CsvSink:

@@ -65,7 +65,7 @@ from microau_gui.face.align import estimate_alignment, invert_affine, transform_
 from microau_gui.face.landmarks import FaceMesh, Landmarks
 from microau_gui.face.motion import flow_image
 from microau_gui.face.regions import au_polygons
-from microau_gui.inference.speed import SPEED_CHOICES, SpeedChoice, select_speed_mode
+from microau_gui.inference.speed import SPEED_CHOICES, SpeedChoice, numerics_of, select_speed_mode
 from microau_gui.model.card import ModelCard
 from microau_gui.pairs.samples import checkpoint_prep_settings, prepare_pair, sample_masks
 
@@ -121,6 +121,9 @@ class Predictor:
         self.device: str = device.type
         self.speed_mode: str = speed_choice.mode  # the mode the network runs in ("fp32", "bf16", "int8")
         self.speed_choice: SpeedChoice = speed_choice  # how it was chosen (timings, parity), no network
+        # the class of arithmetic its rows are cached under (store.predictions): "fp32" or the
+        # approximate mode's name
+        self.numerics: str = numerics_of(speed_choice.mode)
         self.pretrained_loaded: bool = bool(card.pretrained_loaded)
         self.is_demo: bool = card.is_demo
         self.prep = checkpoint_prep_settings(card)

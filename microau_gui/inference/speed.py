@@ -1,6 +1,6 @@
 """Speed modes for Micro-AU CLIP inference, the parity check, and the start-up choice between them.
 
-Owns: `SPEED_MODES`, `SPEED_CHOICES`, `DEFAULT_TOLERANCE`, `SpeedChoice`, `supported_modes`,
+Owns: `SPEED_MODES`, `SPEED_CHOICES`, `DEFAULT_TOLERANCE`, `numerics_of`, `SpeedChoice`, `supported_modes`,
 `apply_speed_mode`, `predict_probs`, `parity_check`, `time_forward`, `thread_candidates`,
 `race`, `bf16_matmul_ratio`, `choose_fastest_mode`, `select_speed_mode`, `sample_arrays`, `sample_batch`.
 May import model, face and core (torch, numpy, OpenCV); no Qt.
@@ -73,6 +73,17 @@ log = logging.getLogger(__name__)
 SPEED_MODES: tuple[str, ...] = ("fp32", "bf16", "int8", "ort")
 SPEED_CHOICES: tuple[str, ...] = ("auto", *SPEED_MODES)  # what `--speed` accepts
 DEFAULT_TOLERANCE = 0.02  # max |delta p| from fp32 over all AUs of the check batch
+# The numeric class of each mode's rows in the predictions cache (store.predictions): fp32 and
+# ONNX Runtime's fp32 graph agree to float rounding (3e-7, far below the cache's float16 step),
+# as fp32 on CPUs with different vector units does; bf16 and int8 are each up to the tolerance
+# away and identify their own rows.
+_NUMERICS: dict[str, str] = {"fp32": "fp32", "ort": "fp32", "bf16": "bf16", "int8": "int8"}
+
+
+def numerics_of(mode: str) -> str:
+    """The numeric class ("fp32", "bf16", "int8") of the rows a speed mode makes."""
+    return _NUMERICS[mode]
+
 
 
 @dataclass(frozen=True, eq=False)

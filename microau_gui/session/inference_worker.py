@@ -218,7 +218,7 @@ class InferenceWorker(Worker):
         if project is None or loaded is None or loaded.model_version_id is None:
             return None
         cached = project.predictions.get(media.video_id, loaded.model_version_id, frame_idx,
-                                         reference_idx)
+                                         reference_idx, numerics=self._predictor.numerics)
         if cached is None or not cached.face_found or cached.pta_grid is None:
             return cached
         if cached.crop_to_img is None or cached.landmarks_img is None:
@@ -262,7 +262,8 @@ class InferenceWorker(Worker):
         project, loaded = self._project, self._loaded
         cache = None
         if project is not None and not project.read_only and loaded.model_version_id is not None:
-            cache = ProjectCache(project, request.media.video_id, loaded.model_version_id)
+            cache = ProjectCache(project, request.media.video_id, loaded.model_version_id,
+                                 self._predictor.numerics)
         media = request.media
         source = open_media(media.path, fps=media.fps, cache_frames=4)
         try:

@@ -26,6 +26,16 @@ their mean) / 32767, i.e. < 0.02 px for a face 1000 px wide. Not cached: `heatma
 
 The cache key has no reference frame: the blob's `reference_idx` column says which one was used,
 and `get(..., reference_idx=R)` treats a different one as a miss.
+
+Nor has it the speed mode, but each row records its numeric class (`numerics`: "fp32" for fp32
+and ONNX Runtime's fp32 graph, which agree to float rounding, far below the float16 storage
+step; "int8" or "bf16" for the approximate modes, up to the 0.02 parity tolerance away), and an
+analysis asks for its own class (`frames`/`get(..., numerics=)`): a row of another class is a
+miss, recomputed and replaced, so the rows one run reads and writes never mix classes, and two
+machines whose start-up races chose different modes cannot serve each other rows that differ by
+up to the tolerance under one model version. NULL: cached before the class was recorded (schema
+8); no analysis takes it. Trace readers (timeline, suggestions, agreement, exports) read every
+row, whatever its class.
 """
 
 from __future__ import annotations
@@ -188,8 +198,9 @@ class PredictionCache:
         return known
 
     def put_many(self, video_id: int, model_version_id: int,
-                 predictions: Iterable[FramePrediction]) -> int:
-        """Store (or replace) predictions for frames of one video, in one transaction."""
+                 predictions: Iterable[FramePrediction], numerics: str = "fp32") -> int:
+        """Store (or replace) predictions for frames of one video, in one transaction;
+        `numerics`: the class of arithmetic that made them (see the module docstring)."""
         name, vocab = self._version(model_version_id)
         rows = []
         for pred in predictions:
@@ -197,26 +208,29 @@ class PredictionCache:
                 raise ValueError(f"prediction vocabulary {pred.vocab} differs from model version "
                                  f"{name}'s {vocab}")
             rows.append((model_version_id, video_id, int(pred.frame_idx), int(pred.reference_idx),
-                         int(bool(pred.face_found)), encode_prediction(pred)))
+                         int(bool(pred.face_found)), encode_prediction(pred), numerics))
         if not rows:
             return 0
         with self._db.write() as changes:
             self._db.conn().executemany(
                 "INSERT OR REPLACE INTO predictions (model_version_id, video_id, frame_idx, "
-                "reference_idx, face_found, data) VALUES (?, ?, ?, ?, ?, ?)", rows)
+                "reference_idx, face_found, data, numerics) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             changes.predictions.add((video_id, model_version_id))
         return len(rows)
 
     def get(self, video_id: int, model_version_id: int, frame_idx: int,
-            reference_idx: int | None = None) -> FramePrediction | None:
-        """The cached prediction, or None (also when it used another reference frame)."""
+            reference_idx: int | None = None, numerics: str | None = None) -> FramePrediction | None:
+        """The cached prediction, or None (also when it used another reference frame, or when
+        `numerics` is given and the row was made in another numeric class)."""
         name, vocab = self._version(model_version_id)
         row = self._db.conn().execute(
-            "SELECT reference_idx, data FROM predictions "
+            "SELECT reference_idx, data, numerics FROM predictions "
             "WHERE model_version_id = ? AND video_id = ? AND frame_idx = ?",
             (model_version_id, video_id, frame_idx),
         ).fetchone()
         if row is None or (reference_idx is not None and row[0] != reference_idx):
+            return None
+        if numerics is not None and row[2] != numerics:
             return None
         return decode_prediction(row[1], frame_idx, row[0], name, vocab)
 
@@ -237,11 +251,13 @@ class PredictionCache:
             "AND frame_idx = ?", (model_version_id, video_id, frame_idx),
         ).fetchone() is not None
 
-    def frames(self, video_id: int, model_version_id: int) -> np.ndarray:
-        """(n,) int64 ascending frame indices cached for this video and version."""
+    def frames(self, video_id: int, model_version_id: int, numerics: str | None = None) -> np.ndarray:
+        """(n,) int64 ascending frame indices cached for this video and version (only those of
+        one numeric class when `numerics` is given)."""
         rows = self._db.conn().execute(
             "SELECT frame_idx FROM predictions WHERE model_version_id = ? AND video_id = ? "
-            "ORDER BY frame_idx", (model_version_id, video_id),
+            "AND (? IS NULL OR numerics = ?) ORDER BY frame_idx",
+            (model_version_id, video_id, numerics, numerics),
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 

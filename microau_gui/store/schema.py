@@ -254,6 +254,13 @@ _BLIND_AND_AU_TIMING = (
     "ALTER TABLE event_aus ADD COLUMN offset_idx INTEGER",
 )
 
+# The numeric class (fp32, int8, bf16) of the arithmetic that made a cached prediction: rows of
+# approximate speed modes differ from fp32's by up to the parity tolerance, so an analysis only
+# takes rows of its own class (store.predictions). NULL: cached before this was recorded.
+_PREDICTION_NUMERICS = (
+    "ALTER TABLE predictions ADD COLUMN numerics TEXT",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "comparison traces of other AU tools", _COMPARISON_TRACES),
@@ -262,6 +269,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "review candidates table", _REVIEW_CANDIDATES_TABLE),
     Migration(6, "card version of a model version", _CARD_VERSION),
     Migration(7, "blind-coded events, per-AU onset / apex / offset", _BLIND_AND_AU_TIMING),
+    Migration(8, "numeric class of a cached prediction", _PREDICTION_NUMERICS),
 )
 
 
