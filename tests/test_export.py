@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_store_fixtures import aus, face_frames, small_project, write_clip
 
@@ -23,7 +25,8 @@ from microau_gui.store.export import (
 from microau_gui.store.importers.casme2 import import_casme2
 from microau_gui.store.importers.megc import import_megc
 from microau_gui.store.project import Project
-from microau_gui.store.records import PredictedEvent
+from microau_gui.store.records import MediaFacts, PredictedEvent
+from microau_gui.store.traces import ComparisonTrace
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"
 
@@ -223,3 +226,96 @@ def test_export_cli_bad_input_is_one_line_and_non_zero(project, tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _trace(name: str, n_frames: int, aus_: tuple[str, ...], seed: int = 0) -> ComparisonTrace:
+    """A comparison trace with masked frames and the values float32 cannot write in decimal."""
+    rng = np.random.default_rng(seed)
+    frame_idx = np.sort(rng.choice(n_frames, size=n_frames * 3 // 4, replace=False))
+    values = {}
+    for au in aus_:
+        column = rng.random(len(frame_idx), dtype=np.float32) * 5  # (n,)
+        column[::7] = np.nan
+        values[("intensity", au)] = column
+        values[("presence", au)] = (column > 2.5).astype(np.float32)
+    return ComparisonTrace(name=name, tool="openface", frame_idx=frame_idx, values=values,
+                           file=name, meta={"masked": 3, "align": "frame", "fps": 200.0})
+
+
+def _same_trace(a: ComparisonTrace, b: ComparisonTrace) -> bool:
+    return (a.name, a.tool, a.file, a.meta) == (b.name, b.tool, b.file, b.meta) \
+        and a.frame_idx.tobytes() == b.frame_idx.tobytes() \
+        and sorted(a.values) == sorted(b.values) \
+        and all(a.values[k].astype("<f4").tobytes() == b.values[k].astype("<f4").tobytes()
+                for k in a.values)
+
+
+def test_json_export_carries_comparison_traces_and_reads_them_back_bit_for_bit(project, tmp_path):
+    videos = project.videos()
+    stored = {(videos[0].id, "OpenFace_a.csv"): _trace("OpenFace_a.csv", 20, ("AU4", "AU12")),
+              (videos[1].id, "OpenFace_b.csv"): _trace("OpenFace_b.csv", 12, ("AU45",), seed=1)}
+    for (video_id, _), trace in stored.items():
+        project.traces.put(video_id, trace)
+    out = tmp_path / "export.json"
+    export_json(project, out)
+    document = json.loads(out.read_text())
+    assert [(t["video"], t["name"]) for t in document["traces"]] == list(stored)
+    with Project.create(tmp_path / "copy.maus") as copy:
+        summary = import_json(copy, out)
+        assert summary.traces_added == 2 and "2 comparison traces added" in str(summary)
+        back = {(v.name, t.name): copy.traces.get(t.id)
+                for v in copy.videos() for t in copy.traces.list(v.id)}
+        names = {v.id: v.name for v in videos}
+        assert set(back) == {(names[vid], name) for vid, name in stored}
+        for (video_id, name), trace in stored.items():
+            assert _same_trace(back[(names[video_id], name)], trace)
+        before = copy.dump()
+        assert import_json(copy, out).traces_added == 0  # the same file twice adds nothing
+        assert copy.dump() == before
+
+
+@pytest.mark.parametrize("damage", ["short column", "not base64", "unknown channel", "bad AU"])
+def test_a_damaged_trace_in_a_json_export_is_one_line_and_imports_nothing(project, tmp_path,
+                                                                          damage):
+    project.traces.put(project.videos()[0].id, _trace("t.csv", 20, ("AU4",)))
+    out = tmp_path / "export.json"
+    export_json(project, out)
+    document = json.loads(out.read_text())
+    column = document["traces"][0]["columns"][0]
+    if damage == "short column":
+        column["values"] = column["values"][:-8]
+    elif damage == "not base64":
+        column["values"] = "!!" + column["values"][2:]
+    elif damage == "unknown channel":
+        column["channel"] = "mood"
+    else:
+        column["au"] = 123
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(document))
+    with Project.create(tmp_path / "copy.maus") as copy:
+        before = copy.dump()
+        with pytest.raises(UserError, match="damaged export") as caught:
+            import_json(copy, broken)
+        assert "\n" not in str(caught.value)
+        assert copy.dump() == before
+
+
+def test_the_json_export_holds_one_trace_in_memory_at_a_time(tmp_path, astronaut_path):
+    """Four long traces: the export's peak memory stays near one trace's, not all four."""
+    n_frames = 120_000
+    aus_ = tuple(f"AU{n}" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14))
+    with Project.create(tmp_path / "long.maus") as project:
+        facts = MediaFacts(n_frames=n_frames, fps=200.0, width=640, height=480)
+        video = project.add_video(tmp_path / "long.mp4", facts, digest="0" * 64)
+        for k in range(4):
+            project.traces.put(video.id, _trace(f"tool{k}.csv", n_frames, aus_, seed=k))
+        out = tmp_path / "export.json"
+        tracemalloc.start()
+        try:
+            export_json(project, out)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        one_trace = 90_000 * 4 * (1 + 2 * len(aus_))  # raw bytes of one trace
+        assert out.stat().st_size > 4 * one_trace  # all four were written
+        assert peak < 3 * one_trace, f"{peak / 1e6:.0f} MB for {one_trace / 1e6:.0f} MB traces"

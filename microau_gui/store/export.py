@@ -3,7 +3,7 @@ import of our own JSON.
 
 Owns: `export_project`, `export_json`, `import_json`, `export_casme2`, `export_megc`,
 `events_as_samples`, `ExportSummary`, `JsonImportSummary`, `JSON_FORMAT`, `JSON_FORMAT_VERSION`.
-May import only the standard library, `core` and the store's own modules (the coding-sheet
+May import only the standard library, numpy, `core` and the store's own modules (the coding-sheet
 writers come from store.importers, so an export is read back by the very importer that reads
 real dataset sheets).
 
@@ -16,11 +16,14 @@ the JSON file's folder, numbering as runs), model versions (by name, with lineag
 frames and their sheet numbers, AUs as structured objects plus the FACS string, emotion,
 objective class, type, coder, source, accepting model, timestamps, `aus_cell`, the imported
 sheet's AU cell as written, and `import_frames`, an imported event's identity frames, so a
-re-import of its sheet into the other project adds nothing twice) and notes. Reading it back validates it against
-`store.json_schema` first and keeps media paths inside the media folders (see `import_json`). Not exported: the
-predictions cache (recomputable from the model versions) and import provenance. Importing it
-back keeps uids, timestamps and, where free, ids; events whose uid is already present are
-skipped, so importing the same file twice adds nothing.
+re-import of its sheet into the other project adds nothing twice), notes, and the comparison
+traces of other tools (`traces`: values packed as in `store.json_schema`, written one trace at a
+time so memory stays with the largest trace, not the project). Reading it back validates it
+against `store.json_schema` first and keeps media paths inside the media folders (see
+`import_json`). Not exported: the predictions cache (recomputable from the model versions) and
+import provenance. Importing it back keeps uids, timestamps and, where free, ids; events whose
+uid is already present are skipped, and so is a trace whose video already has one of that name,
+so importing the same file twice adds nothing.
 """
 
 from __future__ import annotations
@@ -32,15 +35,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
 from microau_gui.core.outputs import check_output, project_guard
+from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.core.types import Sample
 from microau_gui.store import schema
 from microau_gui.store.db import resolve_path, store_path
 from microau_gui.store.importers.writers import CASME2_LAYOUTS, write_casme2_sheet, write_megc_sheet
-from microau_gui.store.json_schema import AUItem, ExportDocument, validate_export
+from microau_gui.store.json_schema import (
+    AUItem,
+    ExportDocument,
+    TraceItem,
+    pack,
+    unpack,
+    validate_export,
+)
 from microau_gui.store.project import Project, import_key
 from microau_gui.store.records import (
     AUSpan,
@@ -51,6 +64,7 @@ from microau_gui.store.records import (
     decode_frame_numbers,
     encode_frame_numbers,
 )
+from microau_gui.store.traces import ComparisonTrace, TraceInfo
 
 JSON_FORMAT = "microau-project-export"
 JSON_FORMAT_VERSION = 1
@@ -75,10 +89,12 @@ class JsonImportSummary:
     videos_added: int
     notes_added: int
     models_added: int
+    traces_added: int = 0  # comparison traces (a video's trace of the same name is kept)
 
     def __str__(self) -> str:
         text = (f"{self.events_added} events, {self.videos_added} videos, {self.notes_added} "
-                f"notes and {self.models_added} model versions added")
+                f"notes, {self.models_added} model versions and {self.traces_added} comparison "
+                "traces added")
         return text + (f"; {self.duplicates} events already in the project" if self.duplicates
                        else "")
 
@@ -134,9 +150,29 @@ def _import_frames(key: str | None) -> list[int] | None:
     return [int(n) for n in key.split(":", 4)[1:4]]
 
 
+def _write_trace(handle, trace: ComparisonTrace, info: TraceInfo) -> None:
+    """One `traces` item, written column by column (a column is the most held as text)."""
+    head = json.dumps({
+        "video": info.video_id, "name": trace.name, "tool": trace.tool, "file": trace.file,
+        "meta": trace.meta, "imported_at": info.imported_at, "n_frames": len(trace.frame_idx),
+        "frame_idx": pack(trace.frame_idx, "<i4"),
+    }, ensure_ascii=False)
+    handle.write(head[:-1] + ', "columns": [')
+    keys = sorted(trace.values, key=lambda key: (key[0], au_number(key[1])))
+    for k, (channel, au) in enumerate(keys):
+        handle.write(("" if k == 0 else ", ") + json.dumps(
+            {"channel": channel, "au": au_number(au),
+             "values": pack(trace.values[(channel, au)], "<f4")}))
+    handle.write("]}")
+
+
 def export_json(project: Project, out: Path | str, *, coder: str | None = None,
-                source: str | None = None) -> ExportSummary:
-    """Write the complete, schema-versioned JSON export (see the module docstring)."""
+                source: str | None = None, progress: Progress | None = None,
+                should_cancel: ShouldCancel | None = None) -> ExportSummary:
+    """Write the complete, schema-versioned JSON export (see the module docstring).
+
+    progress(done, total) counts the document and then each comparison trace; `should_cancel`
+    is polled between them and a cancelled export leaves no file (Cancelled is raised)."""
     out = _check_output(Path(out), project)
     base = out.parent
     events = project.events(coder=coder, source=source)
@@ -186,10 +222,23 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
             "event": event_uids.get(n.event_id), "video": n.video_id, "frame_idx": n.frame_idx,
         } for n in notes],
     }
+    traces = project.traces.list()
+    total = len(traces) + 1
+    check_cancel(should_cancel, "export cancelled")
     try:
         with atomic_path(out) as partial, partial.open("w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1, ensure_ascii=False)
-            handle.write("\n")
+            head = json.dumps(document, indent=1, ensure_ascii=False)
+            handle.write(head[:head.rindex("}")].rstrip() + ',\n "traces": [')
+            if progress is not None:
+                progress(1, total)
+            # One trace in memory at a time: an hour of a tool's output is tens of MB.
+            for k, info in enumerate(traces):
+                check_cancel(should_cancel, "export cancelled")
+                handle.write("\n  " if k == 0 else ",\n  ")
+                _write_trace(handle, project.traces.get(info.id), info)
+                if progress is not None:
+                    progress(k + 2, total)
+            handle.write("\n ]\n}\n")
     except OSError as err:
         raise UserError(f"cannot write {out}: {err.strerror or err}") from err
     return ExportSummary("json", out, len(events), len({e.video_id for e in events}))
@@ -218,8 +267,10 @@ def _under(path: Path, roots: list[Path]) -> bool:
 
 def import_json(project: Project, path: Path | str, *,
                 media_roots: Iterable[Path | str] | None = None,
-                allow_outside: bool = False) -> JsonImportSummary:
-    """Add a JSON export's videos, model versions, events and notes to `project` (one transaction).
+                allow_outside: bool = False, progress: Progress | None = None,
+                should_cancel: ShouldCancel | None = None) -> JsonImportSummary:
+    """Add a JSON export's videos, model versions, events, notes and comparison traces to
+    `project` (one transaction; a cancel, polled between items, rolls it all back).
 
     The file is checked against the export schema (store.json_schema) first. Media paths must
     resolve under the export's folder, the project's folder or one of `media_roots`, so an
@@ -240,14 +291,24 @@ def import_json(project: Project, path: Path | str, *,
                     "folder, name its folder with --media-root, or pass --allow-outside-media")
     try:
         with project.transaction():
-            return _import_document(project, document, base)
+            return _import_document(project, document, base, progress, should_cancel)
     except (KeyError, TypeError, ValueError) as err:
         raise UserError(f"{path} is a damaged export ({type(err).__name__}: {err}); "
                         "nothing was imported") from err
 
 
-def _import_document(project: Project, document: ExportDocument, base: Path) -> JsonImportSummary:
+def _import_document(project: Project, document: ExportDocument, base: Path,
+                     progress: Progress | None, should_cancel: ShouldCancel | None
+                     ) -> JsonImportSummary:
     videos_added = notes_added = models_added = events_added = duplicates = 0
+    total, done = len(document.events) + len(document.traces), 0
+
+    def step() -> None:
+        nonlocal done
+        check_cancel(should_cancel, "import cancelled")
+        done += 1
+        if progress is not None and (done % 100 == 0 or done == total):
+            progress(done, total)
     video_ids: dict[int, int] = {}
     for item in document.videos:
         media = resolve_path(base, item.path)
@@ -283,6 +344,7 @@ def _import_document(project: Project, document: ExportDocument, base: Path) -> 
         model_ids[item.name] = version.id
         models_added += 1
     notes_by_event: dict[str, list[Note]] = {}
+    known_notes = {_note_key(n) for n in project.notes() if n.event_id is None}
     for item in document.notes:
         note = Note(id=item.id, text=item.text, author=item.author,
                     created_at=item.created_at, frame_idx=item.frame_idx)
@@ -292,10 +354,15 @@ def _import_document(project: Project, document: ExportDocument, base: Path) -> 
             raise UserError(f"note {item.id} belongs to video {item.video}, which the export "
                             "does not list")
         else:
-            project.insert_note(dataclasses.replace(note, video_id=video_ids[item.video]))
+            note = dataclasses.replace(note, video_id=video_ids[item.video])
+            if _note_key(note) in known_notes:  # the same file imported again
+                continue
+            project.insert_note(note)
+            known_notes.add(_note_key(note))
             notes_added += 1
     known_uids = {e.uid for e in project.events()}
     for item in document.events:
+        step()
         if item.uid in known_uids:
             duplicates += 1
             continue
@@ -323,9 +390,33 @@ def _import_document(project: Project, document: ExportDocument, base: Path) -> 
         known_uids.add(item.uid)
         events_added += 1
         notes_added += len(notes)
+    traces_added = 0
+    for item in document.traces:
+        step()
+        if item.video not in video_ids:
+            raise UserError(f"trace {item.name!r} belongs to video {item.video}, which the export "
+                            "does not list")
+        if project.traces.find(video_ids[item.video], item.name) is None:
+            project.traces.put(video_ids[item.video], _trace_from_json(item))
+            traces_added += 1
     return JsonImportSummary(events_added=events_added, duplicates=duplicates,
                              videos_added=videos_added, notes_added=notes_added,
-                             models_added=models_added)
+                             models_added=models_added, traces_added=traces_added)
+
+
+def _note_key(note: Note) -> tuple:
+    return note.video_id, note.frame_idx, note.text, note.author, note.created_at
+
+
+def _trace_from_json(item: TraceItem) -> ComparisonTrace:
+    """The stored trace of an export item (ValueError: damaged; the import rolls back)."""
+    n = item.n_frames
+    what = f"trace {item.name!r}"
+    return ComparisonTrace(
+        name=item.name, tool=item.tool, file=item.file, meta=item.meta,
+        frame_idx=unpack(item.frame_idx, "<i4", n, f"{what} frame_idx").astype(np.int64),
+        values={(c.channel, f"AU{c.au}"): unpack(c.values, "<f4", n, f"{what} AU{c.au}")
+                for c in item.columns})
 
 
 # -- coding sheets ------------------------------------------------------------------------------
