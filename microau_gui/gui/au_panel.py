@@ -8,6 +8,12 @@ code and FACS name, the model's probability for the frame on screen (greyed whil
 of a new frame is pending), then for the selected event: on/off, side (both / L / R) and FACS
 intensity (A trace ... E maximum). Digit keys toggle the first ten rows (shown as "1" ... "0").
 
+Comparison traces (issue 17): with `attach_comparison`, the header gets one checkbox per other
+tool's source of the open video (gui.comparison_lanes.ComparisonSources, which also switches its
+dashed timeline lanes), and each AU row ends with the switched-on sources' values at the
+playhead, in each source's colour and units; AUs only the sources have are listed under the
+rows.
+
 Keyboard coding (our choice where issue 16 is silent): the *focused AU* is the row last toggled
 or coded (outlined; Alt+Up / Alt+Down move it). Alt+A ... Alt+E set its intensity, Alt+L / Alt+R
 / Alt+S its side (left, right, both: symmetric; Alt+B is intensity B). The quick-entry field (key C) takes a whole FACS string
@@ -132,9 +138,13 @@ class _AURow:
         self.intensity.activated.connect(
             lambda i: panel.set_intensity(self.intensity.itemData(i), code))
 
+        self.compare = QLabel()  # other tools' values at the playhead (attach_comparison)
+        self.compare.setObjectName("compare")
+
     @property
     def widgets(self) -> list[QWidget]:
-        return [self.key, self.swatch, self.name, self.bar, self.toggle, self.side, self.intensity]
+        return [self.key, self.swatch, self.name, self.bar, self.toggle, self.side, self.intensity,
+                self.compare]
 
 
 class AUPanel(QWidget):
@@ -150,6 +160,7 @@ class AUPanel(QWidget):
         self.focused_code: str | None = None
         self._focus_shown: str | None = None  # the focused code last announced
         self._prediction: FramePrediction | None = None
+        self._comparison = None  # gui.comparison_lanes.ComparisonSources, once attached
 
         self.event_title = QLabel()
         self.event_title.setObjectName("paneltitle")
@@ -213,6 +224,10 @@ class AUPanel(QWidget):
         layout.addWidget(self.event_title)
         layout.addWidget(self.quick_entry)
         layout.addWidget(scroll, 1)
+        self.compare_others = QLabel()  # AUs that only the comparison sources have
+        self.compare_others.setWordWrap(True)
+        self.compare_others.hide()
+        layout.addWidget(self.compare_others)
         layout.addLayout(extra_row)
         layout.addLayout(note_row)
         layout.addWidget(self.notes)
@@ -258,6 +273,7 @@ class AUPanel(QWidget):
             self.focused_code = None
         self._show_event(self.session.selected_event)
         self._show_probabilities()
+        self._show_comparison()
         self._show_focus()
 
     def _show_focus(self) -> None:
@@ -314,6 +330,32 @@ class AUPanel(QWidget):
             probs = dict(zip(prediction.vocab, (float(p) for p in prediction.probs)))
         for code, row in self.rows.items():
             row.bar.set_value(probs.get(code), stale)
+
+    def attach_comparison(self, sources) -> None:
+        """Put `sources` (a ComparisonSources) in the header and its values beside the rows."""
+        self._comparison = sources
+        self.layout().insertWidget(1, sources)  # under the event title
+        sources.changed.connect(self._show_comparison)
+        self.session.position_changed.connect(self._show_comparison)
+        self._show_comparison()
+
+    def _show_comparison(self, frame_idx: int | None = None) -> None:
+        values = {}
+        if self._comparison is not None and self.session.video is not None:
+            values = self._comparison.at(self.session.frame_idx if frame_idx is None else frame_idx)
+        for code, row in self.rows.items():
+            found = values.get(code, [])
+            row.compare.setText(" ".join(f"<span style='color:{colour}'>{short}</span>"
+                                         for colour, short, _ in found if short))
+            row.compare.setToolTip("\n".join(full for *_, full in found))
+        others = [(au, found) for au, found in values.items() if au not in self.rows]
+        self.compare_others.setText(
+            "Only in the comparison traces: " + " · ".join(
+                f"{au} " + " ".join(f"<span style='color:{colour}'>{short}</span>"
+                                    for colour, short, _ in found if short)
+                for au, found in others))
+        self.compare_others.setToolTip("\n".join(full for _, found in others for *_, full in found))
+        self.compare_others.setVisible(bool(others))
 
     # -- session -> panel ----------------------------------------------------------------------
 

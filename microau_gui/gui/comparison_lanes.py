@@ -1,15 +1,18 @@
 """Comparison traces in the window: other tools' AU traces drawn in the timeline's AU lanes
-beside our model's, and a panel that toggles each source and shows its values at the playhead.
+beside our model's, and the AU panel's header that toggles each source.
 
-Owns: `ComparisonLanes` (draws into a TimelineView's plot), `ComparisonPanel` (the toggles and
-the per-AU table), `display_values`, the trace pens. May import PySide6, pyqtgraph, numpy, core
-and session values. Nothing here edits the project.
+Owns: `ComparisonLanes` (draws into a TimelineView's plot), `ComparisonSources` (the per-source
+toggles in the AU panel's header, and the sources' values per AU at a frame, which the AU panel
+writes beside each AU row), `display_values`, the trace pens. May import PySide6, pyqtgraph,
+numpy, core and session values. Nothing here edits the project.
 
 What a lane shows per trace (its values are never scaled into something they are not):
 a probability channel as is (py-feat; iMotions through the documented logistic), else OpenFace
 intensity divided by 5 (0-5 -> the lane's height), else the 0/1 presence. Drawn dashed, one
 colour per source, in the AU lanes of the model vocabulary; AUs the model has no lane for are
-listed in the panel only. Masked frames are gaps.
+listed in the AU panel only. Masked frames are gaps. The AU panel writes the same value in the
+source's units ("0.63", "2.3/5", "on"), in the source's colour, with every channel of the
+source in its tooltip.
 """
 
 from __future__ import annotations
@@ -20,15 +23,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QHBoxLayout,
-    QLabel,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QWidget
 
 from microau_gui.core.au import au_number
 from microau_gui.session.interchange import InterchangeController
@@ -36,6 +31,8 @@ from microau_gui.session.interchange import InterchangeController
 TRACE_COLOURS = (QColor(255, 255, 255), QColor(120, 220, 255), QColor(255, 170, 200),
                  QColor(200, 255, 140))
 FIRST_AU_LANE = 2  # the timeline's first AU lane (gui.timeline_view)
+# The channel an AU row shows, the lanes' order (an AU missing there falls back to the next).
+SHORT_CHANNELS = ("probability", "intensity", "presence", "evidence")
 
 
 def display_values(trace) -> tuple[str, tuple[str, ...], np.ndarray]:
@@ -97,31 +94,26 @@ class ComparisonLanes:
                 self.items[(trace.name, au)] = line
 
 
-class ComparisonPanel(QWidget):
-    """One checkbox per comparison source and a table of their values at the playhead."""
+class ComparisonSources(QWidget):
+    """The AU panel's comparison header: one checkbox per source of the open video, in the
+    colour of its dashed lanes, and the sources' values per AU at a frame (`at`)."""
 
-    toggled = Signal(str, bool)  # (trace name, visible)
+    changed = Signal()  # a source was switched on or off, or the video's sources changed
 
-    def __init__(self, session, controller: InterchangeController, lanes: ComparisonLanes,
+    def __init__(self, controller: InterchangeController, lanes: ComparisonLanes,
                  parent: QWidget | None = None):
         super().__init__(parent)
-        self.session = session
         self.controller = controller
         self.lanes = lanes
         self.boxes: dict[str, QCheckBox] = {}
-        self.note = QLabel("No comparison traces for this video. File > Import an OpenFace, "
-                           "iMotions or py-feat file to draw it beside the model.")
-        self.note.setWordWrap(True)
-        self.box_row = QHBoxLayout()
-        self.table = QTableWidget(0, 0)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.note)
-        layout.addLayout(self.box_row)
-        layout.addWidget(self.table, 1)
+        self.box_row = QHBoxLayout(self)
+        self.box_row.setContentsMargins(0, 0, 0, 0)
+        title = QLabel("Compare:")
+        title.setToolTip("other tools' AU output (File > Import): dashed in the timeline, "
+                         "and its value at the playhead beside each AU")
+        self.box_row.addWidget(title)
+        self.box_row.addStretch(1)
         controller.traces_changed.connect(self.rebuild)
-        session.position_changed.connect(self._on_session_position_changed)
         self.rebuild()
 
     def rebuild(self) -> None:
@@ -130,41 +122,52 @@ class ComparisonPanel(QWidget):
             box.deleteLater()
         self.boxes = {}
         traces = self.controller.traces()
-        self.note.setVisible(not traces)
-        for trace in traces:
+        for k, trace in enumerate(traces):
             box = QCheckBox(f"{trace.tool}: {trace.name}")
+            box.setStyleSheet(f"color: {_colour(k)};")
+            box.setToolTip(f"{trace.file}: {', '.join(trace.channels)} of {len(trace.aus)} AUs; "
+                           f"shown as {display_values(trace)[0]}")
             box.setChecked(trace.name not in self.lanes.hidden)
             box.toggled.connect(lambda on, name=trace.name: self._on_box_toggled(name, on))
-            self.box_row.addWidget(box)
+            self.box_row.insertWidget(self.box_row.count() - 1, box)
             self.boxes[trace.name] = box
-        self._fill(self.session.frame_idx if self.session.video is not None else 0)
+        self.setVisible(bool(traces))
+        self.changed.emit()
 
     def _on_box_toggled(self, name: str, on: bool) -> None:
         self.lanes.set_visible(name, on)
-        self.toggled.emit(name, on)
-        self._fill(self.session.frame_idx if self.session.video is not None else 0)
+        self.changed.emit()
 
-    def _on_session_position_changed(self, frame_idx: int) -> None:
-        if self.isVisible():
-            self._fill(frame_idx)
-
-    def _fill(self, frame_idx: int) -> None:
-        traces = [t for t in self.controller.traces() if t.name not in self.lanes.hidden]
-        aus = sorted({au for t in traces for au in t.aus}, key=au_number)
-        self.table.setColumnCount(1 + len(traces))
-        self.table.setHorizontalHeaderLabels(
-            ["AU", *(f"{t.name}\n{display_values(t)[0]}" for t in traces)])
-        self.table.setRowCount(len(aus))
-        # One binary search per trace and playhead move (frame_idx is ascending), not per cell.
-        rows = []
-        for trace in traces:
+    def at(self, frame_idx: int) -> dict[str, list[tuple[str, str, str]]]:
+        """AU -> [(colour, short value, full text)] of the sources switched on, at a frame."""
+        out: dict[str, list[tuple[str, str, str]]] = {}
+        for k, trace in enumerate(self.controller.traces()):
+            if trace.name in self.lanes.hidden:
+                continue
+            # One binary search per trace and frame (frame_idx is ascending), not per AU.
             i = int(np.searchsorted(trace.frame_idx, frame_idx))
-            found = i < len(trace.frame_idx) and trace.frame_idx[i] == frame_idx
-            rows.append(i if found else None)
-        for row, au in enumerate(aus):
-            self.table.setItem(row, 0, QTableWidgetItem(au))
-            for col, (trace, i) in enumerate(zip(traces, rows), 1):
-                self.table.setItem(row, col, QTableWidgetItem(_value_text(trace, au, i)))
+            row = i if i < len(trace.frame_idx) and trace.frame_idx[i] == frame_idx else None
+            for au in trace.aus:
+                channel = next(c for c in SHORT_CHANNELS if (c, au) in trace.values)
+                short = "" if row is None else _short(channel, float(trace.values[(channel, au)][row]))
+                full = f"{trace.tool} {trace.name}: {_value_text(trace, au, row) or 'no row'}"
+                out.setdefault(au, []).append((_colour(k), short, full))
+        return dict(sorted(out.items(), key=lambda item: au_number(item[0])))
+
+
+def _colour(k: int) -> str:
+    return TRACE_COLOURS[k % len(TRACE_COLOURS)].name()
+
+
+def _short(channel: str, value: float) -> str:
+    """A channel's value in few characters, in its own units."""
+    if math.isnan(value):
+        return "–"
+    if channel == "presence":
+        return "on" if value >= 0.5 else "off"
+    if channel == "intensity":
+        return f"{value:.1f}/5"
+    return f"{value:.2f}"
 
 
 def _value_text(trace, au: str, row: int | None) -> str:

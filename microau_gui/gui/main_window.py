@@ -35,7 +35,7 @@ from microau_gui.core.errors import UserError
 from microau_gui.core.types import MIN_EXPRESSION_S, FramePrediction
 from microau_gui.gui.actions import MENUS, build_actions
 from microau_gui.gui.agreement_panel import AgreementPanel
-from microau_gui.gui.comparison_lanes import ComparisonLanes, ComparisonPanel
+from microau_gui.gui.comparison_lanes import ComparisonLanes, ComparisonSources
 from microau_gui.gui.au_panel import AUPanel
 from microau_gui.gui.crop_view import FaceCropView
 from microau_gui.gui.dependency_view import DependencyView
@@ -144,14 +144,12 @@ class MainWindow(QMainWindow):
                        Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(self.docks["project"], self.docks["versions"])
         self.docks["project"].raise_()
-        # Other tools' AU traces beside the model's (File > Import), toggled per source.
+        # Other tools' AU traces beside the model's (File > Import), toggled per source in the
+        # AU panel's header, their values at the playhead beside each AU row.
         self.interchange = session.interchange
         self.comparison_lanes = ComparisonLanes(self.timeline, self.interchange)
-        self.comparison_panel = ComparisonPanel(session, self.interchange, self.comparison_lanes)
-        self.add_panel("comparison", "Comparison traces", self.comparison_panel,
-                       Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.docks["aus"], self.docks["comparison"])
-        self.docks["aus"].raise_()
+        self.comparison_sources = ComparisonSources(self.interchange, self.comparison_lanes)
+        self.au_panel.attach_comparison(self.comparison_sources)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self._build_menus()

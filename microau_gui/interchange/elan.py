@@ -53,6 +53,7 @@ from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode, format_au_codes, parse_au_string
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
+from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.core.outputs import check_output, project_guard
 from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.interchange.clock import FrameClock
@@ -414,9 +415,10 @@ def linked_media(path: Path | str) -> Path | None:
 
 def import_elan(project: Project, path: Path | str, video_id: int | None = None,
                 tier_map: dict[str, TierRole] | None = None,
-                source: str = "expert") -> ElanImportSummary:
+                source: str = "expert", progress: Progress | None = None,
+                should_cancel: ShouldCancel | None = None) -> ElanImportSummary:
     """Add an .eaf file's events to a video of the project (found from the media descriptor when
-    `video_id` is None), in one transaction."""
+    `video_id` is None), in one transaction; a cancel (polled per event) rolls it back."""
     path = Path(path).absolute()
     if video_id is None:
         media = linked_media(path)
@@ -433,7 +435,10 @@ def import_elan(project: Project, path: Path | str, video_id: int | None = None,
     known = {_key(e.onset, e.apex, e.offset, e.coder, e.aus) for e in project.events(video_id)}
     added = duplicates = 0
     with project.transaction():
-        for event in document.events:
+        for k, event in enumerate(document.events):
+            check_cancel(should_cancel, "import cancelled")
+            if progress is not None:
+                progress(k, len(document.events))
             key = _key(event.onset, event.apex, event.offset, event.coder, event.aus)
             if key in known:
                 duplicates += 1

@@ -33,11 +33,13 @@ from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
 from microau_gui.core.outputs import check_output, project_guard
+from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
 LONG_COLUMNS = ("video", "frame", "time_s", "au", "probability", "source", "model_version")
 LAYOUTS = ("long", "wide")
+CANCEL_EVERY_FRAMES = 5000  # frames between two cancel polls (~0.1 s of writing)
 
 
 def _cell(value: float) -> str:
@@ -69,8 +71,13 @@ def _sources(project: Project, model: str | None, traces: bool
 
 
 def export_frames(project: Project, out: Path | str, *, layout: str = "long",
-                  model: str | None = None, traces: bool = True) -> tuple[Path, int]:
-    """Write the per-frame table; returns (path, rows written)."""
+                  model: str | None = None, traces: bool = True,
+                  progress: Progress | None = None,
+                  should_cancel: ShouldCancel | None = None) -> tuple[Path, int]:
+    """Write the per-frame table; returns (path, rows written).
+
+    progress(frames written, frames in all sources); `should_cancel` is polled every
+    CANCEL_EVERY_FRAMES frames, and a cancelled export leaves no file (Cancelled is raised)."""
     if layout not in LAYOUTS:
         raise UserError(f"layout must be long or wide, not {layout!r}")
     out = Path(out).absolute()
@@ -82,7 +89,8 @@ def export_frames(project: Project, out: Path | str, *, layout: str = "long",
         raise UserError("the project holds no per-frame predictions or comparison traces yet; "
                         "run analyze (or import an OpenFace/iMotions/py-feat file) first")
     all_aus = sorted({au for *_, aus, _ in sources for au in aus}, key=au_number)
-    n_rows = 0
+    n_rows = n_done = 0
+    n_total = sum(len(frame_idx) for _, _, _, frame_idx, _, _ in sources)
     clocks: dict[int, FrameClock] = {}
     try:
         with atomic_path(out) as partial, partial.open("w", newline="", encoding="utf-8") as handle:
@@ -93,6 +101,11 @@ def export_frames(project: Project, out: Path | str, *, layout: str = "long",
                 clock = clocks.setdefault(video.id, FrameClock.of(project, video))
                 column = {au: i for i, au in enumerate(aus)}
                 for row, f in enumerate(frame_idx.tolist()):
+                    if n_done % CANCEL_EVERY_FRAMES == 0:
+                        check_cancel(should_cancel, "export cancelled")
+                        if progress is not None:
+                            progress(n_done, n_total)
+                    n_done += 1
                     head = (video.name, clock.number(f), f"{clock.start_s(f):.6f}")
                     if layout == "long":
                         for au in aus:
@@ -106,4 +119,6 @@ def export_frames(project: Project, out: Path | str, *, layout: str = "long",
                         n_rows += 1
     except OSError as err:
         raise UserError(f"cannot write {out}: {err.strerror or err}") from None
+    if progress is not None:
+        progress(n_total, n_total)
     return out, n_rows

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from microau_gui.core.errors import UserError
 # The widest real row we know (OpenFace 2 with every output, ~750 columns) is about 12 KB.
 MAX_LINE_CHARS = 1 << 20
 MAX_PREAMBLE_LINES = 1000
+WATCH_EVERY_ROWS = 2000  # rows between two `watch` calls (an hour of OpenFace at 30 fps: 54)
+
+Watch = Callable[[int, int], None]  # (bytes read, file size); may raise core.progress.Cancelled
 
 
 class TableError(UserError):
@@ -52,12 +56,15 @@ def read_table(path: Path | str, *, delimiter: str, kind: str,
                is_preamble: Callable[[str], bool] = lambda line: False,
                required: Sequence[str] = (),
                columns: Callable[[tuple[str, ...]], Sequence[str]] = lambda header: header,
+               watch: Watch | None = None,
                ) -> tuple[Table, Iterator[tuple[int, dict[str, str]]]]:
     """Open a delimited file; return its header and an iterator of (line number, row).
 
     `is_preamble(line)` skips lines before the header; `required` columns must be in the header;
     each row holds only the columns `columns(header)` selects (so memory stays with the caller's
-    choice, not the file's width). Every problem raises TableError with one line.
+    choice, not the file's width). Every problem raises TableError with one line. `watch(bytes
+    read, file size)` is called every WATCH_EVERY_ROWS rows and at the end: progress, and the
+    place a cancel is raised (the file is closed on the way out).
     """
     path = Path(path)
     try:
@@ -94,11 +101,15 @@ def read_table(path: Path | str, *, delimiter: str, kind: str,
     index = {name: header.index(name) for name in wanted}
     first_line = line_no
 
+    size = os.fstat(handle.fileno()).st_size
+
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
         with handle:
             reader = csv.reader(lines, delimiter=delimiter)
             try:
-                for row in reader:
+                for count, row in enumerate(reader, 1):
+                    if watch is not None and count % WATCH_EVERY_ROWS == 0:
+                        watch(handle.buffer.tell(), size)  # read-ahead position: near enough
                     number = first_line + reader.line_num
                     if not row or (len(row) == 1 and not row[0].strip()):
                         continue
@@ -109,6 +120,8 @@ def read_table(path: Path | str, *, delimiter: str, kind: str,
             except (UnicodeDecodeError, csv.Error) as err:
                 raise TableError(f"{path.name}: line {first_line + reader.line_num} is not "
                                  f"readable ({err}); the file is damaged") from None
+            if watch is not None:
+                watch(size, size)
 
     return Table(header=header, preamble=tuple(preamble)), rows()
 

@@ -47,7 +47,8 @@ import numpy as np
 
 from microau_gui.core.au import CATALOGUE
 from microau_gui.core.errors import UserError
-from microau_gui.interchange.tables import TableError, number, read_table
+from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
+from microau_gui.interchange.tables import TableError, Watch, number, read_table
 from microau_gui.store.traces import ComparisonTrace
 
 TOOLS = ("openface", "imotions", "pyfeat")
@@ -82,7 +83,8 @@ def _catalogued(number_text: str) -> str | None:
     return f"AU{n}" if n in CATALOGUE else None
 
 
-def read_openface(path: Path, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> _Rows:
+def read_openface(path: Path, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                  watch: Watch | None = None) -> _Rows:
     def au_columns(header):
         return [c for c in header
                 if _OPENFACE_AU.match(c) and _catalogued(_OPENFACE_AU.match(c)[1])]
@@ -91,7 +93,8 @@ def read_openface(path: Path, min_confidence: float = DEFAULT_MIN_CONFIDENCE) ->
         path, delimiter=",", kind="OpenFace FeatureExtraction CSV",
         required=("frame", "timestamp", "success", "confidence"),
         columns=lambda h: ["frame", "timestamp", "success", "confidence",
-                           *(["face_id"] if "face_id" in h else []), *au_columns(h)])
+                           *(["face_id"] if "face_id" in h else []), *au_columns(h)],
+        watch=watch)
     aus = au_columns(table.header)
     if not aus:
         raise TableError(f"{path.name} has no AUxx_r or AUxx_c columns; run OpenFace "
@@ -126,7 +129,7 @@ def read_openface(path: Path, min_confidence: float = DEFAULT_MIN_CONFIDENCE) ->
     return out
 
 
-def read_imotions(path: Path) -> _Rows:
+def read_imotions(path: Path, watch: Watch | None = None) -> _Rows:
     def au_columns(header):
         return [c for c in header
                 if _IMOTIONS_AU.match(c) and _catalogued(_IMOTIONS_AU.match(c)[1])]
@@ -136,7 +139,8 @@ def read_imotions(path: Path) -> _Rows:
         is_preamble=lambda line: line.startswith("#"),
         required=("EventSource", "FrameNo"),
         columns=lambda h: ["EventSource", "FrameNo",
-                           *[c for c in ("FrameTime", "NoOfFaces") if c in h], *au_columns(h)])
+                           *[c for c in ("FrameTime", "NoOfFaces") if c in h], *au_columns(h)],
+        watch=watch)
     aus = au_columns(table.header)
     if not aus:
         raise TableError(f"{path.name} has no 'AUx Evidence' columns; export the FACET "
@@ -166,14 +170,14 @@ def read_imotions(path: Path) -> _Rows:
     return out
 
 
-def read_pyfeat(path: Path) -> _Rows:
+def read_pyfeat(path: Path, watch: Watch | None = None) -> _Rows:
     def au_columns(header):
         return [c for c in header if _FEX_AU.match(c) and _catalogued(_FEX_AU.match(c)[1])]
 
     table, rows = read_table(
         path, delimiter=",", kind="py-feat Fex CSV", required=("frame",),
         columns=lambda h: ["frame", *[c for c in ("approx_time", "FaceScore") if c in h],
-                           *au_columns(h)])
+                           *au_columns(h)], watch=watch)
     aus = au_columns(table.header)
     if not aus:
         raise TableError(f"{path.name} has no AUxx columns; not a py-feat Fex CSV with action "
@@ -214,8 +218,12 @@ _READERS = {"openface": read_openface, "imotions": read_imotions, "pyfeat": read
 def read_trace(tool: str, path: Path | str, *, fps: float, n_frames: int | None = None,
                align: str = "frame", name: str | None = None,
                min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-               numbers: np.ndarray | None = None) -> ComparisonTrace:
+               numbers: np.ndarray | None = None, progress: Progress | None = None,
+               should_cancel: ShouldCancel | None = None) -> ComparisonTrace:
     """Read one tool's file as a trace aligned to a video of `n_frames` frames at `fps`.
+
+    progress(bytes read, file size) and `should_cancel` (Cancelled) are polled every few
+    thousand rows.
 
     `numbers`: the video's dataset frame numbers per frame_idx; with `align="time"` a time maps
     to the frame with the number it means (first + round(t_s * fps)), as interchange.clock
@@ -225,7 +233,14 @@ def read_trace(tool: str, path: Path | str, *, fps: float, n_frames: int | None 
     if align not in ALIGNMENTS:
         raise UserError(f"align must be one of {', '.join(ALIGNMENTS)}, not {align!r}")
     path = Path(path)
-    rows = read_openface(path, min_confidence) if tool == "openface" else _READERS[tool](path)
+
+    def watch(done: int, total: int) -> None:
+        check_cancel(should_cancel, "import cancelled")
+        if progress is not None:
+            progress(done, total)
+
+    rows = (read_openface(path, min_confidence, watch) if tool == "openface"
+            else _READERS[tool](path, watch))
     if not rows.frame:
         raise UserError(f"{path.name} holds no {tool} AU rows; nothing to import")
     if align == "time":

@@ -1,14 +1,17 @@
-"""File > Import and File > Export of the open project: the formats, and what each one runs.
+"""File > Import and File > Export of the open project: the formats, and the job that runs them.
 
-Owns: `FileFormat`, `IMPORT_FORMATS`, `EXPORT_FORMATS`, `InterchangeController` (import or export
-one file for the open project and video; the open video's comparison traces for the timeline).
-May import store, interchange, core, session.context (its `SessionContext`, the narrow view of the
-session it receives) and PySide6.QtCore.
+Owns: `FileFormat`, `IMPORT_FORMATS`, `EXPORT_FORMATS`, `InterchangeController` (submit one
+import or export of the open project and video as a background job; the open video's comparison
+traces for the timeline and the AU panel). May import store (types), core, session.context (its
+`SessionContext`, the narrow view of the session it receives), session.jobs, messages and the
+interchange job, and PySide6.QtCore.
 
-The work is `microau_gui.interchange` and `store.export`, the same functions the command line
-runs. A file is read or written on the calling (GUI) thread: the formats here are event lists
-and per-frame tables of one video, which take milliseconds to a few seconds; the dataset
-import (many clips, media probed) keeps its own worker (session.import_worker).
+The work is `session.interchange_job.transfer`, which runs `microau_gui.interchange` and
+`store.export`, the same functions the command line runs, on the job's own thread and its own
+connection to the project file; see that module for progress, cancel and what is left behind.
+A finished import hands back what it committed (`project_changed`, a `Change`), so the session
+re-reads what the window shows; a trace import also emits `traces_changed`. The dataset import
+(many clips, media probed) is its own job (session.import_worker).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 
 from microau_gui.core.errors import UserError
+from microau_gui.session.interchange_job import TRACE_TOOLS, transfer
+from microau_gui.session.jobs import JobRunner
+from microau_gui.session.messages import InterchangeRequest, JobDone
 
 if TYPE_CHECKING:
     from microau_gui.session.context import SessionContext
@@ -52,35 +58,41 @@ EXPORT_FORMATS: tuple[FileFormat, ...] = (
     FileFormat("frames", "Per-frame AU probabilities, long (tidy) CSV…", "CSV (*.csv)", ".csv"),
     FileFormat("frames-wide", "Per-frame AU probabilities, wide CSV…", "CSV (*.csv)", ".csv"),
 )
-TRACE_TOOLS = ("openface", "imotions", "pyfeat")
 
 
 class InterchangeController(QObject):
-    """Import and export for the window. Signal: `traces_changed` after a trace import."""
+    """Import and export for the window, one job at a time.
+
+    Signals: `progressed(Progress)`, `finished(JobDone)` (every submitted job ends with one;
+    `failed` / `cancelled` say how, `summary` is one line), `traces_changed` after a trace
+    import, `project_changed(Change)` after an import committed rows."""
 
     traces_changed = Signal()
+    project_changed = Signal(object)  # store.records.Change
+    progressed = Signal(object)  # Progress
+    finished = Signal(object)  # JobDone, result: Interchanged (None when failed or cancelled)
 
     def __init__(self, ctx: SessionContext, parent: QObject | None = None):
         super().__init__(parent)
         self._ctx = ctx
         self._cache: tuple[int, list] | None = None  # (video id, traces) of the open video
+        self._job = JobRunner(ctx.ids, transfer,
+                              lambda r: f"{r.direction} of {r.path.name}", self)
+        self._job.progressed.connect(self.progressed)
+        self._job.finished.connect(self._on_job_finished)
         ctx.video_opened.connect(self._on_session_video_opened)
 
     def _on_session_video_opened(self, _video) -> None:
         self._cache = None
         self.traces_changed.emit()
 
-    def _project(self):
-        project = self._ctx.project()
-        if project is None:
-            raise UserError("open or create a project first (File > Open)")
-        return project
+    @property
+    def running(self) -> bool:
+        return self._job.running
 
-    def _video(self):
-        video = self._ctx.video()
-        if video is None:
-            raise UserError("open a video of the project first")
-        return video
+    @property
+    def threads(self) -> list:
+        return self._job.threads
 
     def traces(self) -> list[ComparisonTrace]:
         """The open video's comparison traces (read once per video and import)."""
@@ -92,51 +104,47 @@ class InterchangeController(QObject):
                                       for info in project.traces.list(video.id)])
         return self._cache[1]
 
-    def import_file(self, key: str, path: Path | str) -> str:
-        """Import one file into the open project (and video); returns a one-line summary."""
-        project = self._project()
-        path = Path(path)
-        if key == "json":
-            from microau_gui.store.export import import_json
+    def import_file(self, key: str, path: Path | str) -> InterchangeRequest:
+        """Start importing one file into the open project (and video); `finished` follows."""
+        if key not in {"json", "elan", *TRACE_TOOLS}:
+            raise UserError(f"unknown import format {key!r}")
+        return self._submit("import", key, path, needs_video=key != "json")
 
-            return str(import_json(project, path))
-        if key == "elan":
-            from microau_gui.interchange.elan import import_elan
+    def export_file(self, key: str, path: Path | str) -> InterchangeRequest:
+        """Start exporting the open project (ELAN: the open video) to `path`; `finished` follows."""
+        if key not in {"casme2", "megc", "json", "elan", "boris", "frames", "frames-wide"}:
+            raise UserError(f"unknown export format {key!r}")
+        return self._submit("export", key, path, needs_video=key == "elan")
 
-            return str(import_elan(project, path, self._video().id))
-        if key in TRACE_TOOLS:
-            from microau_gui.interchange.traces import read_trace
+    def cancel(self) -> None:
+        """Stop the running import or export; it leaves nothing behind."""
+        self._job.cancel()
 
-            video = self._video()
-            trace = read_trace(key, path, fps=video.fps, n_frames=video.n_frames,
-                               numbers=project.frame_numbers(video.id))
-            project.traces.put(video.id, trace)
-            self._cache = None
-            self.traces_changed.emit()
-            return (f"comparison trace {trace.name}: {len(trace.frame_idx)} frames, "
-                    f"{len(trace.aus)} AUs, {trace.meta['masked']} masked")
-        raise UserError(f"unknown import format {key!r}")
+    def close(self) -> None:
+        self._job.close()
 
-    def export_file(self, key: str, path: Path | str) -> str:
-        """Export the open project (ELAN: the open video) to `path`; returns a one-line summary."""
-        project = self._project()
-        if key in ("casme2", "megc", "json"):
-            from microau_gui.store.export import export_project
+    def _submit(self, direction: str, key: str, path: Path | str,
+                needs_video: bool) -> InterchangeRequest:
+        project, video = self._ctx.project(), self._ctx.video()
+        if project is None:
+            raise UserError("open or create a project first (File > Open)")
+        if needs_video and video is None:
+            raise UserError("open a video of the project first")
+        if direction == "import" and project.read_only:
+            raise UserError(f"the project cannot be written ({project.read_only_reason}); "
+                            "nothing was imported")
+        request = InterchangeRequest(direction, key, Path(path), project.path,
+                                     video.id if video is not None else None)
+        return self._job.submit(request, busy="an import or export is already running; wait "
+                                              "for it or cancel it")
 
-            return str(export_project(project, key, path))
-        if key == "elan":
-            from microau_gui.interchange.elan import export_elan
-
-            return str(export_elan(project, self._video().id, path))
-        if key == "boris":
-            from microau_gui.interchange.boris import export_boris
-
-            out, n_events = export_boris(project, path)
-            return f"wrote {n_events} events to {out}"
-        if key in ("frames", "frames-wide"):
-            from microau_gui.interchange.framewise import export_frames
-
-            out, n_rows = export_frames(project, path,
-                                        layout="wide" if key == "frames-wide" else "long")
-            return f"wrote {n_rows} rows to {out}"
-        raise UserError(f"unknown export format {key!r}")
+    def _on_job_finished(self, done: JobDone) -> None:
+        project = self._ctx.project()
+        if (done.result is not None and done.result.request.direction == "import"
+                and project is not None and project.path == done.result.request.project_path):
+            if done.result.change:
+                self.project_changed.emit(done.result.change)
+            if done.result.request.key in TRACE_TOOLS or done.result.request.key == "json":
+                self._cache = None
+                self.traces_changed.emit()
+        self.finished.emit(done)

@@ -5,7 +5,7 @@ emits: the playback values (`FrameRequest`, `FrameLoaded`, `PredictionRequest`, 
 the model slot's (`ModelRequest`, `ModelLoaded`, `ModelLoadFailed`), and for the job runner
 (`session.jobs`) `Progress`, `JobDone` and one request per job (`AnalysisRequest`,
 `ImportRequest`, `SpotRequest`, `ProxyRequest`, `FinetuneRequest`, `AgreementRequest`,
-`SuggestRequest`) with the results their `JobDone.result` carries. May import the standard
+`SuggestRequest`, `InterchangeRequest`) with the results their `JobDone.result` carries. May import the standard
 library, numpy and `model.card` (torch-free); no Qt here, so the values can be built and compared in plain tests.
 
 Workers receive a request through a queued signal and answer with a response carrying the same
@@ -248,3 +248,24 @@ class Suggested:
 
     items: tuple  # session.review.ReviewItem, best first
     note: str  # why there are none ("" when there are some)
+
+
+@dataclass(frozen=True)
+class InterchangeRequest:
+    """Import one file into, or export one file from, a project file (File > Import / Export).
+    Result: `Interchanged`."""
+
+    direction: str  # "import" or "export"
+    key: str  # the format: a key of session.interchange.IMPORT_FORMATS / EXPORT_FORMATS
+    path: Path  # the file read or written
+    project_path: Path  # the job opens it on its own thread (read-only for an export)
+    video_id: int | None  # the open video (ELAN, comparison traces), None when none is open
+    request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True, eq=False)
+class Interchanged:
+    """A finished import or export."""
+
+    request: InterchangeRequest
+    change: Any  # store.records.Change: what an import committed (empty for an export)

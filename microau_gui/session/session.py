@@ -125,6 +125,7 @@ class ProjectSession(QObject):
         self.agreement = AgreementController(self.ids, lambda: self.project, self)
         self.finetune = FinetuneController(context, self)  # fine-tuning on the corrections
         self.interchange = InterchangeController(context, self)  # File > Import / Export
+        self.interchange.project_changed.connect(self._store_changed)  # its job's own connection
         self.proxies = SeekProxyController(self.ids, self)  # seek proxies of long-GOP videos
         self.proxies.proxy_built.connect(self.playhead.use_proxy)
         self.proxies.status_posted.connect(self.status_posted)
@@ -189,7 +190,7 @@ class ProjectSession(QObject):
     def threads(self) -> list[WorkerThread]:
         return ([self.playhead.loader] + self.models.threads + self.importing.threads
                 + self.review.threads + self.agreement.threads + self.finetune.threads
-                + self.proxies.threads)
+                + self.proxies.threads + self.interchange.threads)
 
     @property
     def editable(self) -> bool:
@@ -425,6 +426,7 @@ class ProjectSession(QObject):
         self._closed = True
         self.pause()
         self.importing.close()
+        self.interchange.close()
         self.review.close()
         self.finetune.close()
         self.close_project()

@@ -172,7 +172,8 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
     """Write the complete, schema-versioned JSON export (see the module docstring).
 
     progress(done, total) counts the document and then each comparison trace; `should_cancel`
-    is polled between them and a cancelled export leaves no file (Cancelled is raised)."""
+    is polled between them and before the file is put in place, and a cancelled export leaves
+    no file (Cancelled is raised)."""
     out = _check_output(Path(out), project)
     base = out.parent
     events = project.events(coder=coder, source=source)
@@ -239,6 +240,7 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
                 if progress is not None:
                     progress(k + 2, total)
             handle.write("\n ]\n}\n")
+            check_cancel(should_cancel, "export cancelled")  # the last chance before the rename
     except OSError as err:
         raise UserError(f"cannot write {out}: {err.strerror or err}") from err
     return ExportSummary("json", out, len(events), len({e.video_id for e in events}))
