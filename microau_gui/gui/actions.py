@@ -14,6 +14,15 @@ intensity, Alt+L / Alt+R / Alt+S (both) its side, Alt+Up / Alt+Down move the foc
 quick-entry field for any AU of the catalogue (gui.au_panel). Every key can be rebound per user
 (gui.keymap, Help > Shortcuts).
 
+Playback keys beyond play/step: Ctrl+[ and Ctrl+] mark the A and B of any range to loop over
+(L then loops over it instead of the selected event; Ctrl+Shift+L clears it). Jog/shuttle: J, K
+and L already mean review next/previous and loop, so the shuttle is Shift+J (play backwards;
+again: faster), Shift+K (stop), Shift+L (play forwards; again: faster).
+
+Per-AU timing: Alt+Shift+I / A / O put the focused AU's own onset / apex / offset at the playhead;
+Alt+Shift+Backspace makes it span its event again. View > Blind coding mode (Ctrl+Shift+B) hides
+the model and the other coders; Ctrl+T opens the event table.
+
 Review keys (session.review): J next and K previous item of the active review queue (spotted
 candidates or suggestions), Y accepts the item, X rejects it and goes to the next undecided one.
 Ctrl+Shift+R (Review > Suggest what to review) fills the suggestions queue from the active model
@@ -72,8 +81,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("relink", "File", "&Relink video… (its media file or folder moved)", (),
                lambda w: w.relink_dialog()),
     ActionSpec("quit", "File", "&Quit", ("Ctrl+Q",), lambda w: w.close()),
-    ActionSpec("delete_event", "Edit", "&Delete selected event", ("Delete",),
-               lambda w: w.session.delete_selected_event()),
+    ActionSpec("delete_event", "Edit", "&Delete selected event (rows of the event table)",
+               ("Delete",), lambda w: w.delete_events()),
     ActionSpec("cancel", "Edit", "Cancel marking / deselect / leave a text field", ("Esc",),
                lambda w: w.cancel()),
     ActionSpec("play", "Playback", "Play / pause", ("Space",), lambda w: w.session.toggle_play()),
@@ -92,6 +101,19 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("faster", "Playback", "Faster", ("]",), lambda w: w.session.change_speed(1)),
     ActionSpec("loop", "Playback", "Loop over the selected event (ping-pong)", ("L",),
                lambda w: w.session.toggle_loop(), checkable=True, button="Loop ⟲"),
+    ActionSpec("loop_a", "Playback", "Loop range: mark A here", ("Ctrl+[",),
+               lambda w: w.session.mark_loop_point("a")),
+    ActionSpec("loop_b", "Playback", "Loop range: mark B here", ("Ctrl+]",),
+               lambda w: w.session.mark_loop_point("b")),
+    ActionSpec("loop_clear", "Playback", "Loop range: clear (L loops over the event again)",
+               ("Ctrl+Shift+L",), lambda w: w.session.clear_loop_range()),
+    # J / K / L are the review keys and the loop: the jog/shuttle keys take Shift.
+    ActionSpec("shuttle_back", "Playback", "Shuttle: play backwards (again: faster)",
+               ("Shift+J",), lambda w: w.session.shuttle(-1)),
+    ActionSpec("shuttle_stop", "Playback", "Shuttle: stop", ("Shift+K",),
+               lambda w: w.session.shuttle(0)),
+    ActionSpec("shuttle_forward", "Playback", "Shuttle: play forwards (again: faster)",
+               ("Shift+L",), lambda w: w.session.shuttle(1)),
     ActionSpec("next_event", "Playback", "Next event", ("N",), lambda w: w.session.next_event(1)),
     ActionSpec("previous_event", "Playback", "Previous event", ("P",),
                lambda w: w.session.next_event(-1)),
@@ -124,6 +146,14 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                lambda w: w.au_panel.set_side(Side.RIGHT)),
     ActionSpec("side_both", "Annotate", "Focused AU: both sides", ("Alt+S",),
                lambda w: w.au_panel.set_side(Side.BOTH)),
+    ActionSpec("au_onset", "Annotate", "Focused AU: its own onset here", ("Alt+Shift+I",),
+               lambda w: w.au_panel.move_au_boundary(Boundary.ONSET)),
+    ActionSpec("au_apex", "Annotate", "Focused AU: its own apex here", ("Alt+Shift+A",),
+               lambda w: w.au_panel.move_au_boundary(Boundary.APEX)),
+    ActionSpec("au_offset", "Annotate", "Focused AU: its own offset here", ("Alt+Shift+O",),
+               lambda w: w.au_panel.move_au_boundary(Boundary.OFFSET)),
+    ActionSpec("au_span_reset", "Annotate", "Focused AU: span the whole event again",
+               ("Alt+Shift+Backspace",), lambda w: w.au_panel.reset_au_span()),
     ActionSpec("fixed_reference", "Annotate", "Use this frame as the fixed reference", ("R",),
                lambda w: w.use_fixed_reference()),
     ActionSpec("spot_video", "Review", "&Spot micro-expressions in this video", ("Ctrl+Shift+S",),
@@ -140,6 +170,11 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                lambda w: w.session.review.reject(), button="✗ Reject  X"),
     ActionSpec("agreement", "Review", "Inter-coder &agreement…", ("Ctrl+Shift+K",),
                lambda w: w.show_panel("agreement")),
+    ActionSpec("blind", "View", "&Blind coding mode (hide the model and the other coders)",
+               ("Ctrl+Shift+B",), lambda w: w.set_blind(w.actions["blind"].isChecked()),
+               checkable=True),
+    ActionSpec("event_table", "View", "&Event table (sort, edit, jump, delete)", ("Ctrl+T",),
+               lambda w: w.show_event_table()),
     ActionSpec("heatmap", "View", "PTA &heatmap", ("H",), lambda w: w.sync_overlays(),
                checkable=True),
     ActionSpec("regions", "View", "AU &regions", ("G",), lambda w: w.sync_overlays(),

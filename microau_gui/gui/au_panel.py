@@ -7,6 +7,11 @@ One row per AU of the model vocabulary, plus any other AU the selected event cod
 code and FACS name, the model's probability for the frame on screen (greyed while the prediction
 of a new frame is pending), then for the selected event: on/off, side (both / L / R) and FACS
 intensity (A trace ... E maximum). Digit keys toggle the first ten rows (shown as "1" ... "0").
+In blind coding mode (session.coder.blind) the probability bars and comparison values are hidden.
+
+Per-AU timing: Alt+Shift+I / A / O set the focused AU's own onset / apex / offset at the playhead
+(the others follow only as far as keeps their order), Alt+Shift+Backspace makes it span the
+event again; the title lists the AUs timed apart.
 
 Comparison traces (issue 17): with `attach_comparison`, the header gets one checkbox per other
 tool's source of the open video (gui.comparison_lanes.ComparisonSources, which also switches its
@@ -239,6 +244,7 @@ class AUPanel(QWidget):
         session.prediction_made.connect(self._on_session_prediction_made)
         session.prediction_kept.connect(self._on_session_prediction_made)  # greyed: not this frame
         session.prediction_cleared.connect(self._on_session_prediction_cleared)
+        session.coder.blind_changed.connect(lambda _on: self.rebuild())
         self.rebuild()
 
     # -- rows ----------------------------------------------------------------------------------
@@ -275,6 +281,9 @@ class AUPanel(QWidget):
         self._show_probabilities()
         self._show_comparison()
         self._show_focus()
+        for row in self.rows.values():  # blind coding: no model output to anchor on
+            row.bar.setVisible(not self.session.coder.blind)
+        self._show_comparison()
 
     def _show_focus(self) -> None:
         if self.focused_code != self._focus_shown:
@@ -297,7 +306,10 @@ class AUPanel(QWidget):
                 f"{self.session.project.frame_label(event.video_id, event.onset, event.apex, event.offset)} "
                 f"({event.n_frames} frames, {event.n_frames / fps:.3f} s) · {event.source}"
                 + (f" · {event.coder}" if event.coder else "")
-                + f"<br>AUs <b>{event.aus_text or '—'}</b>")
+                + (" · coded blind" if event.blind else "")
+                + f"<br>AUs <b>{event.aus_text or '—'}</b>"
+                + "".join(f" · AU{span.number} {span.onset}-{span.apex}-{span.offset}"
+                          for span in event.au_spans))
         coded = {f"AU{a.number}": a for a in event.aus} if event is not None else {}
         for code, row in self.rows.items():
             au = coded.get(code)
@@ -341,7 +353,8 @@ class AUPanel(QWidget):
 
     def _show_comparison(self, frame_idx: int | None = None) -> None:
         values = {}
-        if self._comparison is not None and self.session.video is not None:
+        if (self._comparison is not None and self.session.video is not None
+                and not self.session.coder.blind):  # blind: no other tool's output either
             values = self._comparison.at(self.session.frame_idx if frame_idx is None else frame_idx)
         for code, row in self.rows.items():
             found = values.get(code, [])
@@ -413,6 +426,18 @@ class AUPanel(QWidget):
             self.session.status_posted.emit("no focused AU: toggle one with a digit key, or pick "
                                             "one with Alt+Up / Alt+Down")
         return self.focused_code
+
+    def move_au_boundary(self, boundary) -> None:
+        """Alt+Shift+I / A / O: the focused AU's own onset / apex / offset at the playhead."""
+        code = self._focused_or_say()
+        if code is not None:
+            self.session.move_au_boundary(code, boundary)
+
+    def reset_au_span(self) -> None:
+        """Alt+Shift+Backspace: the focused AU spans its event again."""
+        code = self._focused_or_say()
+        if code is not None:
+            self.session.set_au_span(code, None)
 
     def start_quick_entry(self) -> None:
         """Key C: the field shows the selected event's AUs, selected, ready to be typed over."""

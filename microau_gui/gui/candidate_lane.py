@@ -48,6 +48,7 @@ class CandidateLane:
         self.lane = lane
         self.rects: dict[int, _CandidateRect] = {}  # queue index -> rect
         self._labels: list[pg.TextItem] = []
+        self.hidden = False  # blind coding mode: the model's candidates are not shown
         review.queue_changed.connect(self._on_review_queue_changed)
         review.current_changed.connect(lambda name, _i: self._on_review_queue_changed(name))
 
@@ -62,7 +63,7 @@ class CandidateLane:
         self._labels = []
         video = self.review.video
         queue = self.review.queues[CANDIDATES]
-        if video is None:
+        if video is None or self.hidden:
             return
         for index, item in enumerate(queue.items):
             if item.video_id != video.id:

@@ -55,6 +55,7 @@ class ComparisonLanes:
         self.timeline = timeline
         self.controller = controller
         self.hidden: set[str] = set()  # trace names switched off
+        self.blind = False  # blind coding mode: no other tool's output either
         self.items: dict[tuple[str, str], pg.PlotDataItem] = {}  # (trace name, AU) -> line
         session = timeline.session
         # Connected after the timeline's own slots, so its lanes exist when these redraw.
@@ -71,6 +72,8 @@ class ComparisonLanes:
         for item in self.items.values():
             plot.removeItem(item)
         self.items = {}
+        if self.blind:
+            return
         vocab = self.timeline.vocab
         for k, trace in enumerate(self.controller.traces()):
             if trace.name in self.hidden:

@@ -9,7 +9,14 @@ Layout: toolbar (model, overlays, reference) and the model banner on top; the vi
 transport bar in the centre; docks: project browser (the model versions in a tab beside it) and
 face crop (left), AU panel and dependency
 view (right, the review queue in a tab beside the dependency view), timeline (bottom, the
-inter-coder agreement view in a tab beside it, hidden until Review > Inter-coder agreement).
+inter-coder agreement view in a tab beside it, hidden until Review > Inter-coder agreement, and
+the event table in another tab, Ctrl+T).
+
+Blind coding mode (View > Blind coding mode, Ctrl+Shift+B; `set_blind`): the AU bars, the
+heatmap on the video, the face crop, the AU dependencies, the review queue, the comparison
+traces (lanes and AU-panel values), the model traces and candidates of the timeline and the other
+coders' tiers are hidden, the review keys are disabled, and the status bar says "BLIND"; events marked meanwhile are
+stored as coded blind (session.coder).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from microau_gui.gui.au_panel import AUPanel
 from microau_gui.gui.crop_view import FaceCropView
 from microau_gui.gui.dependency_view import DependencyView
 from microau_gui.gui.dialogs import ImportDialog, JobStrip, ShortcutsDialog
+from microau_gui.gui.event_table import EventTablePanel
 from microau_gui.gui.finetune_dialog import FinetuneDialog
 from microau_gui.gui.formats_menu import install_format_menus
 from microau_gui.gui.keymap import (
@@ -139,6 +147,11 @@ class MainWindow(QMainWindow):
                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.docks["timeline"], self.docks["agreement"])
         self.docks["agreement"].hide()
+        self.event_table = EventTablePanel(session)
+        self.add_panel("events", "Event table", self.event_table,
+                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["timeline"], self.docks["events"])
+        self.docks["timeline"].raise_()
         self.versions_panel = ModelVersionsPanel(session, self.actions)
         self.add_panel("versions", "Model versions", self.versions_panel,
                        Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -177,6 +190,16 @@ class MainWindow(QMainWindow):
         session.coder.changed.connect(self._on_coder_changed)
         session.coder.set_name(stored_coder())
         self._on_coder_changed(session.coder.name)
+        self.blind_label = QLabel()
+        self.blind_label.setObjectName("blind_label")
+        self.blind_label.setToolTip("blind coding mode: the model and the other coders are "
+                                    "hidden; events you mark are stored as coded blind "
+                                    "(View > Blind coding mode, Ctrl+Shift+B)")
+        self.statusBar().addPermanentWidget(self.blind_label)
+        self._blind_hidden_docks: list[str] = []
+        self._build_coder_tiers_menu()
+        session.events_changed.connect(self._build_coder_tiers_menu)
+        session.coder.changed.connect(lambda _name: self._build_coder_tiers_menu())
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt virtual
         super().showEvent(event)
@@ -380,6 +403,8 @@ class MainWindow(QMainWindow):
     def sync_overlays(self) -> None:
         state = self.overlay_bar.state()
         state["heatmap_au"] = self.heatmap_au()
+        if self.session.coder.blind:  # nothing of the model on the video
+            state = {**state, "heatmap": False}
         self.video_view.set_overlays(**state)
         self.crop_view.set_style(state["heatmap"], state["heatmap_opacity"], state["heatmap_au"])
 
@@ -406,6 +431,74 @@ class MainWindow(QMainWindow):
 
     def _on_coder_changed(self, name: str) -> None:
         self.coder_label.setText(f"coder: {name}" if name else "coder: (not set)")
+
+    # blind coding: what could anchor the coder
+    BLIND_DOCKS = ("crop", "dependencies", "review", "versions")
+    BLIND_ACTIONS = ("heatmap", "review_next", "review_previous", "review_accept",
+                     "review_reject", "spot_video", "suggest", "heatmap_next_au", "model_card")
+
+    def set_blind(self, on: bool) -> None:
+        """Switch blind coding mode (see the module docstring for what it hides)."""
+        self.session.coder.set_blind(on)
+        self.actions["blind"].setChecked(on)
+        if on:
+            self._blind_hidden_docks = [n for n in self.BLIND_DOCKS
+                                        if not self.docks[n].isHidden()]
+            for name in self._blind_hidden_docks:
+                self.docks[name].hide()
+        else:
+            for name in self._blind_hidden_docks:
+                self.docks[name].show()
+            self._blind_hidden_docks = []
+        for name in self.BLIND_ACTIONS:
+            self.actions[name].setEnabled(not on)
+        for name in self.BLIND_DOCKS:
+            self.docks[name].toggleViewAction().setEnabled(not on)
+        self.timeline.set_blind(on)
+        self.comparison_lanes.blind = on
+        self.comparison_lanes.refresh()
+        self.sync_overlays()
+        self.blind_label.setText("BLIND coding: model and other coders hidden" if on else "")
+        self.blind_label.setStyleSheet("color: #ffb040; font-weight: bold;" if on else "")
+        self.statusBar().showMessage(
+            "blind coding on: events you mark now are stored as coded blind" if on
+            else "blind coding off: the model and the other coders are shown again", 8000)
+        self._build_coder_tiers_menu()
+
+    def _build_coder_tiers_menu(self) -> None:
+        """View > Coder tiers: one check per other coder of the video (the tier is shown)."""
+        menu = getattr(self, "_coder_tiers_menu", None)
+        if menu is None:
+            view = next(a.menu() for a in self.menuBar().actions()
+                        if a.menu() is not None and a.text().replace("&", "") == "View")
+            menu = self._coder_tiers_menu = view.addMenu("Coder tiers")
+            menu.setObjectName("menu_coder_tiers")
+        menu.clear()
+        coders = self.timeline.coders()
+        if not coders:
+            menu.addAction("(no other coder in this video)").setEnabled(False)
+        for coder in coders:
+            action = menu.addAction(coder or "(no coder name)")
+            action.setObjectName(f"tier_{coder}")
+            action.setCheckable(True)
+            action.setChecked(coder not in self.timeline.hidden_coders)
+            action.setEnabled(not self.session.coder.blind)
+            action.toggled.connect(lambda on, c=coder: self.timeline.set_coder_visible(c, on))
+
+    def show_event_table(self) -> None:
+        """Ctrl+T: the event table, with the keys (Enter jumps, Delete deletes the rows)."""
+        self.show_panel("events")
+        self.event_table.table.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        if self.event_table.table.rowCount() and not self.event_table.selected_event_ids():
+            self.event_table.table.selectRow(0)
+
+    def delete_events(self) -> None:
+        """Delete: the event table's selected rows while it has the keys, else the selected
+        event."""
+        if self.event_table.table.hasFocus() and self.event_table.selected_event_ids():
+            self.event_table.delete_selected()
+        else:
+            self.session.delete_selected_event()
 
     def ask_coder(self) -> QInputDialog:
         """File > Switch coder: a non-modal question; OK stores the name for this user."""

@@ -5,8 +5,16 @@ through `ProjectSession` methods only.
 
 Coordinates: x is frame_idx (a frame covers [f - 0.5, f + 0.5]); y counts lanes downwards (the
 plot's y axis is inverted): the event lane is [0, 1], the spotting candidate lane [1, 2]
-(gui.candidate_lane), AU lane i is [i + FIRST_AU_LANE, i + FIRST_AU_LANE + 1]. Mouse zoom and
-pan act on x only; the y range is fixed so lanes never scroll away.
+(gui.candidate_lane), AU lane i is [i + FIRST_AU_LANE, i + FIRST_AU_LANE + 1], and below the AU
+lanes one tier per other coder. Mouse zoom and pan act on x only; the y range is fixed so lanes
+never scroll away.
+
+Per-coder tiers (ELAN's tiers, issue 16): the event lane holds the current coder's events; every
+other coder of the video has a tier of their own under the AU lanes, which View > Coder tiers
+hides one by one. The AU lanes draw the coded AUs of every event shown, each over the AU's own
+onset-offset where the coder timed it apart (else the event's), labelled with side and intensity
+("L12C"); other coders' AUs are outlined dashed. Blind coding mode (`set_blind`) hides the model
+traces, the spotted candidates and every other coder's tier and AUs.
 
 Dragging (pyqtgraph's "a drag previews live and commits once"): an event's span
 (LinearRegionItem) and apex (InfiniteLine) move freely while dragged, the AU spans of that event
@@ -24,6 +32,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QVBoxLayout, QWidget
 
 from microau_gui.core.au import au_info
+from microau_gui.core.aus import format_au_codes
 from microau_gui.gui.candidate_lane import CandidateLane
 from microau_gui.session.annotation import PendingMark
 from microau_gui.session.session import ProjectSession
@@ -109,7 +118,11 @@ class TimelineView(QWidget):
 
         self._static_items: list = []  # lane separators and labels, rebuilt with the vocabulary
         self._trace_items: dict[str, pg.PlotDataItem] = {}
-        self._span_items: dict[int, list[tuple[QGraphicsRectItem, int]]] = {}  # event -> (rect, lane)
+        # event -> (rect, lane, label, timed apart from the event)
+        self._span_items: dict[int, list[tuple[QGraphicsRectItem, int, pg.TextItem, bool]]] = {}
+        self.hidden_coders: set[str] = set()  # coder tiers switched off (View > Coder tiers)
+        self.blind = False  # blind coding mode: no model output, no other coders
+        self.coder_tiers: tuple[str, ...] = ()  # other coders with a tier shown, in lane order
         self._event_items: dict[int, tuple[_EventSpan, pg.InfiniteLine, pg.TextItem]] = {}
         self._trace_timer = QTimer(self)
         self._trace_timer.setSingleShot(True)
@@ -128,23 +141,51 @@ class TimelineView(QWidget):
         session.pending_mark_changed.connect(self._on_session_pending_mark_changed)
         session.model_loaded.connect(self._on_session_model_loaded)
         session.predictions_changed.connect(self._on_session_predictions_changed)
+        session.coder.changed.connect(lambda _name: self.refresh_events())
+        session.coder.changed.connect(lambda _name: self._layout_lanes())
 
     # -- lanes ---------------------------------------------------------------------------------
 
     @property
     def n_lanes(self) -> int:
-        return len(self.vocab) + FIRST_AU_LANE
+        return len(self.vocab) + FIRST_AU_LANE + len(self.coder_tiers)
 
-    def set_vocab(self, vocab: tuple[str, ...]) -> None:
-        if vocab == self.vocab:
-            return
-        self.vocab = tuple(vocab)
-        for item in self._static_items + list(self._trace_items.values()):
+    def coders(self) -> list[str]:
+        """The other coders of the open video's events (the current coder's are on lane 0)."""
+        own = self.session.coder.name
+        return sorted({e.coder for e in self.session.events} - {own})
+
+    def tier_lane(self, coder: str) -> int | None:
+        """The lane of a coder's events: 0 for the current coder, None when not shown."""
+        if coder == self.session.coder.name:
+            return 0
+        if coder in self.coder_tiers:
+            return len(self.vocab) + FIRST_AU_LANE + self.coder_tiers.index(coder)
+        return None
+
+    def set_coder_visible(self, coder: str, visible: bool) -> None:
+        (self.hidden_coders.discard if visible else self.hidden_coders.add)(coder)
+        self.refresh_events()
+
+    def set_blind(self, on: bool) -> None:
+        """Blind coding mode: hide the model traces, the candidates and the other coders."""
+        self.blind = on
+        self.candidate_lane.hidden = on
+        for item in self._trace_items.values():
+            item.setVisible(not on)
+        self.candidate_lane.refresh()
+        self.refresh_events()
+
+    def _layout_lanes(self) -> None:
+        """Lane labels, separators and the y range for the vocabulary and the coder tiers."""
+        for item in self._static_items:
             self.plot.removeItem(item)
         self._static_items = []
-        self._trace_items = {}
-        ticks = [(0.5, "events"), (CANDIDATE_LANE + 0.5, "spotted")] + [
-            (i + FIRST_AU_LANE + 0.5, code) for i, code in enumerate(self.vocab)]
+        own = self.session.coder.name or "(no coder name)"
+        ticks = [(0.5, f"events: {own}"), (CANDIDATE_LANE + 0.5, "spotted")] + [
+            (i + FIRST_AU_LANE + 0.5, code) for i, code in enumerate(self.vocab)] + [
+            (len(self.vocab) + FIRST_AU_LANE + k + 0.5, f"coder: {coder or '(none)'}")
+            for k, coder in enumerate(self.coder_tiers)]
         self.plot.getAxis("left").setTicks([ticks, []])
         self.plot.setYRange(0, self.n_lanes, padding=0)
         for lane in range(1, self.n_lanes):
@@ -152,6 +193,16 @@ class TimelineView(QWidget):
                                    pen=pg.mkPen(QColor(70, 70, 78), width=1))
             self.plot.addItem(line)
             self._static_items.append(line)
+        self.pending_item.setSpan(*self._lane_span(0))
+
+    def set_vocab(self, vocab: tuple[str, ...]) -> None:
+        if vocab == self.vocab:
+            return
+        self.vocab = tuple(vocab)
+        for item in list(self._trace_items.values()):
+            self.plot.removeItem(item)
+        self._trace_items = {}
+        self._layout_lanes()
         for i, code in enumerate(self.vocab):
             r, g, b = au_info(code).colour
             trace = pg.PlotDataItem(pen=pg.mkPen(QColor(r, g, b), width=1.4), symbol="o",
@@ -166,9 +217,9 @@ class TimelineView(QWidget):
                 # blitted there instead of redrawn (bench `gui`: timeline paint p50/p95 3.8/14.8
                 # ms before these three settings, 2.6/6.7 ms after).
                 part.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            trace.setVisible(not self.blind)
             self.plot.addItem(trace)
             self._trace_items[code] = trace
-        self.pending_item.setSpan(*self._lane_span(0))
         self.refresh_events()
         self.refresh_traces()
         self.candidate_lane.refresh()
@@ -245,8 +296,9 @@ class TimelineView(QWidget):
     def refresh_events(self) -> None:
         """Rebuild event spans and expert AU spans from the session's events."""
         for rects in self._span_items.values():
-            for rect, _lane in rects:
+            for rect, _lane, text, _timed in rects:
                 self.plot.removeItem(rect)
+                self.plot.removeItem(text)
         for region, apex, label in self._event_items.values():
             for item in (region, apex, label):
                 self.plot.removeItem(item)
@@ -254,21 +306,27 @@ class TimelineView(QWidget):
         self._event_items = {}
         if not self.vocab:
             return
+        tiers = () if self.blind else tuple(c for c in self.coders() if c not in self.hidden_coders)
+        if tiers != self.coder_tiers:
+            self.coder_tiers = tiers
+            self._layout_lanes()
         selected = self.session.selected_event.id if self.session.selected_event else None
         for event in self.session.events:
-            self._add_event(event, event.id == selected)
+            lane = self.tier_lane(event.coder)
+            if lane is not None:
+                self._add_event(event, event.id == selected, lane)
 
-    def _add_event(self, event: Event, selected: bool) -> None:
+    def _add_event(self, event: Event, selected: bool, tier: int = 0) -> None:
         brush = SELECTED_BRUSH if selected else (ACCEPTED_BRUSH if event.source == "accepted"
                                                  else EVENT_BRUSH)
         region = _EventSpan(event.id, values=(event.onset - 0.5, event.offset + 0.5),
-                            brush=brush, span=self._lane_span(0),
+                            brush=brush, span=self._lane_span(tier),
                             pen=pg.mkPen(QColor(255, 255, 255, 200 if selected else 110),
                                          width=2 if selected else 1),
                             hoverBrush=QColor(brush.red(), brush.green(), brush.blue(), 140),
                             bounds=(-0.5, self.session.n_frames - 0.5))
         region.setZValue(70 if selected else 65)
-        apex = pg.InfiniteLine(pos=event.apex, angle=90, movable=True, span=self._lane_span(0),
+        apex = pg.InfiniteLine(pos=event.apex, angle=90, movable=True, span=self._lane_span(tier),
                                pen=pg.mkPen(APEX_PEN, width=2),
                                hoverPen=pg.mkPen(QColor(255, 225, 130), width=3),
                                bounds=(event.onset, event.offset))
@@ -276,7 +334,7 @@ class TimelineView(QWidget):
         label = pg.TextItem(f"E{event.id} {event.aus_text or '-'}", anchor=(0, 0.5),
                             color=QColor(235, 235, 240))
         label.setFont(QFont("DejaVu Sans", 8))
-        label.setPos(event.onset - 0.5, 0.5)
+        label.setPos(event.onset - 0.5, tier + 0.5)
         label.setZValue(80)
         for item in (region, apex, label):
             self.plot.addItem(item)
@@ -292,15 +350,25 @@ class TimelineView(QWidget):
                 continue
             lane = self.vocab.index(name) + FIRST_AU_LANE
             r, g, b = au_info(name).colour
-            rect = QGraphicsRectItem(QRectF(event.onset - 0.5, lane + 0.08,
-                                            event.offset - event.onset + 1, 0.84))
+            onset, _apex, offset = event.au_span(code.number)
+            timed = (onset, offset) != (event.onset, event.offset)
+            rect = QGraphicsRectItem(QRectF(onset - 0.5, lane + 0.08, offset - onset + 1, 0.84))
             rect.setBrush(QBrush(QColor(r, g, b, 70)))
             pen = QPen(QColor(r, g, b, 230), 1.5)
             pen.setCosmetic(True)
+            if tier != 0:  # another coder's AU
+                pen.setStyle(Qt.PenStyle.DashLine)
             rect.setPen(pen)
             rect.setZValue(20)
             self.plot.addItem(rect)
-            self._span_items[event.id].append((rect, lane))
+            # side and intensity on the span: "L12C" (the coder reads the coding, not a colour)
+            text = pg.TextItem(format_au_codes((code,)), anchor=(0, 0.5),
+                               color=QColor(240, 240, 244))
+            text.setFont(QFont("DejaVu Sans", 7))
+            text.setPos(onset - 0.5, lane + 0.5)
+            text.setZValue(21)
+            self.plot.addItem(text)
+            self._span_items[event.id].append((rect, lane, text, timed))
 
     # -- view -> session -----------------------------------------------------------------------
 
@@ -312,11 +380,13 @@ class TimelineView(QWidget):
 
     def _on_span_dragging(self, event: Event, region: pg.LinearRegionItem) -> None:
         onset, offset = self._frames_of(region)
-        for rect, lane in self._span_items.get(event.id, []):
-            rect.setRect(QRectF(onset - 0.5, lane + 0.08, offset - onset + 1, 0.84))
+        for rect, lane, text, timed in self._span_items.get(event.id, []):
+            if not timed:  # an AU timed apart keeps its own frames while the event moves
+                rect.setRect(QRectF(onset - 0.5, lane + 0.08, offset - onset + 1, 0.84))
+                text.setPos(onset - 0.5, lane + 0.5)
         items = self._event_items.get(event.id)
         if items is not None:
-            items[2].setPos(onset - 0.5, 0.5)
+            items[2].setPos(onset - 0.5, items[2].pos().y())
         self.span_previewed.emit(event.id, onset, offset)
 
     def _on_span_dropped(self, event: Event, region: pg.LinearRegionItem) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode, Side
 from microau_gui.core.errors import UserError
 from microau_gui.session import annotation
@@ -31,6 +32,7 @@ from microau_gui.store.commands import (
     Command,
     DeleteEvent,
     MoveEventBoundary,
+    SetAUSpan,
     SetEmotion,
     SetEventAUs,
 )
@@ -73,13 +75,15 @@ class Annotator(QObject):
 
     def __init__(self, project: Callable[[], Project | None], video: Callable[[], Video | None],
                  frame_idx: Callable[[], int], vocab: Callable[[], tuple[str, ...]],
-                 coder: Callable[[], str] = lambda: "", parent: QObject | None = None):
+                 coder: Callable[[], str] = lambda: "", parent: QObject | None = None,
+                 blind: Callable[[], bool] = lambda: False):
         super().__init__(parent)
         self._project = project
         self._video = video
         self._frame_idx = frame_idx
         self._vocab = vocab
         self._coder = coder  # the coder's name, written on the events and notes made here
+        self._blind = blind  # whether blind coding mode is on: events marked now are blind
         self.undo_stack = QUndoStack(self)
         self.events: list[Event] = []  # events of the open video, by onset
         self.selected_event: Event | None = None
@@ -129,7 +133,8 @@ class Annotator(QObject):
                 self.set_pending(step.pending)
             self.status_posted.emit(step.status)
             return None
-        command = AddEvent(step.pending.video_id, *step.new_event, coder=self._coder())
+        command = AddEvent(step.pending.video_id, *step.new_event, coder=self._coder(),
+                           blind=self._blind())
         if not self.push([command]):
             return None
         self.set_pending(None)
@@ -224,6 +229,50 @@ class Annotator(QObject):
         aus = self._selected_aus()
         if aus is not None:
             self.set_selected_aus(annotation.with_au_intensity(aus, code, intensity))
+
+    def set_au_span(self, code: str, frames: tuple[int, int, int] | None) -> bool:
+        """Time the selected event's AU `code` apart from the event (None: span the event)."""
+        if self.selected_event is None:
+            self.status_posted.emit("select an event first (mark one with I / A / O, or N / P)")
+            return False
+        return self.push([SetAUSpan(self.selected_event.id, au_number(code), frames)])
+
+    def move_au_boundary(self, code: str, boundary: Boundary | str) -> bool:
+        """Alt+Shift+I / A / O: move one boundary of the selected event's AU `code` (its own
+        span, starting from the event's) to the playhead, keeping onset <= apex <= offset."""
+        event = self.selected_event
+        if event is None:
+            self.status_posted.emit("select an event first (mark one with I / A / O, or N / P)")
+            return False
+        onset, apex, offset = annotation.moved_span(event.au_span(au_number(code)),
+                                                    Boundary(boundary), self._frame_idx())
+        return self.set_au_span(code, (onset, apex, offset))
+
+    def edit_event(self, event_id: int, **fields) -> bool:
+        """One edit of the event table (onset, apex, offset, aus, emotion) as one undo step."""
+        event = self._project().event(event_id)
+        commands: list[Command] = []
+        frames = (fields.get("onset", event.onset), fields.get("apex", event.apex),
+                  fields.get("offset", event.offset))
+        if frames != (event.onset, event.apex, event.offset):
+            commands += [MoveEventBoundary(event_id, b, f) for b, f in
+                         annotation.boundary_move_order(event, *frames)]
+        if "aus" in fields and tuple(fields["aus"]) != event.aus:
+            commands.append(SetEventAUs(event_id, fields["aus"]))
+        if "emotion" in fields and (fields["emotion"] or None) != event.emotion:
+            commands.append(SetEmotion(event_id, fields["emotion"]))
+        if not commands:
+            return True
+        name = commands[0].name if len(commands) == 1 else f"Edit event {event_id}"
+        return self.push(commands, name)
+
+    def delete_events(self, event_ids: Sequence[int]) -> bool:
+        """Delete several events as one undo step (the event table's multi-select delete)."""
+        if not event_ids:
+            return False
+        commands = [DeleteEvent(event_id) for event_id in event_ids]
+        name = commands[0].name if len(commands) == 1 else f"Delete {len(commands)} events"
+        return self.push(commands, name)
 
     def set_emotion(self, emotion: str | None) -> None:
         if self.selected_event is not None and (emotion or None) != self.selected_event.emotion:

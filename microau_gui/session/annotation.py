@@ -2,7 +2,8 @@
 
 Owns: `toggle_au`, `with_au_side`, `with_au_intensity`, `digit_aus`, `event_at`, `neighbour_event`,
 `cooccurrence`, `PendingMark`, the I/A/O marking state machine (`mark_step`, `MarkStep`) and the
-order of boundary moves (`boundary_move_order`). May import core and store records only; no Qt,
+order of boundary moves (`boundary_move_order`), and an AU's own span moved key by key
+(`moved_span`). May import core and store records only; no Qt,
 so every rule here is tested without a window.
 
 Digit keys: 1..9 then 0 toggle the first ten AUs of the model vocabulary (the default vocabulary
@@ -169,3 +170,15 @@ def boundary_move_order(event: Event, onset: int, apex: int,
             chosen = order
             break
     return [(b, int(target[b])) for b in chosen if event.frame(b) != target[b]]
+
+
+def moved_span(span: tuple[int, int, int], boundary: Boundary,
+               frame_idx: int) -> tuple[int, int, int]:
+    """(onset, apex, offset) with one boundary moved to `frame_idx`; the others follow only as
+    far as keeps onset <= apex <= offset (an AU's own timing, set key by key)."""
+    onset, apex, offset = span
+    if boundary is Boundary.ONSET:
+        return frame_idx, max(apex, frame_idx), max(offset, frame_idx)
+    if boundary is Boundary.APEX:
+        return min(onset, frame_idx), frame_idx, max(offset, frame_idx)
+    return min(onset, frame_idx), min(apex, frame_idx), frame_idx

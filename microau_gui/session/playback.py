@@ -11,6 +11,9 @@ loader keeps only the newest request). Time is never slowed down to wait for fra
 
 Ping-pong loop: with a loop range (onset, offset) the position runs onset -> offset -> onset ...
 for as long as playback lasts.
+
+Reverse play (jog/shuttle, issue 16): the position runs backwards from the anchor and stops on
+frame 0; in a loop, reverse starts on the return leg.
 """
 
 from __future__ import annotations
@@ -32,14 +35,18 @@ def speed_label(speed: float) -> str:
 
 
 def playback_position(elapsed_s: float, start_idx: int, fps: float, speed: float, n_frames: int,
-                      loop: tuple[int, int] | None = None, backward: bool = False) -> tuple[int, bool]:
-    """(frame_idx due after `elapsed_s` of playback, whether playback reached the last frame).
+                      loop: tuple[int, int] | None = None, backward: bool = False,
+                      reverse: bool = False) -> tuple[int, bool]:
+    """(frame_idx due after `elapsed_s` of playback, whether playback reached its end).
 
-    Without a loop, playback stops on the last frame. With `loop=(a, b)` the position bounces
+    Without a loop, playback stops on the last frame (`reverse`: on frame 0). With `loop=(a, b)` the position bounces
     between a and b (ping-pong) and never finishes; a start outside [a, b] starts at a, and
     `backward` says the start is on the return leg (b -> a).
     """
     advanced = max(0.0, elapsed_s) * fps * speed  # frames (fractional)
+    if loop is None and reverse:
+        frame_idx = start_idx - math.floor(advanced + 1e-9)
+        return (0, True) if frame_idx <= 0 else (frame_idx, False)
     if loop is None:
         frame_idx = start_idx + math.floor(advanced + 1e-9)
         if frame_idx >= n_frames - 1:
@@ -90,6 +97,7 @@ class PlaybackClock(QObject):
         self._started_at_s = 0.0
         self._last_idx = 0
         self._backward = False  # on the return leg of the ping-pong loop at the anchor
+        self._reverse = False  # playing backwards (no loop)
 
     @property
     def playing(self) -> bool:
@@ -100,6 +108,10 @@ class PlaybackClock(QObject):
         return self._speed
 
     @property
+    def reverse(self) -> bool:
+        return self._reverse
+
+    @property
     def loop(self) -> tuple[int, int] | None:
         return self._loop
 
@@ -108,11 +120,16 @@ class PlaybackClock(QObject):
         self._fps = fps if fps > 0 else 30.0
         self._n_frames = max(1, n_frames)
 
-    def play(self, from_idx: int) -> None:
+    def play(self, from_idx: int, reverse: bool = False) -> None:
         if self.playing:
             return
-        if self._loop is None and from_idx >= self._n_frames - 1:
+        self._reverse = reverse
+        if self._loop is None and not reverse and from_idx >= self._n_frames - 1:
             from_idx = 0  # play at the end starts over, as every player does
+        if self._loop is None and reverse and from_idx <= 0:
+            from_idx = self._n_frames - 1  # and reverse at the start from the end
+        if self._loop is not None and reverse:
+            self._backward = True  # in a loop, reverse runs the return leg first
         self._anchor(from_idx)
         self._timer.start()
         self.playing_changed.emit(True)
@@ -153,7 +170,7 @@ class PlaybackClock(QObject):
         elapsed_s = time.perf_counter() - self._started_at_s
         frame_idx, finished = playback_position(elapsed_s, self._start_idx, self._fps,
                                                 self._speed, self._n_frames, self._loop,
-                                                self._backward)
+                                                self._backward, self._reverse)
         if frame_idx != self._last_idx:
             self._last_idx = frame_idx
             self.frame_reached.emit(frame_idx)

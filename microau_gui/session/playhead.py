@@ -140,9 +140,23 @@ class Playhead(QObject):
         self.pause()
         self.seek(self.frame_idx + n_frames)
 
-    def play(self) -> None:
+    def play(self, reverse: bool = False) -> None:
         if self.media is not None:
-            self.clock.play(self.frame_idx)
+            self.clock.play(self.frame_idx, reverse)
+
+    def shuttle(self, direction: int) -> None:
+        """J / L of a jog-shuttle (here Shift+J / Shift+L): play that way (-1 back, +1 forward);
+        pressed again while already playing that way, one speed step faster; the other way
+        turns round at the same speed. 0 (Shift+K) pauses."""
+        if direction == 0 or self.media is None:
+            self.pause()
+            return
+        reverse = direction < 0
+        if self.playing and self.clock.reverse == reverse:
+            self.change_speed(1)
+            return
+        self.pause()
+        self.play(reverse)
 
     def pause(self) -> None:
         self.clock.pause()

@@ -91,6 +91,8 @@ class ProjectSession(QObject):
         self.video: Video | None = None
         self._unsubscribe = None
         self._closed = False
+        self.loop_range: tuple[int, int] | None = None  # the A-B range L loops over, if set
+        self._loop_a: int | None = None  # A marked, B not yet
         self._store_changed.connect(self._on_store_changed)
 
         self.playhead = Playhead(self.ids, self)
@@ -108,7 +110,7 @@ class ProjectSession(QObject):
         self.coder = CoderIdentity(self)  # written on every event and note created here
         self.annotator = Annotator(lambda: self.project, lambda: self.video,
                                    lambda: self.playhead.frame_idx, lambda: self.models.vocab,
-                                   lambda: self.coder.name, self)
+                                   lambda: self.coder.name, self, lambda: self.coder.blind)
         for name in ("selection_changed", "pending_mark_changed", "status_posted", "failed"):
             getattr(self.annotator, name).connect(getattr(self, name))
         self.importing = JobRunner(self.ids, import_sheet, lambda r: f"importing {r.sheet.name}",
@@ -182,6 +184,11 @@ class ProjectSession(QObject):
     set_au_side = _forward("annotator.set_au_side")
     set_au_intensity = _forward("annotator.set_au_intensity")
     set_emotion = _forward("annotator.set_emotion")
+    set_au_span = _forward("annotator.set_au_span")  # an AU timed apart from its event
+    move_au_boundary = _forward("annotator.move_au_boundary")
+    edit_event = _forward("annotator.edit_event")  # the event table's edits
+    delete_events = _forward("annotator.delete_events")
+    shuttle = _forward("playhead.shuttle")  # jog/shuttle: -1 back, 0 pause, +1 forward
     add_note = _forward("annotator.add_note")
     cooccurrence = _forward("annotator.cooccurrence")
     cancel_import = _forward("importing.cancel")
@@ -266,6 +273,7 @@ class ProjectSession(QObject):
         media = MediaRef(video.id, video.path, video.fps, video.n_frames)
         if self.playhead.set_media(media) and auto_proxy_enabled():
             self.proxies.ensure(media)
+        self.loop_range = self._loop_a = None  # frames of another video
         self.set_loop(False)
         self.annotator.reset(self.project.events(video.id))
         self.models.forget_prediction()
@@ -291,12 +299,47 @@ class ProjectSession(QObject):
     # -- the playhead (session.playhead) --------------------------------------------------------
 
     def set_loop(self, on: bool) -> None:
-        """Ping-pong over the selected event (refused, with a status line, when none is)."""
+        """Ping-pong over the A-B range when one is set, else over the selected event (refused,
+        with a status line, when there is neither)."""
         event = self.selected_event
-        if on and event is None:
-            self.status_posted.emit("select an event to loop over (N / P or the timeline)")
+        span = self.loop_range or ((event.onset, event.offset) if event is not None else None)
+        if on and span is None:
+            self.status_posted.emit("select an event to loop over (N / P or the timeline), or "
+                                    "mark a range with Ctrl+[ and Ctrl+]")
             on = False
-        self.playhead.set_loop((event.onset, event.offset) if on else None)
+        self.playhead.set_loop(span if on else None)
+
+    def mark_loop_point(self, point: str) -> None:
+        """Ctrl+[ marks A, Ctrl+] marks B of the range to loop over (any range, not only an
+        event's); B before A swaps them. Once both are set the loop (L) runs over A-B."""
+        if self.video is None:
+            return
+        frame_idx = self.frame_idx
+        if point == "a":
+            self._loop_a = frame_idx
+            b = self.loop_range[1] if self.loop_range is not None else None
+        else:
+            b, frame_idx = frame_idx, self._loop_a
+            if frame_idx is None and self.loop_range is not None:
+                frame_idx = self.loop_range[0]
+        if frame_idx is None or b is None:
+            self.status_posted.emit(f"loop A at frame {frame_idx}: go to B and press Ctrl+]"
+                                    if point == "a" else "mark A first (Ctrl+[)")
+            return
+        self.loop_range = (min(frame_idx, b), max(frame_idx, b))
+        self._loop_a = None
+        self.status_posted.emit(f"loop range A-B = frames {self.loop_range[0]}-"
+                                f"{self.loop_range[1]}: L loops over it, Ctrl+Shift+L clears it")
+        if self.looping:
+            self.set_loop(True)
+
+    def clear_loop_range(self) -> None:
+        """Ctrl+Shift+L: forget the A-B range; L loops over the selected event again."""
+        self.loop_range = None
+        self._loop_a = None
+        if self.looping:
+            self.set_loop(self.selected_event is not None)
+        self.status_posted.emit("loop range cleared")
 
     def toggle_loop(self) -> None:
         self.set_loop(not self.looping)
@@ -332,7 +375,7 @@ class ProjectSession(QObject):
                     self.open_video(found.video_id)
                 event = next((e for e in self.events if e.id == event_id), None)
         self.annotator.set_selected(event)
-        if self.looping:
+        if self.looping and self.loop_range is None:
             self.set_loop(event is not None)
         if event is not None and seek:
             self.pause()
@@ -395,7 +438,7 @@ class ProjectSession(QObject):
             self.predictions_changed.emit(video_id, model_version_id)
 
     def _refresh_events(self) -> None:
-        if self.annotator.refresh_events() and self.looping:
+        if self.annotator.refresh_events() and self.looping and self.loop_range is None:
             self.set_loop(self.selected_event is not None)
 
     # -- import --------------------------------------------------------------------------------

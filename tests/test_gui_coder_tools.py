@@ -1,0 +1,238 @@
+"""The coder's tools of issue 16 in the real window, driven by keys: blind coding mode, per-coder
+tiers, per-AU onset/apex/offset with intensity on the spans, the event table, and the A-B loop,
+reverse play and jog/shuttle keys.
+
+Real widgets (pytest-qt, offscreen), a real project on a real image-folder clip, real keys.
+Setting up a second coder's events goes through the store (that is what an import does).
+"""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from gui_fixtures import open_in_window, shown_window
+from test_session_fixtures import face_clip  # noqa: F401
+
+from microau_gui.core.aus import parse_au_string
+from microau_gui.gui.keymap import conflicts
+from microau_gui.gui.timeline_view import FIRST_AU_LANE
+from microau_gui.session.playback import playback_position
+
+pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise)")
+
+NONE = Qt.KeyboardModifier.NoModifier
+ALT = Qt.KeyboardModifier.AltModifier
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+@pytest.fixture
+def window(qtbot):
+    yield from shown_window(qtbot)
+
+
+def _keys(qtbot, target, *keys) -> None:
+    for key in keys:
+        key, modifier = key if isinstance(key, tuple) else (key, NONE)
+        qtbot.keyClick(target, key, modifier)
+
+
+def _mark_event(qtbot, window, steps: int = 2) -> int:
+    right = Qt.Key.Key_Right
+    _keys(qtbot, window, Qt.Key.Key_I, *[right] * steps, Qt.Key.Key_A, *[right] * steps,
+          Qt.Key.Key_O)
+    return window.session.selected_event.id
+
+
+def _opened(qtbot, window, face_clip, coder="ann"):
+    window.session.coder.set_name(coder)
+    open_in_window(qtbot, window, face_clip)
+    return window.session.project
+
+
+def test_blind_mode_hides_the_model_and_other_coders_and_records_blind_events(qtbot, window,
+                                                                              face_clip):
+    project = _opened(qtbot, window, face_clip)
+    video = window.session.video
+    project.add_event(video.id, 1, 2, 3, parse_au_string("12").codes, coder="bob")
+    qtbot.waitUntil(lambda: window.timeline.coder_tiers == ("bob",))
+    seen = _mark_event(qtbot, window)
+    _keys(qtbot, window, (Qt.Key.Key_B, CTRL | SHIFT))
+    assert window.session.coder.blind and window.actions["blind"].isChecked()
+    assert "BLIND" in window.blind_label.text()
+    assert window.timeline.coder_tiers == ()  # the other coder's tier is gone
+    assert all(not item.isVisible() for item in window.timeline._trace_items.values())
+    assert all(not row.bar.isVisible() for row in window.au_panel.rows.values())
+    for name in ("review", "dependencies", "crop"):
+        assert window.docks[name].isHidden(), name
+    for name in ("review_accept", "spot_video", "suggest", "heatmap"):
+        assert not window.actions[name].isEnabled(), name
+    assert not window.video_view.overlays.heatmap and window.actions["heatmap"].isChecked()
+    assert all(e.coder == "ann" for e in window.session.events
+               if e.id in window.event_table.shown_event_ids())
+    _keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
+    blind = _mark_event(qtbot, window)
+    _keys(qtbot, window, (Qt.Key.Key_B, CTRL | SHIFT))
+    assert not window.session.coder.blind and window.blind_label.text() == ""
+    assert window.timeline.coder_tiers == ("bob",)
+    assert not window.docks["dependencies"].isHidden()
+    assert window.actions["review_accept"].isEnabled() and window.video_view.overlays.heatmap
+    _keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
+    after = _mark_event(qtbot, window)
+    assert [project.event(i).blind for i in (seen, blind, after)] == [False, True, False]
+
+
+def test_each_coder_has_a_tier_that_can_be_hidden(qtbot, window, face_clip):
+    project = _opened(qtbot, window, face_clip)
+    video = window.session.video
+    own = _mark_event(qtbot, window)
+    bob = project.add_event(video.id, 1, 2, 3, parse_au_string("12").codes, coder="bob")
+    cat = project.add_event(video.id, 4, 5, 6, parse_au_string("4").codes, coder="cat")
+    timeline = window.timeline
+    qtbot.waitUntil(lambda: timeline.coder_tiers == ("bob", "cat"))
+    first_tier = len(timeline.vocab) + FIRST_AU_LANE
+    assert timeline.tier_lane("ann") == 0
+    assert (timeline.tier_lane("bob"), timeline.tier_lane("cat")) == (first_tier, first_tier + 1)
+    labels = dict(timeline.plot.getAxis("left")._tickLevels[0])
+    assert labels[0.5] == "events: ann" and labels[first_tier + 0.5] == "coder: bob"
+    label_y = {i: timeline._event_items[i][2].pos().y() for i in (own, bob.id, cat.id)}
+    assert label_y == {own: 0.5, bob.id: first_tier + 0.5, cat.id: first_tier + 1.5}
+    menu = window._coder_tiers_menu
+    bob_action = next(a for a in menu.actions() if a.objectName() == "tier_bob")
+    bob_action.trigger()  # unchecked: the tier goes, cat's moves up
+    assert timeline.coder_tiers == ("cat",) and bob.id not in timeline._event_items
+    assert timeline.tier_lane("cat") == first_tier
+    bob_action.trigger()
+    assert timeline.coder_tiers == ("bob", "cat") and bob.id in timeline._event_items
+
+
+def test_an_au_timed_by_key_gets_its_own_span_labelled_with_side_and_intensity(qtbot, window,
+                                                                               face_clip):
+    project = _opened(qtbot, window, face_clip)
+    _keys(qtbot, window, *[Qt.Key.Key_Right] * 3)
+    event_id = _mark_event(qtbot, window, steps=3)  # frames 3-6-9
+    ninth = window.session.vocab[8]
+    number = int(ninth[2:])
+    _keys(qtbot, window, Qt.Key.Key_9, (Qt.Key.Key_R, ALT), (Qt.Key.Key_C, ALT))
+    # the AU's own onset at 5 and offset at 7, by key, from the playhead
+    _keys(qtbot, window, *[Qt.Key.Key_Left] * 4, (Qt.Key.Key_I, ALT | SHIFT),
+          *[Qt.Key.Key_Right] * 2, (Qt.Key.Key_O, ALT | SHIFT))
+    event = project.event(event_id)
+    assert (event.onset, event.offset) == (3, 9)
+    assert event.au_span(number) == (5, 6, 7)
+    (rect, lane, text, timed), = window.timeline._span_items[event_id]
+    assert timed and lane == 8 + FIRST_AU_LANE
+    assert (rect.rect().left(), rect.rect().width()) == (4.5, 3)
+    assert text.toPlainText() == f"R{number}C"
+    assert "AU12 5-6-7" in window.au_panel.event_title.text() or ninth != "AU12"
+    _keys(qtbot, window, (Qt.Key.Key_Z, CTRL))  # undo: the offset of the AU goes back
+    assert project.event(event_id).au_span(number) == (5, 6, 9)
+    _keys(qtbot, window, (Qt.Key.Key_Backspace, ALT | SHIFT))
+    assert project.event(event_id).au_spans == ()
+
+
+def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(qtbot, window,
+                                                                                face_clip):
+    project = _opened(qtbot, window, face_clip)
+    first = _mark_event(qtbot, window)  # 0-2-4
+    _keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
+    second = _mark_event(qtbot, window)  # 6-8-10
+    _keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
+    third = _mark_event(qtbot, window)  # 12-14-16
+    _keys(qtbot, window, (Qt.Key.Key_T, CTRL))
+    panel = window.event_table
+    table = panel.table
+    assert table.hasFocus() and window.docks["events"].isVisible()
+    header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+    assert header[:7] == ["event", "onset", "apex", "offset", "frames", "ms", "AUs"]
+    fps = window.session.fps
+    row = panel.shown_event_ids().index(first)
+    assert table.item(row, 5).data(Qt.ItemDataRole.EditRole) == round(1000 * 5 / fps)
+    table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    assert panel.shown_event_ids() == [third, second, first]
+    # edit the offset of the first row (event `third`) by keys: F2, type, Enter
+    table.setCurrentCell(0, 3)
+    _keys(qtbot, table, Qt.Key.Key_F2)
+    editor = table.focusWidget()
+    editor.selectAll()
+    qtbot.keyClicks(editor, "18")
+    _keys(qtbot, editor, Qt.Key.Key_Return)  # the delegate commits on the next event-loop turn
+    qtbot.waitUntil(lambda: project.event(third).offset == 18)
+    assert window.session.undo_stack.undoText() == f"Move offset of event {third}"
+    # a refused edit (apex before onset) changes nothing and the cell shows the stored value
+    table.setCurrentCell(panel.shown_event_ids().index(third), 2)
+    _keys(qtbot, table, Qt.Key.Key_F2)
+    editor = table.focusWidget()
+    editor.selectAll()
+    qtbot.keyClicks(editor, "1")
+    _keys(qtbot, editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: table.state() != table.State.EditingState)
+    qtbot.wait(50)
+    assert project.event(third).apex == 14
+    assert table.item(panel.shown_event_ids().index(third), 2).data(Qt.ItemDataRole.EditRole) == 14
+    box = window._error_box  # the refusal, in words; Esc closes it and the keys come back
+    assert box is not None and "apex" in box.text()
+    _keys(qtbot, box, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window._error_box is None)
+    window.activateWindow()
+    # AUs typed into the table
+    table.setCurrentCell(panel.shown_event_ids().index(second), 6)
+    _keys(qtbot, table, Qt.Key.Key_F2)
+    editor = table.focusWidget()
+    editor.selectAll()
+    qtbot.keyClicks(editor, "4+L12C")
+    _keys(qtbot, editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: project.event(second).aus_text == "4+L12C")
+    # Enter jumps to the row's event
+    table.setFocus()
+    table.setCurrentCell(panel.shown_event_ids().index(second), 0)
+    _keys(qtbot, table, Qt.Key.Key_Return)
+    assert window.session.selected_event.id == second and window.session.frame_idx == 6
+    # select two rows, Delete: one undo step brings both back
+    table.setFocus()
+    table.clearSelection()
+    rows = sorted(panel.shown_event_ids().index(i) for i in (first, third))
+    for r in rows:
+        table.selectionModel().select(
+            table.model().index(r, 0),
+            table.selectionModel().SelectionFlag.Select | table.selectionModel().SelectionFlag.Rows)
+    assert sorted(panel.selected_event_ids()) == sorted([first, third])
+    _keys(qtbot, table, Qt.Key.Key_Delete)
+    assert [e.id for e in project.events()] == [second]
+    assert window.session.undo_stack.undoText() == "Delete 2 events"
+    _keys(qtbot, window, (Qt.Key.Key_Z, CTRL))
+    assert sorted(e.id for e in project.events()) == sorted([first, second, third])
+
+
+def test_reverse_play_runs_backwards_and_stops_on_the_first_frame():
+    assert playback_position(0.1, 50, 100.0, 1.0, 200, reverse=True) == (40, False)
+    assert playback_position(1.0, 50, 100.0, 1.0, 200, reverse=True) == (0, True)
+    assert playback_position(0.1, 50, 100.0, 1.0, 200) == (60, False)
+
+
+def test_a_b_loop_of_any_range_and_the_shuttle_keys(qtbot, window, face_clip):
+    _opened(qtbot, window, face_clip)
+    session = window.session
+    assert conflicts(window.actions.values()) == {}
+    _keys(qtbot, window, *[Qt.Key.Key_Right] * 3, (Qt.Key.Key_BracketLeft, CTRL),
+          *[Qt.Key.Key_Right] * 5, (Qt.Key.Key_BracketRight, CTRL))
+    assert session.loop_range == (3, 8)
+    _keys(qtbot, window, Qt.Key.Key_L)  # no event is selected: L loops over A-B
+    assert session.looping and session.playhead.clock.loop == (3, 8)
+    _keys(qtbot, window, (Qt.Key.Key_L, CTRL | SHIFT))
+    assert session.loop_range is None and not session.looping
+    # shuttle: Shift+J plays backwards, again faster; Shift+K stops; Shift+L forwards
+    _keys(qtbot, window, *[Qt.Key.Key_Right] * 5)
+    start = session.frame_idx
+    speed = session.speed
+    _keys(qtbot, window, (Qt.Key.Key_J, SHIFT))
+    assert session.playing and session.playhead.clock.reverse
+    qtbot.waitUntil(lambda: session.frame_idx < start, timeout=5000)
+    _keys(qtbot, window, (Qt.Key.Key_J, SHIFT))
+    assert session.speed > speed and session.playhead.clock.reverse
+    _keys(qtbot, window, (Qt.Key.Key_K, SHIFT))
+    assert not session.playing
+    _keys(qtbot, window, (Qt.Key.Key_L, SHIFT))
+    assert session.playing and not session.playhead.clock.reverse
+    _keys(qtbot, window, (Qt.Key.Key_K, SHIFT))
+    assert not session.playing
