@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -87,10 +88,12 @@ def _main(argv: list[str]) -> int:
 
             return run_gui(args.path, screenshot=args.screenshot, device=args.device)
         args = build_parser(only=argv[0]).parse_args(argv)
+        args._argv = argv  # `--nproc` starts the same command line again in torchrun workers (cli.launch)
         _configure_logging(args.verbose)
         return int(args._run(args) or 0)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # torchrun workers: rank 0 says it once for all
+            print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
         name = getattr(err, "filename", None) or ""

@@ -5,7 +5,7 @@ Owns the `finetune` subcommand. May import every layer; the work is `training.fi
 
     finetune --project P --out weights/NAME [--holdout SUBJECTS] [--epochs N] [--train-blocks K]
              [--activate] [--json REPORT] [--model M] [--events all|expert|accepted]
-             [--seed S] [--threads N] [--device auto] [--cache DIR] [--no-cache]
+             [--seed S] [--threads N] [--device auto] [--cache DIR] [--no-cache] [--nproc N]
 
 The parent is `--model` (a checkpoint folder or one of the project's version names), else the
 project's active version, else the bundled demo checkpoint (and the command says so). Training
@@ -15,6 +15,9 @@ parent and new model on those; without it, leave-one-subject-out folds give the 
 estimate and the saved model is then trained on every subject. The per-AU F1 table (before,
 after, change, support) is printed; the checkpoint is written to `--out` with its card and
 registered in the project (active only with `--activate`).
+
+`--nproc N` fine-tunes in N torchrun workers with DDP (`cli.launch`); rank 0 saves, registers
+the version (the project keeps one writer), prints and writes the JSON.
 
 JSON (DESIGN.md section 3), exactly these keys: {"parent", "model", "holdout_subjects",
 "seconds", "before": {"mean_f1", "per_au"}, "after": {"mean_f1", "per_au"}}; "parent" and
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from microau_gui.cli import launch
 from microau_gui.cli.outputs import check_out
 from microau_gui.cli.progress import ProgressBar
 from microau_gui.cli.reports import write_json
@@ -60,29 +64,44 @@ def add_arguments(parser) -> None:
                         help="cache folder for prepared pairs (DIR/pairs) and backbone tokens (DIR/tokens) "
                         "(default ~/.cache/microau_studio)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the caches")
+    launch.add_nproc_argument(parser)
 
 
 def run(args) -> int:
+    _check_arguments(args)
+    if args.nproc is not None:
+        return launch.relaunch(args, args.nproc)
+    with launch.worker(args.device) as world:
+        return _run(args, world)
+
+
+def _check_arguments(args) -> None:
+    """What can be refused before any process starts."""
+    if args.holdout is not None and not any(s.strip() for s in args.holdout.split(",")):
+        raise UserError("--holdout is empty; name subjects such as 01,02, or leave it out")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads {args.threads}: use at least 1")
+    if args.json:
+        check_out(args.json, project=args.project, flag="--json")
+    if not Path(args.project).expanduser().is_file():
+        raise UserError(f"--project {args.project}: no such project file")
+
+
+def _run(args, world) -> int:
     from microau_gui.inference.checkpoints import resolve_checkpoint
     from microau_gui.store.project import Project
     from microau_gui.training.finetune import (DEFAULT_EPOCHS, EventSelection, FinetuneOptions,
                                                check_output, finetune_project, snapshot_events)
 
     holdout = tuple(s.strip() for s in (args.holdout or "").split(",") if s.strip())
-    if args.holdout is not None and not holdout:
-        raise UserError("--holdout is empty; name subjects such as 01,02, or leave it out")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads {args.threads}: use at least 1")
     cache = Path(args.cache).expanduser() if args.cache else None
     options = FinetuneOptions(
         holdout_subjects=holdout, epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, train_blocks=args.train_blocks,
-        seed=args.seed, threads=args.threads, device=args.device,
+        seed=args.seed, threads=args.threads, device=args.device if world is None else str(world.device),
         pair_cache=cache / "pairs" if cache else None, token_cache=cache / "tokens" if cache else None,
         use_cache=not args.no_cache)
-    json_path = (check_out(args.json, project=args.project, flag="--json") if args.json else None)
+    json_path = check_out(args.json, project=args.project, flag="--json") if args.json else None
     project_path = Path(args.project).expanduser()
-    if not project_path.is_file():
-        raise UserError(f"--project {args.project}: no such project file")
     with Project.open(project_path) as project:
         if project.read_only:
             raise UserError(f"project {project_path} is read-only ({project.read_only_reason}); the "
@@ -106,6 +125,8 @@ def run(args) -> int:
                                                snapshot=snapshot, progress=bar.update)
         finally:
             bar.close()
+    if world is not None and world.rank != 0:
+        return 0  # rank 0 registered the version and reports
     _print_result(result, version)
     if json_path is not None:
         write_json(json_path, result.to_json())

@@ -9,6 +9,7 @@ Owns the `train` subcommand. May import every layer; the work is in `training.ru
           [--protocol loso|kfold|all] [--out weights/NAME] [--json REPORT]
           [--input-mode apex|diff|apex+diff|flow|apex+flow] [--no-gda] [--no-gdloss] [--no-miaucl]
           [--no-pta [region|all]] [--text-side auto|tower|learned] [--seed S] [--device auto]
+          [--nproc N]
 
 `--protocol loso` (default) trains one model per held-out subject and prints the per-AU table of
 the predictions pooled over folds (F1, macro-F1, AUC, support), plus the emotion-label-free
@@ -24,6 +25,9 @@ it (cross-dataset). The vocabulary is then the AUs coded in every set (the repor
 dropped ones) and the report adds `per_dataset` F1 beside the pooled figure (see
 `training.runs`).
 
+`--nproc N` runs the same command in N torchrun workers with DDP (`cli.launch`,
+`training.distributed`); rank 0 prints, writes the JSON and saves the checkpoint.
+
 JSON (DESIGN.md section 3): {"method", "protocol", "n_samples", "n_subjects", "mean_f1",
 "mean_macro_f1", "per_au": {"AU1": {"f1", "macro_f1", "auc", "support"}, ...}} plus "threshold",
 "seconds", "emotion" ({"uf1", "uar", "n_samples", ...}) and "settings".
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from microau_gui.cli import launch
 from microau_gui.cli.outputs import check_out, dataset_files
 from microau_gui.cli.progress import ProgressBar
 from microau_gui.cli.reports import write_json
@@ -98,12 +103,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cache", metavar="DIR", default=None,
                         help="prepared-pair cache (default ~/.cache/microau_studio/pairs)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the pair cache")
+    launch.add_nproc_argument(parser)
 
 
 def run(args) -> int:
+    _check_outputs(args)
+    if args.nproc is not None:
+        return launch.relaunch(args, args.nproc)
+    with launch.worker(args.device) as world:
+        return _run(args, world)
+
+
+def _run(args, world) -> int:
     from microau_gui.training import runs
 
-    _check_outputs(args)
     methods = runs.METHODS if args.method == "all" else (args.method,)
     if args.protocol == "all" and methods != ("micro-au-clip",):
         raise UserError("--protocol all trains a model to keep, and only micro-au-clip is saved; "
@@ -119,8 +132,9 @@ def run(args) -> int:
         no_pta=args.no_pta, text_side=args.text_side, train_blocks=args.train_blocks, vocab=args.vocab.split(",") if args.vocab else None)
     settings = runs.train_settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                                    weight_decay=args.weight_decay, balanced=args.balanced,
-                                   seed=args.seed, threads=args.threads)
-    device = runs.pick_device(args.device)
+                                   seed=args.seed, threads=args.threads,
+                                   dropout_masks="torch" if world is None else "per-row")
+    device = runs.pick_device(args.device) if world is None else world.device
     bars = _Bars()
     try:
         data = runs.prepare_pooled(args.dataset, config, test_datasets=args.test_dataset or (),
@@ -141,7 +155,7 @@ def run(args) -> int:
             report = _cross_validate(args, data, methods, config, settings, device, bars)
     finally:
         bars.close()
-    if args.json:
+    if args.json and (world is None or world.rank == 0):
         write_json(args.json, report)
     return 0
 

@@ -12,6 +12,7 @@ stage); `note(text)` shows the phase's latest message beside the bar.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -21,7 +22,8 @@ class ProgressBar:
     def __init__(self, desc: str, unit: str = "it", *, enabled: bool = True):
         self.desc = desc
         self.unit = unit
-        self.enabled = enabled and sys.stderr.isatty()
+        # torchrun workers: only rank 0 draws (every rank reports the same steps)
+        self.enabled = enabled and sys.stderr.isatty() and os.environ.get("RANK", "0") == "0"
         self._bar = None
 
     def __call__(self, done: int, total: int) -> None:

@@ -15,6 +15,8 @@ Public API (import the modules directly; this package imports nothing eagerly):
 - `emotion`: `OBJECTIVE_CLASSES`, `class_log_probs`, `recognise`, `reference_labels`.
 - `experiment`: `cross_validate(method, pairs, folds, ...) -> MethodRun`, `score_predictions`.
 - `datasets`: `parse_dataset_spec("KIND:SHEET:ROOT")`, `load_dataset`, `select_subjects`.
+- `distributed`: torchrun/DDP pieces (`init_from_env`, `world`, `FoldShardSampler`,
+  `sharded_tokens`, `row_keyed_dropout`, `DistributedLoss`) that `trainer` uses in a process group.
 - `runs`: what `train` / `eval` run: `model_config`, `prepare_data`, `train_and_save`,
   `train_all_and_save`, `evaluate_checkpoint`.
 """

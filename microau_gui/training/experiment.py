@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,10 +44,14 @@ class MethodRun:
     report: AUReport
     emotion: dict | None  # {"uf1", "uar", "n_samples", "labels", "classes"}; None without labels
     seconds: float  # wall time of all folds
+    epoch_losses: dict[str, tuple[float, ...]] | None = None  # fold name -> mean training loss per epoch
 
     def to_json(self) -> dict:
         report = self.report.to_json()
         report["seconds"] = round(self.seconds, 1)
+        if self.epoch_losses:
+            report["epoch_losses"] = {name: [round(x, 6) for x in losses]
+                                      for name, losses in self.epoch_losses.items()}
         if self.emotion is not None:
             report["emotion"] = self.emotion
         return report
@@ -94,6 +98,7 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
     vocab = config.vocab
     scored: list[PairSample] = []
     score_parts: list[np.ndarray] = []
+    losses: dict[str, tuple[float, ...]] = {}
     for fold in folds:
         check_cancel(should_cancel)
         train, test = split(pairs, lambda p: p.subject, fold)
@@ -105,6 +110,7 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
             result = train_model(config, train, settings, device=device, stage=fold.name,
                                  progress=progress, should_cancel=should_cancel)
             scores = predict_pairs(result.model, test, should_cancel=should_cancel).probs
+            losses[fold.name] = result.epoch_losses
         else:
             baseline = (FlowSVM(len(vocab), seed=settings.seed) if method == "flow-svm"
                         else AllPositive(len(vocab)))
@@ -114,5 +120,6 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
         score_parts.append(scores)
     if not scored:
         raise UserError("no fold had test pairs; check the subjects of the dataset")
-    return score_predictions(method, protocol, scored, np.concatenate(score_parts), vocab,
-                             time.perf_counter() - started)
+    run = score_predictions(method, protocol, scored, np.concatenate(score_parts), vocab,
+                            time.perf_counter() - started)
+    return replace(run, epoch_losses=losses or None)

@@ -68,6 +68,7 @@ from microau_gui.face.motion import flow_image
 from microau_gui.model.card import ModelCard
 from microau_gui.model.checkpoint import load_checkpoint, save_checkpoint
 from microau_gui.model.network import MicroAUCLIP, PairTokens
+from microau_gui.training import distributed
 from microau_gui.training.metrics import AUReport, au_report
 from microau_gui.training.protocols import holdout_fold, loso_folds, split
 from microau_gui.pairs.samples import (
@@ -305,6 +306,8 @@ def _train_settings(card: ModelCard, options: FinetuneOptions) -> TrainSettings:
     names = {f.name for f in fields(TrainSettings)}
     values = {k: v for k, v in recorded.items() if k in names}
     values.update(epochs=options.epochs, threads=options.threads)
+    if distributed.world() is not None:
+        values["dropout_masks"] = "per-row"  # masks that do not depend on the split (training.distributed)
     if options.seed is not None:
         values["seed"] = options.seed
     return TrainSettings(**values)
@@ -324,8 +327,9 @@ class _Scorer:
     def __init__(self, model: MicroAUCLIP, pairs: Sequence[PairSample], tokens: TokenCache):
         self.pairs = tuple(pairs)
         self.labels = labels_matrix(self.pairs, model.vocab)  # (N, n_au)
-        self.tokens = {name: value[:, 0] for name, value in
-                       tokens.tokens(model, _pair_images(model, self.pairs)).items()}  # (N, P, D)
+        encoded = distributed.sharded_tokens(lambda images: tokens.tokens(model, images),
+                                             _pair_images(model, self.pairs))
+        self.tokens = {name: value[:, 0] for name, value in encoded.items()}  # (N, P, D)
         self.masks = torch.from_numpy(np.stack([
             sample_masks(p.xy_crop, model.image_size, model.grid_size, model.vocab)
             for p in self.pairs]))  # (N, n_au, P)
@@ -484,6 +488,7 @@ def run_finetune(snapshot: TrainingSnapshot, parent: Path | str, out: Path | str
             report.done_steps += report.stage_steps[index]
         train_seconds = time.perf_counter() - train_started
 
+    tokens_encoded = distributed.sum_int(tokens.n_encoded)
     vocab = parent_card.vocab
     labels = labels_matrix(evaluated, vocab)
     eval_subjects = tuple(sorted({p.subject for p in evaluated}))
@@ -516,6 +521,8 @@ def run_finetune(snapshot: TrainingSnapshot, parent: Path | str, out: Path | str
             "parent": parent_card.version, "project": str(snapshot.project_path),
             "train_blocks": options.train_blocks, "events": len(snapshot.samples),
             "pairs": len(final_pairs), "event_ids": list(snapshot.event_ids),
+            "processes": 1 if distributed.world() is None else distributed.world().size,
+            "tokens_encoded": tokens_encoded,  # backbone passes of every process together
         },
         "seconds": round(train_seconds, 1),
     }
@@ -530,7 +537,7 @@ def run_finetune(snapshot: TrainingSnapshot, parent: Path | str, out: Path | str
         parent_seen_subjects=seen, before=before, after=after, curves=tuple(curves),
         n_events=len(snapshot.samples), n_pairs=len(pairs), skipped=skipped,
         out_of_vocab=_out_of_vocab(snapshot.samples, vocab), seconds=time.perf_counter() - started,
-        train_seconds=train_seconds, tokens_encoded=tokens.n_encoded, tokens_from_cache=tokens.n_loaded,
+        train_seconds=train_seconds, tokens_encoded=tokens_encoded, tokens_from_cache=tokens.n_loaded,
     )
 
 
@@ -578,8 +585,11 @@ def _save_atomically(model: MicroAUCLIP, out: Path, **card_fields) -> ModelCard:
     """Save under a temporary sibling folder, then rename into place (no half-written checkpoint)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_dir(out, named=True) as staging:  # the card is named after its folder
-            return save_checkpoint(model, staging, **card_fields)
+        def write():
+            with atomic_dir(out, named=True) as staging:  # the card is named after its folder
+                return save_checkpoint(model, staging, **card_fields)
+
+        return distributed.main_writes(write)  # rank 0 writes; the others get its card
     except OSError as err:
         raise UserError(f"cannot put the checkpoint at {out}: {err.strerror or err}; choose "
                         "another --out") from None
@@ -620,6 +630,8 @@ def finetune_project(project, parent: Path | str, out: Path | str,
     """
     snapshot = snapshot or snapshot_events(project, selection)
     result = run_finetune(snapshot, parent, out, options, progress=progress, should_cancel=should_cancel)
+    if not distributed.is_main():
+        return result, None  # the project has one writer: rank 0 registers
     try:
         version = register_result(project, result, activate=activate)
     except BaseException:

@@ -40,6 +40,7 @@ from microau_gui.pairs.samples import (
     prepare_samples,
     training_data_hash,
 )
+from microau_gui.training import distributed
 from microau_gui.training.datasets import DatasetSpec, load_dataset, parse_dataset_spec, select_subjects
 from microau_gui.training.emotion import recognise, reference_labels
 from microau_gui.training.experiment import METHODS, MethodRun, cross_validate, score_predictions
@@ -102,10 +103,12 @@ def model_config(*, backbone: str = "ViT-B-16", pretrained: str | None = None,
 
 def train_settings(*, epochs: int | None = None, lr: float | None = None,
                    batch_size: int | None = None, weight_decay: float | None = None,
-                   balanced: bool = False, seed: int = 0, threads: int | None = None) -> TrainSettings:
-    """`TrainSettings` with the defaults for every option not given."""
+                   balanced: bool = False, seed: int = 0, threads: int | None = None,
+                   dropout_masks: str = "torch") -> TrainSettings:
+    """`TrainSettings` with the defaults for every option not given (distributed runs pass
+    dropout_masks="per-row", see `training.distributed`)."""
     values = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay}
-    return replace(TrainSettings(balanced=balanced, seed=seed, threads=threads),
+    return replace(TrainSettings(balanced=balanced, seed=seed, threads=threads, dropout_masks=dropout_masks),
                    **{k: v for k, v in values.items() if v is not None})
 
 
@@ -268,12 +271,12 @@ def train_and_save(data: PreparedData, config: MicroAUConfig, settings: TrainSet
 
     result = train_model(config, data.prepared.pairs, settings, device=device, stage="all subjects",
                          progress=progress, should_cancel=should_cancel)
-    return save_checkpoint(
+    return distributed.main_writes(lambda: save_checkpoint(
         result.model, out, training_data_hash=training_data_hash(data.prepared.pairs, config.vocab),
         metrics=metrics, training_settings={**settings_json(config, settings, data),
                                             "seconds": round(result.seconds, 1)},
         notes=notes or "trained by `python main.py train`",
-    )
+    ))
 
 
 def train_all_and_save(data: PreparedData, config: MicroAUConfig, settings: TrainSettings, device,
@@ -291,12 +294,12 @@ def train_all_and_save(data: PreparedData, config: MicroAUConfig, settings: Trai
                             config.vocab, result.seconds)
     metrics = fit.to_json()
     metrics["note"] = "scored on the training subjects (not held out)"
-    card = save_checkpoint(
+    card = distributed.main_writes(lambda: save_checkpoint(
         result.model, out, training_data_hash=training_data_hash(pairs, config.vocab),
         metrics=metrics, training_settings={**settings_json(config, settings, data),
                                             "seconds": round(result.seconds, 1)},
         notes="trained by `python main.py train --protocol all`",
-    )
+    ))
     return card, fit
 
 

@@ -26,6 +26,10 @@ All of this is our specification (the paper states the losses, not how to optimi
   thread count -> the same weights and metrics.
 - Progress after every step (`TrainProgress`) and cancellation between steps (`should_cancel`,
   a callable or `threading.Event`); a cancelled run raises `core.progress.Cancelled`.
+- Inside a torchrun process group (`training.distributed.world()`), the same loop runs as DDP:
+  every rank draws the same global batches, computes its slice through
+  `distributed.DistributedLoss`, encodes only its share of a frozen backbone's tokens, and
+  `predict_pairs` shards and gathers. Without a process group nothing of that runs.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from microau_gui.model.config import MicroAUConfig
 from microau_gui.model.device import autocast_for
 from microau_gui.model.losses import cooccurrence_prior, positive_class_weights
 from microau_gui.model.network import MicroAUCLIP, PairBatch, PairTokens
+from microau_gui.training import distributed
 from microau_gui.training.augment import flip_pair, jitter_pair
 from microau_gui.core.progress import check_cancel
 from microau_gui.pairs.samples import PairSample, au_labels, sample_masks
@@ -64,6 +69,7 @@ class TrainSettings:
     colour_jitter: float = 0.1  # max relative gain change of the crops (offset half of it)
     balanced: bool = False  # draw pairs with rare AUs more often (with replacement)
     grad_clip: float = 1.0  # max gradient norm
+    dropout_masks: str = "torch"  # "torch": torch's stream; "per-row": keyed per row (distributed runs)
     seed: int = 0  # model init, shuffling, flips, jitter
     threads: int | None = None  # torch CPU threads while training; None = leave as is
 
@@ -74,6 +80,8 @@ class TrainSettings:
             raise UserError(f"batch size {self.batch_size}: use at least 1")
         if not self.lr > 0:
             raise UserError(f"learning rate {self.lr}: use a positive value")
+        if self.dropout_masks not in ("torch", "per-row"):
+            raise UserError(f"dropout masks {self.dropout_masks!r}: use torch or per-row")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads {self.threads}: use at least 1")
 
@@ -169,8 +177,12 @@ class _PairArrays:
         return {name: value for name, value in kinds if value is not None}
 
     def batch(self, model: MicroAUCLIP, idx: np.ndarray, orient: np.ndarray,
-              rng: np.random.Generator | None, jitter: float) -> PairBatch:
-        """Normalised images of pairs `idx` in orientations `orient`, jittered when `rng` is given."""
+              rng: np.random.Generator | None, jitter: float, rows: np.ndarray | None = None) -> PairBatch:
+        """Normalised images of pairs `idx` in orientations `orient`, jittered when `rng` is given.
+
+        rows: keep only these positions of `idx` (a distributed rank's slice). The jitter of every
+        row is still drawn, so `rng` advances exactly as in one process.
+        """
         target = None if self.target is None else self.target[idx, orient]  # (B, S, S, 3)
         reference = None if self.reference is None else self.reference[idx, orient]
         if rng is not None and jitter > 0 and target is not None:
@@ -182,6 +194,10 @@ class _PairArrays:
                 target[row] = new_target
                 if reference is not None:
                     reference[row] = new_ref
+        if rows is not None:
+            idx, orient = idx[rows], orient[rows]
+            target = None if target is None else target[rows]  # (b, S, S, 3)
+            reference = None if reference is None else reference[rows]
         return PairBatch(
             masks=self.masks[torch.from_numpy(idx), torch.from_numpy(orient)].to(model.log_tau.device),
             target=None if target is None else model.prepare_images(target),
@@ -190,14 +206,16 @@ class _PairArrays:
         )
 
 
-def _token_cache(model: MicroAUCLIP, arrays: _PairArrays, chunk: int = 32) -> dict[str, torch.Tensor]:
-    """Backbone tokens `(N, O, P, D)` per image kind, for a frozen backbone."""
+def _token_cache(model: MicroAUCLIP, arrays: _PairArrays, chunk: int = 32,
+                 lo: int = 0, hi: int | None = None) -> dict[str, torch.Tensor]:
+    """Backbone tokens `(hi - lo, O, P, D)` per image kind of pairs lo..hi (default all), for a
+    frozen backbone."""
     parts: dict[str, list[torch.Tensor]] = {}
-    n = len(arrays)
+    n = len(arrays) if hi is None else hi
     model.eval()
     with torch.no_grad(), autocast_for(model.log_tau.device):
         for orient in range(arrays.n_orient):
-            for start in range(0, n, chunk):
+            for start in range(lo, n, chunk):
                 idx = np.arange(start, min(n, start + chunk))
                 tokens = model.encode_pair(arrays.batch(model, idx, np.full(len(idx), orient), None, 0.0))
                 for name in ("target", "reference", "flow"):
@@ -205,10 +223,10 @@ def _token_cache(model: MicroAUCLIP, arrays: _PairArrays, chunk: int = 32) -> di
                     if value is not None:
                         parts.setdefault(f"{name}:{orient}", []).append(value.float())
     cache = {}
-    for name in ("target", "reference", "flow"):
-        if f"{name}:0" in parts:
-            per_orient = [torch.cat(parts[f"{name}:{o}"]) for o in range(arrays.n_orient)]
-            cache[name] = torch.stack(per_orient, dim=1)  # (N, O, P, D)
+    empty = torch.zeros((0, model.n_patches, model.embed_dim), device=model.log_tau.device)  # an empty share
+    for name in model.config.image_kinds:
+        per_orient = [torch.cat(parts.get(f"{name}:{o}", [empty])) for o in range(arrays.n_orient)]
+        cache[name] = torch.stack(per_orient, dim=1)  # (N, O, P, D)
     return cache
 
 
@@ -274,12 +292,13 @@ def train_model(model_or_config: MicroAUCLIP | MicroAUConfig, pairs: Sequence[Pa
         labels_np = arrays.labels.numpy()
         model.set_dependency_prior(cooccurrence_prior(labels_np, laplace=model.config.prior_laplace))
         pos_weight = positive_class_weights(labels_np, cap=model.config.pos_weight_cap).to(device)
+        world = distributed.world()
         if model.backbone_trainable:
             tokens = None
         elif token_source is not None:
-            tokens = token_source(model, arrays.images())
+            tokens = distributed.sharded_tokens(lambda images: token_source(model, images), arrays.images())
         else:
-            tokens = _token_cache(model, arrays)
+            tokens = _shared_token_cache(model, arrays)
 
         groups = _param_groups(model, settings)
         optimiser = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98), eps=1e-6)
@@ -288,50 +307,124 @@ def train_model(model_or_config: MicroAUCLIP | MicroAUConfig, pairs: Sequence[Pa
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _cosine_with_warmup(n_steps, settings.warmup_fraction))
         params = [p for g in groups for p in g["params"]]
         rng = np.random.default_rng(settings.seed)
+        sampler = distributed.FoldShardSampler(len(arrays), settings.batch_size,
+                                               world.rank if world else 0, world.size if world else 1)
         epoch_losses = []
         step = 0
-        model.train()
-        for epoch in range(settings.epochs):
-            order = _epoch_order(rng, labels_np, settings.balanced)
-            losses = []
-            for start in range(0, len(order), settings.batch_size):
-                check_cancel(should_cancel)
-                idx = order[start:start + settings.batch_size]
-                orient = rng.integers(0, arrays.n_orient, len(idx))
-                idx_t, orient_t = torch.from_numpy(idx), torch.from_numpy(orient)
-                targets = arrays.labels[idx_t].to(device)  # (B, n_au)
-                with autocast_for(device):
-                    if tokens is None:
-                        batch = arrays.batch(model, idx, orient, rng, settings.colour_jitter)
-                        output = model(batch)
+        per_row = settings.dropout_masks == "per-row"
+        with distributed.row_keyed_dropout(model) if per_row else contextlib.nullcontext() as row_keys:
+            shared = None
+            if world is not None:
+                shared = torch.nn.parallel.DistributedDataParallel(
+                    distributed.DistributedLoss(model, pos_weight, world.size),
+                    device_ids=[device] if device.type == "cuda" else None)
+            model.train()
+            for epoch in range(settings.epochs):
+                order = _epoch_order(rng, labels_np, settings.balanced)
+                losses = []
+                for shard in sampler.steps(order):
+                    check_cancel(should_cancel)
+                    idx = shard.idx
+                    orient = rng.integers(0, arrays.n_orient, len(idx))
+                    if shared is None:
+                        if row_keys is not None:
+                            row_keys.set([distributed.row_key(settings.seed, step, b) for b in range(len(idx))])
+                        loss = _plain_loss(model, arrays, tokens, idx, orient, rng, settings, pos_weight, device)
+                        backward, reported = loss, float(loss.detach())
                     else:
-                        cached = PairTokens(**{name: value[idx_t, orient_t].to(device)
-                                               for name, value in tokens.items()})
-                        output = model.forward_tokens(cached, arrays.masks[idx_t, orient_t].to(device))
-                    loss = model.loss(output, targets, pos_weight)
-                optimiser.zero_grad(set_to_none=True)
-                loss.total.backward()
-                if settings.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-                optimiser.step()
-                scheduler.step()
-                step += 1
-                losses.append(float(loss.total.detach()))
-                if progress is not None:
-                    progress(TrainProgress(stage, step, n_steps, epoch + 1, settings.epochs, losses[-1]))
-            epoch_losses.append(float(np.mean(losses)))
-            if on_epoch_end is not None:
-                model.eval()
-                on_epoch_end(epoch + 1, epoch_losses[-1], model)
-                model.train()
+                        backward, reported = _shard_loss(shared, model, arrays, tokens, idx, orient, shard.rows,
+                                                         rng, settings, step, row_keys, device)
+                    optimiser.zero_grad(set_to_none=True)
+                    backward.backward()
+                    if settings.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+                    optimiser.step()
+                    scheduler.step()
+                    step += 1
+                    losses.append(reported)
+                    if progress is not None:
+                        progress(TrainProgress(stage, step, n_steps, epoch + 1, settings.epochs, losses[-1]))
+                epoch_losses.append(float(np.mean(losses)))
+                if on_epoch_end is not None:
+                    model.eval()
+                    on_epoch_end(epoch + 1, epoch_losses[-1], model)
+                    model.train()
         model.eval()
     return TrainResult(model=model, seconds=time.perf_counter() - started,
                        epoch_losses=tuple(epoch_losses), n_pairs=len(pairs))
 
 
+def _shared_token_cache(model: MicroAUCLIP, arrays: _PairArrays) -> dict[str, torch.Tensor]:
+    """`_token_cache` of every pair; in a distributed run each rank encodes only its share."""
+    world = distributed.world()
+    if world is None:
+        return _token_cache(model, arrays)
+    lo, hi = distributed.shard_range(len(arrays), world.rank, world.size)
+    mine = _token_cache(model, arrays, lo=lo, hi=hi)
+    return {name: distributed.gather_rows(value, len(arrays)) for name, value in mine.items()}
+
+
+def _plain_loss(model: MicroAUCLIP, arrays: _PairArrays, tokens, idx: np.ndarray, orient: np.ndarray,
+                rng: np.random.Generator, settings: TrainSettings, pos_weight: torch.Tensor,
+                device: torch.device) -> torch.Tensor:
+    """The total loss of one batch in one process."""
+    idx_t, orient_t = torch.from_numpy(idx), torch.from_numpy(orient)
+    targets = arrays.labels[idx_t].to(device)  # (B, n_au)
+    with autocast_for(device):
+        if tokens is None:
+            output = model(arrays.batch(model, idx, orient, rng, settings.colour_jitter))
+        else:
+            cached = PairTokens(**{name: value[idx_t, orient_t].to(device) for name, value in tokens.items()})
+            output = model.forward_tokens(cached, arrays.masks[idx_t, orient_t].to(device))
+        return model.loss(output, targets, pos_weight).total
+
+
+def _shard_loss(shared, model: MicroAUCLIP, arrays: _PairArrays, tokens, idx: np.ndarray,
+                orient: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
+                settings: TrainSettings, step: int, row_keys, device: torch.device) -> tuple[torch.Tensor, float]:
+    """This rank's share of a global batch's loss through DDP, and the global batch's loss.
+
+    An empty share (a last batch smaller than the world) runs row 0 at weight 0.
+    """
+    n_real = len(rows)
+    use = rows if n_real else np.zeros(1, np.int64)
+    if row_keys is not None:
+        row_keys.set([distributed.row_key(settings.seed, step, int(b)) for b in use])
+    idx_t, orient_t = torch.from_numpy(idx[use]), torch.from_numpy(orient[use])
+    targets = arrays.labels[idx_t].to(device)  # (b, n_au)
+    if tokens is None:
+        batch = arrays.batch(model, idx, orient, rng, settings.colour_jitter, rows=use)
+
+        def compute(net):
+            return net(batch)
+    else:
+        cached = PairTokens(**{name: value[idx_t, orient_t].to(device) for name, value in tokens.items()})
+        masks = arrays.masks[idx_t, orient_t].to(device)  # (b, n_au, P)
+
+        def compute(net):
+            return net.forward_tokens(cached, masks)
+    with autocast_for(device):
+        backward, reported = shared(compute, targets, n_real, len(idx))
+    return backward, float(reported)
+
+
 def predict_pairs(model: MicroAUCLIP, pairs: Sequence[PairSample], *, batch_size: int = 32,
                   should_cancel=None) -> Predictions:
-    """Probabilities and AU features of prepared pairs (no augmentation), on the model's device."""
+    """Probabilities and AU features of prepared pairs (no augmentation), on the model's device.
+
+    In a distributed run each rank predicts its share of the pairs and every rank gets all rows,
+    in pair order (`distributed.gather_rows`).
+    """
+    world = distributed.world()
+    if world is None:
+        return _predict(model, pairs, batch_size, should_cancel)
+    lo, hi = distributed.shard_range(len(pairs), world.rank, world.size)
+    mine = _predict(model, list(pairs)[lo:hi], batch_size, should_cancel)
+    return Predictions(distributed.gather_rows(torch.from_numpy(mine.probs), len(pairs)).numpy(),
+                       distributed.gather_rows(torch.from_numpy(mine.au_features), len(pairs)).numpy())
+
+
+def _predict(model: MicroAUCLIP, pairs: Sequence[PairSample], batch_size: int, should_cancel) -> Predictions:
     n_au, dim = model.config.n_au, model.embed_dim
     if not pairs:
         return Predictions(np.zeros((0, n_au)), np.zeros((0, n_au, dim), np.float32))
