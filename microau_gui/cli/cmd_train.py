@@ -96,6 +96,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--balanced", action="store_true", help="draw pairs with rare AUs more often")
     parser.add_argument("--flow-size", type=int, default=None,
                         help="crop side the flow is measured on before resampling (default: 224 or the crop size if larger)")
+    parser.add_argument("--flow-method", default=None, choices=FLOW_METHODS,
+                        help="optical flow of the pairs (default farneback; recorded in the card)")
     parser.add_argument("--subjects", default=None, help="use only these subjects, e.g. 01,02")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -138,7 +140,7 @@ def _run(args, world) -> int:
     bars = _Bars()
     try:
         data = runs.prepare_pooled(args.dataset, config, test_datasets=args.test_dataset or (),
-                                   flow_size=args.flow_size,
+                                   flow_size=args.flow_size, flow_method=args.flow_method,
                                    subjects=args.subjects.split(",") if args.subjects else None,
                                    cache=None if args.no_cache else (args.cache or cache_dir("pairs")),
                                    progress=bars.prepare)

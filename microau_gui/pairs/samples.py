@@ -2,7 +2,7 @@
 
 Owns: `PrepSettings`, `PairSample`, `PreparedSet`, `prepare_pair`, `prepare_samples`,
 `PairCache`, `au_labels`, `labels_matrix`, `sample_masks`, `training_data_hash`,
-`checkpoint_prep_settings`, `DEFAULT_FLOW_SIZE`, `PREP_VERSION`. May import core, face and
+`checkpoint_prep_settings`, `DEFAULT_FLOW_SIZE`, `DEFAULT_FLOW_METHOD`, `PREP_VERSION`. May import core, face and
 media (numpy, OpenCV); no torch, no Qt. Training and inference both use it, so a pair is cut
 and its motion measured exactly the same way in both.
 
@@ -51,7 +51,7 @@ from microau_gui.core.files import write_atomically
 from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.core.types import Sample
 from microau_gui.face.landmarks import FaceMesh
-from microau_gui.face.motion import dense_flow, remove_global_motion
+from microau_gui.face.motion import FLOW_METHODS, dense_flow, remove_global_motion
 from microau_gui.face.pair import align_pair
 from microau_gui.face.regions import region_masks
 
@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 
 # Bump when anything that changes a prepared pair changes (alignment, flow parameters ...).
 PREP_VERSION = "pair-v1 (face.align eye-centre similarity, Farneback + hull similarity removal)"
+
+# The flow method new training runs use (`face.motion.FLOW_METHODS`); a checkpoint whose card
+# names none was trained on Farneback pairs and keeps them (`checkpoint_prep_settings`).
+DEFAULT_FLOW_METHOD = "farneback"
 
 # Flow is measured on a crop of at least this side, then resampled to the model's crop (see
 # `flow_size` above): sub-pixel movements survive better than when measured on a 112 px crop.
@@ -71,8 +75,11 @@ class PrepSettings:
 
     size: int  # side of the aligned crops, px (the model's image size)
     flow_size: int | None = None  # side of the crop the flow is measured on; None = `size`
+    flow_method: str = "farneback"  # `face.motion.FLOW_METHODS`
 
     def __post_init__(self) -> None:
+        if self.flow_method not in FLOW_METHODS:
+            raise UserError(f"flow method {self.flow_method!r} is unknown; use one of {', '.join(FLOW_METHODS)}")
         if self.size < 16:
             raise UserError(f"crop size {self.size} px is too small; use at least 16")
         if self.flow_size is not None and self.flow_size < 16:
@@ -81,6 +88,15 @@ class PrepSettings:
     @property
     def flow_side(self) -> int:
         return self.flow_size or self.size
+
+    def record(self) -> dict:
+        """These settings as a card records them (`training_settings["prep"]`, read back by
+        `checkpoint_prep_settings`; the model version covers it). The flow method is written
+        only when it is not Farneback, so a checkpoint made the old way keeps its version."""
+        record = {"size": self.size, "flow_size": self.flow_side, "version": PREP_VERSION}
+        if self.flow_method != "farneback":
+            record["flow_method"] = self.flow_method
+        return record
 
 
 def checkpoint_prep_settings(card) -> PrepSettings:
@@ -93,7 +109,8 @@ def checkpoint_prep_settings(card) -> PrepSettings:
         log.warning("checkpoint %s was trained on pairs prepared by %r; this version prepares them "
                     "by %r, so its scores may differ", card.name, prep.get("version"), PREP_VERSION)
     size = int(card.image_size)
-    return PrepSettings(size=size, flow_size=int(prep.get("flow_size") or max(size, DEFAULT_FLOW_SIZE)))
+    return PrepSettings(size=size, flow_size=int(prep.get("flow_size") or max(size, DEFAULT_FLOW_SIZE)),
+                        flow_method=str(prep.get("flow_method") or "farneback"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,9 +179,10 @@ def face_hull_mask(xy_crop: np.ndarray, size: int) -> np.ndarray:
     return mask
 
 
-def measure_flow(reference: np.ndarray, target: np.ndarray, xy_crop: np.ndarray) -> np.ndarray:
+def measure_flow(reference: np.ndarray, target: np.ndarray, xy_crop: np.ndarray,
+                 method: str = "farneback") -> np.ndarray:
     """Onset->apex flow `(S, S, 2)` between two crops of one transform, head motion removed."""
-    flow = dense_flow(reference, target)
+    flow = dense_flow(reference, target, method)
     return remove_global_motion(flow, weight=face_hull_mask(xy_crop, reference.shape[0]))
 
 
@@ -178,10 +196,10 @@ def prepare_pair(reference_rgb: np.ndarray, target_rgb: np.ndarray, xy_img: np.n
     pair = align_pair(reference_rgb, target_rgb, xy_img, size)
     flow_side = settings.flow_side
     if flow_side == size:
-        flow = measure_flow(pair.reference, pair.target, pair.xy_crop)
+        flow = measure_flow(pair.reference, pair.target, pair.xy_crop, settings.flow_method)
     else:
         large = align_pair(reference_rgb, target_rgb, xy_img, flow_side)
-        flow_large = measure_flow(large.reference, large.target, large.xy_crop)
+        flow_large = measure_flow(large.reference, large.target, large.xy_crop, settings.flow_method)
         flow = cv2.resize(flow_large, (size, size), interpolation=cv2.INTER_AREA)
         flow *= np.float32(size / flow_side)
     return pair.reference, pair.target, flow.astype(np.float32), pair.xy_crop.astype(np.float32)
@@ -208,6 +226,8 @@ class PairCache:
             "apex": int(sample.apex), "size": settings.size, "flow_size": settings.flow_side,
             "version": PREP_VERSION,
         }
+        if settings.flow_method != "farneback":  # Farneback pairs keep the keys they were cached under
+            identity["flow_method"] = settings.flow_method
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
 
     def _path(self, key: str) -> Path:

@@ -72,7 +72,6 @@ from microau_gui.training import distributed
 from microau_gui.training.metrics import AUReport, au_report
 from microau_gui.training.protocols import holdout_fold, loso_folds, split
 from microau_gui.pairs.samples import (
-    PREP_VERSION,
     PairSample,
     checkpoint_prep_settings,
     labels_matrix,
@@ -515,7 +514,7 @@ def run_finetune(snapshot: TrainingSnapshot, parent: Path | str, out: Path | str
     }
     training_settings = {
         "training": settings.to_dict(),
-        "prep": {"size": prep.size, "flow_size": prep.flow_side, "version": PREP_VERSION},
+        "prep": prep.record(),
         "subjects": list(train_subjects),
         "finetune": {
             "parent": parent_card.version, "project": str(snapshot.project_path),

@@ -32,8 +32,8 @@ from microau_gui.core.types import Dataset
 from microau_gui.model.config import TINY_BACKBONE, MicroAUConfig, backbone_model_cfg
 from microau_gui.model.device import pick_device
 from microau_gui.pairs.samples import (
+    DEFAULT_FLOW_METHOD,
     DEFAULT_FLOW_SIZE,
-    PREP_VERSION,
     PreparedSet,
     PrepSettings,
     checkpoint_prep_settings,
@@ -120,19 +120,22 @@ def config_image_size(config: MicroAUConfig) -> int:
     return int(size if isinstance(size, int) else size[0])
 
 
-def prep_settings(config: MicroAUConfig, flow_size: int | None = None) -> PrepSettings:
+def prep_settings(config: MicroAUConfig, flow_size: int | None = None,
+                  flow_method: str | None = None) -> PrepSettings:
     size = config_image_size(config)
-    return PrepSettings(size=size, flow_size=flow_size or max(size, DEFAULT_FLOW_SIZE))
+    return PrepSettings(size=size, flow_size=flow_size or max(size, DEFAULT_FLOW_SIZE),
+                        flow_method=flow_method or DEFAULT_FLOW_METHOD)
 
 
 def prepare_data(dataset: str | DatasetSpec, config: MicroAUConfig, *, flow_size: int | None = None,
+                 flow_method: str | None = None,
                  subjects: Sequence[str] | None = None, cache: Path | str | None = None,
                  settings: PrepSettings | None = None, progress=None,
                  should_cancel=None) -> PreparedData:
     """Import a `KIND:SHEET:ROOT` dataset and prepare its pairs for `config`'s crop size."""
     spec = parse_dataset_spec(dataset) if isinstance(dataset, str) else dataset
     data = select_subjects(load_dataset(spec), subjects)
-    settings = settings or prep_settings(config, flow_size)
+    settings = settings or prep_settings(config, flow_size, flow_method)
     prepared = prepare_samples(data.samples, settings, cache_dir=cache, numbering=spec.numbering,
                                progress=progress, should_cancel=should_cancel)
     if not prepared.pairs:
@@ -152,6 +155,7 @@ def _label_sets(specs: Sequence[DatasetSpec]) -> list[str]:
 
 def prepare_pooled(datasets: Sequence[str | DatasetSpec], config: MicroAUConfig, *,
                    test_datasets: Sequence[str | DatasetSpec] = (), flow_size: int | None = None,
+                   flow_method: str | None = None,
                    subjects: Sequence[str] | None = None, cache: Path | str | None = None,
                    progress=None, should_cancel=None) -> PreparedData:
     """Prepare and pool several sets, subjects namespaced by set (see the module docstring).
@@ -161,7 +165,8 @@ def prepare_pooled(datasets: Sequence[str | DatasetSpec], config: MicroAUConfig,
     """
     specs = [parse_dataset_spec(d) if isinstance(d, str) else d for d in (*datasets, *test_datasets)]
     if len(specs) == 1:
-        return prepare_data(specs[0], config, flow_size=flow_size, subjects=subjects, cache=cache,
+        return prepare_data(specs[0], config, flow_size=flow_size, flow_method=flow_method,
+                            subjects=subjects, cache=cache,
                             progress=progress, should_cancel=should_cancel)
     labels = _label_sets(specs)
     pairs, skipped, n_cached, samples, settings, first = [], [], 0, [], None, None
@@ -172,7 +177,8 @@ def prepare_pooled(datasets: Sequence[str | DatasetSpec], config: MicroAUConfig,
                       if ":" not in s or s.split(":", 1)[0] == label] or None
             if wanted is None:
                 continue
-        part = prepare_data(spec, config, flow_size=flow_size, subjects=wanted, cache=cache,
+        part = prepare_data(spec, config, flow_size=flow_size, flow_method=flow_method,
+                            subjects=wanted, cache=cache,
                             progress=progress, should_cancel=should_cancel)
         settings = part.prepared.settings
         first = first or part.dataset
@@ -250,7 +256,7 @@ def settings_json(config: MicroAUConfig | None, settings: TrainSettings, data: P
     prep = data.prepared.settings
     out = {
         "training": settings.to_dict(),
-        "prep": {"size": prep.size, "flow_size": prep.flow_side, "version": PREP_VERSION},
+        "prep": prep.record(),
         "dataset": {"kind": data.spec.kind, "sheet": str(data.spec.sheet), "root": str(data.spec.root)},
         "subjects": list(data.prepared.subjects),
     }
