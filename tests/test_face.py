@@ -196,7 +196,8 @@ def test_region_masks_are_non_empty_on_any_grid(faces, photos, name, grid):
     assert np.nonzero(brow)[0].mean() < np.nonzero(chin)[0].mean()
 
 
-def test_pair_shares_one_transform_and_motion_is_found_where_it_happened(faces, photos):
+@pytest.mark.parametrize("method", ["farneback", "dis"])
+def test_pair_shares_one_transform_and_motion_is_found_where_it_happened(faces, photos, method):
     rgb = photos["grace_hopper"]
     xy = faces["grace_hopper"].xy_img
     # Move only the mouth-corner area by 1.5 px upwards, and the whole head by a tiny jitter.
@@ -211,7 +212,7 @@ def test_pair_shares_one_transform_and_motion_is_found_where_it_happened(faces, 
                             borderMode=cv2.BORDER_REPLICATE)
     pair = align_pair(rgb, target, xy, SIZE)
     assert pair.reference.shape == pair.target.shape == (SIZE, SIZE, 3)
-    flow = remove_global_motion(dense_flow(pair.reference, pair.target))
+    flow = remove_global_motion(dense_flow(pair.reference, pair.target, method))
     masks = region_pixel_masks(pair.xy_crop, SIZE, DEFAULT_VOCAB)
     features = region_flow_features(flow, masks)
     mag = features[:, 2]

@@ -115,6 +115,7 @@ def check(device: str, wheels: Path, out: Path) -> int:
     started = time.perf_counter()
     if install(wheels) != 0:
         return 1
+    phases = {"install": time.perf_counter() - started}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SITE), str(ROOT),
                                                                      os.environ.get("PYTHONPATH")])),
            "MICROAU_TEST_DEVICE": device, "PYTHONUNBUFFERED": "1"}
@@ -127,11 +128,13 @@ def check(device: str, wheels: Path, out: Path) -> int:
     _say(f"torch {torch.__version__}, CUDA {'available: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}, device {device}")
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                             str(ROOT / "tests" / "test_cuda.py")], cwd=ROOT, env=env)
+    phases["tests"] = time.perf_counter() - started - sum(phases.values())
     out.mkdir(parents=True, exist_ok=True)
     report = out / f"gpu-bench-{device}.json"
     bench = subprocess.run([sys.executable, str(ROOT / "main.py"), "bench", "--quick", "--only", "cuda",
                             "--device", device, "--out", str(report), *threads], cwd=ROOT, env=env)
     seconds = time.perf_counter() - started
+    phases["bench"] = seconds - sum(phases.values())
     ok = tests.returncode == 0 and bench.returncode == 0
     if bench.returncode == 0:
         figures = json.loads(report.read_text())["figures"]
@@ -143,7 +146,9 @@ def check(device: str, wheels: Path, out: Path) -> int:
                     ok = False
     in_time = seconds <= TIME_LIMIT_S
     verdict = "passed" if ok and in_time else ("FAILED" if not ok else "FAILED: too slow")
-    _say(f"{verdict} in {seconds:.0f} s (limit {TIME_LIMIT_S:.0f} s); bench report {report}")
+    shown = ", ".join(f"{name} {s:.0f} s" for name, s in phases.items())
+    load = f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    _say(f"{verdict} in {seconds:.0f} s ({shown}; limit {TIME_LIMIT_S:.0f} s{load}); bench report {report}")
     return 0 if ok and in_time else 1
 
 

@@ -14,7 +14,8 @@ Figures: `cuda_gemm_{fp32,bf16}_gflops` (square products, n = 8192 on a GPU, the
 GEMM size on the CPU), `cuda_vitb16_b16_bf16_fps` (pinned uint8 uploads, normalised on the
 device, the mode the parity race picks, bf16 where the device has it), `cuda_vitb16_b1_bf16_ms`
 (median of 20), each with the roofline fields of `bench_roofline.with_roofline` against the
-device's best dtype; `cuda_analyze_vitb16_fps` only where MediaPipe and PyAV are installed (the
+device's best dtype (on the CPU the "b16" figure runs batches of 2, and says so in `batch`);
+`cuda_analyze_vitb16_fps` only where MediaPipe and PyAV are installed (the
 full bench), else skipped saying so.
 """
 
@@ -123,13 +124,15 @@ def measure_cuda(device_name: str, n_batches: int, cpu_gemm_n: int,
     mode = "bf16" if bf16 else "fp32"
     check = _synthetic_batch(model, 4, torch.device("cpu"), seed=99)  # bf16's parity with fp32
     fast, choice = select_speed_mode(model.to(device), mode, device, batch=check)
-    batch16 = _synthetic_batch(fast, 16, device)
+    # On the CPU (the recipe's test, `make gpu-check DEVICE=cpu`) batches of 2: a ViT-B-16 frame
+    # costs ~1-2 s there, and 16 of them, twice, were most of the check's 4-minute limit.
+    batch_size = 16 if on_gpu else 2
     with torch.inference_mode():
-        fast(batch16)  # warm-up: kernels, allocator
+        fast(_synthetic_batch(fast, batch_size, device))  # warm-up: kernels, allocator
         _sync(device)
         started = time.perf_counter()
         for k in range(n_batches):
-            fast(_synthetic_batch(fast, 16, device, seed=k + 1))
+            fast(_synthetic_batch(fast, batch_size, device, seed=k + 1))
         _sync(device)
         seconds = time.perf_counter() - started
         single = _synthetic_batch(fast, 1, device)
@@ -141,10 +144,10 @@ def measure_cuda(device_name: str, n_batches: int, cpu_gemm_n: int,
             fast(single)
             _sync(device)
             times_ms.append((time.perf_counter() - begun) * 1000.0)
-    fps = 16 * n_batches / seconds
+    fps = batch_size * n_batches / seconds
     per_frame = with_roofline(figure(1000.0 / fps, "ms/frame"), gflop, roofline)
     figures["cuda_vitb16_b16_bf16_fps"] = figure(
-        fps, "fps", batch=16, n_batches=n_batches, mode=choice.mode, prob_diff=choice.diffs.get(choice.mode),
+        fps, "fps", batch=batch_size, n_batches=n_batches, mode=choice.mode, prob_diff=choice.diffs.get(choice.mode),
         device=where, pinned=on_gpu, inputs="synthetic uint8 crops",
         **{k: per_frame[k] for k in ("gflop_per_frame", "achieved_gflops", "roofline_fraction", "roofline_dtype")})
     figures["cuda_vitb16_b1_bf16_ms"] = with_roofline(
