@@ -59,6 +59,10 @@ def test_overlays_bars_crop_and_gda_stay_while_playing_slowly_in_a_loop(qtbot, w
 
     empty, frames, own = [], [], []
     session.frame_loaded.connect(lambda loaded: frames.append(loaded.frame_idx))
+    # Connected after the model slot: whether the frame's own prediction was drawn with it.
+    with_frame = []
+    session.playhead.frame_loaded.connect(lambda loaded: with_frame.append(
+        session.prediction is not None and session.prediction.frame_idx == loaded.frame_idx))
     session.prediction_made.connect(
         lambda p: own.append(p.frame_idx) if p.frame_idx == session.displayed_frame_idx else None)
     # Look at the views every few ms while it plays: at no moment may one be empty.
@@ -78,8 +82,12 @@ def test_overlays_bars_crop_and_gda_stay_while_playing_slowly_in_a_loop(qtbot, w
     assert len(empty) > 50  # the sampler ran throughout
     assert max(frames) == 12 and frames.count(12) >= 1 and frames[-1] < 12  # it looped back
     assert [(f, m) for f, m in empty if m] == []
-    # Cached frames draw their own prediction while playing, not just the last paused one.
+    # Cached frames draw their own prediction while playing (read ahead, drawn with the frame),
+    # not just the last paused one.
     assert len(set(own) & set(frames)) >= 3, (own, frames)
+    # ... most of them at once with the frame: the cached predictions of the frames due next
+    # were read ahead (no thread hop after the frame is shown).
+    assert sum(with_frame[2:]) >= len(with_frame[2:]) // 2, with_frame
 
 
 def test_a_frame_without_its_prediction_keeps_the_last_one_faded_and_says_so(qtbot, window,

@@ -20,7 +20,7 @@ from microau_gui.gui import overlays
 from microau_gui.session.messages import FrameLoaded
 
 CROP_DISPLAY_PX = 256
-FADED = 0.35  # heatmap opacity factor while the prediction is an earlier frame's
+FADED = 0.5  # heatmap opacity factor while the prediction is an earlier frame's
 
 
 class FaceCropView(QWidget):

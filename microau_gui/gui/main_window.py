@@ -7,7 +7,7 @@ queues, agreement view) are added with `add_panel` without touching the others.
 
 Layout: toolbar (model, overlays, reference) and the model banner on top; the video view with the
 transport bar in the centre; docks: project browser (the model versions in a tab beside it) and
-face crop (left), AU panel and dependency
+face crop (left, the reference view in a tab beside it), AU panel and dependency
 view (right, the review queue in a tab beside the dependency view), timeline (bottom, the
 inter-coder agreement view in a tab beside it, hidden until Review > Inter-coder agreement, and
 the event table in another tab, Ctrl+T).
@@ -63,6 +63,7 @@ from microau_gui.gui.model_versions_panel import ModelVersionsPanel
 from microau_gui.gui.overlay_bar import HEATMAP_AUTO, HEATMAP_MAX, OverlayBar
 from microau_gui.gui.overlays import TOP_AU
 from microau_gui.gui.project_panel import ProjectPanel
+from microau_gui.gui.reference_view import ReferenceView
 from microau_gui.gui.review_queue_panel import ReviewQueuePanel
 from microau_gui.gui.timeline_view import TimelineView
 from microau_gui.gui.transport import TransportBar
@@ -133,6 +134,12 @@ class MainWindow(QMainWindow):
         self.add_panel("project", "Project", self.project_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.add_panel("crop", "Face crop (stabilised)", self.crop_view,
                        Qt.DockWidgetArea.LeftDockWidgetArea)
+        # The reference view sits in a tab behind the face crop: both are crops of the face.
+        self.reference_view = ReferenceView(session)
+        self.add_panel("reference", "Reference frame", self.reference_view,
+                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.docks["crop"], self.docks["reference"])
+        self.docks["crop"].raise_()
         self.add_panel("aus", "Action units", self.au_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.add_panel("dependencies", "AU dependencies", self.dependency_view,
                        Qt.DockWidgetArea.RightDockWidgetArea)
@@ -211,6 +218,7 @@ class MainWindow(QMainWindow):
         width = self.width()
         if width < COMPACT_WIDTH_PX:  # a laptop screen: each side column is one tab group
             self.tabifyDockWidget(self.docks["project"], self.docks["crop"])
+            self.tabifyDockWidget(self.docks["project"], self.docks["reference"])
             self.tabifyDockWidget(self.docks["aus"], self.docks["dependencies"])
             self.tabifyDockWidget(self.docks["aus"], self.docks["review"])
             self.docks["project"].raise_()

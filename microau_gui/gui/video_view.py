@@ -33,7 +33,7 @@ from microau_gui.session.messages import FrameLoaded
 
 LABEL_MIN_PROBABILITY = 0.5  # region labels only for AUs the model thinks are on
 MAX_LABELS = 5
-FADED = 0.35  # opacity factor of the overlays of an earlier frame's prediction
+FADED = 0.5  # opacity factor of the overlays of an earlier frame's prediction
 
 
 @dataclass(frozen=True)

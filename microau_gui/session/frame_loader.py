@@ -26,6 +26,10 @@ How a frame reaches the screen:
   for videos read through a seek proxy (a keyframe every 4 frames), where a single read is
   already cheap.
 
+- Frames not for display (`warm`): the reference view asks for the reference frame's pixels;
+  the loader decodes it into `DecodedFrames` (newest such request only, between display
+  requests) and says so with `frame_warmed(video_id, frame_idx)`; nothing is drawn.
+
 Measured (bench `gui`, tiny model analysing in the background, stepping 25 frames/s, 640x480):
 the loader's decode was 4.6 ms p50 / 12 ms p95 of the critical path and the thread hop to the
 loader and back another 2-10 ms under load; a hit costs neither.
@@ -107,6 +111,7 @@ class FrameLoaderWorker(Worker):
     """Decodes frames for display; while the user scrubs only the newest request is decoded."""
 
     frame_loaded = Signal(object)  # FrameLoaded
+    frame_warmed = Signal(int, int)  # (video_id, frame_idx) now in `decoded`, asked by `warm`
 
     def __init__(self, decoded: DecodedFrames):
         super().__init__()
@@ -114,6 +119,7 @@ class FrameLoaderWorker(Worker):
         # No cache in the source itself: `decoded` is the cache, shared with the GUI thread.
         self._media = OpenMedia(cache_frames=0)
         self._mailbox = LatestOnly(self._load_now)
+        self._warm_mailbox = LatestOnly(self._warm_now)  # (media, frame_idx), newest only
         self._ahead: tuple | None = None  # (media, next frame_idx, last frame_idx to read ahead)
         self._last: tuple[int, int] | None = None  # (video_id, frame_idx) of the last request
         # Frames behind the playhead being decoded one per turn while the coder steps back:
@@ -123,6 +129,16 @@ class FrameLoaderWorker(Worker):
     @Slot(object)
     def load(self, request: FrameRequest) -> None:
         self._mailbox.put(request)
+
+    @Slot(object, int)
+    def warm(self, media, frame_idx: int) -> None:
+        """Decode `frame_idx` of `media` into the decoded frames (not for display)."""
+        self._warm_mailbox.put((media, frame_idx))
+
+    def _warm_now(self, wanted: tuple) -> None:
+        media, frame_idx = wanted
+        if self.guarded(f"loading reference frame {frame_idx}", self._read, media, frame_idx):
+            self.frame_warmed.emit(media.video_id, frame_idx)
 
     def _load_now(self, request: FrameRequest) -> None:
         self.guarded(f"loading frame {request.frame_idx}", self._decode, request)
@@ -246,6 +262,7 @@ class FrameLoaderWorker(Worker):
     @Slot()
     def shutdown(self) -> None:
         self._mailbox.take()
+        self._warm_mailbox.take()
         self._ahead = None
         self._stop_behind()
         self._media.close()

@@ -22,6 +22,11 @@ torch is loaded lazily, on this worker's thread, when the first model loads.
   predictions in memory so stepping back and forth redraws without running the model again;
   frames already in the project's predictions cache (an analysis ran) are redrawn from it
   (`inference.predictor.warp_grid_to_image` / `regions_in_image`) without the model.
+- While playing, a request names the next few frames (`PredictionRequest.prefetch`); after
+  answering, the worker reads their cached predictions (memory, else the project's cache), one per
+  event-loop turn and only while no newer request waits, and hands each to the session
+  (`prediction_prefetched`), which draws it the moment its frame is shown. It never runs the
+  model for them: an uncached frame waits for its own request.
 - Only analysis writes the project's cache. Frames predicted while the coder scrubs stay in
   memory: the project file changes only when the coder edits or asks for an analysis.
 """
@@ -79,6 +84,7 @@ class InferenceWorker(Worker):
     model_loaded = Signal(object)  # ModelLoaded
     model_load_failed = Signal(object)  # ModelLoadFailed (instead of `failed`)
     prediction_made = Signal(object)  # FramePrediction with request_id set
+    prediction_prefetched = Signal(object)  # cached FramePrediction of a frame ahead (playing)
     analysis_progressed = Signal(object)  # Progress
     analysis_finished = Signal(object)  # JobDone
 
@@ -90,6 +96,7 @@ class InferenceWorker(Worker):
         self._media = OpenMedia(FRAME_CACHE_FRAMES)
         self._memory: OrderedDict[tuple[int, int, int], FramePrediction] = OrderedDict()
         self._mailbox = LatestOnly(self._predict_now)
+        self._prefetch: tuple[MediaRef, list[tuple[int, int]]] | None = None
         self._landmarks = None  # inference.pipeline.FrameLandmarks of `_landmarks_media`
         self._landmarks_media: MediaRef | None = None
         self._analysis: AnalysisRequest | None = None
@@ -109,6 +116,7 @@ class InferenceWorker(Worker):
             self._project.close_thread_connection()
         self._project = project
         self._memory.clear()
+        self._prefetch = None
         self._media.close()
         self._close_landmarks()
 
@@ -138,6 +146,7 @@ class InferenceWorker(Worker):
         self._close_predictor()
         self._predictor = predictor
         self._memory.clear()
+        self._prefetch = None
         self._loaded = ModelLoaded(
             request_id=request.request_id, model_version=predictor.model_version,
             model_version_id=request.model_version_id, checkpoint=request.checkpoint,
@@ -169,6 +178,30 @@ class InferenceWorker(Worker):
         if prediction is not None:
             self.prediction_made.emit(dataclasses.replace(prediction,
                                                           request_id=request.request_id))
+        if request.prefetch:
+            self._prefetch = (request.media, list(request.prefetch))
+            QTimer.singleShot(0, self._prefetch_step)
+
+    def _prefetch_step(self) -> None:
+        """Hand over one cached prediction of the frames ahead, then schedule the next."""
+        if self._prefetch is None or self._mailbox.has_pending or self._loaded is None:
+            return  # a newer request goes first and brings its own frames ahead
+        media, wanted = self._prefetch
+        if not wanted:
+            self._prefetch = None
+            return
+        frame_idx, reference_idx = wanted.pop(0)
+        key = (media.video_id, frame_idx, reference_idx)
+        cached = self._memory.get(key)
+        if cached is None:
+            cached = self.guarded(f"reading the cached prediction of frame {frame_idx}",
+                                  self._from_store, media, frame_idx, reference_idx,
+                                  self._media.source(media))
+            if cached is not None:
+                self._remember(key, cached)
+        if cached is not None:
+            self.prediction_prefetched.emit(cached)
+        QTimer.singleShot(0, self._prefetch_step)
 
     def _prediction_for(self, media: MediaRef, frame_idx: int,
                         reference_idx: int) -> FramePrediction:
@@ -182,10 +215,13 @@ class InferenceWorker(Worker):
         if prediction is None:
             prediction = self._predictor.predict_batch([self._pair(media, source, frame_idx,
                                                                    reference_idx)])[0]
+        self._remember(key, prediction)
+        return prediction
+
+    def _remember(self, key: tuple[int, int, int], prediction: FramePrediction) -> None:
         self._memory[key] = prediction
         while len(self._memory) > MEMORY_CACHE_FRAMES:
             self._memory.popitem(last=False)
-        return prediction
 
     def _pair(self, media: MediaRef, source: FrameSource, frame_idx: int, reference_idx: int):
         """The frame on screen and its reference with their landmarks, as the pipeline pairs them."""
@@ -332,6 +368,7 @@ class InferenceWorker(Worker):
     def shutdown(self) -> None:
         self._stopped = True
         self._mailbox.take()
+        self._prefetch = None
         self.guarded("stopping analysis", self._finish_analysis, True)
         self._media.close()
         self._close_landmarks()

@@ -113,6 +113,9 @@ class PredictionRequest:
     frame_idx: int
     reference_idx: int
     model_version: str  # the answer is dropped if the worker's model differs
+    # While playing: (frame_idx, reference_idx) of the next frames, whose cached predictions
+    # the worker reads into memory after answering (never running the model for them).
+    prefetch: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ reference policy, and background analysis.
 
 Owns: `ModelSlot` (the session's `models`). May import inference (its public contract:
 checkpoints, reference), store (the project's model registry), core, the session's inference
-worker, jobs, messages, models and workers, and PySide6.QtCore; never gui, never another
-session part (the playhead and the selected event come in as an object and callables).
+worker, jobs, messages, models, playback (its tick) and workers, and PySide6.QtCore; never gui,
+never another session part (the playhead and the selected event come in as an object and
+callables).
 
 Threads: it owns the InferenceWorker's QThread; analysis runs inside that worker (it shares the
 loaded model) through a `JobRunner.on_worker`.
@@ -16,8 +17,9 @@ frame asked for that arrives before the frame itself is held until the frame is 
 Never an empty view (issue 16): during playback the frame on screen moves on before most answers
 arrive. The last prediction drawn then stays on screen, and the views draw it faded and say which
 frame it belongs to (`prediction_kept`); an answer that arrives late, for a frame already passed,
-replaces it when it is newer. Only another model or another video clears the views
-(`prediction_cleared`).
+replaces it when it is newer. While playing, the worker hands over the cached predictions of the
+frames due next (`PredictionRequest.prefetch`), and a frame with one is drawn with it at once.
+Only another model or another video clears the views (`prediction_cleared`).
 """
 
 from __future__ import annotations
@@ -44,9 +46,16 @@ from microau_gui.session.messages import (
     PredictionRequest,
 )
 from microau_gui.session.models import ModelChoice, model_choices, startup_choice
+from microau_gui.session.playback import TICK_MS
 from microau_gui.session.workers import WorkerThread
 from microau_gui.store.predictions import ProbTrace
 from microau_gui.store.project import Project
+
+# While playing, the cached predictions of this many frames after the requested one are read
+# ahead by the worker, so that each frame's own prediction is ready when it is shown (measured
+# at 1/8x on the demo with 2 loaded cores: without it the overlays were an earlier frame's,
+# faded, half of the time).
+PREFETCH_FRAMES = 8
 
 
 class ModelSlot(QObject):
@@ -83,6 +92,8 @@ class ModelSlot(QObject):
         self.fixed_reference_idx: int | None = None
         self._latest_prediction_request: PredictionRequest | None = None
         self._held_prediction: FramePrediction | None = None
+        # Cached predictions of the frames ahead while playing, by (frame_idx, reference_idx).
+        self._ahead: dict[tuple[int, int], FramePrediction] = {}
         self._model_request: ModelRequest | None = None
 
         self.inference = WorkerThread(InferenceWorker(), "inference", background=True)
@@ -97,6 +108,7 @@ class ModelSlot(QObject):
         worker.model_loaded.connect(self._on_inference_model_loaded)
         worker.model_load_failed.connect(self._on_inference_model_load_failed)
         worker.prediction_made.connect(self._on_inference_prediction_made)
+        worker.prediction_prefetched.connect(self._on_inference_prediction_prefetched)
         worker.failed.connect(self.failed)
         self.analysis = JobRunner.on_worker(ids, worker, worker.analyze, worker.cancel_analysis,
                                             worker.analysis_progressed, worker.analysis_finished,
@@ -125,6 +137,7 @@ class ModelSlot(QObject):
         """Another video or project opened: the prediction on screen is gone."""
         had = self.shown is not None
         self.prediction = self.shown = self._held_prediction = None
+        self._ahead.clear()
         if had:
             self.prediction_cleared.emit()
 
@@ -140,6 +153,14 @@ class ModelSlot(QObject):
         if policy is ReferencePolicy.FIXED and self.fixed_reference_idx is not None:
             return reference_frame(frame_idx, policy, fps, fixed_idx=self.fixed_reference_idx)
         return reference_frame(frame_idx, ReferencePolicy.SLIDING, fps)
+
+    def reference_pixels(self):
+        """(reference frame_idx of the frame on screen, its RGB or None while it is decoded:
+        the playhead's `frame_warmed` follows). The frame is the one the model compares against,
+        under the reference policy on screen."""
+        shown = self._playhead.displayed_frame_idx
+        reference_idx = self.reference_idx(shown)
+        return reference_idx, self._playhead.pixels(reference_idx)
 
     def set_reference_policy(self, policy: ReferencePolicy | str,
                              fixed_idx: int | None = None) -> None:
@@ -158,8 +179,16 @@ class ModelSlot(QObject):
         self.reference_changed.emit(self.reference_policy.value, reference_idx)
         if self.model is None:
             return
-        request = PredictionRequest(self._ids.next(), media, self._playhead.frame_idx,
-                                    reference_idx, self.model.model_version)
+        frame_idx = self._playhead.frame_idx
+        prefetch = ()
+        if self._playhead.playing:
+            # The frames the clock will show next: fast playback skips frames (TICK_MS apart).
+            stride = max(1, round(media.fps * self._playhead.speed * TICK_MS / 1000))
+            ahead = range(frame_idx + stride, min(frame_idx + stride * PREFETCH_FRAMES + 1,
+                                                  media.n_frames), stride)
+            prefetch = tuple((f, self.reference_idx(f)) for f in ahead)
+        request = PredictionRequest(self._ids.next(), media, frame_idx, reference_idx,
+                                    self.model.model_version, prefetch)
         self._latest_prediction_request = request
         self._prediction_requested.emit(request)
 
@@ -170,6 +199,10 @@ class ModelSlot(QObject):
                 or latest.media != self._playhead.media):
             return
         own = prediction.reference_idx == self.reference_idx(prediction.frame_idx)
+        current = self.prediction
+        if (current is not None and own and current.frame_idx == prediction.frame_idx
+                and current.reference_idx == prediction.reference_idx):
+            return  # already drawn (read ahead while playing)
         if prediction.frame_idx == self._playhead.displayed_frame_idx and own:
             self._show_prediction(prediction)
         elif (prediction.request_id == latest.request_id
@@ -181,10 +214,22 @@ class ModelSlot(QObject):
             self.shown = prediction
             self.prediction_kept.emit(prediction)
 
+    def _on_inference_prediction_prefetched(self, prediction: FramePrediction) -> None:
+        latest = self._latest_prediction_request
+        if (latest is None or self.model is None or latest.media != self._playhead.media
+                or prediction.model_version != self.model.model_version):
+            return
+        self._ahead[(prediction.frame_idx, prediction.reference_idx)] = prediction
+        while len(self._ahead) > 2 * PREFETCH_FRAMES:
+            del self._ahead[next(iter(self._ahead))]  # the oldest handed over
+
     def _on_playhead_frame_loaded(self, loaded: FrameLoaded) -> None:
         held = self._held_prediction
+        ahead = self._ahead.get((loaded.frame_idx, self.reference_idx(loaded.frame_idx)))
         if held is not None and held.frame_idx == loaded.frame_idx:
             self._show_prediction(held)
+        elif ahead is not None:  # read ahead while playing: drawn with its frame
+            self._show_prediction(replace(ahead, request_id=self._ids.last))
         elif self.prediction is not None and self.prediction.frame_idx != loaded.frame_idx:
             self.prediction = None
             self.prediction_kept.emit(self.shown)  # the last one stays, faded, until the next
@@ -238,6 +283,7 @@ class ModelSlot(QObject):
         loaded = self._adopt(loaded)
         self.model = loaded
         self.prediction = self.shown = self._held_prediction = None
+        self._ahead.clear()
         self.prediction_cleared.emit()
         self.model_loaded.emit(loaded)
         self.status_posted.emit(f"model {loaded.model_version} running on {loaded.device.upper()}")

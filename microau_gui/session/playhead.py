@@ -38,7 +38,9 @@ class Playhead(QObject):
     speed_changed = Signal(float)
     loop_changed = Signal(bool)
     failed = Signal(str)
+    frame_warmed = Signal(int)  # this frame_idx of the open media was decoded for `pixels`
     _frame_requested = Signal(object)
+    _warm_requested = Signal(object, int)
     _proxy_ready = Signal(object)  # ProxyReady, to the loader (and whoever else connects)
 
     def __init__(self, ids: RequestIds, parent: QObject | None = None):
@@ -56,6 +58,8 @@ class Playhead(QObject):
         self._frame_requested.connect(self.loader.worker.load)
         self.loader.worker.frame_loaded.connect(self._on_loader_frame_loaded)
         self.loader.worker.failed.connect(self.failed)
+        self._warm_requested.connect(self.loader.worker.warm)
+        self.loader.worker.frame_warmed.connect(self._on_loader_frame_warmed)
         self._proxy_ready.connect(self.loader.worker.use_proxy)
 
     @property
@@ -135,6 +139,21 @@ class Playhead(QObject):
             request = replace(request, shown=True)  # the loader only reads ahead
         self._frame_requested.emit(request)
         self.moved.emit()
+
+    def pixels(self, frame_idx: int):
+        """The decoded RGB of a frame of the open media (not shown), or None: it is then decoded
+        in the background and `frame_warmed(frame_idx)` follows."""
+        if self.media is None or not 0 <= frame_idx < self.n_frames:
+            return None
+        hit = self.decoded.get(self.media.video_id, frame_idx)
+        if hit is not None:
+            return hit[0]
+        self._warm_requested.emit(self.media, frame_idx)
+        return None
+
+    def _on_loader_frame_warmed(self, video_id: int, frame_idx: int) -> None:
+        if self.media is not None and video_id == self.media.video_id:
+            self.frame_warmed.emit(frame_idx)
 
     def step(self, n_frames: int) -> None:
         self.pause()

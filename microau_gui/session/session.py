@@ -74,6 +74,7 @@ class ProjectSession(QObject):
     speed_changed = Signal(float)
     loop_changed = Signal(bool)
     reference_changed = Signal(str, int)  # (policy, reference frame_idx of the current frame)
+    frame_warmed = Signal(int)  # a frame asked for by `reference_pixels` is decoded
     analysis_progressed = Signal(object)  # Progress
     analysis_finished = Signal(object)  # JobDone
     import_progressed = Signal(object)  # Progress
@@ -98,7 +99,7 @@ class ProjectSession(QObject):
         self.playhead = Playhead(self.ids, self)
         # Forwarded before the model slot connects: the frame is drawn before its prediction.
         for name in ("position_changed", "frame_loaded", "playing_changed", "speed_changed",
-                     "loop_changed", "failed"):
+                     "loop_changed", "frame_warmed", "failed"):
             getattr(self.playhead, name).connect(getattr(self, name))
         self.models = ModelSlot(self.ids, device, weights or weights_dir(), self.playhead,
                                 lambda: self.project, self._selected_onset, self)
@@ -168,6 +169,7 @@ class ProjectSession(QObject):
     use_proxy = _forward("playhead.use_proxy")
     # the model (session.model_slot)
     reference_idx = _forward("models.reference_idx")
+    reference_pixels = _forward("models.reference_pixels")  # (idx, RGB | None) of the frame on screen
     set_reference_policy = _forward("models.set_reference_policy")
     model_choices = _forward("models.model_choices")
     select_model = _forward("models.select_model")
