@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from microau_gui.cli import main as cli_main
+from microau_gui.core.errors import UserError
 from microau_gui.training.comparison import ScoredRun, fold_mean_f1, paired_comparison, pooled_mean_f1
 
 
@@ -88,3 +89,27 @@ def test_an_ablation_is_paired_with_the_full_model_of_the_same_seed():
     # Seed by seed the runs are identical: no difference (pairing across seeds would give +-1/3).
     result = paired_comparison(ablated, full, n_boot=50)
     assert result["mean_difference"] == 0.0 and result["per_seed_differences"]["std"] == 0.0
+
+
+def test_a_reduced_goal_study_scores_nested_thresholds_and_never_takes_the_full_name(tmp_path, monkeypatch):
+    import microau_gui.cli.experiments as experiments
+
+    monkeypatch.setattr(experiments, "REPO", tmp_path)  # the default report folder
+    (tmp_path / "docs" / "experiments").mkdir(parents=True)
+    assert cli_main(["experiment", "run", "smoke-goal", "--variants", "full", "--train-seeds", "0",
+                     "--work", str(tmp_path / "work")]) == 0
+    assert not (tmp_path / "docs" / "experiments" / "smoke-goal.json").exists()
+    report = json.loads((tmp_path / "docs" / "experiments" / "smoke-goal-reduced.json").read_text())
+    assert report["complete"] is True
+    assert report["reduced"]["ran"] == {"data_seeds": [1001], "train_seeds": [0], "variants": ["full"]}
+    assert report["reduced"]["defined"]["train_seeds"] == [0, 1]
+    assert "--variants full" in report["command"]
+    assert set(report["variants"]) == {"full", "full nested"}
+    assert set(report["baselines"]) == {"flow-svm", "flow-svm nested", "all-positive", "all-positive nested"}
+    pairs = {(c["model"], c["baseline"]) for c in report["comparisons"]}
+    assert {("full nested", "flow-svm nested"), ("full nested", "full"), ("full", "flow-svm")} <= pairs
+    chosen = report["nested_thresholds"]["full data 1001 seed 0"]
+    assert set(chosen) == {"test 01", "test 02", "test 03"} and all(len(t) == 12 for t in chosen.values())
+    assert "inner leave-one-subject-out" in report["held_out"]
+    with pytest.raises(UserError, match="--variants nope"):
+        experiments.run_study("smoke-goal", tmp_path / "x.json", tmp_path / "work", variants=["nope"])

@@ -3,7 +3,8 @@
 Owns the `experiment` subcommand. May import every layer; the work is in `cli.experiments`.
 
 `experiment list` names the studies; `experiment run NAME` runs one and writes
-`docs/experiments/NAME.json` (or `--out`). Every accuracy figure in the README comes from one
+`docs/experiments/NAME.json` (or `--out`). `--data-seeds`, `--train-seeds` and `--variants` run a
+reduced study, written to `docs/experiments/NAME-reduced.json` and marked `"reduced"`. Every accuracy figure in the README comes from one
 of these reports; `make experiments` runs them all (slow: tens of minutes to hours on a CPU).
 """
 
@@ -24,6 +25,26 @@ def add_arguments(parser) -> None:
                         help="where the synthetic data and prepared pairs go "
                         "(default ~/.cache/microau_studio/experiments)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--data-seeds", default=None, metavar="S,S",
+                        help="run only these of the study's data seeds (a reduced study)")
+    parser.add_argument("--train-seeds", default=None, metavar="S,S",
+                        help="run only these of the study's training seeds (a reduced study)")
+    parser.add_argument("--variants", default=None, metavar="NAME,NAME",
+                        help="run only these of the study's variants (a reduced study)")
+
+
+def _list(text: str | None, kind=str):
+    from microau_gui.core.errors import UserError
+
+    if text is None:
+        return None
+    try:
+        values = [kind(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"{text!r}: give comma-separated values such as 1001,1002") from None
+    if not values:
+        raise UserError("an empty list; leave the option out to run them all")
+    return values
 
 
 def run(args) -> int:
@@ -39,8 +60,13 @@ def run(args) -> int:
         return 0
     if not args.name:
         raise UserError("name the study to run, e.g. `experiment run main` (see `experiment list`)")
-    out = Path(args.out) if args.out else REPO / "docs" / "experiments" / f"{args.name}.json"
+    subset = dict(data_seeds=_list(args.data_seeds, int), train_seeds=_list(args.train_seeds, int),
+                  variants=_list(args.variants))
+    reduced = any(v is not None for v in subset.values())
+    # a reduced study never lands on the full study's report
+    default = f"{args.name}-reduced.json" if reduced else f"{args.name}.json"
+    out = Path(args.out) if args.out else REPO / "docs" / "experiments" / default
     work = Path(args.work) if args.work else cache_dir("experiments")
-    report = run_study(args.name, out, work, threads=args.threads)
+    report = run_study(args.name, out, work, threads=args.threads, **subset)
     print(f"wrote {out} ({report['seconds']:.0f} s)")
     return 0

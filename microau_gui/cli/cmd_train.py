@@ -94,6 +94,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per step (default 16)")
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 0.05)")
     parser.add_argument("--balanced", action="store_true", help="draw pairs with rare AUs more often")
+    parser.add_argument("--thresholds", choices=("fixed", "nested"), default="fixed",
+                        help="fixed: decide every AU at 0.5 (default); nested: per-AU thresholds "
+                        "chosen by an inner leave-one-subject-out on each fold's training subjects "
+                        "only (costs one inner training per training subject and fold)")
     parser.add_argument("--flow-size", type=int, default=None,
                         help="crop side the flow is measured on before resampling (default: 224 or the crop size if larger)")
     parser.add_argument("--flow-method", default=None, choices=FLOW_METHODS,
@@ -200,7 +204,7 @@ def _cross_validate(args, data, methods, config, settings, device, bars) -> dict
     for method in methods:
         run_ = runs.cross_validate(method, data.prepared.pairs, folds, protocol=protocol,
                                    config=config, settings=settings, device=device,
-                                   progress=bars.train)
+                                   progress=bars.train, thresholds=args.thresholds)
         bars.close()
         results[method] = run_
         print()

@@ -13,11 +13,15 @@ uncommitted changes), the CPU, and the wall time; results are mean +- std over a
 training seed) runs, with per-run values, and every variant is compared with each baseline (and
 each ablation with the full model) by `training.comparison.paired_comparison`.
 
-Choices made on data, and how they were held out: none is tuned. The threshold is 0.5 for every
-method (`training.metrics`), the settings are the `train` defaults unless a study names them, and
-the studies' data seeds (1001, 1002, ...) were fixed before any run. A variant that changes a
-choice (balanced sampling, flow measured at the model's crop) is reported as its own row, never
-picked after the fact.
+Choices made on data, and how they were held out: none is tuned on held-out subjects. The
+threshold is 0.5 for every method (`training.metrics`) unless a study also asks for nested
+thresholds: then every method is scored a second time ("NAME nested") with per-AU thresholds
+chosen, for each outer fold, by an inner leave-one-subject-out over that fold's training
+subjects only (`training.thresholds`), from the same outer models. The settings are the `train`
+defaults unless a study names them, and the studies' data seeds (1001, 1002, ...) were fixed
+before any run. A variant that changes a choice (balanced sampling, flow measured at the model's
+crop) is reported as its own row, never picked after the fact. A reduced run (`--data-seeds`,
+`--train-seeds`, `--variants`) says so under `"reduced"` and goes to `NAME-reduced.json`.
 
 The report is written after every finished run with `"complete": false` until the last one, so
 an interrupted study still leaves an honest record of what ran.
@@ -29,7 +33,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,11 +62,34 @@ class Study:
     # run, so the baseline on the same flow sits beside it.
     variants: dict = field(default_factory=lambda: {"full": ({}, {}, None)})
     baselines: tuple[str, ...] = ("flow-svm", "all-positive")
+    # "nested" also scores every method with per-AU thresholds chosen on the training folds
+    # (`training.thresholds`), from the same outer models, as the row "NAME nested"
+    thresholds: tuple[str, ...] = ("fixed",)
+
+    def reduced(self, data_seeds=None, train_seeds=None, variants=None) -> "Study":
+        """The same study on a subset of its seeds or variants (the report says so)."""
+        def subset(given, full, what):
+            if given is None:
+                return full
+            unknown = [g for g in given if g not in full]
+            if unknown:
+                raise UserError(f"--{what} {','.join(map(str, unknown))}: study {self.name} has "
+                                f"{', '.join(map(str, full))}")
+            return tuple(g for g in full if g in given)
+
+        kept = subset(variants, tuple(self.variants), "variants")
+        return replace(self, data_seeds=subset(data_seeds, self.data_seeds, "data-seeds"),
+                       train_seeds=subset(train_seeds, self.train_seeds, "train-seeds"),
+                       variants={name: self.variants[name] for name in kept})
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
     Study("smoke", "the smallest configuration: plumbing only (a test runs it)",
           data_seeds=(1001,), subjects=2, clips_per_subject=3, train_seeds=(0,), epochs=1),
+    Study("smoke-goal", "the goal study's plumbing at the smallest size (a test runs it)",
+          data_seeds=(1001,), subjects=3, clips_per_subject=3, train_seeds=(0, 1), epochs=1,
+          variants={"full": ({}, {}, None), "balanced": ({}, {"balanced": True}, None)},
+          thresholds=("fixed", "nested")),
     Study("main", "Micro-AU CLIP (tiny backbone, flow, learned text side) against the baselines",
           data_seeds=(1001, 1002), subjects=3, clips_per_subject=40, train_seeds=(0, 1, 2, 3, 4),
           epochs=30),
@@ -90,6 +117,15 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           data_seeds=(1001, 1002), subjects=3, clips_per_subject=40, train_seeds=(0,), epochs=30,
           variants={"full": ({}, {}, {"flow_method": "farneback"}),
                     "dis": ({}, {}, {"flow_method": "dis"})}),
+    Study("goal", "issue #20's ideas for the +0.05 goal against flow-SVM, on main's data, seeds "
+          "and folds: per-AU thresholds chosen by nested LOSO (for every method), balanced "
+          "sampling of rare AUs, flow measured at the model's 112 px crop",
+          data_seeds=(1001, 1002), subjects=3, clips_per_subject=40, train_seeds=(0, 1, 2, 3, 4),
+          epochs=30, variants={
+              "full": ({}, {}, None),
+              "balanced": ({}, {"balanced": True}, None),
+              "flow-at-crop": ({}, {}, 112),
+          }, thresholds=("fixed", "nested")),
 )}
 
 
@@ -134,14 +170,20 @@ def _recognition(run) -> dict | None:
 
 
 def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | None = 1,
-              log: Callable[[str], None] = print) -> dict:
-    """Run study `name`, writing its report to `out` (JSON) as it goes; returns the report."""
+              log: Callable[[str], None] = print, data_seeds=None, train_seeds=None,
+              variants=None) -> dict:
+    """Run study `name`, writing its report to `out` (JSON) as it goes; returns the report.
+
+    data_seeds / train_seeds / variants: run only these (a *reduced* study; the report's
+    `"reduced"` lists what was left out and the caller must not file it under the study's name).
+    """
     from microau_gui.training import runs
     from microau_gui.training.comparison import ScoredRun, mean_std, paired_comparison, pooled_mean_f1
 
     if name not in STUDIES:
         raise UserError(f"unknown study {name!r}; use one of {', '.join(STUDIES)}")
-    study = STUDIES[name]
+    defined = STUDIES[name]
+    study = defined.reduced(data_seeds, train_seeds, variants)
     out, work = Path(out), Path(work)
     work.mkdir(parents=True, exist_ok=True)
     if not out.parent.is_dir():
@@ -160,6 +202,23 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         "held_out": "nothing tuned: fixed threshold 0.5, train defaults, data seeds fixed in advance",
         "variants": {}, "baselines": {}, "comparisons": [], "runs": [],
     }
+    if "nested" in study.thresholds:
+        report["training"]["thresholds"] = list(study.thresholds)
+        report["held_out"] = ("rows named '... nested': per-AU thresholds chosen per outer fold by "
+                              "an inner leave-one-subject-out over that fold's training subjects "
+                              "only, from the same outer models as the fixed rows; everything "
+                              "else fixed: threshold 0.5, train defaults, data seeds fixed in advance")
+    if study != defined:
+        report["reduced"] = {
+            "defined": {"data_seeds": list(defined.data_seeds), "train_seeds": list(defined.train_seeds),
+                        "variants": list(defined.variants)},
+            "ran": {"data_seeds": list(study.data_seeds), "train_seeds": list(study.train_seeds),
+                    "variants": list(study.variants)},
+            "note": "a reduced run of the study: fewer seeds or variants than defined; not the "
+                    "study's full report",
+        }
+        report["command"] += (f" --data-seeds {','.join(map(str, study.data_seeds))} --train-seeds "
+                              f"{','.join(map(str, study.train_seeds))} --variants {','.join(study.variants)}")
     scored: dict[str, list[ScoredRun]] = {}
 
     def record(method: str, data_seed: int, train_seed: int, run, folds_of) -> None:
@@ -176,6 +235,19 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         log(f"{method} data {data_seed} seed {train_seed}: mean F1 {report['runs'][-1]['mean_f1']:.3f} "
             f"({run.seconds:.0f} s)")
 
+    def record_all(method: str, data_seed: int, train_seed: int, run, folds_of, vocab) -> None:
+        """`run` (nested or fixed) as the fixed row and, when nested, as the "nested" row too."""
+        from microau_gui.training.experiment import score_predictions
+
+        if run.raw_scores is None:
+            record(method, data_seed, train_seed, run, folds_of)
+            return
+        fixed = score_predictions(run.method, run.protocol, run.pairs, run.raw_scores, vocab, run.seconds)
+        record(method, data_seed, train_seed, fixed, folds_of)
+        record(f"{method} nested", data_seed, train_seed, run, folds_of)
+        report.setdefault("nested_thresholds", {})[f"{method} data {data_seed} seed {train_seed}"] = {
+            fold: [round(float(t), 2) for t in values] for fold, values in run.thresholds.items()}
+
     def summarise() -> None:
         for method, items in scored.items():
             entry = {"mean_f1": mean_std([pooled_mean_f1(r) for r in items]),
@@ -185,14 +257,17 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
             if recog:
                 entry["uf1"] = mean_std([r["uf1"] for r in recog])
                 entry["uar"] = mean_std([r["uar"] for r in recog])
-            is_baseline = method.split(" (")[0] in study.baselines  # "flow-svm (dis pairs)" too
+            # "flow-svm nested", "flow-svm (dis pairs)" and "flow-svm (dis pairs) nested" too
+            is_baseline = method.removesuffix(" nested").split(" (")[0] in study.baselines
             (report["baselines"] if is_baseline else report["variants"])[method] = entry
         comparisons = []
-        for variant in study.variants:
+        nested = "nested" in study.thresholds
+        baselines = [*study.baselines, *(f"{b} nested" for b in study.baselines if nested), "full"]
+        for variant in [*study.variants, *(f"{v} nested" for v in study.variants if nested)]:
             if variant not in scored:
                 continue
             data_done = {r.data_seed for r in scored[variant]}
-            for baseline in [*study.baselines, "full"]:
+            for baseline in baselines:
                 if baseline == variant or baseline not in scored:
                     continue
                 if not data_done <= {r.data_seed for r in scored[baseline]}:
@@ -200,7 +275,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
                 runs_b = [r for r in scored[baseline] if r.data_seed in data_done]
                 comparisons.append(paired_comparison(scored[variant], runs_b))
         for method in scored:  # a baseline on another variant's pairs against it on "full"'s
-            plain = method.split(" (")[0]
+            plain = method.split(" (")[0] + (" nested" if method.endswith(" nested") else "")
             if method != plain and plain in scored:
                 done = {r.data_seed for r in scored[method]}
                 comparisons.append(paired_comparison(
@@ -209,6 +284,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         report["seconds"] = round(time.perf_counter() - started, 1)
         write_json(out, report)
 
+    policy = "nested" if "nested" in study.thresholds else "fixed"
     # Every data set and the baselines first, then the training seeds in the outer loop, so an
     # interrupted study has covered every data set with its first seeds (k seeds x all sets).
     prepared = {}
@@ -226,16 +302,18 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
             folds_of = {s: i for i, f in enumerate(folds) for s in f.test_subjects}
             report["data"].setdefault("n_samples", {})[str(data_seed)] = len(data.prepared.pairs)
             prepared[data_seed, variant] = (config, settings_over, data, folds, folds_of)
-            if variant == "full":
+            if variant == next(iter(study.variants)):
                 for baseline in study.baselines:
                     run = runs.cross_validate(baseline, data.prepared.pairs, folds, protocol="loso",
-                                              config=config, settings=runs.train_settings(seed=0))
-                    record(baseline, data_seed, 0, run, folds_of)
+                                              config=config, settings=runs.train_settings(seed=0),
+                                              thresholds=policy)
+                    record_all(baseline, data_seed, 0, run, folds_of, config.vocab)
                     summarise()
             elif prep is not None and "flow-svm" in study.baselines:
                 run = runs.cross_validate("flow-svm", data.prepared.pairs, folds, protocol="loso",
-                                          config=config, settings=runs.train_settings(seed=0))
-                record(f"flow-svm ({variant} pairs)", data_seed, 0, run, folds_of)
+                                          config=config, settings=runs.train_settings(seed=0),
+                                          thresholds=policy)
+                record_all(f"flow-svm ({variant} pairs)", data_seed, 0, run, folds_of, config.vocab)
                 summarise()
     for train_seed in study.train_seeds:
         for data_seed in study.data_seeds:
@@ -244,8 +322,9 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
                 settings = runs.train_settings(epochs=study.epochs, seed=train_seed, threads=threads,
                                                **settings_over)
                 run = runs.cross_validate("micro-au-clip", data.prepared.pairs, folds,
-                                          protocol="loso", config=config, settings=settings)
-                record(variant, data_seed, train_seed, run, folds_of)
+                                          protocol="loso", config=config, settings=settings,
+                                          thresholds=policy)
+                record_all(variant, data_seed, train_seed, run, folds_of, config.vocab)
                 summarise()
     report["complete"] = True
     summarise()

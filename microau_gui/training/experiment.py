@@ -9,6 +9,11 @@ test subjects' pairs; the scores of all folds are pooled and the metrics compute
 AU scores when the samples carry objective-class or emotion labels; the labels are only read for
 scoring. A recognition that puts every sample in one class is flagged `degenerate` and its
 UF1/UAR are not printed or cited (they are an artefact of uncalibrated scores).
+
+Decision thresholds: 0.5 for every AU ("fixed"), or per AU and per fold, chosen by an inner
+leave-one-subject-out over that fold's training subjects only ("nested", `training.thresholds`);
+the nested run's scores are remapped so that 0.5 decides, which the metrics and the label-free
+recognition then read, and the report lists every fold's thresholds.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from microau_gui.core.errors import UserError
+from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.model.config import MicroAUConfig
 from microau_gui.training.baselines import AllPositive, FlowSVM, region_features
 from microau_gui.training.emotion import recognise, reference_labels
 from microau_gui.training.metrics import AUReport, au_report, emotion_scores
-from microau_gui.training.protocols import Fold, split
+from microau_gui.training.protocols import Fold, loso_folds, split
+from microau_gui.training.thresholds import THRESHOLD_GRID, THRESHOLD_POLICIES, apply_thresholds, choose_thresholds
 from microau_gui.core.progress import check_cancel
 from microau_gui.pairs.samples import PairSample, labels_matrix
 from microau_gui.training.trainer import Progress, TrainSettings, predict_pairs, train_model
@@ -45,10 +52,23 @@ class MethodRun:
     emotion: dict | None  # {"uf1", "uar", "n_samples", "labels", "classes"}; None without labels
     seconds: float  # wall time of all folds
     epoch_losses: dict[str, tuple[float, ...]] | None = None  # fold name -> mean training loss per epoch
+    thresholds: dict[str, np.ndarray] | None = None  # nested policy: fold name -> per-AU thresholds
+    raw_scores: np.ndarray | None = None  # nested policy: the scores before the thresholds were applied
 
     def to_json(self) -> dict:
         report = self.report.to_json()
         report["seconds"] = round(self.seconds, 1)
+        if self.thresholds:
+            vocab = [row.code for row in self.report.per_au]
+            report["thresholds"] = {
+                "policy": "nested",
+                "chosen_on": "an inner leave-one-subject-out over each fold's training subjects "
+                             "only (the held-out subject never seen); per AU the grid threshold "
+                             "with the best F1, ties to the one nearest 0.5",
+                "grid": list(THRESHOLD_GRID),
+                "per_fold": {fold: {code: round(float(t), 2) for code, t in zip(vocab, values)}
+                             for fold, values in self.thresholds.items()},
+            }
         if self.epoch_losses:
             report["epoch_losses"] = {name: [round(x, 6) for x in losses]
                                       for name, losses in self.epoch_losses.items()}
@@ -88,17 +108,59 @@ def recognition_scores(pairs: Sequence[PairSample], scores: np.ndarray, vocab: S
     return result
 
 
+def _fit_and_score(method: str, train: Sequence[PairSample], test: Sequence[PairSample], *,
+                   config: MicroAUConfig, settings: TrainSettings, device, stage: str,
+                   progress: Progress | None, should_cancel) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    """Train `method` on `train` only and score `test`: (scores `(N, n_au)`, epoch losses or None)."""
+    vocab = config.vocab
+    if method == "micro-au-clip":
+        result = train_model(config, train, settings, device=device, stage=stage,
+                             progress=progress, should_cancel=should_cancel)
+        return predict_pairs(result.model, test, should_cancel=should_cancel).probs, result.epoch_losses
+    baseline = FlowSVM(len(vocab), seed=settings.seed) if method == "flow-svm" else AllPositive(len(vocab))
+    baseline.fit(region_features(train, vocab), labels_matrix(train, vocab))
+    return baseline.predict_scores(region_features(test, vocab)), None
+
+
+def _nested_thresholds(method: str, train: Sequence[PairSample], fold: Fold, **fit) -> np.ndarray:
+    """Per-AU thresholds from an inner LOSO over `fold`'s training subjects (`training.thresholds`)."""
+    vocab = fit["config"].vocab
+    subjects = sorted({p.subject for p in train})
+    if len(subjects) < 2:
+        return np.full(len(vocab), DECISION_THRESHOLD)  # no inner fold: the fixed threshold
+    labels, scores = [], []
+    for inner in loso_folds(subjects):
+        inner_train, inner_test = split(train, lambda p: p.subject, inner)
+        inner_scores, _ = _fit_and_score(method, inner_train, inner_test,
+                                         stage=f"{fold.name}, inner {inner.name}", **fit)
+        labels.append(labels_matrix(inner_test, vocab))
+        scores.append(inner_scores)
+    return choose_thresholds(np.concatenate(labels), np.concatenate(scores))
+
+
 def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fold], *,
                    protocol: str, config: MicroAUConfig, settings: TrainSettings = TrainSettings(),
-                   device="cpu", progress: Progress | None = None, should_cancel=None) -> MethodRun:
-    """Train and score `method` on every fold; see the module docstring."""
+                   device="cpu", progress: Progress | None = None, should_cancel=None,
+                   thresholds: str = "fixed") -> MethodRun:
+    """Train and score `method` on every fold; see the module docstring.
+
+    thresholds: "fixed" (0.5) or "nested" (per-AU thresholds chosen by an inner LOSO on each
+    fold's training subjects, `training.thresholds`); the run then keeps the unthresholded
+    scores as `raw_scores` and the chosen thresholds per fold.
+    """
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if thresholds not in THRESHOLD_POLICIES:
+        raise UserError(f"unknown threshold policy {thresholds!r}; use {' or '.join(THRESHOLD_POLICIES)}")
     started = time.perf_counter()
     vocab = config.vocab
+    fit = dict(config=config, settings=settings, device=device, progress=progress,
+               should_cancel=should_cancel)
     scored: list[PairSample] = []
+    raw_parts: list[np.ndarray] = []
     score_parts: list[np.ndarray] = []
     losses: dict[str, tuple[float, ...]] = {}
+    chosen: dict[str, np.ndarray] = {}
     for fold in folds:
         check_cancel(should_cancel)
         train, test = split(pairs, lambda p: p.subject, fold)
@@ -106,20 +168,18 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
             continue
         if not train:
             raise UserError(f"fold {fold.name} has no training pairs; add subjects")
-        if method == "micro-au-clip":
-            result = train_model(config, train, settings, device=device, stage=fold.name,
-                                 progress=progress, should_cancel=should_cancel)
-            scores = predict_pairs(result.model, test, should_cancel=should_cancel).probs
-            losses[fold.name] = result.epoch_losses
-        else:
-            baseline = (FlowSVM(len(vocab), seed=settings.seed) if method == "flow-svm"
-                        else AllPositive(len(vocab)))
-            baseline.fit(region_features(train, vocab), labels_matrix(train, vocab))
-            scores = baseline.predict_scores(region_features(test, vocab))
+        scores, fold_losses = _fit_and_score(method, train, test, stage=fold.name, **fit)
+        if fold_losses is not None:
+            losses[fold.name] = fold_losses
+        raw_parts.append(scores)
+        if thresholds == "nested":
+            chosen[fold.name] = _nested_thresholds(method, train, fold, **fit)
+            scores = apply_thresholds(scores, chosen[fold.name])
         scored.extend(test)
         score_parts.append(scores)
     if not scored:
         raise UserError("no fold had test pairs; check the subjects of the dataset")
     run = score_predictions(method, protocol, scored, np.concatenate(score_parts), vocab,
                             time.perf_counter() - started)
-    return replace(run, epoch_losses=losses or None)
+    return replace(run, epoch_losses=losses or None, thresholds=chosen or None,
+                   raw_scores=np.concatenate(raw_parts) if chosen else None)
