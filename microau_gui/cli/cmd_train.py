@@ -51,6 +51,7 @@ METHOD_CHOICES = ("micro-au-clip", "flow-svm", "all-positive", "all")
 
 
 def add_arguments(parser) -> None:
+    from microau_gui.face.motion import FLOW_METHODS
     from microau_gui.model.config import INPUT_MODES
 
     parser.add_argument("--dataset", required=True, metavar="KIND:SHEET:ROOT", action="append",
