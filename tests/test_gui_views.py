@@ -30,6 +30,7 @@ from microau_gui.media import write_video
 from microau_gui.media.proxy import find_proxy
 from microau_gui.session import annotation
 from microau_gui.session.messages import FrameLoaded
+from microau_gui.session.numbering import timecode
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support propagateSizeHints")
 
@@ -122,7 +123,8 @@ def test_dependency_view_shows_the_frame_gda_and_the_project_cooccurrence(qtbot,
     assert image.shape == (n, n, 4)
     shown = _decode_viridis(image) * gda.max()
     np.testing.assert_allclose(shown, gda, atol=1.5 * gda.max() / 255)
-    assert f"frame 0 (max {gda.max():.2f})" in view.gda.plot.titleLabel.text
+    # frame_idx 0 is img1.png: the title names the dataset's number (issue 15 D15)
+    assert f"frame 1 (max {gda.max():.2f})" in view.gda.plot.titleLabel.text
     # Cell (row i, column j) sits at row i, column j and is named by the vocabulary.
     i, j = 2, (2 * 5 + 3) % n
     assert gda[i, j] > gda[j, i]  # asymmetric: a transposed picture would read differently
@@ -315,10 +317,12 @@ def test_hud_shows_frame_time_fps_reference_and_model_version(qtbot, model_windo
     def lines() -> list[str]:
         return hud.text().splitlines()
 
+    # The clip's files are img1.png ... img60.png: the HUD shows those numbers (dataset
+    # numbering, the default) and the time as hh:mm:ss.fff.
     first = lines()
-    assert first[0].split() == ["frame", "0", "/", str(CLIP_FRAMES - 1), "t", "0.000", "s",
+    assert first[0].split() == ["frame", "1", "/", str(CLIP_FRAMES), "00:00:00.000",
                                 f"{fps:g}", "fps"]
-    assert first[1].startswith("ref 0 (sliding)")
+    assert first[1].startswith("ref 1 (sliding)")
     assert first[2].startswith(f"model {session.model.model_version} · CPU {session.model.speed_mode}")
     assert session.model.speed_mode in ("fp32", "int8", "bf16", "ort")
     assert first[3] == "prediction ✓"
@@ -330,29 +334,30 @@ def test_hud_shows_frame_time_fps_reference_and_model_version(qtbot, model_windo
     assert crop_view.crop_item.isVisible()
     assert crop_view.crop_item.image.shape == (CROP_DISPLAY_PX, CROP_DISPLAY_PX, 3)
     assert crop_view.crop_item.image.std() > 10  # a face, not a blank square
-    assert crop_view.caption.text().startswith("aligned crop, frame 0 vs ref 0")
+    assert crop_view.caption.text().startswith("aligned crop, frame 1 vs ref 1")
 
     for _ in range(7):
         qtbot.keyClick(window, Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: window.video_view.frame_idx == 7, timeout=10000)
     now = lines()
-    assert now[0].split()[:6] == ["frame", "7", "/", str(CLIP_FRAMES - 1), "t", f"{7 / fps:.3f}"]
-    assert now[1].startswith(f"ref {session.reference_idx(7)} (sliding)")
+    assert now[0].split()[:5] == ["frame", "8", "/", str(CLIP_FRAMES), timecode(7 / fps)]
+    assert now[1].startswith(f"ref {session.reference_idx(7) + 1} (sliding)")
 
     window.use_fixed_reference()  # fix the reference at frame 7, then move on
     session.seek(12)
     qtbot.waitUntil(lambda: window.video_view.frame_idx == 12, timeout=10000)
     now = lines()
-    assert now[0].split()[1] == "12"
-    assert now[1] == "ref 7 (fixed)"
-    assert math.isclose(float(now[0].split()[5]), 12 / fps, abs_tol=5e-4)
+    assert now[0].split()[1] == "13"
+    assert now[1] == "ref 8 (fixed)"
+    h, m, sec = now[0].split()[4].split(":")
+    assert math.isclose(3600 * int(h) + 60 * int(m) + float(sec), 12 / fps, abs_tol=5e-4)
 
 
 def test_hud_without_a_video_or_a_model_says_so(qtbot, window, face_clip):
     assert window.video_view.hud.text() == "no video open"
     _open(qtbot, window, face_clip)
     text = window.video_view.hud.text()
-    assert text.splitlines()[0].startswith(f"frame 0 / {CLIP_FRAMES - 1}")
+    assert text.splitlines()[0].startswith(f"frame 1 / {CLIP_FRAMES}")
     assert "model: none (see banner)" in text
 
 

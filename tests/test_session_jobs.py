@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from microau_gui.core.errors import UserError
+from microau_gui.core.errors import INTERNAL_ERROR, UserError, split_details
 from microau_gui.session.jobs import Job, JobRunner, RequestIds
 from microau_gui.session.messages import JobDone
 
@@ -105,8 +105,12 @@ def test_a_failing_job_reports_failed_then_a_failed_result_and_the_runner_is_reu
     with qtbot.waitSignal(runner.finished, timeout=TIMEOUT_MS) as finished:
         runner.submit(CountRequest(1, fail=True))
     done = finished.args[0]
-    assert messages == ["counting to 1: ValueError: the count broke"]
-    assert done.failed and done.cancelled and done.summary == messages[0] and done.result is None
+    # a bug, not the user's mistake: a sentence for the window, the exception as its details
+    (message,) = messages
+    sentence, details = split_details(message)
+    assert sentence == "counting to 1: " + INTERNAL_ERROR
+    assert "ValueError: the count broke" in details and "Traceback" in details
+    assert done.failed and done.cancelled and done.summary == sentence and done.result is None
     with qtbot.waitSignal(runner.finished, timeout=TIMEOUT_MS) as finished:
         runner.submit(CountRequest(1))
     assert finished.args[0].result == 1

@@ -22,7 +22,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
-from microau_gui.core.errors import UserError
+from microau_gui.core.errors import UserError, internal_error_text
 from microau_gui.gui.main_window import MainWindow
 from microau_gui.gui.style import apply_style
 from microau_gui.session.opening import demo_project_path, resolve_target
@@ -105,7 +105,7 @@ def run_gui(path: str | None, screenshot: str | None = None, device: str = "auto
 
     def excepthook(kind, value, tb):  # a bug in a slot is shown, logged, and the app carries on
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
-        window.show_error(f"unexpected error: {kind.__name__}: {value}")
+        window.show_error("An action failed: " + internal_error_text(value.with_traceback(tb)))
 
     previous_hook, sys.excepthook = sys.excepthook, excepthook
     if screenshot:

@@ -240,6 +240,7 @@ class AUPanel(QWidget):
         session.model_loaded.connect(lambda _m: self.rebuild())
         session.video_opened.connect(lambda _v: self.rebuild())
         session.selection_changed.connect(lambda _e: self.rebuild())
+        session.numbering.changed.connect(self.rebuild)
         session.events_changed.connect(self._on_session_events_changed)
         session.prediction_made.connect(self._on_session_prediction_made)
         session.prediction_kept.connect(self._on_session_prediction_made)  # greyed: not this frame
@@ -303,8 +304,8 @@ class AUPanel(QWidget):
             fps = self.session.fps or 1.0
             self.event_title.setText(
                 f"<b>Event {event.id}</b> · frames "
-                f"{self.session.project.frame_label(event.video_id, event.onset, event.apex, event.offset)} "
-                f"({event.n_frames} frames, {event.n_frames / fps:.3f} s) · {event.source}"
+                f"{self.session.frames.label(event.onset, event.apex, event.offset)} "
+                f"({event.n_frames} frames, {1000 * event.n_frames / fps:.0f} ms) · {event.source}"
                 + (f" · {event.coder}" if event.coder else "")
                 + (" · coded blind" if event.blind else "")
                 + f"<br>AUs <b>{event.aus_text or '—'}</b>"

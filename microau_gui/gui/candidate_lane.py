@@ -42,8 +42,10 @@ class _CandidateRect(QGraphicsRectItem):
 class CandidateLane:
     """Draws the candidates queue of the open video on one lane of a timeline plot."""
 
-    def __init__(self, plot: pg.PlotItem, review: ReviewController, lane: int):
+    def __init__(self, plot: pg.PlotItem, review: ReviewController, lane: int,
+                 frame_label=lambda *frame_idxs: "–".join(map(str, frame_idxs))):
         self.plot = plot
+        self.frame_label = frame_label  # (*frame_idx) -> the frames in the chosen numbering
         self.review = review
         self.lane = lane
         self.rects: dict[int, _CandidateRect] = {}  # queue index -> rect
@@ -79,7 +81,8 @@ class CandidateLane:
             pen.setCosmetic(True)
             rect.setPen(pen)
             rect.setZValue(66 if current else 64)
-            rect.setToolTip(f"#{index + 1} {item.kind} {item.frames_text}, score "
+            frames = self.frame_label(item.onset, item.apex, item.offset)
+            rect.setToolTip(f"#{index + 1} {item.kind} {frames}, score "
                             f"{item.score:.1f} — {queue.status(index).value}")
             self.plot.addItem(rect)
             self.rects[index] = rect

@@ -30,7 +30,6 @@ from microau_gui.session.interchange import InterchangeController
 
 TRACE_COLOURS = (QColor(255, 255, 255), QColor(120, 220, 255), QColor(255, 170, 200),
                  QColor(200, 255, 140))
-FIRST_AU_LANE = 2  # the timeline's first AU lane (gui.timeline_view)
 # The channel an AU row shows, the lanes' order (an AU missing there falls back to the next).
 SHORT_CHANNELS = ("probability", "intensity", "presence", "evidence")
 
@@ -84,7 +83,6 @@ class ComparisonLanes:
             for column, au in enumerate(aus):
                 if au not in vocab:
                     continue
-                bottom = vocab.index(au) + FIRST_AU_LANE + 1
                 line = pg.PlotDataItem(pen=pg.mkPen(colour, width=1.2,
                                                     style=Qt.PenStyle.DashLine))
                 line.setZValue(28)  # under our model's trace (30)
@@ -92,7 +90,8 @@ class ComparisonLanes:
                 line.setDownsampling(auto=True, method="peak")
                 line.setToolTip(f"{trace.tool}: {trace.name}")
                 plot.addItem(line)  # before setData: clipping needs the view it lives in
-                line.setData(x, bottom - 0.1 - 0.8 * np.clip(values[:, column], 0, 1),
+                line.setData(x, self.timeline.value_y(vocab.index(au),
+                                                      np.clip(values[:, column], 0, 1)),
                              connect="finite")
                 self.items[(trace.name, au)] = line
 

@@ -28,6 +28,7 @@ class FaceCropView(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.frame_label = str  # frame_idx -> its number in the chosen numbering (the window sets it)
         self.graphics = pg.GraphicsView(background=QColor(18, 18, 20))
         self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.view_box.setMouseEnabled(x=False, y=False)
@@ -96,8 +97,10 @@ class FaceCropView(QWidget):
         which = pred.vocab[au_index] if au_index is not None else "max over AUs"
         grid = pred.pta_grid.shape[1] if pred.pta_grid is not None else 0
         if faded:
-            self.caption.setText(f"aligned crop, frame {self.frame_idx} · PTA {which} of frame "
-                                 f"{pred.frame_idx}, faded (this frame has no prediction yet)")
+            self.caption.setText(f"aligned crop, frame {self.frame_label(self.frame_idx)} · PTA "
+                                 f"{which} of frame {self.frame_label(pred.frame_idx)}, faded "
+                                 "(this frame has no prediction yet)")
         else:
-            self.caption.setText(f"aligned crop, frame {pred.frame_idx} vs ref "
-                                 f"{pred.reference_idx} · PTA {which} ({grid}×{grid} patches)")
+            self.caption.setText(f"aligned crop, frame {self.frame_label(pred.frame_idx)} vs ref "
+                                 f"{self.frame_label(pred.reference_idx)} · PTA {which} "
+                                 f"({grid}×{grid} patches)")

@@ -6,6 +6,10 @@ Left: the GDA attention of the frame on screen (row i: how much AU i's token att
 rows sum to 1). Right: P(AU_j | AU_i) counted over every event of the project (row i: of the
 events coding AU i, the fraction that also code AU j; grey rows: AU i never coded), the
 dependency the model's GDLoss prior is built from. Hovering a cell names it below the plots.
+
+Tick labels are the AU numbers at the theme's tick size, in two levels (every other AU, then the
+rest): when the matrix is too small for all of them, pyqtgraph drops the second level instead
+of printing the numbers over each other.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QTimer
-from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from microau_gui.core.types import FramePrediction
+from microau_gui.gui import style
 from microau_gui.session.session import ProjectSession
 
 COLOURMAP = "viridis"
@@ -45,23 +49,32 @@ class _MatrixPlot:
         self.plot.setAspectLocked(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setTickFont(QFont("DejaVu Sans", 7))
-            self.plot.getAxis(axis).setTextPen(QColor(200, 200, 205))
-        self.plot.getAxis("left").setWidth(22)
-        self.plot.getAxis("bottom").setHeight(18)
+        self.title = ""
+        self.restyle()
         self.matrix: np.ndarray | None = None
         self.vocab: tuple[str, ...] = ()
 
+    def restyle(self) -> None:
+        font = style.tick_font(8)
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setTickFont(font)
+            self.plot.getAxis(axis).setTextPen(style.current().plot_text)
+        self.plot.getAxis("left").setWidth(round(24 * style.font_scale()))
+        self.plot.getAxis("bottom").setHeight(round(20 * style.font_scale()))
+        self.set_title(self.title)
+
     def set_title(self, text: str) -> None:
-        self.plot.setTitle(text, size="9pt", color="#d8d8dc")
+        self.title = text
+        self.plot.setTitle(text, size=f"{round(9 * style.font_scale())}pt",
+                           color=style.current().plot_text.name())
 
     def set_matrix(self, matrix: np.ndarray | None, vocab: tuple[str, ...], lut: np.ndarray,
                    scale_max: float = 1.0) -> None:
         self.vocab = tuple(vocab)
         ticks = [(i + 0.5, code.replace("AU", "")) for i, code in enumerate(vocab)]
-        self.plot.getAxis("left").setTicks([ticks, []])
-        self.plot.getAxis("bottom").setTicks([ticks, []])
+        levels = [ticks[0::2], ticks[1::2]]  # the second level goes when space is short
+        self.plot.getAxis("left").setTicks(levels)
+        self.plot.getAxis("bottom").setTicks(levels)
         n = len(vocab)
         if matrix is None:
             matrix = np.full((n, n), np.nan, dtype=np.float32)
@@ -89,7 +102,7 @@ class DependencyView(QWidget):
         self.lut = np.asarray(pg.colormap.get(COLOURMAP).getLookupTable(nPts=256, alpha=False),
                               dtype=np.uint8)
         self.layout_widget = pg.GraphicsLayoutWidget()
-        self.layout_widget.setBackground(QColor(24, 24, 28))
+        self.layout_widget.setBackground(style.current().plot_background)
         self.gda = _MatrixPlot(self.layout_widget, 0, 0, "")
         self.cooc = _MatrixPlot(self.layout_widget, 0, 1, "")
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(COLOURMAP),
@@ -117,6 +130,12 @@ class DependencyView(QWidget):
         session.project_opened.connect(lambda _p: self.refresh_cooccurrence())
         self._show_gda(None)
 
+    def restyle(self) -> None:
+        """The theme or the font scale changed (gui.view_menu)."""
+        self.layout_widget.setBackground(style.current().plot_background)
+        self.gda.restyle()
+        self.cooc.restyle()
+
     def _on_session_prediction_made(self, prediction: FramePrediction) -> None:
         self._show_gda(prediction)
 
@@ -133,7 +152,7 @@ class DependencyView(QWidget):
         # An earlier frame's (playback outran the model): kept, faded and said, never emptied.
         faded = prediction.frame_idx != self.session.displayed_frame_idx
         self.gda.image.setOpacity(0.45 if faded else 1.0)
-        self.gda.set_title(f"GDA, frame {prediction.frame_idx}"
+        self.gda.set_title(f"GDA, frame {self.session.frames.label(prediction.frame_idx)}"
                            + (" (faded: last prediction)" if faded
                               else f" (max {self._gda_max:.2f})"))
 

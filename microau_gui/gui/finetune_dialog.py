@@ -227,8 +227,9 @@ class FinetuneDialog(QDialog):
         self.event_list.blockSignals(True)
         self.event_list.clear()
         for event, subject in self.finetune.trainable_events(*self._selection()):
-            item = QListWidgetItem(f"{subject} · event {event.id} · frames {event.onset}–"
-                                   f"{event.offset} · AU {event.aus_text or '–'} · "
+            frames = self.session.numbering.label_in(event.video_id, event.onset, event.offset)
+            item = QListWidgetItem(f"{subject} · event {event.id} · frames {frames}"
+                                   f" · AU {event.aus_text or '–'} · "
                                    f"{event.source}")
             item.setData(Qt.ItemDataRole.UserRole, event.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from microau_gui.core.errors import UserError
+from microau_gui.core.errors import UserError, split_details
 from microau_gui.core.types import MIN_EXPRESSION_S, FramePrediction
 from microau_gui.gui.actions import MENUS, build_actions
 from microau_gui.gui.agreement_panel import AgreementPanel
@@ -68,6 +68,7 @@ from microau_gui.gui.review_queue_panel import ReviewQueuePanel
 from microau_gui.gui.timeline_view import TimelineView
 from microau_gui.gui.transport import TransportBar
 from microau_gui.gui.video_view import VideoView
+from microau_gui.gui.view_menu import ViewMenu
 from microau_gui.session.annotation import digit_aus
 from microau_gui.session.messages import FrameLoaded, ModelLoaded
 from microau_gui.session.playback import speed_label
@@ -127,6 +128,7 @@ class MainWindow(QMainWindow):
 
         self.project_panel = ProjectPanel(session)
         self.crop_view = FaceCropView()
+        self.crop_view.frame_label = lambda frame_idx: session.frames.label(frame_idx)
         self.au_panel = AUPanel(session)
         self.dependency_view = DependencyView(session)
         self.timeline = TimelineView(session)
@@ -172,6 +174,7 @@ class MainWindow(QMainWindow):
         self.au_panel.attach_comparison(self.comparison_sources)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.view = ViewMenu(self)  # theme, text size, frame numbering (stored per user)
         self._build_menus()
         install_format_menus(self)
         self.job_strip = JobStrip()
@@ -207,6 +210,7 @@ class MainWindow(QMainWindow):
         self._build_coder_tiers_menu()
         session.events_changed.connect(self._build_coder_tiers_menu)
         session.coder.changed.connect(lambda _name: self._build_coder_tiers_menu())
+        self.view.apply()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt virtual
         super().showEvent(event)
@@ -260,6 +264,7 @@ class MainWindow(QMainWindow):
         for name, action in self.actions.items():
             if name.startswith("toggle_au_"):
                 digits.addAction(action)
+        self.view.install(menus["View"])
         menus["View"].addSeparator()
         for dock in self.docks.values():
             menus["View"].addAction(dock.toggleViewAction())
@@ -277,6 +282,7 @@ class MainWindow(QMainWindow):
         s.project_opened.connect(lambda _p: self._update_title())
         s.video_opened.connect(self._on_session_video_opened)
         s.position_changed.connect(lambda _f: self._update_hud())
+        s.numbering.changed.connect(self._update_hud)
         s.reference_changed.connect(lambda _p, _r: self._update_hud())
         s.playing_changed.connect(self._on_session_playing_changed)
         s.speed_changed.connect(lambda _s: self._update_hud())
@@ -356,10 +362,11 @@ class MainWindow(QMainWindow):
             self.video_view.set_hud(["no video open"])
             return
         shown = s.displayed_frame_idx
+        frames = s.frames
         lines = [
-            f"frame {shown if shown is not None else '…'} / {s.n_frames - 1}"
-            f"   t {(shown or 0) / s.fps:.3f} s   {s.fps:g} fps",
-            f"ref {s.reference_idx()} ({s.reference_policy.value})",
+            f"frame {frames.label(shown) if shown is not None else '…'} / "
+            f"{frames.label(s.n_frames - 1)}   {frames.timecode(shown or 0)}   {s.fps:g} fps",
+            f"ref {frames.label(s.reference_idx())} ({s.reference_policy.value})",
         ]
         model = s.model
         if model is None:
@@ -390,15 +397,24 @@ class MainWindow(QMainWindow):
             self.show_error(str(err))
 
     def show_error(self, message: str) -> None:
-        """One non-blocking message box; later failures are appended to it while it is open."""
-        self.statusBar().showMessage(message, 10000)
+        """One non-blocking message box; later failures are appended to it while it is open.
+
+        An internal error (core.errors.internal_error_text) shows its sentence; the exception
+        and traceback sit behind the box's "Show Details..." button, never in the text."""
+        sentence, details = split_details(message)
+        sentence = sentence[:1].upper() + sentence[1:]
+        self.statusBar().showMessage(sentence, 10000)
         box = self._error_box
         if box is not None and box.isVisible():
-            if message not in box.text():
-                box.setText(box.text() + "\n\n" + message)
+            if sentence not in box.text():
+                box.setText(box.text() + "\n\n" + sentence)
+            if details and details not in box.detailedText():
+                box.setDetailedText("\n\n".join(d for d in (box.detailedText(), details) if d))
             return
-        box = QMessageBox(QMessageBox.Icon.Warning, "MicroAU Studio", message,
+        box = QMessageBox(QMessageBox.Icon.Warning, "MicroAU Studio", sentence,
                           QMessageBox.StandardButton.Ok, self)
+        if details:
+            box.setDetailedText(details)
         box.setWindowModality(Qt.WindowModality.NonModal)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._error_box = box
@@ -555,7 +571,8 @@ class MainWindow(QMainWindow):
     def use_fixed_reference(self) -> None:
         self.session.set_reference_policy("fixed", fixed_idx=self.session.frame_idx)
         self.overlay_bar.reference.setCurrentIndex(self.overlay_bar.reference.findData("fixed"))
-        self.statusBar().showMessage(f"reference fixed at frame {self.session.frame_idx}", 6000)
+        self.statusBar().showMessage(
+            f"reference fixed at frame {self.session.frames.label(self.session.frame_idx)}", 6000)
 
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video or project", "", MEDIA_FILTER)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from microau_gui.core.errors import split_details
 from microau_gui.gui.figures import figure_scope
 from microau_gui.session.messages import ModelLoaded
 from microau_gui.session.models import ModelChoice
@@ -145,7 +146,10 @@ class ModelBanner(QLabel):
         if loaded is not None:
             lines, kind = banner_lines(loaded)
         else:
-            lines, kind = (["NO MODEL — " + unloaded_reason] if unloaded_reason else []), "error"
+            # an internal error's details unfold under "(details)", never on the folded line
+            sentence, details = split_details(unloaded_reason or "")
+            lines = ["NO MODEL — " + sentence] + details.splitlines() if sentence else []
+            kind = "error"
         self.setProperty("kind", kind)
         self.style().polish(self)
         self.lines = lines

@@ -54,6 +54,7 @@ class ProjectPanel(QWidget):
         session.project_closed.connect(self.refresh)
         session.videos_changed.connect(self._refresh_timer.start)
         session.events_changed.connect(self._refresh_timer.start)
+        session.numbering.changed.connect(self._refresh_timer.start)
         session.video_opened.connect(lambda _v: self._mark_current())
         session.selection_changed.connect(lambda _e: self._mark_current())
 
@@ -94,7 +95,8 @@ class ProjectPanel(QWidget):
         for event in events:
             child = QTreeWidgetItem([
                 f"E{event.id}" + (f" {event.emotion}" if event.emotion else ""),
-                self.session.project.frame_label(video.id, event.onset, event.apex, event.offset),
+                self.session.numbering.labels_of(video).label(event.onset, event.apex,
+                                                              event.offset),
                 event.aus_text or "—",
             ])
             child.setData(0, KIND_ROLE, "event")

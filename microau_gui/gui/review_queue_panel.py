@@ -131,6 +131,7 @@ class ReviewQueuePanel(QWidget):
         self.review.spotting_progressed.connect(self._on_review_spotting_progressed)
         self.review.spotting_finished.connect(self._on_review_spotting_finished)
         session.video_opened.connect(self._on_session_video_opened)
+        session.numbering.changed.connect(self.refresh)
         self.refresh()
 
     # -- review -> panel -----------------------------------------------------------------------
@@ -198,7 +199,9 @@ class ReviewQueuePanel(QWidget):
         for row, item in enumerate(queue.items):
             status = queue.status(row)
             score = f"{item.score:.1f}" if queue.name == CANDIDATES else f"{item.score:.2f}"
-            cells = (str(row + 1), STATUS_TEXT[status], item.frames_text, item.kind, score,
+            frames = self.session.numbering.label_in(item.video_id, item.onset, item.apex,
+                                                     item.offset)
+            cells = (str(row + 1), STATUS_TEXT[status], frames, item.kind, score,
                      item.detail)
             colour = STATUS_COLOURS[status]
             for column, text in enumerate(cells):

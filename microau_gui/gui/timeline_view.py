@@ -6,8 +6,17 @@ through `ProjectSession` methods only.
 Coordinates: x is frame_idx (a frame covers [f - 0.5, f + 0.5]); y counts lanes downwards (the
 plot's y axis is inverted): the event lane is [0, 1], the spotting candidate lane [1, 2]
 (gui.candidate_lane), AU lane i is [i + FIRST_AU_LANE, i + FIRST_AU_LANE + 1], and below the AU
-lanes one tier per other coder. Mouse zoom and pan act on x only; the y range is fixed so lanes
-never scroll away.
+lanes one tier per other coder. Mouse zoom and pan act on x only; the y range is fixed. Lanes
+are at least LANE_MIN_PX tall: when the dock is shorter than all of them, the lanes scroll
+vertically (as ELAN's tiers do) under the ruler (gui.ruler: hh:mm:ss.fff and frame numbers in
+the chosen numbering, session.numbering), which stays pinned.
+
+An AU lane draws the model's probability from VALUE_TOP (p = 1) to VALUE_BOTTOM (p = 0) of the
+lane, with its scale (0, the decision threshold, 1) on the right axis and the threshold
+(core.types.DECISION_THRESHOLD) as a dashed line: a trace above the line is a detection.
+Labels (an event's "E3 4+7", an AU span's "L12C") never cover a neighbour on their lane or run
+past their own span: one that does not fit is shortened (to "E3"), else hidden; the span's
+tooltip always has the whole text.
 
 Per-coder tiers (ELAN's tiers, issue 16): the event lane holds the current coder's events; every
 other coder of the video has a tier of their own under the AU lanes, which View > Coder tiers
@@ -28,12 +37,22 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QVBoxLayout, QWidget
+from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPen
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsItem,
+    QGraphicsRectItem,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from microau_gui.core.au import au_info
 from microau_gui.core.aus import format_au_codes
+from microau_gui.core.types import DECISION_THRESHOLD
+from microau_gui.gui import style
 from microau_gui.gui.candidate_lane import CandidateLane
+from microau_gui.gui.ruler import AXIS_WIDTH_PX, SCALE_WIDTH_PX, FrameAxis, RulerView
 from microau_gui.session.annotation import PendingMark
 from microau_gui.session.session import ProjectSession
 from microau_gui.session.records import Boundary, Event
@@ -48,6 +67,9 @@ MAX_JOINED_GAP = 10  # frames; cached predictions further apart are drawn unconn
 TRACE_REFRESH_MS = 400  # redraw traces at most this often while analysis fills the cache
 CANDIDATE_LANE = 1  # spotted candidates, right under the events they may become
 FIRST_AU_LANE = 2
+LANE_MIN_PX = 40  # a lane's scale (1, threshold, 0) needs three readable 8-pt labels
+VALUE_TOP, VALUE_BOTTOM = 0.15, 0.85  # where p = 1 and p = 0 sit inside a lane (lane = 1.0)
+LABEL_PAD_PX = 6  # room kept between a label and whatever follows it on its lane
 
 
 def _connections(frame_idx: np.ndarray) -> np.ndarray:
@@ -89,18 +111,22 @@ class TimelineView(QWidget):
         super().__init__(parent)
         self.session = session
         self.vocab: tuple[str, ...] = ()
-        self.plot_widget = pg.PlotWidget(background=QColor(24, 24, 28))
+        colours = style.current()
+        self.plot_widget = pg.PlotWidget(background=colours.plot_background,
+                                         axisItems={"bottom": FrameAxis(lambda: session.frames)})
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.showGrid(x=True, y=False, alpha=0.15)
-        self.plot.getAxis("bottom").setLabel("frame")
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setTextPen(QColor(200, 200, 205))
-            self.plot.getAxis(axis).setTickFont(QFont("DejaVu Sans", 8))
-        self.plot.getAxis("left").setWidth(64)
+        self.plot.showAxis("right")
+        for axis in ("left", "bottom", "right"):
+            self.plot.getAxis(axis).setTextPen(colours.plot_text)
+            self.plot.getAxis(axis).setTickFont(style.tick_font(8))
+        self.plot.getAxis("left").setWidth(AXIS_WIDTH_PX)
+        self.plot.getAxis("right").setWidth(SCALE_WIDTH_PX)
+        self.plot.vb.sigXRangeChanged.connect(lambda *_: self._layout_labels())
         self.plot.scene().sigMouseClicked.connect(self._on_scene_clicked)
 
         self.playhead = pg.InfiniteLine(pos=0, angle=90, movable=True,
@@ -128,11 +154,24 @@ class TimelineView(QWidget):
         self._trace_timer.setSingleShot(True)
         self._trace_timer.setInterval(TRACE_REFRESH_MS)
         self._trace_timer.timeout.connect(self.refresh_traces)
-        self.candidate_lane = CandidateLane(self.plot, session.review, CANDIDATE_LANE)
+        self.candidate_lane = CandidateLane(self.plot, session.review, CANDIDATE_LANE,
+                                            lambda *frame_idxs: session.frames.label(*frame_idxs))
 
+        self.scroll = QScrollArea()  # lanes keep LANE_MIN_PX and scroll when the dock is short
+        self.scroll.setWidget(self.plot_widget)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Always there, so the pinned ruler's right margin (scale + scroll bar) never changes.
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        self.ruler = RulerView(lambda: session.frames, self.plot,
+                               SCALE_WIDTH_PX + self.scroll.verticalScrollBar().sizeHint().width())
+        self.ruler.set_colours(colours.plot_background, colours.plot_text)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plot_widget)
+        layout.setSpacing(0)
+        layout.addWidget(self.ruler)
+        layout.addWidget(self.scroll, 1)
 
         session.video_opened.connect(self._on_session_video_opened)
         session.events_changed.connect(self.refresh_events)
@@ -143,6 +182,7 @@ class TimelineView(QWidget):
         session.predictions_changed.connect(self._on_session_predictions_changed)
         session.coder.changed.connect(lambda _name: self.refresh_events())
         session.coder.changed.connect(lambda _name: self._layout_lanes())
+        session.numbering.changed.connect(self._on_session_numbering_changed)
 
     # -- lanes ---------------------------------------------------------------------------------
 
@@ -187,13 +227,43 @@ class TimelineView(QWidget):
             (len(self.vocab) + FIRST_AU_LANE + k + 0.5, f"coder: {coder or '(none)'}")
             for k, coder in enumerate(self.coder_tiers)]
         self.plot.getAxis("left").setTicks([ticks, []])
+        scale = [(float(self.value_y(i, p)), text) for i in range(len(self.vocab))
+                 for p, text in ((1.0, "1"), (DECISION_THRESHOLD, f"{DECISION_THRESHOLD:g}"),
+                                 (0.0, "0"))]
+        self.plot.getAxis("right").setTicks([scale, []])
         self.plot.setYRange(0, self.n_lanes, padding=0)
+        lane_px = LANE_MIN_PX * max(1.0, style.font_scale())  # larger text, taller lanes
+        self.plot_widget.setMinimumHeight(int(self.n_lanes * lane_px) + 30)  # + the frame axis
         for lane in range(1, self.n_lanes):
             line = pg.InfiniteLine(pos=lane, angle=0, movable=False,
-                                   pen=pg.mkPen(QColor(70, 70, 78), width=1))
+                                   pen=pg.mkPen(style.current().lane_line, width=1))
+            self.plot.addItem(line)
+            self._static_items.append(line)
+        for i in range(len(self.vocab)):  # the decision threshold of every AU lane
+            line = pg.InfiniteLine(pos=float(self.value_y(i, DECISION_THRESHOLD)), angle=0,
+                                   movable=False, pen=pg.mkPen(QColor(150, 150, 160, 150), width=1,
+                                                               style=Qt.PenStyle.DashLine))
+            line.setZValue(5)
             self.plot.addItem(line)
             self._static_items.append(line)
         self.pending_item.setSpan(*self._lane_span(0))
+
+    def restyle(self) -> None:
+        """The theme or the font scale changed (gui.view_menu): colours, fonts, lane height."""
+        colours = style.current()
+        self.ruler.set_colours(colours.plot_background, colours.plot_text)
+        self.plot_widget.setBackground(colours.plot_background)
+        for axis in ("left", "bottom", "right"):
+            self.plot.getAxis(axis).setTextPen(colours.plot_text)
+            self.plot.getAxis(axis).setTickFont(style.tick_font(8))
+        self._layout_lanes()
+        self.refresh_events()  # the labels in the new colours and size
+
+    def value_y(self, au_index: int, p):
+        """y of probability `p` (scalar or array, 0..1) in the lane of vocabulary entry
+        `au_index` (y grows downwards: p = 1 is near the lane's top)."""
+        bottom = au_index + FIRST_AU_LANE + VALUE_BOTTOM
+        return bottom - (VALUE_BOTTOM - VALUE_TOP) * np.asarray(p, dtype=np.float64)
 
     def set_vocab(self, vocab: tuple[str, ...]) -> None:
         if vocab == self.vocab:
@@ -240,6 +310,13 @@ class TimelineView(QWidget):
         self.refresh_events()
         self.refresh_traces()
         self.candidate_lane.refresh()
+
+    def _on_session_numbering_changed(self) -> None:
+        self.ruler.refresh()
+        axis = self.plot.getAxis("bottom")
+        axis.picture = None
+        axis.update()
+        self.refresh_events()  # tooltips name the frames
 
     def _on_session_model_loaded(self, _loaded) -> None:
         self.set_vocab(self.session.vocab)
@@ -288,8 +365,7 @@ class TimelineView(QWidget):
                 item.setData([], [])
                 continue
             p = trace.probs[:, trace.vocab.index(code)]  # (n,) NaN where no face
-            bottom = i + FIRST_AU_LANE + 1
-            item.setData(trace.frame_idx.astype(np.float64), bottom - 0.1 - 0.8 * p,
+            item.setData(trace.frame_idx.astype(np.float64), self.value_y(i, p),
                          connect=connected,
                          symbol="o" if trace.frame_idx.size <= MAX_DOTTED_FRAMES else None)
 
@@ -315,6 +391,7 @@ class TimelineView(QWidget):
             lane = self.tier_lane(event.coder)
             if lane is not None:
                 self._add_event(event, event.id == selected, lane)
+        self._layout_labels()
 
     def _add_event(self, event: Event, selected: bool, tier: int = 0) -> None:
         brush = SELECTED_BRUSH if selected else (ACCEPTED_BRUSH if event.source == "accepted"
@@ -332,8 +409,13 @@ class TimelineView(QWidget):
                                bounds=(event.onset, event.offset))
         apex.setZValue(75)
         label = pg.TextItem(f"E{event.id} {event.aus_text or '-'}", anchor=(0, 0.5),
-                            color=QColor(235, 235, 240))
-        label.setFont(QFont("DejaVu Sans", 8))
+                            color=style.current().label)
+        label.setFont(style.tick_font(8))
+        label.full_text, label.short_text = label.toPlainText(), f"E{event.id}"
+        region.setToolTip(f"event {event.id} · frames "
+                          f"{self.session.frames.label(event.onset, event.apex, event.offset)} · "
+                          f"AUs {event.aus_text or '-'}" + (f" · {event.coder}" if event.coder
+                                                             else ""))
         label.setPos(event.onset - 0.5, tier + 0.5)
         label.setZValue(80)
         for item in (region, apex, label):
@@ -363,12 +445,43 @@ class TimelineView(QWidget):
             self.plot.addItem(rect)
             # side and intensity on the span: "L12C" (the coder reads the coding, not a colour)
             text = pg.TextItem(format_au_codes((code,)), anchor=(0, 0.5),
-                               color=QColor(240, 240, 244))
-            text.setFont(QFont("DejaVu Sans", 7))
+                               color=style.current().label)
+            text.setFont(style.tick_font(7))
+            text.full_text = text.short_text = text.toPlainText()
+            rect.setToolTip(f"{format_au_codes((code,))} · frames "
+                            f"{self.session.frames.label(onset, offset)}")
             text.setPos(onset - 0.5, lane + 0.5)
             text.setZValue(21)
             self.plot.addItem(text)
             self._span_items[event.id].append((rect, lane, text, timed))
+
+    def _layout_labels(self) -> None:
+        """Fit each label inside its own span, clear of the label before it on the same lane:
+        the whole text, else the short one ("E3"), else nothing (the tooltip has it all)."""
+        low, high = self.plot.viewRange()[0]
+        width_px = self.plot.vb.width()
+        if high <= low or width_px <= 0:
+            return
+        px_per_frame = width_px / (high - low)
+        placed = [(region.getRegion(), label) for region, _apex, label in self._event_items.values()]
+        for rects in self._span_items.values():
+            for rect, _lane, text, _timed in rects:
+                box = rect.rect()
+                placed.append(((box.left(), box.right()), text))
+        free_from: dict[float, float] = {}  # lane y -> x (frames) where its last label ended
+        for (start, end), label in sorted(placed, key=lambda p: (p[1].pos().y(), p[0][0])):
+            lane_y = round(label.pos().y(), 3)
+            metrics = QFontMetrics(label.textItem.font())
+            shown = ""
+            for text in dict.fromkeys((label.full_text, label.short_text)):
+                right = start + (metrics.horizontalAdvance(text) + LABEL_PAD_PX) / px_per_frame
+                if right <= end + 1e-9 and start >= free_from.get(lane_y, -np.inf):
+                    shown = text
+                    free_from[lane_y] = right
+                    break
+            if label.toPlainText() != shown:
+                label.setText(shown)
+            label.setVisible(bool(shown))
 
     # -- view -> session -----------------------------------------------------------------------
 
@@ -387,6 +500,7 @@ class TimelineView(QWidget):
         items = self._event_items.get(event.id)
         if items is not None:
             items[2].setPos(onset - 0.5, items[2].pos().y())
+        self._layout_labels()
         self.span_previewed.emit(event.id, onset, offset)
 
     def _on_span_dropped(self, event: Event, region: pg.LinearRegionItem) -> None:

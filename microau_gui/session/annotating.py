@@ -81,6 +81,7 @@ class Annotator(QObject):
         self._project = project
         self._video = video
         self._frame_idx = frame_idx
+        self.frame_label: Callable[[int], str] = str  # the session sets its chosen numbering
         self._vocab = vocab
         self._coder = coder  # the coder's name, written on the events and notes made here
         self._blind = blind  # whether blind coding mode is on: events marked now are blind
@@ -124,7 +125,8 @@ class Annotator(QObject):
         video = self._video()
         if video is None:
             return None
-        return annotation.mark_step(self.pending, Boundary(boundary), self._frame_idx(), video.id)
+        return annotation.mark_step(self.pending, Boundary(boundary), self._frame_idx(), video.id,
+                                    self.frame_label)
 
     def apply_mark(self, step: annotation.MarkStep) -> int | None:
         """Carry out a marking step; returns the id of the event O added, else None."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,27 +127,28 @@ class MarkStep:
 
 
 def mark_step(pending: PendingMark | None, boundary: Boundary, frame_idx: int,
-              video_id: int) -> MarkStep:
+              video_id: int, label: Callable[[int], str] = str) -> MarkStep:
     """I starts a new event at `frame_idx`, A sets its apex, O its offset and hands back the
     event to add (apex = middle frame when not marked); out-of-order marks are refused with
-    the reason, leaving the state as it was."""
+    the reason, leaving the state as it was. `label` writes a frame_idx as the coder's chosen
+    numbering (session.numbering) in the status line."""
     if boundary is Boundary.ONSET:
         return MarkStep(PendingMark(video_id, frame_idx),
-                        f"onset marked at frame {frame_idx}: go to the apex (A) and the offset "
-                        "(O); Esc cancels", deselect=True)
+                        f"onset marked at frame {label(frame_idx)}: go to the apex (A) and the "
+                        "offset (O); Esc cancels", deselect=True)
     if pending is None:
         return MarkStep(None, f"press I at the onset first (Shift+{boundary.value[0].upper()} "
                               f"moves the selected event's {boundary.value})")
     if frame_idx < pending.onset:
-        return MarkStep(pending, f"the {boundary.value} (frame {frame_idx}) cannot come before the "
-                                 f"onset (frame {pending.onset})")
+        return MarkStep(pending, f"the {boundary.value} (frame {label(frame_idx)}) cannot come "
+                                 f"before the onset (frame {label(pending.onset)})")
     if boundary is Boundary.APEX:
         return MarkStep(PendingMark(pending.video_id, pending.onset, frame_idx),
-                        f"apex marked at frame {frame_idx}: go to the offset (O)")
+                        f"apex marked at frame {label(frame_idx)}: go to the offset (O)")
     apex = pending.apex if pending.apex is not None else (pending.onset + frame_idx) // 2
     if apex > frame_idx:
-        return MarkStep(pending, f"the offset (frame {frame_idx}) cannot come before the apex "
-                                 f"(frame {apex})")
+        return MarkStep(pending, f"the offset (frame {label(frame_idx)}) cannot come before the "
+                                 f"apex (frame {label(apex)})")
     return MarkStep(pending, "", (pending.onset, apex, frame_idx))
 
 

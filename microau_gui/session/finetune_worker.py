@@ -31,7 +31,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from microau_gui.core.errors import UserError
+from microau_gui.core.errors import UserError, split_details
 from microau_gui.session.context import SessionContext
 from microau_gui.session.jobs import Job, JobRunner
 from microau_gui.session.messages import FinetuneRequest, JobDone, Tuned
@@ -170,8 +170,10 @@ class FinetuneController(QObject):
                 except Exception as err:  # the checkpoint must not outlive a failed registration
                     log.exception("registering the fine-tuned model failed")
                     discard_result(done.result)
-                    done = JobDone(done.request_id, True, "the fine-tuned model could not be "
-                                   f"added: {user_message(err)}")
+                    message = "the fine-tuned model could not be added: " + user_message(err)
+                    if not isinstance(err, UserError):  # a bug: the sentence in the window
+                        self._ctx.report_failure(message)  # box, the traceback behind Details
+                    done = JobDone(done.request_id, True, split_details(message)[0])
                 else:
                     done = JobDone(done.request_id, False, done.summary,
                                    Tuned(done.result, version.id))

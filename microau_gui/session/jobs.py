@@ -36,7 +36,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from microau_gui.core.errors import UserError
+from microau_gui.core.errors import UserError, split_details
 from microau_gui.session.messages import JobDone, Progress
 from microau_gui.session.workers import CancellableWorker, WorkerThread
 
@@ -230,7 +230,8 @@ class JobRunner(QObject):
         request_id = self.request.request_id
         self._end()
         self.failed.emit(message)
-        self.finished.emit(JobDone(request_id, True, message, failed=True))
+        # the summary is shown in panels and status lines: the sentence, not the traceback
+        self.finished.emit(JobDone(request_id, True, split_details(message)[0], failed=True))
 
     def _current_worker(self) -> QObject | None:
         return self._thread.worker if self._thread is not None else None

@@ -99,10 +99,6 @@ class ReviewItem:
     event_id: int | None = None  # the existing event the item is about, if any
     au: str | None = None  # suggestions: the AU concerned, e.g. "AU12"
 
-    @property
-    def frames_text(self) -> str:
-        return f"{self.onset}–{self.apex}–{self.offset}"
-
 
 class ItemStatus(str, Enum):
     PENDING = "pending"

@@ -41,6 +41,7 @@ from microau_gui.session.import_worker import import_sheet
 from microau_gui.session.jobs import JobRunner, RequestIds
 from microau_gui.session.messages import ImportRequest, JobDone, MediaRef
 from microau_gui.session.model_slot import ModelSlot
+from microau_gui.session.numbering import FrameNumbering
 from microau_gui.session.opening import ensure_video, open_or_create_project, resolve_target
 from microau_gui.session.playhead import Playhead
 from microau_gui.session.review import ReviewController
@@ -109,9 +110,11 @@ class ProjectSession(QObject):
         self.models.analysis.progressed.connect(self.analysis_progressed)
         self.models.analysis.finished.connect(self._on_analysis_finished)
         self.coder = CoderIdentity(self)  # written on every event and note created here
+        self.numbering = FrameNumbering(lambda: self.project, self)  # the numbers views show
         self.annotator = Annotator(lambda: self.project, lambda: self.video,
                                    lambda: self.playhead.frame_idx, lambda: self.models.vocab,
                                    lambda: self.coder.name, self, lambda: self.coder.blind)
+        self.annotator.frame_label = lambda frame_idx: self.numbering.labels.label(frame_idx)
         for name in ("selection_changed", "pending_mark_changed", "status_posted", "failed"):
             getattr(self.annotator, name).connect(getattr(self, name))
         self.importing = JobRunner(self.ids, import_sheet, lambda r: f"importing {r.sheet.name}",
@@ -157,6 +160,8 @@ class ProjectSession(QObject):
     selected_event = property(lambda self: self.annotator.selected_event)
     pending = property(lambda self: self.annotator.pending)
     undo_stack = property(lambda self: self.annotator.undo_stack)
+    frames = property(lambda self: self.numbering.labels,
+                      doc="numbers and clock of the open video's frames (session.numbering)")
 
     # the playhead (session.playhead)
     seek = _forward("playhead.seek")  # playback, if on, continues from there
@@ -256,6 +261,7 @@ class ProjectSession(QObject):
         project, self.project = self.project, None
         self.proxies.close()
         self.video = None
+        self.numbering.set_video(None)
         self.playhead.clear()
         self.annotator.reset([])
         self.models.forget_prediction()
@@ -279,6 +285,7 @@ class ProjectSession(QObject):
         self.set_loop(False)
         self.annotator.reset(self.project.events(video.id))
         self.models.forget_prediction()
+        self.numbering.set_video(video)  # before the views hear of the video
         self.video_opened.emit(video)
         self.selection_changed.emit(None)
         self.pending_mark_changed.emit(None)
@@ -412,7 +419,8 @@ class ProjectSession(QObject):
             self.select_event(event_id, seek=False)
             # replaces "apex marked ... go to the offset", which would otherwise stay up
             onset, apex, offset = step.new_event
-            self.status_posted.emit(f"event {event_id} added (frames {onset}-{apex}-{offset}): "
+            frames = self.frames.label(onset, apex, offset)
+            self.status_posted.emit(f"event {event_id} added (frames {frames}): "
                                     "code its AUs with the digit keys, or C to type them")
 
     def cancel_mark(self) -> None:

@@ -25,18 +25,19 @@ from typing import Any
 
 from PySide6.QtCore import QMetaObject, QObject, Qt, QThread, QTimer, Signal, Slot
 
-from microau_gui.core.errors import UserError
+from microau_gui.core.errors import UserError, internal_error_text
 from microau_gui.media import FrameSource, open_media
 
 log = logging.getLogger(__name__)
 
 
 def user_message(err: BaseException) -> str:
-    """One line for a message box: the UserError text, or the exception type and text."""
+    """The message for the window: the UserError's line, or for anything else (a bug) a
+    sentence with the exception behind `core.errors.DETAILS_MARKER`, never raw exception text
+    in the sentence."""
     if isinstance(err, UserError):
         return str(err)
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return internal_error_text(err)
 
 
 class Worker(QObject):
