@@ -92,13 +92,15 @@ def test_dataset_numbers_show_everywhere_and_the_choice_applies_at_once(qtbot, w
     assert window.transport.time.text() == timecode(9 / session.fps)
     assert "frames 110–111–116" not in window.au_panel.event_title.text()
     assert "frames 110–114–116" in window.au_panel.event_title.text()
-    rows = [window.project_panel.tree.topLevelItem(0)]
-    texts = []
-    while rows:
-        item = rows.pop()
-        texts += [item.text(c) for c in range(item.columnCount())]
-        rows += [item.child(i) for i in range(item.childCount())]
-    assert "110–114–116" in texts
+    def tree_texts() -> list[str]:
+        rows, texts = [window.project_panel.tree.topLevelItem(0)], []
+        while rows:
+            item = rows.pop()
+            texts += [item.text(c) for c in range(item.columnCount())]
+            rows += [item.child(i) for i in range(item.childCount())]
+        return texts
+
+    qtbot.waitUntil(lambda: "110–114–116" in tree_texts(), timeout=3000)  # it refreshes on a timer
     axis = window.timeline.plot.getAxis("bottom")
     assert axis.tickStrings([0, 10, 56], 1, 1) == ["101", "114", "160"]
 
@@ -119,6 +121,7 @@ def test_dataset_numbers_show_everywhere_and_the_choice_applies_at_once(qtbot, w
     assert _hud_first_line(window).split()[:4] == ["frame", "10", "/", "56"]
     assert window.transport.frame_box.text() == "10"
     assert "frames 9–10–12" in window.au_panel.event_title.text()
+    qtbot.waitUntil(lambda: "9–10–12" in tree_texts(), timeout=3000)
     assert axis.tickStrings([0, 10], 1, 1) == ["0", "10"]
     # the clock still follows the dataset numbers (13 frames after the first)
     assert window.transport.time.text() == timecode(13 / session.fps)
