@@ -1,6 +1,7 @@
 """`bench` figures of whole `analyze` runs: end-to-end frames per second, spot-gated time, peak RSS.
 
-Owns: `long_video`, `measure_analyze`, `measure_gated`. May import synth, inference and core;
+Owns: `long_video`, `measure_analyze`, `measure_gated` (and with it `spot_fps`: the gate's
+spotting of the whole video, timed by `analyze` into its sidecar). May import synth, inference and core;
 the CLI layer may import every layer.
 
 - The video is a synthetic long video (`synth.generate_long_videos`: 640x480, 30 fps, H.264,
@@ -24,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from microau_gui.cli.bench_report import figure
+from microau_gui.cli.bench_report import figure, skipped
 
 REPO_MAIN = Path(__file__).resolve().parents[2] / "main.py"
 
@@ -71,8 +72,9 @@ def measure_analyze(media: Path, checkpoint: Path, out: Path, n_frames: int, tar
 
 
 def measure_gated(media: Path, checkpoint: Path, out: Path,
-                  timeout_s: float) -> tuple[dict, dict, dict, dict]:
-    """`analyze --gate spot` in a child process: (seconds, x real time, gated fraction, peak RSS)."""
+                  timeout_s: float) -> tuple[dict, dict, dict, dict, dict]:
+    """`analyze --gate spot` in a child process: (seconds, x real time, gated fraction, peak RSS,
+    spotting fps)."""
     import torch
 
     argv = [sys.executable, "-c", _RSS_WRAPPER, sys.executable, str(REPO_MAIN), "analyze", str(media),
@@ -105,4 +107,8 @@ def measure_gated(media: Path, checkpoint: Path, out: Path,
                       n_frames=n_frames)
     rss = figure(int(peak_kb) / 1024.0, "MB", "peak_rss_mb", run="analyze --gate spot (child process)",
                  video_s=video_s, backbone=detail["backbone"])
-    return seconds, realtime, fraction, rss
+    spot_s = (sidecar.get("gate") or {}).get("spot_seconds")
+    spot = (figure(n_frames / spot_s, "fps", "spot_fps", n_frames=n_frames, spot_seconds=spot_s,
+                   note="spotting the whole video, the gate of `analyze --gate spot` (decoding included)")
+            if spot_s else skipped("fps", "the gated run's sidecar has no spot_seconds"))
+    return seconds, realtime, fraction, rss, spot

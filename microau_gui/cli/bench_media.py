@@ -169,7 +169,37 @@ def measure_pair_prep(video: Path, n_pairs: int, size: int = 224, grid: int = 14
     """What the Predictor adds around the model per frame pair, ms: one-transform alignment of
     both crops and the head-motion-free flow (`pairs.samples.prepare_pair`, flow measured at
     224 px as `train` records by default), the flow image, the region masks, and for the frame
-    on screen the overlays (PTA heatmaps warped into the image, region polygons)."""
+    on screen the overlays (PTA heatmaps warped into the image, region polygons).
+
+    The figure is the default flow method's (`pairs.samples.DEFAULT_FLOW_METHOD`, what new
+    training runs use); `by_flow_method` holds every method's, and `flow_f1` the mean F1 of the
+    committed `flow` study (docs/experiments/flow.json) per method, so the cost sits beside what
+    it buys."""
+    from microau_gui.face.motion import FLOW_METHODS
+    from microau_gui.pairs.samples import DEFAULT_FLOW_METHOD
+
+    by_method = {method: _pair_prep(video, n_pairs, size, grid, method) for method in FLOW_METHODS}
+    chosen = dict(by_method[DEFAULT_FLOW_METHOD])
+    chosen.update(flow_method=DEFAULT_FLOW_METHOD, flow_f1=_flow_f1(),
+                  by_flow_method={m: f.get("value") for m, f in by_method.items()})
+    return chosen
+
+
+def _flow_f1() -> dict | None:
+    """Mean F1 (mean, std over runs) per flow method from the committed flow study, if any."""
+    import json
+
+    report = Path(__file__).resolve().parents[2] / "docs" / "experiments" / "flow.json"
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    methods = {**data.get("variants", {}), **data.get("baselines", {})}
+    return {"study": "docs/experiments/flow.json", "complete": data.get("complete"),
+            **{name: entry.get("mean_f1") for name, entry in methods.items()}}
+
+
+def _pair_prep(video: Path, n_pairs: int, size: int, grid: int, flow_method: str) -> dict:
     from microau_gui.core.au import DEFAULT_VOCAB
     from microau_gui.face.align import estimate_alignment, invert_affine
     from microau_gui.face.landmarks import FaceMesh
@@ -178,7 +208,7 @@ def measure_pair_prep(video: Path, n_pairs: int, size: int = 224, grid: int = 14
     from microau_gui.media import open_media
     from microau_gui.pairs.samples import PrepSettings, prepare_pair, sample_masks
 
-    settings = PrepSettings(size=size, flow_size=max(size, 224))
+    settings = PrepSettings(size=size, flow_size=max(size, 224), flow_method=flow_method)
     with open_media(video, cache_frames=0) as source:
         frames = [rgb for _, rgb in source.iter_frames(0, min(n_pairs + 6, source.n_frames))]
     with FaceMesh(static=True) as mesh:

@@ -41,6 +41,7 @@ are cached per model version, and frames already cached with the same reference 
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -196,8 +197,10 @@ def _gate(args, media_path: Path) -> tuple[tuple[int, int], ...]:
     from microau_gui.spotting.spotter import GATE_CONFIG, spot_media
 
     info = probe_media(media_path, fps=args.fps)
+    started = time.perf_counter()
     with ProgressBar("spotting", "frame", enabled=not args.no_progress) as bar:
         spotted = spot_media(media_path, GATE_CONFIG, progress=bar)
+    args.spot_seconds = time.perf_counter() - started  # the sidecar's gate.spot_seconds
     ranges = gate_ranges(spotted.candidates, info.n_frames, info.fps, margin_s=args.gate_margin_s)
     n_gated = sum(b - a for a, b in ranges)
     print(f"gate: {len(spotted.candidates)} spotted candidates -> {n_gated} of {info.n_frames} "
@@ -219,7 +222,9 @@ def sidecar(args, report) -> dict:
             "window_s": options.window_s, "batch": options.batch_size, "gate": args.gate,
             "gate_margin_s": args.gate_margin_s if args.gate else None,
         },
-        "gate": None if options.gate is None else {"ranges": [list(r) for r in options.gate]},
+        "gate": None if options.gate is None else {
+            "ranges": [list(r) for r in options.gate],
+            "spot_seconds": round(getattr(args, "spot_seconds", float("nan")), 3)},
         "project": str(report.job.project) if report.job.project is not None else None,
         "result": {
             "n_requested": result.n_requested, "n_rows": result.n_rows, "n_face": result.n_face,

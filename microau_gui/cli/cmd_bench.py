@@ -264,12 +264,13 @@ class _Bench:
         self.figures["analyze_vitb16_fps"] = measure_analyze(
             video, self.checkpoint("ViT-B-16"), out / "vitb16.csv", p.analyze_vit_frames, "analyze_fps_vit")
         self.say(f"analyze --gate spot, ViT-B-16, {p.long_seconds:g} s video (child process)")
-        seconds, realtime, fraction, rss = measure_gated(
+        seconds, realtime, fraction, rss, spot = measure_gated(
             video, self.checkpoint("ViT-B-16"), out / "gated.csv", p.gated_timeout_s)
         self.figures["analyze_gated_vitb16_seconds"] = seconds
         self.figures["analyze_gated_vitb16_x_realtime"] = realtime
         self.figures["analyze_gated_fraction"] = fraction
         self.figures["peak_rss_mb"] = rss
+        self.figures["spot_fps"] = spot
 
     def gui(self) -> None:
         from microau_gui.cli.bench_gui import measure_gui_latency
@@ -312,7 +313,7 @@ def _keys_of(section: str) -> tuple[str, ...]:
     prefixes = {
         "media": ("decode_", "seek_", "landmarks_", "pair_prep_"),
         "model": ("model_", "gemm_"),
-        "analyze": ("analyze_", "peak_rss_"),
+        "analyze": ("analyze_", "peak_rss_", "spot_"),
         "gui": ("gui_",),
         "finetune": ("finetune_",),
         "cuda": ("cuda_",),
