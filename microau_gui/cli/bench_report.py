@@ -225,7 +225,21 @@ def machine_info() -> dict:
                  "device": torch.cuda.get_device_name(0) if cuda else None,
                  "bf16": bool(cuda and torch.cuda.is_bf16_supported())},
         "load_avg_start": load_average(),
+        "lscpu": _lscpu(),
     }
+
+
+def _lscpu() -> dict | None:
+    """`lscpu`'s lines (but the long flags line: `flags` and `isa_flags` hold it), or None
+    where there is no lscpu: who else was using the CPU is in the load averages."""
+    import subprocess
+
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    fields = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in fields if key.strip() != "Flags"} or None
 
 
 def format_table(report: dict) -> str:

@@ -394,6 +394,7 @@ def run(args) -> int:
                     bench.figures[key] = skipped(_unit_of(key), "not selected with --only", _target_of(key))
                 continue
             try:
+                report["machine"].setdefault("load_avg_by_section", {})[section] = load_average()
                 getattr(bench, section)()
             except Exception as err:  # a failed section is reported, the others still run
                 first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
