@@ -19,7 +19,7 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 
 $(TEST_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --progress-bar off -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import microau_gui, torch, open_clip, mediapipe, PySide6, cv2, av, pytestqt, hypothesis, importlinter"
+	$(PY) -c "import microau_gui, torch, open_clip, mediapipe, PySide6, cv2, av, pytestqt, hypothesis, importlinter, ray"
 	touch $@ $(RUN_STAMP)
 
 setup: $(RUN_STAMP)

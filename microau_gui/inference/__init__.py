@@ -1,7 +1,7 @@
 """Prediction: frame pairs to FramePrediction, streaming analysis, device and speed modes. No Qt.
 
 Owns: the `Predictor`, reference-frame policies, checkpoint discovery, streamed analysis,
-suggestions, speed modes and GPU checks.
+corpus analysis, suggestions, speed modes and GPU checks.
 May import training, spotting, model, face, media, store and core.
 
 Modules (import them directly; this package imports nothing eagerly, so torch loads only when a
@@ -19,4 +19,7 @@ Predictor is made):
   `ProjectCache`, `open_project_cache`, `CsvSink`.
 - `analysis_job`: `AnalysisJob` / `open_analysis`, one whole analysis from plain values (the
   `analyze` command and the bench).
+- `corpus`: `analyze-corpus` without an engine: inputs, chunk bounds, one chunk's analysis, the
+  run folder and manifest, the project's one writer.
+- `corpus_ray`: the Ray engine (the `cluster` extra): worker actors and the driver loop.
 """

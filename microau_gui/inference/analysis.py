@@ -1,7 +1,7 @@
 """What an analysis asks for and where its rows go: options, the frame plan, the project cache, the CSV.
 
 Owns: `AnalysisOptions`, `AnalysisResult`, `plan_frames`, `ProjectCache`, `open_project_cache`,
-`CsvSink`, `CSV_FIXED_COLUMNS`. May import store (through the project handed in), media, core
+`CsvSink`, `csv_row`, `CSV_FIXED_COLUMNS`. May import store (through the project handed in), media, core
 and `inference.reference`; no Qt. The steps themselves (decoding, landmarks, the reference
 policy, batching, cache reads and writes) are `inference.pipeline`'s.
 """
@@ -138,6 +138,13 @@ def open_project_cache(project, media_path: Path, source, predictor) -> ProjectC
     return ProjectCache(project, video.id, version.id, predictor.numerics)
 
 
+def csv_row(pred: FramePrediction, t_s: float) -> list:
+    """One CSV row of a prediction (the columns: see `CsvSink`); the corpus run formats its
+    chunks with it too, so its CSVs are byte-identical to `analyze`'s."""
+    probs = ["" for _ in pred.vocab] if pred.probs is None else [f"{p:.6f}" for p in pred.probs]
+    return [pred.frame_idx, f"{t_s:.6f}", int(bool(pred.face_found)), *probs]
+
+
 class CsvSink:
     """Writes analysis rows to a CSV under a temporary name; `commit()` puts it in place.
 
@@ -161,8 +168,7 @@ class CsvSink:
 
     def write(self, predictions: Sequence[FramePrediction], times_s: Sequence[float]) -> None:
         for pred, t_s in zip(predictions, times_s):
-            probs = ["" for _ in pred.vocab] if pred.probs is None else [f"{p:.6f}" for p in pred.probs]
-            self._writer.writerow([pred.frame_idx, f"{t_s:.6f}", int(bool(pred.face_found)), *probs])
+            self._writer.writerow(csv_row(pred, t_s))
         self._handle.flush()
 
     def commit(self) -> None:
