@@ -85,6 +85,10 @@ def test_quick_bench_writes_every_figure_of_the_schema(tmp_path):
         figures["model_vitb16_b1_auto_ms"]["roofline_fraction"], rel=1e-3)
     assert figures["seek_p95_ms"]["gop"] == 250
     assert figures["peak_rss_mb"]["value"] > 100
+    # The corpus engine with 1 and 2 local Ray workers on the same videos, and the ratio of the two.
+    assert figures["corpus_1w_fps"]["n_frames"] == figures["corpus_2w_fps"]["n_frames"] > 0
+    assert figures["corpus_scaling_efficiency"]["value"] == pytest.approx(
+        figures["corpus_2w_fps"]["value"] / (2 * figures["corpus_1w_fps"]["value"]), rel=0.01)
     # The table printed on stdout lists every figure too.
     assert format_table(report).count("\n") == len(FIGURE_KEYS)
     for name in FIGURE_KEYS:

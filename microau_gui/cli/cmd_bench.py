@@ -19,6 +19,10 @@ GFLOP/s and fraction of the best dtype's roofline; `model_vitb16_b{1,16}_rooflin
 carry the ratio targets that replace machine-dependent ms targets. `chosen_modes` records the
 speed mode the start-up race picked per backbone and batch, `machine.isa_flags` the CPU flags.
 
+The corpus section (`bench_corpus`) runs `analyze-corpus`'s local Ray engine on the same short
+synthetic videos with 1 and then 2 workers: `corpus_1w_fps`, `corpus_2w_fps` and their scaling
+efficiency `corpus_scaling_efficiency` (a ratio, 1.0 = perfect).
+
 The JSON (`bench_report`): `{"machine": {...}, "profile": {...}, "figures": {NAME: {"value",
 "unit", "target"?, "met"?, ...}}}`; every name of `bench_report.FIGURE_KEYS` is always written, a
 figure that could not be measured says why. A short table is printed too.
@@ -42,7 +46,7 @@ The test suite sets `MICROAU_BENCH_QUICK_PROFILE=smoke`, which makes `--quick` s
 
 `--work DIR` keeps the generated videos and checkpoints there and reuses them next time (the
 10-minute video takes ~15 minutes to render); without it a temporary folder is used and removed.
-`--only` runs some sections (media, model, analyze, gui, finetune, cuda); the others' figures are
+`--only` runs some sections (media, model, analyze, corpus, gui, finetune, cuda); the others' figures are
 written as skipped. The cuda section (`bench_cuda`) needs only torch, numpy, open_clip and our
 model package, so `make gpu-check` runs it on a bare CUDA machine; `--device cpu` runs it on the
 CPU to test that recipe here.
@@ -65,7 +69,7 @@ from microau_gui.core.errors import UserError
 NAME = "bench"
 HELP = "measure speed and memory (decode, seek, landmarks, model, analyze, GUI, fine-tune, RSS) -> JSON"
 
-SECTIONS = ("media", "model", "analyze", "gui", "finetune", "cuda")
+SECTIONS = ("media", "model", "analyze", "corpus", "gui", "finetune", "cuda")
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class BenchProfile:
     cuda_batches: int  # batches of 16 for the CUDA throughput
     gated_timeout_s: float  # the spot-gated child process is stopped after this long
     gemm_n: int  # side of the square products of the GEMM roofline (bench_roofline)
+    corpus_videos: int  # synthetic videos of the corpus figures (bench_corpus)
+    corpus_seconds: float  # length of each
+    corpus_chunk_s: float  # analyze-corpus --chunk-s
 
 
 FULL = BenchProfile(
@@ -103,6 +110,7 @@ FULL = BenchProfile(
     vit_batches=(1, 16), long_seconds=600.0, analyze_tiny_frames=300, analyze_vit_frames=120,
     gui_steps=300, gui_step_ms=40, finetune_backbone="ViT-B-16", finetune_events=200,
     finetune_epochs=20, cuda_batches=20, gated_timeout_s=7200.0, gemm_n=2048,
+    corpus_videos=4, corpus_seconds=20.0, corpus_chunk_s=5.0,
 )
 QUICK = BenchProfile(
     name="quick", long_gop=250, long_gop_frames=260, short_gop=30, short_gop_frames=60, n_seeks=20,
@@ -110,6 +118,7 @@ QUICK = BenchProfile(
     vit_batches=(1,), long_seconds=8.0, analyze_tiny_frames=40, analyze_vit_frames=4,
     gui_steps=40, gui_step_ms=40, finetune_backbone="tiny", finetune_events=64,
     finetune_epochs=5, cuda_batches=5, gated_timeout_s=600.0, gemm_n=1024,
+    corpus_videos=2, corpus_seconds=4.0, corpus_chunk_s=1.0,
 )
 
 # The test suite's profile (MICROAU_BENCH_QUICK_PROFILE=smoke with --quick): every section and
@@ -121,6 +130,7 @@ SMOKE = BenchProfile(
     vit_batches=(1,), long_seconds=4.0, analyze_tiny_frames=10, analyze_vit_frames=2,
     gui_steps=8, gui_step_ms=40, finetune_backbone="tiny", finetune_events=32,
     finetune_epochs=1, cuda_batches=2, gated_timeout_s=600.0, gemm_n=256,
+    corpus_videos=2, corpus_seconds=1.0, corpus_chunk_s=0.5,
 )
 QUICK_PROFILE_ENV = "MICROAU_BENCH_QUICK_PROFILE"
 
@@ -272,6 +282,16 @@ class _Bench:
         self.figures["peak_rss_mb"] = rss
         self.figures["spot_fps"] = spot
 
+    def corpus(self) -> None:
+        from microau_gui.cli.bench_corpus import corpus_videos, measure_corpus
+
+        p = self.profile
+        videos = corpus_videos(self.work / f"corpus-{p.corpus_videos}x{p.corpus_seconds:g}s", p.corpus_videos,
+                               p.corpus_seconds)
+        self.say(f"analyze-corpus (local Ray), tiny, {p.corpus_videos} x {p.corpus_seconds:g} s videos, "
+                 "1 then 2 workers")
+        self.figures.update(measure_corpus(videos, self.checkpoint("tiny"), self.work, p.corpus_chunk_s))
+
     def gui(self) -> None:
         from microau_gui.cli.bench_gui import measure_gui_latency
 
@@ -314,6 +334,7 @@ def _keys_of(section: str) -> tuple[str, ...]:
         "media": ("decode_", "seek_", "landmarks_", "pair_prep_"),
         "model": ("model_", "gemm_"),
         "analyze": ("analyze_", "peak_rss_", "spot_"),
+        "corpus": ("corpus_",),
         "gui": ("gui_",),
         "finetune": ("finetune_",),
         "cuda": ("cuda_",),
@@ -322,7 +343,7 @@ def _keys_of(section: str) -> tuple[str, ...]:
 
 
 _UNITS = {"fps": "fps", "ms": "ms", "seconds": "s", "x_realtime": "x real time",
-          "fraction": "fraction of frames", "mb": "MB", "mb_per_min": "MB/min"}
+          "fraction": "fraction of frames", "mb": "MB", "mb_per_min": "MB/min", "efficiency": "ratio"}
 
 
 def _unit_of(key: str) -> str:
