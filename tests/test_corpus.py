@@ -175,7 +175,7 @@ def test_an_interrupted_run_resumes_with_only_the_missing_chunks_and_one_writer_
         [version] = opened.models.list()
         for video in two:
             row = opened.video_by_path(video)
-            assert opened.predictions.frames(row.id, version.id).tolist() == list(range(30))
+            assert opened.predictions.frames(row.id, version.id, "fp32").tolist() == list(range(30))
             lines = single[f"{video.stem}.csv"].decode().splitlines()[1:]
             for line in (lines[0], lines[17], lines[29]):
                 cached = opened.predictions.get(row.id, version.id, int(line.split(",")[0]))
@@ -183,7 +183,8 @@ def test_an_interrupted_run_resumes_with_only_the_missing_chunks_and_one_writer_
                 assert np.abs(cached.probs - expected).max() <= 5e-4  # float16 in the cache
 
 
-@pytest.mark.parametrize("case", ["missing", "empty-list", "out-is-project", "listed-missing", "address-local"])
+@pytest.mark.parametrize("case", ["missing", "empty-list", "out-is-project", "listed-missing", "address-local",
+                                  "no-head"])
 def test_hostile_inputs_get_one_line_and_leave_nothing(case, videos, checkpoint, tmp_path, capsys):
     out = tmp_path / "run"
     project = tmp_path / "p.maus"
@@ -200,8 +201,10 @@ def test_hostile_inputs_get_one_line_and_leave_nothing(case, videos, checkpoint,
     elif case == "listed-missing":
         listed.write_text(f"{videos[0]}\ngone/clip.mp4\n")
         inputs = [listed]
-    else:
+    elif case == "address-local":
         extra = ["--address", "127.0.0.1:6379"]
+    else:
+        extra = ["--engine", "ray", "--address", "127.0.0.1:1"]  # nothing listens on port 1
     before = sorted(p.name for p in tmp_path.iterdir())
     project_bytes = project.read_bytes()
     assert corpus(inputs, out, checkpoint, *extra) == 2
@@ -209,7 +212,7 @@ def test_hostile_inputs_get_one_line_and_leave_nothing(case, videos, checkpoint,
     assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0], err
     expected = {"missing": "nope.mp4: no such file", "empty-list": "list of videos is empty",
                 "out-is-project": "is the project", "listed-missing": "clip.mp4: no such file",
-                "address-local": "--engine ray"}[case]
+                "address-local": "--engine ray", "no-head": "no Ray head answers"}[case]
     assert expected in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing left behind"
     assert project.read_bytes() == project_bytes

@@ -247,6 +247,7 @@ class ChunkResult:
     seconds: float
     worker: str  # host:pid of the worker process
     predictions: tuple = ()  # FramePrediction rows, when the task asked for them
+    numerics: str = "fp32"  # the numeric class of the rows (`Predictor.numerics`), the cache's key
 
 
 class _RowSink:
@@ -288,7 +289,7 @@ def analyze_chunk(predictor, task: ChunkTask, settings: CorpusSettings,
         result = analyze_source(source, predictor, settings.options(task.start, task.stop), sink)
     return ChunkResult(task=task, csv_text=sink.text.getvalue(), n_rows=result.n_rows, n_face=result.n_face,
                        n_undecodable=result.n_undecodable, seconds=result.seconds, worker=worker_name(),
-                       predictions=tuple(sink.predictions))
+                       predictions=tuple(sink.predictions), numerics=predictor.numerics)
 
 
 class ChunkFault(RuntimeError):
@@ -546,20 +547,21 @@ class ProjectMerge:
         except BaseException:
             self.project.close()
             raise
-        self._caches: dict[str, object] = {}
+        self._caches: dict[tuple[str, str], object] = {}  # (media, numerics) -> ProjectCache
 
     def merge(self, result: ChunkResult) -> None:
         from microau_gui.inference.analysis import ProjectCache
         from microau_gui.media import open_media
 
         media = result.task.media
-        cache = self._caches.get(media)
+        cache = self._caches.get((media, result.numerics))
         if cache is None:
             video = self.project.video_by_path(media)
             if video is None:
                 with open_media(media, cache_frames=1) as source:
                     video = self.project.add_video(media, source)
-            cache = self._caches[media] = ProjectCache(self.project, video.id, self.version.id)
+            cache = self._caches[(media, result.numerics)] = ProjectCache(self.project, video.id, self.version.id,
+                                                                          result.numerics)
         cache.store(list(result.predictions))
 
     def close(self) -> None:

@@ -47,6 +47,7 @@ from microau_gui.inference.corpus import (ChunkResult, ChunkTask, CorpusOutput, 
                                           ProjectMerge, analyze_chunk, worker_name)
 
 WAIT_S = 0.5  # how often the driver looks at should_cancel while chunks run
+CONNECT_S = 5.0  # a cluster head that does not accept a TCP connection in this long is not there
 
 
 @ray.remote
@@ -91,6 +92,8 @@ class RayEngine:
         self._started = False
 
     def __enter__(self) -> "RayEngine":
+        if self.kind == "ray" and self.address:
+            self._check_reachable(self.address)
         if not ray.is_initialized():
             common = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
             try:
@@ -104,6 +107,21 @@ class RayEngine:
                                 "start one with `ray start --head` or use --engine local") from None
             self._started = True
         return self
+
+    @staticmethod
+    def _check_reachable(address: str) -> None:
+        """A one-line error at once for a head that does not answer: `ray.init` would retry for
+        minutes first."""
+        import socket
+
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_S).close()
+        except ValueError:
+            raise UserError(f"--address {address}: give HOST:PORT, e.g. 10.0.0.1:6379") from None
+        except OSError as err:
+            raise UserError(f"--address {address}: no Ray head answers there ({err.strerror or err}); "
+                            "start one with `ray start --head` or use --engine local") from None
 
     def __exit__(self, *exc) -> None:
         if self._started:
