@@ -183,7 +183,7 @@ def test_the_cli_and_the_gui_worker_cache_the_same_rows(video, checkpoint, tmp_p
     with Project.open_or_create(gui_project) as project, open_media(video) as source:
         project.add_video(video, source)
         with Predictor.from_checkpoint(checkpoint, device="cpu") as loaded:
-            project.models.add(loaded.model_version, checkpoint, loaded.vocab, activate=True)
+            project.models.add(loaded.card.name, checkpoint, loaded.vocab, activate=True)
     with qtbot.waitSignal(session.model_loaded, timeout=120000):
         session.open_path(gui_project)
     with qtbot.waitSignal(session.analysis_finished, timeout=300000) as finished:

@@ -78,7 +78,7 @@ def test_rows_per_requested_frame_equal_the_model_called_directly(long_video, ch
 
     sidecar = json.loads(Path(f"{out}.json").read_text())
     assert sidecar["columns"] == columns
-    assert sidecar["model"]["version"] == "flow-tiny" and sidecar["model"]["card"]["name"] == "flow-tiny"
+    assert sidecar["model"]["version"] == card.version and sidecar["model"]["card"]["name"] == "flow-tiny"
     assert sidecar["model"]["card"]["vocab"] == list(card.vocab)
     assert sidecar["media"]["n_frames"] == 120 and sidecar["media"]["fps"] == pytest.approx(30.0)
     assert sidecar["options"]["every"] == 3 and sidecar["options"]["range"] == [10, 70]

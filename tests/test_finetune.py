@@ -193,7 +193,7 @@ def test_rollback_restores_the_earlier_versions_predictions(lab, tmp_path):
     with Project.open(lab["project"]) as project:
         assert project.models.set_active(parent_id).name == "untrained"
     rolled_rows, sidecar = _analyze(lab["project"], video, tmp_path / "rolled.csv")
-    assert sidecar["model"]["version"] == read_card(lab["parent"]).name
+    assert sidecar["model"]["version"] == read_card(lab["parent"]).version
     assert sidecar["result"]["n_from_cache"] == len(rolled_rows)  # served from the version's cache
     # the cache keeps probabilities as float16 (store.predictions), so they match to 1e-3
     assert _probs(rolled_rows) == pytest.approx(_probs(parent_rows), abs=1e-3)

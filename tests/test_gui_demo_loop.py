@@ -68,12 +68,12 @@ def test_demo_finetune_activate_and_roll_back_in_the_versions_panel(qtbot, windo
 
     # Activate the child from the dialog, then roll back to demo-tiny from the panel.
     with qtbot.waitSignal(session.model_loaded, timeout=TIMEOUT_MS,
-                          check_params_cb=lambda m: m.model_version == child.name):
+                          check_params_cb=lambda m: m.card.name == child.name):
         qtbot.mouseClick(dialog.activate_button, Qt.MouseButton.LeftButton)
     dialog.close()
     panel.tree.setCurrentItem(panel.item_for(parent.id))
     with qtbot.waitSignal(session.model_loaded, timeout=TIMEOUT_MS,
-                          check_params_cb=lambda m: m.model_version == parent.name):
+                          check_params_cb=lambda m: m.card.name == parent.name):
         qtbot.mouseClick(panel.activate_button, Qt.MouseButton.LeftButton)
     assert project.models.active().id == parent.id
     assert "missing" not in window.statusBar().currentMessage()

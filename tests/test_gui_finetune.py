@@ -155,18 +155,20 @@ def test_finetune_in_the_dialog_then_activate_and_roll_back(qtbot, ft_window, ft
     window.versions_panel.tree.setCurrentItem(window.versions_panel.item_for(versions[new_name].id))
     assert (f"mean F1 {before_text} → {after_text} on held-out 03"
             in window.versions_panel.details.text())
-    assert session.model.model_version == PARENT  # nothing switched on its own
+    assert session.model.card.name == PARENT  # nothing switched on its own
 
     # Activate: the running inference worker loads it and predicts with it (no restart).
     predictions = []
     session.prediction_made.connect(predictions.append)
     with qtbot.waitSignal(session.model_loaded, timeout=TIMEOUT_MS,
-                          check_params_cb=lambda m: m.model_version == new_name):
+                          check_params_cb=lambda m: m.card.name == new_name):
         qtbot.mouseClick(dialog.activate_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: any(p.model_version == new_name for p in predictions), timeout=60000)
+    running = session.model.model_version  # the card's full version, as the store keys it
+    assert running == project.models.active().version
+    qtbot.waitUntil(lambda: any(p.model_version == running for p in predictions), timeout=60000)
     assert project.models.active().name == new_name
     shown = session.prediction
-    assert shown.model_version == new_name
+    assert shown.model_version == running
     bars = window.au_panel.rows
     for code, p in zip(shown.vocab, shown.probs):
         assert bars[code].bar.value == pytest.approx(float(p), abs=1e-6)
@@ -182,7 +184,7 @@ def test_finetune_in_the_dialog_then_activate_and_roll_back(qtbot, ft_window, ft
     panel = window.versions_panel
     panel.tree.setCurrentItem(panel.item_for(parent.id))
     with qtbot.waitSignal(session.model_loaded, timeout=TIMEOUT_MS,
-                          check_params_cb=lambda m: m.model_version == PARENT):
+                          check_params_cb=lambda m: m.card.name == PARENT):
         qtbot.mouseClick(panel.activate_button, Qt.MouseButton.LeftButton)
     assert project.models.active().id == parent.id
     restored = session.trace()
@@ -213,7 +215,7 @@ def test_discard_deletes_the_version_and_cancel_leaves_everything_unchanged(
     qtbot.mouseClick(dialog.discard_button, Qt.MouseButton.LeftButton)
     assert not checkpoint.exists()
     assert [v.name for v in project.models.list()] == [PARENT]
-    assert project.models.active().name == PARENT and session.model.model_version == PARENT
+    assert project.models.active().name == PARENT and session.model.card.name == PARENT
     assert [row[0] for row in window.versions_panel.row_texts()] == [f"● {PARENT}"]
     assert not dialog.activate_button.isEnabled() and not dialog.discard_button.isEnabled()
 
@@ -243,7 +245,7 @@ def test_discard_deletes_the_version_and_cancel_leaves_everything_unchanged(
     assert first_epoch[0].n_stages == 4 and first_epoch[0].stage_index == 0
     assert dialog.curves  # the first epoch was drawn before the cancel
     assert project.dump() == before
-    assert project.models.active().name == PARENT and session.model.model_version == PARENT
+    assert project.models.active().name == PARENT and session.model.card.name == PARENT
     assert not weights.exists() or not any(weights.iterdir())
     assert dialog.pages.currentIndex() == dialog.SETUP
     assert "cancelled" in dialog.setup_status.text()
@@ -256,5 +258,5 @@ def test_discard_deletes_the_version_and_cancel_leaves_everything_unchanged(
         qtbot.waitUntil(lambda: bool(first_epoch), timeout=TIMEOUT_MS)
         dialog.close()
     assert finished.args[0].cancelled and finished.args[0].result is None
-    assert project.dump() == before and session.model.model_version == PARENT
+    assert project.dump() == before and session.model.card.name == PARENT
     assert not weights.exists() or not any(weights.iterdir())

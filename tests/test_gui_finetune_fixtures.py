@@ -75,4 +75,4 @@ def open_project(qtbot, window, path: Path) -> None:
     """Open the project in the window and wait until the parent's first prediction is drawn."""
     with qtbot.waitSignal(window.session.prediction_made, timeout=120000):
         window.session.open_path(path)
-    assert window.session.model.model_version == PARENT
+    assert window.session.model.card.name == PARENT

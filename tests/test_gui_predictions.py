@@ -114,8 +114,8 @@ def test_the_model_banner_and_card_tell_what_the_model_is(qtbot, window, demo_co
         assert "no pretrained backbone" in window.banner.full_text.lower()
         assert "NO PRETRAINED BACKBONE" in window.windowTitle()
     assert window.model_bar.device.text() == "CPU"
-    names = [c.name for c in window.model_bar.choices]
-    assert model.model_version in names
+    versions = [c.version for c in window.model_bar.choices]
+    assert model.model_version in versions
     window.show_model_card()
     qtbot.waitUntil(lambda: any(d.isVisible() and "Model card" in d.windowTitle()
                                 for d in window.findChildren(QDialog)), timeout=2000)

@@ -312,7 +312,7 @@ def test_hud_shows_frame_time_fps_reference_and_model_version(qtbot, model_windo
     fps = session.video.fps
     assert fps > 0
     model_names = {p.name for p in model_weights.iterdir() if p.is_dir()}
-    assert session.model.model_version in model_names
+    assert session.model.card.name in model_names
 
     def lines() -> list[str]:
         return hud.text().splitlines()

@@ -45,7 +45,8 @@ def test_a_face_pair_gives_a_complete_consistent_prediction(predictor, astronaut
     pred = predictor.predict(target, reference, frame_idx=7, reference_idx=0)
 
     assert pred.face_found and pred.frame_idx == 7 and pred.reference_idx == 0
-    assert pred.model_version == "diff-a" and pred.vocab == predictor.vocab
+    assert pred.model_version == predictor.card.version and pred.vocab == predictor.vocab
+    assert pred.model_version.startswith("diff-a@")  # the card's full version
     n_au, grid = len(pred.vocab), predictor.grid_size
     assert pred.probs.shape == (n_au,) and np.all((pred.probs > 0) & (pred.probs < 1))
     assert pred.gda.shape == (n_au, n_au) and np.allclose(pred.gda.sum(axis=1), 1, atol=1e-4)
@@ -95,7 +96,7 @@ def test_a_frame_without_a_face_is_reported_not_raised(predictor):
     noise = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     pred = predictor.predict(noise, blank, frame_idx=12, reference_idx=3)
     assert not pred.face_found
-    assert pred.frame_idx == 12 and pred.reference_idx == 3 and pred.model_version == "diff-a"
+    assert pred.frame_idx == 12 and pred.reference_idx == 3 and pred.model_version == predictor.card.version
     assert pred.probs is None and pred.heatmaps is None and pred.landmarks_img is None
 
 
@@ -137,7 +138,7 @@ def test_predictions_round_trip_through_the_project_cache_per_model_version(weig
         for name in ("diff-a", "flow-b"):
             with Predictor.from_checkpoint(weights / name, device="cpu", speed_mode="fp32") as predictor:
                 pred = predictor.predict(target, astronaut, 10, 4)
-                version = project.models.add(name, weights / name, predictor.vocab)
+                version = project.models.register(predictor.card, weights / name)
                 project.predictions.put_many(video.id, version.id, [pred])
                 stored[version.id] = pred
     with Project.open(tmp_path / "p.maus") as project:
@@ -217,7 +218,7 @@ def test_the_demo_flag_comes_from_the_card(weights, tmp_path):
     shutil.copytree(weights / "flow-b", demo)
     update_card(demo, name="demo-tiny", training_settings={"is_demo": True})
     with Predictor.from_checkpoint(demo, device="cpu", speed_mode="fp32") as predictor:
-        assert predictor.is_demo and predictor.model_version == "demo-tiny"
+        assert predictor.is_demo and predictor.card.name == "demo-tiny"
         assert not predictor.pretrained_loaded and predictor.device == "cpu"
     with Predictor.from_checkpoint(weights / "flow-b", device="cpu", speed_mode="fp32") as predictor:
         assert not predictor.is_demo

@@ -97,15 +97,15 @@ class ModelBar(QWidget):
         if not self.choices:
             self.selector.addItem("no model (run make demo-assets)")
         loaded = self.session.model
-        names = [c.name for c in self.choices]
-        if loaded is not None and loaded.model_version in names:
-            self.selector.setCurrentIndex(names.index(loaded.model_version))
+        versions = [c.version for c in self.choices]
+        if loaded is not None and loaded.model_version in versions:
+            self.selector.setCurrentIndex(versions.index(loaded.model_version))
         self.selector.blockSignals(False)
 
     def _on_selector_activated(self, index: int) -> None:
         if 0 <= index < len(self.choices):
             choice = self.choices[index]
-            if self.session.model is None or choice.name != self.session.model.model_version:
+            if self.session.model is None or choice.version != self.session.model.model_version:
                 self.session.attempt(self.session.select_model, choice)
 
     def _on_session_model_loaded(self, loaded: ModelLoaded) -> None:

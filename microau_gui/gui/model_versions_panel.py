@@ -120,14 +120,14 @@ class ModelVersionsPanel(QWidget):
         names = {v.id: v.name for v in versions}
         checkpoints = {c.model_version_id: c.checkpoint for c in self.session.model_choices()}
         for version in versions:  # oldest first: parents come before children
-            item = QTreeWidgetItem([("● " if version.name == running else "") + version.name,
+            item = QTreeWidgetItem([("● " if version.version == running else "") + version.name,
                                     _score_text(version.metrics),
                                     _created_text(version.created_at),
                                     names.get(version.parent_id, "–")])
             item.setData(0, ID_ROLE, version.id)
             item.setToolTip(0, str(checkpoints.get(version.id, version.checkpoint)))
             item.setToolTip(1, figure_scope(version.metrics)[1])
-            if version.name == running:
+            if version.version == running:
                 font = QFont()
                 font.setBold(True)
                 item.setFont(0, font)
@@ -148,13 +148,13 @@ class ModelVersionsPanel(QWidget):
         running = self.session.model.model_version if self.session.model is not None else None
         version = versions.get(item.data(0, ID_ROLE)) if item is not None else None
         if version is None:
-            version = next((v for v in versions.values() if v.name == running), None)
+            version = next((v for v in versions.values() if v.version == running), None)
         if version is None:
             self.details.setText("")
             return
         parent = versions.get(version.parent_id)
         self.details.setText(_describe(version, parent.name if parent else None,
-                                       version.name == running))
+                                       version.version == running))
 
     def row_texts(self) -> list[tuple[str, ...]]:
         """Every row's cells, depth first (what the coder reads)."""

@@ -116,7 +116,9 @@ class Predictor:
         self.model = model
         self.checkpoint = Path(checkpoint)
         self.card: ModelCard = card
-        self.model_version: str = card.name
+        # The one version identity (#15 D6): the card's full version, "name@hash" over every
+        # output-changing field, as the store's registry keys it (ModelVersion.version).
+        self.model_version: str = card.version
         self.vocab: tuple[str, ...] = tuple(card.vocab)
         self.device: str = device.type
         self.speed_mode: str = speed_choice.mode  # the mode the network runs in ("fp32", "bf16", "int8")

@@ -116,7 +116,7 @@ class FinetuneController(QObject):
         if project is None or model is None:
             return ""
         taken = [v.name for v in project.models.list()]
-        return default_output(project.path, model.model_version, taken).name
+        return default_output(project.path, model.card.name, taken).name
 
     def start(self, *, sources: tuple[str, ...] = ("expert", "accepted"),
               expression_types: tuple[str, ...] = ("micro",),
@@ -196,7 +196,7 @@ class FinetuneController(QObject):
             return
         report = done.result.report
         model = self._ctx.models.model
-        if model is not None and model.model_version == report.card.name:
+        if model is not None and model.model_version == report.card.version:
             raise UserError(f"{model.model_version} is the running model; activate another "
                             "version before discarding it")
         discard_result(report, self._ctx.project())

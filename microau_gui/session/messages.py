@@ -83,7 +83,7 @@ class ModelLoaded:
     """What the inference worker now runs."""
 
     request_id: int
-    model_version: str  # the checkpoint's version name
+    model_version: str  # the card's full version (name@hash): the one identity, ModelVersion.version
     model_version_id: int | None
     checkpoint: Path
     vocab: tuple[str, ...]  # AU codes in model order

@@ -261,7 +261,7 @@ class ModelSlot(QObject):
             elif self._project() is not None:
                 self.model = self._adopt(self.model)
             return
-        if self.model is not None and choice.name == self.model.model_version:
+        if self.model is not None and choice.version == self.model.model_version:
             self.model = self._adopt(self.model)
             self.model_loaded.emit(self.model)
             return
@@ -310,7 +310,7 @@ class ModelSlot(QObject):
         if project is not None:
             models = project.models
             if project.read_only:
-                version = models.find(loaded.model_version)
+                version = models.find_version(loaded.model_version)
             else:
                 try:
                     version = models.register(loaded.card, loaded.checkpoint, activate=True)

@@ -17,11 +17,12 @@ from microau_gui.store.project import Project
 class ModelChoice:
     """One entry of the model selector."""
 
-    name: str  # version name (model card "name"); FramePrediction.model_version carries it
+    name: str  # label: the project's version name, or the card's name of a weights/ checkpoint
     checkpoint: Path
     model_version_id: int | None  # the project's id, None for a checkpoint not yet registered
     origin: str  # "project" or "weights"
     active: bool = False  # the project's active version
+    version: str = ""  # identity (ModelVersion.version, ModelCard.version): ModelLoaded.model_version
 
     @property
     def label(self) -> str:
@@ -39,19 +40,20 @@ def model_choices(project: Project | None, weights: Path) -> list[ModelChoice]:
     A project version whose checkpoint file is gone (the project was copied or moved) but whose
     name is in `weights` points at that checkpoint instead, keeping the project's id.
     """
-    in_weights = {}
+    in_weights, infos = {}, []
     if weights.is_dir():
-        in_weights = {info.name: Path(info.path) for info in list_checkpoints(weights)}
+        infos = list_checkpoints(weights)
+        in_weights = {info.name: Path(info.path) for info in infos}
     choices: list[ModelChoice] = []
     if project is not None:
         for v in project.models.list():
             checkpoint = v.checkpoint
             if not checkpoint.exists() and v.name in in_weights:
                 checkpoint = in_weights[v.name]
-            choices.append(ModelChoice(v.name, checkpoint, v.id, "project", v.active))
+            choices.append(ModelChoice(v.name, checkpoint, v.id, "project", v.active, v.version))
     known = {c.name for c in choices}
-    choices += [ModelChoice(name, path, None, "weights") for name, path in in_weights.items()
-                if name not in known]
+    choices += [ModelChoice(info.name, Path(info.path), None, "weights", version=info.card.version)
+                for info in infos if info.name not in known]
     return choices
 
 

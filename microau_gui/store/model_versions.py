@@ -107,6 +107,14 @@ class ModelRegistry:
         ).fetchone()
         return None if row is None else self._row(row)
 
+    def find_version(self, version: str) -> ModelVersion | None:
+        """The version whose identity (`ModelVersion.version`, a card's full version) is
+        `version`, or None."""
+        row = self._db.conn().execute(
+            f"SELECT {_COLUMNS} FROM model_versions WHERE COALESCE(card_version, name) = ?",
+            (version,)).fetchone()
+        return None if row is None else self._row(row)
+
     def register(self, card: Card, checkpoint: Path | str, *, parent_id: int | None = None,
                  activate: bool = False) -> ModelVersion:
         """The version of the checkpoint `checkpoint` described by `card`, added when the project

@@ -182,19 +182,23 @@ class PredictionCache:
         self._lock = threading.Lock()
 
     def _version(self, model_version_id: int) -> tuple[str, tuple[str, ...]]:
-        """(name, vocab) of a model version; both are immutable once added."""
+        """(identity, vocab) of a model version: `ModelVersion.version`, the card's full version
+        the Predictor gives its rows (the name when it has none), so a cached row and a fresh
+        one carry the same `model_version`. Both are immutable once recorded."""
         with self._lock:
             known = self._versions.get(model_version_id)
         if known is not None:
             return known
         row = self._db.conn().execute(
-            "SELECT name, vocab FROM model_versions WHERE id = ?", (model_version_id,)
+            "SELECT COALESCE(card_version, name), vocab, card_version FROM model_versions "
+            "WHERE id = ?", (model_version_id,)
         ).fetchone()
         if row is None:
             raise UserError(f"model version {model_version_id} is not in this project")
         known = (row[0], tuple(json.loads(row[1])))
-        with self._lock:
-            self._versions[model_version_id] = known
+        if row[2] is not None:  # a version registered before card versions gets one later
+            with self._lock:
+                self._versions[model_version_id] = known
         return known
 
     def put_many(self, video_id: int, model_version_id: int,

@@ -178,7 +178,7 @@ class ModelVersion:
     """A trained model the project knows about; predictions are cached per version."""
 
     id: int
-    name: str  # unique; FramePrediction.model_version carries it
+    name: str  # unique label (the card's name; its full version when that name was taken)
     checkpoint: Path  # absolute path of the checkpoint (stored relative to the project when inside)
     vocab: tuple[str, ...]  # AU codes in model output order
     parent_id: int | None  # version it was fine-tuned from
@@ -187,6 +187,13 @@ class ModelVersion:
     created_at: str
     active: bool
     card_version: str | None = None  # ModelCard.version its predictions were cached under
+
+    @property
+    def version(self) -> str:
+        """Its identity, the one FramePrediction.model_version and Predictor.model_version
+        carry: the card's full version (`name@hash`); the name for versions added without a
+        card (imports of old exports, tests)."""
+        return self.card_version or self.name
 
     @property
     def metrics(self) -> dict[str, Any]:
