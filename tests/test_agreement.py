@@ -13,8 +13,12 @@ import numpy as np
 import pytest
 
 from microau_gui.cli import main as cli_main
+from microau_gui.core.aus import parse_au_string
 from microau_gui.spotting.agreement import (CodedEvent, compare_coders, events_from_frame_probs,
                                             write_agreement_csv)
+from microau_gui.store.export import export_json
+from microau_gui.store.project import Project
+from microau_gui.store.records import MediaFacts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,19 +172,16 @@ def test_agreement_cli_coder_versus_per_frame_model(tmp_path):
 
 
 def test_agreement_cli_reads_two_coders_from_one_project_export(tmp_path):
-    doc = {
-        "format": "microau-project-export", "format_version": 1,
-        "videos": [{"id": 1, "path": "media/v1.mp4", "name": "v1", "n_frames": 20}],
-        "events": [
-            {"video": 1, "onset": 2, "apex": 5, "offset": 7, "coder": "ann",
-             "aus": [{"au": 12, "side": "B", "intensity": None}], "expression_type": "micro"},
-            {"video": 1, "onset": 12, "apex": 13, "offset": 14, "coder": "ann",
-             "aus": [{"au": 4, "side": "B", "intensity": None}], "expression_type": "micro"},
-            {"video": 1, "onset": 4, "apex": 6, "offset": 9, "coder": "bob",
-             "aus": [{"au": 12, "side": "L", "intensity": "B"}], "expression_type": "micro"},
-        ],
-    }
-    export = _write(tmp_path / "p.json", json.dumps(doc))
+    with Project.create(tmp_path / "p.maus") as project:
+        video = project.add_video(tmp_path / "media" / "v1.mp4",
+                                  MediaFacts(n_frames=20, fps=30.0, width=64, height=64),
+                                  digest="0" * 64)
+        for onset, apex, offset, coder, aus_text in ((2, 5, 7, "ann", "12"), (12, 13, 14, "ann", "4"),
+                                                     (4, 6, 9, "bob", "L12B")):
+            project.add_event(video.id, onset, apex, offset, parse_au_string(aus_text).codes,
+                              coder=coder)
+        export = tmp_path / "p.json"
+        export_json(project, export)
     out = tmp_path / "agree.csv"
     assert cli_main(["agreement", str(export), str(export), "--coder-a", "ann", "--coder-b", "bob",
                      "--out", str(out)]) == 0
@@ -189,7 +190,8 @@ def test_agreement_cli_reads_two_coders_from_one_project_export(tmp_path):
     assert by[("lengths_known", "")] == "1"  # 20 frames from the export
 
 
-@pytest.mark.parametrize("case", ["missing", "bad_row", "offset_before_onset", "bad_aus", "out_dir"])
+@pytest.mark.parametrize("case", ["missing", "bad_row", "offset_before_onset", "bad_aus", "out_dir",
+                                  "loose_export"])
 def test_agreement_errors_are_one_line(tmp_path, case):
     good = _write(tmp_path / "good.csv", "video,onset,offset,aus\nv,1,5,12\n")
     a, b, out = good, good, tmp_path / "o.csv"
@@ -201,6 +203,13 @@ def test_agreement_errors_are_one_line(tmp_path, case):
         b = _write(tmp_path / "bad.csv", "video,onset,offset,aus\nv,9,5,12\n")
     elif case == "bad_aus":
         b = _write(tmp_path / "bad.csv", "video,onset,offset,aus\nv,1,5,smile\n")
+    elif case == "loose_export":  # a null coder: the export schema (#15 D16) refuses it
+        b = _write(tmp_path / "loose.json", json.dumps({
+            "format": "microau-project-export", "format_version": 1, "subjects": [],
+            "videos": [{"id": 1, "path": "v.mp4", "name": "v", "n_frames": 20}],
+            "model_versions": [], "notes": [],
+            "events": [{"video": 1, "onset": 2, "apex": 5, "offset": 7, "coder": None,
+                        "aus": [], "expression_type": "micro"}]}))
     else:
         out = tmp_path / "no" / "such" / "o.csv"
     proc = subprocess.run([sys.executable, "main.py", "agreement", str(a), str(b), "--out", str(out)],

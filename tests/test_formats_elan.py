@@ -224,3 +224,59 @@ def test_an_oversized_eaf_is_refused_before_it_is_read(tmp_path, coded):
     with pytest.raises(UserError, match="huge.eaf is 65 MB") as info:
         import_elan(project, path, video.id)
     assert "\n" not in str(info.value)
+
+
+_BIG_EAF = r'''
+import sys
+from pathlib import Path
+from microau_gui.core.errors import UserError
+from microau_gui.interchange.elan import MAX_EAF_BYTES, _load
+path = Path(sys.argv[1])
+head = ('<?xml version="1.0" encoding="UTF-8"?>\n<ANNOTATION_DOCUMENT AUTHOR="" '
+        'DATE="2026-01-01T00:00:00+00:00" FORMAT="3.0" VERSION="3.0" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:noNamespaceSchemaLocation="http://www.mpi.nl/tools/elan/EAFv3.0.xsd">'
+        '<HEADER MEDIA_FILE="" TIME_UNITS="milliseconds"/>')
+slot = '<TIME_SLOT TIME_SLOT_ID="ts{0}" TIME_VALUE="{0}"/>'
+note = ('<ANNOTATION><ALIGNABLE_ANNOTATION ANNOTATION_ID="a{0}" TIME_SLOT_REF1="ts{1}" '
+        'TIME_SLOT_REF2="ts{2}"><ANNOTATION_VALUE>L12C</ANNOTATION_VALUE>'
+        '</ALIGNABLE_ANNOTATION></ANNOTATION>')
+tail = ('</TIER><LINGUISTIC_TYPE GRAPHIC_REFERENCES="false" LINGUISTIC_TYPE_ID="default-lt" '
+        'TIME_ALIGNABLE="true"/></ANNOTATION_DOCUMENT>')
+per = len(slot.format(999999)) * 2 + len(note.format(999999, 999999, 999999))
+n = (MAX_EAF_BYTES - len(head) - len(tail) - 200) // per + int(sys.argv[2])
+with path.open("w") as out:
+    out.write(head + "<TIME_ORDER>")
+    out.writelines(slot.format(i) for i in range(2 * n))
+    out.write('</TIME_ORDER><TIER LINGUISTIC_TYPE_REF="default-lt" TIER_ID="events [x]">')
+    out.writelines(note.format(i, 2 * i, 2 * i + 1) for i in range(n))
+    out.write(tail)
+try:
+    eaf = _load(path)
+    print("read", len(eaf.tiers["events [x]"][0]))
+except UserError as err:
+    print("refused", str(err).splitlines()[0])
+# VmHWM is this process image's own peak; ru_maxrss would carry over the forking parent's.
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print("peak_mb", int(hwm.split()[1]) / 1024)
+'''
+
+
+@pytest.mark.parametrize("beyond", [0, 100_000], ids=["just under the limit", "over the limit"])
+def test_the_largest_eaf_we_read_and_one_we_refuse_stay_in_bounded_memory(tmp_path, beyond):
+    """#15 D2 / #17: every importer reads a hostile file in < 300 MB. pympi parses the whole
+    tree, so the size limit is what bounds it: the largest file under it is read in bounds."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.eaf"
+    proc = subprocess.run([sys.executable, "-c", _BIG_EAF, str(path), str(beyond)],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
+    if beyond:
+        assert "is not an annotation document we can read" in lines["refused"]
+    else:
+        assert int(lines["read"]) > 50_000  # the file really was that full
+    assert float(lines["peak_mb"]) < 300, lines

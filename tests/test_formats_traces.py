@@ -8,9 +8,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from microau_gui.core.errors import UserError
-from microau_gui.interchange.traces import evidence_to_probability, read_trace
+from microau_gui.interchange.traces import TOOLS, evidence_to_probability, read_trace
 from microau_gui.store.project import Project
 from microau_gui.store.records import MediaFacts
 
@@ -192,6 +194,57 @@ def test_a_file_without_line_breaks_is_refused_in_bounded_memory(tmp_path):
         tracemalloc.stop()
     assert "\n" not in str(info.value)
     assert peak < 16 * 2**20  # a 16 MB file; the reader holds at most one 1 MiB line
+
+
+_HEADERS = {
+    "openface": ("frame", " timestamp", " confidence", " success", " AU01_r", " AU12_c", " face_id"),
+    "imotions": ("StudyName", "EventSource", "FrameNo", "FrameTime", "NoOfFaces",
+                 "AU1 Evidence", "AU12 Evidence"),
+    "pyfeat": ("frame", "approx_time", "FaceScore", "AU01", "AU12"),
+}
+_DELIMITERS = {"openface": ",", "imotions": "\t", "pyfeat": ","}
+_cells = st.one_of(
+    st.integers(min_value=-10**12, max_value=10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", "nan", "NA", "FACET", "Emotient FACET", "1", "0", "-1", "1e308", "0.5"]),
+    st.text(min_size=0, max_size=12))
+
+
+@st.composite
+def _tables(draw, tool):
+    header = list(_HEADERS[tool])
+    if draw(st.booleans()):  # columns dropped or shuffled, as a damaged export has them
+        header = draw(st.permutations(header))[:draw(st.integers(1, len(header)))]
+    rows = draw(st.lists(st.lists(_cells, min_size=0, max_size=len(header) + 2), max_size=30))
+    preamble = ["#Study: x"] * draw(st.integers(0, 3)) if tool == "imotions" else []
+    delimiter = _DELIMITERS[tool]
+    lines = preamble + [delimiter.join(header)] + [delimiter.join(row) for row in rows]
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\r\n"]))
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_trace_readers_survive_random_tables(tool, tmp_path_factory):
+    """#15's fuzz item for the #17 importers: random cells, types, columns and row lengths give
+    a trace aligned to the video or a one-line UserError, never a traceback."""
+    folder = tmp_path_factory.mktemp(f"fuzz-{tool}")
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(text=_tables(tool))
+    def fuzz(text):
+        path = folder / "random.txt"
+        path.write_text(text, encoding="utf-8", errors="surrogatepass")
+        try:
+            trace = read_trace(tool, path, fps=30.0, n_frames=1000)
+        except UserError as err:
+            assert "\n" not in str(err) and str(err)
+            return
+        assert np.all(np.diff(trace.frame_idx) > 0) and trace.frame_idx.min() >= 0
+        assert trace.frame_idx.max() < 1000
+        for column in trace.values.values():
+            assert column.shape == trace.frame_idx.shape
+
+    fuzz()
 
 
 # -- stored in a project --------------------------------------------------------------------------

@@ -53,16 +53,18 @@ from microau_gui.core.au import au_number
 from microau_gui.core.aus import AUCode, format_au_codes, parse_au_string
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
-from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.core.outputs import check_output, project_guard
+from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.interchange.clock import FrameClock
 from microau_gui.store.project import Project
 
 EAF_VERSION = "3.0"
-# ELAN's own 2.4 MB sample holds thousands of annotations; pympi parses the whole tree, so a file
-# is refused by its size before any of it is read.
-MAX_EAF_BYTES = 64 * 2**20
+# ELAN's own 2.4 MB sample holds thousands of annotations; pympi parses the whole tree (about 6x
+# the file's size at its peak: a 63 MB file took 400 MB), so a file is refused by its size before
+# any of it is read. 24 MiB (~85,000 annotations, ~210 MB to read) keeps a read under the 300 MB
+# every importer must stay in (#15 D2).
+MAX_EAF_BYTES = 24 * 2**20
 ROLES = ("events", "au", "apex", "emotion", "type")
 
 _TIER = re.compile(r"^(events|apex|emotion|type|AU(\d{1,2}))(?: \[(.*)\])?$")

@@ -44,6 +44,7 @@ from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
 from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.spotting.agreement import CodedEvent, events_from_frame_probs
+from microau_gui.store.json_schema import validate_export
 
 SPOT_COLUMNS = ("video", "onset", "apex", "offset", "type", "score", "regions")
 _EXPORT_FORMAT = "microau-project-export"
@@ -225,30 +226,28 @@ def _read_frame_csv(path: Path, rows: list[list[str]], video: str, threshold: fl
 
 
 def _read_export_json(path: Path, coder: str | None) -> EventTable:
+    """Our project JSON export, checked against its schema (store.json_schema, #15 D16) like
+    every JSON export we read."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise UserError(f"{path.name}: not a readable JSON file ({err})") from None
     if not isinstance(document, dict) or document.get("format") != _EXPORT_FORMAT:
         raise UserError(f"{path.name}: not a project JSON export (`export --format json`)")
-    try:
-        videos = {v["id"]: v for v in document.get("videos", [])}
-        keys = {vid: Path(v["path"]).name for vid, v in videos.items()}
-        events, kinds = [], []
-        for item in document.get("events", []):
-            if coder is not None and (item.get("coder") or "") != coder:
-                continue
-            events.append(CodedEvent(video=keys[item["video"]], onset=int(item["onset"]),
-                                     offset=int(item["offset"]), apex=item.get("apex"),
-                                     aus=frozenset(f"AU{int(a['au'])}" for a in item.get("aus", [])),
-                                     coder=item.get("coder") or "",
-                                     emotion=(item.get("emotion") or "").strip().lower()))
-            kind = (item.get("expression_type") or "").lower()
-            kinds.append(kind if kind in ("micro", "macro") else "")
-        n_frames = {keys[vid]: int(v["n_frames"]) for vid, v in videos.items() if v.get("n_frames")}
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise UserError(f"{path.name}: a damaged project export ({type(err).__name__}: {err}); "
-                        "export it again") from None
+    export = validate_export(document, path.name)
+    keys = {v.id: Path(v.path).name for v in export.videos}
+    events, kinds = [], []
+    for item in export.events:
+        if coder is not None and item.coder != coder:
+            continue
+        if item.video not in keys:
+            raise UserError(f"{path.name}: event {item.uid} belongs to video {item.video}, which "
+                            "the export does not list; export it again")
+        events.append(CodedEvent(video=keys[item.video], onset=item.onset, offset=item.offset,
+                                 apex=item.apex, aus=frozenset(f"AU{a.au}" for a in item.aus),
+                                 coder=item.coder, emotion=(item.emotion or "").strip().lower()))
+        kinds.append(item.expression_type)
+    n_frames = {keys[v.id]: v.n_frames for v in export.videos}
     return EventTable(path, tuple(events), tuple(kinds), n_frames, "json")
 
 
