@@ -54,8 +54,8 @@ def predictor(checkpoint):
         yield loaded
 
 
-def rows(source, predictor, **options) -> dict[int, object]:
-    with AnalysisPipeline(source, predictor, AnalysisOptions(**options)) as pipeline:
+def rows(source, predictor, background: bool = True, **options) -> dict[int, object]:
+    with AnalysisPipeline(source, predictor, AnalysisOptions(**options), background=background) as pipeline:
         return {p.frame_idx: p for batch in pipeline for p in batch.predictions}
 
 
@@ -128,6 +128,37 @@ def test_an_analysis_never_takes_rows_another_speed_modes_arithmetic_cached(vide
         assert from_cache == 0, "the int8 run took fp32 rows: one run would mix two classes"
         assert project.predictions.frames(video_id, version_id, "int8").tolist() == list(range(12))
         assert project.predictions.frames(video_id, version_id, "fp32").tolist() == list(range(12, N_FRAMES))
+
+
+def test_the_pipelined_analysis_gives_exactly_the_sequential_rows(video, predictor):
+    """Decoding, landmarks, pair preparation and the model on four threads (background=True)
+    against all of it on this one: the same rows, bit for bit, in the same order."""
+    import threading
+
+    with open_media(video) as source:
+        sequential = rows(source, predictor, batch_size=4, background=False)
+        names = set()
+        real_prepare = predictor.prepare_batch
+
+        def prepare_batch(pairs):
+            names.add(threading.current_thread().name)
+            return real_prepare(pairs)
+
+        predictor.prepare_batch = prepare_batch
+        try:
+            with AnalysisPipeline(source, predictor, AnalysisOptions(batch_size=4), background=True) as run:
+                in_order = [p for batch in run for p in batch.predictions]
+        finally:
+            del predictor.prepare_batch
+    assert names and all(name.startswith("pair-prep") for name in names), names  # its own thread
+    assert [p.frame_idx for p in in_order] == sorted(sequential) == list(range(N_FRAMES))
+    pipelined = {p.frame_idx: p for p in in_order}
+    for frame_idx, row in sequential.items():
+        got = pipelined[frame_idx]
+        assert (got.reference_idx, got.face_found) == (row.reference_idx, row.face_found)
+        np.testing.assert_array_equal(got.probs, row.probs)
+        np.testing.assert_array_equal(got.pta_grid, row.pta_grid)
+        np.testing.assert_array_equal(got.landmarks_img, row.landmarks_img)
 
 
 def test_landmarks_are_static_per_frame_in_the_producer_thread_and_inline(video):

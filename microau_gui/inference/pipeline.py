@@ -42,9 +42,14 @@ How frames flow (our specification):
 - Together: the row of a frame depends only on the frame, its reference frame, the model version
   and the settings, never on the start, range, batch size, chunking or front end (DESIGN.md
   section 5, determinism).
-- `background=True` decodes and detects landmarks in a producer thread a few frames ahead of the
-  model (PyAV, MediaPipe and torch release the GIL: on 2 cores they overlap, on a GPU the CPU
-  work hides behind the model). The GUI's worker passes False: its other core draws the window.
+- `background=True` runs the stages on their own threads, each a bounded queue ahead of the
+  next, so the slowest stage sets the pace: decoding (`PRODUCER_DEPTH` frames ahead), landmarks
+  (`PRODUCER_DEPTH` frames ahead), pair preparation (crops, flow, masks: the next batch is
+  prepared while the model runs this one) and the model (the caller's thread). PyAV, MediaPipe,
+  OpenCV and torch release the GIL, so on 2 cores they overlap, and on a GPU the CPU work hides
+  behind the model. The rows are exactly the sequential pipeline's: the same functions on the
+  same batches, only on other threads. The GUI's worker passes False (one thread, the other
+  core draws the window); so do `step(max_frames)` sizes other than `options.batch_size`.
 - A truncated video (`VideoSource.n_decodable` < `n_frames`): the frames that decode are
   analysed; requested frames past them get no row and are counted (`undecodable`,
   `n_undecodable`) for the driver to report.
@@ -57,6 +62,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -129,7 +135,8 @@ def landmarked_frames(frames: Iterable[tuple[int, np.ndarray]], needs: Callable[
     def produce() -> Iterator[LandmarkedFrame]:
         mesh = FaceMesh(static=True)  # made on the thread that uses it: graphs are not thread-safe
         try:
-            for frame_idx, rgb in frames:
+            # decoding on a thread of its own, ahead of MediaPipe
+            for frame_idx, rgb in (prefetch(frames, depth=depth) if background else frames):
                 wanted = needs is None or needs(frame_idx)
                 yield LandmarkedFrame(frame_idx, rgb, mesh.detect(rgb) if wanted else None)
         finally:
@@ -187,6 +194,9 @@ class AnalysisPipeline:
         self._uncommitted: list[FramePrediction] = []
         self._targets = self._stream()
         self._closed = False
+        # background: one thread prepares the next batch's pairs while the model runs this one
+        self._preparer = ThreadPoolExecutor(1, thread_name_prefix="pair-prep") if background else None
+        self._ahead: tuple[list, list, Future] | None = None  # the batch being prepared
 
     # -- stepping ------------------------------------------------------------------------------
 
@@ -194,16 +204,25 @@ class AnalysisPipeline:
         """The next batch of at most `max_frames` rows (default `options.batch_size`); None when
         every requested frame has been produced."""
         limit = max(1, max_frames or self.options.batch_size)
-        pending: list[FramePair | FramePrediction] = []
-        for frame_idx, target, window in self._targets:
-            pending.append(self._row(frame_idx, target, window))
-            if len(pending) >= limit:
-                break
+        if self._preparer is not None and limit == self.options.batch_size:
+            if self._ahead is None:
+                self._ahead = self._prepare_next(limit)
+            pending, pairs, preparing = self._ahead
+            # the next batch is prepared on the other thread while the model runs this one
+            self._ahead = self._prepare_next(limit) if pending else None
+            prepared = preparing.result()
+        else:
+            if self._ahead is not None:  # a batch prepared ahead is served before any other
+                pending, pairs, preparing = self._ahead
+                self._ahead, prepared = None, preparing.result()
+            else:
+                pending = self._next_rows(limit)
+                pairs = [p for p in pending if isinstance(p, FramePair)]
+                prepared = self.predictor.prepare_batch(pairs)
         if not pending:
             self.close()
             return None
-        pairs = [p for p in pending if isinstance(p, FramePair)]
-        fresh = self.predictor.predict_batch(pairs, with_overlays=False) if pairs else []
+        fresh = self.predictor.predict_prepared(pairs, prepared, with_overlays=False) if pairs else []
         computed = iter(fresh)
         predictions = tuple(next(computed) if isinstance(p, FramePair) else p for p in pending)
         self._commit(fresh, force=False)
@@ -213,6 +232,22 @@ class AnalysisPipeline:
         self.n_from_cache += n_cached
         return AnalysisBatch(predictions, tuple(self.source.time_s(p.frame_idx) for p in predictions),
                              self.n_done, self.n_requested, n_cached)
+
+    def _next_rows(self, limit: int) -> list[FramePair | FramePrediction]:
+        """The next `limit` rows: cached predictions, or pairs to run."""
+        pending: list[FramePair | FramePrediction] = []
+        for frame_idx, target, window in self._targets:
+            pending.append(self._row(frame_idx, target, window))
+            if len(pending) >= limit:
+                break
+        return pending
+
+    def _prepare_next(self, limit: int) -> tuple[list, list, Future]:
+        """The next rows, their pairs handed to the preparing thread (cache lookups, the reference
+        policy and the frame window stay on this thread)."""
+        pending = self._next_rows(limit)
+        pairs = [p for p in pending if isinstance(p, FramePair)]
+        return pending, pairs, self._preparer.submit(self.predictor.prepare_batch, pairs)
 
     def __iter__(self) -> Iterator[AnalysisBatch]:
         while (batch := self.step()) is not None:
@@ -224,6 +259,8 @@ class AnalysisPipeline:
             return
         self._closed = True
         try:
+            if self._preparer is not None:
+                self._preparer.shutdown(wait=True, cancel_futures=True)
             self._targets.close()
         finally:
             self._commit([], force=True)

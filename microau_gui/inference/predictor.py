@@ -184,7 +184,18 @@ class Predictor:
         from `pta_grid`, `crop_to_img` and the landmarks, and not kept by the predictions cache),
         which is what batch analysis wants.
         """
-        prepared = [self._prepare(pair) for pair in pairs]
+        return self.predict_prepared(pairs, self.prepare_batch(pairs), with_overlays)
+
+    def prepare_batch(self, pairs: Sequence[FramePair]) -> list:
+        """The CPU half of `predict_batch`: each pair's crops, flow image and region masks (None
+        where no face was found). Touches no state the model half uses, so the analysis pipeline
+        prepares the next batch on another thread while the model runs this one (its pairs carry
+        their landmarks, so the predictor's own landmark cache is not touched)."""
+        return [self._prepare(pair) for pair in pairs]
+
+    def predict_prepared(self, pairs: Sequence[FramePair], prepared: list,
+                         with_overlays: bool = True) -> list[FramePrediction]:
+        """The model half of `predict_batch`, on `prepare_batch(pairs)`."""
         ready = [p for p in prepared if p is not None]
         outputs = self._run_model(ready) if ready else None
         results = []
