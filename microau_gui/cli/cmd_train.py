@@ -22,7 +22,8 @@ micro-au-clip report with the baselines under "baselines".
 Several `--dataset`s are pooled, their subjects namespaced by set (`casme2:01`): `--protocol
 loso` is then pooled LOSO. `--test-dataset` trains once on the `--dataset` sets and tests on
 it (cross-dataset). The vocabulary is then the AUs coded in every set (the report lists the
-dropped ones) and the report adds `per_dataset` F1 beside the pooled figure (see
+dropped ones), or with `--vocab-policy union` the AUs coded in any set, each set's uncoded
+labels masked and the report adds `per_dataset` F1 beside the pooled figure (see
 `training.runs`).
 
 `--nproc N` runs the same command in N torchrun workers with DDP (`cli.launch`,
@@ -95,6 +96,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per step (default 16)")
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (default 0.05)")
     parser.add_argument("--balanced", action="store_true", help="draw pairs with rare AUs more often")
+    parser.add_argument("--vocab-policy", choices=("common", "union"), default="common",
+                        help="pooled --datasets: common (default) predicts the AUs coded in every "
+                        "set; union predicts the AUs coded in any set and masks the labels a set "
+                        "does not code out of the loss and the metrics")
     parser.add_argument("--thresholds", choices=("fixed", "nested"), default="fixed",
                         help="fixed: decide every AU at 0.5 (default); nested: per-AU thresholds "
                         "chosen by an inner leave-one-subject-out on each fold's training subjects "
@@ -150,11 +155,20 @@ def _run(args, world) -> int:
                                    cache=None if args.no_cache else (args.cache or cache_dir("pairs")),
                                    progress=bars.prepare)
         _print_data(data)
-        kept, dropped = runs.common_vocab(data, config.vocab)
+        args.known, args.coded_by = None, None
+        if args.vocab_policy == "union" and data.sources:
+            kept, dropped, args.coded_by = runs.union_vocab(data, config.vocab)
+            args.known = runs.known_labels(args.coded_by, kept)
+            why = "coded in no dataset"
+        else:
+            kept, dropped = runs.common_vocab(data, config.vocab)
+            why = "not coded in every dataset"
         if dropped:
-            print(f"vocabulary: {', '.join(dropped)} dropped (not coded in every dataset); "
-                  f"predicting {', '.join(kept)}")
+            print(f"vocabulary: {', '.join(dropped)} dropped ({why}); predicting {', '.join(kept)}")
             config = config.with_vocab(kept)
+        if args.coded_by:
+            for label, codes in args.coded_by.items():
+                print(f"  {label} codes {', '.join(codes)}; its other labels are unknown (masked)")
         args.vocab_dropped = list(dropped)
         if args.protocol == "all":
             report = _train_all(args, data, config, settings, device, bars)
@@ -205,13 +219,14 @@ def _cross_validate(args, data, methods, config, settings, device, bars) -> dict
     for method in methods:
         run_ = runs.cross_validate(method, data.prepared.pairs, folds, protocol=protocol,
                                    config=config, settings=settings, device=device,
-                                   progress=bars.train, thresholds=args.thresholds)
+                                   progress=bars.train, thresholds=args.thresholds,
+                                   known=args.known)
         bars.close()
         results[method] = run_
         print()
         print(format_au_table(run_.report))
         if data.sources:
-            for label, row in runs.per_dataset_reports(run_, config.vocab).items():
+            for label, row in runs.per_dataset_reports(run_, config.vocab, args.known).items():
                 print(f"  {label}: mean F1 {row['mean_f1']:.3f} ({row['n_samples']} samples, "
                       f"{row['n_subjects']} subjects)")
         if run_.emotion is not None and run_.emotion.get("degenerate"):
@@ -229,18 +244,24 @@ def _cross_validate(args, data, methods, config, settings, device, bars) -> dict
                                             settings, data)
     report["folds"] = [{"name": f.name, "test_subjects": list(f.test_subjects)} for f in folds]
     if data.sources:
-        report["per_dataset"] = runs.per_dataset_reports(main, config.vocab)
+        report["per_dataset"] = runs.per_dataset_reports(main, config.vocab, args.known)
         report["vocabulary"] = {"policy": "AUs coded in every dataset", "kept": list(config.vocab),
                                 "dropped": getattr(args, "vocab_dropped", [])}
+        if args.coded_by:
+            report["vocabulary"].update(
+                policy="union: AUs coded in any dataset; a dataset's labels of AUs it does not code "
+                       "are unknown and masked out of the loss, the class weights, the prior, the "
+                       "baselines' fit, the thresholds and the F1",
+                coded_by={label: list(codes) for label, codes in args.coded_by.items()})
     if len(methods) > 1:
         report["baselines"] = {m: r.to_json() for m, r in results.items() if m != methods[0]}
         if data.sources:
             for m, r in results.items():
                 if m != methods[0]:
-                    report["baselines"][m]["per_dataset"] = runs.per_dataset_reports(r, config.vocab)
+                    report["baselines"][m]["per_dataset"] = runs.per_dataset_reports(r, config.vocab, args.known)
     if args.out and "micro-au-clip" in results:
         card = runs.train_and_save(data, config, settings, device, args.out, metrics=report,
-                                   progress=bars.train)
+                                   progress=bars.train, known=args.known)
         bars.close()
         print(f"saved {args.out} ({card.version}; trained on all {len(data.prepared.subjects)} "
               "subjects, card metrics = this cross-validation)")
@@ -252,7 +273,8 @@ def _train_all(args, data, config, settings, device, bars) -> dict:
     from microau_gui.training import runs
     from microau_gui.training.metrics import format_au_table
 
-    card, fit = runs.train_all_and_save(data, config, settings, device, args.out, progress=bars.train)
+    card, fit = runs.train_all_and_save(data, config, settings, device, args.out, progress=bars.train,
+                                        known=args.known)
     bars.close()
     print(format_au_table(fit.report))
     print("(scored on the training subjects: not held out; use --protocol loso for honest scores)")

@@ -19,6 +19,8 @@ Our specification (DESIGN.md section 1):
 - BCE on the detection logits with per-AU positive-class weights (n_neg + 1) / (n_pos + 1),
   capped, so rare AUs are not drowned by negatives.
 - Total = BCE + lambda_c * MiAUCL + lambda_g * GDLoss (lambdas in `MicroAUConfig`).
+- Unknown labels (an AU a pooled dataset does not code): an optional bool mask `(B, n_au)`
+  makes BCE and MiAUCL average over the known labels only, so "not coded" is never "absent".
 """
 
 from __future__ import annotations
@@ -68,18 +70,33 @@ def positive_class_weights(labels, cap: float = 10.0) -> torch.Tensor:
     return ((n_neg + 1) / (n_pos + 1)).clamp(max=cap).to(torch.float32)  # (n_au,)
 
 
-def detection_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean binary cross-entropy of detection logits `(B, n_au)` against 0/1 targets."""
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` over the True entries of `mask` (same shape)."""
+    mask = mask.to(values)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def detection_bce(logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None = None,
+                  mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy of detection logits `(B, n_au)` against 0/1 targets.
+
+    mask: bool `(B, n_au)`, the labels that are known (an AU the sample's dataset codes); the
+    mean runs over those only. None: every label is known.
+    """
     logits = logits.float()
     weight = pos_weight.to(logits.device, torch.float32) if pos_weight is not None else None
-    return F.binary_cross_entropy_with_logits(logits, targets.to(logits), pos_weight=weight)
+    if mask is None:
+        return F.binary_cross_entropy_with_logits(logits, targets.to(logits), pos_weight=weight)
+    per_label = F.binary_cross_entropy_with_logits(logits, targets.to(logits), pos_weight=weight,
+                                                   reduction="none")  # (B, n_au)
+    return _masked_mean(per_label, mask)
 
 
 def miaucl(
     au_features: torch.Tensor, targets: torch.Tensor, text_pos: torch.Tensor, text_neg: torch.Tensor,
-    tau: torch.Tensor | float,
+    tau: torch.Tensor | float, mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Micro-AU contrastive loss.
+    """Micro-AU contrastive loss (mean over the known labels of `mask` `(B, n_au)` when given).
 
     au_features z `(B, n_au, D)` (normalised here), targets `(B, n_au)` 0/1, text_pos / text_neg
     `(n_au, D)`, tau the temperature. Candidate column j < n_au is t_j+ (own positive at j = k),
@@ -94,7 +111,10 @@ def miaucl(
     n_au = z.shape[1]
     own = torch.arange(n_au, device=z.device).expand_as(targets)  # (B, n_au)
     target_idx = torch.where(targets.to(z.device) > 0.5, own, torch.full_like(own, n_au))  # (B, n_au)
-    return F.cross_entropy(logits.reshape(-1, n_au + 1), target_idx.reshape(-1))
+    if mask is None:
+        return F.cross_entropy(logits.reshape(-1, n_au + 1), target_idx.reshape(-1))
+    per_label = F.cross_entropy(logits.reshape(-1, n_au + 1), target_idx.reshape(-1), reduction="none")
+    return _masked_mean(per_label.reshape(target_idx.shape), mask.to(z.device))
 
 
 def gd_loss(attention: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
@@ -119,10 +139,15 @@ def micro_au_loss(
     *, logits: torch.Tensor, au_features: torch.Tensor, gda_attention: torch.Tensor | None,
     targets: torch.Tensor, text_pos: torch.Tensor, text_neg: torch.Tensor, tau: torch.Tensor | float,
     prior: torch.Tensor, lambda_c: float, lambda_g: float, pos_weight: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
 ) -> LossParts:
-    """BCE + lambda_c * MiAUCL + lambda_g * GDLoss. `gda_attention=None` (no GDA) gives GDLoss 0."""
-    bce = detection_bce(logits, targets, pos_weight)
-    contrastive = miaucl(au_features, targets, text_pos, text_neg, tau)
+    """BCE + lambda_c * MiAUCL + lambda_g * GDLoss. `gda_attention=None` (no GDA) gives GDLoss 0.
+
+    mask: bool `(B, n_au)` of known labels (pooled sets with a union vocabulary); BCE and MiAUCL
+    average over those only. GDLoss reads no label.
+    """
+    bce = detection_bce(logits, targets, pos_weight, mask)
+    contrastive = miaucl(au_features, targets, text_pos, text_neg, tau, mask)
     if gda_attention is None:
         dependency = torch.zeros((), device=bce.device)
     else:

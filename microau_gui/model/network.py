@@ -395,11 +395,13 @@ class MicroAUCLIP(nn.Module):
     def forward(self, batch: PairBatch) -> MicroAUOutput:
         return self.forward_tokens(self.encode_pair(batch), batch.masks)
 
-    def loss(self, output: MicroAUOutput, targets: torch.Tensor, pos_weight: torch.Tensor | None = None) -> LossParts:
+    def loss(self, output: MicroAUOutput, targets: torch.Tensor, pos_weight: torch.Tensor | None = None,
+             mask: torch.Tensor | None = None) -> LossParts:
         """BCE + lambda_c MiAUCL + lambda_g GDLoss with this model's text, tau, prior and lambdas.
 
         targets `(B, n_au)` 0/1 in vocabulary order; pos_weight `(n_au,)` from
-        `losses.positive_class_weights` on the training split.
+        `losses.positive_class_weights` on the training split; mask bool `(B, n_au)`: the known
+        labels (None: all).
         """
         text_pos, text_neg = self.text_embeddings()
         return micro_au_loss(
@@ -407,5 +409,5 @@ class MicroAUCLIP(nn.Module):
             gda_attention=output.gda_attention if output.gda_used else None,
             targets=targets, text_pos=text_pos, text_neg=text_neg, tau=self.tau.float(),
             prior=self.dependency_prior, lambda_c=self.config.lambda_c, lambda_g=self.config.lambda_g,
-            pos_weight=pos_weight,
+            pos_weight=pos_weight, mask=mask,
         )

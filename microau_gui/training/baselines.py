@@ -46,13 +46,19 @@ class FlowSVM:
         self.scaler: StandardScaler | None = None
         self.models: list[LinearSVC | float] = []
 
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> "FlowSVM":
-        """features `(N, F)`, labels `(N, n_au)` 0/1 of the training split only."""
+    def fit(self, features: np.ndarray, labels: np.ndarray, known: np.ndarray | None = None) -> "FlowSVM":
+        """features `(N, F)`, labels `(N, n_au)` 0/1 of the training split only; known: bool
+        `(N, n_au)`, AU k's SVM learns from the samples whose label k is known (None: all)."""
         self.scaler = StandardScaler().fit(features)
-        x = self.scaler.transform(features)
+        x_all = self.scaler.transform(features)
         self.models = []
         for k in range(self.n_au):
-            y = np.asarray(labels[:, k]).astype(int)
+            rows = slice(None) if known is None else np.asarray(known[:, k], dtype=bool)
+            x = x_all[rows]
+            y = np.asarray(labels[rows, k]).astype(int)
+            if len(y) == 0:
+                self.models.append(0.0)  # never coded in training: predicted absent
+                continue
             if y.min() == y.max():
                 self.models.append(float(y[0]))
                 continue
@@ -80,7 +86,7 @@ class AllPositive:
     def __init__(self, n_au: int):
         self.n_au = n_au
 
-    def fit(self, features: np.ndarray, labels: np.ndarray) -> "AllPositive":
+    def fit(self, features: np.ndarray, labels: np.ndarray, known: np.ndarray | None = None) -> "AllPositive":
         return self
 
     def predict_scores(self, features: np.ndarray) -> np.ndarray:

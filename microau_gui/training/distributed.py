@@ -296,10 +296,11 @@ def row_keyed_dropout(model: nn.Module):
 class DistributedLoss(nn.Module):
     """The module DDP wraps: a rank's slice in, that rank's share of the global loss out.
 
-    `forward(compute, targets, n_real, n_global)`: `compute(model)` runs the network on the
-    slice and returns its `MicroAUOutput`; `n_real` rows of it count (0 for a padding row) out of
-    the global batch's `n_global`. Returns (loss to backpropagate, the global batch's loss, the
-    same on every rank).
+    `forward(compute, targets, known, share, n_real, n_global)`: `compute(model)` runs the network
+    on the slice and returns its `MicroAUOutput`; `known` is the slice's mask of known labels (or
+    None); `share` the slice's part of the global batch's (known) labels, 0 for a padding row;
+    `n_real` rows of it count out of the global batch's `n_global`. Returns (loss to
+    backpropagate, the global batch's loss, the same on every rank).
     """
 
     def __init__(self, model: nn.Module, pos_weight: torch.Tensor, size: int):
@@ -308,15 +309,15 @@ class DistributedLoss(nn.Module):
         self.pos_weight = pos_weight
         self.size = size
 
-    def forward(self, compute, targets: torch.Tensor, n_real: int, n_global: int):
+    def forward(self, compute, targets: torch.Tensor, known: torch.Tensor | None, share: float,
+                n_real: int, n_global: int):
         model = self.model
         output = compute(model)
         config = model.config
         text_pos, text_neg = model.text_embeddings()
-        share = n_real / n_global
-        local = share * (detection_bce(output.logits, targets, self.pos_weight)
+        local = share * (detection_bce(output.logits, targets, self.pos_weight, known)
                          + config.lambda_c * miaucl(output.au_features, targets, text_pos, text_neg,
-                                                    model.tau.float()))
+                                                    model.tau.float(), known))
         total = local
         reported = local.detach().clone()
         dist.all_reduce(reported)

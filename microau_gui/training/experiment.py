@@ -34,7 +34,7 @@ from microau_gui.training.protocols import Fold, loso_folds, split
 from microau_gui.training.thresholds import THRESHOLD_GRID, THRESHOLD_POLICIES, apply_thresholds, choose_thresholds
 from microau_gui.core.progress import check_cancel
 from microau_gui.pairs.samples import PairSample, labels_matrix
-from microau_gui.training.trainer import Progress, TrainSettings, predict_pairs, train_model
+from microau_gui.training.trainer import KnownLabels, Progress, TrainSettings, predict_pairs, train_model
 
 METHODS: tuple[str, ...] = ("micro-au-clip", "flow-svm", "all-positive")
 
@@ -78,11 +78,14 @@ class MethodRun:
 
 
 def score_predictions(method: str, protocol: str, pairs: Sequence[PairSample], scores: np.ndarray,
-                      vocab: Sequence[str], seconds: float = 0.0) -> MethodRun:
-    """Metrics and label-free recognition of scores `(N, n_au)` for `pairs`."""
+                      vocab: Sequence[str], seconds: float = 0.0,
+                      known: KnownLabels | None = None) -> MethodRun:
+    """Metrics and label-free recognition of scores `(N, n_au)` for `pairs` (each AU scored on
+    the pairs whose label is `known`, when given)."""
     labels = labels_matrix(pairs, vocab)
     report = au_report(labels, scores, vocab, method=method, protocol=protocol,
-                       subjects=[p.subject for p in pairs])
+                       subjects=[p.subject for p in pairs],
+                       known=None if known is None else known(pairs))
     return MethodRun(method, protocol, tuple(pairs), labels, np.asarray(scores), report,
                      recognition_scores(pairs, scores, vocab), seconds)
 
@@ -110,38 +113,41 @@ def recognition_scores(pairs: Sequence[PairSample], scores: np.ndarray, vocab: S
 
 def _fit_and_score(method: str, train: Sequence[PairSample], test: Sequence[PairSample], *,
                    config: MicroAUConfig, settings: TrainSettings, device, stage: str,
-                   progress: Progress | None, should_cancel) -> tuple[np.ndarray, tuple[float, ...] | None]:
+                   progress: Progress | None, should_cancel,
+                   known: KnownLabels | None) -> tuple[np.ndarray, tuple[float, ...] | None]:
     """Train `method` on `train` only and score `test`: (scores `(N, n_au)`, epoch losses or None)."""
     vocab = config.vocab
     if method == "micro-au-clip":
         result = train_model(config, train, settings, device=device, stage=stage,
-                             progress=progress, should_cancel=should_cancel)
+                             progress=progress, should_cancel=should_cancel, known=known)
         return predict_pairs(result.model, test, should_cancel=should_cancel).probs, result.epoch_losses
     baseline = FlowSVM(len(vocab), seed=settings.seed) if method == "flow-svm" else AllPositive(len(vocab))
-    baseline.fit(region_features(train, vocab), labels_matrix(train, vocab))
+    baseline.fit(region_features(train, vocab), labels_matrix(train, vocab),
+                 None if known is None else known(train))
     return baseline.predict_scores(region_features(test, vocab)), None
 
 
 def _nested_thresholds(method: str, train: Sequence[PairSample], fold: Fold, **fit) -> np.ndarray:
     """Per-AU thresholds from an inner LOSO over `fold`'s training subjects (`training.thresholds`)."""
-    vocab = fit["config"].vocab
+    vocab, known = fit["config"].vocab, fit["known"]
     subjects = sorted({p.subject for p in train})
     if len(subjects) < 2:
         return np.full(len(vocab), DECISION_THRESHOLD)  # no inner fold: the fixed threshold
-    labels, scores = [], []
+    scored, scores = [], []
     for inner in loso_folds(subjects):
         inner_train, inner_test = split(train, lambda p: p.subject, inner)
         inner_scores, _ = _fit_and_score(method, inner_train, inner_test,
                                          stage=f"{fold.name}, inner {inner.name}", **fit)
-        labels.append(labels_matrix(inner_test, vocab))
+        scored.extend(inner_test)
         scores.append(inner_scores)
-    return choose_thresholds(np.concatenate(labels), np.concatenate(scores))
+    return choose_thresholds(labels_matrix(scored, vocab), np.concatenate(scores),
+                             known=None if known is None else known(scored))
 
 
 def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fold], *,
                    protocol: str, config: MicroAUConfig, settings: TrainSettings = TrainSettings(),
                    device="cpu", progress: Progress | None = None, should_cancel=None,
-                   thresholds: str = "fixed") -> MethodRun:
+                   thresholds: str = "fixed", known: KnownLabels | None = None) -> MethodRun:
     """Train and score `method` on every fold; see the module docstring.
 
     thresholds: "fixed" (0.5) or "nested" (per-AU thresholds chosen by an inner LOSO on each
@@ -155,7 +161,7 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
     started = time.perf_counter()
     vocab = config.vocab
     fit = dict(config=config, settings=settings, device=device, progress=progress,
-               should_cancel=should_cancel)
+               should_cancel=should_cancel, known=known)
     scored: list[PairSample] = []
     raw_parts: list[np.ndarray] = []
     score_parts: list[np.ndarray] = []
@@ -180,6 +186,6 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
     if not scored:
         raise UserError("no fold had test pairs; check the subjects of the dataset")
     run = score_predictions(method, protocol, scored, np.concatenate(score_parts), vocab,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, known)
     return replace(run, epoch_losses=losses or None, thresholds=chosen or None,
                    raw_scores=np.concatenate(raw_parts) if chosen else None)

@@ -95,8 +95,12 @@ class AUReport:
 
 def au_report(y_true: np.ndarray, y_score: np.ndarray, vocab: Sequence[str], *, method: str,
               protocol: str, subjects: Sequence[str],
-              threshold: float = DECISION_THRESHOLD) -> AUReport:
-    """Scores `(N, n_au)` in [0, 1] against 0/1 labels `(N, n_au)` -> `AUReport`."""
+              threshold: float = DECISION_THRESHOLD, known: np.ndarray | None = None) -> AUReport:
+    """Scores `(N, n_au)` in [0, 1] against 0/1 labels `(N, n_au)` -> `AUReport`.
+
+    known: bool `(N, n_au)`; each AU is scored on the samples whose label is known only (pooled
+    sets with a union vocabulary: an AU a dataset does not code is neither hit nor miss there).
+    """
     y_true = np.asarray(y_true).astype(int)
     y_score = np.asarray(y_score, dtype=np.float64)
     if y_true.shape != y_score.shape or y_true.ndim != 2 or y_true.shape[1] != len(vocab):
@@ -105,9 +109,13 @@ def au_report(y_true: np.ndarray, y_score: np.ndarray, vocab: Sequence[str], *, 
     scores = []
     for k, code in enumerate(vocab):
         truth, pred, score = y_true[:, k], y_pred[:, k], y_score[:, k]
+        if known is not None:
+            rows = np.asarray(known[:, k], dtype=bool)
+            truth, pred, score = truth[rows], pred[rows], score[rows]
         support = int(truth.sum())
         f1 = float(f1_score(truth, pred, pos_label=1, zero_division=0.0)) if support else None
-        macro = float(f1_score(truth, pred, labels=[0, 1], average="macro", zero_division=0.0))
+        macro = (float(f1_score(truth, pred, labels=[0, 1], average="macro", zero_division=0.0))
+                 if len(truth) else 0.0)  # no known label: support 0, left out of every mean
         auc = float(roc_auc_score(truth, score)) if 0 < support < len(truth) else None
         scores.append(AUScore(code, f1, macro, auc, support, int(pred.sum())))
     return AUReport(method=method, protocol=protocol, per_au=tuple(scores),

@@ -1,7 +1,7 @@
 """Whole runs as the CLI (and later the GUI) starts them: data -> pairs -> folds -> report -> checkpoint.
 
 Owns: `PreparedData`, `model_config`, `train_settings`, `prep_settings`, `prepare_data`,
-`prepare_pooled`, `common_vocab`, `per_dataset_reports`,
+`prepare_pooled`, `common_vocab`, `union_vocab`, `known_labels`, `per_dataset_reports`,
 `folds_for`, `settings_json`, `train_and_save`, `train_all_and_save`, `evaluate_checkpoint`.
 May import model, pairs, face, media, store, core and training's own modules; no Qt.
 
@@ -17,8 +17,11 @@ leave-one-subject-out is the composite protocol labs run on CASME II + SAMM + CA
 test set (`train --test-dataset`), one fold trains on every training set's subjects and tests
 on the test set's. Vocabulary: the AUs of the model's vocabulary that are coded (occur at least
 once) in every set (`common_vocab`); the others are dropped and the report says which, because
-an AU a set never codes has unknown, not negative, labels there. Reports add the F1 of each set
-beside the pooled one (`per_dataset_reports`).
+an AU a set never codes has unknown, not negative, labels there. The alternative, "union"
+(`union_vocab`, `known_labels`): every AU that at least one set codes is kept, and wherever a
+set does not code an AU its label is *unknown*: the loss (BCE, MiAUCL), the class weights, the
+GDLoss prior, the flow-SVM's per-AU fit, the nested thresholds and the F1 of that AU skip those
+samples. Reports add the F1 of each set beside the pooled one (`per_dataset_reports`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import Dataset
@@ -219,16 +224,47 @@ def common_vocab(data: PreparedData, vocab: Sequence[str]) -> tuple[tuple[str, .
     return tuple(kept), tuple(c for c in vocab if c not in kept)
 
 
-def per_dataset_reports(run: MethodRun, vocab: Sequence[str]) -> dict:
-    """{set label: {"mean_f1", "mean_macro_f1", "n_samples", "n_subjects"}} of a pooled run."""
+def union_vocab(data: PreparedData, vocab: Sequence[str]):
+    """(kept, dropped, coded_by) for the union policy: the AUs of `vocab` that at least one
+    pooled set codes (occurs at least once), the others, and {set label: the AUs it codes}."""
+    from microau_gui.pairs.samples import au_labels
+
+    coded_by: dict[str, set[str]] = {label: set() for label, _ in data.sources}
+    for pair in data.prepared.pairs:
+        active = au_labels(pair.sample.aus, vocab)
+        coded_by.setdefault(dataset_of(pair.subject), set()).update(c for c, a in zip(vocab, active) if a)
+    kept = tuple(c for c in vocab if any(c in codes for codes in coded_by.values()))
+    if not kept:
+        raise UserError("no AU of the vocabulary is coded in any dataset; choose --vocab")
+    return (kept, tuple(c for c in vocab if c not in kept),
+            {label: tuple(c for c in kept if c in codes) for label, codes in coded_by.items()})
+
+
+def known_labels(coded_by: dict[str, Sequence[str]], vocab: Sequence[str]):
+    """`trainer.KnownLabels` of the union policy: a pair's label k is known when its set codes
+    AU k (`coded_by` from `union_vocab`)."""
+    coded = {label: set(codes) for label, codes in coded_by.items()}
+
+    def known(pairs) -> np.ndarray:
+        return np.array([[code in coded.get(dataset_of(p.subject), ()) for code in vocab]
+                         for p in pairs], dtype=bool).reshape(len(pairs), len(vocab))  # (N, n_au)
+
+    return known
+
+
+def per_dataset_reports(run: MethodRun, vocab: Sequence[str], known=None) -> dict:
+    """{set label: {"mean_f1", "mean_macro_f1", "n_samples", "n_subjects"}} of a pooled run
+    (each AU scored where its label is `known`, when given)."""
     from microau_gui.training.metrics import au_report
 
     out = {}
     labels = sorted({dataset_of(p.subject) for p in run.pairs} - {""})
     for label in labels:
         rows = [i for i, p in enumerate(run.pairs) if dataset_of(p.subject) == label]
+        pairs = [run.pairs[i] for i in rows]
         report = au_report(run.labels[rows], run.scores[rows], vocab, method=run.method,
-                           protocol=run.protocol, subjects=[run.pairs[i].subject for i in rows])
+                           protocol=run.protocol, subjects=[p.subject for p in pairs],
+                           known=None if known is None else known(pairs))
         out[label] = {"mean_f1": round(report.mean_f1, 4), "mean_macro_f1": round(report.mean_macro_f1, 4),
                       "n_samples": report.n_samples, "n_subjects": report.n_subjects}
     return out
@@ -271,12 +307,12 @@ def settings_json(config: MicroAUConfig | None, settings: TrainSettings, data: P
 
 def train_and_save(data: PreparedData, config: MicroAUConfig, settings: TrainSettings, device,
                    out: Path | str, *, metrics: dict, progress: Progress | None = None,
-                   should_cancel=None, notes: str = ""):
+                   should_cancel=None, notes: str = "", known=None):
     """Train on every prepared pair and save to `out`; returns the `ModelCard`."""
     from microau_gui.model.checkpoint import save_checkpoint
 
     result = train_model(config, data.prepared.pairs, settings, device=device, stage="all subjects",
-                         progress=progress, should_cancel=should_cancel)
+                         progress=progress, should_cancel=should_cancel, known=known)
     return distributed.main_writes(lambda: save_checkpoint(
         result.model, out, training_data_hash=training_data_hash(data.prepared.pairs, config.vocab),
         metrics=metrics, training_settings={**settings_json(config, settings, data),
@@ -286,7 +322,8 @@ def train_and_save(data: PreparedData, config: MicroAUConfig, settings: TrainSet
 
 
 def train_all_and_save(data: PreparedData, config: MicroAUConfig, settings: TrainSettings, device,
-                       out: Path | str, *, progress: Progress | None = None, should_cancel=None):
+                       out: Path | str, *, progress: Progress | None = None, should_cancel=None,
+                       known=None):
     """`--protocol all`: train on every subject, save, and score the training pairs.
 
     Returns (card, MethodRun scored on the training subjects, protocol "all").
@@ -295,9 +332,9 @@ def train_all_and_save(data: PreparedData, config: MicroAUConfig, settings: Trai
 
     pairs = data.prepared.pairs
     result = train_model(config, pairs, settings, device=device, stage="all subjects",
-                         progress=progress, should_cancel=should_cancel)
+                         progress=progress, should_cancel=should_cancel, known=known)
     fit = score_predictions("micro-au-clip", "all", pairs, predict_pairs(result.model, pairs).probs,
-                            config.vocab, result.seconds)
+                            config.vocab, result.seconds, known)
     metrics = fit.to_json()
     metrics["note"] = "scored on the training subjects (not held out)"
     card = distributed.main_writes(lambda: save_checkpoint(

@@ -28,9 +28,10 @@ THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 2
 
 
 def choose_thresholds(labels: np.ndarray, scores: np.ndarray,
-                      grid: tuple[float, ...] = THRESHOLD_GRID) -> np.ndarray:
+                      grid: tuple[float, ...] = THRESHOLD_GRID, known: np.ndarray | None = None) -> np.ndarray:
     """Per-AU thresholds `(n_au,)` maximising the positive-class F1 of `scores` against 0/1
-    `labels` `(N, n_au)`; ties go to the candidate nearest 0.5, an AU with no positive keeps 0.5."""
+    `labels` `(N, n_au)`; ties go to the candidate nearest 0.5, an AU with no positive keeps 0.5.
+    known: bool `(N, n_au)`, AU k is judged on the samples whose label k is known (None: all)."""
     labels = np.asarray(labels) > 0
     scores = np.asarray(scores, dtype=np.float64)
     candidates = np.asarray(grid, dtype=np.float64)  # (G,)
@@ -38,10 +39,11 @@ def choose_thresholds(labels: np.ndarray, scores: np.ndarray,
     candidates = candidates[np.argsort(np.abs(candidates - DECISION_THRESHOLD), kind="stable")]
     out = np.full(labels.shape[1], DECISION_THRESHOLD)
     for k in range(labels.shape[1]):
-        truth = labels[:, k]
+        rows = slice(None) if known is None else np.asarray(known[:, k], dtype=bool)
+        truth = labels[rows, k]
         if not truth.any():
             continue
-        predicted = scores[:, k][None, :] >= candidates[:, None]  # (G, N)
+        predicted = scores[rows, k][None, :] >= candidates[:, None]  # (G, N)
         tp = (predicted & truth).sum(axis=1)
         fp = (predicted & ~truth).sum(axis=1)
         fn = (~predicted & truth).sum(axis=1)

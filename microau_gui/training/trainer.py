@@ -105,6 +105,8 @@ Progress = Callable[[TrainProgress], None]
 # uint8 images per kind ("target", "reference", "flow") `(N, O, S, S, 3)` -> tokens `(N, O, P, D)`
 TokenSource = Callable[[MicroAUCLIP, dict[str, np.ndarray]], dict[str, torch.Tensor]]
 EpochEnd = Callable[[int, float, MicroAUCLIP], None]  # (1-based epoch, mean loss, model in eval mode)
+# pairs -> bool (N, n_au): which labels are known (the pair's dataset codes the AU)
+KnownLabels = Callable[[Sequence[PairSample]], np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -167,6 +169,7 @@ class _PairArrays:
         self.masks = torch.from_numpy(stack(lambda p: sample_masks(p.xy_crop, size, grid, vocab)))  # (N, O, n_au, P)
         self.labels = torch.from_numpy(
             np.stack([au_labels(p.sample.aus, vocab) for p in pairs]).astype(np.float32))  # (N, n_au)
+        self.known: torch.Tensor | None = None  # bool (N, n_au) known labels; None: all known
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])
@@ -257,6 +260,27 @@ def _cosine_with_warmup(n_steps: int, warmup_fraction: float) -> Callable[[int],
     return factor
 
 
+def masked_prior(labels: np.ndarray, known: np.ndarray, laplace: float) -> torch.Tensor:
+    """`losses.cooccurrence_prior` from known labels only: P(AU_j | AU_i) counts, for each pair
+    (i, j), only the samples whose dataset codes AU j. Equal to the unmasked prior when every
+    label is known."""
+    y = torch.from_numpy((labels > 0) & known).double()  # (N, n_au), unknown counts as no positive
+    m = torch.from_numpy(known).double()
+    both = y.T @ y  # (n_au, n_au): i and j both active
+    active = y.T @ m  # (n_au, n_au): i active and j coded
+    conditional = (both + laplace) / (active + 2 * laplace).clamp_min(1e-8)
+    row_sums = conditional.sum(dim=1, keepdim=True)
+    prior = torch.where(row_sums > 0, conditional / row_sums.clamp_min(1e-8), 1.0 / labels.shape[1])
+    return prior.to(torch.float32)
+
+
+def masked_pos_weight(labels: np.ndarray, known: np.ndarray, cap: float) -> torch.Tensor:
+    """`losses.positive_class_weights` counting, per AU, the samples that code it only."""
+    n_pos = ((labels > 0) & known).sum(axis=0)
+    n_neg = ((labels <= 0) & known).sum(axis=0)
+    return torch.from_numpy((n_neg + 1) / (n_pos + 1)).clamp(max=cap).to(torch.float32)  # (n_au,)
+
+
 def _epoch_order(rng: np.random.Generator, labels: np.ndarray, balanced: bool) -> np.ndarray:
     n = len(labels)
     if not balanced:
@@ -271,9 +295,12 @@ def train_model(model_or_config: MicroAUCLIP | MicroAUConfig, pairs: Sequence[Pa
                 settings: TrainSettings = TrainSettings(), *, device: torch.device | str = "cpu",
                 stage: str = "all subjects", progress: Progress | None = None,
                 should_cancel=None, token_source: TokenSource | None = None,
-                on_epoch_end: EpochEnd | None = None) -> TrainResult:
+                on_epoch_end: EpochEnd | None = None, known: KnownLabels | None = None) -> TrainResult:
     """Train a network (a fresh one built from a config, or the given one, e.g. for fine-tuning)
     on `pairs`, which must all belong to the training split.
+
+    known: which labels of `pairs` are known (`KnownLabels`; pooled sets with a union
+    vocabulary): the prior, the class weights and the loss then use the known labels only.
 
     token_source: where a frozen backbone's tokens come from (default: computed here, once).
     on_epoch_end: called after every epoch, see the module docstring.
@@ -290,8 +317,14 @@ def train_model(model_or_config: MicroAUCLIP | MicroAUConfig, pairs: Sequence[Pa
         model.to(device)
         arrays = _PairArrays(model, pairs, settings.flip)
         labels_np = arrays.labels.numpy()
-        model.set_dependency_prior(cooccurrence_prior(labels_np, laplace=model.config.prior_laplace))
-        pos_weight = positive_class_weights(labels_np, cap=model.config.pos_weight_cap).to(device)
+        if known is None:
+            model.set_dependency_prior(cooccurrence_prior(labels_np, laplace=model.config.prior_laplace))
+            pos_weight = positive_class_weights(labels_np, cap=model.config.pos_weight_cap).to(device)
+        else:
+            known_np = np.asarray(known(pairs), dtype=bool)  # (N, n_au)
+            arrays.known = torch.from_numpy(known_np)
+            model.set_dependency_prior(masked_prior(labels_np, known_np, model.config.prior_laplace))
+            pos_weight = masked_pos_weight(labels_np, known_np, model.config.pos_weight_cap).to(device)
         world = distributed.world()
         if model.backbone_trainable:
             tokens = None
@@ -370,13 +403,14 @@ def _plain_loss(model: MicroAUCLIP, arrays: _PairArrays, tokens, idx: np.ndarray
     """The total loss of one batch in one process."""
     idx_t, orient_t = torch.from_numpy(idx), torch.from_numpy(orient)
     targets = arrays.labels[idx_t].to(device)  # (B, n_au)
+    known = None if arrays.known is None else arrays.known[idx_t].to(device)  # (B, n_au)
     with autocast_for(device):
         if tokens is None:
             output = model(arrays.batch(model, idx, orient, rng, settings.colour_jitter))
         else:
             cached = PairTokens(**{name: value[idx_t, orient_t].to(device) for name, value in tokens.items()})
             output = model.forward_tokens(cached, arrays.masks[idx_t, orient_t].to(device))
-        return model.loss(output, targets, pos_weight).total
+        return model.loss(output, targets, pos_weight, mask=known).total
 
 
 def _shard_loss(shared, model: MicroAUCLIP, arrays: _PairArrays, tokens, idx: np.ndarray,
@@ -392,6 +426,11 @@ def _shard_loss(shared, model: MicroAUCLIP, arrays: _PairArrays, tokens, idx: np
         row_keys.set([distributed.row_key(settings.seed, step, int(b)) for b in use])
     idx_t, orient_t = torch.from_numpy(idx[use]), torch.from_numpy(orient[use])
     targets = arrays.labels[idx_t].to(device)  # (b, n_au)
+    if arrays.known is None:
+        known, share = None, n_real / len(idx)
+    else:  # the slice's share of the global batch's known labels
+        known = arrays.known[idx_t].to(device)  # (b, n_au)
+        share = float(known.sum()) / float(arrays.known[torch.from_numpy(idx)].sum()) if n_real else 0.0
     if tokens is None:
         batch = arrays.batch(model, idx, orient, rng, settings.colour_jitter, rows=use)
 
@@ -404,7 +443,7 @@ def _shard_loss(shared, model: MicroAUCLIP, arrays: _PairArrays, tokens, idx: np
         def compute(net):
             return net.forward_tokens(cached, masks)
     with autocast_for(device):
-        backward, reported = shared(compute, targets, n_real, len(idx))
+        backward, reported = shared(compute, targets, known, share, n_real, len(idx))
     return backward, float(reported)
 
 
