@@ -118,3 +118,19 @@ def test_a_damaged_trace_file_fails_with_one_line_and_exit_code_2(study, tmp_pat
         "error: bad.csv: line 2, column 'AU01_r': 'oops' is not a number; the file is damaged"]
     with Project.open(project) as reopened:
         assert reopened.traces.list() == []
+
+
+@pytest.mark.parametrize("kind,text", [
+    ("openface", "frame, timestamp, confidence, success, AU01_r\n1,0,0.9,1,oops\n"),
+    ("elan", "<ANNOTATION_DOCUMENT>not closed"),
+])
+def test_a_refused_file_leaves_no_new_project_behind(tmp_path, pyfeat_data, kind, text, capsys):
+    """#15 D13 for the interchange imports: the video was added before the file was read, so a
+    damaged file left a new project holding that video."""
+    clip = shutil.copy(pyfeat_data / "WolfgangLanger_Pexels.mp4", tmp_path / "pexels.mp4")
+    bad = tmp_path / ("bad.csv" if kind == "openface" else "bad.eaf")
+    bad.write_text(text)
+    fresh = tmp_path / "fresh.maus"
+    assert main(["import", kind, str(bad), str(clip), "--project", str(fresh)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad" + bad.suffix, "pexels.mp4"]

@@ -94,9 +94,10 @@ def run(args) -> int:
 
 
 @contextmanager
-def _project(path: str):
+def import_target(path: str):
     """Open (or create) the project; a project this run created is removed again if the run
-    fails or adds nothing, so a bad import leaves no file behind."""
+    fails or adds nothing, so a bad import leaves no file behind. Yields (project, outcome):
+    set `outcome["added"]` once something was committed."""
     from microau_gui.store.project import Project
 
     target = Path(path).expanduser().absolute()
@@ -139,7 +140,7 @@ def _store(args, dataset) -> None:
     from microau_gui.store.importers import DATASET_FPS
 
     fps = args.fps or DATASET_FPS.get(args.kind)
-    with _project(args.project) as (project, outcome), ProgressBar("store", "event") as progress:
+    with import_target(args.project) as (project, outcome), ProgressBar("store", "event") as progress:
         summary = project.import_dataset(dataset, partial(open_media, fps=fps, cache_frames=1),
                                          coder=args.coder, progress=progress)
         outcome["added"] = bool(summary.events_added or summary.videos_added)
@@ -156,7 +157,7 @@ def _import_json(args) -> int:
 
     if not args.project:
         raise UserError("import json needs --project P: the project to add the export to")
-    with _project(args.project) as (project, outcome):
+    with import_target(args.project) as (project, outcome):
         summary = import_json(project, args.sheet, media_roots=args.media_root_allowed,
                               allow_outside=args.allow_outside_media)
         outcome["added"] = True

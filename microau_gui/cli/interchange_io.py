@@ -82,18 +82,28 @@ def _find_video(project, text: str | None, *, add: bool):
 
 
 def run_import(args) -> int:
-    from microau_gui.store.project import Project
+    """An ELAN file's events or a tool's trace into a project (created when missing). The video
+    is added in the same transaction as what is imported, so a refused file leaves the project as
+    it was, and a project this run created is removed again (cli.cmd_import.import_target)."""
+    from microau_gui.cli.cmd_import import import_target
 
     if not args.project:
         raise UserError(f"import {args.kind} needs --project P: the project to add it to")
     video_text = args.video or args.media_root
-    with Project.open_or_create(args.project) as project:
+    with import_target(args.project) as (project, outcome):
         if args.kind == "elan":
             from microau_gui.interchange.elan import import_elan, parse_tier_map
 
-            video = _find_video(project, video_text, add=True) if video_text else None
-            summary = import_elan(project, args.sheet, video.id if video else None,
-                                  parse_tier_map(args.tiers) if args.tiers else None)
+            with project.transaction():
+                video = _find_video(project, video_text, add=True) if video_text else None
+                summary = import_elan(project, args.sheet, video.id if video else None,
+                                      parse_tier_map(args.tiers) if args.tiers else None)
+                if not summary.events_added and not summary.duplicates:
+                    raise UserError(f"no event of {Path(args.sheet).name} could be imported "
+                                    f"({len(summary.issues)} annotations skipped, e.g. "
+                                    f"{summary.issues[0] if summary.issues else '-'}); "
+                                    "nothing was changed")
+            outcome["added"] = True
             print(f"project {args.project}: {summary}")
             for issue in summary.issues[:20]:
                 print(f"  skipped: {issue}")
@@ -103,12 +113,14 @@ def run_import(args) -> int:
         if video_text is None:
             raise UserError(f"import {args.kind} needs the video the file was made from: "
                             f"import {args.kind} FILE VIDEO --project P")
-        video = _find_video(project, video_text, add=True)
-        trace = read_trace(args.kind, args.sheet, fps=video.fps, n_frames=video.n_frames,
-                           align=args.align, name=args.name,
-                           min_confidence=args.min_confidence or DEFAULT_MIN_CONFIDENCE,
-                           numbers=project.frame_numbers(video.id))
-        project.traces.put(video.id, trace)
+        with project.transaction():
+            video = _find_video(project, video_text, add=True)
+            trace = read_trace(args.kind, args.sheet, fps=video.fps, n_frames=video.n_frames,
+                               align=args.align, name=args.name,
+                               min_confidence=args.min_confidence or DEFAULT_MIN_CONFIDENCE,
+                               numbers=project.frame_numbers(video.id))
+            project.traces.put(video.id, trace)
+        outcome["added"] = True
     meta = trace.meta
     print(f"project {args.project}: comparison trace {trace.name!r} on video {video.name}: "
           f"{len(trace.frame_idx)} frames, {len(trace.aus)} AUs ({', '.join(trace.channels)}); "
