@@ -94,6 +94,8 @@ class RayEngine:
     def __enter__(self) -> "RayEngine":
         if self.kind == "ray" and self.address:
             self._check_reachable(self.address)
+        if self.kind == "ray":
+            _token_mode_if_token()
         if not ray.is_initialized():
             common = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
             try:
@@ -231,6 +233,21 @@ def run_corpus(output: CorpusOutput, engine: RayEngine, *, workers: int, retries
         ray.kill(actor)
     return CorpusRun(n_chunks_run=n_run, n_chunks_failed=n_failed, n_frames=done,
                      seconds=time.perf_counter() - started, workers=tuple(sorted(names)))
+
+
+def _token_mode_if_token() -> None:
+    """Join in token-authentication mode when this user has a Ray token.
+
+    `ray start --head` (2.60) turns token authentication on when it finds a token, but
+    `ray.init(address=...)` sends the token only in token mode, so the driver is refused
+    (InvalidAuthToken) and retries for minutes. Ray's own CLI makes this same call before it
+    connects; it is private API, hence the pinned Ray, and a missing one changes nothing."""
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available)
+    except ImportError:
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _failed(output: CorpusOutput, task: ChunkTask, error: str, on_failure) -> None:
