@@ -11,7 +11,7 @@ from test_inference_fixtures import brow_raise, direct_probs, read_rgb, save_tin
 from microau_gui.core.errors import UserError
 from microau_gui.face.regions import au_polygons
 from microau_gui.inference.checkpoints import list_checkpoints, resolve_checkpoint
-from microau_gui.inference.predictor import Predictor
+from microau_gui.inference.predictor import HEATMAP_MAX_PX, Predictor
 from microau_gui.inference.reference import ReferencePolicy, parse_reference, reference_frame
 from microau_gui.model.checkpoint import WEIGHTS_NAME, load_checkpoint, update_card
 from microau_gui.store.project import Project
@@ -56,7 +56,11 @@ def test_a_face_pair_gives_a_complete_consistent_prediction(predictor, astronaut
     height, width = astronaut.shape[:2]
     x0, y0, x1, y1 = pred.heatmap_box
     assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
-    assert pred.heatmaps.dtype == np.uint8 and pred.heatmaps.shape == (n_au, y1 - y0, x1 - x0)
+    assert pred.heatmaps.dtype == np.uint8 and pred.heatmaps.shape[0] == n_au
+    map_h, map_w = pred.heatmaps.shape[1:]
+    assert max(map_h, map_w) <= HEATMAP_MAX_PX  # drawn small, stretched over the box
+    scale = map_w / (x1 - x0)  # map px per image px: one scale for both sides
+    assert scale <= 1 and abs(map_h - (y1 - y0) * scale) <= 1
     assert np.all(pred.heatmaps.reshape(n_au, -1).max(axis=1) == 255)
 
     assert pred.landmarks_img.shape == (478, 2)
@@ -79,7 +83,8 @@ def test_a_face_pair_gives_a_complete_consistent_prediction(predictor, astronaut
     patch_px = np.linalg.norm(pred.crop_to_img[:, 0]) * predictor.image_size / grid
     for k, code in enumerate(pred.vocab):
         hot_y, hot_x = np.unravel_index(np.argmax(pred.heatmaps[k]), pred.heatmaps[k].shape)
-        hot = np.array([hot_x + x0, hot_y + y0], np.float32)
+        hot = np.array([x0 + (hot_x + 0.5) / scale - 0.5, y0 + (hot_y + 0.5) / scale - 0.5],
+                       np.float32)
         distances = [cv2.pointPolygonTest(p.astype(np.float32), (float(hot[0]), float(hot[1])), True)
                      for p in au_polygons(code, pred.landmarks_img).values()]
         assert max(distances) > -1.5 * patch_px, f"{code} heatmap peak is off its region"

@@ -122,7 +122,9 @@ class FramePrediction:
     gda: np.ndarray | None = None  # (n_au, n_au) float32, rows sum to 1
     pta_grid: np.ndarray | None = None  # (n_au, g, g) float32 patch attention, rows sum to 1
     heatmap_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in image px
-    heatmaps: np.ndarray | None = None  # (n_au, y1-y0, x1-x0) uint8 PTA warped to the image box
+    # (n_au, h, w) uint8 PTA warped onto the image box, at most inference's HEATMAP_MAX_PX a side
+    # (h, w = the box's size times one scale <= 1): views stretch it over heatmap_box
+    heatmaps: np.ndarray | None = None
     # "AU12/R", "AU12/L" (lateral halves) or "AU9" (midline) -> (k, 2) polygon in xy_img
     regions_img: dict[str, np.ndarray] = field(default_factory=dict)
     landmarks_img: np.ndarray | None = None  # (478, 2) float32 xy_img

@@ -150,6 +150,8 @@ class VideoView(QWidget):
             self.view_box.autoRange(padding=0.01)
         if self.prediction is not None and self.faded != self._drawn_faded:
             self._redraw_overlays()  # the prediction now belongs to an earlier frame: fade it
+        elif self._drawn_faded:
+            self._show_stale_note()  # still faded: the note names the new frame
         # Paint now rather than at the next update pass: QGraphicsScene hands item changes to
         # the view one event-loop turn later, so after the widgets already scheduled (timeline,
         # transport bar) and a layout pass. Measured (bench `gui`): request to frame painted
@@ -203,11 +205,7 @@ class VideoView(QWidget):
         if pred is None:
             return
         if self._drawn_faded:
-            self.stale_note.setText(f"overlays of frame {pred.frame_idx}, faded: frame "
-                                    f"{self.frame_idx} has no prediction yet")
-            self.stale_note.adjustSize()
-            self.stale_note.show()
-            self._place_labels()
+            self._show_stale_note()
         if not pred.face_found:
             return
         shown = self.overlays
@@ -224,12 +222,19 @@ class VideoView(QWidget):
             self.box_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
             self.box_item.show()
 
+    def _show_stale_note(self) -> None:
+        self.stale_note.setText(f"overlays of frame {self.prediction.frame_idx}, faded: frame "
+                                f"{self.frame_idx} has no prediction yet")
+        self.stale_note.adjustSize()
+        self.stale_note.show()
+        self._place_labels()
+
     def _draw_heatmap(self, pred: FramePrediction) -> None:
         heat = overlays.select_heatmap(pred.heatmaps,
                                        overlays.heatmap_index(pred, self.overlays.heatmap_au))
         x0, y0, x1, y1 = pred.heatmap_box
-        if pred.pta_grid is not None:  # blur by half a patch: the token grid, smoothed
-            heat = overlays.smooth_heatmap(heat, (x1 - x0) / pred.pta_grid.shape[-1])
+        if pred.pta_grid is not None:  # blur by half a patch (in map px): the grid, smoothed
+            heat = overlays.smooth_heatmap(heat, heat.shape[1] / pred.pta_grid.shape[-1])
         opacity = self.overlays.heatmap_opacity * (FADED if self._drawn_faded else 1.0)
         self.heatmap_item.setImage(overlays.heatmap_rgba(heat, opacity), autoLevels=False)
         self.heatmap_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))

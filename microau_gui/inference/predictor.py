@@ -74,6 +74,10 @@ log = logging.getLogger(__name__)
 _LANDMARK_CACHE = 16  # references whose landmarks are kept (events, fixed frames, scrubbing)
 _TOKEN_CACHE = 8  # references whose backbone tokens are kept ("diff" input modes)
 _FINGERPRINT_STEP = 8  # pixel stride of the subsample that identifies a reference frame
+# Heatmaps are drawn at most this many px a side and stretched over their box by the views: the
+# attention is a 7x7 to 14x14 grid, so more pixels add nothing but time (a 480 px face took
+# ~40 ms per frame at full size on 2 cores, too slow to redraw cached frames while playing).
+HEATMAP_MAX_PX = 192
 # Time the "auto" race may take beyond its fixed part (one fp32 warm-up and two timed runs,
 # each candidate's conversion, warm-up and first run): repeats are cut to fit, at least one.
 _CHOICE_BUDGET_S = 2.0
@@ -360,11 +364,14 @@ class Predictor:
 
 def warp_grid_to_image(grid: np.ndarray, crop_to_img: np.ndarray, size: int,
                        image_hw: tuple[int, int]) -> tuple[tuple[int, int, int, int] | None, np.ndarray | None]:
-    """Patch-grid maps `(n_au, g, g)` -> (box x0, y0, x1, y1 in image px, uint8 `(n_au, y1-y0, x1-x0)`).
+    """Patch-grid maps `(n_au, g, g)` -> (box x0, y0, x1, y1 in image px, uint8 `(n_au, h, w)`).
 
-    The box is the aligned crop's bounding box, clipped to the image. Values are interpolated
-    bilinearly between patch centres, zero outside the crop square, and each AU's map is scaled
-    so its largest pixel is 255. (None, None) when the crop lies outside the image.
+    The box is the aligned crop's bounding box, clipped to the image. The maps cover the box at
+    one scale `s = w / (x1 - x0) = h / (y1 - y0)` (about), 1 unless the box is larger than
+    HEATMAP_MAX_PX: map pixel (u, v) is centred on image px (x0 + (u + 0.5) / s - 0.5, ...).
+    Values are interpolated bilinearly between patch centres, zero outside the crop square, and
+    each AU's map is scaled so its largest pixel is 255. (None, None) when the crop lies outside
+    the image.
     """
     n_au, g = grid.shape[0], grid.shape[1]
     height, width = image_hw
@@ -375,18 +382,23 @@ def warp_grid_to_image(grid: np.ndarray, crop_to_img: np.ndarray, size: int,
     x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1))
     if x1 <= x0 or y1 <= y0:
         return None, None
+    scale = min(1.0, HEATMAP_MAX_PX / max(x1 - x0, y1 - y0))  # map px per image px
+    out_w, out_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
     cell = size / g
     # Cell j covers crop px [j*cell - 0.5, (j+1)*cell - 0.5]; its centre is j*cell + (cell-1)/2.
     grid_to_crop = np.array([[cell, 0, (cell - 1) / 2], [0, cell, (cell - 1) / 2], [0, 0, 1]])
     crop_to_box = np.vstack([crop_to_img, [0, 0, 1]])
     crop_to_box[:2, 2] -= (x0, y0)
-    grid_to_box = (crop_to_box @ grid_to_crop)[:2]  # (2, 3)
-    warped = cv2.warpAffine(np.ascontiguousarray(grid.transpose(1, 2, 0), np.float32), grid_to_box,
-                            (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+    # Box px x (a pixel centre) -> map px (x + 0.5) * scale - 0.5; the identity at scale 1.
+    box_to_map = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1]])
+    grid_to_map = (box_to_map @ crop_to_box @ grid_to_crop)[:2]  # (2, 3)
+    warped = cv2.warpAffine(np.ascontiguousarray(grid.transpose(1, 2, 0), np.float32), grid_to_map,
+                            (out_w, out_h), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)  # (h, w, n_au)
-    warped = warped.reshape(y1 - y0, x1 - x0, n_au)
+    warped = warped.reshape(out_h, out_w, n_au)
     # Zero outside the crop square (replicated borders only fill the half cell at its edge).
-    ys, xs = np.mgrid[y0:y1, x0:x1]
+    vs, us = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
+    xs, ys = x0 + (us + 0.5) / scale - 0.5, y0 + (vs + 0.5) / scale - 0.5  # (h, w) image px
     img_to_crop = invert_affine(crop_to_img)
     xs_crop = img_to_crop[0, 0] * xs + img_to_crop[0, 1] * ys + img_to_crop[0, 2]  # (h, w)
     ys_crop = img_to_crop[1, 0] * xs + img_to_crop[1, 1] * ys + img_to_crop[1, 2]
