@@ -11,9 +11,10 @@ What it builds, reproducibly (fixed seeds, fixed torch thread count):
    (`model.safetensors` + `card.json`, a few MB). Its card's `intended_use` and `notes` say it
    was trained on synthetic micro-movements of three photos and is not for real faces, and its
    `training_settings` carry `"is_demo": true` (read by `model.card.ModelCard.is_demo`).
-3. `assets/demo/`: three short synthetic clips, one per photo (other seed, 144 px faces, CASME
-   II layout: `subNN/EPxx_yy/` image folders at 200 fps), their `coding.xlsx`, and `demo.maus`, a project holding the clips as expert
-   events and the demo model as its active model version. The project stores every path
+3. `assets/demo/`: three short synthetic clips, one per photo (other seed; 480 px faces in
+   600 px frames, so a coder can zoom in: about 19 MB of JPEGs; CASME II layout: `subNN/EPxx_yy/`
+   image folders at 200 fps), their `coding.xlsx`, and `demo.maus`, a project holding the clips
+   as expert events and the demo model as its active model version. The project stores every path
    relative to itself (`sub01/...`, `../../weights/demo-tiny`), so a clone anywhere opens it.
 Each output is built under a temporary name next to its final place and swapped in at the end,
 so an interrupted build leaves the previous demo intact.
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=60, help="training epochs (default 60)")
     parser.add_argument("--demo-subjects", type=int, default=3, help="subjects in the demo clip set (default 3)")
     parser.add_argument("--demo-clips-per-subject", type=int, default=1, help="demo clips per subject (default 1)")
-    parser.add_argument("--demo-size", type=int, default=144, help="demo clips' face size in px (default 144)")
+    parser.add_argument("--demo-size", type=int, default=480,
+                        help="demo clips' face size in px (default 480: a coder zooms in)")
     parser.add_argument("--skip-model", action="store_true",
                         help="keep the existing weights/demo-tiny and rebuild only assets/demo")
     args = parser.parse_args(argv)
