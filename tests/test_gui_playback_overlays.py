@@ -46,7 +46,8 @@ def _what_is_missing(window) -> list[str]:
     if gda.matrix is None or np.isnan(gda.matrix).all():
         missing.append("GDA")
     if view.faded and not (view.stale_note.isVisible()
-                           and f"frame {view.frame_idx} has" in view.stale_note.text()):
+                           and f"frame {window.session.frames.label(view.frame_idx)} has"
+                           in view.stale_note.text()):
         missing.append("the note saying the overlays are an earlier frame's")
     return missing
 

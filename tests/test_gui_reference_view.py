@@ -96,7 +96,7 @@ def test_the_reference_view_shows_the_sessions_reference_frame(qtbot, window, fa
     # Default: the difference, Eulerian x5.
     assert view.mode.currentData() == "difference" and view.gain.value() == 5
     np.testing.assert_array_equal(view.image, compose(cur, ref, "difference", "eulerian", 5))
-    assert f"reference {expected_ref}" in view.caption.text()
+    assert f"reference {session.frames.label(expected_ref)} " in view.caption.text()
     view.magnifier.setCurrentIndex(view.magnifier.findData("off"))
     view.mode.setCurrentIndex(view.mode.findData("side"))
     np.testing.assert_array_equal(view.image[:, :256], ref)

@@ -129,6 +129,7 @@ class MainWindow(QMainWindow):
         self.project_panel = ProjectPanel(session)
         self.crop_view = FaceCropView()
         self.crop_view.frame_label = lambda frame_idx: session.frames.label(frame_idx)
+        self.video_view.frame_label = self.crop_view.frame_label
         self.au_panel = AUPanel(session)
         self.dependency_view = DependencyView(session)
         self.timeline = TimelineView(session)
@@ -378,7 +379,8 @@ class MainWindow(QMainWindow):
             if pred is not None and pred.frame_idx == shown:
                 lines.append("prediction ✓" if pred.face_found else "prediction: no face found")
             elif drawn is not None:
-                lines.append(f"prediction: frame {drawn.frame_idx}'s, faded (this one pending)")
+                lines.append(f"prediction: frame {frames.label(drawn.frame_idx)}'s, faded "
+                             "(this one pending)")
             else:
                 lines.append("prediction: running…")
         if s.playing:

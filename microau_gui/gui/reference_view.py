@@ -113,7 +113,8 @@ class ReferenceView(QWidget):
         self.reference_idx = reference_idx
         if ref_rgb is None:  # being decoded: frame_warmed redraws
             self.image = None
-            self.caption.setText(f"loading reference frame {reference_idx} …")
+            self.caption.setText(
+                f"loading reference frame {self.session.frames.label(reference_idx)} …")
             return
         cur, ref, how_cut = self._cut(self._rgb, ref_rgb)
         mode, how = self.mode.currentData(), self.magnifier.currentData()
@@ -126,7 +127,8 @@ class ReferenceView(QWidget):
         magnified = "" if how == "off" or gain == 1 else f", {self.magnifier.currentText()} ×{gain:g}"
         what = {"side": "reference | frame", "blend": "frame + reference",
                 "difference": "frame − reference"}[mode]
-        self.caption.setText(f"frame {self._frame_idx} vs reference {reference_idx} "
+        label = self.session.frames.label
+        self.caption.setText(f"frame {label(self._frame_idx)} vs reference {label(reference_idx)} "
                              f"({self.session.reference_policy.value}) · {what}{magnified} · "
                              f"{how_cut}")
 
@@ -137,5 +139,6 @@ class ReferenceView(QWidget):
                 and cur_rgb.shape == ref_rgb.shape):
             cut = [overlays.aligned_crop(rgb, pred.crop_to_img, crop_px, REFERENCE_DISPLAY_PX)
                    for rgb in (cur_rgb, ref_rgb)]
-            return cut[0], cut[1], f"aligned crop of frame {pred.frame_idx}"
+            cut_with = self.session.frames.label(pred.frame_idx)
+            return cut[0], cut[1], f"aligned crop of frame {cut_with}"
         return np.ascontiguousarray(cur_rgb), np.ascontiguousarray(ref_rgb), "whole frames"

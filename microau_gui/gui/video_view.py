@@ -85,6 +85,7 @@ class VideoView(QWidget):
         self.frame_idx: int | None = None
         self.prediction: FramePrediction | None = None  # drawn; faded when of another frame
         self.hovered_au: str | None = None
+        self.frame_label = str  # frame_idx -> its number in the chosen numbering (the window sets it)
         self._drawn_faded: bool | None = None
         self._image_shape: tuple[int, int] | None = None
 
@@ -223,8 +224,9 @@ class VideoView(QWidget):
             self.box_item.show()
 
     def _show_stale_note(self) -> None:
-        self.stale_note.setText(f"overlays of frame {self.prediction.frame_idx}, faded: frame "
-                                f"{self.frame_idx} has no prediction yet")
+        self.stale_note.setText(f"overlays of frame {self.frame_label(self.prediction.frame_idx)}, "
+                                f"faded: frame {self.frame_label(self.frame_idx)} has no "
+                                "prediction yet")
         self.stale_note.adjustSize()
         self.stale_note.show()
         self._place_labels()
