@@ -105,6 +105,9 @@ def test_card_format_is_pinned(saved):
         "pretrained_loaded", "architecture", "weights_sha256", "created", "training_data_hash",
         "metrics", "parent", "training_settings", "intended_use", "notes", "format_version",
         "vocab", "input_mode", "loss_weights",
+        # a distilled student's teacher (#18): optional lineage, which format-1 readers ignore
+        # (unknown keys are dropped) and a card without it reads as None, so no version bump
+        "teacher",
     ])
     assert values["format_version"] == 1
     assert sorted(values["config"]) == sorted(MicroAUConfig().to_dict())
@@ -265,8 +268,8 @@ def test_the_version_covers_every_card_field_that_changes_outputs(saved):
     for what, version in changed.items():
         assert version not in (card.version, base_prep), what
     assert base_prep != card.version
-    # Notes, scores and lineage do not change what the model outputs.
-    assert restore_then(lambda v: v.update(notes="checked by A.B.", parent="x@1")) == card.version
+    # Notes, scores and lineage (the parent, a student's teacher) do not change what the model outputs.
+    assert restore_then(lambda v: v.update(notes="checked by A.B.", parent="x@1", teacher="t@1")) == card.version
     assert restore_then(lambda v: v["metrics"].update(mean_f1=0.9)) == card.version
     (folder / CARD_NAME).write_text(original)
 

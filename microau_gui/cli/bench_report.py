@@ -27,6 +27,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from microau_gui.cli.bench_student import STUDENT_KEYS, STUDENT_TARGETS
 from microau_gui.cli.reports import cpu_model
 
 
@@ -72,6 +73,7 @@ TARGETS: dict[str, Target] = {
     "spot_fps": Target(150.0, ">=", "spotting alone at least 150 fps"),
     "gui_p95_ms": Target(20.0, "<=", "GUI frame display p95 at most 20 ms while inference runs"),
     "peak_rss_mb": Target(2048.0, "<", "peak RSS below 2 GB for any video length"),
+    **{key: Target(*rule) for key, rule in STUDENT_TARGETS.items()},  # the student section's
 }
 
 BACKBONES: tuple[tuple[str, str], ...] = (("tiny", "tiny"), ("vitb16", "ViT-B-16"))  # (key, name)
@@ -127,6 +129,7 @@ FIGURE_KEYS: tuple[str, ...] = (
     "cuda_vitb16_b16_bf16_fps",
     "cuda_vitb16_b1_bf16_ms",
     "cuda_analyze_vitb16_fps",
+    *STUDENT_KEYS,  # the student section's (cli.bench_student)
 )
 
 

@@ -2,6 +2,7 @@
 
     analyze MEDIA [--project P] [--model M] [--fps F] [--every N] [--range A:B] [--device auto]
             [--reference sliding|onset|fixed:N] [--batch N] [--threads N] [--gate spot] --out CSV
+            [--student CKPT --student-out CSV]
 
 Owns the `analyze` subcommand: it maps the arguments to an `inference.analysis_job.AnalysisJob`
 (spotting the gate first) and writes the sidecar. May import every layer.
@@ -33,6 +34,11 @@ others use the sliding reference); `fixed:N` compares every frame with frame N.
 runs the model only inside them, widened by `--gate-margin-s` (`spotting.gate_ranges`: a whole
 micro interval, a macro-expression's apex only). Frames outside the gate get NO row, so the CSV
 lists exactly the analysed frames; the sidecar's `gate.ranges` says which spans those were.
+
+`--student CKPT` (a student `distill` made from the running model): the student draws the dense
+trace of every requested frame (`--student-out`, same columns), and the teacher runs only on the
+gated frames and on the apexes of the project's coded events of the video (`--out`); the sidecar
+adds `student` (version, checkpoint, result). See `inference.analysis_job`.
 
 With `--project P` the video (and the model version) are registered in P when new, predictions
 are cached per model version, and frames already cached with the same reference are reused.
@@ -85,6 +91,11 @@ def add_arguments(parser) -> None:
                         help="spot: analyse only spotted expression candidates (plus a margin)")
     parser.add_argument("--gate-margin-s", type=float, default=0.2,
                         help="--gate spot: seconds added before and after each candidate (default 0.2)")
+    parser.add_argument("--student", metavar="CKPT", default=None,
+                        help="a distilled student of the model: it draws the dense trace, the model runs "
+                        "only on gated frames and event apexes")
+    parser.add_argument("--student-out", metavar="CSV", default=None,
+                        help="with --student: the CSV of the student's dense trace")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -112,6 +123,13 @@ def run(args) -> int:
     out = check_out(args.out, project=args.project, reads=[(args.media, "the input media")])
     check_out(f"{out}.json", project=args.project, reads=[(args.media, "the input media")],
               flag="--out (its JSON sidecar)")
+    student_out = None
+    if args.student_out and not args.student:
+        raise UserError("--student-out needs --student CKPT")
+    if args.student_out:
+        student_out = check_out(args.student_out, project=args.project, flag="--student-out",
+                                reads=[(args.media, "the input media"), (out, "the --out CSV")])
+    args.student_out = student_out
     start, stop = parse_range(args.frame_range)
     policy, fixed_idx = parse_reference(args.reference)
     if not 0 < args.window_s <= 5:
@@ -140,7 +158,8 @@ def analysis_job(args, out: Path, media_path: Path, start: int, stop: int | None
                               gate=gate)
     return AnalysisJob(media=media_path, options=options, out=out,
                        project=Path(args.project) if args.project else None, model=args.model,
-                       fps=args.fps, device=args.device, speed=args.speed)
+                       fps=args.fps, device=args.device, speed=args.speed, student=args.student,
+                       student_out=args.student_out)
 
 
 def _analyze(args, job) -> int:
@@ -158,6 +177,11 @@ def _analyze(args, job) -> int:
         print(f"warning: {job.media.name} is truncated: frames {first}-{last} cannot be decoded, so "
               f"{result.n_undecodable} requested frames have no row; re-copy or re-export the video "
               "to analyse them", file=sys.stderr)
+    if report.student is not None:
+        dense = report.student["result"]
+        print(f"student {report.student['version']}: dense trace of {dense.n_rows} frames in "
+              f"{dense.seconds:.1f} s, {dense.frames_per_s:.1f} frames/s"
+              + (f" -> {job.student_out}" if job.student_out else " (project cache only)"))
     gated = f", gate {len(gate)} ranges" if gate is not None else ""
     print(f"analysed {result.n_rows} frames ({result.n_face} with a face, {result.n_from_cache} from "
           f"the project cache{gated}) in {result.seconds:.1f} s, {result.frames_per_s:.1f} frames/s "
@@ -233,5 +257,11 @@ def sidecar(args, report) -> dict:
             "undecodable": list(result.undecodable) if result.undecodable else None,
             "n_undecodable": result.n_undecodable,
         },
+        "student": None if report.student is None else {
+            "version": report.student["version"], "checkpoint": report.student["checkpoint"],
+            "csv": str(report.job.student_out) if report.job.student_out else None,
+            "result": {"n_rows": report.student["result"].n_rows,
+                       "seconds": round(report.student["result"].seconds, 3),
+                       "frames_per_s": round(report.student["result"].frames_per_s, 2)}},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

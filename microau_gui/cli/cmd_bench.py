@@ -46,8 +46,10 @@ The test suite sets `MICROAU_BENCH_QUICK_PROFILE=smoke`, which makes `--quick` s
 
 `--work DIR` keeps the generated videos and checkpoints there and reuses them next time (the
 10-minute video takes ~15 minutes to render); without it a temporary folder is used and removed.
-`--only` runs some sections (media, model, analyze, corpus, gui, finetune, cuda); the others' figures are
-written as skipped. The cuda section (`bench_cuda`) needs only torch, numpy, open_clip and our
+`--only` runs some sections (media, model, analyze, corpus, gui, finetune, cuda, student); the
+others' figures are written as skipped. The student section (`bench_student`) distils a student
+of the demo model, scores it against its teacher on a held-out synthetic subject and times its
+dense traces. The cuda section (`bench_cuda`) needs only torch, numpy, open_clip and our
 model package, so `make gpu-check` runs it on a bare CUDA machine; `--device cpu` runs it on the
 CPU to test that recipe here.
 """
@@ -69,7 +71,7 @@ from microau_gui.core.errors import UserError
 NAME = "bench"
 HELP = "measure speed and memory (decode, seek, landmarks, model, analyze, GUI, fine-tune, RSS) -> JSON"
 
-SECTIONS = ("media", "model", "analyze", "corpus", "gui", "finetune", "cuda")
+SECTIONS = ("media", "model", "analyze", "corpus", "gui", "finetune", "cuda", "student")
 
 
 @dataclass(frozen=True)
@@ -310,6 +312,11 @@ class _Bench:
             self.checkpoint(p.finetune_backbone), self.long_video(), p.finetune_events, p.finetune_epochs,
             self.work / "finetune" / p.name)
 
+    def student(self) -> None:
+        from microau_gui.cli.bench_student import measure_student
+
+        self.figures.update(measure_student(self.profile.name, self.long_video(), self.work, self.say))
+
     def cuda(self) -> None:
         import importlib.util
 
@@ -329,7 +336,10 @@ class _Bench:
 
 def _keys_of(section: str) -> tuple[str, ...]:
     from microau_gui.cli.bench_report import FIGURE_KEYS
+    from microau_gui.cli.bench_student import STUDENT_KEYS
 
+    if section == "student":
+        return STUDENT_KEYS
     prefixes = {
         "media": ("decode_", "seek_", "landmarks_", "pair_prep_"),
         "model": ("model_", "gemm_"),
@@ -347,6 +357,10 @@ _UNITS = {"fps": "fps", "ms": "ms", "seconds": "s", "x_realtime": "x real time",
 
 
 def _unit_of(key: str) -> str:
+    from microau_gui.cli.bench_student import STUDENT_KEYS, unit_of
+
+    if key in STUDENT_KEYS:
+        return unit_of(key)
     if "gemm_" in key:
         return "GOP/s" if key.endswith("_gops") else "GFLOP/s"
     if key.endswith("_roofline_fraction"):
@@ -360,6 +374,10 @@ def _unit_of(key: str) -> str:
 
 
 def _target_of(key: str) -> str | None:
+    from microau_gui.cli.bench_student import STUDENT_TARGETS
+
+    if key in STUDENT_TARGETS:
+        return key
     if key == "model_vitb16_b1_roofline_fraction":
         return "vit_b1_roofline_fraction"
     if key == "model_vitb16_b16_roofline_fraction":

@@ -201,6 +201,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                lambda w: w.show_model_card()),
     ActionSpec("finetune", "Model", "&Fine-tune on my corrections…", ("Ctrl+Shift+F",),
                lambda w: w.show_finetune_dialog()),
+    ActionSpec("distill", "Model", "&Distil a student for dense traces…", (),
+               lambda w: w.ask_student_name()),
     ActionSpec("model_versions", "Model", "Model &versions (roll back)…", ("Ctrl+Shift+M",),
                lambda w: w.show_panel("versions")),
     ActionSpec("shortcuts", "Help", "&Shortcuts…", ("F1", "?"), lambda w: w.show_shortcuts()),

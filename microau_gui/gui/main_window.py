@@ -184,6 +184,9 @@ class MainWindow(QMainWindow):
         self.proxy_strip = JobStrip()  # the seek proxy of a long-GOP video, built meanwhile
         self.proxy_strip.cancel.clicked.connect(self.session.proxies.close)
         self.statusBar().addPermanentWidget(self.proxy_strip)
+        self.distill_strip = JobStrip()  # Model > Distil a student…, trained meanwhile
+        self.distill_strip.cancel.clicked.connect(self.session.cancel_distillation)
+        self.statusBar().addPermanentWidget(self.distill_strip)
         self._connect_session()
         self.au_panel.entry_finished.connect(self.return_focus)
         # The default heatmap follows the AU under the mouse, else the focused AU.
@@ -292,6 +295,9 @@ class MainWindow(QMainWindow):
         s.failed.connect(self.show_error)
         s.analysis_progressed.connect(self.job_strip.show_progress)
         s.analysis_finished.connect(self.job_strip.finish)
+        s.models.distillation.progressed.connect(self.distill_strip.show_progress)
+        s.models.distillation.finished.connect(self.distill_strip.finish)
+        s.models.distillation.finished.connect(lambda done: self.statusBar().showMessage(done.summary, 10000))
         s.proxies.progressed.connect(self.proxy_strip.show_progress)
         s.proxies.finished.connect(self.proxy_strip.finish)
         s.review.spotting_finished.connect(
@@ -535,6 +541,24 @@ class MainWindow(QMainWindow):
         dialog.setTextValue(self.session.coder.name)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.textValueSelected.connect(self.set_coder)
+        dialog.open()
+        return dialog
+
+    def ask_student_name(self) -> QInputDialog:
+        """Model > Distil a student…: a non-modal question for the student's name; OK starts the
+        distillation in the background (progress and Cancel in the status bar)."""
+        if self.session.model is None:
+            raise UserError("wait for the model to load: it is the teacher the student learns from")
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Distil a student")
+        dialog.setLabelText(f"The loaded model ({self.session.model.model_version}) teaches a tiny student "
+                            "on this video and on synthetic clips; the student then draws the dense "
+                            "traces and the teacher runs at event apexes and on the paused frame.\n"
+                            "Name of the student (saved in the weights folder):")
+        dialog.setTextValue(f"{self.session.model.card.name}-student")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.textValueSelected.connect(
+            lambda name: self.run_guarded(lambda w: w.session.distil_student(name)))
         dialog.open()
         return dialog
 

@@ -79,6 +79,7 @@ class _CardFile(BaseModel):
     training_data_hash: str | None = Field(default=None, max_length=200)
     metrics: dict[str, Any] = {}
     parent: str | None = Field(default=None, max_length=300)
+    teacher: str | None = Field(default=None, max_length=300)
     training_settings: dict[str, Any] = {}
     intended_use: str = _Text
     notes: str = _Text
@@ -125,6 +126,9 @@ class ModelCard:
     training_data_hash: str | None = None  # hash of the label snapshot it was trained on
     metrics: dict[str, Any] = field(default_factory=dict)  # e.g. the train/eval JSON report
     parent: str | None = None  # version of the checkpoint it was fine-tuned from
+    # A distilled student: the name@version of the teacher whose probabilities and PTA maps it
+    # learned (`training.distill`); None for a model trained on labels
+    teacher: str | None = None
     training_settings: dict[str, Any] = field(default_factory=dict)  # epochs, lr, seed, pos weights ...
     intended_use: str = DEFAULT_INTENDED_USE
     notes: str = ""
@@ -137,6 +141,11 @@ class ModelCard:
     @property
     def input_mode(self) -> str:
         return self.config.input_mode
+
+    @property
+    def is_student(self) -> bool:
+        """Distilled from a teacher (`teacher` names it) rather than trained on labels."""
+        return self.teacher is not None
 
     @property
     def is_demo(self) -> bool:

@@ -88,7 +88,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def save_checkpoint(
     model: MicroAUCLIP, out_dir: str | Path, *, training_data_hash: str | None = None,
-    metrics: dict[str, Any] | None = None, parent: str | None = None,
+    metrics: dict[str, Any] | None = None, parent: str | None = None, teacher: str | None = None,
     training_settings: dict[str, Any] | None = None, intended_use: str = DEFAULT_INTENDED_USE,
     notes: str = "",
 ) -> ModelCard:
@@ -118,7 +118,7 @@ def save_checkpoint(
             architecture=architecture, weights_sha256=_sha256(weights_path),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             training_data_hash=training_data_hash, metrics=dict(metrics or {}), parent=parent,
-            training_settings=dict(training_settings or {}), intended_use=intended_use, notes=notes,
+            teacher=teacher, training_settings=dict(training_settings or {}), intended_use=intended_use, notes=notes,
         )
         _write_card(out / CARD_NAME, card)
     except OSError as err:

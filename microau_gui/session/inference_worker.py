@@ -27,6 +27,11 @@ torch is loaded lazily, on this worker's thread, when the first model loads.
   event-loop turn and only while no newer request waits, and hands each to the session
   (`prediction_prefetched`), which draws it the moment its frame is shown. It never runs the
   model for them: an uncached frame waits for its own request.
+- A distilled student (`load_student`, DESIGN.md section 5 "Teacher and student"): with one
+  loaded, an analysis first steps a pipeline of the student over every requested frame (its rows
+  cached under the student's version: the dense trace), then one of the teacher over the coded
+  events' apexes only (under the teacher's version), as `inference.analysis_job` splits the CLI's
+  run. The frame on screen, paused or scrubbed, is always the teacher's.
 - Only analysis writes the project's cache. Frames predicted while the coder scrubs stay in
   memory: the project file changes only when the coder edits or asks for an analysis.
 """
@@ -34,6 +39,7 @@ torch is loaded lazily, on this worker's thread, when the first model loads.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -87,6 +93,7 @@ class InferenceWorker(Worker):
     prediction_prefetched = Signal(object)  # cached FramePrediction of a frame ahead (playing)
     analysis_progressed = Signal(object)  # Progress
     analysis_finished = Signal(object)  # JobDone
+    student_loaded = Signal(object)  # ModelLoaded of the student (None: detached)
 
     def __init__(self):
         super().__init__()
@@ -104,6 +111,10 @@ class InferenceWorker(Worker):
         self._analysis_done = 0  # frames the analysis has produced
         self._analysis_total = 0
         self._analysis_batch = 1  # frames per analysis turn, adapted to the model's speed
+        self._analysis_base = 0  # frames produced by the analysis's earlier passes
+        self._next_pass = None  # () -> the teacher's pipeline after the student's dense pass
+        self._student = None  # inference Predictor of a distilled student, or None
+        self._student_loaded: ModelLoaded | None = None
         self._stopped = False
 
     # -- project and model ---------------------------------------------------------------------
@@ -163,6 +174,50 @@ class InferenceWorker(Worker):
         """The project registered the loaded checkpoint: cache its predictions under this id."""
         if self._loaded is not None:
             self._loaded = dataclasses.replace(self._loaded, model_version_id=model_version_id)
+
+    @Slot(object)
+    def load_student(self, request: ModelRequest | None) -> None:
+        """Attach a distilled student of the loaded model (None: detach it)."""
+        try:
+            self._load_student(request)
+        except Exception as err:
+            log.warning("loading student %s failed", request.checkpoint, exc_info=True)
+            self.failed.emit(f"loading student {request.checkpoint.name}: {user_message(err)}")
+
+    def _load_student(self, request: ModelRequest | None) -> None:
+        from microau_gui.core.errors import UserError
+        from microau_gui.inference.predictor import Predictor
+
+        self._finish_analysis(cancelled=True)
+        self._close_student()
+        if request is None:
+            self.student_loaded.emit(None)
+            return
+        student = Predictor.from_checkpoint(request.checkpoint, device=request.device)
+        teacher = self._loaded.model_version if self._loaded is not None else None
+        if teacher is None or student.card.teacher != self._predictor.card.version:
+            student.close()
+            raise UserError(f"it was distilled from {student.card.teacher or 'no teacher'}, not from "
+                            f"the loaded model {teacher or '(none)'}")
+        self._student = student
+        self._student_loaded = ModelLoaded(
+            request_id=request.request_id, model_version=student.model_version,
+            model_version_id=request.model_version_id, checkpoint=request.checkpoint,
+            vocab=tuple(student.vocab), card=student.card, device=student.device,
+            pretrained_loaded=bool(student.pretrained_loaded), is_demo=bool(student.is_demo),
+            speed_mode=student.speed_mode, speed_summary=student.speed_choice.summary())
+        self.student_loaded.emit(self._student_loaded)
+
+    @Slot(object)
+    def set_student_version_id(self, model_version_id: int | None) -> None:
+        """The project registered the student: cache its dense traces under this id."""
+        if self._student_loaded is not None:
+            self._student_loaded = dataclasses.replace(self._student_loaded, model_version_id=model_version_id)
+
+    def _close_student(self) -> None:
+        if self._student is not None:
+            self._student.close()
+        self._student = self._student_loaded = None
 
     # -- the frame on screen -------------------------------------------------------------------
 
@@ -274,17 +329,26 @@ class InferenceWorker(Worker):
             self.failed.emit("analysis: the model it was started with is no longer loaded; "
                              "start it again")
             return
-        pipeline = self.guarded(f"starting the analysis of {request.media.path.name}",
-                                self._open_pipeline, request)
+        if self._student is not None:  # the student's dense pass, then the teacher's at the apexes
+            gate = tuple((a, a + 1) for a in sorted(set(request.apexes)))
+            first = functools.partial(self._open_pipeline, request, True, None)
+            self._next_pass = functools.partial(self._open_pipeline, request, False, gate)
+        else:
+            first = functools.partial(self._open_pipeline, request, False, None)
+            self._next_pass = None
+        pipeline = self.guarded(f"starting the analysis of {request.media.path.name}", first)
         if pipeline is None:
+            self._next_pass = None
             return
         self._analysis, self._pipeline = request, pipeline
-        self._analysis_done, self._analysis_total = 0, pipeline.n_requested
+        self._analysis_done, self._analysis_base = 0, 0
+        self._analysis_total = pipeline.n_requested + (len(set(request.apexes)) if self._next_pass else 0)
         self._analysis_batch = 1
         QTimer.singleShot(0, self._analysis_step)
 
-    def _open_pipeline(self, request: AnalysisRequest):
-        """The analysis pipeline of a request, on its own frame source, caching into the project."""
+    def _open_pipeline(self, request: AnalysisRequest, student: bool, gate):
+        """The analysis pipeline of a request for the student or the teacher, on its own frame
+        source, caching into the project under that model's version; gate: only these ranges."""
         from microau_gui.inference.analysis import AnalysisOptions, ProjectCache
         from microau_gui.inference.pipeline import AnalysisPipeline
         from microau_gui.inference.reference import ReferencePolicy
@@ -294,16 +358,19 @@ class InferenceWorker(Worker):
         if policy is ReferencePolicy.FIXED and fixed_idx is None:
             policy = ReferencePolicy.SLIDING  # no frame chosen yet: the view's fallback too
         options = AnalysisOptions(every=request.every, reference=policy, fixed_idx=fixed_idx,
-                                  events=request.events if policy is ReferencePolicy.ONSET else ())
-        project, loaded = self._project, self._loaded
+                                  events=request.events if policy is ReferencePolicy.ONSET else (),
+                                  gate=gate)
+        project = self._project
+        predictor, loaded = ((self._student, self._student_loaded) if student
+                             else (self._predictor, self._loaded))
         cache = None
         if project is not None and not project.read_only and loaded.model_version_id is not None:
             cache = ProjectCache(project, request.media.video_id, loaded.model_version_id,
-                                 self._predictor.numerics)
+                                 predictor.numerics)
         media = request.media
         source = open_media(media.path, fps=media.fps, cache_frames=4)
         try:
-            return AnalysisPipeline(source, self._predictor, options, cache=cache, background=False)
+            return AnalysisPipeline(source, predictor, options, cache=cache, background=False)
         except BaseException:
             source.close()
             raise
@@ -330,21 +397,41 @@ class InferenceWorker(Worker):
         per_frame_s = (time.perf_counter() - started) / len(batch.predictions)
         self._analysis_batch = max(1, min(ANALYSIS_MAX_BATCH,
                                           int(ANALYSIS_STEP_BUDGET_S / max(per_frame_s, 1e-6))))
-        self._analysis_done = batch.n_done
+        self._analysis_done = self._analysis_base + batch.n_done
         self.analysis_progressed.emit(Progress(
-            request.request_id, batch.n_done, batch.n_requested,
-            f"analysed {batch.n_done} of {batch.n_requested} frames"))
-        if batch.n_done >= batch.n_requested:
-            self._finish_analysis(cancelled=False)
-        else:
+            request.request_id, self._analysis_done, self._analysis_total,
+            f"analysed {self._analysis_done} of {self._analysis_total} frames"))
+        if batch.n_done < batch.n_requested:
             QTimer.singleShot(0, self._analysis_step)
+        elif self._next_pass is not None:
+            self._start_next_pass()
+        else:
+            self._finish_analysis(cancelled=False)
+
+    def _start_next_pass(self) -> None:
+        """The student's dense pass ended: commit it, then step the teacher's pipeline."""
+        done, opener = self._pipeline, self._next_pass
+        self._next_pass = None
+        self.guarded("saving analysed frames", done.close)
+        done.source.close()
+        self._analysis_base = self._analysis_done
+        pipeline = self.guarded("starting the teacher's pass", opener)
+        if pipeline is None:
+            self._pipeline = None
+            self._finish_analysis(cancelled=True)
+            return
+        self._pipeline = pipeline
+        QTimer.singleShot(0, self._analysis_step)
 
     def _finish_analysis(self, cancelled: bool) -> None:
         """Commit what the analysis predicted, close its source and say how it ended."""
         request, pipeline = self._analysis, self._pipeline
         if request is None:
             return
-        self._analysis = self._pipeline = None
+        self._analysis = self._pipeline = self._next_pass = None
+        if pipeline is None:  # the teacher's pass failed to start
+            self.analysis_finished.emit(JobDone(request.request_id, True, "analysis stopped"))
+            return
         self.guarded("saving analysed frames", pipeline.close)
         pipeline.source.close()
         verb = "cancelled after" if cancelled else "finished:"
@@ -359,6 +446,7 @@ class InferenceWorker(Worker):
     # -- resources -----------------------------------------------------------------------------
 
     def _close_predictor(self) -> None:
+        self._close_student()  # a student belongs to its teacher
         if self._predictor is not None:
             self._predictor.close()
         self._predictor = None

@@ -129,6 +129,9 @@ class AnalysisRequest:
     model_version: str
     events: tuple[tuple[int, int], ...] = ()  # "onset" policy: (onset, offset) of the coded events
     request_id: int = 0  # stamped by the job runner
+    # with a student loaded: the coded events' apexes, where the teacher runs after the student's
+    # dense pass (inference.analysis_job explains the split)
+    apexes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,28 @@ class FinetuneRequest:
     out: Path  # checkpoint folder to create
     options: Any  # training.finetune.FinetuneOptions
     request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True)
+class DistillRequest:
+    """Distil a tiny student from the teacher checkpoint on the given videos and synthetic clips
+    (`training.distill`). Result: `Distilled`; the model slot then registers and attaches it."""
+
+    teacher: Path  # checkpoint folder of the teacher (the loaded model)
+    videos: tuple[Path, ...]  # the user's own videos / image folders (no labels needed)
+    synthetic_clips: int  # generated clips per synthetic subject (01 and 02; 03 stays unseen)
+    out: Path  # checkpoint folder to create
+    settings: Any  # training.distill.DistillSettings
+    request_id: int = 0  # stamped by the job runner
+
+
+@dataclass(frozen=True, eq=False)
+class Distilled:
+    """A finished distillation: the student's card and folder."""
+
+    card: ModelCard
+    checkpoint: Path
+    agreement_mean_f1: float | None  # against the teacher on the held-out sources (None: none held out)
 
 
 @dataclass(frozen=True, eq=False)

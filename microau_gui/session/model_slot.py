@@ -2,13 +2,20 @@
 reference policy, and background analysis.
 
 Owns: `ModelSlot` (the session's `models`). May import inference (its public contract:
-checkpoints, reference), store (the project's model registry), core, the session's inference
-worker, jobs, messages, models, playback (its tick) and workers, and PySide6.QtCore; never gui,
-never another session part (the playhead and the selected event come in as an object and
-callables).
+checkpoints, reference), training (`DistillSettings` only; the job itself is
+`session.distill_job`), store (the project's model registry), core, the session's inference
+worker, distill job, jobs, messages, models, playback (its tick) and workers, and
+PySide6.QtCore; never gui, never another session part (the playhead and the selected event come
+in as an object and callables).
 
 Threads: it owns the InferenceWorker's QThread; analysis runs inside that worker (it shares the
 loaded model) through a `JobRunner.on_worker`.
+
+Teacher and student (DESIGN.md section 5): the loaded model is the teacher. A distilled student
+of it (`use_student`, or made by `distil_student`, a `JobRunner` job) draws the dense traces: an
+analysis then caches the student's rows for every frame and the teacher's at the coded apexes,
+each under its own version, and `trace` shows the student's trace with the teacher's rows laid
+over it where the teacher ran. The frame on screen is always the teacher's.
 
 Stale answers: a prediction is shown as the frame's own only when it comes from the loaded
 model version and is for the frame on screen (with its current reference); a prediction for the
@@ -28,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QMetaObject, QObject, Qt, Signal
 
 from microau_gui.core.au import DEFAULT_VOCAB
@@ -37,8 +45,11 @@ from microau_gui.inference.checkpoints import default_checkpoint
 from microau_gui.inference.reference import ReferencePolicy, reference_frame
 from microau_gui.session.inference_worker import InferenceWorker
 from microau_gui.session.jobs import JobRunner, RequestIds
+from microau_gui.session.distill_job import distill_student
 from microau_gui.session.messages import (
     AnalysisRequest,
+    DistillRequest,
+    JobDone,
     FrameLoaded,
     ModelLoaded,
     ModelLoadFailed,
@@ -62,6 +73,7 @@ class ModelSlot(QObject):
     """The model, its predictions of the playhead's frames, and the analysis job."""
 
     model_loaded = Signal(object)  # ModelLoaded
+    student_changed = Signal(object)  # ModelLoaded of the attached student, None: detached
     model_unloaded = Signal(str)  # why no model runs (one line)
     prediction_made = Signal(object)  # FramePrediction of the frame on screen
     prediction_cleared = Signal()  # no prediction to draw at all (another model or video)
@@ -74,6 +86,8 @@ class ModelSlot(QObject):
     _model_requested = Signal(object)
     _model_version_id_assigned = Signal(object)
     _project_handed_over = Signal(object)
+    _student_requested = Signal(object)
+    _student_version_id_assigned = Signal(object)
 
     def __init__(self, ids: RequestIds, device: str, weights: Path, playhead,
                  project: Callable[[], Project | None], selected_onset: Callable[[], int | None],
@@ -86,6 +100,7 @@ class ModelSlot(QObject):
         self._project = project
         self._selected_onset = selected_onset
         self.model: ModelLoaded | None = None
+        self.student: ModelLoaded | None = None  # a distilled student of `model`, drawing traces
         self.prediction: FramePrediction | None = None  # of the frame on screen
         self.shown: FramePrediction | None = None  # drawn: `prediction`, or the one kept faded
         self.reference_policy = ReferencePolicy.SLIDING
@@ -110,9 +125,16 @@ class ModelSlot(QObject):
         worker.prediction_made.connect(self._on_inference_prediction_made)
         worker.prediction_prefetched.connect(self._on_inference_prediction_prefetched)
         worker.failed.connect(self.failed)
+        self._student_requested.connect(worker.load_student)
+        self._student_version_id_assigned.connect(worker.set_student_version_id)
+        worker.student_loaded.connect(self._on_inference_student_loaded)
         self.analysis = JobRunner.on_worker(ids, worker, worker.analyze, worker.cancel_analysis,
                                             worker.analysis_progressed, worker.analysis_finished,
                                             parent=self)
+        self.distillation = JobRunner(ids, distill_student, lambda r: f"distilling a student of {r.teacher.name}",
+                                      parent=self)
+        self.distillation.finished.connect(self._on_distillation_finished)
+        self.distillation.failed.connect(self.failed)
 
     @property
     def vocab(self) -> tuple[str, ...]:
@@ -282,6 +304,9 @@ class ModelSlot(QObject):
             return
         loaded = self._adopt(loaded)
         self.model = loaded
+        if self.student is not None:  # the worker dropped the old teacher's student
+            self.student = None
+            self.student_changed.emit(None)
         self.prediction = self.shown = self._held_prediction = None
         self._ahead.clear()
         self.prediction_cleared.emit()
@@ -323,26 +348,92 @@ class ModelSlot(QObject):
         return replace(loaded, model_version_id=version_id)
 
     def trace(self, video_id: int | None) -> ProbTrace | None:
-        """Cached probabilities of a video under the loaded model (timeline lanes)."""
+        """Cached probabilities of a video under the loaded model (timeline lanes); with a
+        student, its dense trace with the teacher's rows laid over it where the teacher ran."""
         project = self._project()
         if (project is None or video_id is None or self.model is None
                 or self.model.model_version_id is None):
             return None
-        return project.predictions.probs(video_id, self.model.model_version_id)
+        teacher = project.predictions.probs(video_id, self.model.model_version_id)
+        if self.student is None or self.student.model_version_id is None:
+            return teacher
+        dense = project.predictions.probs(video_id, self.student.model_version_id)
+        frame_idx = np.union1d(dense.frame_idx, teacher.frame_idx)
+        probs = np.full((len(frame_idx), len(teacher.vocab)), np.nan, np.float32)  # (n, n_au)
+        probs[np.searchsorted(frame_idx, dense.frame_idx)] = dense.probs
+        probs[np.searchsorted(frame_idx, teacher.frame_idx)] = teacher.probs
+        return ProbTrace(frame_idx=frame_idx, probs=probs, vocab=teacher.vocab)
+
+    # -- the student -----------------------------------------------------------------------------
+
+    def use_student(self, checkpoint: Path | None) -> None:
+        """Attach a distilled student of the loaded model from its checkpoint (None: detach)."""
+        if checkpoint is not None and self.model is None:
+            raise UserError("load the teacher model before attaching its student")
+        request = None if checkpoint is None else ModelRequest(self._ids.next(), Path(checkpoint), None,
+                                                               self.device)
+        self._student_requested.emit(request)
+
+    def _on_inference_student_loaded(self, loaded: ModelLoaded | None) -> None:
+        if loaded is not None:
+            version_id = None
+            project = self._project()
+            if project is not None and not project.read_only:
+                try:
+                    version = project.models.register(loaded.card, loaded.checkpoint)
+                    version_id = version.id
+                except UserError as err:  # a clash: run it, but never cache it under another's id
+                    self.failed.emit(str(err))
+            self._student_version_id_assigned.emit(version_id)
+            loaded = replace(loaded, model_version_id=version_id)
+            self.status_posted.emit(f"student {loaded.model_version} draws the traces; "
+                                    f"the teacher {self.model.model_version if self.model else ''} runs at apexes "
+                                    "and on the frame on screen")
+        self.student = loaded
+        self.student_changed.emit(loaded)
+
+    def distil_student(self, name: str, synthetic_clips: int = 12, settings=None) -> None:
+        """Distil a student of the loaded model in the background, on the open video and
+        `synthetic_clips` generated clips per synthetic subject, into weights/NAME; it is
+        registered and attached when done (see `session.distill_job`)."""
+        from microau_gui.training.distill import DistillSettings
+
+        if self.model is None:
+            raise UserError("load the teacher model before distilling a student of it")
+        name = name.strip()
+        if not name or "/" in name or name.startswith("."):
+            raise UserError(f"{name!r} is not a model name; use letters, digits, - or _")
+        out = self.weights / name
+        if out.exists():
+            raise UserError(f"{out} already exists; choose another name for the student")
+        media = self._playhead.media
+        videos = (media.path,) if media is not None else ()
+        if not videos and synthetic_clips < 1:
+            raise UserError("open a video or ask for synthetic clips to distil on")
+        self.distillation.submit(DistillRequest(self.model.checkpoint, videos, synthetic_clips, out,
+                                                settings or DistillSettings()), busy="a student is "
+                                 "being distilled already")
+
+    def _on_distillation_finished(self, done: JobDone) -> None:
+        if done.result is not None and self.model is not None:
+            self.use_student(done.result.checkpoint)
 
     # -- analysis ------------------------------------------------------------------------------
 
-    def analyze(self, every: int = 1, events: tuple[tuple[int, int], ...] = ()) -> None:
+    def analyze(self, every: int = 1, events: tuple[tuple[int, int], ...] = (),
+                apexes: tuple[int, ...] = ()) -> None:
         """Predict every `every`-th frame of the open video in the background (cached) under
         the reference policy on screen; `events`: (onset, offset) of the coded events, which
-        the onset policy takes its references from."""
+        the onset policy takes its references from; `apexes`: their apexes, where the teacher
+        runs when a student draws the trace."""
         media = self._playhead.media
         if media is None or self.model is None:
             raise UserError("open a video and load a model before analysing")
         self.analysis.submit(AnalysisRequest(
             media, max(1, every), self.reference_policy.value, self.fixed_reference_idx,
-            self.model.model_version, events=events), replace=True)
+            self.model.model_version, events=events, apexes=apexes), replace=True)
 
     def close(self) -> None:
+        self.distillation.close()
         self.analysis.close()
         self.inference.stop()

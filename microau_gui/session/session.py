@@ -180,6 +180,9 @@ class ProjectSession(QObject):
     select_model = _forward("models.select_model")
     crop_size_px = _forward("models.crop_size_px")
     cancel_analysis = _forward("models.analysis.cancel")
+    distil_student = _forward("models.distil_student")  # weights/NAME, a JobRunner job
+    cancel_distillation = _forward("models.distillation.cancel")
+    use_student = _forward("models.use_student")
     # edits (session.annotating): each one undo step
     push = _forward("annotator.push")
     move_selected_boundary = _forward("annotator.move_selected_boundary")
@@ -361,7 +364,8 @@ class ProjectSession(QObject):
 
     def analyze_video(self, every: int = 1) -> None:
         """Predict every `every`-th frame of the open video in the background (cached)."""
-        self.models.analyze(every, tuple((e.onset, e.offset) for e in self.events))
+        self.models.analyze(every, tuple((e.onset, e.offset) for e in self.events),
+                            tuple(e.apex for e in self.events))
 
     def _on_analysis_finished(self, done: JobDone) -> None:
         self.analysis_finished.emit(done)

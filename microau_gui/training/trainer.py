@@ -121,6 +121,7 @@ class TrainResult:
 class Predictions:
     probs: np.ndarray  # (N, n_au) float64 sigmoid outputs
     au_features: np.ndarray  # (N, n_au, D) float32 unit-norm text-aligned AU features
+    pta: np.ndarray | None = None  # (N, n_au, P) float32 PTA maps, when asked for (distillation)
 
 
 @contextlib.contextmanager
@@ -448,27 +449,32 @@ def _shard_loss(shared, model: MicroAUCLIP, arrays: _PairArrays, tokens, idx: np
 
 
 def predict_pairs(model: MicroAUCLIP, pairs: Sequence[PairSample], *, batch_size: int = 32,
-                  should_cancel=None) -> Predictions:
-    """Probabilities and AU features of prepared pairs (no augmentation), on the model's device.
+                  should_cancel=None, with_pta: bool = False, progress=None) -> Predictions:
+    """Probabilities and AU features (and the PTA maps, `with_pta`) of prepared pairs (no
+    augmentation), on the model's device. progress(done, total) after every batch.
 
     In a distributed run each rank predicts its share of the pairs and every rank gets all rows,
     in pair order (`distributed.gather_rows`).
     """
     world = distributed.world()
     if world is None:
-        return _predict(model, pairs, batch_size, should_cancel)
+        return _predict(model, pairs, batch_size, should_cancel, with_pta, progress)
     lo, hi = distributed.shard_range(len(pairs), world.rank, world.size)
-    mine = _predict(model, list(pairs)[lo:hi], batch_size, should_cancel)
+    mine = _predict(model, list(pairs)[lo:hi], batch_size, should_cancel, with_pta, progress)
     return Predictions(distributed.gather_rows(torch.from_numpy(mine.probs), len(pairs)).numpy(),
-                       distributed.gather_rows(torch.from_numpy(mine.au_features), len(pairs)).numpy())
+                       distributed.gather_rows(torch.from_numpy(mine.au_features), len(pairs)).numpy(),
+                       distributed.gather_rows(torch.from_numpy(mine.pta), len(pairs)).numpy()
+                       if with_pta else None)
 
 
-def _predict(model: MicroAUCLIP, pairs: Sequence[PairSample], batch_size: int, should_cancel) -> Predictions:
+def _predict(model: MicroAUCLIP, pairs: Sequence[PairSample], batch_size: int, should_cancel,
+             with_pta: bool = False, progress=None) -> Predictions:
     n_au, dim = model.config.n_au, model.embed_dim
     if not pairs:
-        return Predictions(np.zeros((0, n_au)), np.zeros((0, n_au, dim), np.float32))
+        return Predictions(np.zeros((0, n_au)), np.zeros((0, n_au, dim), np.float32),
+                           np.zeros((0, n_au, model.grid_size ** 2), np.float32) if with_pta else None)
     arrays = _PairArrays(model, pairs, flip=False)
-    probs, features = [], []
+    probs, features, maps = [], [], []
     model.eval()
     with torch.no_grad(), autocast_for(model.log_tau.device):
         for start in range(0, len(arrays), batch_size):
@@ -477,4 +483,9 @@ def _predict(model: MicroAUCLIP, pairs: Sequence[PairSample], batch_size: int, s
             output = model(arrays.batch(model, idx, np.zeros(len(idx), np.int64), None, 0.0))
             probs.append(output.probs.float().cpu().numpy().astype(np.float64))
             features.append(output.au_features.float().cpu().numpy())
-    return Predictions(np.concatenate(probs), np.concatenate(features))
+            if with_pta:
+                maps.append(output.pta_attention.float().cpu().numpy())
+            if progress is not None:
+                progress(int(idx[-1]) + 1, len(arrays))
+    return Predictions(np.concatenate(probs), np.concatenate(features),
+                       np.concatenate(maps) if with_pta else None)
