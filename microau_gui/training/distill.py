@@ -52,7 +52,7 @@ from microau_gui.core.files import atomic_dir
 from microau_gui.core.progress import check_cancel
 from microau_gui.core.types import DECISION_THRESHOLD, Sample
 from microau_gui.model.config import MicroAUConfig
-from microau_gui.pairs.samples import (PREP_VERSION, PairSample, PrepSettings, checkpoint_prep_settings,
+from microau_gui.pairs.samples import (PairSample, PrepSettings, checkpoint_prep_settings,
                                        labels_matrix, prepare_samples, training_data_hash)
 from microau_gui.training.metrics import AUReport, au_report
 from microau_gui.training.trainer import (TrainSettings, _cosine_with_warmup, _PairArrays, _param_groups,
@@ -248,7 +248,9 @@ def distill(teacher_path: Path | str, sources: Sequence[DistillSource], out: Pat
 
     with deterministic(settings.seed, settings.threads):
         student = build_model(config, settings.seed).to(device)
-        student_prep = PrepSettings(size=student.image_size, flow_size=teacher_prep.flow_side)
+        # The teacher's flow measurement (size, method), resampled to the student's crop.
+        student_prep = PrepSettings(size=student.image_size, flow_size=teacher_prep.flow_side,
+                                    flow_method=teacher_prep.flow_method)
         samples = [s for source in sources for s in source.samples]
         teacher_pairs, student_pairs = _prepare_both(samples, teacher_prep, student_prep, cache,
                                                      stage, should_cancel)
@@ -281,7 +283,7 @@ def distill(teacher_path: Path | str, sources: Sequence[DistillSource], out: Pat
     metrics = {"teacher_agreement": _agreement_json(agreement, held_sources)}
     training_settings = {
         "distill": asdict(settings),
-        "prep": {"size": student_prep.size, "flow_size": student_prep.flow_side, "version": PREP_VERSION},
+        "prep": student_prep.record(),
         "subjects": sorted({p.subject for p in trained}),
         "sources": [s.name for s in train_sources],
         "held_out_sources": [s.name for s in held_sources],
