@@ -167,3 +167,10 @@ def test_finetune_with_two_processes_equals_one_and_encodes_each_image_once(synt
     with Project.open(project) as opened:
         names = [v.name for v in opened.models.list()]
     assert names.count("ft2") == 1  # registered once, by rank 0
+
+
+def test_bad_input_found_inside_the_workers_is_said_once_in_one_line(synth_spec, pair_cache, capfd):
+    assert main(["train", "--dataset", synth_spec, "--subjects", "07", "--cache", str(pair_cache),
+                 "--nproc", "2", *FAST]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "subject '07'" in err[0], err

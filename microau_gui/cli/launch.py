@@ -93,14 +93,19 @@ def relaunch(args, nproc: int) -> int:
 
     cuda = _check_nproc(nproc, args.device)
     argv = _without_nproc(list(args._argv))
+    threads = None  # the workers' OMP_NUM_THREADS, set only while they start (they inherit it)
     if not cuda and getattr(args, "threads", None) is None and "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, _usable_cores() // nproc))
+        threads = str(max(1, _usable_cores() // nproc))
     for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
-        logging.getLogger(name).setLevel(logging.WARNING)  # the agent's INFO lines are not ours
+        # the agent's own log lines (its start, stopping the other workers after a failure): the
+        # workers print their errors themselves and a failure becomes our one line below
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="microau-torchrun-") as logs:
         config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
                               rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
                               logs_specs=DefaultLogsSpecs(log_dir=logs))
+        if threads is not None:
+            os.environ["OMP_NUM_THREADS"] = threads
         try:
             elastic_launch(config, sys.executable)("-m", "microau_gui.cli", *argv)
         except ChildFailedError as err:
@@ -110,6 +115,9 @@ def relaunch(args, nproc: int) -> int:
                 return code  # rank 0 printed the one-line reason
             raise UserError(f"training process {rank} of {nproc} failed (exit code {code}); "
                             "its messages are above") from None
+        finally:
+            if threads is not None:
+                del os.environ["OMP_NUM_THREADS"]
     return 0
 
 
