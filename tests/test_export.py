@@ -319,3 +319,61 @@ def test_the_json_export_holds_one_trace_in_memory_at_a_time(tmp_path, astronaut
         one_trace = 90_000 * 4 * (1 + 2 * len(aus_))  # raw bytes of one trace
         assert out.stat().st_size > 4 * one_trace  # all four were written
         assert peak < 3 * one_trace, f"{peak / 1e6:.0f} MB for {one_trace / 1e6:.0f} MB traces"
+
+
+_JSON_CHILD = r'''
+import sys
+from pathlib import Path
+from microau_gui.core.errors import UserError
+from microau_gui.store.export import read_export
+try:
+    print("read", len(read_export(Path(sys.argv[1])).events))
+except UserError as err:
+    print("refused", str(err).replace(chr(10), " | "))
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print("peak_mb", int(hwm.split()[1]) / 1024)
+'''
+_EVENT = json.dumps({
+    "id": 0, "uid": "u0", "video": 1, "onset": 1, "apex": 2, "offset": 3,
+    "aus": [{"au": 12, "side": "L", "intensity": "C", "asymmetric": False, "uncertain": False,
+             "lip": None}],
+    "emotion": "happiness", "objective_class": None, "expression_type": "micro", "coder": "ann",
+    "source": "expert", "model_version": None, "created_at": "2026-01-01T00:00:00+00:00",
+    "modified_at": "2026-01-01T00:00:00+00:00"})
+
+
+def _write_export(path: Path, events) -> None:
+    """An export written piece by piece (the test process never holds it as objects)."""
+    head = json.dumps({
+        "format": "microau-project-export", "format_version": 1, "subjects": [],
+        "model_versions": [], "notes": [],
+        "videos": [{"id": 1, "path": "v.mp4", "name": "v", "subject": None, "n_frames": 100,
+                    "fps": 30.0, "width": 64, "height": 64, "content_hash": "x",
+                    "frame_numbers": [[0, 100]]}]})
+    with path.open("w") as out:
+        out.write(head[:-1] + ', "events": [')
+        for k, item in enumerate(events):
+            out.write(("," if k else "") + item)
+        out.write("]}")
+
+
+@pytest.mark.parametrize("kind", ["tiny objects", "largest accepted"])
+def test_a_json_import_reads_in_bounded_memory(tmp_path, kind):
+    """#15 D2 / #17: the JSON importer reads any file in < 300 MB: a hostile file of tiny
+    objects (2.5 M, ~450 MB once parsed) is refused before it is parsed; the largest real export
+    the limit lets through (~31,000 events) stays under."""
+    path = tmp_path / "x.json"
+    if kind == "tiny objects":
+        _write_export(path, ('{"a":1}' for _ in range(2_500_000)))
+    else:
+        _write_export(path, (_EVENT.replace('"id": 0, "uid": "u0"', f'"id": {i}, "uid": "u{i}"')
+                             for i in range(31_000)))
+    proc = subprocess.run([sys.executable, "-c", _JSON_CHILD, str(path)],
+                          capture_output=True, text=True, timeout=300, cwd=MAIN.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
+    if kind == "tiny objects":
+        assert "too large to import in one piece" in lines["refused"]
+    else:
+        assert int(lines["read"]) == 31_000
+    assert float(lines["peak_mb"]) < 300, lines

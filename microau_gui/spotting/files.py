@@ -30,7 +30,6 @@ an error, never silently scored against this one's ground truth. Other accepted 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -44,10 +43,9 @@ from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
 from microau_gui.core.types import DECISION_THRESHOLD
 from microau_gui.spotting.agreement import CodedEvent, events_from_frame_probs
-from microau_gui.store.json_schema import validate_export
+from microau_gui.store.export import read_export
 
 SPOT_COLUMNS = ("video", "onset", "apex", "offset", "type", "score", "regions")
-_EXPORT_FORMAT = "microau-project-export"
 
 
 def write_candidates_csv(path: Path | str, video: str, candidates: Iterable) -> Path:
@@ -226,15 +224,9 @@ def _read_frame_csv(path: Path, rows: list[list[str]], video: str, threshold: fl
 
 
 def _read_export_json(path: Path, coder: str | None) -> EventTable:
-    """Our project JSON export, checked against its schema (store.json_schema, #15 D16) like
-    every JSON export we read."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise UserError(f"{path.name}: not a readable JSON file ({err})") from None
-    if not isinstance(document, dict) or document.get("format") != _EXPORT_FORMAT:
-        raise UserError(f"{path.name}: not a project JSON export (`export --format json`)")
-    export = validate_export(document, path.name)
+    """Our project JSON export, read as `import json` reads it (store.export.read_export:
+    bounded memory, checked against the export schema, #15 D2 and D16)."""
+    export = read_export(path)
     keys = {v.id: Path(v.path).name for v in export.videos}
     events, kinds = [], []
     for item in export.events:

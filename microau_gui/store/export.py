@@ -1,7 +1,7 @@
 """Exports of a project's events (CASME II coding layout, MEGC intervals, complete JSON) and the
 import of our own JSON.
 
-Owns: `export_project`, `export_json`, `import_json`, `export_casme2`, `export_megc`,
+Owns: `export_project`, `export_json`, `import_json`, `read_export`, `export_casme2`, `export_megc`,
 `events_as_samples`, `ExportSummary`, `JsonImportSummary`, `JSON_FORMAT`, `JSON_FORMAT_VERSION`.
 May import only the standard library, numpy, `core` and the store's own modules (the coding-sheet
 writers come from store.importers, so an export is read back by the very importer that reads
@@ -68,6 +68,8 @@ from microau_gui.store.traces import ComparisonTrace, TraceInfo
 
 JSON_FORMAT = "microau-project-export"
 JSON_FORMAT_VERSION = 1
+MAX_JSON_PARSE_MB = 200.0  # a JSON import stays under the 300 MB every importer must keep to
+_BYTES_PER_VALUE = 150  # one value parsed and then validated (pydantic), measured ~130
 FORMATS = ("casme2", "megc", "json")
 
 
@@ -246,12 +248,36 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
     return ExportSummary("json", out, len(events), len({e.video_id for e in events}))
 
 
-def _load_json(path: Path) -> ExportDocument:
+def read_export(path: Path, *, limit_mb: float = MAX_JSON_PARSE_MB) -> ExportDocument:
+    """A JSON export, parsed in bounded memory and checked against its schema (#15 D2, D16).
+
+    The standard json module builds the whole document and pydantic a second copy: about 130
+    bytes per value (`,` `{` `[`) for a real export (31,500 events, 25 MB: 240 MB at the peak),
+    and a file of tiny objects costs as much per value, so the file's size plus 150 bytes per
+    value is checked against `limit_mb` before anything is parsed.
+    Refusals are one line; nothing is read into the project before this returns."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
     except FileNotFoundError:
         raise UserError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    too_big = (f"{path.name} is too large to import in one piece (the limit is about "
+               f"{limit_mb:.0f} MB once parsed); export fewer videos or coders per file")
+    if size > limit_mb * 1e6:
+        raise UserError(too_big)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    values = raw.count(b",") + raw.count(b"{") + raw.count(b"[")
+    if size + _BYTES_PER_VALUE * values > limit_mb * 1e6:
+        raise UserError(too_big)
+    try:
+        text = raw.decode("utf-8")
+        del raw  # the text and the parsed document are what stay
+        document = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise UserError(f"{path} is not a readable JSON export: {err}") from None
     if not isinstance(document, dict) or document.get("format") != JSON_FORMAT:
         raise UserError(f"{path} is not a MicroAU project export (format {JSON_FORMAT!r})")
@@ -279,7 +305,7 @@ def import_json(project: Project, path: Path | str, *,
     export cannot point the project at `../../../../etc/passwd`; `allow_outside` lifts that.
     """
     path = Path(path).absolute()
-    document = _load_json(path)
+    document = read_export(path)
     base = path.parent
     roots = [Path(r).expanduser().resolve() for r in (media_roots or ())]
     roots += [base.resolve(), project.directory.resolve()]
