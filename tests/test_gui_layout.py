@@ -34,6 +34,11 @@ def test_the_window_fits_1280x720_and_1366x768(qtbot, window, demo_copy, face_cl
     window.show_panel("agreement")  # the widest dock, tabbed at the bottom
     hint = window.minimumSizeHint()
     assert hint.width() <= 1280 and hint.height() <= 720, hint
+    # it opened no larger than the screen where its minimum allows (it once opened 864 px high
+    # on a 720-px screen: the docks stood in one column until they were tabbed)
+    screen = window.screen().availableGeometry()
+    assert window.height() <= max(screen.height(), hint.height()), (window.size(), screen)
+    assert window.width() <= max(screen.width(), hint.width()), (window.size(), screen)
     for width, height in ((1280, 720), (1366, 768)):
         window.resize(width, height)
         qtbot.waitUntil(lambda: window.width() == width and window.height() == height,

@@ -69,6 +69,19 @@ def test_suggestions_fill_the_queue_from_cached_predictions_and_keys_walk_it(
         (s.video_id, s.frame_idx, s.au, s.kind) for s in expected]
     assert panel.table.rowCount() == len(queue)
     assert panel.table.item(0, 5).text() == expected[0].reason
+    # No reason is cut (issue 16): the "Why" column lies inside the table, wrapped, and every
+    # row is tall enough for its whole wrapped reason.
+    table = panel.table
+    window.resize(1600, 1000)
+    window.show_panel("review")
+    window.resizeDocks([window.docks["review"]], [520], Qt.Orientation.Horizontal)
+    qtbot.waitUntil(lambda: table.columnViewportPosition(5) + table.columnWidth(5)
+                    <= table.viewport().width() + 1, timeout=3000)
+    metrics = table.fontMetrics()
+    for row in range(table.rowCount()):
+        wrapped = metrics.boundingRect(0, 0, table.columnWidth(5) - 8, 10_000,
+                                       int(Qt.TextFlag.TextWordWrap), table.item(row, 5).text())
+        assert table.rowHeight(row) >= wrapped.height(), row
     assert panel.summary.text().startswith(f"{len(queue)} suggestions")
     # The queue starts on the most urgent suggestion, with the playhead on its frame.
     assert queue.current == 0 and session.frame_idx == queue.items[0].apex

@@ -221,6 +221,12 @@ class MainWindow(QMainWindow):
         if not self._docks_sized:  # sizes apply once the window has its real geometry
             self._docks_sized = True
             self._size_docks()
+            # Before the docks were tabbed they stood in one column and stretched the window
+            # past a 720-px screen (1280x864 under Xvfb at 1280x720): fit it to the screen again.
+            fit_w, fit_h = initial_size_px()
+            if self.width() > fit_w or self.height() > fit_h:
+                self.resize(min(self.width(), fit_w), min(self.height(), fit_h))
+                self._size_docks()
 
     def _size_docks(self) -> None:
         width = self.width()

@@ -14,7 +14,7 @@ has no cached predictions to suggest from).
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QAction, QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -41,7 +41,9 @@ QUEUE_TITLES = {CANDIDATES: "Spotted candidates", SUGGESTIONS: "Suggestions"}
 # What the candidates queue says while it is empty: never spotted, spotting now, or spotted
 # (found none, cancelled or failed). "Found N" is the queue's own count line.
 SPOT_IDLE, SPOT_RUNNING, SPOT_ENDED = "idle", "running", "ended"
-COLUMNS = ("#", "Mark", "Onset–apex–offset", "Type", "Score", "Why")
+COLUMNS = ("#", "Mark", "Frames", "Type", "Score", "Why")
+WHY = len(COLUMNS) - 1
+WHY_MIN_PX = 120  # narrower, a reason would wrap to a word a line: scroll sideways instead
 STATUS_TEXT = {ItemStatus.PENDING: "·", ItemStatus.ACCEPTED: "✓ accepted",
                ItemStatus.REJECTED: "✗ rejected"}
 
@@ -96,10 +98,19 @@ class ReviewQueuePanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys belong to the window's shortcuts
+        self.table.horizontalHeaderItem(2).setToolTip("onset–apex–offset, in the chosen frame "
+                                                      "numbering (View > Frame numbering)")
+        # Never cut: the short columns fit their contents, "Why" takes the rest of the width (at
+        # least WHY_MIN_PX) and wraps, and each row grows to show its whole reason.
         header = self.table.horizontalHeader()
-        for column in range(len(COLUMNS) - 1):
+        for column in range(WHY):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
+        header.sectionResized.connect(lambda *_: self._fit_why())
+        self.table.setWordWrap(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.viewport().installEventFilter(self)
         self.table.cellClicked.connect(lambda row, _col: self.review.go_to(row))
         self.current_detail = QLabel()  # the current item's whole "why", which the column cuts
         self.current_detail.setWordWrap(True)
@@ -133,6 +144,19 @@ class ReviewQueuePanel(QWidget):
         session.video_opened.connect(self._on_session_video_opened)
         session.numbering.changed.connect(self.refresh)
         self.refresh()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt virtual
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_why()
+        return super().eventFilter(watched, event)
+
+    def _fit_why(self) -> None:
+        header = self.table.horizontalHeader()
+        used = sum(header.sectionSize(c) for c in range(WHY))
+        width = max(WHY_MIN_PX, self.table.viewport().width() - used)
+        if header.sectionSize(WHY) != width:
+            header.resizeSection(WHY, width)
+            self.table.resizeRowsToContents()
 
     # -- review -> panel -----------------------------------------------------------------------
 

@@ -119,6 +119,10 @@ class RulerView(pg.PlotWidget):
         plot.getViewBox().setYRange(0, 1, padding=0)
         self.setFixedHeight(RULER_HEIGHT_PX)
 
+    def set_left_width(self, px: int) -> None:
+        """Follow the lanes' name column, so both x axes stay lined up."""
+        self.getPlotItem().getAxis("left").setWidth(px)
+
     def set_colours(self, background: QColor, text: QColor) -> None:
         self.setBackground(background)
         for axis in (self.frame_axis, self.time_axis):

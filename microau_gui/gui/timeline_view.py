@@ -69,6 +69,7 @@ CANDIDATE_LANE = 1  # spotted candidates, right under the events they may become
 FIRST_AU_LANE = 2
 LANE_MIN_PX = 40  # a lane's scale (1, threshold, 0) needs three readable 8-pt labels
 VALUE_TOP, VALUE_BOTTOM = 0.15, 0.85  # where p = 1 and p = 0 sit inside a lane (lane = 1.0)
+MAX_AXIS_PX = 200  # the lane names' column never takes more of the width than this
 LABEL_PAD_PX = 6  # room kept between a label and whatever follows it on its lane
 
 
@@ -227,6 +228,13 @@ class TimelineView(QWidget):
             (len(self.vocab) + FIRST_AU_LANE + k + 0.5, f"coder: {coder or '(none)'}")
             for k, coder in enumerate(self.coder_tiers)]
         self.plot.getAxis("left").setTicks([ticks, []])
+        # wide enough for the longest lane name ("events: EK", "coder: synth (ground truth)"):
+        # pyqtgraph drops a tick label that does not fit, leaving a lane unnamed
+        metrics = QFontMetrics(style.tick_font(8))
+        left_px = min(MAX_AXIS_PX, max([AXIS_WIDTH_PX] + [metrics.horizontalAdvance(text) + 14
+                                                          for _y, text in ticks]))
+        self.plot.getAxis("left").setWidth(left_px)
+        self.ruler.set_left_width(left_px)
         scale = [(float(self.value_y(i, p)), text) for i in range(len(self.vocab))
                  for p, text in ((1.0, "1"), (DECISION_THRESHOLD, f"{DECISION_THRESHOLD:g}"),
                                  (0.0, "0"))]
