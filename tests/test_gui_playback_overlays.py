@@ -45,6 +45,10 @@ def _what_is_missing(window) -> list[str]:
         missing.append("face crop")
     if gda.matrix is None or np.isnan(gda.matrix).all():
         missing.append("GDA")
+    session = window.session
+    shown = session.displayed_frame_idx
+    if f"ref {session.frames.label(session.reference_idx(shown))} " not in view.hud.text():
+        missing.append("the HUD's reference of the frame on screen")
     if view.faded and not (view.stale_note.isVisible()
                            and f"frame {window.session.frames.label(view.frame_idx)} has"
                            in view.stale_note.text()):
@@ -107,6 +111,25 @@ def test_a_frame_without_its_prediction_keeps_the_last_one_faded_and_says_so(qtb
     assert view.prediction.frame_idx == first + 7 and not view.faded
     assert not view.stale_note.isVisible()
     assert "frame" in window.crop_view.caption.text()
+
+
+def test_the_hud_names_the_reference_of_the_frame_on_screen_not_of_the_playhead(qtbot, window,
+                                                                                 face_clip):
+    _open_and_wait_for_prediction(qtbot, window, face_clip)
+    session, hud = window.session, window.video_view.hud
+    seen = []
+    # Connected after the window's slot: the HUD as drawn while the playhead (40) runs ahead of
+    # the frame on screen, as it does during playback.
+    session.position_changed.connect(lambda _f: seen.append((session.displayed_frame_idx,
+                                                             hud.text())))
+    with qtbot.waitSignal(session.frame_loaded, timeout=15000):
+        session.seek(40)
+    shown, text = seen[0]
+    assert shown != 40
+    label = session.frames.label
+    assert f"frame {label(shown)} " in text
+    assert f"ref {label(session.reference_idx(shown))} " in text, text
+    assert session.reference_idx(shown) != session.reference_idx(40)
 
 
 def test_the_default_heatmap_follows_the_focused_au_and_the_au_under_the_mouse(qtbot, window,

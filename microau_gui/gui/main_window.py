@@ -379,7 +379,8 @@ class MainWindow(QMainWindow):
         lines = [
             f"frame {frames.label(shown) if shown is not None else '…'} / "
             f"{frames.label(s.n_frames - 1)}   {frames.timecode(shown or 0)}   {s.fps:g} fps",
-            f"ref {frames.label(s.reference_idx())} ({s.reference_policy.value})",
+            # The reference of the frame on screen (while playing, the playhead runs ahead of it).
+            f"ref {frames.label(s.reference_idx(shown))} ({s.reference_policy.value})",
         ]
         model = s.model
         if model is None:
