@@ -11,12 +11,15 @@ import threading
 import time
 
 import pytest
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QMessageBox, QWidget
 from gui_fixtures import shown_window
 
 from microau_gui.core.aus import parse_au_string
 from microau_gui.core.files import partials_of
 from microau_gui.gui import app as gui_app
+from microau_gui.gui import style
+from microau_gui.gui.comparison_lanes import TRACE_COLOURS
 from microau_gui.interchange.elan import export_elan
 from microau_gui.session.interchange import EXPORT_FORMATS, IMPORT_FORMATS
 from microau_gui.session.seek_proxy import AUTO_PROXY_ENV
@@ -101,6 +104,19 @@ def test_an_imported_openface_trace_is_drawn_beside_the_model_and_toggled_in_the
         window.session.seek(later)
     assert f"{intensity[later, aus.index('AU4')]:.1f}/5" in panel.rows["AU4"].compare.text()
 
+    # The light theme: lanes and values in colours that show on a light plot (the dark theme's
+    # first source colour is white).
+    dark_theme, style.current = style.current, lambda: style.LIGHT
+    try:
+        QApplication.sendEvent(sources, QEvent(QEvent.Type.PaletteChange))
+        pen = lanes.items[("OpenFace_Test.csv", "AU12")].opts["pen"]
+        assert pen.color().name() == TRACE_COLOURS["light"][0].name() != "#ffffff"
+        assert TRACE_COLOURS["light"][0].name() in panel.rows["AU4"].compare.text()
+        assert TRACE_COLOURS["light"][0].name() in sources.boxes["OpenFace_Test.csv"].styleSheet()
+    finally:
+        style.current = dark_theme
+    QApplication.sendEvent(sources, QEvent(QEvent.Type.PaletteChange))
+
     box = sources.boxes["OpenFace_Test.csv"]
     box.setChecked(False)
     assert not lanes.items and panel.rows["AU4"].compare.text() == ""
@@ -160,11 +176,12 @@ def test_an_import_runs_off_the_gui_thread_while_the_window_stays_live_and_lands
     monkeypatch.setattr(traces_module, "read_trace", blocking_read_trace)
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
                         lambda *a, **k: (str(pyfeat_data / "OpenFace_Test.csv"), ""))
+    strip = window.findChild(QWidget, "interchange_strip")
     with qtbot.waitSignal(window.interchange.finished, timeout=30000) as ended:
         _menu_actions(window, "menu_import")["import_openface"].trigger()
-        qtbot.waitUntil(lambda: "thread" in seen, timeout=10000)
-        strip = window.findChild(QWidget, "interchange_strip")
-        assert strip.isVisible() and window.interchange.running
+        # the reader is blocked and its progress, queued before, has reached the window
+        qtbot.waitUntil(lambda: "thread" in seen and strip.isVisible(), timeout=10000)
+        assert window.interchange.running
         with qtbot.waitSignal(session.frame_loaded, timeout=10000):  # the GUI thread is free
             session.seek(session.frame_idx + 5)
         release.set()

@@ -21,15 +21,22 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QWidget
 
 from microau_gui.core.au import au_number
+from microau_gui.gui import style
 from microau_gui.session.interchange import InterchangeController
 
-TRACE_COLOURS = (QColor(255, 255, 255), QColor(120, 220, 255), QColor(255, 170, 200),
-                 QColor(200, 255, 140))
+# One colour per source, in the order of the video's traces: on the dark theme's plots and on
+# the light theme's (the first is the theme's text colour, the rest stay apart from the AU colours
+# of the model's own traces by being dashed).
+TRACE_COLOURS = {
+    "dark": (QColor(255, 255, 255), QColor(120, 220, 255), QColor(255, 170, 200),
+             QColor(200, 255, 140)),
+    "light": (QColor(30, 30, 36), QColor(0, 110, 180), QColor(190, 30, 110), QColor(60, 130, 20)),
+}
 # The channel an AU row shows, the lanes' order (an AU missing there falls back to the next).
 SHORT_CHANNELS = ("probability", "intensity", "presence", "evidence")
 
@@ -78,7 +85,7 @@ class ComparisonLanes:
             if trace.name in self.hidden:
                 continue
             _, aus, values = display_values(trace)
-            colour = TRACE_COLOURS[k % len(TRACE_COLOURS)]
+            colour = trace_colour(k)
             x = trace.frame_idx.astype(np.float64)
             for column, au in enumerate(aus):
                 if au not in vocab:
@@ -108,6 +115,7 @@ class ComparisonSources(QWidget):
         self.controller = controller
         self.lanes = lanes
         self.boxes: dict[str, QCheckBox] = {}
+        self._recolouring = False
         self.box_row = QHBoxLayout(self)
         self.box_row.setContentsMargins(0, 0, 0, 0)
         title = QLabel("Compare:")
@@ -136,6 +144,18 @@ class ComparisonSources(QWidget):
         self.setVisible(bool(traces))
         self.changed.emit()
 
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt virtual
+        super().changeEvent(event)
+        # The theme changed (gui.view_menu sets the application palette): recolour the boxes
+        # and the dashed lanes, which are drawn in the theme's trace colours.
+        if event.type() == QEvent.Type.PaletteChange and not self._recolouring:
+            self._recolouring = True
+            try:
+                self.rebuild()
+                self.lanes.refresh()
+            finally:
+                self._recolouring = False
+
     def _on_box_toggled(self, name: str, on: bool) -> None:
         self.lanes.set_visible(name, on)
         self.changed.emit()
@@ -157,8 +177,14 @@ class ComparisonSources(QWidget):
         return dict(sorted(out.items(), key=lambda item: au_number(item[0])))
 
 
+def trace_colour(k: int) -> QColor:
+    """The colour of the video's k-th comparison source under the current theme."""
+    colours = TRACE_COLOURS["light" if style.current().name == "light" else "dark"]
+    return colours[k % len(colours)]
+
+
 def _colour(k: int) -> str:
-    return TRACE_COLOURS[k % len(TRACE_COLOURS)].name()
+    return trace_colour(k).name()
 
 
 def _short(channel: str, value: float) -> str:
