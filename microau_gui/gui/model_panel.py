@@ -120,6 +120,11 @@ class ModelBar(QWidget):
         self.device.setText("no model")
 
 
+# The banner keeps its own dark strip in both themes (gui.style); its links take the strip's text
+# colour, not the palette's link colour (dark blue on the light theme: unreadable on the strip).
+BANNER_LINK = "color: #ffffff; text-decoration: underline;"
+
+
 class ModelBanner(QLabel):
     """A full-width warning strip; hidden when the model deserves no warning.
 
@@ -168,7 +173,7 @@ class ModelBanner(QLabel):
         if self.expanded:
             self.setWordWrap(True)
             body = "<br>".join(html.escape(line) for line in self.lines)
-            self.setText(f"{body} &nbsp;<a href='less'>less</a>")
+            self.setText(f"{body} &nbsp;<a href='less' style='{BANNER_LINK}'>less</a>")
             return
         self.setWordWrap(False)
         first = self.lines[0]
@@ -176,7 +181,8 @@ class ModelBanner(QLabel):
         headline = first if cut < 0 else first[:cut + 1]
         label, dash, rest = headline.partition(" — ")
         # the link right after the label, so a narrow window cuts the sentence, not the link
-        self.setText(f"<b>{html.escape(label)}</b> <a href='details'>(details)</a>"
+        self.setText(f"<b>{html.escape(label)}</b> <a href='details' style='{BANNER_LINK}'>"
+                     "(details)</a>"
                      + (f" — {html.escape(rest)}" if dash else ""))
 
     def _on_link_activated(self, link: str) -> None:
