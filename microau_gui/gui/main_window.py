@@ -303,7 +303,7 @@ class MainWindow(QMainWindow):
         s.analysis_finished.connect(self.job_strip.finish)
         s.models.distillation.progressed.connect(self.distill_strip.show_progress)
         s.models.distillation.finished.connect(self.distill_strip.finish)
-        s.models.distillation.finished.connect(lambda done: self.statusBar().showMessage(done.summary, 10000))
+        s.models.distillation.finished.connect(self._on_distillation_finished)
         s.proxies.progressed.connect(self.proxy_strip.show_progress)
         s.proxies.finished.connect(self.proxy_strip.finish)
         s.review.spotting_finished.connect(
@@ -550,6 +550,9 @@ class MainWindow(QMainWindow):
         dialog.textValueSelected.connect(self.set_coder)
         dialog.open()
         return dialog
+
+    def _on_distillation_finished(self, done) -> None:
+        self.statusBar().showMessage(done.summary, 10000)
 
     def ask_student_name(self) -> QInputDialog:
         """Model > Distil a student…: a non-modal question for the student's name; OK starts the

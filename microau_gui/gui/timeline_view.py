@@ -181,6 +181,7 @@ class TimelineView(QWidget):
         session.pending_mark_changed.connect(self._on_session_pending_mark_changed)
         session.model_loaded.connect(self._on_session_model_loaded)
         session.predictions_changed.connect(self._on_session_predictions_changed)
+        session.models.student_changed.connect(self._on_models_student_changed)
         session.coder.changed.connect(lambda _name: self.refresh_events())
         session.coder.changed.connect(lambda _name: self._layout_lanes())
         session.numbering.changed.connect(self._on_session_numbering_changed)
@@ -330,11 +331,17 @@ class TimelineView(QWidget):
         self.set_vocab(self.session.vocab)
         self.refresh_traces()
 
+    def _on_models_student_changed(self, _student) -> None:
+        self.refresh_traces()
+
     def _on_session_predictions_changed(self, video_id: int, model_version_id: int) -> None:
         model = self.session.model
         video = self.session.video
-        if (video is not None and model is not None and video_id == video.id
-                and model_version_id == model.model_version_id and not self._trace_timer.isActive()):
+        student = self.session.models.student  # its dense trace is drawn under the teacher's rows
+        drawn = {model.model_version_id if model is not None else None,
+                 student.model_version_id if student is not None else None} - {None}
+        if (video is not None and video_id == video.id and model_version_id in drawn
+                and not self._trace_timer.isActive()):
             self._trace_timer.start()
 
     def _on_session_position_changed(self, frame_idx: int) -> None:
