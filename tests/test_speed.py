@@ -324,15 +324,44 @@ def test_the_ort_mode_runs_onnx_runtime_at_any_batch_size_within_tolerance(face_
     assert isinstance(model.pta.key, torch.nn.Linear)  # the fp32 network was only read
 
 
+def test_the_openvino_modes_run_at_the_precision_they_name_on_torchs_thread_count(face_pairs):
+    from microau_gui.inference.openvino_rt import OpenVinoBackbone
+
+    assert {"openvino", "openvino-bf16"} <= set(supported_modes("cpu"))  # the test extra has it
+    model = _model("flow")
+    batch = _real_batch(model, face_pairs)
+    exact = apply_speed_mode(model, "openvino", "cpu")
+    approximate = apply_speed_mode(model, "openvino-bf16", "cpu")
+    assert isinstance(exact.backbone, OpenVinoBackbone)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        # fp32 up to float rounding: OpenVINO's CPU default (bf16 where the CPU has it) is not used
+        assert parity_check(model, exact, batch) <= 1e-5
+    finally:
+        torch.set_num_threads(before)
+    compiled = exact.backbone.compiled[2]
+    assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) in ("f32", "<Type: 'float32'>")
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+    assert parity_check(model, approximate, batch) <= DEFAULT_TOLERANCE
+    # the two are different arithmetic, cached apart (store.predictions)
+    from microau_gui.inference.speed import numerics_of
+
+    assert (numerics_of("openvino"), numerics_of("openvino-bf16")) == ("fp32", "openvino-bf16")
+
+
 def test_the_runtime_comparison_reports_static_int8_as_measured_but_not_a_mode():
     from microau_gui.inference.ort import compare_runtimes
 
     model = _model("flow")
-    rows = {row["runtime"]: row for row in compare_runtimes(model, sample_batch(model, 2), repeats=1)}
-    assert set(rows) == {"torch fp32", "torch int8", "ort", "ort-int8"}
+    # torch.compile is left out here: compiling the tiny network takes minutes on a busy CPU
+    rows = {row["runtime"]: row for row in compare_runtimes(model, sample_batch(model, 2), repeats=1,
+                                                            with_compile=False)}
+    assert set(rows) == {"torch fp32", "torch int8", "ort", "ort-int8", "openvino", "openvino-bf16"}
     assert rows["torch fp32"]["max_dp"] == 0.0
     assert rows["ort-int8"]["max_dp"] > 0.0 and not rows["ort-int8"]["speed_mode"]
-    assert "ort-int8" not in SPEED_MODES
+    assert "ort-int8" not in SPEED_MODES and rows["ort-int8"]["why_not"]
+    assert rows["openvino"]["speed_mode"] and rows["openvino"]["max_dp"] <= 1e-5
     assert all(row["ms"] > 0 for row in rows.values())
 
 

@@ -109,6 +109,8 @@ FIGURE_KEYS: tuple[str, ...] = (
     *_model_keys(),
     "model_vitb16_b1_roofline_fraction",
     "model_vitb16_b16_roofline_fraction",
+    "runtimes_tiny_b8_ms",
+    "runtimes_vitb16_b8_ms",
     "analyze_tiny_fps",
     "analyze_vitb16_fps",
     "analyze_gated_vitb16_seconds",

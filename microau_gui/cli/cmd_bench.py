@@ -71,7 +71,7 @@ from microau_gui.core.errors import UserError
 NAME = "bench"
 HELP = "measure speed and memory (decode, seek, landmarks, model, analyze, GUI, fine-tune, RSS) -> JSON"
 
-SECTIONS = ("media", "model", "analyze", "corpus", "gui", "finetune", "cuda", "student")
+SECTIONS = ("media", "model", "runtimes", "analyze", "corpus", "gui", "finetune", "cuda", "student")
 
 
 @dataclass(frozen=True)
@@ -262,6 +262,38 @@ class _Bench:
             self.figures[f"model_vitb16_b{batch}_roofline_fraction"] = roofline_ratio(
                 self.figures[f"model_vitb16_b{batch}_auto_ms"], batch)
 
+    def runtimes(self) -> None:
+        """`runtimes_{tiny,vitb16}_b8_ms`: every CPU runtime of the visual path on one batch of 8
+        (`inference.ort.compare_runtimes`): torch eager fp32/int8, torch.compile, ONNX Runtime
+        fp32/int8, OpenVINO f32/bf16; the value is the fastest speed mode within the parity
+        bound, `rows` has them all (ms per frame, |dp|, build time, why a runtime is no mode).
+        The quick profiles run the tiny network only, without torch.compile (minutes of compiling)."""
+        import torch
+
+        from microau_gui.cli.bench_report import figure, skipped
+        from microau_gui.inference.ort import compare_runtimes
+        from microau_gui.inference.speed import DEFAULT_TOLERANCE, sample_batch
+        from microau_gui.model.checkpoint import load_checkpoint
+
+        batch, full = 8, self.profile.name == "full"
+        for key, backbone in (("tiny", "tiny"), ("vitb16", "ViT-B-16")):
+            if not full and key == "vitb16":
+                self.figures[f"runtimes_{key}_b{batch}_ms"] = skipped(
+                    "ms/frame", "quick profile: the runtime table runs the tiny network only")
+                continue
+            self.say(f"runtimes, {backbone}, batch {batch}: eager, compile, ORT, OpenVINO")
+            model, _ = load_checkpoint(self.checkpoint(backbone), device="cpu")
+            rows = compare_runtimes(model, sample_batch(model, batch), repeats=self.profile.model_repeats,
+                                    with_compile=full)
+            for row in rows:
+                row["ms_per_frame"] = None if row["ms"] is None else row["ms"] / batch
+            kept = [r for r in rows if r["speed_mode"] and r["max_dp"] is not None
+                    and r["max_dp"] <= DEFAULT_TOLERANCE]
+            best = min(kept, key=lambda r: r["ms"])
+            self.figures[f"runtimes_{key}_b{batch}_ms"] = figure(
+                best["ms_per_frame"], "ms/frame", batch=batch, best=best["runtime"],
+                threads=torch.get_num_threads(), tolerance=DEFAULT_TOLERANCE, rows=rows)
+
     def analyze(self) -> None:
         from microau_gui.cli.bench_analyze import measure_analyze, measure_gated
 
@@ -343,6 +375,7 @@ def _keys_of(section: str) -> tuple[str, ...]:
     prefixes = {
         "media": ("decode_", "seek_", "landmarks_", "pair_prep_"),
         "model": ("model_", "gemm_"),
+        "runtimes": ("runtimes_",),
         "analyze": ("analyze_", "peak_rss_", "spot_"),
         "corpus": ("corpus_",),
         "gui": ("gui_",),

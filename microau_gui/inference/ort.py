@@ -213,20 +213,51 @@ def build_ort_network(model: nn.Module, mode: str, calibration: list | None = No
     return copy.deepcopy(model, memo).eval()
 
 
-def compare_runtimes(model: nn.Module, batch, repeats: int = 3) -> list[dict]:
-    """Torch eager fp32 and int8, ONNX Runtime fp32 ("ort") and static int8 ("ort-int8") on
-    `batch`: one row each with the median ms per forward, max |dp| from torch fp32 and whether
-    it is a speed mode. What a bench section prints; no thresholds here."""
+_NOT_MODES = {"ort-int8": "static int8: activation scales fixed at calibration missed the 0.02 "
+                         "parity bound on other batches (0.030-0.033, see the module docstring)",
+              "torch.compile": "not a speed mode: compiling costs tens of seconds to minutes per "
+                               "start-up, which the start-up race would pay every time"}
+
+
+def compare_runtimes(model: nn.Module, batch, repeats: int = 3, *, with_compile: bool = True) -> list[dict]:
+    """Every CPU runtime of the visual path on `batch`, one network alive at a time: torch eager
+    fp32 and int8, `torch.compile` (inductor, the whole network; its compile time is its own
+    column), ONNX Runtime fp32 ("ort") and static int8 ("ort-int8"), OpenVINO f32 and bf16 where
+    installed. One row each with the median ms per forward, max |dp| from torch fp32, whether it
+    is a speed mode and, if not, why. What the bench's runtime table prints; no thresholds."""
+    import time
+
+    from microau_gui.inference.openvino_rt import openvino_available
     from microau_gui.inference.speed import apply_speed_mode, predict_probs, time_forward
 
     model = model.float().eval().cpu()
     reference = predict_probs(model, batch)  # (B, n_au)
-    networks = {"torch fp32": model, "torch int8": apply_speed_mode(model, "int8", copy_model=True),
-                "ort": build_ort_network(model, "ort"), "ort-int8": build_ort_network(model, "ort-int8")}
+    builders = {"torch fp32": lambda: model,
+                "torch int8": lambda: apply_speed_mode(model, "int8", copy_model=True),
+                "ort": lambda: build_ort_network(model, "ort"),
+                "ort-int8": lambda: build_ort_network(model, "ort-int8")}
+    if openvino_available():
+        builders["openvino"] = lambda: apply_speed_mode(model, "openvino")
+        builders["openvino-bf16"] = lambda: apply_speed_mode(model, "openvino-bf16")
+    if with_compile:
+        builders["torch.compile"] = lambda: torch.compile(model)
     rows = []
-    for name, network in networks.items():
-        diff = float((predict_probs(network, batch) - reference).abs().max())
-        times = sorted(time_forward(network, batch, repeats=repeats, warmup=1))
-        rows.append({"runtime": name, "ms": times[len(times) // 2], "max_dp": diff,
-                     "speed_mode": name != "ort-int8"})
+    for name, build in builders.items():
+        started = time.perf_counter()
+        try:
+            network = build()
+            probs = predict_probs(network, batch)  # also the warm-up (and the compilation)
+        except Exception as err:  # a runtime that cannot run here is reported, not fatal
+            rows.append({"runtime": name, "ms": None, "max_dp": None, "speed_mode": False,
+                         "why_not": f"failed: {type(err).__name__}: {str(err).strip()[:160]}"})
+            continue
+        build_s = time.perf_counter() - started
+        diff = float((probs - reference).abs().max())
+        times = sorted(time_forward(network, batch, repeats=repeats, warmup=0))
+        row = {"runtime": name, "ms": times[len(times) // 2], "max_dp": diff,
+               "speed_mode": name not in _NOT_MODES, "build_and_first_run_s": round(build_s, 2)}
+        if name in _NOT_MODES:
+            row["why_not"] = _NOT_MODES[name]
+        rows.append(row)
+        del network
     return rows

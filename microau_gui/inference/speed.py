@@ -25,6 +25,11 @@ Modes:
   attention and GELU, constant folding); same numbers up to float rounding. CPU only, offered
   only where the optional onnxruntime is installed. ONNX Runtime's static int8 (QDQ) was tried
   and is not a mode: see `inference.ort`.
+- "openvino": the same fp32 graph compiled by OpenVINO (`inference.openvino_rt`), its inference
+  precision pinned to f32 (OpenVINO's CPU default is bf16 where the CPU has it); same numbers up
+  to float rounding (2e-7). CPU only, offered where the optional openvino is installed.
+- "openvino-bf16": that graph at OpenVINO's bf16 precision: approximate (|dp| 8e-4 on the tiny
+  network), raced only where a bf16 product is not far slower than fp32 (the bf16 probe).
 Every mode stores the patch-embedding convolution (the only convolution of a ViT) in
 channels-last layout and feeds it channels-last images: bit-identical results, no reorder in
 oneDNN. On the AVX2 development machine the gain is within noise (ViT-B/16 patch embedding 3.3
@@ -70,14 +75,15 @@ from microau_gui.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SPEED_MODES: tuple[str, ...] = ("fp32", "bf16", "int8", "ort")
+SPEED_MODES: tuple[str, ...] = ("fp32", "bf16", "int8", "ort", "openvino", "openvino-bf16")
 SPEED_CHOICES: tuple[str, ...] = ("auto", *SPEED_MODES)  # what `--speed` accepts
 DEFAULT_TOLERANCE = 0.02  # max |delta p| from fp32 over all AUs of the check batch
 # The numeric class of each mode's rows in the predictions cache (store.predictions): fp32 and
 # ONNX Runtime's fp32 graph agree to float rounding (3e-7, far below the cache's float16 step),
 # as fp32 on CPUs with different vector units does; bf16 and int8 are each up to the tolerance
 # away and identify their own rows.
-_NUMERICS: dict[str, str] = {"fp32": "fp32", "ort": "fp32", "bf16": "bf16", "int8": "int8"}
+_NUMERICS: dict[str, str] = {"fp32": "fp32", "ort": "fp32", "openvino": "fp32", "bf16": "bf16",
+                             "int8": "int8", "openvino-bf16": "openvino-bf16"}
 
 
 def numerics_of(mode: str) -> str:
@@ -142,6 +148,10 @@ def supported_modes(device: torch.device | str = "cpu") -> tuple[str, ...]:
 
     if ort_available():
         modes.append("ort")
+    from microau_gui.inference.openvino_rt import openvino_available
+
+    if openvino_available():
+        modes += ["openvino", "openvino-bf16"]
     return tuple(modes)
 
 
@@ -200,6 +210,10 @@ def apply_speed_mode(model: nn.Module, mode: str, device: torch.device | str | N
         from microau_gui.inference.ort import build_ort_network
 
         return build_ort_network(model, mode).eval()
+    if mode in ("openvino", "openvino-bf16"):  # likewise
+        from microau_gui.inference.openvino_rt import build_openvino_network
+
+        return build_openvino_network(model, "bf16" if mode == "openvino-bf16" else "f32").eval()
     if mode == "bf16":
         model = _copy_sharing(model, _to_bf16) if copy_model else model.to(torch.bfloat16)
     elif mode == "int8":
@@ -385,7 +399,7 @@ def choose_fastest_mode(model: nn.Module, batch, tolerance: float = DEFAULT_TOLE
         per_repeat_s = 2 * fp32_ref_ms / 1000.0 * len(threads or (1,)) * len(candidates)
         repeats = max(1, min(repeats, int(budget_s / max(per_repeat_s, 1e-6))))
     for mode in candidates:
-        if mode == "bf16" and device.type == "cpu" and probe_bf16:
+        if mode in ("bf16", "openvino-bf16") and device.type == "cpu" and probe_bf16:
             ratio = bf16_matmul_ratio(give_up_factor=give_up_factor)
             if ratio > give_up_factor:
                 rejected[mode] = (f"a bf16 matrix product is {ratio:.1f}x slower than fp32 on this "
