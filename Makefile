@@ -47,6 +47,8 @@ experiments: $(RUN_STAMP)
 	$(PY) main.py experiment run main
 	$(PY) main.py experiment run ablations-pilot
 	$(PY) main.py experiment run ablations
+	# the committed pilot of the goal study (reduced; `experiment run goal` is the whole study)
+	$(PY) main.py experiment run goal --data-seeds 1001 --train-seeds 0 --variants full,balanced,flow-at-crop
 
 clean-venv:
 	rm -rf $(VENV)
