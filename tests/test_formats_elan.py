@@ -280,3 +280,41 @@ def test_the_largest_eaf_we_read_and_one_we_refuse_stay_in_bounded_memory(tmp_pa
     else:
         assert int(lines["read"]) > 50_000  # the file really was that full
     assert float(lines["peak_mb"]) < 300, lines
+
+
+def test_the_elan_importer_survives_random_damage(coded, tmp_path):
+    """#15's fuzz item for the ELAN importer: an export of ours with a random span of its text
+    replaced (broken XML, times, annotation values, tier names) imports correctly or is one
+    line, and a refused file leaves the project as it was."""
+    from hypothesis import HealthCheck, settings
+
+    project, video = coded
+    out = tmp_path / "good.eaf"
+    export_elan(project, video.id, out)
+    good = out.read_text(encoding="utf-8")
+    target = Project.create(tmp_path / "target.maus")
+    with open_media(video.path) as source:
+        target_video = target.add_video(video.path, source, name="pexels")
+
+    @settings(max_examples=80, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(start=st.integers(0, len(good) - 1), length=st.integers(0, 40),
+           text=st.text(alphabet=st.sampled_from(list('<>/="\'0123456789-. aAUTIERLC&;x')),
+                        max_size=30))
+    def fuzz(start, length, text):
+        damaged = tmp_path / "damaged.eaf"
+        damaged.write_text(good[:start] + text + good[start + length:], encoding="utf-8")
+        before = target.dump()
+        try:
+            import_elan(target, damaged, target_video.id)
+        except UserError as err:
+            assert "\n" not in str(err) and str(err)
+            assert target.dump() == before
+            return
+        for event in target.events(target_video.id):
+            assert 0 <= event.onset <= event.apex <= event.offset < target_video.n_frames
+
+    try:
+        fuzz()
+    finally:
+        target.close()
