@@ -187,6 +187,7 @@ def _drive(args, engine, settings, plans, unreadable, out, model, merge, fault, 
     print(f"analysed {summary['videos_done']} of {summary['videos'] + len(unreadable)} videos "
           f"({len(unreadable)} unreadable): {result.n_chunks_run} chunks "
           f"run, {skipped} kept from before, {summary['chunks_failed']} failed; {result.n_frames} frames in "
-          f"{result.seconds:.1f} s ({result.frames_per_s:.1f} frames/s) on {workers} {device} workers "
+          f"{result.seconds:.1f} s ({result.frames_per_s:.1f} frames/s) on {workers} {device} workers (ready in "
+          f"{result.startup_s:.1f} s) "
           f"-> {out} (+ manifest.json)")
     return 1 if summary["chunks_failed"] or unreadable else 0

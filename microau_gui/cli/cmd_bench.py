@@ -132,7 +132,7 @@ SMOKE = BenchProfile(
     vit_batches=(1,), long_seconds=4.0, analyze_tiny_frames=10, analyze_vit_frames=2,
     gui_steps=8, gui_step_ms=40, finetune_backbone="tiny", finetune_events=32,
     finetune_epochs=1, cuda_batches=2, gated_timeout_s=600.0, gemm_n=256,
-    corpus_videos=2, corpus_seconds=1.0, corpus_chunk_s=0.5,
+    corpus_videos=1, corpus_seconds=1.0, corpus_chunk_s=0.5,
 )
 QUICK_PROFILE_ENV = "MICROAU_BENCH_QUICK_PROFILE"
 

@@ -100,7 +100,9 @@ class RayEngine:
             common = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
             try:
                 if self.kind == "local":
-                    ray.init(num_cpus=self.requested or os.cpu_count() or 1, **common)
+                    # address="local": always a private instance; without it ray.init joins a
+                    # cluster that `ray start` left on this machine (/tmp/ray/ray_current_cluster)
+                    ray.init(address="local", num_cpus=self.requested or os.cpu_count() or 1, **common)
                 else:
                     ray.init(address=self.address or "auto", **common)
             except (ConnectionError, RuntimeError, ValueError) as err:
@@ -156,8 +158,9 @@ class CorpusRun:
     n_chunks_run: int  # chunks analysed in this run (finished or failed)
     n_chunks_failed: int
     n_frames: int  # frames (rows) produced in this run
-    seconds: float  # from the first chunk handed out to the last result
+    seconds: float  # from the first chunk handed out (every worker ready) to the last result
     workers: tuple[str, ...]  # host:pid of the processes that analysed chunks
+    startup_s: float = 0.0  # starting the workers and loading their models
 
     @property
     def frames_per_s(self) -> float:
@@ -183,6 +186,13 @@ def run_corpus(output: CorpusOutput, engine: RayEngine, *, workers: int, retries
     idle, running = list(actors), {}
     done = n_failed = n_run = 0
     names: set[str] = set()
+    started = time.perf_counter()
+    for ready in [actor.name.remote() for actor in actors]:  # each has loaded its model
+        try:
+            ray.get(ready)
+        except ray.exceptions.RayActorError:
+            pass  # a worker that cannot start fails its chunks below, with the reason
+    startup_s = time.perf_counter() - started
     started = time.perf_counter()
     if progress is not None and total:
         progress(0, total)
@@ -232,7 +242,7 @@ def run_corpus(output: CorpusOutput, engine: RayEngine, *, workers: int, retries
     for actor in actors:
         ray.kill(actor)
     return CorpusRun(n_chunks_run=n_run, n_chunks_failed=n_failed, n_frames=done,
-                     seconds=time.perf_counter() - started, workers=tuple(sorted(names)))
+                     seconds=time.perf_counter() - started, workers=tuple(sorted(names)), startup_s=startup_s)
 
 
 def _token_mode_if_token() -> None:
