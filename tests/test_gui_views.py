@@ -324,7 +324,7 @@ def test_hud_shows_frame_time_fps_reference_and_model_version(qtbot, model_windo
                                 f"{fps:g}", "fps"]
     assert first[1].startswith("ref 1 (sliding)")
     assert first[2].startswith(f"model {session.model.model_version} · CPU {session.model.speed_mode}")
-    assert session.model.speed_mode in ("fp32", "int8", "bf16", "ort")
+    assert session.model.speed_mode in ("fp32", "int8", "bf16", "ort", "openvino", "openvino-bf16")
     assert first[3] == "prediction ✓"
     assert hud.isVisible() and hud.width() > 0
 
