@@ -561,9 +561,10 @@ class MainWindow(QMainWindow):
             raise UserError("wait for the model to load: it is the teacher the student learns from")
         dialog = QInputDialog(self)
         dialog.setWindowTitle("Distil a student")
-        dialog.setLabelText(f"The loaded model ({self.session.model.model_version}) teaches a tiny student "
-                            "on this video and on synthetic clips; the student then draws the dense "
-                            "traces and the teacher runs at event apexes and on the paused frame.\n"
+        dialog.setLabelText(f"The loaded model ({self.session.model.model_version}) teaches a tiny\n"
+                            "student on this video and on synthetic clips. The student then draws\n"
+                            "the dense traces; the teacher runs at event apexes and on the paused\n"
+                            "frame. Progress and Cancel appear in the status bar.\n\n"
                             "Name of the student (saved in the weights folder):")
         dialog.setTextValue(f"{self.session.model.card.name}-student")
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
