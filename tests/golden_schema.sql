@@ -1,5 +1,5 @@
 -- application_id: 0x4d415553
--- schema_version: 8
+-- schema_version: 9
 -- index event_aus_au on event_aus
 CREATE INDEX event_aus_au ON event_aus(au);
 -- index events_import on events
@@ -69,7 +69,7 @@ CREATE TABLE events (
     model_version_id INTEGER REFERENCES model_versions(id) ON DELETE SET NULL,
     import_id INTEGER REFERENCES imports(id) ON DELETE SET NULL,
     created_at TEXT NOT NULL,
-    modified_at TEXT NOT NULL, import_key TEXT, aus_cell TEXT, blind INTEGER NOT NULL DEFAULT 0 CHECK (blind IN (0, 1)),
+    modified_at TEXT NOT NULL, import_key TEXT, aus_cell TEXT, blind INTEGER NOT NULL DEFAULT 0 CHECK (blind IN (0, 1)), apex_number INTEGER,
     CHECK (onset_idx <= apex_idx AND apex_idx <= offset_idx)
 );
 -- table imports on imports

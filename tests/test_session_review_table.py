@@ -32,7 +32,8 @@ def _as_before_the_table_with_blobs(path, blobs: dict[str, str]) -> None:
     later = {m.name for m in schema.MIGRATIONS if m.version > REVIEW_TABLE_VERSION}
     assert later == {"card version of a model version",
                      "blind-coded events, per-AU onset / apex / offset",
-                     "numeric class of a cached prediction"}, \
+                     "numeric class of a cached prediction",
+                     "the sheet's apex number kept when it falls in a gap"}, \
         f"undo these here too: {later}"
     conn = sqlite3.connect(path)
     for statement in UNDO_BLIND_AND_AU_TIMING:

@@ -61,14 +61,22 @@ def small_project(tmp_path: Path, photo: Path) -> Project:
     return project
 
 
-# What turns a schema-8 file back into the schema-7 file (tests of older migrations undo it).
+# What turns a schema-9 file back into the schema-8 file (tests of older migrations undo it).
+UNDO_SHEET_APEX_NUMBER = (
+    "ALTER TABLE events DROP COLUMN apex_number",
+    "DELETE FROM schema_migrations WHERE version = 9",
+    "PRAGMA user_version = 8",
+)
+
+# What turns a schema-9 file back into the schema-7 file.
 UNDO_PREDICTION_NUMERICS = (
+    *UNDO_SHEET_APEX_NUMBER,
     "ALTER TABLE predictions DROP COLUMN numerics",
     "DELETE FROM schema_migrations WHERE version = 8",
     "PRAGMA user_version = 7",
 )
 
-# What turns a schema-8 file back into the schema-6 file.
+# What turns a schema-9 file back into the schema-6 file.
 UNDO_BLIND_AND_AU_TIMING = (
     *UNDO_PREDICTION_NUMERICS,
     "ALTER TABLE events DROP COLUMN blind",

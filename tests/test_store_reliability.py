@@ -324,7 +324,8 @@ def test_gaps_in_an_image_folder_are_reported_and_numbers_kept_everywhere(tmp_pa
     notes = [i.reason for i in dataset.report.noted]
     assert len(notes) == 1 and "missing 120-129" in notes[0]
     gap_fix = [i.reason for i in dataset.report.fixed]
-    assert any("apex frame 122 falls in a gap" in r and "nearest frame 119" in r for r in gap_fix)
+    assert any("apex frame 122 falls in a gap" in r and "nearest frame 119" in r
+               and "exports keep 122" in r for r in gap_fix)
     with Project.create(tmp_path / "p.maus") as project:
         project.import_dataset(dataset, open_media, coder="ann")
         first, second = project.events()
@@ -332,13 +333,30 @@ def test_gaps_in_an_image_folder_are_reported_and_numbers_kept_everywhere(tmp_pa
             "110–119–140"
         assert project.frame_label(second.video_id, second.onset, second.apex, second.offset) == \
             "131–162–219"
-        out = tmp_path / "export.csv"
-        export_casme2(project, out)
-        (table,) = read_tables(out)
-        assert [tuple(str(c) for c in cells[3:6]) for _, cells in table.rows[1:]] == [
-            ("110", "119", "140"), ("131", "162", "219")]
+        # The apex sits on frame 119, the nearest that exists, but the sheet's number is the
+        # frame's identity (D15): every export writes 122, not 119.
+        assert first.apex_number == 122 and second.apex_number is None
+
+        def casme2_frames(path):
+            export_casme2(project, path)
+            (table,) = read_tables(path)
+            return [tuple(str(c) for c in cells[3:6]) for _, cells in table.rows[1:]]
+
+        assert casme2_frames(tmp_path / "export.csv") == [("110", "122", "140"),
+                                                          ("131", "162", "219")]
         exported = tmp_path / "export.json"
         export_json(project, exported)
         events = json.loads(exported.read_text())["events"]
         assert [(e["onset_number"], e["apex_number"], e["offset_number"]) for e in events] == [
-            (110, 119, 140), (131, 162, 219)]
+            (110, 122, 140), (131, 162, 219)]
+        # Once the coder moves the apex, the new frame's number is the apex; undo (a snapshot
+        # written back) brings the sheet's number back.
+        moved = project.update_event(first.id, apex=first.apex + 2)
+        assert moved.apex_number is None
+        assert casme2_frames(tmp_path / "moved.csv")[0] == ("110", "131", "140")
+        project.replace_event(first)
+        assert project.event(first.id).apex_number == 122
+    # ... and a JSON round trip keeps it.
+    with Project.create(tmp_path / "copy.maus") as copy:
+        import_json(copy, exported)
+        assert [e.apex_number for e in copy.events()] == [122, None]

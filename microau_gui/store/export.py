@@ -126,7 +126,8 @@ def events_as_samples(project: Project, events: Iterable[Event]) -> list[Sample]
             emotion=event.emotion, objective_class=event.objective_class,
             expression_type=event.expression_type,
             onset_number=int(frame_numbers[event.onset]),
-            apex_number=int(frame_numbers[event.apex]),
+            apex_number=(event.apex_number if event.apex_number is not None
+                         else int(frame_numbers[event.apex])),  # a sheet's apex in a gap: kept
             offset_number=int(frame_numbers[event.offset]),
             aus_cell=event.aus_cell,
         ))
@@ -138,6 +139,14 @@ def events_as_samples(project: Project, events: Iterable[Event]) -> list[Sample]
 def _au_json(code: AUCode) -> dict[str, Any]:
     return {"au": code.number, "side": code.side.value, "intensity": code.intensity,
             "asymmetric": code.asymmetric, "uncertain": code.uncertain, "lip": code.lip}
+
+
+def _kept_apex(apex_number: int | None, frame_numbers) -> int | None:
+    """An exported apex number that no frame of the video carries is a sheet's apex kept in a
+    gap of the numbering (store.project): kept again; any other is the apex frame's own."""
+    if apex_number is None or apex_number in set(frame_numbers.tolist()):
+        return None
+    return int(apex_number)
 
 
 def _au_from_json(item: AUItem) -> AUCode:
@@ -209,7 +218,8 @@ def export_json(project: Project, out: Path | str, *, coder: str | None = None,
             "id": e.id, "uid": e.uid, "video": e.video_id,
             "onset": e.onset, "apex": e.apex, "offset": e.offset,
             "onset_number": int(numbers[e.video_id][e.onset]),
-            "apex_number": int(numbers[e.video_id][e.apex]),
+            "apex_number": (e.apex_number if e.apex_number is not None
+                            else int(numbers[e.video_id][e.apex])),
             "offset_number": int(numbers[e.video_id][e.offset]),
             "aus": [_au_json(c) for c in e.aus], "aus_text": e.aus_text, "aus_cell": e.aus_cell,
             "import_frames": _import_frames(e.import_key),
@@ -411,6 +421,7 @@ def _import_document(project: Project, document: ExportDocument, base: Path,
             model_version_id=model_ids.get(item.model_version) if item.model_version else None,
             created_at=item.created_at, modified_at=item.modified_at, aus_cell=item.aus_cell,
             import_key=key, blind=item.blind,
+            apex_number=_kept_apex(item.apex_number, project.frame_numbers(video_ids[item.video])),
             au_spans=tuple(AUSpan(s.au, s.onset, s.apex, s.offset) for s in item.au_spans),
         )
         notes = tuple(notes_by_event.get(item.uid, ()))

@@ -130,6 +130,7 @@ class EventItem(_Item):
     created_at: Timestamp
     modified_at: Timestamp
     blind: bool = False  # coded in blind mode (schema 7; older files: not recorded, False)
+    apex_number: int | None = None  # the apex's number; one no frame carries is a sheet's kept
     au_spans: list[AUSpanItem] = []
 
 

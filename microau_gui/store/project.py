@@ -73,7 +73,7 @@ _VIDEO_SELECT = (
 )
 _EVENT_COLUMNS = ("id, uid, video_id, onset_idx, apex_idx, offset_idx, emotion, objective_class, "
                   "expression_type, coder, source, model_version_id, import_id, created_at, "
-                  "modified_at, aus_cell, import_key, blind")
+                  "modified_at, aus_cell, import_key, blind, apex_number")
 _EVENT_SLOTS = ", ".join("?" * len(_EVENT_COLUMNS.split(", ")))
 _NOTE_COLUMNS = "id, text, author, created_at, event_id, video_id, frame_idx"
 
@@ -365,7 +365,7 @@ class Project:
             aus=tuple(aus.get(r[0], ())), emotion=r[6], objective_class=r[7],
             expression_type=r[8], coder=r[9], source=r[10], model_version_id=r[11],
             import_id=r[12], created_at=r[13], modified_at=r[14], aus_cell=r[15],
-            import_key=r[16], blind=bool(r[17]),
+            import_key=r[16], blind=bool(r[17]), apex_number=r[18],
             au_spans=tuple(sorted(spans.get(r[0], {}).values(), key=lambda span: span.number)),
         ) for r in rows]
 
@@ -449,7 +449,7 @@ class Project:
         values = (event.uid, event.video_id, event.onset, event.apex, event.offset, event.emotion,
                   event.objective_class, event.expression_type, event.coder, event.source,
                   event.model_version_id, event.import_id, event.created_at, event.modified_at,
-                  event.aus_cell, event.import_key, int(event.blind))
+                  event.aus_cell, event.import_key, int(event.blind), event.apex_number)
         taken = event.id <= 0 or conn.execute("SELECT 1 FROM events WHERE id = ?",
                                               (event.id,)).fetchone() is not None
         if keep_id and taken:
@@ -520,9 +520,10 @@ class Project:
             event = self._validated(event)
             self._db.conn().execute(
                 "UPDATE events SET onset_idx = ?, apex_idx = ?, offset_idx = ?, emotion = ?, "
-                "objective_class = ?, expression_type = ?, modified_at = ? WHERE id = ?",
+                "objective_class = ?, expression_type = ?, modified_at = ?, apex_number = ? "
+                "WHERE id = ?",
                 (event.onset, event.apex, event.offset, event.emotion, event.objective_class,
-                 event.expression_type, event.modified_at, event.id),
+                 event.expression_type, event.modified_at, event.apex_number, event.id),
             )
             if event.aus != stored.aus or event.au_spans != stored.au_spans:
                 self._write_aus(event.id, event.aus, event.au_spans)
@@ -538,8 +539,12 @@ class Project:
             fields["aus"] = tuple(fields["aus"])
         with self._db.write():
             before = self.event(event_id)
+            # a kept sheet apex number (a gap) names the apex where the sheet put it: once the
+            # coder moves the apex, the new frame's own number is the apex
+            moved = "apex" in fields and fields["apex"] != before.apex
             return self.replace_event(dataclasses.replace(
-                before, modified_at=at or schema.utc_now(), **fields))
+                before, modified_at=at or schema.utc_now(), **fields,
+                apex_number=None if moved else before.apex_number))
 
     def delete_event(self, event_id: int) -> EventRecord:
         """Delete an event with its AUs and notes; returns what `restore_event` needs."""
@@ -799,6 +804,16 @@ class _DatasetImport:
         self.events_added += self._added_in_batch
         self._added_in_batch = 0
 
+    def _kept_apex_number(self, sample: Sample, video) -> int | None:
+        """The sheet's apex number when no frame carries it (the importer put the apex on the
+        nearest frame of a gap); None when the apex frame's own number is the sheet's."""
+        if sample.apex_number is None:
+            return None
+        numbers = self.project.frame_numbers(video.id)
+        if 0 <= sample.apex < numbers.size and int(numbers[sample.apex]) == sample.apex_number:
+            return None
+        return int(sample.apex_number) if sample.apex_number not in set(numbers.tolist()) else None
+
     def store(self, sample: Sample, changes) -> None:
         """Store one sample inside the caller's transaction (or note why it was skipped)."""
         video = self._video(sample, changes)
@@ -819,6 +834,7 @@ class _DatasetImport:
             objective_class=sample.objective_class, expression_type=sample.expression_type,
             coder=self.coder, source="expert", import_id=None, created_at=at,
             modified_at=at, aus_cell=sample.aus_cell, import_key=key,
+            apex_number=self._kept_apex_number(sample, video),
         )
         try:  # validation runs before any row is written, so a refused sample leaves nothing
             event = self.project._validated(event, video)

@@ -131,6 +131,9 @@ class Event:
     import_key: str | None = None  # identity of an imported event (video:frames:coder at import)
     blind: bool = False  # made in blind coding mode (model output and other coders hidden)
     au_spans: tuple[AUSpan, ...] = ()  # AUs timed apart from the event, by AU number
+    # the sheet's apex number when it fell in a gap of the numbering (the apex then sits on the
+    # nearest frame); exports write it until the apex is moved. None: the apex frame's number
+    apex_number: int | None = None
 
     def au_span(self, number: int) -> tuple[int, int, int]:
         """(onset, apex, offset) of the event's AU `number`: its own span, else the event's."""

@@ -261,6 +261,13 @@ _PREDICTION_NUMERICS = (
     "ALTER TABLE predictions ADD COLUMN numerics TEXT",
 )
 
+# The sheet's apex number when it names a frame that does not exist (a gap in an image folder's
+# numbering, issue 15 D15): the apex sits on the nearest frame, and exports write the sheet's
+# number, not the nearest frame's, until the coder moves the apex. NULL: the apex frame's number.
+_SHEET_APEX_NUMBER = (
+    "ALTER TABLE events ADD COLUMN apex_number INTEGER",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL_SCHEMA),
     Migration(2, "comparison traces of other AU tools", _COMPARISON_TRACES),
@@ -270,6 +277,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "card version of a model version", _CARD_VERSION),
     Migration(7, "blind-coded events, per-AU onset / apex / offset", _BLIND_AND_AU_TIMING),
     Migration(8, "numeric class of a cached prediction", _PREDICTION_NUMERICS),
+    Migration(9, "the sheet's apex number kept when it falls in a gap", _SHEET_APEX_NUMBER),
 )
 
 

@@ -283,9 +283,9 @@ class RowBuilder:
             # The apex falls in a gap of the numbering: the nearest frame that exists (ties go
             # to the earlier one), not the middle of the event.
             nearest = min(range(onset, offset + 1), key=lambda i: (abs(numbers[i] - apex_n), i))
-            self.fixed(row, f"apex frame {apex_n} falls in a gap of {clip}: used the nearest "
-                            f"frame {numbers[nearest]}")
-            apex, apex_number = nearest, numbers[nearest]
+            self.fixed(row, f"apex frame {apex_n} falls in a gap of {clip}: the apex sits on "
+                            f"the nearest frame {numbers[nearest]}; exports keep {apex_n}")
+            apex, apex_number = nearest, apex_n
         elif apex is None or not onset <= apex <= offset:
             where = f"is not in {clip}" if apex is None else f"lies outside onset {onset_n} - offset {offset_n}"
             self.fixed(row, f"apex frame {apex_n} {where}: used the middle frame {numbers[middle]}")
