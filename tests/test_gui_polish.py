@@ -283,3 +283,26 @@ def test_an_internal_error_is_a_sentence_with_the_details_behind_a_button(qtbot,
     assert "The media of EP02 is missing; relink the video" in box.text()
     sentence, details = split_details("x" + DETAILS_MARKER + "y")
     assert (sentence, details) == ("x", "y")
+
+
+def test_file_numbers_come_from_the_file_names_and_index_counts_from_zero(qtbot, tmp_path,
+                                                                         astronaut_path):
+    """A folder whose project numbers are not its file names (ordinal numbering, or a video
+    imported with a sheet offset): "file" shows the names' numbers, "index" 0..n-1."""
+    from types import SimpleNamespace
+
+    from microau_gui.session.numbering import FrameNumbering
+
+    rgb = cv2.cvtColor(cv2.imread(str(astronaut_path)), cv2.COLOR_BGR2RGB)
+    folder = write_face_clip(tmp_path / "spNO.1" / "a" / "color", rgb, n_frames=4,
+                             first_number=355)
+    project = SimpleNamespace(frame_numbers=lambda _video_id: np.arange(1, 5))  # ordinal 1..4
+    video = SimpleNamespace(id=1, n_frames=4, fps=30.0, path=folder)
+    numbering = FrameNumbering(lambda: project)
+    changes = []
+    numbering.changed.connect(lambda: changes.append(numbering.labels.label(0, 3)))
+    numbering.set_video(video)
+    numbering.set_numbering(Numbering.FILE)
+    numbering.set_numbering(Numbering.INDEX)
+    assert changes == ["1–4", "355–358", "0–3"]
+    assert numbering.label_in(1, 2) == "2"

@@ -1,7 +1,7 @@
 """How frames are numbered on screen: the one formatter every view uses (issue 15 D15, issue 16).
 
-Owns: `Numbering`, `FrameLabels`, `timecode`, `FrameNumbering` (the session part). May import
-numpy, PySide6.QtCore, core, media (to read an image folder's file names) and store records.
+Owns: `Numbering`, `FrameLabels`, `timecode`, `file_numbers`, `FrameNumbering` (the session part).
+May import numpy, PySide6.QtCore, core and media (to read an image folder's file names).
 
 A frame's identity is its frame_idx in the store and the dataset's own number in every export
 (DESIGN §5 "Frame identity"). On screen the coder picks one numbering and it applies to the HUD,
