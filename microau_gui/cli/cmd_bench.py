@@ -267,7 +267,9 @@ class _Bench:
         (`inference.ort.compare_runtimes`): torch eager fp32/int8, torch.compile, ONNX Runtime
         fp32/int8, OpenVINO f32/bf16; the value is the fastest speed mode within the parity
         bound, `rows` has them all (ms per frame, |dp|, build time, why a runtime is no mode).
-        The quick profiles run the tiny network only, without torch.compile (minutes of compiling)."""
+        The quick profiles run the tiny network only, without torch.compile (minutes of compiling).
+        Each figure carries its roofline fraction against a GEMM roofline measured in this section
+        at the thread count it runs (the model section's may be skipped with --only)."""
         import torch
 
         from microau_gui.cli.bench_report import figure, skipped
@@ -275,7 +277,10 @@ class _Bench:
         from microau_gui.inference.speed import DEFAULT_TOLERANCE, sample_batch
         from microau_gui.model.checkpoint import load_checkpoint
 
+        from microau_gui.cli.bench_roofline import measure_roofline, model_gflop_per_frame, with_roofline
+
         batch, full = 8, self.profile.name == "full"
+        roofline = measure_roofline(self.profile.gemm_n, (torch.get_num_threads(),))
         for key, backbone in (("tiny", "tiny"), ("vitb16", "ViT-B-16")):
             if not full and key == "vitb16":
                 self.figures[f"runtimes_{key}_b{batch}_ms"] = skipped(
@@ -290,9 +295,10 @@ class _Bench:
             kept = [r for r in rows if r["speed_mode"] and r["max_dp"] is not None
                     and r["max_dp"] <= DEFAULT_TOLERANCE]
             best = min(kept, key=lambda r: r["ms"])
-            self.figures[f"runtimes_{key}_b{batch}_ms"] = figure(
+            gflop = model_gflop_per_frame(model, sample_batch(model, 1), 1)
+            self.figures[f"runtimes_{key}_b{batch}_ms"] = with_roofline(figure(
                 best["ms_per_frame"], "ms/frame", batch=batch, best=best["runtime"],
-                threads=torch.get_num_threads(), tolerance=DEFAULT_TOLERANCE, rows=rows)
+                threads=torch.get_num_threads(), tolerance=DEFAULT_TOLERANCE, rows=rows), gflop, roofline)
 
     def analyze(self) -> None:
         from microau_gui.cli.bench_analyze import measure_analyze, measure_gated
