@@ -101,6 +101,7 @@ def test_two_workers_write_exactly_the_csvs_of_single_process_analyze(ray_cluste
     assert all(v["content_hash"].startswith("sha1:") and v["status"] == "done" for v in run["videos"])
     done = chunks(out)
     assert len(done) == N_VIDEOS * CHUNKS_PER_VIDEO and all(c["status"] == "done" for c in done)
+    assert run["summary"]["frames_undecodable"] == 0 and run["summary"]["frames"] == 30 * N_VIDEOS
     # 12 chunks on 2 worker processes: each loaded the model once and analysed several chunks
     assert len({c["worker"] for c in done}) == 2
     assert not (out / ".parts").exists(), "parts are removed once every CSV is assembled"

@@ -184,6 +184,11 @@ def _drive(args, engine, settings, plans, unreadable, out, model, merge, fault, 
               "command to finish", file=sys.stderr)
         raise
     summary = output.summary()
+    for video in output.videos:
+        lost = sum(c.n_undecodable for c in video.chunks)
+        if lost:
+            print(f"warning: {video.plan.path.name} is truncated: {lost} requested frames cannot be decoded "
+                  "and have no row; re-copy or re-export the video to analyse them", file=sys.stderr)
     print(f"analysed {summary['videos_done']} of {summary['videos'] + len(unreadable)} videos "
           f"({len(unreadable)} unreadable): {result.n_chunks_run} chunks "
           f"run, {skipped} kept from before, {summary['chunks_failed']} failed; {result.n_frames} frames in "

@@ -32,7 +32,7 @@ The run folder (`--out DIR`):
   `chunk_s`), `engine`, `summary` and `videos`: path, csv, `content_hash`
   (`store.fingerprint`), n_frames, fps, status (done / failed / pending) and `chunks`: index,
   start, stop, frames, status, error, seconds, worker (host:pid), run (which run of the folder
-  did it); `unreadable`: inputs that could not be opened (path, error), the others still run.
+  did it), n_undecodable (frames of a truncated video that get no row, as in `analyze`); `unreadable`: inputs that could not be opened (path, error), the others still run.
 A rerun with the same model version and settings skips every video whose CSV is done and every
 chunk whose part is kept, and redoes failed chunks and the chunks of videos whose content hash
 changed. A video about to be (re)done loses its old CSV first, so no CSV ever disagrees with the
@@ -346,6 +346,7 @@ class _Chunk:
     seconds: float | None = None
     worker: str | None = None
     run: int | None = None  # which run of this folder analysed it (1 = the first)
+    n_undecodable: int = 0  # frames of a truncated video in this chunk that got no row
 
 
     def keep(self, was: dict) -> None:
@@ -463,6 +464,7 @@ class CorpusOutput:
         write_atomically(part, lambda tmp: tmp.write_text(result.csv_text, encoding="utf-8", newline=""))
         chunk.status, chunk.error, chunk.run = "done", None, self.run
         chunk.seconds, chunk.worker = round(result.seconds, 3), result.worker
+        chunk.n_undecodable = result.n_undecodable
         if all(c.status == "done" for c in video.chunks):
             self._assemble(video)
         self.save(force=False)
@@ -517,7 +519,8 @@ class CorpusOutput:
         return {"videos": len(self.videos), "videos_done": sum(v.status == "done" for v in self.videos),
                 "videos_failed": sum(v.status == "failed" for v in self.videos),
                 "chunks": len(chunks), "chunks_done": sum(c.status == "done" for c in chunks),
-                "chunks_failed": sum(c.status == "failed" for c in chunks), "frames": self.frames()}
+                "chunks_failed": sum(c.status == "failed" for c in chunks), "frames": self.frames(),
+                "frames_undecodable": sum(c.n_undecodable for c in chunks)}
 
     def failures(self) -> list[tuple[VideoPlan, _Chunk]]:
         return [(v.plan, c) for v in self.videos for c in v.chunks if c.status == "failed"]
