@@ -124,7 +124,8 @@ def test_an_au_timed_by_key_gets_its_own_span_labelled_with_side_and_intensity(q
     assert timed and lane == 8 + FIRST_AU_LANE
     assert (rect.rect().left(), rect.rect().width()) == (4.5, 3)
     assert text.toPlainText() == f"R{number}C"
-    assert "AU12 5-6-7" in window.au_panel.event_title.text() or ninth != "AU12"
+    # frames 5-6-7 are img6-img8: the title names them in the dataset's numbers
+    assert "AU12 6–7–8" in window.au_panel.event_title.text() or ninth != "AU12"
     _keys(qtbot, window, (Qt.Key.Key_Z, CTRL))  # undo: the offset of the AU goes back
     assert project.event(event_id).au_span(number) == (5, 6, 9)
     _keys(qtbot, window, (Qt.Key.Key_Backspace, ALT | SHIFT))
@@ -155,7 +156,8 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     _keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
-    qtbot.keyClicks(editor, "18")
+    frames = window.session.frames  # the table shows and takes the dataset's numbers
+    qtbot.keyClicks(editor, str(frames.number(18)))
     _keys(qtbot, editor, Qt.Key.Key_Return)  # the delegate commits on the next event-loop turn
     qtbot.waitUntil(lambda: project.event(third).offset == 18)
     assert window.session.undo_stack.undoText() == f"Move offset of event {third}"
@@ -164,12 +166,13 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     _keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
-    qtbot.keyClicks(editor, "1")
+    qtbot.keyClicks(editor, str(frames.number(1)))
     _keys(qtbot, editor, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: table.state() != table.State.EditingState)
     qtbot.wait(50)
     assert project.event(third).apex == 14
-    assert table.item(panel.shown_event_ids().index(third), 2).data(Qt.ItemDataRole.EditRole) == 14
+    assert table.item(panel.shown_event_ids().index(third), 2).data(
+        Qt.ItemDataRole.EditRole) == frames.number(14)
     box = window._error_box  # the refusal, in words; Esc closes it and the keys come back
     assert box is not None and "apex" in box.text()
     _keys(qtbot, box, Qt.Key.Key_Escape)

@@ -309,7 +309,8 @@ class AUPanel(QWidget):
                 + (f" · {event.coder}" if event.coder else "")
                 + (" · coded blind" if event.blind else "")
                 + f"<br>AUs <b>{event.aus_text or '—'}</b>"
-                + "".join(f" · AU{span.number} {span.onset}-{span.apex}-{span.offset}"
+                + "".join(f" · AU{span.number} "
+                          f"{self.session.frames.label(span.onset, span.apex, span.offset)}"
                           for span in event.au_spans))
         coded = {f"AU{a.number}": a for a in event.aus} if event is not None else {}
         for code, row in self.rows.items():

@@ -67,6 +67,7 @@ class EventTablePanel(QWidget):
         session.video_opened.connect(lambda _v: self.refresh())
         session.coder.blind_changed.connect(lambda _on: self.refresh())
         session.coder.changed.connect(lambda _name: self.refresh())
+        session.numbering.changed.connect(self.refresh)
         self.refresh()
 
     def event_id_of_row(self, row: int) -> int:
@@ -85,12 +86,14 @@ class EventTablePanel(QWidget):
         if self.session.coder.blind:
             events = [e for e in events if e.coder == self.session.coder.name]
         fps = self.session.fps or 0.0
+        frames = self.session.frames  # onset / apex / offset in the chosen numbering
         self._filling = True
         self.table.setSortingEnabled(False)  # filling a sorted table moves rows under our feet
         self.table.setRowCount(len(events))
         for row, event in enumerate(events):
             ms = round(1000 * event.n_frames / fps) if fps > 0 else ""
-            values = (event.id, event.onset, event.apex, event.offset, event.n_frames, ms,
+            values = (event.id, frames.number(event.onset), frames.number(event.apex),
+                      frames.number(event.offset), event.n_frames, ms,
                       event.aus_text, event.emotion or "", event.coder, event.source,
                       "yes" if event.blind else "")
             for column, value in enumerate(values):
@@ -112,7 +115,8 @@ class EventTablePanel(QWidget):
         text = str(item.data(Qt.ItemDataRole.EditRole)).strip()
         if column in ("onset", "apex", "offset"):
             try:
-                fields = {column: int(text)}
+                # a typed number in the chosen numbering (one in a gap: the nearest frame)
+                fields = {column: self.session.frames.frame_of(int(text))}
             except ValueError:
                 self.session.status_posted.emit(f"{column} must be a frame number, not {text!r}")
                 self.refresh()

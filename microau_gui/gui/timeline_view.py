@@ -494,8 +494,9 @@ class TimelineView(QWidget):
                     shown = text
                     free_from[lane_y] = right
                     break
-            if label.toPlainText() != shown:
-                label.setText(shown)
+            text = shown or label.full_text  # hidden labels keep their text (for the tooltip)
+            if label.toPlainText() != text:
+                label.setText(text)
             label.setVisible(bool(shown))
 
     # -- view -> session -----------------------------------------------------------------------
