@@ -76,7 +76,7 @@ class FaceCropView(QWidget):
             self.crop_item.hide()
             self.heat_item.hide()
             if pred is not None and not pred.face_found:
-                self.caption.setText(f"no face found in frame {pred.frame_idx}")
+                self.caption.setText(f"no face found in frame {self.frame_label(pred.frame_idx)}")
             return
         faded = pred.frame_idx != self.frame_idx
         crop = overlays.aligned_crop(self.rgb, pred.crop_to_img, self.crop_size_px, CROP_DISPLAY_PX)

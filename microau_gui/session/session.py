@@ -335,13 +335,14 @@ class ProjectSession(QObject):
             if frame_idx is None and self.loop_range is not None:
                 frame_idx = self.loop_range[0]
         if frame_idx is None or b is None:
-            self.status_posted.emit(f"loop A at frame {frame_idx}: go to B and press Ctrl+]"
+            self.status_posted.emit(f"loop A at frame {self.frames.label(frame_idx)}: go to B "
+                                    "and press Ctrl+]"
                                     if point == "a" else "mark A first (Ctrl+[)")
             return
         self.loop_range = (min(frame_idx, b), max(frame_idx, b))
         self._loop_a = None
-        self.status_posted.emit(f"loop range A-B = frames {self.loop_range[0]}-"
-                                f"{self.loop_range[1]}: L loops over it, Ctrl+Shift+L clears it")
+        self.status_posted.emit(f"loop range A-B = frames {self.frames.label(*self.loop_range)}: "
+                                "L loops over it, Ctrl+Shift+L clears it")
         if self.looping:
             self.set_loop(True)
 
