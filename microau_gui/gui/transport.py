@@ -125,7 +125,6 @@ class TransportBar(QWidget):
         self.frame_box.setToolTip(f"go to frame (type a number and press Enter); numbering: "
                                   f"{frames.numbering.title} (View > Frame numbering)")
         self.frame_box.blockSignals(True)
-        self.frame_box.setValue(self.frame_box.value())
         self.frame_box.lineEdit().setText(self.frame_box.textFromValue(self.frame_box.value()))
         self.frame_box.blockSignals(False)
         self.time.setText(frames.timecode(self.frame_box.value()))
