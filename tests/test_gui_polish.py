@@ -306,3 +306,21 @@ def test_file_numbers_come_from_the_file_names_and_index_counts_from_zero(qtbot,
     numbering.set_numbering(Numbering.INDEX)
     assert changes == ["1–4", "355–358", "0–3"]
     assert numbering.label_in(1, 2) == "2"
+
+
+def test_a_dialog_opened_in_the_light_theme_draws_its_curves_light(qtbot, tmp_path):
+    """The fine-tune dialog is made after the theme was chosen: its plots follow it too."""
+    from gui_fixtures import save_tiny_weights
+
+    from microau_gui.gui import style
+    from microau_gui.gui.finetune_dialog import FinetuneDialog
+
+    weights = save_tiny_weights(tmp_path / "weights", "test-tiny", "apex+diff")
+    for window in shown_window(qtbot, weights):
+        window.view.set_theme(style.Theme.LIGHT)
+        dialog = FinetuneDialog(window.session, window)
+        qtbot.addWidget(dialog)
+        import pyqtgraph as pg
+        views = dialog.findChildren(pg.GraphicsView)
+        assert views and all(v.backgroundBrush().color().lightness() > 200 for v in views)
+        window.view.set_theme(style.Theme.DARK)

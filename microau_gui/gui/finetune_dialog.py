@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 )
 
 from microau_gui.core.errors import UserError
+from microau_gui.gui import style
 from microau_gui.gui.figures import figure_scope
 from microau_gui.session.messages import JobDone
 from microau_gui.session.session import ProjectSession
@@ -117,6 +118,7 @@ class FinetuneDialog(QDialog):
         self.finetune.progressed.connect(self._on_finetune_progressed)
         self.finetune.finished.connect(self._on_finetune_finished)
         self._refresh_events()
+        style.restyle_plots(self)  # the curves follow the theme chosen before it opened
 
     # -- 1. setup ------------------------------------------------------------------------------
 
