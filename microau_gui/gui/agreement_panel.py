@@ -58,7 +58,9 @@ class AgreementPanel(QWidget):
         self.threshold.setValue(DECISION_THRESHOLD)
         self.threshold.setToolTip("model events: frames whose AU probability reaches this")
         self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip("Compare (Enter in this panel)")
         self.compare_button.clicked.connect(self.compare)
+
         self.export_button = QPushButton("Export CSV…")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(self._on_export_clicked)
@@ -156,6 +158,16 @@ class AgreementPanel(QWidget):
             box.setCurrentIndex(max(index, 0))
             box.blockSignals(False)
         self.compare_button.setEnabled(len(self.sources) >= 2)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt virtual
+        """By keys: Ctrl+Shift+K puts the keys on coder A, Up/Down choose, Tab goes to B, and
+        Enter compares (Space on the button is the window's play key); the selectors pass
+        Enter on to here."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.compare()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def compare(self) -> None:
         source_a, source_b = self.coder_a.currentData(), self.coder_b.currentData()

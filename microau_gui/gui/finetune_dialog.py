@@ -178,18 +178,24 @@ class FinetuneDialog(QDialog):
         holdout_box.addWidget(holdout_note)
         form = QGridLayout()  # a grid, so only the event list row takes the spare height
         rows = (("Events", sources), ("Use", scope), ("", events_box),
-                ("Held-out subjects", holdout_box), ("Epochs", self.epochs),
-                ("Backbone blocks to train", self.blocks), ("New version", self.name))
+                ("&Held-out subjects", holdout_box), ("E&pochs", self.epochs),
+                ("&Backbone blocks to train", self.blocks), ("&New version", self.name))
+        # mnemonics (Alt+H, Alt+P, Alt+B, Alt+N) put the keys on a field: set up by keys only
+        buddies = {"&Held-out subjects": self.holdout}
         for row, (text, field) in enumerate(rows):
             tall = field in (events_box, holdout_box)
-            form.addWidget(QLabel(text), row, 0, Qt.AlignmentFlag.AlignLeft | (
+            label = QLabel(text)
+            buddy = buddies.get(text, field)
+            if isinstance(buddy, QWidget):
+                label.setBuddy(buddy)
+            form.addWidget(label, row, 0, Qt.AlignmentFlag.AlignLeft | (
                 Qt.AlignmentFlag.AlignTop if tall else Qt.AlignmentFlag.AlignVCenter))
             (form.addLayout if isinstance(field, QLayout) else form.addWidget)(field, row, 1)
         form.setRowStretch(2, 1)
         form.setColumnStretch(1, 1)
         self.setup_status = QLabel()
         self.setup_status.setWordWrap(True)
-        self.start_button = QPushButton("Start fine-tuning")
+        self.start_button = QPushButton("&Start fine-tuning")
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(self.start)
         close = QPushButton("Close")
@@ -386,12 +392,12 @@ class FinetuneDialog(QDialog):
         self.table.verticalHeader().setDefaultSectionSize(TABLE_ROW_PX)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.activate_button = QPushButton("Activate")
+        self.activate_button = QPushButton("&Activate")
         self.activate_button.setToolTip("run the new version now (the current one stays "
                                         "selectable: roll back any time)")
         self.activate_button.clicked.connect(self._on_activate_clicked)
         self.activate_button.setDefault(True)
-        self.discard_button = QPushButton("Discard")
+        self.discard_button = QPushButton("&Discard")
         self.discard_button.setToolTip("delete the new version; the active model is unchanged")
         self.discard_button.clicked.connect(self._on_discard_clicked)
         close = QPushButton("Close")

@@ -39,9 +39,9 @@ def install_format_menus(window: QMainWindow) -> tuple[QMenu, QMenu]:
     file_menu = _file_menu(window)
     quit_action = next((a for a in file_menu.actions() if a.text().replace("&", "") == "Quit"),
                        None)
-    import_menu = QMenu("Import", file_menu)
+    import_menu = QMenu("&Import", file_menu)  # mnemonics: Alt+F, I / E, then arrows
     import_menu.setObjectName("menu_import")
-    export_menu = QMenu("Export", file_menu)
+    export_menu = QMenu("&Export", file_menu)
     export_menu.setObjectName("menu_export")
     for fmt in IMPORT_FORMATS:
         action = QAction(fmt.label, import_menu)

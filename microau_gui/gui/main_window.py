@@ -262,7 +262,10 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_menus(self) -> None:
-        menus = {name: self.menuBar().addMenu(name) for name in MENUS}
+        # File has a mnemonic (Alt+F) so File > Import / Export are reachable by keys; the other
+        # menus' first letters are window shortcuts already (Alt+A, Alt+E, Alt+R ...).
+        menus = {name: self.menuBar().addMenu("&File" if name == "File" else name)
+                 for name in MENUS}
         for name, action in self.actions.items():
             menu = action.property("menu")
             # Undo and Redo are put first in Edit below, in that order (adding them here too
@@ -616,6 +619,16 @@ class MainWindow(QMainWindow):
         if path:
             self.session.open_path(path)
 
+    def add_video_dialog(self) -> None:
+        """File > Add video to this project: another video (another subject, for agreement
+        and fine-tuning across subjects) in the open project, opened at once."""
+        if self.session.project is None:
+            raise UserError("open a project or video first; the video is added to its project")
+        path, _ = QFileDialog.getOpenFileName(self, "Add a video to this project", "",
+                                              MEDIA_FILTER)
+        if path:
+            self.session.add_video(path)
+
     def open_folder_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open image folder (one clip)")
         if path:
@@ -644,9 +657,12 @@ class MainWindow(QMainWindow):
         if path:
             self.session.relink_video(video.id, path)
 
-    def show_panel(self, name: str) -> None:
+    def show_panel(self, name: str, focus: QWidget | None = None) -> None:
+        """Show and raise a dock; `focus`: the widget of it that gets the keys."""
         self.docks[name].show()
         self.docks[name].raise_()
+        if focus is not None:
+            focus.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def spot_video(self) -> None:
         self.session.review.spot_video()

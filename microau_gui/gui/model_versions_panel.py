@@ -82,10 +82,12 @@ class ModelVersionsPanel(QWidget):
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.tree.currentItemChanged.connect(lambda _now, _before: self._show_details())
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.tree.itemDoubleClicked.connect(lambda item, _c: self.activate(item.data(0, ID_ROLE)))
         self.activate_button = QPushButton("Activate (roll back)")
         self.activate_button.setToolTip("run the selected version; its cached predictions return")
         self.activate_button.clicked.connect(self._on_activate_clicked)
+        # a double-click, or by keys: Ctrl+Shift+M puts the keys on the tree, arrows choose,
+        # Enter activates (both are the tree's `activated`)
+        self.tree.activated.connect(lambda _index: self._on_activate_clicked())
         self.finetune_button = QPushButton("Fine-tune…")
         self.finetune_button.clicked.connect(actions["finetune"].trigger)
         note = QLabel("● running · double-click a version to activate it")

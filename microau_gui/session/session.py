@@ -295,6 +295,15 @@ class ProjectSession(QObject):
         self.events_changed.emit()
         self.seek(0)
 
+    def add_video(self, path: Path | str) -> None:
+        """Add a video or image folder to the open project (as its own subject until one is
+        assigned) and open it."""
+        if not self.editable:
+            raise UserError("open a writable project first; adding a video changes the project")
+        video = ensure_video(self.project, Path(path))
+        self.videos_changed.emit()
+        self.open_video(video.id)
+
     def missing_videos(self) -> list[Video]:
         """The project's videos whose media file or folder is not where the project says."""
         return [v for v in self.project.videos() if not v.path.exists()] if self.project else []

@@ -1,0 +1,277 @@
+"""Issue 16's acceptance: a whole coding session in the real window, driven by keys only.
+
+Open a video (Ctrl+O, the file dialog typed into); set the coder (Ctrl+Shift+U); analyse
+(Ctrl+R); mark three events with I / A / O; code AUs with side and intensity by key, one of them
+outside the first ten (quick entry, C); undo and redo; spot (Ctrl+Shift+S), accept one candidate
+(Y) and reject one (X); add a second video (another subject) and code it; fine-tune one epoch
+(Ctrl+Shift+F and the dialog's mnemonics), activate, and roll back from the versions panel
+(Ctrl+Shift+M, arrows, Enter); compare two coders (Ctrl+Shift+K, Enter); export from File >
+Export (Alt+F, E, arrows, Enter, the save dialog typed into); delete the video's events from the
+event table and re-import the export from File > Import: the events are equal to those exported.
+
+Every action is a key sent with qtbot.keyClick / keyClicks to the widget that has the keys (the
+window, or the dialog / field the previous key opened); modal file dialogs are typed into from a
+QTimer, as a user types into them. The test reads the project and the widgets to check results,
+but never calls a window or session method to act. Model: the bundled demo checkpoint when built,
+else a tiny random Micro-AU CLIP (gui_fixtures): its outputs mean nothing, every path runs.
+Video: the real synthetic interview (12 s at 30 fps, micro-expressions from the generator).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLineEdit, QMessageBox
+from gui_fixtures import shown_window
+from test_gui_review_fixtures import interview, interview_master, review_weights  # noqa: F401
+from microau_gui.core.aus import parse_au_string
+from microau_gui.gui.finetune_dialog import FinetuneDialog
+from microau_gui.session.review_items import ItemStatus
+
+pytestmark = pytest.mark.qt_log_ignore(
+    r"This plugin does not support (propagateSizeHints|raise|grabbing)")
+
+TIMEOUT_MS = 240000
+NONE = Qt.KeyboardModifier.NoModifier
+ALT = Qt.KeyboardModifier.AltModifier
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+CTRL = Qt.KeyboardModifier.ControlModifier
+K = Qt.Key
+
+
+@pytest.fixture
+def window(qtbot, review_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    yield from shown_window(qtbot, review_weights)
+
+
+def keys(qtbot, target, *sequence) -> None:
+    for key in sequence:
+        key, modifier = key if isinstance(key, tuple) else (key, NONE)
+        qtbot.keyClick(target, key, modifier)
+
+
+def focused(window):
+    """The widget that has the keys (the window itself when no child has them)."""
+    return QApplication.focusWidget() or window
+
+
+def type_into_file_dialog(qtbot, path, typed: list) -> None:
+    """From the event loop: once the modal file dialog is up, type `path` and press Enter."""
+    tries = []
+
+    def attempt():
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QFileDialog):
+            tries.append(dialog)
+            if len(tries) < 400:  # 20 s
+                QTimer.singleShot(50, attempt)
+            else:  # no file dialog came: close whatever is modal, so the test fails, not hangs
+                typed.append(f"no file dialog, modal: {dialog!r}")
+                if dialog is not None:
+                    dialog.close()
+            return
+        field = dialog.findChild(QLineEdit, "fileNameEdit")
+        qtbot.keyClicks(field, str(path))
+        qtbot.keyClick(field, K.Key_Return)
+        typed.append(path)
+    QTimer.singleShot(50, attempt)
+
+
+def back_to(qtbot, window) -> None:
+    """The window is the active one again once a dialog closed (as the window manager does)."""
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+
+
+def answer_coder(qtbot, window, name: str) -> None:
+    back_to(qtbot, window)
+    keys(qtbot, window, (K.Key_U, CTRL | SHIFT))
+    dialog = next(d for d in window.findChildren(QInputDialog) if d.isVisible())
+    field = dialog.findChild(QLineEdit)
+    field.selectAll()
+    qtbot.keyClicks(field, name)
+    qtbot.keyClick(field, K.Key_Return)
+    qtbot.waitUntil(lambda: window.session.coder.name == name)
+
+
+def mark(qtbot, window, steps: int) -> int:
+    """I at the playhead, A `steps` frames on, O `steps` more: the new event's id."""
+    keys(qtbot, window, K.Key_I, *[K.Key_Right] * steps, K.Key_A, *[K.Key_Right] * steps,
+         K.Key_O)
+    assert window.session.selected_event is not None, (
+        QApplication.activeWindow(), QApplication.activeModalWidget(), window.session.frame_idx,
+        window.statusBar().currentMessage())
+    return window.session.selected_event.id
+
+
+def menu_item(qtbot, window, submenu_key, downs: int, path, typed: list) -> None:
+    """Alt+F, the submenu's mnemonic, Down `downs` times, Enter; the file dialog typed into."""
+    keys(qtbot, window, (K.Key_F, ALT))
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is not None)
+    keys(qtbot, QApplication.activePopupWidget(), submenu_key)
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is not None
+                    and QApplication.activePopupWidget().objectName() in ("menu_import",
+                                                                           "menu_export"))
+    popup = QApplication.activePopupWidget()
+    keys(qtbot, popup, *[K.Key_Down] * downs)
+    type_into_file_dialog(qtbot, path, typed)
+    keys(qtbot, popup, K.Key_Return)
+    qtbot.waitUntil(lambda: typed and typed[-1] == path, timeout=30000)
+
+
+@pytest.mark.slow  # analysis, spotting, a one-epoch fine-tune (3 stages), three model loads
+def test_a_whole_coding_session_by_keys(qtbot, window, interview, tmp_path):
+    session = window.session
+    typed: list = []
+    second = interview.with_name("interview_b" + interview.suffix)
+    shutil.copy2(interview, second)
+
+    # 1. open a video: Ctrl+O, its path typed into the file dialog
+    with qtbot.waitSignal(session.model_loaded, timeout=TIMEOUT_MS):
+        type_into_file_dialog(qtbot, interview, typed)
+        keys(qtbot, window, (K.Key_O, CTRL))
+    project = session.project
+    assert session.video.path == interview
+    back_to(qtbot, window)
+    # 2. the coder
+    answer_coder(qtbot, window, "ann")
+    assert "ann" in window.coder_label.text()
+    # 3. analyse
+    with qtbot.waitSignal(session.analysis_finished, timeout=TIMEOUT_MS) as analysed:
+        keys(qtbot, window, (K.Key_R, CTRL))
+    assert not analysed.args[0].failed
+    assert session.trace() is not None and session.trace().frame_idx.size == session.n_frames
+
+    # 4. three events by I / A / O
+    back_to(qtbot, window)
+    keys(qtbot, window, K.Key_Home, (K.Key_Right, SHIFT), (K.Key_Right, SHIFT))
+    first = mark(qtbot, window, 3)  # 20-23-26
+    keys(qtbot, window, *[(K.Key_Right, SHIFT)] * 4)
+    middle = mark(qtbot, window, 3)  # 66-69-72
+    keys(qtbot, window, *[(K.Key_Right, SHIFT)] * 4)
+    last = mark(qtbot, window, 3)  # 112-115-118
+    frames = [(e.onset, e.apex, e.offset) for e in (project.event(i)
+                                                   for i in (first, middle, last))]
+    assert frames == [(20, 23, 26), (66, 69, 72), (112, 115, 118)]
+
+    # 5. AUs by key: 9 toggles AU12, Alt+R right side, Alt+C intensity C; C types a FACS
+    # string with AU20, which is not among the first ten of the vocabulary (no digit key)
+    keys(qtbot, window, K.Key_9, (K.Key_R, ALT), (K.Key_C, ALT))
+    assert project.event(last).aus == parse_au_string("R12C").codes
+    keys(qtbot, window, K.Key_C)
+    assert focused(window) is window.au_panel.quick_entry
+    qtbot.keyClicks(window.au_panel.quick_entry, "R12C+L20B")
+    typed_text = window.au_panel.quick_entry.text()
+    keys(qtbot, window.au_panel.quick_entry, K.Key_Return)
+    assert typed_text == "R12C+L20B", (typed_text, window.statusBar().currentMessage())
+    assert project.event(last).aus == parse_au_string("R12C+L20B").codes, (
+        window.statusBar().currentMessage(), session.selected_event)
+    assert "AU20" not in session.vocab[:10]
+    keys(qtbot, focused(window), K.Key_P, K.Key_9)  # the middle event: AU12
+    assert session.selected_event.id == middle
+    keys(qtbot, window, K.Key_P, K.Key_3)  # the first: the third AU of the vocabulary
+    assert [a.code for a in project.event(first).aus] == [session.vocab[2]]
+    # 6. undo and redo
+    keys(qtbot, window, (K.Key_Z, CTRL))
+    assert project.event(first).aus == ()
+    keys(qtbot, window, (K.Key_Z, CTRL | SHIFT))
+    assert [a.code for a in project.event(first).aus] == [session.vocab[2]]
+
+    # 7. spot; Y accepts the current candidate, X rejects the next one
+    review = session.review
+    with qtbot.waitSignal(review.spotting_finished, timeout=TIMEOUT_MS) as spotted:
+        keys(qtbot, window, (K.Key_S, CTRL | SHIFT))
+    assert not spotted.args[0].cancelled and len(review.queue) >= 2
+    back_to(qtbot, window)
+    n_events = len(project.events())
+    keys(qtbot, window, K.Key_Y)
+    box = next((b for b in window.findChildren(QMessageBox) if b.isVisible()), None)
+    if box is not None:  # a very short candidate: the question is answered by its key
+        keys(qtbot, box, (K.Key_Y, ALT))
+    qtbot.waitUntil(lambda: len(project.events()) == n_events + 1)
+    accepted = [e for e in project.events() if e.source == "accepted"]
+    assert len(accepted) == 1 and accepted[0].coder == "ann"
+    statuses = [review.queue.status(i) for i in range(len(review.queue))]
+    assert statuses.count(ItemStatus.ACCEPTED) == 1
+    keys(qtbot, window, K.Key_J)
+    keys(qtbot, window, K.Key_X)
+    statuses = [review.queue.status(i) for i in range(len(review.queue))]
+    assert statuses.count(ItemStatus.REJECTED) == 1 and statuses.count(ItemStatus.ACCEPTED) == 1
+
+    # a second video (another subject): File > Add video, typed; an event with AU12 there
+    with qtbot.waitSignal(session.video_opened, timeout=TIMEOUT_MS):
+        type_into_file_dialog(qtbot, second, typed)
+        keys(qtbot, window, (K.Key_A, CTRL | SHIFT))
+    assert session.video.path == second and len(project.videos()) == 2
+    back_to(qtbot, window)
+    keys(qtbot, window, (K.Key_Right, SHIFT), (K.Key_Right, SHIFT))
+    mark(qtbot, window, 3)
+    keys(qtbot, window, K.Key_9)
+
+    # 8. fine-tune one epoch (leave-one-subject-out over the two videos), activate, roll back
+    parent = project.models.active()
+    keys(qtbot, window, (K.Key_F, CTRL | SHIFT))
+    (dialog,) = [d for d in window.findChildren(FinetuneDialog) if d.isVisible()]
+    dialog.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    keys(qtbot, dialog, (K.Key_P, ALT))
+    assert focused(dialog) in (dialog.epochs, dialog.epochs.findChild(QLineEdit))
+    keys(qtbot, focused(dialog), (K.Key_A, CTRL))
+    qtbot.keyClicks(focused(dialog), "1")
+    assert dialog.epochs.value() == 1
+    with qtbot.waitSignal(session.finetune.finished, timeout=TIMEOUT_MS) as tuned:
+        keys(qtbot, focused(dialog), (K.Key_S, ALT))
+    assert tuned.args[0].result is not None, tuned.args[0].summary
+    child = next(v for v in project.models.list() if v.parent_id == parent.id)
+    with qtbot.waitSignal(session.model_loaded, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda m: m.model_version == child.name):
+        keys(qtbot, focused(dialog), (K.Key_A, ALT))
+    assert project.models.active().id == child.id
+    keys(qtbot, focused(dialog), K.Key_Escape)
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+    back_to(qtbot, window)
+    keys(qtbot, window, (K.Key_M, CTRL | SHIFT))
+    tree = window.versions_panel.tree
+    assert focused(window) is tree
+    keys(qtbot, tree, K.Key_Home)  # the parent: the tree's first row
+    with qtbot.waitSignal(session.model_loaded, timeout=TIMEOUT_MS,
+                          check_params_cb=lambda m: m.model_version == parent.name):
+        keys(qtbot, tree, K.Key_Return)
+    assert project.models.active().id == parent.id
+
+    # 9. a second coder codes the same expression; compare the two coders
+    answer_coder(qtbot, window, "bob")
+    keys(qtbot, window, K.Key_Home, (K.Key_Right, SHIFT), (K.Key_Right, SHIFT))
+    mark(qtbot, window, 3)
+    keys(qtbot, window, K.Key_9)
+    with qtbot.waitSignal(session.agreement.computed, timeout=TIMEOUT_MS) as compared:
+        keys(qtbot, window, (K.Key_K, CTRL | SHIFT))
+        assert focused(window) is window.agreement_panel.coder_a
+        keys(qtbot, focused(window), K.Key_Return)
+    report = compared.args[0]
+    assert {report.source_a.name, report.source_b.name} == {"ann", "bob"}
+
+    # 10. File > Export > Project export (JSON)
+    exported = project.events()
+    out = tmp_path / "exports" / "session.json"
+    out.parent.mkdir()
+    back_to(qtbot, window)
+    with qtbot.waitSignal(window.interchange.finished, timeout=TIMEOUT_MS) as done:
+        menu_item(qtbot, window, K.Key_E, 2, out, typed)
+    assert not done.args[0].failed, done.args[0].summary
+    assert out.exists()
+
+    # 11. delete this video's events (event table: Ctrl+T, Ctrl+A, Delete), re-import the export
+    back_to(qtbot, window)
+    keys(qtbot, window, (K.Key_T, CTRL))
+    table = window.event_table.table
+    keys(qtbot, table, (K.Key_A, CTRL), K.Key_Delete)
+    assert [e for e in project.events() if e.video_id == session.video.id] == []
+    with qtbot.waitSignal(window.interchange.finished, timeout=TIMEOUT_MS) as done:
+        menu_item(qtbot, window, K.Key_I, 1, out, typed)
+    assert not done.args[0].failed, done.args[0].summary
+    qtbot.waitUntil(lambda: len(project.events()) == len(exported))
+    assert project.events() == exported
