@@ -30,6 +30,15 @@ def user_config_in_tmp(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def speed_memory_in_tmp(tmp_path, monkeypatch):
+    """The remembered "auto" race winners (inference.speed_memory) of a test stay in that test:
+    a choice from an earlier test, or an earlier run on this machine, must not decide a mode."""
+    path = tmp_path / "speed-choices.json"
+    monkeypatch.setenv("MICROAU_SPEED_MEMORY", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_qthreads(request):
     """Fail a test that leaves a QThread running (napari's dangling-QThread guard)."""
     try:

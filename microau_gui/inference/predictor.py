@@ -40,6 +40,8 @@ product is already more than twice slower than fp32 (CPUs without bf16 units), a
 repeats shrink to fit `_CHOICE_BUDGET_S` (the tiny demo model's whole choice takes well under a
 second; ViT-B-16 on a 2-core AVX2 CPU a few seconds, on top of its load). The chosen mode is
 `predictor.speed_mode` and how it was chosen `predictor.speed_choice` (`speed.SpeedChoice`).
+The winner of an "auto" race is remembered per model version and machine
+(`inference.speed_memory`), so later starts use the same arithmetic and find their cached rows.
 An explicit mode is applied as asked (its parity is still measured and logged). Every forward
 runs under `torch.inference_mode`, images in channels-last layout; on CUDA the crops travel
 through pinned memory (`inference.gpu.pinned_upload`).
@@ -66,6 +68,7 @@ from microau_gui.face.landmarks import FaceMesh, Landmarks
 from microau_gui.face.motion import flow_image
 from microau_gui.face.regions import au_polygons
 from microau_gui.inference.speed import SPEED_CHOICES, SpeedChoice, numerics_of, select_speed_mode
+from microau_gui.inference.speed_memory import memory_key, recall_mode, remember_mode
 from microau_gui.model.card import ModelCard
 from microau_gui.pairs.samples import checkpoint_prep_settings, prepare_pair, sample_masks
 
@@ -157,8 +160,22 @@ class Predictor:
             raise UserError(f"speed mode {speed_mode!r} is unknown; use one of {', '.join(SPEED_CHOICES)}")
         torch_device = pick_device(device)
         model, card = load_checkpoint(path, device=torch_device)
-        model, choice = select_speed_mode(model, requested, torch_device,
-                                          batch_size=max(1, int(check_batch_size)), budget_s=_CHOICE_BUDGET_S)
+        batch_size = max(1, int(check_batch_size))
+        choice = None
+        if requested == "auto":  # one machine keeps one arithmetic per model: see speed_memory
+            key = memory_key(card.version, torch_device, batch_size)
+            remembered = recall_mode(key)
+            if remembered is not None:
+                fast, choice = select_speed_mode(model, remembered, torch_device, batch_size=batch_size)
+                if choice.diffs.get(remembered, 0.0) > choice.tolerance:
+                    choice = None  # its parity no longer holds on this check: race again
+                else:
+                    model, choice = fast, dataclasses.replace(choice, remembered=True)
+        if choice is None:
+            model, choice = select_speed_mode(model, requested, torch_device,
+                                              batch_size=batch_size, budget_s=_CHOICE_BUDGET_S)
+            if requested == "auto":
+                remember_mode(key, choice.mode)
         folder = Path(path)
         # The choice keeps no network: the Predictor owns the one it runs, and close() frees it.
         return cls(model.eval(), card, folder.parent if folder.is_file() else folder, torch_device,

@@ -109,6 +109,7 @@ class SpeedChoice:
     relative: dict[str, float] = field(default_factory=dict)
     timed_once: tuple[str, ...] = ()  # modes timed by one run only (too slow to repeat)
     model: nn.Module | None = None  # the network converted for `mode`, ready to run
+    remembered: bool = False  # taken from an earlier race of this model here (speed_memory)
 
     def summary(self) -> str:
         """One line for logs and sidecars, e.g. "int8 (fp32 520 ms, int8 430 ms |dp| 0.004 ...)"."""
@@ -120,8 +121,9 @@ class SpeedChoice:
             parts.append(f"{mode} {ms:.0f} ms{shown_relative}{shown_diff}")
         parts += [f"{mode} not run" for mode in self.rejected if mode not in self.timings_ms]
         threads = f", {self.threads} thread(s)" if self.threads else ""
+        origin = ", remembered from an earlier race on this machine" if self.remembered else ""
         return (f"{self.mode} ({', '.join(parts)}; batch {self.batch_size}{threads}, "
-                f"tolerance {self.tolerance:g})")
+                f"tolerance {self.tolerance:g}{origin})")
 
 
 # -- modes ---------------------------------------------------------------------------------------
