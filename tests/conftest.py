@@ -32,8 +32,9 @@ def user_config_in_tmp(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def speed_memory_in_tmp(tmp_path, monkeypatch):
     """The remembered "auto" race winners (inference.speed_memory) of a test stay in that test:
-    a choice from an earlier test, or an earlier run on this machine, must not decide a mode."""
-    path = tmp_path / "speed-choices.json"
+    a choice from an earlier test, or an earlier run on this machine, must not decide a mode.
+    Beside the test's folder, not in it: tests check that a refused command leaves that empty."""
+    path = tmp_path.parent / f"{tmp_path.name}-speed-choices.json"
     monkeypatch.setenv("MICROAU_SPEED_MEMORY", str(path))
     return path
 

@@ -153,7 +153,7 @@ def test_analyze_with_a_student_draws_the_dense_trace_and_runs_the_teacher_at_ap
     assert len(dense.read_text().splitlines()) == 1 + video.n_frames
     assert len(out.read_text().splitlines()) == 1 + len(apexes)
     sidecar = json.loads(Path(f"{out}.json").read_text())
-    assert sidecar["student"]["version"] == read_card(student["out"]).name
+    assert sidecar["student"]["version"] == read_card(student["out"]).version
     assert sidecar["gate"]["ranges"] == [[a, a + 1] for a in apexes]
 
 
