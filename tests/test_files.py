@@ -76,15 +76,19 @@ def test_a_killed_writers_partial_is_removed_by_the_next_write(tmp_path):
     out = tmp_path / "export.json"
     script = textwrap.dedent(f"""
         import json, os, signal
+        from microau_gui.core.files import partials_of
         from microau_gui.store import export
         from microau_gui.store.project import Project
 
-        def dump(document, handle, **options):
-            handle.write('{{"half": ' + "0" * 100000)
-            handle.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
+        real_dumps = json.dumps
 
-        export.json.dump = dump
+        def dumps(document, **options):
+            # killed once the export's partial exists, before the document is in it
+            if partials_of({str(out)!r}):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_dumps(document, **options)
+
+        export.json.dumps = dumps
         with Project.open({str(project_path)!r}) as project:
             export.export_json(project, {str(out)!r})
     """)
