@@ -1,5 +1,6 @@
 """Helpers the GUI test modules share: a shown main window that is closed and checked for
-leaked worker threads, and a weights folder holding a model the window can load.
+leaked worker threads, a weights folder holding a model the window can load, and key presses
+as a coder types them (`press_keys`, `mark_event`).
 
 Not a test module (pytest collects `test_*.py` only); fixtures stay in the test files, which
 call these so they cannot drift apart.
@@ -68,3 +69,22 @@ def annotation_tables(project) -> dict:
     queue keeps the coder's marks: not undoable state)."""
     return {table: rows for table, rows in project.dump().items()
             if table not in ("model_versions", "predictions", "project_meta", "review_candidates")}
+
+
+def press_keys(qtbot, target, *keys) -> None:
+    """Each key pressed on `target`: a `Qt.Key`, or a (key, modifiers) pair."""
+    from PySide6.QtCore import Qt
+
+    for key in keys:
+        key, modifier = key if isinstance(key, tuple) else (key, Qt.KeyboardModifier.NoModifier)
+        qtbot.keyClick(target, key, modifier)
+
+
+def mark_event(qtbot, window, steps: int = 2) -> int:
+    """I, `steps` frames right, A, `steps` right, O: a new event, selected; returns its id."""
+    from PySide6.QtCore import Qt
+
+    right = Qt.Key.Key_Right
+    press_keys(qtbot, window, Qt.Key.Key_I, *[right] * steps, Qt.Key.Key_A, *[right] * steps,
+               Qt.Key.Key_O)
+    return window.session.selected_event.id

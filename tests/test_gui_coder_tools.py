@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
-from gui_fixtures import open_in_window, shown_window
+from gui_fixtures import mark_event, open_in_window, press_keys, shown_window
 from test_session_fixtures import face_clip  # noqa: F401
 
 from microau_gui.core.aus import parse_au_string
@@ -20,7 +20,6 @@ from microau_gui.session.playback import playback_position
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise)")
 
-NONE = Qt.KeyboardModifier.NoModifier
 ALT = Qt.KeyboardModifier.AltModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -31,17 +30,6 @@ def window(qtbot):
     yield from shown_window(qtbot)
 
 
-def _keys(qtbot, target, *keys) -> None:
-    for key in keys:
-        key, modifier = key if isinstance(key, tuple) else (key, NONE)
-        qtbot.keyClick(target, key, modifier)
-
-
-def _mark_event(qtbot, window, steps: int = 2) -> int:
-    right = Qt.Key.Key_Right
-    _keys(qtbot, window, Qt.Key.Key_I, *[right] * steps, Qt.Key.Key_A, *[right] * steps,
-          Qt.Key.Key_O)
-    return window.session.selected_event.id
 
 
 def _opened(qtbot, window, face_clip, coder="ann"):
@@ -56,8 +44,8 @@ def test_blind_mode_hides_the_model_and_other_coders_and_records_blind_events(qt
     video = window.session.video
     project.add_event(video.id, 1, 2, 3, parse_au_string("12").codes, coder="bob")
     qtbot.waitUntil(lambda: window.timeline.coder_tiers == ("bob",))
-    seen = _mark_event(qtbot, window)
-    _keys(qtbot, window, (Qt.Key.Key_B, CTRL | SHIFT))
+    seen = mark_event(qtbot, window)
+    press_keys(qtbot, window, (Qt.Key.Key_B, CTRL | SHIFT))
     assert window.session.coder.blind and window.actions["blind"].isChecked()
     assert "BLIND" in window.blind_label.text()
     assert window.timeline.coder_tiers == ()  # the other coder's tier is gone
@@ -70,22 +58,22 @@ def test_blind_mode_hides_the_model_and_other_coders_and_records_blind_events(qt
     assert not window.video_view.overlays.heatmap and window.actions["heatmap"].isChecked()
     assert all(e.coder == "ann" for e in window.session.events
                if e.id in window.event_table.shown_event_ids())
-    _keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
-    blind = _mark_event(qtbot, window)
-    _keys(qtbot, window, (Qt.Key.Key_B, CTRL | SHIFT))
+    press_keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
+    blind = mark_event(qtbot, window)
+    press_keys(qtbot, window, (Qt.Key.Key_B, CTRL | SHIFT))
     assert not window.session.coder.blind and window.blind_label.text() == ""
     assert window.timeline.coder_tiers == ("bob",)
     assert not window.docks["dependencies"].isHidden()
     assert window.actions["review_accept"].isEnabled() and window.video_view.overlays.heatmap
-    _keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
-    after = _mark_event(qtbot, window)
+    press_keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
+    after = mark_event(qtbot, window)
     assert [project.event(i).blind for i in (seen, blind, after)] == [False, True, False]
 
 
 def test_each_coder_has_a_tier_that_can_be_hidden(qtbot, window, face_clip):
     project = _opened(qtbot, window, face_clip)
     video = window.session.video
-    own = _mark_event(qtbot, window)
+    own = mark_event(qtbot, window)
     bob = project.add_event(video.id, 1, 2, 3, parse_au_string("12").codes, coder="bob")
     cat = project.add_event(video.id, 4, 5, 6, parse_au_string("4").codes, coder="cat")
     timeline = window.timeline
@@ -109,13 +97,13 @@ def test_each_coder_has_a_tier_that_can_be_hidden(qtbot, window, face_clip):
 def test_an_au_timed_by_key_gets_its_own_span_labelled_with_side_and_intensity(qtbot, window,
                                                                                face_clip):
     project = _opened(qtbot, window, face_clip)
-    _keys(qtbot, window, *[Qt.Key.Key_Right] * 3)
-    event_id = _mark_event(qtbot, window, steps=3)  # frames 3-6-9
+    press_keys(qtbot, window, *[Qt.Key.Key_Right] * 3)
+    event_id = mark_event(qtbot, window, steps=3)  # frames 3-6-9
     ninth = window.session.vocab[8]
     number = int(ninth[2:])
-    _keys(qtbot, window, Qt.Key.Key_9, (Qt.Key.Key_R, ALT), (Qt.Key.Key_C, ALT))
+    press_keys(qtbot, window, Qt.Key.Key_9, (Qt.Key.Key_R, ALT), (Qt.Key.Key_C, ALT))
     # the AU's own onset at 5 and offset at 7, by key, from the playhead
-    _keys(qtbot, window, *[Qt.Key.Key_Left] * 4, (Qt.Key.Key_I, ALT | SHIFT),
+    press_keys(qtbot, window, *[Qt.Key.Key_Left] * 4, (Qt.Key.Key_I, ALT | SHIFT),
           *[Qt.Key.Key_Right] * 2, (Qt.Key.Key_O, ALT | SHIFT))
     event = project.event(event_id)
     assert (event.onset, event.offset) == (3, 9)
@@ -126,21 +114,21 @@ def test_an_au_timed_by_key_gets_its_own_span_labelled_with_side_and_intensity(q
     assert text.toPlainText() == f"R{number}C"
     # frames 5-6-7 are img6-img8: the title names them in the dataset's numbers
     assert "AU12 6–7–8" in window.au_panel.event_title.text() or ninth != "AU12"
-    _keys(qtbot, window, (Qt.Key.Key_Z, CTRL))  # undo: the offset of the AU goes back
+    press_keys(qtbot, window, (Qt.Key.Key_Z, CTRL))  # undo: the offset of the AU goes back
     assert project.event(event_id).au_span(number) == (5, 6, 9)
-    _keys(qtbot, window, (Qt.Key.Key_Backspace, ALT | SHIFT))
+    press_keys(qtbot, window, (Qt.Key.Key_Backspace, ALT | SHIFT))
     assert project.event(event_id).au_spans == ()
 
 
 def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(qtbot, window,
                                                                                 face_clip):
     project = _opened(qtbot, window, face_clip)
-    first = _mark_event(qtbot, window)  # 0-2-4
-    _keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
-    second = _mark_event(qtbot, window)  # 6-8-10
-    _keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
-    third = _mark_event(qtbot, window)  # 12-14-16
-    _keys(qtbot, window, (Qt.Key.Key_T, CTRL))
+    first = mark_event(qtbot, window)  # 0-2-4
+    press_keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
+    second = mark_event(qtbot, window)  # 6-8-10
+    press_keys(qtbot, window, Qt.Key.Key_Right, Qt.Key.Key_Right)
+    third = mark_event(qtbot, window)  # 12-14-16
+    press_keys(qtbot, window, (Qt.Key.Key_T, CTRL))
     panel = window.event_table
     table = panel.table
     assert table.hasFocus() and window.docks["events"].isVisible()
@@ -153,21 +141,21 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     assert panel.shown_event_ids() == [third, second, first]
     # edit the offset of the first row (event `third`) by keys: F2, type, Enter
     table.setCurrentCell(0, 3)
-    _keys(qtbot, table, Qt.Key.Key_F2)
+    press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
     frames = window.session.frames  # the table shows and takes the dataset's numbers
     qtbot.keyClicks(editor, str(frames.number(18)))
-    _keys(qtbot, editor, Qt.Key.Key_Return)  # the delegate commits on the next event-loop turn
+    press_keys(qtbot, editor, Qt.Key.Key_Return)  # the delegate commits on the next event-loop turn
     qtbot.waitUntil(lambda: project.event(third).offset == 18)
     assert window.session.undo_stack.undoText() == f"Move offset of event {third}"
     # a refused edit (apex before onset) changes nothing and the cell shows the stored value
     table.setCurrentCell(panel.shown_event_ids().index(third), 2)
-    _keys(qtbot, table, Qt.Key.Key_F2)
+    press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
     qtbot.keyClicks(editor, str(frames.number(1)))
-    _keys(qtbot, editor, Qt.Key.Key_Return)
+    press_keys(qtbot, editor, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: table.state() != table.State.EditingState)
     qtbot.wait(50)
     assert project.event(third).apex == 14
@@ -175,21 +163,21 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
         Qt.ItemDataRole.EditRole) == frames.number(14)
     box = window._error_box  # the refusal, in words; Esc closes it and the keys come back
     assert box is not None and "apex" in box.text()
-    _keys(qtbot, box, Qt.Key.Key_Escape)
+    press_keys(qtbot, box, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: window._error_box is None)
     window.activateWindow()
     # AUs typed into the table
     table.setCurrentCell(panel.shown_event_ids().index(second), 6)
-    _keys(qtbot, table, Qt.Key.Key_F2)
+    press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
     qtbot.keyClicks(editor, "4+L12C")
-    _keys(qtbot, editor, Qt.Key.Key_Return)
+    press_keys(qtbot, editor, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: project.event(second).aus_text == "4+L12C")
     # Enter jumps to the row's event
     table.setFocus()
     table.setCurrentCell(panel.shown_event_ids().index(second), 0)
-    _keys(qtbot, table, Qt.Key.Key_Return)
+    press_keys(qtbot, table, Qt.Key.Key_Return)
     assert window.session.selected_event.id == second and window.session.frame_idx == 6
     # select two rows, Delete: one undo step brings both back
     table.setFocus()
@@ -200,10 +188,10 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
             table.model().index(r, 0),
             table.selectionModel().SelectionFlag.Select | table.selectionModel().SelectionFlag.Rows)
     assert sorted(panel.selected_event_ids()) == sorted([first, third])
-    _keys(qtbot, table, Qt.Key.Key_Delete)
+    press_keys(qtbot, table, Qt.Key.Key_Delete)
     assert [e.id for e in project.events()] == [second]
     assert window.session.undo_stack.undoText() == "Delete 2 events"
-    _keys(qtbot, window, (Qt.Key.Key_Z, CTRL))
+    press_keys(qtbot, window, (Qt.Key.Key_Z, CTRL))
     assert sorted(e.id for e in project.events()) == sorted([first, second, third])
 
 
@@ -213,29 +201,29 @@ def test_reverse_play_runs_backwards_and_stops_on_the_first_frame():
     assert playback_position(0.1, 50, 100.0, 1.0, 200) == (60, False)
 
 
-def test_a_b_loop_of_any_range_and_the_shuttle_keys(qtbot, window, face_clip):
+def test_a_b_loop_of_any_range_and_the_shuttlepress_keys(qtbot, window, face_clip):
     _opened(qtbot, window, face_clip)
     session = window.session
     assert conflicts(window.actions.values()) == {}
-    _keys(qtbot, window, *[Qt.Key.Key_Right] * 3, (Qt.Key.Key_BracketLeft, CTRL),
+    press_keys(qtbot, window, *[Qt.Key.Key_Right] * 3, (Qt.Key.Key_BracketLeft, CTRL),
           *[Qt.Key.Key_Right] * 5, (Qt.Key.Key_BracketRight, CTRL))
     assert session.loop_range == (3, 8)
-    _keys(qtbot, window, Qt.Key.Key_L)  # no event is selected: L loops over A-B
+    press_keys(qtbot, window, Qt.Key.Key_L)  # no event is selected: L loops over A-B
     assert session.looping and session.playhead.clock.loop == (3, 8)
-    _keys(qtbot, window, (Qt.Key.Key_L, CTRL | SHIFT))
+    press_keys(qtbot, window, (Qt.Key.Key_L, CTRL | SHIFT))
     assert session.loop_range is None and not session.looping
     # shuttle: Shift+J plays backwards, again faster; Shift+K stops; Shift+L forwards
-    _keys(qtbot, window, *[Qt.Key.Key_Right] * 5)
+    press_keys(qtbot, window, *[Qt.Key.Key_Right] * 5)
     start = session.frame_idx
     speed = session.speed
-    _keys(qtbot, window, (Qt.Key.Key_J, SHIFT))
+    press_keys(qtbot, window, (Qt.Key.Key_J, SHIFT))
     assert session.playing and session.playhead.clock.reverse
     qtbot.waitUntil(lambda: session.frame_idx < start, timeout=5000)
-    _keys(qtbot, window, (Qt.Key.Key_J, SHIFT))
+    press_keys(qtbot, window, (Qt.Key.Key_J, SHIFT))
     assert session.speed > speed and session.playhead.clock.reverse
-    _keys(qtbot, window, (Qt.Key.Key_K, SHIFT))
+    press_keys(qtbot, window, (Qt.Key.Key_K, SHIFT))
     assert not session.playing
-    _keys(qtbot, window, (Qt.Key.Key_L, SHIFT))
+    press_keys(qtbot, window, (Qt.Key.Key_L, SHIFT))
     assert session.playing and not session.playhead.clock.reverse
-    _keys(qtbot, window, (Qt.Key.Key_K, SHIFT))
+    press_keys(qtbot, window, (Qt.Key.Key_K, SHIFT))
     assert not session.playing

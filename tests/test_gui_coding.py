@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QInputDialog
-from gui_fixtures import open_in_window, shown_window
+from gui_fixtures import mark_event, open_in_window, press_keys, shown_window
 from test_session_fixtures import face_clip  # noqa: F401
 
 from microau_gui.core.aus import AUCode, Side, parse_au_string
@@ -27,17 +27,6 @@ def window(qtbot):
     yield from shown_window(qtbot)
 
 
-def _keys(qtbot, target, *keys) -> None:
-    for key in keys:
-        key, modifier = key if isinstance(key, tuple) else (key, Qt.KeyboardModifier.NoModifier)
-        qtbot.keyClick(target, key, modifier)
-
-
-def _mark_event(qtbot, window) -> int:
-    """I, two steps, A, two steps, O: a new event, selected; returns its id."""
-    right = Qt.Key.Key_Right
-    _keys(qtbot, window, Qt.Key.Key_I, right, right, Qt.Key.Key_A, right, right, Qt.Key.Key_O)
-    return window.session.selected_event.id
 
 
 @pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise|grabbing)")
@@ -45,11 +34,11 @@ def test_side_and_intensity_of_the_focused_au_by_key_and_by_the_side_box(qtbot, 
                                                                          face_clip):
     open_in_window(qtbot, window, face_clip)
     project = window.session.project
-    event_id = _mark_event(qtbot, window)
+    event_id = mark_event(qtbot, window)
     ninth = window.session.vocab[8]  # AU12 in the default vocabulary: key 9
-    _keys(qtbot, window, Qt.Key.Key_9)
+    press_keys(qtbot, window, Qt.Key.Key_9)
     assert window.au_panel.focused_code == ninth
-    _keys(qtbot, window, (Qt.Key.Key_R, ALT), (Qt.Key.Key_C, ALT))
+    press_keys(qtbot, window, (Qt.Key.Key_R, ALT), (Qt.Key.Key_C, ALT))
     (au,) = project.event(event_id).aus
     assert (au.code, au.side, au.intensity) == (ninth, Side.RIGHT, "C")
 
@@ -60,7 +49,7 @@ def test_side_and_intensity_of_the_focused_au_by_key_and_by_the_side_box(qtbot, 
     popup = row.side.view()
     qtbot.waitUntil(popup.isVisible, timeout=3000)
     popup.setCurrentIndex(row.side.model().index(row.side.findText("L"), 0))
-    _keys(qtbot, popup, Qt.Key.Key_Return)
+    press_keys(qtbot, popup, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: project.event(event_id).aus[0].side is Side.LEFT, timeout=3000)
     # ... and by the box's signal, as a script or an accessibility tool drives it
     window.au_panel.rows[ninth].side.activated.emit(row.side.findText("both"))
@@ -72,13 +61,13 @@ def test_side_and_intensity_of_the_focused_au_by_key_and_by_the_side_box(qtbot, 
 def test_quick_entry_codes_any_catalogue_au_and_gives_the_keys_back(qtbot, window, face_clip):
     open_in_window(qtbot, window, face_clip)
     project = window.session.project
-    event_id = _mark_event(qtbot, window)
+    event_id = mark_event(qtbot, window)
     assert f"event {event_id} added" in window.statusBar().currentMessage()  # not "go to O"
-    _keys(qtbot, window, Qt.Key.Key_C)
+    press_keys(qtbot, window, Qt.Key.Key_C)
     field = window.au_panel.quick_entry
     assert field.hasFocus()
     qtbot.keyClicks(field, "4+L12C+R14+25")  # AU25 is outside the model's vocabulary
-    _keys(qtbot, field, Qt.Key.Key_Return)
+    press_keys(qtbot, field, Qt.Key.Key_Return)
     assert project.event(event_id).aus == parse_au_string("4+L12C+R14+25").codes
     assert project.event(event_id).aus[1] == AUCode(12, Side.LEFT, "C")
     assert "AU25" in window.au_panel.rows  # the panel shows the non-vocabulary AU as a row
@@ -86,24 +75,24 @@ def test_quick_entry_codes_any_catalogue_au_and_gives_the_keys_back(qtbot, windo
     assert not field.hasFocus()
     # the keys act at once: a step, then digit 1 adds the vocabulary's first AU to the event
     frame = window.session.frame_idx
-    _keys(qtbot, QApplication.focusWidget() or window, Qt.Key.Key_Right, Qt.Key.Key_1)
+    press_keys(qtbot, QApplication.focusWidget() or window, Qt.Key.Key_Right, Qt.Key.Key_1)
     assert window.session.frame_idx == frame + 1
     assert window.session.vocab[0] in {a.code for a in project.event(event_id).aus}
 
     # a token the parser cannot read changes nothing and is named
-    _keys(qtbot, window, Qt.Key.Key_C)
+    press_keys(qtbot, window, Qt.Key.Key_C)
     field.clear()
     qtbot.keyClicks(field, "4+L99")
     before = project.event(event_id).aus
-    _keys(qtbot, field, Qt.Key.Key_Return)
+    press_keys(qtbot, field, Qt.Key.Key_Return)
     assert project.event(event_id).aus == before
     assert "L99" in window.statusBar().currentMessage()
-    _keys(qtbot, field, Qt.Key.Key_Escape)  # Esc leaves the field, the event stays selected
+    press_keys(qtbot, field, Qt.Key.Key_Escape)  # Esc leaves the field, the event stays selected
     assert not field.hasFocus()
     assert window.session.selected_event is not None
     # the browser (rebuilt 150 ms after an edit) shows the selected event
     qtbot.waitUntil(lambda: bool(window.project_panel.tree.selectedItems()), timeout=3000)
-    _keys(qtbot, QApplication.focusWidget() or window, Qt.Key.Key_Escape)  # now Esc deselects
+    press_keys(qtbot, QApplication.focusWidget() or window, Qt.Key.Key_Escape)  # now Esc deselects
     assert window.session.selected_event is None
     assert not window.project_panel.tree.selectedItems()  # ... and the browser follows
 
@@ -112,24 +101,24 @@ def test_after_go_to_frame_and_enter_space_marks_and_digits_work_at_once(qtbot, 
                                                                         face_clip):
     open_in_window(qtbot, window, face_clip)
     session = window.session
-    _keys(qtbot, window, (Qt.Key.Key_G, CTRL))
+    press_keys(qtbot, window, (Qt.Key.Key_G, CTRL))
     box = window.transport.frame_box
     assert box.hasFocus()
     box.lineEdit().selectAll()
     qtbot.keyClicks(box.lineEdit(), str(session.frames.number(20)))  # the box shows numbers
-    _keys(qtbot, box, Qt.Key.Key_Return)
+    press_keys(qtbot, box, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: session.frame_idx == 20, timeout=3000)
     target = QApplication.focusWidget()
     assert target is not box.lineEdit() and target is not box
-    _keys(qtbot, target, Qt.Key.Key_I, Qt.Key.Key_Right, Qt.Key.Key_Right, Qt.Key.Key_O,
+    press_keys(qtbot, target, Qt.Key.Key_I, Qt.Key.Key_Right, Qt.Key.Key_Right, Qt.Key.Key_O,
           Qt.Key.Key_1)
     event = session.selected_event
     assert (event.onset, event.offset) == (20, 22)
     assert {a.code for a in session.project.event(event.id).aus} == {session.vocab[0]}
     with qtbot.waitSignal(session.playing_changed, timeout=3000):
-        _keys(qtbot, target, Qt.Key.Key_Space)
+        press_keys(qtbot, target, Qt.Key.Key_Space)
     assert session.playing
-    _keys(qtbot, target, Qt.Key.Key_Space)
+    press_keys(qtbot, target, Qt.Key.Key_Space)
 
 
 def test_keys_are_rebound_per_user_conflicts_refused_and_the_dialog_searches(qtbot, window):
@@ -173,17 +162,17 @@ def test_accepting_an_event_shorter_than_a_plausible_expression_asks_first(qtbot
     session.review.set_active(CANDIDATES)
     session.review.go_to(0)
     n_events = len(session.project.events())
-    _keys(qtbot, window, Qt.Key.Key_Y)  # a one-frame candidate at 30 fps: 33 ms < 40 ms
+    press_keys(qtbot, window, Qt.Key.Key_Y)  # a one-frame candidate at 30 fps: 33 ms < 40 ms
     (box,) = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
     assert "1 frame (33 ms)" in box.text() and "shortest plausible expression" in box.text()
     box.button(QMessageBox.StandardButton.No).click()
     assert len(session.project.events()) == n_events
-    _keys(qtbot, window, Qt.Key.Key_Y)
+    press_keys(qtbot, window, Qt.Key.Key_Y)
     (box,) = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
     box.button(QMessageBox.StandardButton.Yes).click()
     qtbot.waitUntil(lambda: len(session.project.events()) == n_events + 1, timeout=10000)
     session.review.go_to(1)  # six frames (200 ms): accepted without a question
-    _keys(qtbot, window, Qt.Key.Key_Y)
+    press_keys(qtbot, window, Qt.Key.Key_Y)
     qtbot.waitUntil(lambda: len(session.project.events()) == n_events + 2, timeout=10000)
     assert not [b for b in window.findChildren(QMessageBox) if b.isVisible()]
 
@@ -193,16 +182,16 @@ def test_the_coder_is_asked_shown_and_written_on_every_event_and_note(qtbot, win
 
     open_in_window(qtbot, window, face_clip)
     assert window.coder_label.text() == "coder: (not set)"
-    _keys(qtbot, window, (Qt.Key.Key_U, CTRL | Qt.KeyboardModifier.ShiftModifier))
+    press_keys(qtbot, window, (Qt.Key.Key_U, CTRL | Qt.KeyboardModifier.ShiftModifier))
     (dialog,) = [d for d in window.findChildren(QInputDialog) if d.isVisible()]
     dialog.setTextValue("  EK ")
     dialog.accept()
     assert window.session.coder.name == "EK" and stored_coder() == "EK"
     assert window.coder_label.text() == "coder: EK"
-    event_id = _mark_event(qtbot, window)  # the keys work at once after the dialog
+    event_id = mark_event(qtbot, window)  # the keys work at once after the dialog
     assert window.session.project.event(event_id).coder == "EK"
     window.au_panel.note_edit.setText("brow flash before the smile")
-    _keys(qtbot, window.au_panel.note_edit, Qt.Key.Key_Return)
+    press_keys(qtbot, window.au_panel.note_edit, Qt.Key.Key_Return)
     (note,) = window.session.project.notes(event_id=event_id)
     assert note.author == "EK"
 
@@ -214,9 +203,9 @@ def test_small_fixes_hud_key_amber_apex_whole_epoch_ticks_undo_above_redo(qtbot,
     open_in_window(qtbot, window, face_clip)
     hud = window.video_view.hud
     assert hud.isVisible()
-    _keys(qtbot, window, Qt.Key.Key_D)
+    press_keys(qtbot, window, Qt.Key.Key_D)
     assert not hud.isVisible()
-    _keys(qtbot, window, Qt.Key.Key_D)
+    press_keys(qtbot, window, Qt.Key.Key_D)
     assert hud.isVisible()
     assert APEX_PEN.hue() != PLAYHEAD_PEN.hue()  # apex amber, playhead red
     (edit,) = [m.menu() for m in window.menuBar().actions() if m.text() == "Edit"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from gui_fixtures import open_in_window, shown_window
+from gui_fixtures import open_in_window, press_keys, shown_window
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
@@ -44,11 +44,6 @@ def gap_clip(tmp_path, astronaut_path):
         (folder / f"img{number}.png").unlink()
     return folder
 
-
-def _keys(qtbot, target, *keys) -> None:
-    for key in keys:
-        key, modifier = key if isinstance(key, tuple) else (key, Qt.KeyboardModifier.NoModifier)
-        qtbot.keyClick(target, key, modifier)
 
 
 def _hud_first_line(window) -> str:
@@ -105,12 +100,12 @@ def test_dataset_numbers_show_everywhere_and_the_choice_applies_at_once(qtbot, w
     assert axis.tickStrings([0, 10, 56], 1, 1) == ["101", "114", "160"]
 
     # Typing a number goes to that frame; one in the gap to the nearest frame that exists.
-    _keys(qtbot, window, (Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier))
+    press_keys(qtbot, window, (Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier))
     box = window.transport.frame_box
     for typed, frame_idx in (("114", 10), ("101", 0), ("112", 9)):
         box.lineEdit().selectAll()
         qtbot.keyClicks(box.lineEdit(), typed)
-        _keys(qtbot, box, Qt.Key.Key_Return)
+        press_keys(qtbot, box, Qt.Key.Key_Return)
         qtbot.waitUntil(lambda f=frame_idx: session.frame_idx == f, timeout=3000)
         box.setFocus()
 
@@ -136,7 +131,7 @@ def test_marking_reports_frames_in_the_chosen_numbering(qtbot, window, gap_clip)
     qtbot.waitUntil(lambda: window.video_view.frame_idx == 10, timeout=5000)
     messages = []
     session.status_posted.connect(messages.append)
-    _keys(qtbot, window, Qt.Key.Key_I)
+    press_keys(qtbot, window, Qt.Key.Key_I)
     assert "onset marked at frame 114" in messages[-1]
 
 
@@ -235,12 +230,12 @@ def test_light_theme_and_text_size_apply_at_once_and_are_kept_per_user(qtbot, wi
     assert load_preferences().theme is style.Theme.LIGHT
 
     normal = app.font().pointSizeF()
-    _keys(qtbot, window, (Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier),
+    press_keys(qtbot, window, (Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier),
           (Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier))
     assert app.font().pointSizeF() > normal
     assert window.timeline.plot.getAxis("left").style["tickFont"].pointSize() > 8
     assert load_preferences().font_scale > 1.0
-    _keys(qtbot, window, (Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier))
+    press_keys(qtbot, window, (Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier))
     assert app.font().pointSizeF() == normal and load_preferences().font_scale == 1.0
 
     # "Follow the system": the scheme Qt reports decides, and a change is followed live.
