@@ -22,6 +22,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QLineEdit, QMessageBox
+from shiboken6 import isValid
 from gui_fixtures import shown_window
 from test_gui_review_fixtures import interview, interview_master, review_weights  # noqa: F401
 from microau_gui.core.aus import parse_au_string
@@ -72,8 +73,25 @@ def type_into_file_dialog(qtbot, path, typed: list) -> None:
             return
         field = dialog.findChild(QLineEdit, "fileNameEdit")
         qtbot.keyClicks(field, str(path))
-        qtbot.keyClick(field, K.Key_Return)
         typed.append(path)
+        press_enter(dialog, field, 0)
+
+    def press_enter(dialog, field, presses: int) -> None:
+        # The field's completer may show its list of matching files, which takes the first
+        # Enter for itself (it happened in a shuffled run: the dialog stayed open for good).
+        # So Escape closes that list, Enter is pressed until the dialog is gone, and after
+        # 10 s the dialog is closed, so the test fails instead of hanging.
+        if not isValid(dialog) or not dialog.isVisible():  # taken (the static call deletes it)
+            return
+        if presses >= 40:
+            typed.append(f"the file dialog did not take {path}")
+            dialog.reject()
+            return
+        completer = field.completer()
+        if completer is not None and completer.popup().isVisible():
+            qtbot.keyClick(completer.popup(), K.Key_Escape)
+        qtbot.keyClick(field, K.Key_Return)
+        QTimer.singleShot(250, lambda: press_enter(dialog, field, presses + 1))
     QTimer.singleShot(50, attempt)
 
 
