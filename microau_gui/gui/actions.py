@@ -72,7 +72,7 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                lambda w: w.open_dialog()),
     ActionSpec("open_folder", "File", "Open image &folder…", ("Ctrl+Shift+O",),
                lambda w: w.open_folder_dialog()),
-    ActionSpec("import", "File", "&Import dataset (coding sheet + media)…", ("Ctrl+Shift+I",),
+    ActionSpec("import", "File", "Import &dataset (coding sheet + media)…", ("Ctrl+Shift+I",),
                lambda w: w.import_dialog()),
     ActionSpec("analyze", "File", "&Analyse video (fill the timeline traces)", ("Ctrl+R",),
                lambda w: w.analyze_video()),
