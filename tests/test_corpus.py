@@ -18,7 +18,15 @@ from test_inference_fixtures import save_tiny_checkpoint
 
 from microau_gui.cli import build_parser, main
 from microau_gui.core.progress import Cancelled
-from microau_gui.inference.corpus import FAULT_ENV, chunk_bounds
+from microau_gui.inference.corpus import (
+    FAULT_ENV,
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    CorpusOutput,
+    CorpusSettings,
+    VideoPlan,
+    chunk_bounds,
+)
 from microau_gui.store.project import Project
 
 N_VIDEOS = 4
@@ -87,6 +95,39 @@ def test_chunks_start_on_the_batch_grid_just_after_a_keyframe():
     # one keyframe for the whole video: fixed grid-aligned ranges, never one giant chunk
     bounds = chunk_bounds(1000, [0], lag=6, grid=8, target=100)
     assert max(b - a for a, b in bounds) <= 2 * 104 and all(a % 8 == 0 for a, _ in bounds)
+
+
+@pytest.mark.parametrize("damage", ["chunk-without-start", "videos-not-a-list", "run-is-text", "not-json"])
+def test_a_damaged_manifest_is_treated_as_absent_and_everything_is_redone(damage, tmp_path):
+    """A rerun reads the previous manifest through its schema (#15 D16): a hand-edited or damaged
+    one keeps nothing, so every chunk is redone, and never stops the run with a traceback."""
+    settings = CorpusSettings(checkpoint="ckpt", model_version="m@1", batch_size=4)
+    plan = VideoPlan(path=tmp_path / "a.mp4", csv_name="a.csv", content_hash="h", n_frames=24, fps=30.0,
+                     chunks=((0, 12), (12, 24)))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "a.csv").write_text("done before\n")
+    chunks = [{"index": i, "start": a, "stop": b, "frames": b - a, "status": "done", "run": 1}
+              for i, (a, b) in enumerate(plan.chunks)]
+    good = {"format": MANIFEST_FORMAT, "created": "then", "run": 1, "model": {"version": "m@1"},
+            "settings": settings.outputs_key(),
+            "videos": [{"path": str(plan.path), "csv": "a.csv", "content_hash": "h", "status": "done",
+                        "chunks": chunks}]}
+    (out / MANIFEST_NAME).write_text(json.dumps(good))
+    kept = CorpusOutput.open(out, settings, [plan], inputs=[str(plan.path)], model={"version": "m@1"})
+    assert kept.pending() == [] and kept.run == 2, "the undamaged manifest keeps the finished video"
+
+    if damage == "chunk-without-start":
+        del chunks[1]["start"]
+    elif damage == "videos-not-a-list":
+        good["videos"] = {"a": 1}
+    elif damage == "run-is-text":
+        good["run"] = "two"
+    text = "{not json" if damage == "not-json" else json.dumps(good)
+    (out / MANIFEST_NAME).write_text(text)
+    redone = CorpusOutput.open(out, settings, [plan], inputs=[str(plan.path)], model={"version": "m@1"})
+    assert [(t.start, t.stop) for t in redone.pending()] == list(plan.chunks)
+    assert redone.run == 1 and not (out / "a.csv").exists(), "the old CSV would disagree with the redo"
 
 
 def test_two_workers_write_exactly_the_csvs_of_single_process_analyze(ray_cluster, videos, checkpoint, single,

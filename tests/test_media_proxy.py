@@ -5,6 +5,7 @@ original never reuses a stale proxy, and cancelling, a full disk or an inexact c
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -201,6 +202,20 @@ def test_an_incomplete_proxy_without_its_sidecar_is_not_used(fresh):
     proxy = build_proxy(fresh["video"])
     proxy.with_suffix(".json").unlink()
     assert find_proxy(fresh["video"]) is None
+
+
+@pytest.mark.parametrize("damage", ['"n_frames": "thirty"', '"format_version": null', '"source": 7'])
+def test_a_damaged_sidecar_makes_its_proxy_unusable(fresh, damage):
+    """The sidecar is read through its schema (#15 D16): a field of the wrong type means the proxy
+    is not trusted (it is rebuilt), and no reader stops on it."""
+    proxy = build_proxy(fresh["video"])
+    sidecar = proxy.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    key = damage.split(":")[0].strip('"')
+    meta[key] = json.loads(damage.split(":", 1)[1])
+    sidecar.write_text(json.dumps(meta))
+    assert find_proxy(fresh["video"]) is None
+    assert proxy not in [entry.path for entry in cached_proxies(fresh["proxies"])]
 
 
 def test_cancelling_leaves_no_file(fresh):

@@ -186,17 +186,26 @@ def measure_pair_prep(video: Path, n_pairs: int, size: int = 224, grid: int = 14
 
 
 def _flow_f1() -> dict | None:
-    """Mean F1 (mean, std over runs) per flow method from the committed flow study, if any."""
-    import json
+    """Mean F1 (mean, std over runs) per flow method from the committed flow study, if any (read
+    through the schema of what is used: a damaged report gives None, as a missing one does)."""
+    from pydantic import BaseModel, ValidationError
+
+    class Method(BaseModel):
+        mean_f1: dict | float | None = None
+
+    class FlowStudy(BaseModel):
+        complete: bool | None = None
+        variants: dict[str, Method] = {}
+        baselines: dict[str, Method] = {}
 
     report = Path(__file__).resolve().parents[2] / "docs" / "experiments" / "flow.json"
     try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = FlowStudy.model_validate_json(report.read_bytes())
+    except (OSError, ValidationError):
         return None
-    methods = {**data.get("variants", {}), **data.get("baselines", {})}
-    return {"study": "docs/experiments/flow.json", "complete": data.get("complete"),
-            **{name: entry.get("mean_f1") for name, entry in methods.items()}}
+    methods = {**data.variants, **data.baselines}
+    return {"study": "docs/experiments/flow.json", "complete": data.complete,
+            **{name: entry.mean_f1 for name, entry in methods.items()}}
 
 
 def _pair_prep(video: Path, n_pairs: int, size: int, grid: int, flow_method: str) -> dict:

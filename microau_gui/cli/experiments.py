@@ -29,7 +29,6 @@ an interrupted study still leaves an honest record of what ran.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -329,7 +328,3 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
     report["complete"] = True
     summarise()
     return report
-
-
-def load_report(path: Path | str) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import write_atomically
 from microau_gui.inference.analysis import CSV_FIXED_COLUMNS, AnalysisOptions, csv_row
@@ -349,9 +351,38 @@ class _Chunk:
     n_undecodable: int = 0  # frames of a truncated video in this chunk that got no row
 
 
-    def keep(self, was: dict) -> None:
+    def keep(self, was: "_ManifestChunk") -> None:
         """Take a previous run's finished chunk as done."""
-        self.status, self.seconds, self.worker, self.run = "done", was.get("seconds"), was.get("worker"), was.get("run")
+        self.status, self.seconds, self.worker, self.run = "done", was.seconds, was.worker, was.run
+
+
+class _ManifestChunk(BaseModel):
+    """What a rerun reads back of a previous run's chunk (the manifest is checked against these
+    schemas: a hand-edited or damaged one is treated as absent, so everything is redone)."""
+
+    start: int
+    stop: int
+    status: str
+    seconds: float | None = None
+    worker: str | None = None
+    run: int | None = None
+
+
+class _ManifestVideo(BaseModel):
+    path: str
+    csv: str
+    content_hash: str
+    status: str
+    chunks: list[_ManifestChunk]
+
+
+class _Manifest(BaseModel):
+    format: str
+    created: str = ""
+    run: int = 0
+    settings: dict
+    model: dict
+    videos: list[_ManifestVideo]
 
 
 @dataclass
@@ -395,43 +426,40 @@ class CorpusOutput:
             old = previous.get(str(plan.path))
             chunks = [_Chunk(i, a, b, plan.frames_in(a, b, settings.every)) for i, (a, b) in enumerate(plan.chunks)]
             video = _Video(plan, chunks)
-            same = old is not None and old.get("content_hash") == plan.content_hash \
-                and old.get("csv") == plan.csv_name
-            if same and old.get("status") == "done" and (out / plan.csv_name).is_file() \
-                    and [(c["start"], c["stop"]) for c in old.get("chunks", [])] == list(plan.chunks):
-                for chunk, was in zip(chunks, old["chunks"]):
+            same = old is not None and old.content_hash == plan.content_hash and old.csv == plan.csv_name
+            if same and old.status == "done" and (out / plan.csv_name).is_file() \
+                    and [(c.start, c.stop) for c in old.chunks] == list(plan.chunks):
+                for chunk, was in zip(chunks, old.chunks):
                     chunk.keep(was)
                 video.status = "done"
             else:
                 (out / plan.csv_name).unlink(missing_ok=True)  # it would disagree with this run
-                kept = {(c["start"], c["stop"]): c for c in old.get("chunks", [])} if same else {}
+                kept = {(c.start, c.stop): c for c in old.chunks} if same else {}
                 for chunk in chunks:
                     was = kept.get((chunk.start, chunk.stop))
-                    if was is not None and was.get("status") == "done" and run.part(plan, chunk).is_file():
+                    if was is not None and was.status == "done" and run.part(plan, chunk).is_file():
                         chunk.keep(was)
                 if not same:
                     shutil.rmtree(run.parts_dir(plan), ignore_errors=True)
             run.videos.append(video)
         return run
 
-    def _previous(self) -> dict[str, dict]:
+    def _previous(self) -> dict[str, _ManifestVideo]:
         """The previous manifest's videos by path, when its model and settings are this run's."""
         path = self.out / MANIFEST_NAME
         try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            old = _Manifest.model_validate_json(path.read_bytes())
+        except (OSError, ValidationError):
+            return {}  # missing, unreadable or not ours: nothing is kept, the manifest is rewritten
+        if old.format != MANIFEST_FORMAT:
             return {}
-        except (OSError, ValueError):
-            return {}  # unreadable: nothing is kept, everything is redone and the manifest rewritten
-        if not isinstance(old, dict) or old.get("format") != MANIFEST_FORMAT:
-            return {}
-        self.created = old.get("created") or self.created
-        self.run = int(old.get("run") or 0) + 1
-        key = dict(old.get("settings") or {})
+        self.created = old.created or self.created
+        self.run = old.run + 1
+        key = dict(old.settings)
         key.pop("chunk_s", None)
-        if key != self.settings.outputs_key() or (old.get("model") or {}).get("version") != self.model["version"]:
+        if key != self.settings.outputs_key() or old.model.get("version") != self.model["version"]:
             return {}
-        return {v["path"]: v for v in old.get("videos", []) if isinstance(v, dict) and "path" in v}
+        return {v.path: v for v in old.videos}
 
     # -- what to do ----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import platform
 from pathlib import Path
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 
 from microau_gui.core.files import write_atomically
 from microau_gui.core.paths import cache_dir
@@ -66,14 +67,15 @@ def memory_key(model_version: str, device: torch.device | str, batch_size: int) 
     return f"{model_version}|{machine_signature(device)}|batch {int(batch_size)}"
 
 
+_ENTRIES = TypeAdapter(dict[str, str])  # the file's schema: a damaged one is read as empty
+
+
 def _read() -> dict[str, str]:
     try:
-        data = json.loads(memory_file().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = _ENTRIES.validate_json(memory_file().read_bytes())
+    except (OSError, ValidationError):
         return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and v in SPEED_MODES}
+    return {k: v for k, v in data.items() if v in SPEED_MODES}
 
 
 def recall_mode(key: str) -> str | None:

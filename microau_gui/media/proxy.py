@@ -3,7 +3,8 @@
 Owns: `build_proxy`, `find_proxy`, `wants_proxy`, `proxy_unsupported_reason`, `proxy_path_for`,
 `estimate_proxy_bytes`, `check_disk_space`, `PROXY_MIN_GOP`, and the cache around them (in
 `core.paths.proxy_dir()`): `proxy_cache_cap`, `cached_proxies`, `collect_garbage`, `GarbageReport`.
-May import core and the other media modules (plus numpy and PyAV). No torch, no Qt.
+May import core and the other media modules (plus numpy, PyAV, and pydantic for the sidecar's
+schema). No torch, no Qt.
 
 Why: `VideoSource.read(N)` decodes from the keyframe before N. In a file with a keyframe every 250
 frames (x264's default) a random 720p seek decodes up to 250 frames, ~300 ms at p95 on one core.
@@ -74,6 +75,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import write_atomically
@@ -155,9 +157,8 @@ def cached_proxies(folder: Path | None = None) -> list[CachedProxy]:
             last_used = sidecar.stat().st_mtime
         except OSError:
             continue  # evicted by another process meanwhile
-        source = meta.get("source")
         entries.append(CachedProxy(proxy, _size(proxy) + _size(sidecar), last_used,
-                                   Path(source) if isinstance(source, str) else None))
+                                   Path(meta.source) if meta.source is not None else None))
     return sorted(entries, key=lambda entry: entry.last_used)
 
 
@@ -274,12 +275,21 @@ def _sidecar(proxy_path: Path) -> Path:
     return proxy_path.with_suffix(".json")
 
 
-def _read_sidecar(proxy_path: Path) -> dict | None:
+class _Sidecar(BaseModel):
+    """What a proxy's sidecar must hold for the proxy to be used or matched to its original. It is
+    read through this schema: a damaged or hand-edited sidecar (a count that is text, a source that
+    is a number) makes its proxy unusable, so it is rebuilt, never trusted."""
+
+    format_version: int
+    source: str | None = None
+    n_frames: int | None = None
+
+
+def _read_sidecar(proxy_path: Path) -> _Sidecar | None:
     try:
-        meta = json.loads(_sidecar(proxy_path).read_text())
-    except (OSError, ValueError):
+        return _Sidecar.model_validate_json(_sidecar(proxy_path).read_bytes())
+    except (OSError, ValidationError):
         return None
-    return meta if isinstance(meta, dict) else None
 
 
 def find_proxy(video_path: Path | str, n_frames: int | None = None) -> Path | None:
@@ -289,9 +299,9 @@ def find_proxy(video_path: Path | str, n_frames: int | None = None) -> Path | No
     if not path.is_file():
         return None
     meta = _read_sidecar(path)
-    if meta is None or meta.get("format_version") != PROXY_FORMAT_VERSION:
+    if meta is None or meta.format_version != PROXY_FORMAT_VERSION:
         return None
-    if n_frames is not None and meta.get("n_frames") != n_frames:
+    if n_frames is not None and meta.n_frames != n_frames:
         return None
     try:
         os.utime(_sidecar(path))  # the sidecar's mtime is the last use (least-recently-used eviction)
@@ -398,7 +408,7 @@ def _remove_leftovers(target: Path) -> None:
         if older == target:
             continue
         other = _read_sidecar(older)
-        if other is not None and other.get("source") == meta.get("source"):
+        if other is not None and meta.source is not None and other.source == meta.source:
             older.unlink(missing_ok=True)
             sidecar.unlink(missing_ok=True)
             log.info("deleted the stale seek proxy %s", older)
