@@ -190,6 +190,24 @@ def test_opening_a_corrupt_project_leaves_no_wal_or_shm(tmp_path, astronaut_path
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.mark.parametrize("runs", ["[[0, 100000000]]", "[[0, 1], [5]]", '{"a": 1}', "[[0, -4]]", "[[0, 2.5]]"])
+def test_damaged_frame_numbers_in_a_project_are_one_line_not_a_huge_allocation(tmp_path,
+                                                                                astronaut_path, runs):
+    """A shared project whose frame-number runs were edited (a run far longer than the video)
+    gets one line when the numbers are read, before anything of that size is allocated."""
+    project = small_project(tmp_path, astronaut_path)
+    video = project.videos()[0]
+    assert project.frame_numbers(video.id).size == video.n_frames
+    path = project.path
+    project.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE videos SET frame_numbers = ? WHERE id = ?", (runs, video.id))
+    conn.close()
+    with Project.open(path) as reopened:
+        with pytest.raises(UserError, match="frame numbers of a video are damaged"):
+            reopened.frame_numbers(video.id)
+
+
 # -- D8 / D16: JSON import ------------------------------------------------------------------------
 
 def _export(tmp_path: Path, astronaut_path: Path) -> tuple[Path, dict]:
@@ -224,10 +242,19 @@ def _unknown_video(doc):
     doc["events"][0]["video"] = 999
 
 
+def _one_more_frame_numbered(doc):
+    doc["videos"][0]["frame_numbers"][-1][1] += 1
+
+
+def _runs_of_terabytes(doc):  # 10^11 frame numbers declared in a few kB: never expanded
+    doc["videos"][0]["frame_numbers"] = [[0, 100_000_000]] * 1000
+
+
 @pytest.mark.parametrize("damage, says", [
     (_null_uid, "events.0.uid"), (_dict_timestamp, "events.0.created_at"),
     (_null_note, "notes.0.text"), (_passwd, "outside the media folders"),
     (_string_frame, "events.0.onset"), (_unknown_video, "video 999"),
+    (_one_more_frame_numbered, "frame_numbers cover"), (_runs_of_terabytes, "frame_numbers cover"),
 ])
 def test_loose_or_hostile_json_is_one_line_and_leaves_nothing(tmp_path, astronaut_path, damage,
                                                               says):

@@ -357,7 +357,7 @@ def _import_document(project: Project, document: ExportDocument, base: Path,
                                 f"{item.n_frames} in the export; they are different media")
             video_ids[item.id] = existing.id
             continue
-        numbers = decode_frame_numbers(json.dumps(item.frame_numbers))
+        numbers = decode_frame_numbers(json.dumps(item.frame_numbers), item.n_frames)
         facts = MediaFacts(n_frames=item.n_frames, fps=item.fps, width=item.width,
                            height=item.height, frame_numbers=tuple(int(n) for n in numbers))
         video = project.add_video(media, facts, name=item.name, subject=item.subject,

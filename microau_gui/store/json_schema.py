@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from microau_gui.core.errors import UserError
 
@@ -98,6 +98,16 @@ class VideoItem(_Item):
     height: Annotated[int, Field(gt=0, le=_MAX_SIDE)]
     content_hash: Name
     frame_numbers: Annotated[list[list[int]], AfterValidator(_runs)]
+
+    @model_validator(mode="after")
+    def _runs_cover_the_frames(self) -> "VideoItem":
+        # checked before anything is allocated: runs of 10^8 frames each, in a 16 MB file, would
+        # otherwise ask for terabytes when the numbers are expanded
+        covered = sum(run[1] for run in self.frame_numbers)
+        if covered != self.n_frames:
+            raise ValueError(f"frame_numbers cover {covered} frames, not the video's n_frames "
+                             f"{self.n_frames}")
+        return self
 
 
 class ModelItem(_Item):

@@ -325,11 +325,11 @@ class Project:
 
     def frame_numbers(self, video_id: int) -> np.ndarray:
         """(n_frames,) int64: the media's own number of each frame_idx (see the module docstring)."""
-        row = self._db.conn().execute("SELECT frame_numbers FROM videos WHERE id = ?",
+        row = self._db.conn().execute("SELECT frame_numbers, n_frames FROM videos WHERE id = ?",
                                       (video_id,)).fetchone()
         if row is None:
             raise UserError(f"video {video_id} is not in this project")
-        return decode_frame_numbers(row[0])
+        return decode_frame_numbers(row[0], row[1])
 
     def frame_label(self, video_id: int, *frame_idxs: int) -> str:
         """The dataset's own numbers of some frames, for display: `frame_label(v, 23, 61, 118)`

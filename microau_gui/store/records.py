@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from microau_gui.core.aus import AUCode, format_au_codes
+from microau_gui.core.errors import UserError
 
 # One coded AU of an event is exactly a core `AUCode` (number, side, intensity, asymmetric,
 # uncertain); the store keeps the tuple order. The alias names the role.
@@ -282,9 +283,19 @@ def encode_frame_numbers(numbers: np.ndarray) -> str:
                       separators=(",", ":"))
 
 
-def decode_frame_numbers(runs_json: str) -> np.ndarray:
-    """Inverse of `encode_frame_numbers`: (n_frames,) int64."""
-    runs = json.loads(runs_json)
-    if not runs:
+def decode_frame_numbers(runs_json: str, n_frames: int) -> np.ndarray:
+    """Inverse of `encode_frame_numbers`: (n_frames,) int64. The runs are checked against the
+    video's frame count before anything is allocated: a damaged or hostile project or export that
+    declares a run of 10^11 frames gets a one-line error, not an allocation of that size."""
+    try:
+        runs = json.loads(runs_json)
+        pairs = [(int(first), int(count)) for first, count in runs]
+        valid = all(type(v) is int for run in runs for v in run) and all(c > 0 for _, c in pairs)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid or sum(c for _, c in pairs) != n_frames:
+        raise UserError(f"the frame numbers of a video are damaged (they do not describe its "
+                        f"{n_frames} frames); re-import the media or restore the file from a copy")
+    if not pairs:
         return np.zeros(0, dtype=np.int64)
-    return np.concatenate([np.arange(first, first + count, dtype=np.int64) for first, count in runs])
+    return np.concatenate([np.arange(first, first + count, dtype=np.int64) for first, count in pairs])
