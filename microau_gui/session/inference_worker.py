@@ -85,6 +85,18 @@ def _leave_a_core_for_display() -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
 
 
+def _model_loaded(request: ModelRequest, predictor) -> ModelLoaded:
+    """What a just-loaded `inference.Predictor` (teacher or student) runs, answering `request`:
+    the one place a ModelLoaded is made, so the teacher's and the student's never differ in kind."""
+    return ModelLoaded(
+        request_id=request.request_id, model_version=predictor.model_version,
+        model_version_id=request.model_version_id, checkpoint=request.checkpoint,
+        vocab=tuple(predictor.vocab), card=predictor.card, device=predictor.device,
+        pretrained_loaded=bool(predictor.pretrained_loaded), is_demo=bool(predictor.is_demo),
+        speed_mode=predictor.speed_mode, speed_summary=predictor.speed_choice.summary(),
+    )
+
+
 class InferenceWorker(Worker):
     """Runs the model. Signals: `model_loaded`, `model_load_failed`, `prediction_made`,
     `analysis_progressed`, `analysis_finished`, `failed`."""
@@ -161,13 +173,7 @@ class InferenceWorker(Worker):
         self._predictor = predictor
         self._memory.clear()
         self._prefetch = None
-        self._loaded = ModelLoaded(
-            request_id=request.request_id, model_version=predictor.model_version,
-            model_version_id=request.model_version_id, checkpoint=request.checkpoint,
-            vocab=tuple(predictor.vocab), card=predictor.card, device=predictor.device,
-            pretrained_loaded=bool(predictor.pretrained_loaded), is_demo=bool(predictor.is_demo),
-            speed_mode=predictor.speed_mode, speed_summary=predictor.speed_choice.summary(),
-        )
+        self._loaded = _model_loaded(request, predictor)
         log.info("model %s loaded on %s, speed mode %s", predictor.model_version, predictor.device,
                  predictor.speed_choice.summary())
         self.model_loaded.emit(self._loaded)
@@ -203,12 +209,7 @@ class InferenceWorker(Worker):
             raise UserError(f"it was distilled from {student.card.teacher or 'no teacher'}, not from "
                             f"the loaded model {teacher or '(none)'}")
         self._student = student
-        self._student_loaded = ModelLoaded(
-            request_id=request.request_id, model_version=student.model_version,
-            model_version_id=request.model_version_id, checkpoint=request.checkpoint,
-            vocab=tuple(student.vocab), card=student.card, device=student.device,
-            pretrained_loaded=bool(student.pretrained_loaded), is_demo=bool(student.is_demo),
-            speed_mode=student.speed_mode, speed_summary=student.speed_choice.summary())
+        self._student_loaded = _model_loaded(request, student)
         self.student_loaded.emit(self._student_loaded)
 
     @Slot(object)
