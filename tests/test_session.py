@@ -361,6 +361,28 @@ def test_a_frame_that_cannot_be_decoded_is_reported_and_the_session_carries_on(q
     assert all(t.running for t in session.threads)
 
 
+def test_worker_messages_name_frames_in_the_numbering_the_user_chose(qtbot, session, tmp_path,
+                                                                     astronaut_path):
+    """Issue 16 (D15): a folder numbered from img100.png, so its dataset numbers are not its
+    0-based indices. The loader's message names the frame as the coder sees it, in the numbering
+    chosen when the frame was asked for; the media's own sentence says it counts from 0."""
+    rgb = cv2.cvtColor(cv2.imread(str(astronaut_path)), cv2.COLOR_BGR2RGB)
+    clip = write_face_clip(tmp_path / "clips" / "EP02_01", rgb, n_frames=20, first_number=100)
+    with qtbot.waitSignal(session.frame_loaded, timeout=10000):
+        session.open_path(clip)
+    assert session.frames.label(15) == "115"  # dataset numbers, the default
+    (clip / "img115.png").write_bytes(b"\x89PNG broken")  # frame_idx 15: past the read-ahead
+    with qtbot.waitSignal(session.failed, timeout=10000) as blocker:
+        session.seek(15)
+    assert blocker.args[0].startswith("loading frame 115: could not decode frame 15 (0-based) "
+                                      "of EP02_01 (img115.png)"), blocker.args[0]
+    session.numbering.set_numbering("index")
+    with qtbot.waitSignal(session.failed, timeout=10000) as blocker:
+        session.seek(15)
+    assert blocker.args[0].startswith("loading frame 15: could not decode frame 15 (0-based)"), \
+        blocker.args[0]
+
+
 def test_a_dataset_imports_in_a_worker_and_opens(qtbot, session, tmp_path, astronaut_path):
     from microau_gui.store.importers import write_casme2_sheet
 

@@ -5,6 +5,8 @@ real QThreads (pytest-qt, offscreen)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_session_fixtures import face_clip, read_frame  # noqa: F401
@@ -17,6 +19,7 @@ from microau_gui.session.jobs import RequestIds
 from microau_gui.session.messages import MediaRef, ModelLoadFailed
 from microau_gui.session.model_slot import ModelSlot
 from microau_gui.session.models import ModelChoice
+from microau_gui.session.numbering import FrameLabels, Numbering
 from microau_gui.session.opening import ensure_video
 from microau_gui.session.playhead import Playhead
 from microau_gui.store.project import Project
@@ -187,4 +190,32 @@ def test_model_slot_reference_policy_and_typed_load_failure(qtbot, playhead, cli
         assert typed[0].checkpoint == broken and typed[0].message.startswith("loading model broken: ")
         assert unloaded == failed.args == [typed[0].message] and slot.model is None
     finally:
+        slot.close()
+
+
+DEMO = Path(__file__).resolve().parents[1] / "weights" / "demo-tiny"
+
+
+@pytest.mark.skipif(not (DEMO / "card.json").is_file(), reason="demo checkpoint not built")
+def test_model_slot_messages_name_frames_as_the_playhead_labels_them(qtbot, playhead, clip_project,
+                                                                     tmp_path):
+    """Issue 16 (D15): the inference worker names a frame it cannot predict with the labels the
+    request carried from the playhead (here numbers from 100, as a folder from img100.png)."""
+    project, video = clip_project
+    slot = ModelSlot(RequestIds(), "cpu", tmp_path / "weights", playhead, lambda: project,
+                     lambda: None)
+    try:
+        slot.hand_over(project)
+        playhead.set_media(_media(video))
+        numbers = np.arange(video.n_frames, dtype=np.int64) + 100
+        playhead.frame_label = FrameLabels(Numbering.DATASET, numbers, numbers, video.fps).label
+        with qtbot.waitSignal(slot.model_loaded, timeout=120000):
+            slot.select_model(ModelChoice("demo-tiny", DEMO, None, "weights"))
+        (video.path / "img41.png").write_bytes(b"\x89PNG broken")  # frame_idx 40
+        with qtbot.waitSignal(slot.failed, timeout=60000) as failed:
+            playhead.seek(40)
+        assert failed.args[0].startswith("predicting frame 140: could not decode frame 40 "
+                                         "(0-based)"), failed.args[0]
+    finally:
+        slot.hand_over(None)
         slot.close()

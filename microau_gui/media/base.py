@@ -170,7 +170,7 @@ class FrameSource(ABC):
         frame_idx = int(frame_idx)
         if not 0 <= frame_idx < self.n_frames:
             raise FrameOutOfRange(
-                f"frame {frame_idx} is out of range: {self.name} has {self.n_frames} frames "
+                f"frame {frame_idx} (0-based) is out of range: {self.name} has {self.n_frames} frames "
                 f"(0-{self.n_frames - 1})"
             )
         return frame_idx

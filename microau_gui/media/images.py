@@ -190,7 +190,7 @@ class ImageSequenceSource(FrameSource):
         self.n_decoded += 1
         if rgb is None:
             raise FrameDecodeError(
-                f"could not decode frame {frame_idx} of {self.name} ({path.name}): "
+                f"could not decode frame {frame_idx} (0-based) of {self.name} ({path.name}): "
                 "not a readable image; replace or remove the file"
             )
         w_h = (rgb.shape[1], rgb.shape[0])
@@ -198,7 +198,7 @@ class ImageSequenceSource(FrameSource):
             self._size = w_h
         elif w_h != self._size:
             raise FrameDecodeError(
-                f"frame {frame_idx} of {self.name} ({path.name}) is {w_h[0]}x{w_h[1]} px but the "
+                f"frame {frame_idx} (0-based) of {self.name} ({path.name}) is {w_h[0]}x{w_h[1]} px but the "
                 f"sequence is {self._size[0]}x{self._size[1]} px; every frame must have one size"
             )
         return rgb

@@ -507,12 +507,13 @@ class _Encoder:
             for idx in sorted(self.digests):
                 self._check_cancelled()
                 if _rgb_digest(proxy.read(idx)) != self.digests[idx]:
-                    raise inexact(f"frame {idx} differs after lossless re-encoding")
+                    raise inexact(f"frame {idx} (0-based) differs after lossless re-encoding")
         checked = sorted(self.digests)
         # The original's random-access path must agree with its sequential decode too.
         for idx in (checked[-1], checked[len(checked) // 2]):
             if _rgb_digest(source.read(idx)) != self.digests[idx]:
-                raise inexact(f"frame {idx} of the original reads differently at random and in order")
+                raise inexact(f"frame {idx} (0-based) of the original reads differently at random "
+                              "and in order")
         return checked
 
 

@@ -334,8 +334,8 @@ class VideoSource(FrameSource):
     # -- decoding ---------------------------------------------------------------------------
     def _missing_error(self, frame_idx: int) -> FrameDecodeError:
         return FrameDecodeError(
-            f"could not decode frame {frame_idx} of {self.name}: the file is truncated "
-            f"(frames {self._n_trusted}-{self._n_frames - 1} are missing or incomplete); "
+            f"could not decode frame {frame_idx} (0-based) of {self.name}: the file is truncated "
+            f"(frames {self._n_trusted}-{self._n_frames - 1}, 0-based, are missing or incomplete); "
             "re-copy or re-export the video"
         )
 
@@ -470,17 +470,18 @@ class VideoSource(FrameSource):
             raise self._missing_error(frame_idx)
         if self._pts[frame_idx] in self._bad_pts:
             raise FrameDecodeError(
-                f"could not decode frame {frame_idx} of {self.name}: its data is marked corrupt; "
+                f"could not decode frame {frame_idx} (0-based) of {self.name}: its data is marked corrupt; "
                 "re-copy or re-export the video"
             )
         try:
             frame = self._find(frame_idx)
         except av.error.FFmpegError as err:
             self._reset_decoder()
-            raise FrameDecodeError(f"could not decode frame {frame_idx} of {self.name}: {err}") from None
+            raise FrameDecodeError(f"could not decode frame {frame_idx} (0-based) of {self.name}: "
+                                   f"{err}") from None
         if frame is None:
             raise FrameDecodeError(
-                f"could not decode frame {frame_idx} of {self.name}: the decoder never returned it "
+                f"could not decode frame {frame_idx} (0-based) of {self.name}: the decoder never returned it "
                 "(corrupt data?); re-copy or re-export the video"
             )
         return frame.to_ndarray(format="rgb24")  # (H, W, 3) uint8
@@ -512,7 +513,7 @@ class VideoSource(FrameSource):
                     continue
                 if idx > expected:
                     raise FrameDecodeError(
-                        f"could not decode frame {expected} of {self.name}: the decoder skipped it "
+                        f"could not decode frame {expected} (0-based) of {self.name}: the decoder skipped it "
                         "(corrupt data?); re-copy or re-export the video"
                     )
                 self.n_decoded += 1
@@ -521,12 +522,13 @@ class VideoSource(FrameSource):
                 if expected >= stop or expected >= self._n_trusted:
                     break
         except av.error.FFmpegError as err:
-            raise FrameDecodeError(f"could not decode frame {expected} of {self.name}: {err}") from None
+            raise FrameDecodeError(f"could not decode frame {expected} (0-based) of {self.name}: "
+                                   f"{err}") from None
         finally:
             container.close()
         if expected < min(stop, self._n_trusted):
             raise FrameDecodeError(
-                f"could not decode frame {expected} of {self.name}: the decoder never returned it "
+                f"could not decode frame {expected} (0-based) of {self.name}: the decoder never returned it "
                 "(corrupt data?); re-copy or re-export the video"
             )
         if expected < stop:

@@ -130,18 +130,21 @@ class FrameLoaderWorker(Worker):
     def load(self, request: FrameRequest) -> None:
         self._mailbox.put(request)
 
-    @Slot(object, int)
-    def warm(self, media, frame_idx: int) -> None:
-        """Decode `frame_idx` of `media` into the decoded frames (not for display)."""
-        self._warm_mailbox.put((media, frame_idx))
+    @Slot(object, int, object)
+    def warm(self, media, frame_idx: int, frame_label) -> None:
+        """Decode `frame_idx` of `media` into the decoded frames (not for display); a failure
+        names the frame with `frame_label` (messages.FrameLabel)."""
+        self._warm_mailbox.put((media, frame_idx, frame_label))
 
     def _warm_now(self, wanted: tuple) -> None:
-        media, frame_idx = wanted
-        if self.guarded(f"loading reference frame {frame_idx}", self._read, media, frame_idx):
+        media, frame_idx, frame_label = wanted
+        if self.guarded(f"loading reference frame {frame_label(frame_idx)}", self._read, media,
+                        frame_idx):
             self.frame_warmed.emit(media.video_id, frame_idx)
 
     def _load_now(self, request: FrameRequest) -> None:
-        self.guarded(f"loading frame {request.frame_idx}", self._decode, request)
+        self.guarded(f"loading frame {request.frame_label(request.frame_idx)}", self._decode,
+                     request)
 
     def _read(self, media, frame_idx: int) -> tuple[np.ndarray, float]:
         hit = self.decoded.get(media.video_id, frame_idx)

@@ -32,6 +32,8 @@ torch is loaded lazily, on this worker's thread, when the first model loads.
   cached under the student's version: the dense trace), then one of the teacher over the coded
   events' apexes only (under the teacher's version), as `inference.analysis_job` splits the CLI's
   run. The frame on screen, paused or scrubbed, is always the teacher's.
+- Messages name frames as the coder sees them, with the request's `frame_label` (the numbering
+  chosen when it was asked for); counts of frames stay counts.
 - Only analysis writes the project's cache. Frames predicted while the coder scrubs stay in
   memory: the project file changes only when the coder edits or asks for an analysis.
 """
@@ -83,6 +85,18 @@ def _leave_a_core_for_display() -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
 
 
+def _model_loaded(request: ModelRequest, predictor) -> ModelLoaded:
+    """What a just-loaded `inference.Predictor` (teacher or student) runs, answering `request`:
+    the one place a ModelLoaded is made, so the teacher's and the student's never differ in kind."""
+    return ModelLoaded(
+        request_id=request.request_id, model_version=predictor.model_version,
+        model_version_id=request.model_version_id, checkpoint=request.checkpoint,
+        vocab=tuple(predictor.vocab), card=predictor.card, device=predictor.device,
+        pretrained_loaded=bool(predictor.pretrained_loaded), is_demo=bool(predictor.is_demo),
+        speed_mode=predictor.speed_mode, speed_summary=predictor.speed_choice.summary(),
+    )
+
+
 class InferenceWorker(Worker):
     """Runs the model. Signals: `model_loaded`, `model_load_failed`, `prediction_made`,
     `analysis_progressed`, `analysis_finished`, `failed`."""
@@ -103,7 +117,8 @@ class InferenceWorker(Worker):
         self._media = OpenMedia(FRAME_CACHE_FRAMES)
         self._memory: OrderedDict[tuple[int, int, int], FramePrediction] = OrderedDict()
         self._mailbox = LatestOnly(self._predict_now)
-        self._prefetch: tuple[MediaRef, list[tuple[int, int]]] | None = None
+        # (the request naming them, (frame_idx, reference_idx) of the frames ahead still to read)
+        self._prefetch: tuple[PredictionRequest, list[tuple[int, int]]] | None = None
         self._landmarks = None  # inference.pipeline.FrameLandmarks of `_landmarks_media`
         self._landmarks_media: MediaRef | None = None
         self._analysis: AnalysisRequest | None = None
@@ -158,13 +173,7 @@ class InferenceWorker(Worker):
         self._predictor = predictor
         self._memory.clear()
         self._prefetch = None
-        self._loaded = ModelLoaded(
-            request_id=request.request_id, model_version=predictor.model_version,
-            model_version_id=request.model_version_id, checkpoint=request.checkpoint,
-            vocab=tuple(predictor.vocab), card=predictor.card, device=predictor.device,
-            pretrained_loaded=bool(predictor.pretrained_loaded), is_demo=bool(predictor.is_demo),
-            speed_mode=predictor.speed_mode, speed_summary=predictor.speed_choice.summary(),
-        )
+        self._loaded = _model_loaded(request, predictor)
         log.info("model %s loaded on %s, speed mode %s", predictor.model_version, predictor.device,
                  predictor.speed_choice.summary())
         self.model_loaded.emit(self._loaded)
@@ -200,12 +209,7 @@ class InferenceWorker(Worker):
             raise UserError(f"it was distilled from {student.card.teacher or 'no teacher'}, not from "
                             f"the loaded model {teacher or '(none)'}")
         self._student = student
-        self._student_loaded = ModelLoaded(
-            request_id=request.request_id, model_version=student.model_version,
-            model_version_id=request.model_version_id, checkpoint=request.checkpoint,
-            vocab=tuple(student.vocab), card=student.card, device=student.device,
-            pretrained_loaded=bool(student.pretrained_loaded), is_demo=bool(student.is_demo),
-            speed_mode=student.speed_mode, speed_summary=student.speed_choice.summary())
+        self._student_loaded = _model_loaded(request, student)
         self.student_loaded.emit(self._student_loaded)
 
     @Slot(object)
@@ -228,20 +232,22 @@ class InferenceWorker(Worker):
     def _predict_now(self, request: PredictionRequest) -> None:
         if self._loaded is None or request.model_version != self._loaded.model_version:
             return  # asked of a model that is no longer (or not yet) loaded: stale
-        prediction = self.guarded(f"predicting frame {request.frame_idx}", self._prediction_for,
-                                  request.media, request.frame_idx, request.reference_idx)
+        prediction = self.guarded(f"predicting frame {request.frame_label(request.frame_idx)}",
+                                  self._prediction_for, request.media, request.frame_idx,
+                                  request.reference_idx)
         if prediction is not None:
             self.prediction_made.emit(dataclasses.replace(prediction,
                                                           request_id=request.request_id))
         if request.prefetch:
-            self._prefetch = (request.media, list(request.prefetch))
+            self._prefetch = (request, list(request.prefetch))
             QTimer.singleShot(0, self._prefetch_step)
 
     def _prefetch_step(self) -> None:
         """Hand over one cached prediction of the frames ahead, then schedule the next."""
         if self._prefetch is None or self._mailbox.has_pending or self._loaded is None:
             return  # a newer request goes first and brings its own frames ahead
-        media, wanted = self._prefetch
+        request, wanted = self._prefetch
+        media = request.media
         if not wanted:
             self._prefetch = None
             return
@@ -249,7 +255,8 @@ class InferenceWorker(Worker):
         key = (media.video_id, frame_idx, reference_idx)
         cached = self._memory.get(key)
         if cached is None:
-            cached = self.guarded(f"reading the cached prediction of frame {frame_idx}",
+            cached = self.guarded(f"reading the cached prediction of frame "
+                                  f"{request.frame_label(frame_idx)}",
                                   self._from_store, media, frame_idx, reference_idx,
                                   self._media.source(media))
             if cached is not None:
@@ -388,7 +395,9 @@ class InferenceWorker(Worker):
             return
         started = time.perf_counter()
         # (batch,): a step; (None,): the end; None: it failed (reported by guarded)
-        stepped = self.guarded(f"analysing frames from {self._analysis_done}",
+        # counts, not frame names: the frames of a step are not consecutive (`every`, gates)
+        stepped = self.guarded(f"analysing {request.media.path.name} ({self._analysis_done} of "
+                               f"{self._analysis_total} frames done)",
                                lambda: (pipeline.step(self._analysis_batch),))
         if stepped is None or stepped[0] is None:
             self._finish_analysis(cancelled=stepped is None)
@@ -437,8 +446,8 @@ class InferenceWorker(Worker):
         verb = "cancelled after" if cancelled else "finished:"
         missing = ""
         if pipeline.undecodable is not None:
-            missing = (f" (the file is truncated: frames {pipeline.undecodable[0]}-"
-                       f"{pipeline.undecodable[1]} cannot be decoded)")
+            missing = (f" (the file is truncated: frames {request.frame_label(*pipeline.undecodable)}"
+                       " cannot be decoded)")
         self.analysis_finished.emit(JobDone(
             request.request_id, cancelled, f"analysis {verb} {self._analysis_done} of "
             f"{self._analysis_total} frames{missing}"))

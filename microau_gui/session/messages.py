@@ -5,7 +5,8 @@ emits: the playback values (`FrameRequest`, `FrameLoaded`, `PredictionRequest`, 
 the model slot's (`ModelRequest`, `ModelLoaded`, `ModelLoadFailed`), and for the job runner
 (`session.jobs`) `Progress`, `JobDone` and one request per job (`AnalysisRequest`,
 `ImportRequest`, `SpotRequest`, `ProxyRequest`, `FinetuneRequest`, `AgreementRequest`,
-`SuggestRequest`, `InterchangeRequest`) with the results their `JobDone.result` carries. May import the standard
+`SuggestRequest`, `InterchangeRequest`) with the results their `JobDone.result` carries, and
+`FrameLabel` / `index_label` (how the frame requests name frames). May import the standard
 library, numpy and `model.card` (torch-free); no Qt here, so the values can be built and compared in plain tests.
 
 Workers receive a request through a queued signal and answer with a response carrying the same
@@ -18,6 +19,7 @@ response is emitted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,17 @@ from typing import Any
 import numpy as np
 
 from microau_gui.model.card import ModelCard
+
+# How a worker names frames in the messages it writes for the user: frame_idx... -> '124' or,
+# for several frames, '124–162' (session.numbering's `FrameLabels.label` of the open video, under
+# the numbering the user chose; the playhead's at request time, so a worker never reads session
+# state). It must be safe to call from a worker's thread: an immutable value's method.
+FrameLabel = Callable[..., str]
+
+
+def index_label(*frame_idxs: int) -> str:
+    """A `FrameLabel` for media whose numbering is not known: 0-based indices, saying so."""
+    return "–".join(str(i) for i in frame_idxs) + " (0-based)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,7 @@ class FrameRequest:
     media: MediaRef
     frame_idx: int
     requested_at_s: float  # time.perf_counter() when asked, for the display-latency figure
+    frame_label: FrameLabel = field(compare=False, repr=False)  # names frames in its messages
     shown: bool = False  # the session drew it from the shared decoded frames: only read ahead
 
 
@@ -113,6 +127,7 @@ class PredictionRequest:
     frame_idx: int
     reference_idx: int
     model_version: str  # the answer is dropped if the worker's model differs
+    frame_label: FrameLabel = field(compare=False, repr=False)  # names frames in its messages
     # While playing: (frame_idx, reference_idx) of the next frames, whose cached predictions
     # the worker reads into memory after answering (never running the model for them).
     prefetch: tuple[tuple[int, int], ...] = ()
@@ -127,6 +142,7 @@ class AnalysisRequest:
     reference_policy: str  # inference.ReferencePolicy value ("sliding", "fixed", ...)
     fixed_reference_idx: int | None  # for the "fixed" policy
     model_version: str
+    frame_label: FrameLabel = field(compare=False, repr=False)  # names frames in its messages
     events: tuple[tuple[int, int], ...] = ()  # "onset" policy: (onset, offset) of the coded events
     request_id: int = 0  # stamped by the job runner
     # with a student loaded: the coded events' apexes, where the teacher runs after the student's

@@ -210,7 +210,7 @@ class ModelSlot(QObject):
                                                   media.n_frames), stride)
             prefetch = tuple((f, self.reference_idx(f)) for f in ahead)
         request = PredictionRequest(self._ids.next(), media, frame_idx, reference_idx,
-                                    self.model.model_version, prefetch)
+                                    self.model.model_version, self._playhead.frame_label, prefetch)
         self._latest_prediction_request = request
         self._prediction_requested.emit(request)
 
@@ -431,7 +431,8 @@ class ModelSlot(QObject):
             raise UserError("open a video and load a model before analysing")
         self.analysis.submit(AnalysisRequest(
             media, max(1, every), self.reference_policy.value, self.fixed_reference_idx,
-            self.model.model_version, events=events, apexes=apexes), replace=True)
+            self.model.model_version, self._playhead.frame_label, events=events, apexes=apexes),
+            replace=True)
 
     def close(self) -> None:
         self.distillation.close()

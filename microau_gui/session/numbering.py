@@ -5,7 +5,9 @@ May import numpy, PySide6.QtCore, core and media (to read an image folder's file
 
 A frame's identity is its frame_idx in the store and the dataset's own number in every export
 (DESIGN §5 "Frame identity"). On screen the coder picks one numbering and it applies to the HUD,
-the frame box, the timeline's ruler, event labels and titles, the lists and the status lines:
+the frame box, the timeline's ruler, event labels and titles, the lists, the status lines and
+the workers' messages (each frame, prediction or analysis request carries the labels of the
+moment it was made: `messages.FrameLabel`, set on the playhead by the session):
 
 - `dataset`: the project's numbers, the ones every export writes (CASME II img46.jpg -> 46; a
   video imported from a sheet keeps the sheet's offset). The default.

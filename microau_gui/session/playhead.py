@@ -8,6 +8,10 @@ never another session part.
 Threads: it owns the FrameLoaderWorker's QThread and reads the lock-guarded `DecodedFrames` the
 loader fills (a frame already decoded is drawn without a thread hop; see session.frame_loader).
 
+Frame names: every request carries `frame_label`, the labels of the user's numbering at the
+time (the session sets it; see session.numbering), so the loader's messages name frames as the
+coder sees them.
+
 Stale answers: a decoded frame is shown unless it is from another video or older than the frame
 on screen (during playback every newer frame is worth showing; the loader itself skips to the
 newest request, so the last frame asked for is always the last one shown).
@@ -23,7 +27,14 @@ from PySide6.QtCore import QObject, Signal
 
 from microau_gui.session.frame_loader import DecodedFrames, FrameLoaderWorker
 from microau_gui.session.jobs import RequestIds
-from microau_gui.session.messages import FrameLoaded, FrameRequest, MediaRef, ProxyReady
+from microau_gui.session.messages import (
+    FrameLabel,
+    FrameLoaded,
+    FrameRequest,
+    MediaRef,
+    ProxyReady,
+    index_label,
+)
 from microau_gui.session.playback import SPEEDS, PlaybackClock
 from microau_gui.session.workers import WorkerThread
 
@@ -40,7 +51,7 @@ class Playhead(QObject):
     failed = Signal(str)
     frame_warmed = Signal(int)  # this frame_idx of the open media was decoded for `pixels`
     _frame_requested = Signal(object)
-    _warm_requested = Signal(object, int)
+    _warm_requested = Signal(object, int, object)  # (media, frame_idx, FrameLabel)
     _proxy_ready = Signal(object)  # ProxyReady, to the loader (and whoever else connects)
 
     def __init__(self, ids: RequestIds, parent: QObject | None = None):
@@ -50,6 +61,10 @@ class Playhead(QObject):
         self.frame_idx = 0  # the playhead (last requested frame)
         self.displayed_frame_idx: int | None = None  # the frame on screen
         self._shown_frame_request = 0
+        # How requests name frames in the workers' messages: the user's numbering of the open
+        # media (the session sets it from session.numbering whenever that changes); 0-based
+        # indices, said so, until it does.
+        self.frame_label: FrameLabel = index_label
         self.clock = PlaybackClock(self)
         self.clock.frame_reached.connect(self._on_clock_frame_reached)
         self.clock.playing_changed.connect(self.playing_changed)
@@ -130,7 +145,8 @@ class Playhead(QObject):
         self.frame_idx = frame_idx
         requested_at_s = time.perf_counter()
         self.position_changed.emit(frame_idx)
-        request = FrameRequest(self._ids.next(), self.media, frame_idx, requested_at_s)
+        request = FrameRequest(self._ids.next(), self.media, frame_idx, requested_at_s,
+                               self.frame_label)
         hit = self.decoded.get(self.media.video_id, frame_idx)
         if hit is not None:
             rgb, t_s = hit
@@ -148,7 +164,7 @@ class Playhead(QObject):
         hit = self.decoded.get(self.media.video_id, frame_idx)
         if hit is not None:
             return hit[0]
-        self._warm_requested.emit(self.media, frame_idx)
+        self._warm_requested.emit(self.media, frame_idx, self.frame_label)
         return None
 
     def _on_loader_frame_warmed(self, video_id: int, frame_idx: int) -> None:

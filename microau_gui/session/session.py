@@ -111,6 +111,8 @@ class ProjectSession(QObject):
         self.models.analysis.finished.connect(self._on_analysis_finished)
         self.coder = CoderIdentity(self)  # written on every event and note created here
         self.numbering = FrameNumbering(lambda: self.project, self)  # the numbers views show
+        # ... and the workers' messages: each request carries the labels of its time
+        self.numbering.changed.connect(self._on_numbering_changed)
         self.annotator = Annotator(lambda: self.project, lambda: self.video,
                                    lambda: self.playhead.frame_idx, lambda: self.models.vocab,
                                    lambda: self.coder.name, self, lambda: self.coder.blind)
@@ -272,6 +274,9 @@ class ProjectSession(QObject):
         self.models.hand_over(None)
         project.close()
         self.project_closed.emit()
+
+    def _on_numbering_changed(self) -> None:
+        self.playhead.frame_label = self.numbering.labels.label  # immutable: safe on any thread
 
     def open_video(self, video_id: int) -> None:
         if self.project is None:
