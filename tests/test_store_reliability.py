@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sheet_fixtures import casme2_sheet, image_folder
 from test_store_fixtures import small_project
@@ -206,6 +207,35 @@ def test_damaged_frame_numbers_in_a_project_are_one_line_not_a_huge_allocation(t
     with Project.open(path) as reopened:
         with pytest.raises(UserError, match="frame numbers of a video are damaged"):
             reopened.frame_numbers(video.id)
+
+
+@pytest.mark.parametrize("column, value", [("vocab", "5"), ("vocab", "[1, 2]"), ("metrics", "[]"),
+                                           ("metrics", "{not json"), ("meta", '"text"')])
+def test_damaged_json_columns_of_a_shared_project_are_one_line(tmp_path, astronaut_path, column,
+                                                               value):
+    """A shared project whose JSON columns were edited by hand: each reader says which value is
+    damaged in one line (UserError), never a TypeError from deep inside."""
+    from microau_gui.store.traces import ComparisonTrace
+
+    project = small_project(tmp_path, astronaut_path)
+    version = project.models.add("m", tmp_path / "m", ("AU1", "AU2"), metrics={"f1": 0.5})
+    video = project.videos()[0]
+    trace = project.traces.put(video.id, ComparisonTrace(
+        name="of.csv", tool="openface", frame_idx=np.arange(3),
+        values={("intensity", "AU12"): np.zeros(3, np.float32)}, meta={"read": "test"}))
+    path = project.path
+    project.close()
+    table = {"vocab": "model_versions", "metrics": "model_versions", "meta": "comparison_traces"}
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE {table[column]} SET {column} = ?", (value,))
+    conn.close()
+    with Project.open(path) as reopened, pytest.raises(UserError, match="the project is damaged"):
+        if column == "vocab":
+            reopened.models.get(version.id)
+        elif column == "metrics":
+            reopened.models.get(version.id).metrics
+        else:
+            reopened.traces.get(trace)
 
 
 # -- D8 / D16: JSON import ------------------------------------------------------------------------

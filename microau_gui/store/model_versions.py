@@ -20,7 +20,7 @@ from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
 from microau_gui.store import schema
 from microau_gui.store.db import Database, resolve_path, store_path
-from microau_gui.store.records import ModelVersion
+from microau_gui.store.records import ModelVersion, stored_json
 
 _COLUMNS = "id, name, checkpoint, vocab, parent_id, data_hash, metrics, created_at, active, card_version"
 
@@ -45,7 +45,8 @@ class ModelRegistry:
     def _row(self, row) -> ModelVersion:
         return ModelVersion(
             id=row[0], name=row[1], checkpoint=resolve_path(self._dir, row[2]),
-            vocab=tuple(json.loads(row[3])), parent_id=row[4], data_hash=row[5],
+            vocab=tuple(stored_json(row[3], list, f"the vocabulary of model version {row[1]}")),
+            parent_id=row[4], data_hash=row[5],
             metrics_json=row[6], created_at=row[7], active=bool(row[8]), card_version=row[9],
         )
 

@@ -40,7 +40,6 @@ row, whatever its class.
 
 from __future__ import annotations
 
-import json
 import struct
 import threading
 import zlib
@@ -52,6 +51,7 @@ import numpy as np
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import FramePrediction
 from microau_gui.store.db import Database
+from microau_gui.store.records import stored_json
 
 _MAGIC = b"MP"
 _FORMAT = 1
@@ -195,7 +195,7 @@ class PredictionCache:
         ).fetchone()
         if row is None:
             raise UserError(f"model version {model_version_id} is not in this project")
-        known = (row[0], tuple(json.loads(row[1])))
+        known = (row[0], tuple(stored_json(row[1], list, f"the vocabulary of model version {row[0]}")))
         if row[2] is not None:  # a version registered before card versions gets one later
             with self._lock:
                 self._versions[model_version_id] = known

@@ -202,7 +202,7 @@ class ModelVersion:
     @property
     def metrics(self) -> dict[str, Any]:
         """A fresh parse of `metrics_json` (report data, not state)."""
-        return json.loads(self.metrics_json)
+        return stored_json(self.metrics_json, dict, f"the metrics of model version {self.name}")
 
 
 @dataclass(frozen=True)
@@ -281,6 +281,20 @@ def encode_frame_numbers(numbers: np.ndarray) -> str:
     counts = np.diff(np.concatenate([starts, [numbers.size]]))
     return json.dumps([[int(numbers[s]), int(c)] for s, c in zip(starts, counts)],
                       separators=(",", ":"))
+
+
+def stored_json(text: str | None, kind: type[list] | type[dict], what: str) -> Any:
+    """A JSON column of the project, checked to hold a `kind` (a list of names, for lists)
+    before it is used: a shared project edited by hand or by a hostile tool gets one line that
+    names the damaged value, not a traceback deep in whatever read it first."""
+    try:
+        value = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, kind) or (kind is list and not all(isinstance(v, str) for v in value)):
+        raise UserError(f"the project is damaged: {what} is not a JSON "
+                        f"{'list of names' if kind is list else 'object'}; restore it from a copy")
+    return value
 
 
 def decode_frame_numbers(runs_json: str, n_frames: int) -> np.ndarray:

@@ -30,6 +30,7 @@ from microau_gui.core.au import au_number
 from microau_gui.core.errors import UserError
 from microau_gui.store import schema
 from microau_gui.store.db import Database
+from microau_gui.store.records import stored_json
 
 # channel -> (low, high) of its values; None where the scale is open
 CHANNELS: dict[str, tuple[float | None, float | None]] = {
@@ -160,7 +161,8 @@ class TraceStore:
                                   "WHERE trace_id = ?", (trace_id,)).fetchall()
         name, tool, file, meta, frames = row
         return ComparisonTrace(
-            name=name, tool=tool, file=file, meta=json.loads(meta),
+            name=name, tool=tool, file=file,
+            meta=stored_json(meta, dict, f"the description of comparison trace {name}"),
             frame_idx=np.frombuffer(frames, "<i4").astype(np.int64),
             values={(c, f"AU{a}"): np.frombuffer(v, "<f4").astype(np.float32)
                     for c, a, v in values})
