@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 from gui_fixtures import mark_event, open_in_window, press_keys, shown_window
 from test_session_fixtures import face_clip  # noqa: F401
 
@@ -150,14 +151,16 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     table = panel.table
     assert table.hasFocus() and window.docks["events"].isVisible()
     header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    assert header[:7] == ["event", "onset", "apex", "offset", "frames", "ms", "AUs"]
+    # the AUs second, so a narrow dock still shows them
+    assert header[:7] == ["event", "AUs", "onset", "apex", "offset", "frames", "ms"]
+    column = {name: header.index(name) for name in header}
     fps = window.session.fps
     row = panel.shown_event_ids().index(first)
-    assert table.item(row, 5).data(Qt.ItemDataRole.EditRole) == round(1000 * 5 / fps)
-    table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    assert table.item(row, column["ms"]).data(Qt.ItemDataRole.EditRole) == round(1000 * 5 / fps)
+    table.sortByColumn(column["onset"], Qt.SortOrder.DescendingOrder)
     assert panel.shown_event_ids() == [third, second, first]
     # edit the offset of the first row (event `third`) by keys: F2, type, Enter
-    table.setCurrentCell(0, 3)
+    table.setCurrentCell(0, column["offset"])
     press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
@@ -167,7 +170,7 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     qtbot.waitUntil(lambda: project.event(third).offset == 18)
     assert window.session.undo_stack.undoText() == f"Move offset of event {third}"
     # a refused edit (apex before onset) changes nothing and the cell shows the stored value
-    table.setCurrentCell(panel.shown_event_ids().index(third), 2)
+    table.setCurrentCell(panel.shown_event_ids().index(third), column["apex"])
     press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
@@ -176,7 +179,7 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     qtbot.waitUntil(lambda: table.state() != table.State.EditingState)
     qtbot.wait(50)
     assert project.event(third).apex == 14
-    assert table.item(panel.shown_event_ids().index(third), 2).data(
+    assert table.item(panel.shown_event_ids().index(third), column["apex"]).data(
         Qt.ItemDataRole.EditRole) == frames.number(14)
     box = window._error_box  # the refusal, in words; Esc closes it and the keys come back
     assert box is not None and "apex" in box.text()
@@ -184,13 +187,22 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     qtbot.waitUntil(lambda: window._error_box is None)
     window.activateWindow()
     # AUs typed into the table
-    table.setCurrentCell(panel.shown_event_ids().index(second), 6)
+    table.setCurrentCell(panel.shown_event_ids().index(second), column["AUs"])
     press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
-    qtbot.keyClicks(editor, "4+L12C")
+    long_aus = "1+2+4+5+6+7+9+10+L12C+R14B+15+17+20+23+24+25+26"
+    qtbot.keyClicks(editor, long_aus)
     press_keys(qtbot, editor, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: project.event(second).aus_text == "4+L12C")
+    qtbot.waitUntil(lambda: project.event(second).aus_text == long_aus)
+    # a long AU string is elided in its column, which stays within a narrow (300 px) dock, and
+    # its tooltip has the whole of it
+    cell = table.item(panel.shown_event_ids().index(second), column["AUs"])
+    assert cell.toolTip() == long_aus
+    assert table.textElideMode() == Qt.TextElideMode.ElideRight
+    width = QFontMetrics(table.font()).horizontalAdvance(long_aus)
+    assert table.columnWidth(column["AUs"]) < width
+    assert table.columnViewportPosition(column["AUs"]) + table.columnWidth(column["AUs"]) < 300
     # Enter jumps to the row's event
     table.setFocus()
     table.setCurrentCell(panel.shown_event_ids().index(second), 0)
