@@ -7,12 +7,13 @@ multi-row delete).
 Columns (issue 16, what ELAN's and BORIS's event lists show): event id, AUs (FACS string with
 side and intensity), onset, apex, offset, duration in frames and in ms, emotion, coder, source,
 blind. The AUs come second, so a narrow dock still shows them; a string longer than its column
-is elided ("4+L12C+…") and its tooltip has the whole of it. Onset, apex, offset, AUs and emotion are edited in place (double-click or F2); a value the
-store refuses (apex before onset, an AU string the parser cannot read) is reported on the status
-line and the cell shows the stored value again. Enter jumps to the row's event (selects it and
-seeks its onset); Delete removes every selected row (the window routes its Delete key here while
-the table has the keys). Clicking a header sorts by it (numbers as numbers). In blind coding mode
-only the current coder's events are listed.
+is elided ("4+L12C+…") and its tooltip has the whole of it. Onset, apex, offset, AUs and emotion
+are edited in place (double-click or F2); a value the store refuses (apex before onset, an AU
+string the parser cannot read) is reported on the status line and the cell shows the stored
+value again. Enter jumps to the row's event (selects it and seeks its onset); Delete removes
+every selected row (the window routes its Delete key here while the table has the keys).
+Clicking a header sorts by it (numbers as numbers). In blind coding mode only the current
+coder's events are listed.
 """
 
 from __future__ import annotations
