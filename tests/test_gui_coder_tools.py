@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 from gui_fixtures import mark_event, open_in_window, press_keys, shown_window
 from test_session_fixtures import face_clip  # noqa: F401
 
 from microau_gui.core.aus import parse_au_string
 from microau_gui.gui.keymap import conflicts
-from microau_gui.gui.timeline_view import FIRST_AU_LANE
 from microau_gui.session.playback import playback_position
 
 pytestmark = pytest.mark.qt_log_ignore(r"This plugin does not support (propagateSizeHints|raise)")
@@ -78,20 +78,38 @@ def test_each_coder_has_a_tier_that_can_be_hidden(qtbot, window, face_clip):
     cat = project.add_event(video.id, 4, 5, 6, parse_au_string("4").codes, coder="cat")
     timeline = window.timeline
     qtbot.waitUntil(lambda: timeline.coder_tiers == ("bob", "cat"))
-    first_tier = len(timeline.vocab) + FIRST_AU_LANE
-    assert timeline.tier_lane("ann") == 0
-    assert (timeline.tier_lane("bob"), timeline.tier_lane("cat")) == (first_tier, first_tier + 1)
+    # As in ELAN, the tiers are grouped on top: yours first, then the other coders', then the
+    # spotted candidates, then every AU lane (a tier under the AU lanes scrolls out of view).
+    assert (timeline.tier_lane("ann"), timeline.tier_lane("bob"), timeline.tier_lane("cat")) \
+        == (0, 1, 2)
+    assert timeline.candidate_lane_y == 3 == timeline.candidate_lane.lane
+    assert timeline.first_au_lane == 4 and timeline.n_lanes == 4 + len(timeline.vocab)
     labels = dict(timeline.plot.getAxis("left")._tickLevels[0])
-    assert labels[0.5] == "events: ann" and labels[first_tier + 0.5] == "coder: bob"
+    assert [labels[y + 0.5] for y in range(5)] == [
+        "events: ann", "coder: bob", "coder: cat", "spotted", timeline.vocab[0]]
     label_y = {i: timeline._event_items[i][2].pos().y() for i in (own, bob.id, cat.id)}
-    assert label_y == {own: 0.5, bob.id: first_tier + 0.5, cat.id: first_tier + 1.5}
+    assert label_y == {own: 0.5, bob.id: 1.5, cat.id: 2.5}
+    au4 = timeline.vocab.index("AU4")
+
+    def cat_au4_lane():
+        (_rect, lane, text, _timed), = timeline._span_items[cat.id]
+        return lane, text.pos().y()
+
+    assert cat_au4_lane() == (4 + au4, 4 + au4 + 0.5)
+    assert 4 < float(timeline.value_y(0, 1.0)) < float(timeline.value_y(0, 0.0)) < 5
     menu = window._coder_tiers_menu
     bob_action = next(a for a in menu.actions() if a.objectName() == "tier_bob")
-    bob_action.trigger()  # unchecked: the tier goes, cat's moves up
+    bob_action.trigger()  # unchecked: the tier goes, cat's and every lane under it move up
     assert timeline.coder_tiers == ("cat",) and bob.id not in timeline._event_items
-    assert timeline.tier_lane("cat") == first_tier
+    assert timeline.tier_lane("cat") == 1 and timeline._event_items[cat.id][2].pos().y() == 1.5
+    assert timeline.candidate_lane.lane == 2 and timeline.first_au_lane == 3
+    assert cat_au4_lane() == (3 + au4, 3 + au4 + 0.5)  # cat's AU4 stays on the AU4 lane
+    labels = dict(timeline.plot.getAxis("left")._tickLevels[0])
+    assert labels[3 + au4 + 0.5] == "AU4" and labels[1.5] == "coder: cat"
+    assert 3 < float(timeline.value_y(0, 1.0)) < 4  # the model's traces follow
     bob_action.trigger()
     assert timeline.coder_tiers == ("bob", "cat") and bob.id in timeline._event_items
+    assert timeline.first_au_lane == 4 and cat_au4_lane() == (4 + au4, 4 + au4 + 0.5)
 
 
 def test_an_au_timed_by_key_gets_its_own_span_labelled_with_side_and_intensity(qtbot, window,
@@ -109,7 +127,7 @@ def test_an_au_timed_by_key_gets_its_own_span_labelled_with_side_and_intensity(q
     assert (event.onset, event.offset) == (3, 9)
     assert event.au_span(number) == (5, 6, 7)
     (rect, lane, text, timed), = window.timeline._span_items[event_id]
-    assert timed and lane == 8 + FIRST_AU_LANE
+    assert timed and lane == window.timeline.au_lane(8)
     assert (rect.rect().left(), rect.rect().width()) == (4.5, 3)
     assert text.toPlainText() == f"R{number}C"
     # frames 5-6-7 are img6-img8: the title names them in the dataset's numbers
@@ -133,14 +151,16 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     table = panel.table
     assert table.hasFocus() and window.docks["events"].isVisible()
     header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    assert header[:7] == ["event", "onset", "apex", "offset", "frames", "ms", "AUs"]
+    # the AUs second, so a narrow dock still shows them
+    assert header[:7] == ["event", "AUs", "onset", "apex", "offset", "frames", "ms"]
+    column = {name: header.index(name) for name in header}
     fps = window.session.fps
     row = panel.shown_event_ids().index(first)
-    assert table.item(row, 5).data(Qt.ItemDataRole.EditRole) == round(1000 * 5 / fps)
-    table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    assert table.item(row, column["ms"]).data(Qt.ItemDataRole.EditRole) == round(1000 * 5 / fps)
+    table.sortByColumn(column["onset"], Qt.SortOrder.DescendingOrder)
     assert panel.shown_event_ids() == [third, second, first]
     # edit the offset of the first row (event `third`) by keys: F2, type, Enter
-    table.setCurrentCell(0, 3)
+    table.setCurrentCell(0, column["offset"])
     press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
@@ -150,7 +170,7 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     qtbot.waitUntil(lambda: project.event(third).offset == 18)
     assert window.session.undo_stack.undoText() == f"Move offset of event {third}"
     # a refused edit (apex before onset) changes nothing and the cell shows the stored value
-    table.setCurrentCell(panel.shown_event_ids().index(third), 2)
+    table.setCurrentCell(panel.shown_event_ids().index(third), column["apex"])
     press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
@@ -159,7 +179,7 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     qtbot.waitUntil(lambda: table.state() != table.State.EditingState)
     qtbot.wait(50)
     assert project.event(third).apex == 14
-    assert table.item(panel.shown_event_ids().index(third), 2).data(
+    assert table.item(panel.shown_event_ids().index(third), column["apex"]).data(
         Qt.ItemDataRole.EditRole) == frames.number(14)
     box = window._error_box  # the refusal, in words; Esc closes it and the keys come back
     assert box is not None and "apex" in box.text()
@@ -167,13 +187,22 @@ def test_the_event_table_sorts_edits_jumps_and_deletes_several_rows_as_one_step(
     qtbot.waitUntil(lambda: window._error_box is None)
     window.activateWindow()
     # AUs typed into the table
-    table.setCurrentCell(panel.shown_event_ids().index(second), 6)
+    table.setCurrentCell(panel.shown_event_ids().index(second), column["AUs"])
     press_keys(qtbot, table, Qt.Key.Key_F2)
     editor = table.focusWidget()
     editor.selectAll()
-    qtbot.keyClicks(editor, "4+L12C")
+    long_aus = "1+2+4+5+6+7+9+10+L12C+R14B+15+17+20+23+24+25+26"
+    qtbot.keyClicks(editor, long_aus)
     press_keys(qtbot, editor, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: project.event(second).aus_text == "4+L12C")
+    qtbot.waitUntil(lambda: project.event(second).aus_text == long_aus)
+    # a long AU string is elided in its column, which stays within a narrow (300 px) dock, and
+    # its tooltip has the whole of it
+    cell = table.item(panel.shown_event_ids().index(second), column["AUs"])
+    assert cell.toolTip() == long_aus
+    assert table.textElideMode() == Qt.TextElideMode.ElideRight
+    width = QFontMetrics(table.font()).horizontalAdvance(long_aus)
+    assert table.columnWidth(column["AUs"]) < width
+    assert table.columnViewportPosition(column["AUs"]) + table.columnWidth(column["AUs"]) < 300
     # Enter jumps to the row's event
     table.setFocus()
     table.setCurrentCell(panel.shown_event_ids().index(second), 0)

@@ -80,8 +80,17 @@ def test_an_imported_openface_trace_is_drawn_beside_the_model_and_toggled_in_the
     assert "AU12" in shared and len(shared) >= 8  # OpenFace covers most of the model's AUs
     item = lanes.items[("OpenFace_Test.csv", "AU12")]
     x, y = item.getData()
-    lane = window.timeline.vocab.index("AU12") + 2
+    timeline = window.timeline
+    lane = timeline.au_lane(timeline.vocab.index("AU12"))
     assert len(x) == 100 and lane < min(y) and max(y) < lane + 1  # inside the AU12 lane
+    # Another coder's tier goes above the AU lanes: the dashed lines move down with them.
+    session = window.session
+    session.project.add_event(session.video.id, 1, 2, 3, parse_au_string("12").codes,
+                              coder="zed")
+    qtbot.waitUntil(lambda: timeline.coder_tiers == ("zed",))
+    _x, y = lanes.items[("OpenFace_Test.csv", "AU12")].getData()
+    assert timeline.au_lane(timeline.vocab.index("AU12")) == lane + 1
+    assert lane + 1 < min(y) and max(y) < lane + 2
 
     # The toggles and the values live in the AU panel itself; there is no separate dock.
     panel = window.au_panel

@@ -68,6 +68,8 @@ class ComparisonLanes:
         session.video_opened.connect(lambda _video: self.refresh())
         session.model_loaded.connect(lambda _loaded: self.refresh())
         controller.traces_changed.connect(self.refresh)
+        # A coder tier shown or hidden moves the AU lanes.
+        timeline.lanes_changed.connect(self.refresh)
 
     def set_visible(self, name: str, visible: bool) -> None:
         (self.hidden.discard if visible else self.hidden.add)(name)

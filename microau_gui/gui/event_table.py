@@ -4,19 +4,22 @@ Owns: `EventTablePanel`, `COLUMNS`. May import PySide6, core and session; every 
 `ProjectSession` call, i.e. an undoable store command (one undo step per edited cell, one for a
 multi-row delete).
 
-Columns (issue 16, what ELAN's and BORIS's event lists show): event id, onset, apex, offset,
-duration in frames and in ms, AUs (FACS string with side and intensity), emotion, coder, source,
-blind. Onset, apex, offset, AUs and emotion are edited in place (double-click or F2); a value the
-store refuses (apex before onset, an AU string the parser cannot read) is reported on the status
-line and the cell shows the stored value again. Enter jumps to the row's event (selects it and
-seeks its onset); Delete removes every selected row (the window routes its Delete key here while
-the table has the keys). Clicking a header sorts by it (numbers as numbers). In blind coding mode
-only the current coder's events are listed.
+Columns (issue 16, what ELAN's and BORIS's event lists show): event id, AUs (FACS string with
+side and intensity), onset, apex, offset, duration in frames and in ms, emotion, coder, source,
+blind. The AUs come second, so a narrow dock still shows them; a string longer than its column
+is elided ("4+L12C+…") and its tooltip has the whole of it. Onset, apex, offset, AUs and emotion
+are edited in place (double-click or F2); a value the store refuses (apex before onset, an AU
+string the parser cannot read) is reported on the status line and the cell shows the stored
+value again. Enter jumps to the row's event (selects it and seeks its onset); Delete removes
+every selected row (the window routes its Delete key here while the table has the keys).
+Clicking a header sorts by it (numbers as numbers). In blind coding mode only the current
+coder's events are listed.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -30,9 +33,10 @@ from PySide6.QtWidgets import (
 from microau_gui.core.aus import parse_au_string
 from microau_gui.session.session import ProjectSession
 
-COLUMNS = ("event", "onset", "apex", "offset", "frames", "ms", "AUs", "emotion", "coder",
+COLUMNS = ("event", "AUs", "onset", "apex", "offset", "frames", "ms", "emotion", "coder",
            "source", "blind")
 EDITABLE = ("onset", "apex", "offset", "AUs", "emotion")
+AUS_WIDTH_TEXT = "R12C+L14B+25+26"  # the AUs column's starting width; longer strings are elided
 
 
 class EventTablePanel(QWidget):
@@ -51,9 +55,17 @@ class EventTablePanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
                                    | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.table.verticalHeader().hide()
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setWordWrap(False)  # a long AU string is elided on one line, not wrapped
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(COLUMNS.index("AUs"), QHeaderView.ResizeMode.Stretch)
+        # A fixed starting width the user can drag: sized to its contents, one long string would
+        # push every other column out of a narrow dock.
+        aus = COLUMNS.index("AUs")
+        header.setSectionResizeMode(aus, QHeaderView.ResizeMode.Interactive)
+        self.table.setColumnWidth(
+            aus, QFontMetrics(self.table.font()).horizontalAdvance(AUS_WIDTH_TEXT) + 12)
+        header.setStretchLastSection(True)
         self.table.itemChanged.connect(self._on_table_item_changed)
         self.table.activated.connect(self._on_table_activated)
         hint = QLabel("Enter: go to the event · F2: edit the cell · Delete: delete the selected "
@@ -92,13 +104,15 @@ class EventTablePanel(QWidget):
         self.table.setRowCount(len(events))
         for row, event in enumerate(events):
             ms = round(1000 * event.n_frames / fps) if fps > 0 else ""
-            values = (event.id, frames.number(event.onset), frames.number(event.apex),
-                      frames.number(event.offset), event.n_frames, ms,
-                      event.aus_text, event.emotion or "", event.coder, event.source,
+            values = (event.id, event.aus_text, frames.number(event.onset),
+                      frames.number(event.apex), frames.number(event.offset), event.n_frames, ms,
+                      event.emotion or "", event.coder, event.source,
                       "yes" if event.blind else "")
             for column, value in enumerate(values):
                 item = QTableWidgetItem()
                 item.setData(Qt.ItemDataRole.EditRole, value)  # ints sort as numbers
+                if COLUMNS[column] == "AUs" and value:
+                    item.setToolTip(value)  # the whole string, however narrow the column
                 flags = item.flags() & ~Qt.ItemFlag.ItemIsEditable
                 if COLUMNS[column] in EDITABLE and self.session.editable:
                     flags |= Qt.ItemFlag.ItemIsEditable

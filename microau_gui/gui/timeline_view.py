@@ -4,12 +4,14 @@ Owns: `TimelineView`. May import PySide6, pyqtgraph, numpy, core and session val
 through `ProjectSession` methods only.
 
 Coordinates: x is frame_idx (a frame covers [f - 0.5, f + 0.5]); y counts lanes downwards (the
-plot's y axis is inverted): the event lane is [0, 1], the spotting candidate lane [1, 2]
-(gui.candidate_lane), AU lane i is [i + FIRST_AU_LANE, i + FIRST_AU_LANE + 1], and below the AU
-lanes one tier per other coder. Mouse zoom and pan act on x only; the y range is fixed. Lanes
-are at least LANE_MIN_PX tall: when the dock is shorter than all of them, the lanes scroll
-vertically (as ELAN's tiers do) under the ruler (gui.ruler: hh:mm:ss.fff and frame numbers in
-the chosen numbering, session.numbering), which stays pinned.
+plot's y axis is inverted). Lane order, top to bottom (as ELAN groups its tiers): the current
+coder's event tier [0, 1], one tier per other coder shown (`coder_tiers`), the spotting candidate
+lane (`candidate_lane_y`, gui.candidate_lane), then AU lane i at `first_au_lane + i`. Whatever is
+placed by lane (traces, comparison traces, candidates, spans) asks these properties, and
+`lanes_changed` fires when they may have moved (a tier shown or hidden). Mouse zoom and pan act
+on x only; the y range is fixed. Lanes are at least LANE_MIN_PX tall: when the dock is shorter
+than all of them, the lanes scroll vertically (as ELAN's tiers do) under the ruler (gui.ruler:
+hh:mm:ss.fff and frame numbers in the chosen numbering, session.numbering), which stays pinned.
 
 An AU lane draws the model's probability from VALUE_TOP (p = 1) to VALUE_BOTTOM (p = 0) of the
 lane, with its scale (0, the decision threshold, 1) on the right axis and the threshold
@@ -19,11 +21,12 @@ past their own span: one that does not fit is shortened (to "E3"), else hidden; 
 tooltip always has the whole text.
 
 Per-coder tiers (ELAN's tiers, issue 16): the event lane holds the current coder's events; every
-other coder of the video has a tier of their own under the AU lanes, which View > Coder tiers
-hides one by one. The AU lanes draw the coded AUs of every event shown, each over the AU's own
-onset-offset where the coder timed it apart (else the event's), labelled with side and intensity
-("L12C"); other coders' AUs are outlined dashed. Blind coding mode (`set_blind`) hides the model
-traces, the spotted candidates and every other coder's tier and AUs.
+other coder of the video has a tier of their own right under it, above the AU lanes (so no tier
+scrolls out of view below them), which View > Coder tiers hides one by one. The AU lanes draw
+the coded AUs of every event shown, each over the AU's own onset-offset where the coder timed it
+apart (else the event's), labelled with side and intensity ("L12C"); other coders' AUs are
+outlined dashed. Blind coding mode (`set_blind`) hides the model traces, the spotted candidates
+and every other coder's tier and AUs.
 
 Dragging (pyqtgraph's "a drag previews live and commits once"): an event's span
 (LinearRegionItem) and apex (InfiniteLine) move freely while dragged, the AU spans of that event
@@ -65,8 +68,6 @@ PLAYHEAD_PEN = QColor(255, 70, 70)
 MAX_DOTTED_FRAMES = 400  # above this many cached frames a trace is a plain line (speed)
 MAX_JOINED_GAP = 10  # frames; cached predictions further apart are drawn unconnected
 TRACE_REFRESH_MS = 400  # redraw traces at most this often while analysis fills the cache
-CANDIDATE_LANE = 1  # spotted candidates, right under the events they may become
-FIRST_AU_LANE = 2
 LANE_MIN_PX = 40  # a lane's scale (1, threshold, 0) needs three readable 8-pt labels
 VALUE_TOP, VALUE_BOTTOM = 0.15, 0.85  # where p = 1 and p = 0 sit inside a lane (lane = 1.0)
 MAX_AXIS_PX = 200  # the lane names' column never takes more of the width than this
@@ -107,6 +108,7 @@ class TimelineView(QWidget):
     """AU lanes and the event lane of the open video."""
 
     span_previewed = Signal(int, int, int)  # (event_id, onset, offset) while a span is dragged
+    lanes_changed = Signal()  # the lanes were laid out again: lane positions may have moved
 
     def __init__(self, session: ProjectSession, parent: QWidget | None = None):
         super().__init__(parent)
@@ -155,7 +157,7 @@ class TimelineView(QWidget):
         self._trace_timer.setSingleShot(True)
         self._trace_timer.setInterval(TRACE_REFRESH_MS)
         self._trace_timer.timeout.connect(self.refresh_traces)
-        self.candidate_lane = CandidateLane(self.plot, session.review, CANDIDATE_LANE,
+        self.candidate_lane = CandidateLane(self.plot, session.review, self.candidate_lane_y,
                                             lambda *frame_idxs: session.frames.label(*frame_idxs))
 
         self.scroll = QScrollArea()  # lanes keep LANE_MIN_PX and scroll when the dock is short
@@ -189,8 +191,22 @@ class TimelineView(QWidget):
     # -- lanes ---------------------------------------------------------------------------------
 
     @property
+    def candidate_lane_y(self) -> int:
+        """The spotted candidates' lane: under every coder tier, right above the AU lanes."""
+        return 1 + len(self.coder_tiers)
+
+    @property
+    def first_au_lane(self) -> int:
+        """The lane of vocabulary entry 0; entry i is on `first_au_lane + i`."""
+        return self.candidate_lane_y + 1
+
+    @property
     def n_lanes(self) -> int:
-        return len(self.vocab) + FIRST_AU_LANE + len(self.coder_tiers)
+        return self.first_au_lane + len(self.vocab)
+
+    def au_lane(self, au_index: int) -> int:
+        """The lane of vocabulary entry `au_index`."""
+        return self.first_au_lane + au_index
 
     def coders(self) -> list[str]:
         """The other coders of the open video's events (the current coder's are on lane 0)."""
@@ -198,11 +214,12 @@ class TimelineView(QWidget):
         return sorted({e.coder for e in self.session.events} - {own})
 
     def tier_lane(self, coder: str) -> int | None:
-        """The lane of a coder's events: 0 for the current coder, None when not shown."""
+        """The lane of a coder's events: 0 for the current coder, then the other coders' tiers
+        in `coder_tiers` order; None when not shown."""
         if coder == self.session.coder.name:
             return 0
         if coder in self.coder_tiers:
-            return len(self.vocab) + FIRST_AU_LANE + self.coder_tiers.index(coder)
+            return 1 + self.coder_tiers.index(coder)
         return None
 
     def set_coder_visible(self, coder: str, visible: bool) -> None:
@@ -224,10 +241,10 @@ class TimelineView(QWidget):
             self.plot.removeItem(item)
         self._static_items = []
         own = self.session.coder.name or "(no coder name)"
-        ticks = [(0.5, f"events: {own}"), (CANDIDATE_LANE + 0.5, "spotted")] + [
-            (i + FIRST_AU_LANE + 0.5, code) for i, code in enumerate(self.vocab)] + [
-            (len(self.vocab) + FIRST_AU_LANE + k + 0.5, f"coder: {coder or '(none)'}")
-            for k, coder in enumerate(self.coder_tiers)]
+        ticks = [(0.5, f"events: {own}")] + [
+            (self.tier_lane(coder) + 0.5, f"coder: {coder or '(none)'}")
+            for coder in self.coder_tiers] + [(self.candidate_lane_y + 0.5, "spotted")] + [
+            (self.au_lane(i) + 0.5, code) for i, code in enumerate(self.vocab)]
         self.plot.getAxis("left").setTicks([ticks, []])
         # wide enough for the longest lane name ("events: EK", "coder: synth (ground truth)"):
         # pyqtgraph drops a tick label that does not fit, leaving a lane unnamed
@@ -256,6 +273,8 @@ class TimelineView(QWidget):
             self.plot.addItem(line)
             self._static_items.append(line)
         self.pending_item.setSpan(*self._lane_span(0))
+        self.candidate_lane.lane = self.candidate_lane_y
+        self.lanes_changed.emit()
 
     def restyle(self) -> None:
         """The theme or the font scale changed (gui.view_menu): colours, fonts, lane height."""
@@ -271,7 +290,7 @@ class TimelineView(QWidget):
     def value_y(self, au_index: int, p):
         """y of probability `p` (scalar or array, 0..1) in the lane of vocabulary entry
         `au_index` (y grows downwards: p = 1 is near the lane's top)."""
-        bottom = au_index + FIRST_AU_LANE + VALUE_BOTTOM
+        bottom = self.au_lane(au_index) + VALUE_BOTTOM
         return bottom - (VALUE_BOTTOM - VALUE_TOP) * np.asarray(p, dtype=np.float64)
 
     def set_vocab(self, vocab: tuple[str, ...]) -> None:
@@ -398,9 +417,11 @@ class TimelineView(QWidget):
         if not self.vocab:
             return
         tiers = () if self.blind else tuple(c for c in self.coders() if c not in self.hidden_coders)
-        if tiers != self.coder_tiers:
+        if tiers != self.coder_tiers:  # the candidate and AU lanes move up or down
             self.coder_tiers = tiers
             self._layout_lanes()
+            self.refresh_traces()
+            self.candidate_lane.refresh()
         selected = self.session.selected_event.id if self.session.selected_event else None
         for event in self.session.events:
             lane = self.tier_lane(event.coder)
@@ -445,7 +466,7 @@ class TimelineView(QWidget):
             name = f"AU{code.number}"
             if name not in self.vocab:
                 continue
-            lane = self.vocab.index(name) + FIRST_AU_LANE
+            lane = self.au_lane(self.vocab.index(name))
             r, g, b = au_info(name).colour
             onset, _apex, offset = event.au_span(code.number)
             timed = (onset, offset) != (event.onset, event.offset)
