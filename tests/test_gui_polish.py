@@ -175,6 +175,9 @@ def test_the_ruler_ticks_round_numbers_and_whole_times_and_the_lanes_show_their_
     threshold_y = float(timeline.value_y(0, DECISION_THRESHOLD))
     assert scale[round(threshold_y, 6)] == f"{DECISION_THRESHOLD:g}"
     assert scale[round(float(timeline.value_y(0, 1.0)), 6)] == "1"
+    # no two scale labels closer than a third of a lane (a lane's 0 ran into the next one's 1)
+    heights = sorted(scale)
+    assert min(b - a for a, b in zip(heights, heights[1:])) > 1 / 3
     # ... and a dashed threshold line at exactly the height a trace at p = threshold is drawn.
     lines = [item for item in timeline._static_items
              if item.angle == 0 and item.pen.style() == Qt.PenStyle.DashLine]

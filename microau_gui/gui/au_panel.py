@@ -1,7 +1,7 @@
 """The AU panel: live per-AU probability bars, and the selected event's AUs, emotion and notes.
 
-Owns: `AUPanel`, `ProbabilityBar`. May import PySide6, core and session; every edit is a
-`ProjectSession` call (an undoable store command).
+Owns: `AUPanel`, `ProbabilityBar`. May import PySide6, core, session and gui.style (colours);
+every edit is a `ProjectSession` call (an undoable store command).
 
 One row per AU of the model vocabulary, plus any other AU the selected event codes: colour swatch,
 code and FACS name, the model's probability for the frame on screen (greyed while the prediction
@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 from microau_gui.core.au import CATALOGUE, au_info
 from microau_gui.core.aus import INTENSITIES, Side, parse_au_string
 from microau_gui.core.types import DECISION_THRESHOLD, FramePrediction
+from microau_gui.gui import style
 from microau_gui.session.annotation import digit_aus
 from microau_gui.session.session import ProjectSession
 from microau_gui.session.records import Event
@@ -83,8 +84,9 @@ class ProbabilityBar(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(self.rect()).adjusted(0.5, 2.5, -0.5, -2.5)
-        painter.setPen(QColor(70, 70, 78))
-        painter.setBrush(QColor(34, 34, 40))
+        colours = style.current()  # read at paint time: a theme change repaints the bar
+        painter.setPen(colours.lane_line)
+        painter.setBrush(colours.alternate)
         painter.drawRoundedRect(rect, 3, 3)
         if self.value is not None:
             fill = QColor(self.colour)
@@ -94,10 +96,12 @@ class ProbabilityBar(QWidget):
             painter.drawRoundedRect(QRectF(rect.x(), rect.y(), rect.width() * self.value,
                                            rect.height()), 3, 3)
             # decision threshold tick: a coder reads "on" or "off" at a glance
-            painter.setPen(QColor(255, 255, 255, 90))
+            tick = QColor(colours.text)
+            tick.setAlpha(90)
+            painter.setPen(tick)
             x_half = rect.x() + rect.width() * DECISION_THRESHOLD
             painter.drawLine(int(x_half), int(rect.top()), int(x_half), int(rect.bottom()))
-        painter.setPen(QColor(150, 150, 155) if self.stale else QColor(245, 245, 245))
+        painter.setPen(colours.subtle if self.stale else colours.text)
         text = "–" if self.value is None else f"{self.value:.0%}"
         painter.drawText(rect.adjusted(6, 0, -6, 0), Qt.AlignmentFlag.AlignVCenter
                          | Qt.AlignmentFlag.AlignRight, text)

@@ -253,9 +253,12 @@ class TimelineView(QWidget):
                                                           for _y, text in ticks]))
         self.plot.getAxis("left").setWidth(left_px)
         self.ruler.set_left_width(left_px)
+        # 1 and the threshold on every AU lane; 0 only under the last one, since a lane's 0 sits
+        # a few pixels from the next lane's 1 and the two labels ran into each other
+        last = len(self.vocab) - 1
         scale = [(float(self.value_y(i, p)), text) for i in range(len(self.vocab))
                  for p, text in ((1.0, "1"), (DECISION_THRESHOLD, f"{DECISION_THRESHOLD:g}"),
-                                 (0.0, "0"))]
+                                 (0.0, "0")) if text != "0" or i == last]
         self.plot.getAxis("right").setTicks([scale, []])
         self.plot.setYRange(0, self.n_lanes, padding=0)
         lane_px = LANE_MIN_PX * max(1.0, style.font_scale())  # larger text, taller lanes
@@ -432,10 +435,11 @@ class TimelineView(QWidget):
     def _add_event(self, event: Event, selected: bool, tier: int = 0) -> None:
         brush = SELECTED_BRUSH if selected else (ACCEPTED_BRUSH if event.source == "accepted"
                                                  else EVENT_BRUSH)
+        outline = QColor(style.current().label)  # white on the dark theme, near black on light
+        outline.setAlpha(200 if selected else 110)
         region = _EventSpan(event.id, values=(event.onset - 0.5, event.offset + 0.5),
                             brush=brush, span=self._lane_span(tier),
-                            pen=pg.mkPen(QColor(255, 255, 255, 200 if selected else 110),
-                                         width=2 if selected else 1),
+                            pen=pg.mkPen(outline, width=2 if selected else 1),
                             hoverBrush=QColor(brush.red(), brush.green(), brush.blue(), 140),
                             bounds=(-0.5, self.session.n_frames - 0.5))
         region.setZValue(70 if selected else 65)
