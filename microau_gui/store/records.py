@@ -303,13 +303,14 @@ def decode_frame_numbers(runs_json: str, n_frames: int) -> np.ndarray:
     declares a run of 10^11 frames gets a one-line error, not an allocation of that size."""
     try:
         runs = json.loads(runs_json)
-        pairs = [(int(first), int(count)) for first, count in runs]
-        valid = all(type(v) is int for run in runs for v in run) and all(c > 0 for _, c in pairs)
     except (TypeError, ValueError):
-        valid = False
-    if not valid or sum(c for _, c in pairs) != n_frames:
+        runs = None
+    valid = isinstance(runs, list) and all(
+        isinstance(run, list) and len(run) == 2 and all(type(v) is int for v in run) and run[1] > 0
+        for run in runs)
+    if not valid or sum(count for _first, count in runs) != n_frames:
         raise UserError(f"the frame numbers of a video are damaged (they do not describe its "
                         f"{n_frames} frames); re-import the media or restore the file from a copy")
-    if not pairs:
+    if not runs:
         return np.zeros(0, dtype=np.int64)
-    return np.concatenate([np.arange(first, first + count, dtype=np.int64) for first, count in pairs])
+    return np.concatenate([np.arange(first, first + count, dtype=np.int64) for first, count in runs])
