@@ -108,17 +108,19 @@ def region_masks(xy_crop: np.ndarray, size: int, grid: int, vocab,
     cell = max(4, int(np.ceil(size / grid)))
     raster = grid * cell
     scale = raster / size
-    masks = np.zeros((len(vocab), grid * grid), dtype=bool)
+    canvas = np.zeros((len(vocab), raster, raster), np.uint8)
     for k, code in enumerate(vocab):
-        canvas = np.zeros((raster, raster), np.uint8)
         for polygon in au_polygons(code, xy_crop).values():
             pts = np.round(np.asarray(polygon) * scale).astype(np.int32)
-            cv2.fillPoly(canvas, [pts], 1)
-        cover = canvas.reshape(grid, cell, grid, cell).mean(axis=(1, 3)).reshape(-1)  # (grid*grid,)
-        mask = cover >= min_cover
-        if not mask.any():
-            mask[_fallback_patch(cover, xy_crop, code, size, grid)] = True
-        masks[k] = mask
+            cv2.fillPoly(canvas[k], [pts], 1)
+    # Pixel counts per patch, summed as integers for every AU at once (one reduction instead of
+    # a float mean per AU: pair preparation runs per analysed frame), then the same division.
+    counts = canvas.reshape(len(vocab), grid, cell, grid, cell).sum(axis=(2, 4), dtype=np.int32)
+    cover = counts.reshape(len(vocab), grid * grid) / float(cell * cell)  # (n_au, grid*grid)
+    masks = cover >= min_cover
+    for k, code in enumerate(vocab):
+        if not masks[k].any():
+            masks[k, _fallback_patch(cover[k], xy_crop, code, size, grid)] = True
     return masks
 
 
