@@ -105,8 +105,8 @@ class _Prepared:
     """A pair cut and measured exactly as in training."""
 
     landmarks: Landmarks  # reference landmarks in image px
-    reference: np.ndarray  # (S, S, 3) uint8 crop
-    target: np.ndarray  # (S, S, 3) uint8 crop, same transform
+    reference: np.ndarray | None  # (S, S, 3) uint8 crop; None when the mode reads only the flow
+    target: np.ndarray | None  # (S, S, 3) uint8 crop, same transform; None likewise
     flow_rgb: np.ndarray | None  # (S, S, 3) uint8 rendered flow; None when the mode needs none
     masks: np.ndarray  # (n_au, P) bool
     img_to_crop: np.ndarray  # (2, 3)
@@ -282,9 +282,10 @@ class Predictor:
             landmarks = self._cached_landmarks(key, reference_rgb)
         if not landmarks or (pair.target_landmarks is not None and not pair.target_landmarks):
             return None
-        reference, target, flow, xy_crop = prepare_pair(reference_rgb, target_rgb, landmarks.xy_img, self.prep)
-        size, grid = self.image_size, self.grid_size
         config = self.model.config
+        reference, target, flow, xy_crop = prepare_pair(reference_rgb, target_rgb, landmarks.xy_img, self.prep,
+                                                        crops=config.needs_target or config.needs_reference)
+        size, grid = self.image_size, self.grid_size
         return _Prepared(
             landmarks=landmarks, reference=reference, target=target,
             flow_rgb=flow_image(flow) if config.needs_flow else None,

@@ -52,6 +52,7 @@ from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.core.types import Sample
 from microau_gui.face.landmarks import FaceMesh
 from microau_gui.face.motion import FLOW_METHODS, dense_flow, remove_global_motion
+from microau_gui.face.align import estimate_alignment, transform_points
 from microau_gui.face.pair import align_pair
 from microau_gui.face.regions import region_masks
 
@@ -187,22 +188,30 @@ def measure_flow(reference: np.ndarray, target: np.ndarray, xy_crop: np.ndarray,
 
 
 def prepare_pair(reference_rgb: np.ndarray, target_rgb: np.ndarray, xy_img: np.ndarray,
-                 settings: PrepSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 settings: PrepSettings, *, crops: bool = True) -> tuple:
     """Crops, flow and landmarks of one frame pair; `xy_img` (478, 2) are the reference's landmarks.
 
     Returns (reference crop, target crop, flow, xy_crop) as stored in a `PairSample`.
+    crops=False: the two crops at the model's size are not cut (None) when the flow is measured
+    at another size, for a model that reads only the flow (dense traces cut a pair per frame);
+    flow and xy_crop are the same either way.
     """
     size = settings.size
-    pair = align_pair(reference_rgb, target_rgb, xy_img, size)
     flow_side = settings.flow_side
+    if crops or flow_side == size:
+        pair = align_pair(reference_rgb, target_rgb, xy_img, size)
+        reference, target, xy_crop = pair.reference, pair.target, pair.xy_crop
+    else:
+        reference = target = None
+        xy_crop = transform_points(estimate_alignment(xy_img, size), xy_img)
     if flow_side == size:
-        flow = measure_flow(pair.reference, pair.target, pair.xy_crop, settings.flow_method)
+        flow = measure_flow(reference, target, xy_crop, settings.flow_method)
     else:
         large = align_pair(reference_rgb, target_rgb, xy_img, flow_side)
         flow_large = measure_flow(large.reference, large.target, large.xy_crop, settings.flow_method)
         flow = cv2.resize(flow_large, (size, size), interpolation=cv2.INTER_AREA)
         flow *= np.float32(size / flow_side)
-    return pair.reference, pair.target, flow.astype(np.float32), pair.xy_crop.astype(np.float32)
+    return reference, target, flow.astype(np.float32), np.asarray(xy_crop).astype(np.float32)
 
 
 def _media_stamp(path: Path) -> str:
