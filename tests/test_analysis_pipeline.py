@@ -130,9 +130,11 @@ def test_an_analysis_never_takes_rows_another_speed_modes_arithmetic_cached(vide
         assert project.predictions.frames(video_id, version_id, "fp32").tolist() == list(range(12, N_FRAMES))
 
 
-def test_the_pipelined_analysis_gives_exactly_the_sequential_rows(video, predictor):
-    """Decoding, landmarks, pair preparation and the model on four threads (background=True)
-    against all of it on this one: the same rows, bit for bit, in the same order."""
+@pytest.mark.parametrize("landmark_process", [False, True], ids=["landmarks-thread", "landmarks-process"])
+def test_the_pipelined_analysis_gives_exactly_the_sequential_rows(video, predictor, landmark_process):
+    """Decoding, landmarks, pair preparation and the model on four threads (background=True),
+    with MediaPipe on a thread or in its child process (#18: it holds the GIL), against all of
+    it on this one: the same rows, bit for bit, in the same order."""
     import threading
 
     with open_media(video) as source:
@@ -146,7 +148,9 @@ def test_the_pipelined_analysis_gives_exactly_the_sequential_rows(video, predict
 
         predictor.prepare_batch = prepare_batch
         try:
-            with AnalysisPipeline(source, predictor, AnalysisOptions(batch_size=4), background=True) as run:
+            with AnalysisPipeline(source, predictor, AnalysisOptions(batch_size=4), background=True,
+                                  landmark_process=landmark_process) as run:
+                assert (run._landmark_worker is not None) == landmark_process
                 in_order = [p for batch in run for p in batch.predictions]
         finally:
             del predictor.prepare_batch
@@ -161,12 +165,14 @@ def test_the_pipelined_analysis_gives_exactly_the_sequential_rows(video, predict
         np.testing.assert_array_equal(got.landmarks_img, row.landmarks_img)
 
 
-def test_landmarks_are_static_per_frame_in_the_producer_thread_and_inline(video):
-    with open_media(video) as source, FaceMesh(static=True) as mesh:
+def test_landmarks_are_static_per_frame_in_the_producer_thread_the_child_process_and_inline(video):
+    from microau_gui.face.landmark_process import LandmarkProcess
+
+    with open_media(video) as source, FaceMesh(static=True) as mesh, LandmarkProcess(slots=3) as worker:
         expected = {idx: mesh.detect(rgb) for idx, rgb in source.iter_frames(0, 12)}
-        for background in (True, False):
+        for background, child in ((True, None), (False, None), (True, worker)):
             produced = list(landmarked_frames(source.iter_frames(0, 12), needs=lambda idx: idx % 3 != 1,
-                                              background=background))
+                                              background=background, worker=child))
             assert [f.frame_idx for f in produced] == list(range(12))
             for frame in produced:
                 if frame.frame_idx % 3 == 1:
@@ -188,6 +194,22 @@ def test_a_producer_error_reaches_the_consumer(video):
         for frame in landmarked_frames(broken()):
             seen.append(frame.frame_idx)
     assert seen == [0, 1, 2, 3]
+
+
+def test_a_killed_landmark_process_is_one_line_and_nothing_hangs(video):
+    """The child dies (killed, out of memory) with frames in flight: the consumer gets the
+    one-line UserError, not a hang or a pickling traceback."""
+    from microau_gui.core.errors import UserError
+    from microau_gui.face.landmark_process import LandmarkProcess
+
+    seen = []
+    with open_media(video) as source, LandmarkProcess(slots=2) as worker:
+        with pytest.raises(UserError, match="face-landmark process ended unexpectedly"):
+            for frame in landmarked_frames(source.iter_frames(0, 12), worker=worker):
+                seen.append(frame.frame_idx)
+                if frame.frame_idx == 2:
+                    worker._child.kill()
+    assert seen[:3] == [0, 1, 2] and len(seen) < 12
 
 
 def cached_rows(project_path: Path, video: Path, version_name: str) -> dict[int, object]:

@@ -45,11 +45,14 @@ How frames flow (our specification):
 - `background=True` runs the stages on their own threads, each a bounded queue ahead of the
   next, so the slowest stage sets the pace: decoding (`PRODUCER_DEPTH` frames ahead), landmarks
   (`PRODUCER_DEPTH` frames ahead), pair preparation (crops, flow, masks: the next batch is
-  prepared while the model runs this one) and the model (the caller's thread). PyAV, MediaPipe,
-  OpenCV and torch release the GIL, so on 2 cores they overlap, and on a GPU the CPU work hides
-  behind the model. The rows are exactly the sequential pipeline's: the same functions on the
-  same batches, only on other threads. The GUI's worker passes False (one thread, the other
-  core draws the window); so do `step(max_frames)` sizes other than `options.batch_size`.
+  prepared while the model runs this one) and the model (the caller's thread). PyAV, OpenCV
+  and torch release the GIL, so on 2 cores they overlap, and on a GPU the CPU work hides behind
+  the model. The rows are exactly the sequential pipeline's: the same functions on the same
+  batches, only on other threads. Long runs with a cheap pair preparation (see
+  `PROCESS_MIN_FRAMES`) detect landmarks in a child process instead of a thread (`face.landmark_process`: MediaPipe holds the GIL, so on a
+  thread it and the Python stages took turns), with the same landmarks. The GUI's worker
+  passes False (one thread, the other core draws the window); so do `step(max_frames)` sizes
+  other than `options.batch_size`.
 - A truncated video (`VideoSource.n_decodable` < `n_frames`): the frames that decode are
   analysed; requested frames past them get no row and are counted (`undecodable`,
   `n_undecodable`) for the driver to report.
@@ -61,7 +64,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -76,6 +79,13 @@ from microau_gui.inference.predictor import FramePair, Predictor
 from microau_gui.inference.reference import ReferencePolicy, reference_frame, sliding_offset_frames
 
 COMMIT_FRAMES = 16  # new predictions per cache transaction (a killed run loses fewer than this)
+# Background runs of at least this many frames whose pairs are cheap to prepare (DIS flow, the
+# dense-trace student's) detect landmarks in a child process (`landmarked_frames(worker=)`);
+# below it, starting a second interpreter (about a second with its graph) costs more than the
+# overlap wins. Measured on a 2-core AVX2 EPYC, 1200 frames of 640x480: the DIS student 81
+# frames/s with the child against 65 on a thread; the Farneback tiny model 42 against 49 (its
+# preparation already fills both cores, and the child's copy and pipe only add work).
+PROCESS_MIN_FRAMES = 240
 PRODUCER_DEPTH = 8  # frames the background producer decodes ahead of the model
 _RANDOM_FRAMES = 4  # onset / fixed reference frames kept decoded
 
@@ -121,7 +131,8 @@ class LandmarkedFrame:
 
 
 def landmarked_frames(frames: Iterable[tuple[int, np.ndarray]], needs: Callable[[int], bool] | None = None,
-                      background: bool = True, depth: int = PRODUCER_DEPTH) -> Iterator[LandmarkedFrame]:
+                      background: bool = True, depth: int = PRODUCER_DEPTH,
+                      worker=None) -> Iterator[LandmarkedFrame]:
     """`frames` ((frame_idx, rgb) in stream order, e.g. `FrameSource.iter_frames`) with the
     static-mode landmarks of those `needs(frame_idx)` asks for (default: all).
 
@@ -129,8 +140,14 @@ def landmarked_frames(frames: Iterable[tuple[int, np.ndarray]], needs: Callable[
     ahead; `needs` is then called on that thread, so it may only read state the consumer does
     not rebind meanwhile (a set membership test is fine). The producer's exception is re-raised
     in the consumer; leaving the loop early stops the producer and closes its graph.
+    worker (a `face.landmark_process.LandmarkProcess`, with background): MediaPipe runs in that
+    child process instead (it holds the GIL, so on a thread it takes turns with every Python
+    stage), up to its `slots` frames in flight; the landmarks are the same.
     """
     from microau_gui.media.prefetch import prefetch
+
+    if background and worker is not None:
+        return prefetch(_landmarked_in_process(frames, needs, worker, depth), depth=depth)
 
     def produce() -> Iterator[LandmarkedFrame]:
         mesh = FaceMesh(static=True)  # made on the thread that uses it: graphs are not thread-safe
@@ -143,6 +160,28 @@ def landmarked_frames(frames: Iterable[tuple[int, np.ndarray]], needs: Callable[
             mesh.close()
 
     return prefetch(produce(), depth=depth) if background else produce()
+
+
+def _landmarked_in_process(frames, needs, worker, depth: int) -> Iterator[LandmarkedFrame]:
+    from microau_gui.media.prefetch import prefetch
+
+    pending: deque = deque()  # (frame_idx, rgb, whether its landmarks were sent), stream order
+
+    def done() -> LandmarkedFrame:
+        frame_idx, rgb, sent = pending.popleft()
+        return LandmarkedFrame(frame_idx, rgb, worker.get() if sent else None)
+
+    for frame_idx, rgb in prefetch(frames, depth=depth):
+        if worker.in_flight >= worker.slots:
+            while pending[0][2] is False:  # frames sent nothing for pass straight on
+                yield done()
+            yield done()
+        wanted = needs is None or needs(frame_idx)
+        if wanted:
+            worker.put(rgb)
+        pending.append((frame_idx, rgb, wanted))
+    while pending:
+        yield done()
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,7 +209,8 @@ class AnalysisPipeline:
     """
 
     def __init__(self, source, predictor: Predictor, options: AnalysisOptions, *,
-                 cache: ProjectCache | None = None, background: bool = True, should_cancel=None):
+                 cache: ProjectCache | None = None, background: bool = True, should_cancel=None,
+                 landmark_process: bool | None = None):
         self.source = source
         self.predictor = predictor
         self.options = options
@@ -187,6 +227,16 @@ class AnalysisPipeline:
         self.lag = sliding_offset_frames(source.fps, options.window_s)
         self.spans = _decode_spans(self.plan, 0 if options.reference is ReferencePolicy.FIXED else self.lag)
         self.n_done = self.n_face = self.n_from_cache = 0
+        # landmarks in a child process (one for every span): asked for, or by default for long
+        # background runs of a cheap preparation (see PROCESS_MIN_FRAMES)
+        if landmark_process is None:
+            landmark_process = (self.n_requested >= PROCESS_MIN_FRAMES
+                                and getattr(predictor.prep, "flow_method", "farneback") != "farneback")
+        in_process = background and landmark_process
+        self._landmark_worker = None
+        if in_process:
+            from microau_gui.face.landmark_process import LandmarkProcess
+            self._landmark_worker = LandmarkProcess(slots=PRODUCER_DEPTH)
         self._events = sorted(options.events)
         self._event_starts = [onset for onset, _ in self._events]
         self._landmarks = FrameLandmarks()  # frames the producer did not detect, random references
@@ -265,6 +315,8 @@ class AnalysisPipeline:
         finally:
             self._commit([], force=True)
             self._landmarks.close()
+            if self._landmark_worker is not None:
+                self._landmark_worker.close()
             self._random_frames.clear()
 
     def __enter__(self) -> "AnalysisPipeline":
@@ -301,7 +353,7 @@ class AnalysisPipeline:
                 self.source.iter_frames(span_start, span_stop),
                 needs=lambda frame_idx, wanted=wanted, span_start=span_start:
                     self._needs_landmarks(frame_idx, wanted, span_start),
-                background=self.background)
+                background=self.background, worker=self._landmark_worker)
             try:
                 for item in frames:
                     check_cancel(self.should_cancel)
