@@ -42,12 +42,76 @@ def test_the_student_is_a_model_version_whose_card_names_its_teacher(student):
     teacher, card = read_card(DEMO), read_card(student["out"])
     assert card.is_student and card.teacher == teacher.version
     assert card.version != teacher.version and card.config.backbone == "tiny"
+    # the teacher-initialised default schedule, resolved into the card
+    assert card.training_settings["distill"]["init"] == "teacher"
+    assert card.training_settings["initialised_from_teacher"]["copied"]
+    # the student measures its own pairs with the cheap flow (#18), the card says so
+    assert card.training_settings["prep"]["flow_method"] == "farneback-fast"
     assert card.vocab == teacher.vocab and card.input_mode == teacher.input_mode
     assert card.training_settings["subjects"] == ["01", "02"]  # 03 stays unseen
     agreement = card.metrics["teacher_agreement"]
     assert agreement["held_out_sources"] and set(agreement["per_au"]) == set(teacher.vocab)
     assert student["json"]["teacher"] == teacher.version
     assert student["json"]["student"] == card.version
+
+
+def test_the_tiny_student_backbone_is_cheaper_than_the_tiny_teacher():
+    """#18: "tiny-student" is for a tiny teacher's dense traces, so it must cost less than the
+    tiny network: fewer patch tokens per image (the cost of every block grows with them)."""
+    from microau_gui.model.card import read_card
+    from microau_gui.training.distill import student_config
+    from microau_gui.training.trainer import build_model
+
+    teacher = read_card(DEMO)
+    student = build_model(student_config(teacher.config, "tiny-student"))
+    teacher_net = build_model(teacher.config)
+    assert student.image_size == teacher_net.image_size  # same crop, so the same pairs cut
+    assert student.grid_size ** 2 * 3 <= teacher_net.grid_size ** 2  # 64 tokens against 196
+
+
+def test_the_schedule_follows_the_initialisation_unless_given():
+    from microau_gui.training.distill import INIT_DEFAULTS, DistillSettings
+
+    assert (DistillSettings().epochs, DistillSettings().lr) == INIT_DEFAULTS["teacher"]
+    assert (DistillSettings(init="random").epochs, DistillSettings(init="random").lr) == INIT_DEFAULTS["random"]
+    assert DistillSettings(init="random", epochs=7).epochs == 7
+
+
+def test_a_student_starts_from_its_teachers_weights():
+    """`init_from_teacher`: a student of the teacher's own architecture becomes the teacher
+    (same outputs on a real pair), and the default student keeps every block and head and gets
+    the patch embedding and position grid resampled to its 14 px patches."""
+    import numpy as np
+    import torch
+
+    from microau_gui.model.checkpoint import load_checkpoint
+    from microau_gui.training.distill import init_from_teacher, student_config
+    from microau_gui.training.trainer import build_model
+
+    teacher, card = load_checkpoint(DEMO, device="cpu")
+    teacher.eval()
+    flow = np.random.default_rng(0).integers(0, 255, (2, teacher.image_size, teacher.image_size, 3), np.uint8)
+    masks = torch.ones(2, len(card.vocab), teacher.grid_size ** 2, dtype=torch.bool)
+
+    def probs(model, images):
+        from microau_gui.model.network import PairTokens
+        with torch.inference_mode():
+            tokens = model.encode_tokens(model.prepare_images(torch.from_numpy(images)))
+            return model.forward_tokens(PairTokens(target=None, reference=None, flow=tokens), masks).probs
+
+    same = build_model(student_config(card.config, "tiny"), seed=5).eval()
+    assert not torch.allclose(probs(same, flow), probs(teacher, flow))
+    done = init_from_teacher(same, teacher)
+    assert not done["resampled"]
+    torch.testing.assert_close(probs(same, flow), probs(teacher, flow))
+
+    small = build_model(student_config(card.config), seed=5)
+    done = init_from_teacher(small, teacher)
+    assert sorted(n.split(".")[-1] for n in done["resampled"]) == ["positional_embedding", "weight"]
+    assert small.grid_size == 8 and small.state_dict()["backbone.visual.positional_embedding"].shape[0] == 65
+    block = "backbone.visual.transformer.resblocks.3.mlp.c_proj.weight"
+    assert block in done["copied"]
+    torch.testing.assert_close(small.state_dict()[block], teacher.state_dict()[block])
 
 
 def test_distill_report_scores_the_student_on_subjects_it_never_saw_and_a_random_student_fails(student, tmp_path):
@@ -87,6 +151,9 @@ def test_distill_report_scores_the_student_on_subjects_it_never_saw_and_a_random
     (["--synthetic", "0"], "nothing to distil on"),
     (["--synthetic", "2", "--synthetic-subjects", "09"], "synthetic subject 09"),
     (["--videos", "/nonexistent/clip.mp4"], "clip.mp4"),
+    (["--synthetic", "2", "--backbone", "ViT-B-16"], "student backbone 'ViT-B-16'"),
+    (["--synthetic", "2", "--flow-method", "lucas"], "flow method 'lucas'"),
+    (["--synthetic", "2", "--init", "random", "--epochs", "0"], "--epochs 0"),
 ])
 def test_distill_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "student"

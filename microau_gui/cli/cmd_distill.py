@@ -40,12 +40,20 @@ def add_arguments(parser) -> None:
                         help="sliding pairs per synthetic clip, besides its onset-apex pair (default 6)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the student's checkpoint folder (new)")
     parser.add_argument("--json", metavar="REPORT", default=None, help="write the result as JSON here")
-    parser.add_argument("--epochs", type=int, default=None, help="distillation epochs (default 30)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="distillation epochs (default 5 from the teacher's weights, 30 from random ones)")
     parser.add_argument("--batch-size", type=int, default=None, help="pairs per step (default 16)")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate (default 2e-4 from the teacher's weights, 2e-3 from random ones)")
     parser.add_argument("--pta-weight", type=float, default=None, help="weight of the PTA map loss (default 1)")
     parser.add_argument("--holdout", type=float, default=None, metavar="SHARE",
                         help="share of sources kept out to measure agreement (default 0.2)")
+    parser.add_argument("--backbone", default=None, metavar="NAME",
+                        help="the student's backbone: tiny (default) or tiny-student (64 tokens: faster, less faithful)")
+    parser.add_argument("--flow-method", default=None, metavar="M",
+                        help="how the student's pairs measure flow: farneback-fast (default), farneback or dis")
+    parser.add_argument("--init", default=None, choices=("teacher", "random"),
+                        help="start from the teacher's weights where the shapes allow (default) or at random")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same student)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -54,14 +62,14 @@ def add_arguments(parser) -> None:
 
 def settings_from(args):
     """The `DistillSettings` the options ask for (defaults for those not given)."""
-    from dataclasses import replace
-
     from microau_gui.training.distill import DistillSettings
 
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-             "pta_weight": args.pta_weight, "holdout_fraction": args.holdout}
-    return replace(DistillSettings(seed=args.seed, threads=args.threads),
-                   **{k: v for k, v in given.items() if v is not None})
+             "pta_weight": args.pta_weight, "holdout_fraction": args.holdout,
+             "backbone": args.backbone, "flow_method": args.flow_method, "init": args.init}
+    # built in one go, not replaced: epochs and lr left out resolve by the chosen init
+    return DistillSettings(seed=args.seed, threads=args.threads,
+                           **{k: v for k, v in given.items() if v is not None})
 
 
 def run(args) -> int:

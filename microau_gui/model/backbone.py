@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from microau_gui.core.errors import UserError
-from microau_gui.model.config import TINY_BACKBONE, MicroAUConfig, backbone_model_cfg
+from microau_gui.model.config import SCRATCH_BACKBONES, MicroAUConfig, backbone_model_cfg
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,9 @@ def _resolve_source(config: MicroAUConfig) -> tuple[str, dict | None, Path | Non
     path = Path(value).expanduser()
     if path.is_file():
         return "file", None, path.resolve()
-    if config.backbone == TINY_BACKBONE:
+    if config.backbone in SCRATCH_BACKBONES:
         raise UserError(
-            f"no weights file at {value!r}, and the tiny backbone has no published weights; "
+            f"no weights file at {value!r}, and the {config.backbone} backbone has no published weights; "
             "pass a weights file saved from it, or 'none'"
         )
     tag_cfg = open_clip.get_pretrained_cfg(config.backbone, value)

@@ -19,9 +19,24 @@ What the student learns (our specification):
   them) and its PTA maps (KL(teacher map || student map) per AU, weighted by `pta_weight`). The
   maps are distributions over the AU's region patches; a teacher on another patch grid is
   resampled to the student's grid by area and renormalised.
-- Student: the tiny backbone (`MicroAUConfig.tiny`) with the teacher's vocabulary and input
-  mode, trained whole, its own crop size (pairs are prepared at each model's size). Its
-  dependency prior is the teacher's. No flip or colour jitter: the teacher's maps are not
+- Student: by default the tiny backbone (`model.config.TINY_BACKBONE`, 0.3 GFLOP a frame
+  against ViT-B-16's 34), or the still cheaper `STUDENT_BACKBONE` ("tiny-student": 14 px
+  patches, 64 tokens, about a third of tiny's time per frame), with the teacher's vocabulary,
+  input mode and text side, trained whole, its own crop size (pairs are prepared at each
+  model's size). Its dependency prior is the teacher's. It starts from the teacher's weights
+  where the architectures allow (`init_from_teacher`: same blocks and heads, patch embedding
+  and position grid resampled; nothing is shared with a ViT-B-16 teacher), because a student
+  trained from random weights on a few hundred unlabelled pairs disagreed with the teacher on
+  whole AUs. Measured with the bundled tiny teacher, on the 40 onset -> apex pairs of held-out
+  subject 03 (mean / lowest per-AU F1 against the teacher): tiny-student from random weights
+  0.71 / 0.17, from the teacher's 0.81 / 0.29; tiny from the teacher's 0.93 / 0.80 (all on
+  133 pairs of subjects 01-02). `init="random"` keeps the old start.
+- The student's own pairs measure their flow by `flow_method`, "farneback-fast" by default
+  (issue #18: dense traces need a cheaper flow; `face.motion` has the measurements: one
+  Farneback iteration per level costs under half of four and correlates 0.99 with it, where
+  DIS, ten times cheaper, correlates 0.6 and cost the student whole AUs), at the teacher's flow
+  size. The teacher labels pairs cut its own way (its card's method), so the student learns
+  the teacher's verdict from the cheaper measurement; the agreement below is measured so too. No flip or colour jitter: the teacher's maps are not
   mirror-symmetric and jitter would need the teacher to label every jittered copy.
 - Agreement: the sources (videos / clips) are split, `holdout_fraction` of them (at least one
   when there are two or more) are never trained on, and the student's per-AU F1 against the
@@ -51,7 +66,8 @@ from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_dir
 from microau_gui.core.progress import check_cancel
 from microau_gui.core.types import DECISION_THRESHOLD, Sample
-from microau_gui.model.config import MicroAUConfig
+from microau_gui.face.motion import FLOW_METHODS
+from microau_gui.model.config import SCRATCH_BACKBONES, STUDENT_BACKBONE, TINY_BACKBONE, MicroAUConfig
 from microau_gui.pairs.samples import (PairSample, PrepSettings, checkpoint_prep_settings,
                                        labels_matrix, prepare_samples, training_data_hash)
 from microau_gui.training.metrics import AUReport, au_report
@@ -62,6 +78,11 @@ from microau_gui.training.trainer import (TrainSettings, _cosine_with_warmup, _P
 # teacher fires), and a mean F1 against ground truth at most 0.03 below the teacher's.
 DISTILL_TARGETS = {"per_au_f1_vs_teacher": 0.90, "max_mean_f1_gap": 0.03}
 PTA_EPS = 1e-6  # floor inside the PTA KL's logarithms (maps are 0 outside an AU's region)
+# init -> (epochs, peak learning rate) when not given. A student that starts as the teacher only
+# adapts to its cheaper flow: a few gentle epochs (measured on held-out subject 03, 40 pairs:
+# 3 epochs at 2e-4 gave per-AU agreement 0.80-1.00, mean 0.93; 10 at 2e-3 pulled AU5 to 0.60).
+# One from random weights learns everything: the longer, hotter schedule.
+INIT_DEFAULTS: dict[str, tuple[int, float]] = {"teacher": (5, 2e-4), "random": (30, 2e-3)}
 
 Stage = Callable[[str, int, int], None]  # (what, done, total): distillation progress
 
@@ -70,17 +91,27 @@ Stage = Callable[[str, int, int], None]  # (what, done, total): distillation pro
 class DistillSettings:
     """How a student is distilled. Saved in the student's card."""
 
-    epochs: int = 30  # passes over the training pairs
+    epochs: int | None = None  # passes over the training pairs; None = by `init` (INIT_DEFAULTS)
     batch_size: int = 16  # pairs per optimiser step
-    lr: float = 2e-3  # peak learning rate (the whole tiny network trains)
+    lr: float | None = None  # peak learning rate (the whole network trains); None = by `init`
     weight_decay: float = 0.05  # AdamW decoupled weight decay on weight matrices
     warmup_fraction: float = 0.1  # share of all steps spent warming the learning rate up
     pta_weight: float = 1.0  # weight of the PTA map KL beside the probability BCE
     holdout_fraction: float = 0.2  # share of sources kept out of training to measure agreement
     seed: int = 0  # student init, source split, shuffling
     threads: int | None = None  # torch CPU threads while training; None = leave as is
+    backbone: str = TINY_BACKBONE  # one of model.config.SCRATCH_BACKBONES
+    init: str = "teacher"  # "teacher": start from the teacher's weights (`init_from_teacher`); "random"
+    flow_method: str = "farneback-fast"  # how the student's pairs measure flow (face.motion.FLOW_METHODS)
 
     def __post_init__(self) -> None:
+        if self.init not in INIT_DEFAULTS:
+            raise UserError(f"student initialisation {self.init!r}: use teacher or random")
+        epochs, lr = INIT_DEFAULTS[self.init]
+        if self.epochs is None:
+            object.__setattr__(self, "epochs", epochs)
+        if self.lr is None:
+            object.__setattr__(self, "lr", lr)
         if self.epochs < 1:
             raise UserError(f"--epochs {self.epochs}: distil for at least 1 epoch")
         if self.batch_size < 1:
@@ -91,6 +122,10 @@ class DistillSettings:
             raise UserError(f"PTA weight {self.pta_weight}: use 0 or more")
         if not 0 <= self.holdout_fraction < 1:
             raise UserError(f"held-out share {self.holdout_fraction}: use 0 to below 1")
+        if self.backbone not in SCRATCH_BACKBONES:
+            raise UserError(f"student backbone {self.backbone!r}: use one of {', '.join(SCRATCH_BACKBONES)}")
+        if self.flow_method not in FLOW_METHODS:
+            raise UserError(f"flow method {self.flow_method!r}: use one of {', '.join(FLOW_METHODS)}")
 
     def train_settings(self) -> TrainSettings:
         """The trainer's settings the shared optimiser helpers read (no augmentation)."""
@@ -221,10 +256,53 @@ def pta_kl(student_maps: torch.Tensor, teacher_maps: torch.Tensor) -> torch.Tens
     return kl.mean()
 
 
-def student_config(teacher_config: MicroAUConfig) -> MicroAUConfig:
-    """The tiny student of a teacher: its vocabulary and input mode, the tiny backbone trained whole."""
-    return MicroAUConfig.tiny(input_mode=teacher_config.input_mode, vocab=teacher_config.vocab,
-                              use_gda=teacher_config.use_gda)
+def student_config(teacher_config: MicroAUConfig, backbone: str = STUDENT_BACKBONE) -> MicroAUConfig:
+    """The student of a teacher: its vocabulary, input mode and text side (so the prompts it is
+    scored against can be the teacher's), a from-scratch backbone trained whole."""
+    return MicroAUConfig.tiny(backbone=backbone, input_mode=teacher_config.input_mode,
+                              vocab=teacher_config.vocab, use_gda=teacher_config.use_gda,
+                              text_side=teacher_config.text_side)
+
+
+def init_from_teacher(student: torch.nn.Module, teacher: torch.nn.Module) -> dict[str, list[str]]:
+    """Start the student from the teacher's weights where the two architectures allow it.
+
+    Every tensor of equal name and shape is copied (blocks, heads, prompts, temperature). The
+    two tensors a patch size changes are resampled: the patch embedding's kernels bilinearly to
+    the student's patch side, scaled by the area ratio so a smooth image gives the same
+    embedding (FlexiViT's observation), and the grid part of the position embedding bicubically
+    to the student's grid. A teacher of another width or depth (a ViT-B-16) shares nothing, and
+    the student starts from its random initialisation. Returns {"copied": [...], "resampled":
+    [...]} names, for the card."""
+    theirs = teacher.state_dict()
+    mine = student.state_dict()
+    copied, resampled = [], []
+    for name, value in mine.items():
+        source = theirs.get(name)
+        if source is None:
+            continue
+        if source.shape == value.shape:
+            mine[name] = source.detach().clone()
+            copied.append(name)
+        elif name.endswith("visual.conv1.weight") and source.shape[:2] == value.shape[:2]:
+            side = value.shape[-1]
+            kernels = F.interpolate(source.float(), size=(side, side), mode="bilinear", align_corners=False)
+            mine[name] = (kernels * (source.shape[-1] / side) ** 2).to(value.dtype)
+            resampled.append(name)
+        elif name.endswith("visual.positional_embedding") and source.shape[1] == value.shape[1]:
+            mine[name] = _resample_positions(source, value.shape[0]).to(value.dtype)
+            resampled.append(name)
+    student.load_state_dict(mine)
+    return {"copied": copied, "resampled": resampled}
+
+
+def _resample_positions(positions: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """(1 + g*g, D) class-token-first position embedding -> (n_tokens, D), grid bicubic."""
+    side_from = int(round(math.sqrt(positions.shape[0] - 1)))
+    side_to = int(round(math.sqrt(n_tokens - 1)))
+    grid = positions[1:].float().reshape(1, side_from, side_from, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(side_to, side_to), mode="bicubic", align_corners=False)
+    return torch.cat([positions[:1].float(), grid.permute(0, 2, 3, 1).reshape(side_to * side_to, -1)])
 
 
 def distill(teacher_path: Path | str, sources: Sequence[DistillSource], out: Path | str,
@@ -242,15 +320,15 @@ def distill(teacher_path: Path | str, sources: Sequence[DistillSource], out: Pat
     if not sources:
         raise UserError("nothing to distil on: give --videos and/or --synthetic N")
     teacher, teacher_card = load_checkpoint(teacher_path, device=device)
-    config = student_config(teacher_card.config)
+    config = student_config(teacher_card.config, settings.backbone)
     train_sources, held_sources = _split(sources, settings.holdout_fraction, settings.seed)
     teacher_prep = checkpoint_prep_settings(teacher_card)
 
     with deterministic(settings.seed, settings.threads):
         student = build_model(config, settings.seed).to(device)
-        # The teacher's flow measurement (size, method), resampled to the student's crop.
+        # The teacher's flow size, measured the student's way, resampled to the student's crop.
         student_prep = PrepSettings(size=student.image_size, flow_size=teacher_prep.flow_side,
-                                    flow_method=teacher_prep.flow_method)
+                                    flow_method=settings.flow_method)
         samples = [s for source in sources for s in source.samples]
         teacher_pairs, student_pairs = _prepare_both(samples, teacher_prep, student_prep, cache,
                                                      stage, should_cancel)
@@ -263,6 +341,7 @@ def distill(teacher_path: Path | str, sources: Sequence[DistillSource], out: Pat
                                  (lambda done, total: stage("teacher labelling", done, total)))
         soft = torch.from_numpy(labelled.probs.astype(np.float32))  # (N, n_au)
         maps = torch.from_numpy(maps_on_grid(labelled.pta, student.grid_size))  # (N, n_au, P)
+        initialised = init_from_teacher(student, teacher) if settings.init == "teacher" else None
         student.set_dependency_prior(teacher.dependency_prior.detach().cpu())
         del teacher
 
@@ -284,6 +363,7 @@ def distill(teacher_path: Path | str, sources: Sequence[DistillSource], out: Pat
     training_settings = {
         "distill": asdict(settings),
         "prep": student_prep.record(),
+        "initialised_from_teacher": initialised,
         "subjects": sorted({p.subject for p in trained}),
         "sources": [s.name for s in train_sources],
         "held_out_sources": [s.name for s in held_sources],

@@ -34,7 +34,7 @@ import numpy as np
 
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import Dataset
-from microau_gui.model.config import TINY_BACKBONE, MicroAUConfig, backbone_model_cfg
+from microau_gui.model.config import SCRATCH_BACKBONES, MicroAUConfig, backbone_model_cfg
 from microau_gui.model.device import pick_device
 from microau_gui.pairs.samples import (
     DEFAULT_FLOW_METHOD,
@@ -93,12 +93,12 @@ def model_config(*, backbone: str = "ViT-B-16", pretrained: str | None = None,
         overrides["lambda_c"] = 0.0
     if vocab:
         overrides["vocab"] = tuple(code.strip() for code in vocab if code.strip())
-    if backbone == TINY_BACKBONE:
+    if backbone in SCRATCH_BACKBONES:
         if pretrained is not None:
             overrides["pretrained"] = pretrained
         if train_blocks is not None:
             overrides["train_backbone_blocks"] = train_blocks
-        return MicroAUConfig.tiny(**overrides)
+        return MicroAUConfig.tiny(backbone=backbone, **overrides)
     pretrained = pretrained or "openai"
     if train_blocks is None:
         train_blocks = -1 if pretrained.strip().lower() == "none" else 0
