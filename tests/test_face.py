@@ -238,6 +238,20 @@ def test_remove_global_motion_cancels_a_similarity():
     assert residual[10:20, 10:20, 1].mean() == pytest.approx(1.0, abs=0.05)
 
 
+def test_remove_global_motion_grids_are_cached_per_size_without_leaking_between_calls():
+    # The pixel grids are built once per flow size (the spotter calls this every frame): a call at
+    # another size in between must not change a result, and the result is the caller's to modify.
+    rng = np.random.default_rng(4)
+    flow = rng.normal(0, 0.5, (48, 40, 2)).astype(np.float32)
+    weight = (rng.random((48, 40)) > 0.2).astype(np.float32)
+    first = remove_global_motion(flow, weight=weight)
+    remove_global_motion(rng.normal(0, 0.5, (30, 52, 2)).astype(np.float32))
+    second = remove_global_motion(flow, weight=weight)
+    assert np.array_equal(first, second)
+    second += 1.0  # writable, and not a shared buffer
+    assert np.array_equal(remove_global_motion(flow, weight=weight), first)
+
+
 def _run_cli(*args):
     return subprocess.run([sys.executable, "main.py", *args], capture_output=True, text=True,
                           timeout=120)

@@ -17,6 +17,7 @@ Flow methods (`FLOW_METHODS`; which one a checkpoint's pairs used is in its card
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import cv2
@@ -57,6 +58,22 @@ def dense_flow(reference: np.ndarray, target: np.ndarray, method: str = "farneba
     raise ValueError(f"unknown flow method {method!r}; use one of {', '.join(FLOW_METHODS)}")
 
 
+@functools.lru_cache(maxsize=8)
+def _grids(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`remove_global_motion`'s fixed grids for one flow size, built once (the spotter calls it
+    every frame at one size): the sparse fit points' rows and columns, and every pixel's x and y
+    relative to the centre (float32). Read-only, as they are shared between calls."""
+    step = max(1, min(height, width) // 32)
+    ys, xs = np.mgrid[step // 2:height:step, step // 2:width:step]
+    grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
+    grid_x -= width / 2
+    grid_y -= height / 2
+    grids = (ys.ravel(), xs.ravel(), grid_x, grid_y)
+    for grid in grids:
+        grid.setflags(write=False)
+    return grids
+
+
 def remove_global_motion(flow: np.ndarray, keep_fraction: float = 0.7,
                          weight: np.ndarray | None = None) -> np.ndarray:
     """Subtract the best similarity motion (head shift, roll, zoom) from `flow` (H, W, 2).
@@ -66,9 +83,7 @@ def remove_global_motion(flow: np.ndarray, keep_fraction: float = 0.7,
     e.g. to the face.
     """
     height, width = flow.shape[:2]
-    step = max(1, min(height, width) // 32)
-    ys, xs = np.mgrid[step // 2:height:step, step // 2:width:step]
-    ys, xs = ys.ravel(), xs.ravel()
+    ys, xs, grid_x, grid_y = _grids(height, width)
     if weight is not None:
         keep = weight[ys, xs] > 0
         ys, xs = ys[keep], xs[keep]
@@ -88,9 +103,6 @@ def remove_global_motion(flow: np.ndarray, keep_fraction: float = 0.7,
     inliers2 = np.concatenate([inliers, inliers])
     params = np.linalg.lstsq(design[inliers2], target[inliers2], rcond=None)[0]
     a, b, tx, ty = params
-    grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float32)
-    grid_x -= cx
-    grid_y -= cy
     out = flow.copy()
     out[..., 0] -= (a * grid_x - b * grid_y + tx).astype(np.float32)
     out[..., 1] -= (b * grid_x + a * grid_y + ty).astype(np.float32)
