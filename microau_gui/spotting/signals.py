@@ -50,10 +50,11 @@ import cv2
 import numpy as np
 
 from microau_gui.core.au import DEFAULT_VOCAB, au_info
+from microau_gui.core.errors import UserError
 from microau_gui.core.progress import Progress, ShouldCancel, check_cancel
 from microau_gui.face.align import estimate_alignment, transform_points, warp_to_crop
 from microau_gui.face.landmarks import FaceMesh
-from microau_gui.face.motion import dense_flow, remove_global_motion
+from microau_gui.face.motion import FLOW_METHODS, dense_flow, remove_global_motion
 from microau_gui.face.regions import LATERAL_AREAS, au_polygons
 
 EYE_AREAS = frozenset({"eye", "upper_lid", "lower_lid"})
@@ -72,6 +73,12 @@ class SignalConfig:
     macro_steps: int = 6  # macro scale K = macro_steps * k (3 s by default)
     eye_margin_frac: float = 0.03  # eye zone dilation, fraction of crop_px
     regions: tuple[str, ...] = SPOT_REGIONS  # AUs whose regions are scored
+    flow_method: str = "farneback"  # `face.motion.FLOW_METHODS`
+
+    def __post_init__(self) -> None:
+        if self.flow_method not in FLOW_METHODS:
+            raise UserError(f"flow method {self.flow_method!r} is unknown; "
+                            f"use one of {', '.join(FLOW_METHODS)}")
 
     def gap_frames(self, fps: float) -> int:
         """k in frames (>= 2)."""
@@ -283,7 +290,7 @@ def compute_signals(frames: Iterable[tuple[int, np.ndarray]], n_frames: int, fps
             field = no_motion
             crops.append(crop)
             if len(crops) == k + 1 and crops[0] is not None and crop is not None:
-                flow = dense_flow(crops[0], crop)  # (S, S, 2)
+                flow = dense_flow(crops[0], crop, config.flow_method)  # (S, S, 2)
                 flow = remove_global_motion(flow, weight=geometry.face_weight)
                 field = _pool(flow, config.block_px)  # (G, G, 2)
             fields.append(field)
