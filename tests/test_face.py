@@ -224,6 +224,15 @@ def test_pair_shares_one_transform_and_motion_is_found_where_it_happened(faces, 
     assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_eye_centres_are_the_means_of_the_eye_corners_to_the_bit(dtype):
+    # Alignment, hence every crop and every stored score, depends on these to the last bit.
+    xy = np.random.default_rng(3).normal(300, 150, (478, 2)).astype(dtype)
+    expected = np.stack([xy[[33, 133]].mean(0), xy[[362, 263]].mean(0)])
+    assert eye_centres(xy).dtype == expected.dtype
+    assert np.array_equal(eye_centres(xy), expected)
+
+
 def test_remove_global_motion_cancels_a_similarity():
     height = width = 64
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
