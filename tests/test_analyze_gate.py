@@ -39,3 +39,7 @@ def test_gated_analysis_covers_every_micro_apex_with_a_fifth_of_the_frames(tmp_p
     # Rows are exactly the frames of the gate ranges.
     gated = [f for start, stop in sidecar["gate"]["ranges"] for f in range(start, stop)]
     assert frames == gated
+    # The sidecar says how the gate was spotted, so a run can be repeated the same way.
+    from microau_gui.spotting.spotter import GATE_CONFIG
+
+    assert sidecar["gate"]["spot_flow_method"] == GATE_CONFIG.signal.flow_method

@@ -224,6 +224,15 @@ def test_pair_shares_one_transform_and_motion_is_found_where_it_happened(faces, 
     assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_eye_centres_are_the_means_of_the_eye_corners_to_the_bit(dtype):
+    # Alignment, hence every crop and every stored score, depends on these to the last bit.
+    xy = np.random.default_rng(3).normal(300, 150, (478, 2)).astype(dtype)
+    expected = np.stack([xy[[33, 133]].mean(0), xy[[362, 263]].mean(0)])
+    assert eye_centres(xy).dtype == expected.dtype
+    assert np.array_equal(eye_centres(xy), expected)
+
+
 def test_remove_global_motion_cancels_a_similarity():
     height = width = 64
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -236,6 +245,20 @@ def test_remove_global_motion_cancels_a_similarity():
     residual = remove_global_motion(local.astype(np.float32))
     assert np.abs(residual[30:, 30:]).max() < 1e-3
     assert residual[10:20, 10:20, 1].mean() == pytest.approx(1.0, abs=0.05)
+
+
+def test_remove_global_motion_grids_are_cached_per_size_without_leaking_between_calls():
+    # The pixel grids are built once per flow size (the spotter calls this every frame): a call at
+    # another size in between must not change a result, and the result is the caller's to modify.
+    rng = np.random.default_rng(4)
+    flow = rng.normal(0, 0.5, (48, 40, 2)).astype(np.float32)
+    weight = (rng.random((48, 40)) > 0.2).astype(np.float32)
+    first = remove_global_motion(flow, weight=weight)
+    remove_global_motion(rng.normal(0, 0.5, (30, 52, 2)).astype(np.float32))
+    second = remove_global_motion(flow, weight=weight)
+    assert np.array_equal(first, second)
+    second += 1.0  # writable, and not a shared buffer
+    assert np.array_equal(remove_global_motion(flow, weight=weight), first)
 
 
 def _run_cli(*args):

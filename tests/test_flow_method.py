@@ -14,7 +14,7 @@ import pytest
 
 from microau_gui.core.errors import UserError
 from microau_gui.core.types import Sample
-from microau_gui.face.motion import dense_flow
+from microau_gui.face.motion import FLOW_METHODS, dense_flow
 from microau_gui.pairs.samples import PairCache, PrepSettings, checkpoint_prep_settings
 
 
@@ -22,9 +22,9 @@ def _card(prep: dict) -> SimpleNamespace:
     return SimpleNamespace(name="m", image_size=112, training_settings={"prep": prep})
 
 
-@pytest.mark.parametrize("method", ["farneback", "dis"])
+@pytest.mark.parametrize("method", FLOW_METHODS)
 def test_each_flow_method_measures_a_known_shift(method):
-    """A textured image moved by (1.5, -0.75) px: both methods find it inside the frame."""
+    """A textured image moved by (1.5, -0.75) px: every method finds it inside the frame."""
     rng = np.random.default_rng(0)
     import cv2
 

@@ -214,6 +214,40 @@ def test_spot_cli_writes_one_row_per_candidate(video, tmp_path, spotted):
         assert float(row["score"]) > 0 and row["regions"].startswith("AU")
 
 
+def test_the_flow_method_setting_is_used(video, spotted, monkeypatch):
+    """The other flow method is the one called, on every pair, and it changes the signals."""
+    from dataclasses import replace
+
+    from microau_gui.face.motion import FLOW_METHODS
+    from microau_gui.spotting import signals as signals_module
+    from microau_gui.spotting.spotter import SpotConfig
+
+    default = spotted[0].signals
+    other = next(m for m in FLOW_METHODS if m != SpotConfig().signal.flow_method)
+    called = []
+
+    def spy(reference, target, method="farneback"):
+        called.append(method)
+        return real(reference, target, method)
+
+    real = signals_module.dense_flow
+    monkeypatch.setattr(signals_module, "dense_flow", spy)
+    config = SpotConfig(signal=replace(SpotConfig().signal, flow_method=other))
+    result = spot_media(video, config)
+    assert set(called) == {other} and len(called) >= N_FRAMES - 2 * default.gap_frames
+    measured = np.isfinite(default.micro) & np.isfinite(result.signals.micro)
+    assert measured.any()
+    assert not np.allclose(default.micro[measured], result.signals.micro[measured])
+
+
+def test_an_unknown_flow_method_is_a_user_error():
+    from microau_gui.core.errors import UserError
+    from microau_gui.spotting.signals import SignalConfig
+
+    with pytest.raises(UserError, match="lucas-kanade.*farneback"):
+        SignalConfig(flow_method="lucas-kanade")
+
+
 def test_spot_without_a_face_is_a_user_error(tmp_path):
     from microau_gui.media import write_video
 
@@ -226,7 +260,7 @@ def test_spot_without_a_face_is_a_user_error(tmp_path):
     assert "no face" in proc.stderr
 
 
-@pytest.mark.parametrize("case", ["missing", "out_dir", "bad_option", "not_media"])
+@pytest.mark.parametrize("case", ["missing", "out_dir", "bad_option", "bad_flow", "not_media"])
 def test_spot_cli_errors_are_one_line(tmp_path, video, case, capsys):
     args = [str(video), "--out", str(tmp_path / "o.csv")]
     if case == "missing":
@@ -235,6 +269,8 @@ def test_spot_cli_errors_are_one_line(tmp_path, video, case, capsys):
         args[2] = str(tmp_path / "no" / "o.csv")
     elif case == "bad_option":
         args += ["--micro-max-s", "-1"]
+    elif case == "bad_flow":
+        args += ["--flow-method", "lucas-kanade"]
     else:
         args[0] = str(tmp_path / "notes.txt")
         Path(args[0]).write_text("not a video")

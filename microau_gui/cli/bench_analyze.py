@@ -107,8 +107,10 @@ def measure_gated(media: Path, checkpoint: Path, out: Path,
                       n_frames=n_frames)
     rss = figure(int(peak_kb) / 1024.0, "MB", "peak_rss_mb", run="analyze --gate spot (child process)",
                  video_s=video_s, backbone=detail["backbone"])
-    spot_s = (sidecar.get("gate") or {}).get("spot_seconds")
+    gate = sidecar.get("gate") or {}
+    spot_s = gate.get("spot_seconds")
     spot = (figure(n_frames / spot_s, "fps", "spot_fps", n_frames=n_frames, spot_seconds=spot_s,
+                   flow_method=gate.get("spot_flow_method"),
                    note="spotting the whole video, the gate of `analyze --gate spot` (decoding included)")
             if spot_s else skipped("fps", "the gated run's sidecar has no spot_seconds"))
     return seconds, realtime, fraction, rss, spot

@@ -15,10 +15,11 @@ Output:
 - JSON sidecar `CSV + ".json"` (e.g. `a.csv.json`): `model` (version name, checkpoint, device,
   speed mode, is_demo, pretrained_loaded and the full model `card`), `media` (path, kind, frame
   count, fps, size, variable-frame-rate flag), `options` (every, range, reference, window,
-  batch, gate), `gate` (the analysed ranges, or null), `project`, `columns` and `result` (rows,
-  rows with a face, rows from the project cache, seconds, frames per second, and for a truncated
-  video the frames that cannot be decoded, `undecodable` [first, last], and how many requested
-  frames lie there, `n_undecodable`; those get no row and a warning on stderr).
+  batch, gate), `gate` (the analysed ranges, `spot_seconds` and `spot_flow_method` of the
+  spotting that chose them, or null), `project`, `columns` and `result` (rows, rows with a face,
+  rows from the project cache, seconds, frames per second, and for a truncated video the frames
+  that cannot be decoded, `undecodable` [first, last], and how many requested frames lie there,
+  `n_undecodable`; those get no row and a warning on stderr).
 Both are written under temporary names and renamed at the end: an interrupted run leaves no
 half file where a complete one was.
 
@@ -225,6 +226,7 @@ def _gate(args, media_path: Path) -> tuple[tuple[int, int], ...]:
     with ProgressBar("spotting", "frame", enabled=not args.no_progress) as bar:
         spotted = spot_media(media_path, GATE_CONFIG, progress=bar)
     args.spot_seconds = time.perf_counter() - started  # the sidecar's gate.spot_seconds
+    args.spot_flow_method = GATE_CONFIG.signal.flow_method  # and gate.spot_flow_method
     ranges = gate_ranges(spotted.candidates, info.n_frames, info.fps, margin_s=args.gate_margin_s)
     n_gated = sum(b - a for a, b in ranges)
     print(f"gate: {len(spotted.candidates)} spotted candidates -> {n_gated} of {info.n_frames} "
@@ -248,7 +250,8 @@ def sidecar(args, report) -> dict:
         },
         "gate": None if options.gate is None else {
             "ranges": [list(r) for r in options.gate],
-            "spot_seconds": round(getattr(args, "spot_seconds", float("nan")), 3)},
+            "spot_seconds": round(getattr(args, "spot_seconds", float("nan")), 3),
+            "spot_flow_method": getattr(args, "spot_flow_method", None)},
         "project": str(report.job.project) if report.job.project is not None else None,
         "result": {
             "n_requested": result.n_requested, "n_rows": result.n_rows, "n_face": result.n_face,

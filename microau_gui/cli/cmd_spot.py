@@ -19,6 +19,9 @@ HELP = "spot micro- and macro-expression candidates in a video; one CSV row per 
 
 
 def add_arguments(parser) -> None:
+    from microau_gui.face.motion import FLOW_METHODS
+    from microau_gui.spotting.signals import SignalConfig
+
     parser.add_argument("media", help="video file or image-sequence folder")
     parser.add_argument("--out", required=True, metavar="CSV", help="candidate CSV to write")
     parser.add_argument("--micro-max-s", type=float, default=0.5,
@@ -34,6 +37,9 @@ def add_arguments(parser) -> None:
                         help="run the face mesh on every n-th frame (default 5)")
     parser.add_argument("--crop-px", type=int, default=None,
                         help="side of the aligned face crop motion is measured on (default 128)")
+    parser.add_argument("--flow-method", default=None, metavar="METHOD",
+                        help=f"optical flow the motion is measured with: {' or '.join(FLOW_METHODS)} "
+                        f"(default {SignalConfig().flow_method})")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of an image folder (files store none; e.g. 200 for CASME II)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,6 +67,8 @@ def _config(args):
             raise UserError(f"--crop-px {args.crop_px}: give a multiple of {signal.block_px}, "
                             "at least 32")
         signal = replace(signal, crop_px=args.crop_px)
+    if args.flow_method is not None:
+        signal = replace(signal, flow_method=args.flow_method)  # SignalConfig refuses an unknown one
     return replace(config, signal=signal)
 
 

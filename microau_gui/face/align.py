@@ -48,7 +48,10 @@ LEFT_EYE_CORNERS = (362, 263)  # subject's left eye: inner, outer
 
 def eye_centres(xy: np.ndarray) -> np.ndarray:
     """`(2, 2)`: subject's right and left eye centres (midpoints of the eye corners)."""
-    return np.stack([xy[list(RIGHT_EYE_CORNERS)].mean(0), xy[list(LEFT_EYE_CORNERS)].mean(0)])
+    # (a + b) / 2 is what .mean(0) of the two rows computes, bit for bit, at a quarter of the
+    # cost; the spotter aligns every frame, twice per frame through `face_unit_px`.
+    return np.stack([(xy[RIGHT_EYE_CORNERS[0]] + xy[RIGHT_EYE_CORNERS[1]]) / 2,
+                     (xy[LEFT_EYE_CORNERS[0]] + xy[LEFT_EYE_CORNERS[1]]) / 2])
 
 
 def template_eye_centres(size: int) -> np.ndarray:
