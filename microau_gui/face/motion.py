@@ -22,11 +22,11 @@ Flow methods (`FLOW_METHODS`; which one a checkpoint's pairs used is in its card
   whole AUs (mean per-AU F1 0.69 against 0.81 on held-out subject 03), because it has to
   learn the teacher's verdict from a different measurement.
 - "dis-fine": the same DIS patches refined down to full resolution (finest scale 0, where the
-  preset stops at a quarter) with a patch stride of 6 instead of 4. The spotter's default
+  preset stops at a quarter), side by side (patch stride 8 instead of 4). The spotter's default
   (`spotting.signals`): on its 128 px crops "dis" loses the sub-pixel micro-movements (micro F1
-  0.47 against Farneback's 0.94), "dis-fine" keeps them (0.95). 1.6 ms per 128 px pair against
-  Farneback's 4.8 and 5 ms per 224 px pair against 13, measured side by side on the shared
-  2-core AMD EPYC (AVX2, no AVX-512), Dec 2026 (issue #18).
+  0.47 against Farneback's 0.94), "dis-fine" keeps them (0.94). 0.7-0.8 ms per 128 px pair
+  against Farneback's 4.0-4.5, and 2.0 ms per 224 px pair against 13, measured side by side on
+  the shared 2-core AMD EPYC (AVX2, no AVX-512), Dec 2026 (issue #18).
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ def _dis(method: str):
         flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         if method == "dis-fine":
             # Refined down to full resolution (the preset stops at a quarter): a micro-movement of
-            # 0.3-2 px on the spotter's 128 px crop is lost at 32 px. The wider patch stride (6 for
-            # 4) pays for part of it. Chosen on four synthetic interviews (see the docstring).
+            # 0.3-2 px on the spotter's 128 px crop is lost at 32 px. Patches side by side (stride
+            # 8 for 4) pay for most of it. Chosen on tuning videos only (see the docstring).
             flow.setFinestScale(0)
-            flow.setPatchStride(6)
+            flow.setPatchStride(8)
         flows[method] = flow
     return flows[method]
 

@@ -18,14 +18,15 @@ Our specification (MDMD / LBP-chi2-style MEGC baselines, written with optical fl
    averaged in `block_px` blocks: D(t) = P(t) - P(t - k), a (G, G, 2) field, where P is where
    the skin is.
    The flow is "dis-fine" (DIS refined to full resolution), not Farneback, because it spots as
-   well at a third of the flow's cost. On six 60-s synthetic interviews (`synth --long`, 12
-   micro-expressions a minute, seeds 201-206; its finest scale and patch stride were chosen on
-   seeds 101-104 only), pooled, same videos: micro F1 0.945 (69 hits, 5 false, 3 missed)
-   against Farneback's 0.938 (68, 5, 4), macro F1 0.973 against 0.947; whole `spot_media` 168
-   frames/s against 113 (before #18's other savings: 105), pooled over two passes, on a shared
-   2-core AMD EPYC (AVX2, no AVX-512) with other jobs running, Dec 2026. Plain "dis" (OpenCV's
-   ultrafast preset, a flow at a quarter of the crop) loses the sub-pixel movements there:
-   micro F1 0.471.
+   well at a fifth of the flow's cost. On six 60-s synthetic interviews (`synth --long`, 12
+   micro-expressions a minute, seeds 201-206), pooled, same videos: micro F1 0.937 (67 hits, 4
+   false, 5 missed) against Farneback's 0.938 (68, 5, 4), macro F1 0.947 for both; whole
+   `spot_media` 173 frames/s against 109 (106 before #18's other savings), pooled over two
+   passes, on a shared 2-core AMD EPYC (AVX2, no AVX-512) with other jobs running, Dec 2026.
+   Its finest scale and patch stride were chosen on other videos only (seeds 101-104 and
+   tests/test_spot.py's animated photo, where stride 6 let a z 6.5 false candidate through).
+   Plain "dis" (OpenCV's ultrafast preset, a flow at a quarter of the crop) loses the sub-pixel
+   movements: micro F1 0.471 on seeds 201-206.
 4. Return motion. With a = D(t) ("there") and b = D(t + k) ("back"), averaged over a region
    part, the score is max(0, -a.b) / max(|a|, |b|): the displacement of a movement that went
    out and came back within t - k .. t + k, in crop pixels. With k equal to the longest

@@ -76,7 +76,7 @@ class SpotConfig:
 # model, a false candidate only costs a few analysed frames. On three 60-s synthetic interviews
 # (12 micro-expressions a minute) the floor 5 instead of 6 raised micro recall from 31/36 to 36/36
 # (Farneback flow). With the "dis-fine" flow, on six others (seeds 201-206), the gate's ranges held
-# all 72 micro apexes in 19.3% of the frames (Farneback: 72, 20.0%).
+# all 72 micro apexes in 19.8% of the frames (Farneback: 72, 20.0%).
 GATE_CONFIG = SpotConfig(min_z=5.0)
 
 
