@@ -38,7 +38,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--crop-px", type=int, default=None,
                         help="side of the aligned face crop motion is measured on (default 128)")
     parser.add_argument("--flow-method", default=None, metavar="METHOD",
-                        help=f"optical flow the motion is measured with: {' or '.join(FLOW_METHODS)} "
+                        help=f"optical flow the motion is measured with, one of {', '.join(FLOW_METHODS)} "
                         f"(default {SignalConfig().flow_method})")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of an image folder (files store none; e.g. 200 for CASME II)")
