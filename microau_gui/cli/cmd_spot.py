@@ -38,8 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--crop-px", type=int, default=None,
                         help="side of the aligned face crop motion is measured on (default 128)")
     parser.add_argument("--flow-method", default=None, metavar="METHOD",
-                        help=f"optical flow the motion is measured with: {' or '.join(FLOW_METHODS)} "
-                        f"(default {SignalConfig().flow_method})")
+                        help="optical flow the motion is measured with, one of "
+                        f"{', '.join(FLOW_METHODS)} (default {SignalConfig().flow_method})")
     parser.add_argument("--fps", type=float, default=None,
                         help="frame rate of an image folder (files store none; e.g. 200 for CASME II)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,7 +68,7 @@ def _config(args):
                             "at least 32")
         signal = replace(signal, crop_px=args.crop_px)
     if args.flow_method is not None:
-        signal = replace(signal, flow_method=args.flow_method)  # SignalConfig refuses an unknown one
+        signal = replace(signal, flow_method=args.flow_method)  # SignalConfig refuses unknown ones
     return replace(config, signal=signal)
 
 

@@ -65,7 +65,8 @@ class SpotConfig:
     # onset/offset: the apex region's z falls below this fraction of its apex. 0.1 rather than
     # 0.05: on six synthetic interviews (three of them not used to choose it) the tails of the
     # lower floor ran on into the noise, so intervals came out too long (IoU < 0.5 with the truth)
-    # and macro-expressions split; micro F1 0.854 -> 0.899, macro F1 0.778 -> 0.938 (Farneback flow).
+    # and macro-expressions split; micro F1 0.854 -> 0.899, macro F1 0.778 -> 0.938 (Farneback
+    # flow).
     edge_frac: float = 0.1
     blink_down_frac: float = 0.0025  # eye zones moving down more than this x crop side: a blink
     region_frac: float = 0.5  # a region "moved" when its z at the apex is >= this fraction of the best
