@@ -212,6 +212,21 @@ def test_a_killed_landmark_process_is_one_line_and_nothing_hangs(video):
     assert seen[:3] == [0, 1, 2] and len(seen) < 12
 
 
+def test_no_room_for_the_landmark_ring_is_one_line(video, monkeypatch):
+    """/dev/shm missing or full (containers often cap it): a one-line UserError naming it, not an
+    OSError traceback from the producer thread."""
+    import microau_gui.face.landmark_process as lp
+    from microau_gui.core.errors import UserError
+
+    def no_room(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(lp, "SharedMemory", no_room)
+    with open_media(video) as source, lp.LandmarkProcess(slots=2) as worker:
+        with pytest.raises(UserError, match="no shared memory.*No space left on device"):
+            list(landmarked_frames(source.iter_frames(0, 4), worker=worker))
+
+
 def cached_rows(project_path: Path, video: Path, version_name: str) -> dict[int, object]:
     with Project.open(project_path) as project:
         video_id = project.video_by_path(video).id

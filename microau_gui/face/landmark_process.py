@@ -23,7 +23,7 @@ How (our specification):
   are in flight is the caller's job: `in_flight` < `slots`); `get()` returns the oldest
   frame's landmarks. Results come back in the order frames went in.
 - A child that dies (killed, out of memory) makes `put`/`get` raise `LandmarkWorkerDied`, one
-  line. When the parent dies, the child's pipe closes and it exits. `close()` stops the child
+  line; so does a ring that cannot be made (no room in /dev/shm) as a plain `UserError`. When the parent dies, the child's pipe closes and it exits. `close()` stops the child
   and frees the ring; it is idempotent.
 """
 
@@ -121,7 +121,11 @@ class LandmarkProcess:
             self._ring.close()
             self._ring.unlink()
         self._slot_bytes = frame_bytes
-        self._ring = SharedMemory(create=True, size=frame_bytes * self.slots)
+        try:
+            self._ring = SharedMemory(create=True, size=frame_bytes * self.slots)
+        except OSError as err:  # /dev/shm missing or full (some containers cap it at 64 MB)
+            raise UserError(f"no shared memory for the face-landmark process ({err.strerror or err}); "
+                            "free space in /dev/shm (see df /dev/shm) and run it again") from None
         self._next = 0
 
     def close(self) -> None:
