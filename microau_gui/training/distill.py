@@ -1,7 +1,8 @@
 """Distillation: a small student learns what the full model (the teacher) says, without labels.
 
 Owns: `DistillSettings`, `DistillSource`, `DistillResult`, `frame_pairs`, `clip_sources`,
-`video_sources`, `distill`, `distill_report`, `DISTILL_TARGETS`. May import model, pairs, media,
+`video_sources`, `distill`, `distill_report`, `init_from_teacher`, `student_config`,
+`DISTILL_TARGETS`, `INIT_DEFAULTS`. May import model, pairs, media,
 face, core and training's own modules (torch, numpy); no Qt, no synth and no inference (their
 peers: the caller generates synthetic clips and passes the sliding reference's lag, which
 `inference.reference` owns).
