@@ -105,7 +105,7 @@ def test_a_student_starts_from_its_teachers_weights():
     assert not done["resampled"]
     torch.testing.assert_close(probs(same, flow), probs(teacher, flow))
 
-    small = build_model(student_config(card.config), seed=5)
+    small = build_model(student_config(card.config, "tiny-student"), seed=5)
     done = init_from_teacher(small, teacher)
     assert sorted(n.split(".")[-1] for n in done["resampled"]) == ["positional_embedding", "weight"]
     assert small.grid_size == 8 and small.state_dict()["backbone.visual.positional_embedding"].shape[0] == 65

@@ -51,7 +51,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backbone", default=None, metavar="NAME",
                         help="the student's backbone: tiny (default) or tiny-student (64 tokens: faster, less faithful)")
     parser.add_argument("--flow-method", default=None, metavar="M",
-                        help="how the student's pairs measure flow: farneback-fast (default), farneback or dis")
+                        help="how the student's pairs measure flow: farneback-fast (default), farneback, "
+                             "dis or dis-fine")
     parser.add_argument("--init", default=None, choices=("teacher", "random"),
                         help="start from the teacher's weights where the shapes allow (default) or at random")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same student)")

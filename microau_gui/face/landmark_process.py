@@ -23,8 +23,9 @@ How (our specification):
   are in flight is the caller's job: `in_flight` < `slots`); `get()` returns the oldest
   frame's landmarks. Results come back in the order frames went in.
 - A child that dies (killed, out of memory) makes `put`/`get` raise `LandmarkWorkerDied`, one
-  line; so does a ring that cannot be made (no room in /dev/shm) as a plain `UserError`. When the parent dies, the child's pipe closes and it exits. `close()` stops the child
-  and frees the ring; it is idempotent.
+  line; so does a ring that cannot be made (no room in /dev/shm) as a plain `UserError`. When
+  the parent dies, the child's pipe closes and it exits. `close()` stops the child and frees
+  the ring; it is idempotent.
 """
 
 from __future__ import annotations

@@ -49,8 +49,9 @@ How frames flow (our specification):
   and torch release the GIL, so on 2 cores they overlap, and on a GPU the CPU work hides behind
   the model. The rows are exactly the sequential pipeline's: the same functions on the same
   batches, only on other threads. Long runs with a cheap pair preparation (see
-  `PROCESS_MIN_FRAMES`) detect landmarks in a child process instead of a thread (`face.landmark_process`: MediaPipe holds the GIL, so on a
-  thread it and the Python stages took turns), with the same landmarks. The GUI's worker
+  `PROCESS_MIN_FRAMES`) detect landmarks in a child process instead of a thread
+  (`face.landmark_process`: MediaPipe holds the GIL, so on a thread it and the Python stages
+  took turns), with the same landmarks. The GUI's worker
   passes False (one thread, the other core draws the window); so do `step(max_frames)` sizes
   other than `options.batch_size`.
 - A truncated video (`VideoSource.n_decodable` < `n_frames`): the frames that decode are

@@ -2,7 +2,8 @@
 
 Owns: every hyper-parameter of the network and of its loss weights, their validation, JSON
 (de)serialisation, and the registry of backbone architectures (open_clip's built-in configs plus
-our `SCRATCH_BACKBONES`, "tiny" and the dense-trace "tiny-student"). May import core and open_clip (lazily, so reading a config stays cheap); no torch.
+our `SCRATCH_BACKBONES`, "tiny" and the dense-trace "tiny-student"). May import core and
+open_clip (lazily, so reading a config stays cheap); no torch.
 
 Paper vs. our specification (DESIGN.md section 1): the paper (Wei et al., 2026, known from its
 abstract) states a CLIP ViT visual backbone, a CLIP text backbone, PTA, GDA, GDLoss and MiAUCL.

@@ -37,8 +37,9 @@ What the student learns (our specification):
   Farneback iteration per level costs under half of four and correlates 0.99 with it, where
   DIS, ten times cheaper, correlates 0.6 and cost the student whole AUs), at the teacher's flow
   size. The teacher labels pairs cut its own way (its card's method), so the student learns
-  the teacher's verdict from the cheaper measurement; the agreement below is measured so too. No flip or colour jitter: the teacher's maps are not
-  mirror-symmetric and jitter would need the teacher to label every jittered copy.
+  the teacher's verdict from the cheaper measurement; the agreement below is measured so too.
+- No flip or colour jitter: the teacher's maps are not mirror-symmetric and jitter would need
+  the teacher to label every jittered copy.
 - Agreement: the sources (videos / clips) are split, `holdout_fraction` of them (at least one
   when there are two or more) are never trained on, and the student's per-AU F1 against the
   teacher's thresholded labels on them goes into the student's card (`metrics
@@ -68,7 +69,7 @@ from microau_gui.core.files import atomic_dir
 from microau_gui.core.progress import check_cancel
 from microau_gui.core.types import DECISION_THRESHOLD, Sample
 from microau_gui.face.motion import FLOW_METHODS
-from microau_gui.model.config import SCRATCH_BACKBONES, STUDENT_BACKBONE, TINY_BACKBONE, MicroAUConfig
+from microau_gui.model.config import SCRATCH_BACKBONES, TINY_BACKBONE, MicroAUConfig
 from microau_gui.pairs.samples import (PairSample, PrepSettings, checkpoint_prep_settings,
                                        labels_matrix, prepare_samples, training_data_hash)
 from microau_gui.training.metrics import AUReport, au_report
@@ -257,7 +258,7 @@ def pta_kl(student_maps: torch.Tensor, teacher_maps: torch.Tensor) -> torch.Tens
     return kl.mean()
 
 
-def student_config(teacher_config: MicroAUConfig, backbone: str = STUDENT_BACKBONE) -> MicroAUConfig:
+def student_config(teacher_config: MicroAUConfig, backbone: str = TINY_BACKBONE) -> MicroAUConfig:
     """The student of a teacher: its vocabulary, input mode and text side (so the prompts it is
     scored against can be the teacher's), a from-scratch backbone trained whole."""
     return MicroAUConfig.tiny(backbone=backbone, input_mode=teacher_config.input_mode,
