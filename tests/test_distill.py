@@ -47,6 +47,7 @@ def test_the_student_is_a_model_version_whose_card_names_its_teacher(student):
     assert card.training_settings["initialised_from_teacher"]["copied"]
     # the student measures its own pairs with the cheap flow (#18), the card says so
     assert card.training_settings["prep"]["flow_method"] == "farneback-fast"
+    assert card.training_settings["prep"]["flow_size"] == teacher.training_settings["prep"]["flow_size"]
     assert card.vocab == teacher.vocab and card.input_mode == teacher.input_mode
     assert card.training_settings["subjects"] == ["01", "02"]  # 03 stays unseen
     agreement = card.metrics["teacher_agreement"]
@@ -147,12 +148,25 @@ def test_distill_report_scores_the_student_on_subjects_it_never_saw_and_a_random
     assert untrained["student_vs_truth"]["mean_f1"] < report["student_vs_truth"]["mean_f1"]
 
 
+def test_flow_size_sets_the_crop_the_students_flow_is_measured_on(tmp_path):
+    from microau_gui.model.card import read_card
+
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(DEMO), "--synthetic", "1", "--pairs-per-clip", "1",
+                 "--epochs", "1", "--flow-size", "112", "--threads", "1", "--out", str(out),
+                 "--device", "cpu", "--no-progress"]) == 0
+    card = read_card(out)
+    assert card.training_settings["prep"]["flow_size"] == 112
+    assert card.training_settings["distill"]["flow_size"] == 112
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--synthetic", "0"], "nothing to distil on"),
     (["--synthetic", "2", "--synthetic-subjects", "09"], "synthetic subject 09"),
     (["--videos", "/nonexistent/clip.mp4"], "clip.mp4"),
     (["--synthetic", "2", "--backbone", "ViT-B-16"], "student backbone 'ViT-B-16'"),
     (["--synthetic", "2", "--flow-method", "lucas"], "flow method 'lucas'"),
+    (["--synthetic", "2", "--flow-size", "8"], "--flow-size 8"),
     (["--synthetic", "2", "--init", "random", "--epochs", "0"], "--epochs 0"),
 ])
 def test_distill_bad_input_is_one_line_and_leaves_nothing(tmp_path, capsys, argv, message):

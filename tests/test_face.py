@@ -224,6 +224,39 @@ def test_pair_shares_one_transform_and_motion_is_found_where_it_happened(faces, 
     assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
 
 
+def test_the_students_flow_keeps_motion_only_inside_the_face(faces, photos):
+    """farneback-fast pairs are masked to the landmark hull (a background blob once cost the
+    student whole AUs); Farneback's, which checkpoints were trained on, keep the background."""
+    from microau_gui.face.pair import align_pair
+    from microau_gui.pairs.samples import face_hull_mask, measure_flow
+
+    rgb = photos["grace_hopper"]
+    xy = faces["grace_hopper"].xy_img
+    pair = align_pair(rgb, rgb, xy, SIZE)
+    hull = face_hull_mask(pair.xy_crop, SIZE).astype(bool)
+    # the target: the mouth corner raised and a textured background patch in the bottom-right
+    # corner (below the jaw, outside the face) moved by 3 px
+    target = pair.reference.copy()
+    assert not hull[-40:, -40:].any()
+    patch = np.random.default_rng(0).integers(0, 256, (48, 48, 3)).astype(np.uint8)
+    patch = cv2.GaussianBlur(patch, (0, 0), 1.5)
+    reference = pair.reference.copy()
+    reference[-40:, -40:] = patch[:40, :40]
+    target[-40:, -40:] = patch[3:43, :40]
+    corner = cv2.fillPoly(np.zeros((SIZE, SIZE), np.float32),
+                          [np.round(au_polygons("AU12", pair.xy_crop)["R"]).astype(np.int32)], 1.0)
+    grid_y, grid_x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    shift = 3.0 * cv2.GaussianBlur(corner, (0, 0), 4)
+    target = cv2.remap(target, grid_x, grid_y + shift, cv2.INTER_LINEAR)
+    background = np.abs(measure_flow(reference, target, pair.xy_crop, "farneback"))[-30:, -30:]
+    assert background.max() > 1.0, "Farneback's pairs keep the background's motion"
+    fast = measure_flow(reference, target, pair.xy_crop, "farneback-fast")
+    assert not fast[~hull].any(), "farneback-fast pairs have no motion outside the face"
+    k12 = DEFAULT_VOCAB.index("AU12")
+    features = region_flow_features(fast, region_pixel_masks(pair.xy_crop, SIZE, DEFAULT_VOCAB))
+    assert features[k12, 2] > 0.5, "the mouth corner's movement inside the face is kept"
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_eye_centres_are_the_means_of_the_eye_corners_to_the_bit(dtype):
     # Alignment, hence every crop and every stored score, depends on these to the last bit.

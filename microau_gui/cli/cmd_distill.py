@@ -53,6 +53,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--flow-method", default=None, metavar="M",
                         help="how the student's pairs measure flow: farneback-fast (default), farneback, "
                              "dis or dis-fine")
+    parser.add_argument("--flow-size", type=int, default=None, metavar="PX",
+                        help="side of the crop the student's flow is measured on (default: the teacher's)")
     parser.add_argument("--init", default=None, choices=("teacher", "random"),
                         help="start from the teacher's weights where the shapes allow (default) or at random")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same student)")
@@ -67,7 +69,8 @@ def settings_from(args):
 
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
              "pta_weight": args.pta_weight, "holdout_fraction": args.holdout,
-             "backbone": args.backbone, "flow_method": args.flow_method, "init": args.init}
+             "backbone": args.backbone, "flow_method": args.flow_method, "flow_size": args.flow_size,
+             "init": args.init}
     # built in one go, not replaced: epochs and lr left out resolve by the chosen init
     return DistillSettings(seed=args.seed, threads=args.threads,
                            **{k: v for k, v in given.items() if v is not None})

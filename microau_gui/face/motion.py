@@ -20,7 +20,8 @@ Flow methods (`FLOW_METHODS`; which one a checkpoint's pairs used is in its card
   at 5.9 against 13.5 ms per pair, where DIS ultrafast correlates 0.60 and DIS medium 0.73
   (2-core AMD EPYC, AVX2). A student fed DIS flow disagreed with its Farneback-fed teacher on
   whole AUs (mean per-AU F1 0.69 against 0.81 on held-out subject 03), because it has to
-  learn the teacher's verdict from a different measurement.
+  learn the teacher's verdict from a different measurement. Its pairs are masked to the face
+  (`FACE_ONLY_FLOW_METHODS`, see `pairs.samples`).
 - "dis-fine": the same DIS patches refined down to full resolution (finest scale 0, where the
   preset stops at a quarter), side by side (patch stride 8 instead of 4). The spotter's default
   (`spotting.signals`): on its 128 px crops "dis" loses the sub-pixel micro-movements (micro F1
@@ -54,6 +55,9 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
 
 
 FLOW_METHODS: tuple[str, ...] = ("farneback", "dis", "farneback-fast", "dis-fine")
+# Methods whose pairs keep motion only inside the face's landmark hull (`pairs.samples.
+# measure_flow`): with one iteration per level, Farneback can diverge in textureless background.
+FACE_ONLY_FLOW_METHODS: frozenset[str] = frozenset({"farneback-fast"})
 # One DIS object per thread and method: it keeps state between calls and is not thread-safe.
 _DIS = threading.local()
 

@@ -105,6 +105,7 @@ class DistillSettings:
     backbone: str = TINY_BACKBONE  # one of model.config.SCRATCH_BACKBONES
     init: str = "teacher"  # "teacher": start from the teacher's weights (`init_from_teacher`); "random"
     flow_method: str = "farneback-fast"  # how the student's pairs measure flow (face.motion.FLOW_METHODS)
+    flow_size: int | None = None  # side of the crop the student's flow is measured on; None = the teacher's
 
     def __post_init__(self) -> None:
         if self.init not in INIT_DEFAULTS:
@@ -128,6 +129,8 @@ class DistillSettings:
             raise UserError(f"student backbone {self.backbone!r}: use one of {', '.join(SCRATCH_BACKBONES)}")
         if self.flow_method not in FLOW_METHODS:
             raise UserError(f"flow method {self.flow_method!r}: use one of {', '.join(FLOW_METHODS)}")
+        if self.flow_size is not None and not 16 <= self.flow_size <= 1024:
+            raise UserError(f"--flow-size {self.flow_size}: use 16 to 1024 px")
 
     def train_settings(self) -> TrainSettings:
         """The trainer's settings the shared optimiser helpers read (no augmentation)."""
@@ -328,8 +331,10 @@ def distill(teacher_path: Path | str, sources: Sequence[DistillSource], out: Pat
 
     with deterministic(settings.seed, settings.threads):
         student = build_model(config, settings.seed).to(device)
-        # The teacher's flow size, measured the student's way, resampled to the student's crop.
-        student_prep = PrepSettings(size=student.image_size, flow_size=teacher_prep.flow_side,
+        # The teacher's flow size (or the one asked for), measured the student's way, resampled
+        # to the student's crop.
+        student_prep = PrepSettings(size=student.image_size,
+                                    flow_size=settings.flow_size or teacher_prep.flow_side,
                                     flow_method=settings.flow_method)
         samples = [s for source in sources for s in source.samples]
         teacher_pairs, student_pairs = _prepare_both(samples, teacher_prep, student_prep, cache,
