@@ -57,6 +57,22 @@ def test_real_footage_opens_whole_and_reads_frame_exact(pyfeat_data, name):
         assert info.is_vfr
 
 
+@pytest.mark.parametrize("name", VIDEOS)
+def test_frames_have_pyav_to_ndarrays_pixels_bit_for_bit(pyfeat_data, name):
+    """The kept YUV -> RGB reformatter (media.video) against PyAV's own per-frame conversion,
+    on BT.601 and BT.709, limited and full range: the same pixels, sequential and random access."""
+    path = pyfeat_data / name
+    with av.open(str(path)) as container:
+        expected = [frame.to_ndarray(format="rgb24")
+                    for frame, _ in zip(container.decode(container.streams.video[0]), range(30))]
+    with open_media(path, cache_frames=0) as source:
+        for (frame_idx, rgb), want in zip(source.iter_frames(0, len(expected)), expected):
+            np.testing.assert_array_equal(rgb, want, err_msg=f"{name} frame {frame_idx}")
+        for frame_idx in (len(expected) - 1, 0, len(expected) // 2):
+            np.testing.assert_array_equal(source.read(frame_idx), expected[frame_idx],
+                                          err_msg=f"{name} frame {frame_idx} by random access")
+
+
 def test_info_and_analyze_take_the_phone_file_whole(pyfeat_data, tmp_path, capsys):
     path = pyfeat_data / "no_face.mp4"
     assert main(["info", str(path)]) == 0
