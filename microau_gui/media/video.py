@@ -67,12 +67,6 @@ from microau_gui.media.base import DEFAULT_CACHE_FRAMES, FrameDecodeError, Frame
 
 _INTRA_CODECS = frozenset({"mjpeg", "png", "jpeg2000", "ljpeg", "jpegls"})  # every frame a keyframe
 
-
-def _to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame) -> np.ndarray:
-    """(H, W, 3) uint8: `frame.to_ndarray(format="rgb24")`'s pixels through a kept reformatter
-    (see the module docstring), whose caller is its only thread."""
-    return reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
-
 log = logging.getLogger(__name__)
 
 # Codecs whose decoders honour skip_frame=NONREF without changing the frames that follow.
@@ -82,6 +76,12 @@ _VFR_TOLERANCE_REL = 0.02
 # Packets (decode order) dropped at the cut of a truncated file: the partial one plus the
 # B-frames that may reference it (x264/x265 reorder at most a few frames).
 _TRUNCATION_MARGIN_PACKETS = 8
+
+
+def _to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8: `frame.to_ndarray(format="rgb24")`'s pixels through a kept reformatter
+    (see the module docstring), whose caller is its only thread."""
+    return reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
 
 class _Index:
