@@ -47,6 +47,10 @@ experiments: $(RUN_STAMP)
 	$(PY) main.py experiment run main
 	$(PY) main.py experiment run ablations-pilot
 	$(PY) main.py experiment run ablations
+	# the committed reduced ablations (training seed 0) and the text-side confirmation (seeds 1-4)
+	$(PY) main.py experiment run ablations --train-seeds 0
+	$(PY) main.py experiment run ablations --train-seeds 1,2,3,4 --variants full,frozen-random-text --out docs/experiments/text-side-confirm.json
+	$(PY) main.py experiment run flow
 	# the committed pilot of the goal study (reduced; `experiment run goal` is the whole study)
 	$(PY) main.py experiment run goal --data-seeds 1001 --train-seeds 0 --variants full,balanced,flow-at-crop
 

@@ -113,3 +113,45 @@ def test_a_reduced_goal_study_scores_nested_thresholds_and_never_takes_the_full_
     assert "inner leave-one-subject-out" in report["held_out"]
     with pytest.raises(UserError, match="--variants nope"):
         experiments.run_study("smoke-goal", tmp_path / "x.json", tmp_path / "work", variants=["nope"])
+
+
+def _what_runs(argv: list[str]) -> tuple[str, dict]:
+    """(report file, what ran) of an `experiment run` command line, defaults resolved as
+    `cli/cmd_experiment.py` and `Study.reduced` resolve them."""
+    import argparse
+
+    from microau_gui.cli.experiments import STUDIES
+
+    parser = argparse.ArgumentParser()
+    for option in ("--out", "--data-seeds", "--train-seeds", "--variants", "--work", "--threads"):
+        parser.add_argument(option)
+    args, rest = parser.parse_known_args(argv)
+    name = rest[-1]
+    study = STUDIES[name]
+    data = tuple(map(int, args.data_seeds.split(","))) if args.data_seeds else study.data_seeds
+    train = tuple(map(int, args.train_seeds.split(","))) if args.train_seeds else study.train_seeds
+    variants = tuple(args.variants.split(",")) if args.variants else tuple(study.variants)
+    reduced = any((args.data_seeds, args.train_seeds, args.variants))
+    out = args.out or f"docs/experiments/{name}{'-reduced' if reduced else ''}.json"
+    return out, {"study": name, "data_seeds": sorted(data), "train_seeds": sorted(train),
+                 "variants": sorted(variants)}
+
+
+def test_every_committed_report_is_regenerated_by_make_experiments():
+    """Provenance (#20): each report in docs/experiments/ names the command that made it, and
+    `make experiments` runs a command that writes that same study, seeds and variants there."""
+    import shlex
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    recipe = repo.joinpath("Makefile").read_text().split("\nexperiments:", 1)[1].split("\n\n", 1)[0]
+    made = dict(_what_runs(shlex.split(line.split("experiment run", 1)[1]))
+                for line in recipe.splitlines() if "main.py experiment run" in line)
+    reports = sorted((repo / "docs" / "experiments").glob("*.json"))
+    assert reports
+    for report in reports:
+        command = json.loads(report.read_text())["command"]
+        file = f"docs/experiments/{report.name}"
+        assert file in made, f"make experiments does not write {file}"
+        _, ran = _what_runs(shlex.split(command.split("experiment run", 1)[1]))
+        assert made[file] == ran, f"{file}: made by {command!r}, make experiments runs {made[file]}"
