@@ -38,8 +38,11 @@ import numpy as np
 from microau_gui.core.errors import UserError
 from microau_gui.face.landmarks import FaceMesh, Landmarks
 
-_DIED = ("the face-landmark process ended unexpectedly (killed, or out of memory); "
-         "run the analysis again, or with fewer programs open")
+# The third cause is ours to name: a spawn child imports the parent's main module again, so a
+# user's own script that analyses without a main guard re-runs itself in the child, which dies.
+_DIED = ("the face-landmark process ended unexpectedly (killed, or out of memory; a script of "
+         "your own that analyses needs `if __name__ == \"__main__\":`); run the analysis again, "
+         "or with fewer programs open")
 
 
 class LandmarkWorkerDied(UserError):
