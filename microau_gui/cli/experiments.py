@@ -111,6 +111,14 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
               "balanced": ({}, {"balanced": True}, None),
               "flow-at-crop": ({}, {}, 112),
           }),
+    Study("text-side", "the frozen random text tower against the learned text side on two "
+          "fresh data sets: the tower was singled out after the ablations (seed 0) and confirmed "
+          "on new training seeds of the same data (docs/experiments/text-side-confirm.json); "
+          "data seeds 1003 and 1004 were never looked at before", data_seeds=(1003, 1004),
+          subjects=3, clips_per_subject=40, train_seeds=(0, 1), epochs=30, variants={
+              "full": ({}, {}, None),
+              "frozen-random-text": ({"text_side": "tower"}, {}, None),
+          }),
     Study("flow", "the pairs' optical flow: Farneback at 224 px (the old default) against DIS "
           "ultrafast at 224 px and at the model's 112 px crop, which cost a fraction of "
           "Farneback's time per pair (issue #18: the cheapest flow that keeps the F1)",
