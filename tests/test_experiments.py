@@ -115,26 +115,22 @@ def test_a_reduced_goal_study_scores_nested_thresholds_and_never_takes_the_full_
         experiments.run_study("smoke-goal", tmp_path / "x.json", tmp_path / "work", variants=["nope"])
 
 
-def _what_runs(argv: list[str]) -> tuple[str, dict]:
-    """(report file, what ran) of an `experiment run` command line, defaults resolved as
-    `cli/cmd_experiment.py` and `Study.reduced` resolve them."""
+def _what_runs(argv: list[str], repo) -> tuple[str, dict]:
+    """(report file relative to `repo`, what ran) of an `experiment run` command line, resolved
+    by the command's own parser and `plan`, and `Study.reduced`."""
     import argparse
 
+    from microau_gui.cli import cmd_experiment
     from microau_gui.cli.experiments import STUDIES
 
     parser = argparse.ArgumentParser()
-    for option in ("--out", "--data-seeds", "--train-seeds", "--variants", "--work", "--threads"):
-        parser.add_argument(option)
-    args, rest = parser.parse_known_args(argv)
-    name = rest[-1]
-    study = STUDIES[name]
-    data = tuple(map(int, args.data_seeds.split(","))) if args.data_seeds else study.data_seeds
-    train = tuple(map(int, args.train_seeds.split(","))) if args.train_seeds else study.train_seeds
-    variants = tuple(args.variants.split(",")) if args.variants else tuple(study.variants)
-    reduced = any((args.data_seeds, args.train_seeds, args.variants))
-    out = args.out or f"docs/experiments/{name}{'-reduced' if reduced else ''}.json"
-    return out, {"study": name, "data_seeds": sorted(data), "train_seeds": sorted(train),
-                 "variants": sorted(variants)}
+    cmd_experiment.add_arguments(parser)
+    args = parser.parse_args(argv)
+    out, subset = cmd_experiment.plan(args)
+    study = STUDIES[args.name].reduced(**subset)
+    return (str(out.resolve().relative_to(repo)) if out.is_absolute() else str(out),
+            {"study": study.name, "data_seeds": sorted(study.data_seeds),
+             "train_seeds": sorted(study.train_seeds), "variants": sorted(study.variants)})
 
 
 def test_every_committed_report_is_regenerated_by_make_experiments():
@@ -145,7 +141,7 @@ def test_every_committed_report_is_regenerated_by_make_experiments():
 
     repo = Path(__file__).resolve().parents[1]
     recipe = repo.joinpath("Makefile").read_text().split("\nexperiments:", 1)[1].split("\n\n", 1)[0]
-    made = dict(_what_runs(shlex.split(line.split("experiment run", 1)[1]))
+    made = dict(_what_runs(shlex.split(line.split("experiment", 1)[1]), repo)
                 for line in recipe.splitlines() if "main.py experiment run" in line)
     reports = sorted((repo / "docs" / "experiments").glob("*.json"))
     assert reports
@@ -153,5 +149,5 @@ def test_every_committed_report_is_regenerated_by_make_experiments():
         command = json.loads(report.read_text())["command"]
         file = f"docs/experiments/{report.name}"
         assert file in made, f"make experiments does not write {file}"
-        _, ran = _what_runs(shlex.split(command.split("experiment run", 1)[1]))
+        _, ran = _what_runs(shlex.split(command.split("experiment", 1)[1]), repo)
         assert made[file] == ran, f"{file}: made by {command!r}, make experiments runs {made[file]}"

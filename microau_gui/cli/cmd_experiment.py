@@ -47,8 +47,20 @@ def _list(text: str | None, kind=str):
     return values
 
 
+def plan(args) -> tuple[Path, dict]:
+    """(report path, the `run_study` subset) that `experiment run` with these options writes:
+    a reduced study never lands on the full study's report."""
+    from microau_gui.cli.experiments import REPO
+
+    subset = dict(data_seeds=_list(args.data_seeds, int), train_seeds=_list(args.train_seeds, int),
+                  variants=_list(args.variants))
+    reduced = any(v is not None for v in subset.values())
+    default = f"{args.name}-reduced.json" if reduced else f"{args.name}.json"
+    return (Path(args.out) if args.out else REPO / "docs" / "experiments" / default), subset
+
+
 def run(args) -> int:
-    from microau_gui.cli.experiments import REPO, STUDIES, run_study
+    from microau_gui.cli.experiments import STUDIES, run_study
     from microau_gui.core.errors import UserError
     from microau_gui.core.paths import cache_dir
 
@@ -60,12 +72,7 @@ def run(args) -> int:
         return 0
     if not args.name:
         raise UserError("name the study to run, e.g. `experiment run main` (see `experiment list`)")
-    subset = dict(data_seeds=_list(args.data_seeds, int), train_seeds=_list(args.train_seeds, int),
-                  variants=_list(args.variants))
-    reduced = any(v is not None for v in subset.values())
-    # a reduced study never lands on the full study's report
-    default = f"{args.name}-reduced.json" if reduced else f"{args.name}.json"
-    out = Path(args.out) if args.out else REPO / "docs" / "experiments" / default
+    out, subset = plan(args)
     work = Path(args.work) if args.work else cache_dir("experiments")
     report = run_study(args.name, out, work, threads=args.threads, **subset)
     print(f"wrote {out} ({report['seconds']:.0f} s)")
