@@ -115,7 +115,7 @@ STUDIES: dict[str, Study] = {s.name: s for s in (
           "fresh data sets: the tower was singled out after the ablations (seed 0) and confirmed "
           "on new training seeds of the same data (docs/experiments/text-side-confirm.json); "
           "data seeds 1003 and 1004 were never looked at before", data_seeds=(1003, 1004),
-          subjects=3, clips_per_subject=40, train_seeds=(0, 1), epochs=30, variants={
+          subjects=3, clips_per_subject=40, train_seeds=(0, 1, 2, 3, 4), epochs=30, variants={
               "full": ({}, {}, None),
               "frozen-random-text": ({"text_side": "tower"}, {}, None),
           }),
