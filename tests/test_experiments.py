@@ -59,6 +59,43 @@ def test_smoke_study_writes_a_report_with_provenance(tmp_path):
     assert pairs == {("full", "flow-svm"), ("full", "all-positive")}
     for comparison in report["comparisons"]:
         assert len(comparison["ci95"]) == 2 and comparison["per_fold"]
+    assert not any("reused" in run for run in report["runs"])
+    assert len(report["code_version"]["training_code"]) == 16
+
+    # Run again on the same work folder: every finished run is taken up, and the report is the same.
+    again = tmp_path / "again.json"
+    assert cli_main(["experiment", "run", "smoke", "--out", str(again), "--work", str(tmp_path / "work")]) == 0
+    second = json.loads(again.read_text())
+    assert all(run["reused"]["commit"] for run in second["runs"])
+
+    def results(r):
+        return ([(run["method"], run["mean_f1"], run["mean_macro_f1"], run["recognition"]) for run in r["runs"]],
+                [(c["model"], c["baseline"], c["mean_difference"], c["per_fold"]) for c in r["comparisons"]])
+
+    assert results(second) == results(report)
+    # Another thread count is another identity for the model (reductions may round differently);
+    # the baselines, which do not use torch threads, are taken up; --fresh takes up nothing.
+    assert cli_main(["experiment", "run", "smoke", "--out", str(again), "--work", str(tmp_path / "work"),
+                     "--threads", "2"]) == 0
+    third = json.loads(again.read_text())
+    assert {run["method"] for run in third["runs"] if "reused" not in run} == {"full"}
+    assert cli_main(["experiment", "run", "smoke", "--out", str(again), "--work", str(tmp_path / "work"),
+                     "--fresh"]) == 0
+    fresh = json.loads(again.read_text())
+    assert not any("reused" in run for run in fresh["runs"]) and results(fresh) == results(report)
+
+
+def test_the_training_code_digest_follows_the_training_packages_only(tmp_path):
+    from microau_gui.cli.run_cache import TRAINING_PACKAGES, training_code_digest
+
+    for package in (*TRAINING_PACKAGES, "gui"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "m.py").write_text("x = 1\n")
+    before = training_code_digest(tmp_path)
+    (tmp_path / "gui" / "m.py").write_text("x = 2\n")
+    assert training_code_digest(tmp_path) == before
+    (tmp_path / "training" / "m.py").write_text("x = 2\n")
+    assert training_code_digest(tmp_path) != before
 
 
 def test_recognition_that_puts_every_sample_in_one_class_is_withheld():
@@ -111,6 +148,13 @@ def test_a_reduced_goal_study_scores_nested_thresholds_and_never_takes_the_full_
     chosen = report["nested_thresholds"]["full data 1001 seed 0"]
     assert set(chosen) == {"test 01", "test 02", "test 03"} and all(len(t) == 12 for t in chosen.values())
     assert "inner leave-one-subject-out" in report["held_out"]
+    # Taken up again, a nested run gives the same rows and the same chosen thresholds.
+    assert cli_main(["experiment", "run", "smoke-goal", "--variants", "full", "--train-seeds", "0",
+                     "--work", str(tmp_path / "work")]) == 0
+    again = json.loads((tmp_path / "docs" / "experiments" / "smoke-goal-reduced.json").read_text())
+    assert all("reused" in run for run in again["runs"])
+    assert [(r["method"], r["mean_f1"]) for r in again["runs"]] == [(r["method"], r["mean_f1"]) for r in report["runs"]]
+    assert again["nested_thresholds"] == report["nested_thresholds"]
     with pytest.raises(UserError, match="--variants nope"):
         experiments.run_study("smoke-goal", tmp_path / "x.json", tmp_path / "work", variants=["nope"])
 

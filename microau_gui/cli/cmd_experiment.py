@@ -31,6 +31,10 @@ def add_arguments(parser) -> None:
                         help="run only these of the study's training seeds (a reduced study)")
     parser.add_argument("--variants", default=None, metavar="NAME,NAME",
                         help="run only these of the study's variants (a reduced study)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="run every run again instead of taking up finished runs kept in the "
+                        "work folder (a run is taken up only when its training code, libraries, "
+                        "data, settings and seed are unchanged)")
 
 
 def _list(text: str | None, kind=str):
@@ -74,6 +78,6 @@ def run(args) -> int:
         raise UserError("name the study to run, e.g. `experiment run main` (see `experiment list`)")
     out, subset = plan(args)
     work = Path(args.work) if args.work else cache_dir("experiments")
-    report = run_study(args.name, out, work, threads=args.threads, **subset)
+    report = run_study(args.name, out, work, threads=args.threads, reuse=not args.fresh, **subset)
     print(f"wrote {out} ({report['seconds']:.0f} s)")
     return 0

@@ -24,7 +24,11 @@ crop) is reported as its own row, never picked after the fact. A reduced run (`-
 `--train-seeds`, `--variants`) says so under `"reduced"` and goes to `NAME-reduced.json`.
 
 The report is written after every finished run with `"complete": false` until the last one, so
-an interrupted study still leaves an honest record of what ran.
+an interrupted study still leaves an honest record of what ran. Every finished run is also kept
+under the work folder (`cli.run_cache`), and a later run of a study takes it up again when the
+training code, libraries, data, settings and seed are all unchanged (`--fresh` refuses that):
+a study too long for one sitting on a 2-core CPU can be finished over several. The report
+names the commit that computed each reused run.
 """
 
 from __future__ import annotations
@@ -180,12 +184,16 @@ def _recognition(run) -> dict | None:
 
 def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | None = 1,
               log: Callable[[str], None] = print, data_seeds=None, train_seeds=None,
-              variants=None) -> dict:
+              variants=None, reuse: bool = True) -> dict:
     """Run study `name`, writing its report to `out` (JSON) as it goes; returns the report.
 
     data_seeds / train_seeds / variants: run only these (a *reduced* study; the report's
     `"reduced"` lists what was left out and the caller must not file it under the study's name).
+    reuse: take up finished runs kept under `work/runs` whose identity is unchanged
+    (`cli.run_cache`); every run is kept there as it finishes either way.
     """
+    from microau_gui.cli.run_cache import RunCache
+    from microau_gui.pairs.samples import training_data_hash
     from microau_gui.training import runs
     from microau_gui.training.comparison import ScoredRun, mean_std, paired_comparison, pooled_mean_f1
 
@@ -198,9 +206,12 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: folder does not exist; choose another output path")
     started = time.perf_counter()
+    code_version = _code_version()
+    cache = RunCache(work / "runs", code_version["commit"] + (" (uncommitted changes)" if code_version["dirty"] else ""))
+    code_version["training_code"] = cache.code
     report: dict = {
         "study": study.name, "description": study.description, "complete": False,
-        "code_version": _code_version(), "machine": {"cpu": cpu_model(), "threads": threads},
+        "code_version": code_version, "machine": {"cpu": cpu_model(), "threads": threads},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": f"python main.py experiment run {study.name}",
         "data": {"generator": "microau_gui.synth.generate_clips", "seeds": list(study.data_seeds),
@@ -228,9 +239,32 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         }
         report["command"] += (f" --data-seeds {','.join(map(str, study.data_seeds))} --train-seeds "
                               f"{','.join(map(str, study.train_seeds))} --variants {','.join(study.variants)}")
+    if reuse:
+        report["reused_runs"] = ("runs marked 'reused' were computed earlier (the commit and date "
+                                 "they name) by the same training code (code_version.training_code), "
+                                 "libraries, data, settings and seed, and read back from the run cache "
+                                 "(cli/run_cache.py); their seconds are the original run's")
     scored: dict[str, list[ScoredRun]] = {}
+    origins: dict[int, dict] = {}  # id(run) -> where a reused run was computed
 
-    def record(method: str, data_seed: int, train_seed: int, run, folds_of) -> None:
+    def cross_validate(method: str, data_seed: int, data, folds, config, settings):
+        """`runs.cross_validate` on the prepared pairs, or the same run read back from the cache."""
+        pairs = data.prepared.pairs
+        key = cache.key(method=method, config=config, settings=settings, policy=policy,
+                        prep=data.prepared.settings.record(),
+                        data={"seed": data_seed, "subjects": study.subjects, "size": study.size,
+                              "clips_per_subject": study.clips_per_subject,
+                              "pairs": training_data_hash(pairs, config.vocab)})
+        run, origin = cache.load(key, pairs, config.vocab) if reuse else (None, None)
+        if run is None:
+            run = runs.cross_validate(method, pairs, folds, protocol="loso", config=config,
+                                      settings=settings, thresholds=policy)
+            cache.store(key, run)
+        else:
+            origins[id(run)] = origin
+        return run
+
+    def record(method: str, data_seed: int, train_seed: int, run, folds_of, origin=None) -> None:
         order = np.argsort([p.sample.key for p in run.pairs], kind="stable")
         labels = run.labels[order]
         predicted = (run.scores[order] >= DECISION_THRESHOLD).astype(int)
@@ -241,19 +275,22 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
                                "mean_f1": round(pooled_mean_f1(scored[method][-1]), 4),
                                "mean_macro_f1": round(run.report.mean_macro_f1, 4),
                                "recognition": _recognition(run), "seconds": round(run.seconds, 1)})
+        if origin is not None:
+            report["runs"][-1]["reused"] = origin
         log(f"{method} data {data_seed} seed {train_seed}: mean F1 {report['runs'][-1]['mean_f1']:.3f} "
-            f"({run.seconds:.0f} s)")
+            f"({run.seconds:.0f} s{', reused' if origin else ''})")
 
     def record_all(method: str, data_seed: int, train_seed: int, run, folds_of, vocab) -> None:
         """`run` (nested or fixed) as the fixed row and, when nested, as the "nested" row too."""
         from microau_gui.training.experiment import score_predictions
 
+        origin = origins.get(id(run))
         if run.raw_scores is None:
-            record(method, data_seed, train_seed, run, folds_of)
+            record(method, data_seed, train_seed, run, folds_of, origin)
             return
         fixed = score_predictions(run.method, run.protocol, run.pairs, run.raw_scores, vocab, run.seconds)
-        record(method, data_seed, train_seed, fixed, folds_of)
-        record(f"{method} nested", data_seed, train_seed, run, folds_of)
+        record(method, data_seed, train_seed, fixed, folds_of, origin)
+        record(f"{method} nested", data_seed, train_seed, run, folds_of, origin)
         report.setdefault("nested_thresholds", {})[f"{method} data {data_seed} seed {train_seed}"] = {
             fold: [round(float(t), 2) for t in values] for fold, values in run.thresholds.items()}
 
@@ -313,15 +350,11 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
             prepared[data_seed, variant] = (config, settings_over, data, folds, folds_of)
             if variant == next(iter(study.variants)):
                 for baseline in study.baselines:
-                    run = runs.cross_validate(baseline, data.prepared.pairs, folds, protocol="loso",
-                                              config=config, settings=runs.train_settings(seed=0),
-                                              thresholds=policy)
+                    run = cross_validate(baseline, data_seed, data, folds, config, runs.train_settings(seed=0))
                     record_all(baseline, data_seed, 0, run, folds_of, config.vocab)
                     summarise()
             elif prep is not None and "flow-svm" in study.baselines:
-                run = runs.cross_validate("flow-svm", data.prepared.pairs, folds, protocol="loso",
-                                          config=config, settings=runs.train_settings(seed=0),
-                                          thresholds=policy)
+                run = cross_validate("flow-svm", data_seed, data, folds, config, runs.train_settings(seed=0))
                 record_all(f"flow-svm ({variant} pairs)", data_seed, 0, run, folds_of, config.vocab)
                 summarise()
     for train_seed in study.train_seeds:
@@ -330,9 +363,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
                 config, settings_over, data, folds, folds_of = prepared[data_seed, variant]
                 settings = runs.train_settings(epochs=study.epochs, seed=train_seed, threads=threads,
                                                **settings_over)
-                run = runs.cross_validate("micro-au-clip", data.prepared.pairs, folds,
-                                          protocol="loso", config=config, settings=settings,
-                                          thresholds=policy)
+                run = cross_validate("micro-au-clip", data_seed, data, folds, config, settings)
                 record_all(variant, data_seed, train_seed, run, folds_of, config.vocab)
                 summarise()
     report["complete"] = True

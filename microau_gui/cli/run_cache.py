@@ -1,0 +1,143 @@
+"""Finished cross-validation runs of the experiment studies, kept on disk and reused only when
+everything that decides their result is unchanged.
+
+Owns `RunCache`, `training_code_digest`, `RUN_CACHE_VERSION`. May import every layer below the
+CLI (it stores `training.experiment.MethodRun`s); used by `cli.experiments` only.
+
+Why: a study's model runs are deterministic and cost 1.5-3 minutes each on a 2-core CPU, and the
+defined studies have 20-80 of them. A study interrupted at a session's end (or a reduced study
+later widened) then starts over unless its finished runs can be taken up again. A run is reused
+only when its *identity* is the same, and the identity holds everything that decides its scores:
+- the source of every package a training run executes (`TRAINING_PACKAGES`: a changed line
+  anywhere in them makes every old run a miss; the GUI, session, CLI and spotting code do not
+  take part), and the versions of the libraries that compute it;
+- the data: the training-data hash of the prepared pairs (sample keys, media, labels), the
+  data seed, its sizes and the pair preparation settings;
+- the method, the network config, every training setting (seed and torch threads included:
+  reductions may round differently with another thread count) and the threshold policy.
+
+A stored run holds the test pairs' keys in scoring order, the scores (and, for nested
+thresholds, the raw scores and each fold's thresholds) and its wall time; the metrics are
+recomputed from them by `training.experiment.score_predictions`, as `cross_validate` computes
+them. The report marks each reused run with the commit and date that computed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from microau_gui.core.files import write_atomically
+
+log = logging.getLogger(__name__)
+
+# Bump when what a stored run holds, or how it is read back, changes.
+RUN_CACHE_VERSION = 1
+# The packages a training run executes (the layers below the pipelines, and training itself).
+TRAINING_PACKAGES = ("core", "face", "media", "store", "pairs", "model", "training", "synth")
+_LIBRARIES = ("torch", "numpy", "opencv-contrib-python", "scikit-learn", "open_clip_torch", "mediapipe")
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def training_code_digest(root: Path = _PACKAGE_ROOT) -> str:
+    """SHA-256 (first 16 hex) over the path and bytes of every `.py` file of `TRAINING_PACKAGES`
+    under the package folder `root`."""
+    digest = hashlib.sha256()
+    for package in TRAINING_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+class RunCache:
+    """Finished runs under `folder`, one `.npz` per identity; writes are atomic."""
+
+    def __init__(self, folder: Path | str, commit: str):
+        self.folder = Path(folder)
+        self.commit = commit
+        self.code = training_code_digest()
+        self.libraries = _library_versions()
+
+    def key(self, *, method: str, data: dict, config, settings, prep: dict, policy: str) -> str:
+        """The identity of one run as a hex key (see the module docstring)."""
+        identity = {
+            "version": RUN_CACHE_VERSION, "code": self.code, "libraries": self.libraries,
+            "method": method, "data": data, "config": config.to_dict(), "settings": asdict(settings),
+            "prep": prep, "thresholds": policy,
+        }
+        text = json.dumps(identity, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npz"
+
+    def load(self, key: str, pairs, vocab):
+        """The stored run rebuilt on `pairs` (a `MethodRun`, plus its provenance dict), or
+        (None, None) when there is none or it does not fit these pairs."""
+        from microau_gui.training.experiment import score_predictions
+
+        path = self._path(key)
+        if not path.is_file():
+            return None, None
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                meta = json.loads(str(stored["meta"]))
+                keys = [str(k) for k in stored["keys"]]
+                scores = stored["scores"]
+                raw = stored["raw_scores"] if "raw_scores" in stored else None
+        except (OSError, ValueError, KeyError, EOFError):
+            log.warning("ignoring unreadable stored run %s", path)
+            return None, None
+        by_key = {p.sample.key: p for p in pairs}
+        if len(by_key) != len(pairs) or any(k not in by_key for k in keys) or scores.shape[0] != len(keys):
+            log.warning("stored run %s does not fit the prepared pairs; running it again", path)
+            return None, None
+        ordered = [by_key[k] for k in keys]
+        run = score_predictions(meta["method"], meta["protocol"], ordered, scores, vocab, meta["seconds"])
+        thresholds = meta.get("thresholds")
+        if thresholds:
+            run = replace(run, thresholds={fold: np.asarray(v) for fold, v in thresholds.items()},
+                          raw_scores=raw)
+        return run, {"commit": meta["commit"], "created": meta["created"]}
+
+    def store(self, key: str, run) -> None:
+        meta = {
+            "method": run.method, "protocol": run.protocol, "seconds": run.seconds,
+            "thresholds": ({fold: [float(t) for t in v] for fold, v in run.thresholds.items()}
+                           if run.thresholds else None),
+            "commit": self.commit, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        arrays = {"meta": np.array(json.dumps(meta)), "keys": np.array([p.sample.key for p in run.pairs]),
+                  "scores": np.asarray(run.scores)}
+        if run.raw_scores is not None:
+            arrays["raw_scores"] = np.asarray(run.raw_scores)
+        path = self._path(key)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, write)
+        except OSError as err:
+            # A run that cannot be kept only costs time if the study is interrupted.
+            log.warning("cannot keep the finished run in %s (%s); continuing", self.folder, err.strerror or err)
