@@ -85,9 +85,34 @@ def test_smoke_study_writes_a_report_with_provenance(tmp_path):
     assert not any("reused" in run for run in fresh["runs"]) and results(fresh) == results(report)
 
 
+def test_the_data_digest_sees_one_flow_value_and_not_the_media_folder():
+    from dataclasses import replace
+    from pathlib import Path
+
+    from microau_gui.cli.run_cache import pairs_digest
+    from microau_gui.core.types import Sample
+    from microau_gui.pairs.samples import PairSample
+
+    def pair(folder, flow):
+        return PairSample(sample=Sample("01", "c1", Path(folder), 0, 2, 4),
+                          reference=np.zeros((8, 8, 3), np.uint8),
+                          target=np.zeros((8, 8, 3), np.uint8), flow=flow,
+                          xy_crop=np.zeros((478, 2), np.float32))
+
+    flow = np.zeros((8, 8, 2), np.float32)
+    moved = flow.copy()
+    moved[3, 4, 1] = 0.25
+    base = pairs_digest([pair("/a", flow)])
+    assert pairs_digest([pair("/elsewhere", flow)]) == base
+    assert pairs_digest([pair("/a", moved)]) != base
+    other = pair("/a", flow)
+    assert pairs_digest([replace(other, sample=replace(other.sample, apex=3))]) != base
+
+
 def test_the_training_code_digest_follows_the_training_packages_only(tmp_path):
     from microau_gui.cli.run_cache import TRAINING_PACKAGES, training_code_digest
 
+    assert {"training", "model", "pairs"} <= set(TRAINING_PACKAGES)
     for package in (*TRAINING_PACKAGES, "gui"):
         (tmp_path / package).mkdir()
         (tmp_path / package / "m.py").write_text("x = 1\n")

@@ -192,8 +192,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
     reuse: take up finished runs kept under `work/runs` whose identity is unchanged
     (`cli.run_cache`); every run is kept there as it finishes either way.
     """
-    from microau_gui.cli.run_cache import RunCache
-    from microau_gui.pairs.samples import training_data_hash
+    from microau_gui.cli.run_cache import RunCache, pairs_digest
     from microau_gui.training import runs
     from microau_gui.training.comparison import ScoredRun, mean_std, paired_comparison, pooled_mean_f1
 
@@ -254,7 +253,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
                         prep=data.prepared.settings.record(),
                         data={"seed": data_seed, "subjects": study.subjects, "size": study.size,
                               "clips_per_subject": study.clips_per_subject,
-                              "pairs": training_data_hash(pairs, config.vocab)})
+                              "pairs": pairs_digest(pairs)})
         run, origin = cache.load(key, pairs, config.vocab) if reuse else (None, None)
         if run is None:
             run = runs.cross_validate(method, pairs, folds, protocol="loso", config=config,

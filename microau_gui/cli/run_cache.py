@@ -1,18 +1,22 @@
 """Finished cross-validation runs of the experiment studies, kept on disk and reused only when
 everything that decides their result is unchanged.
 
-Owns `RunCache`, `training_code_digest`, `RUN_CACHE_VERSION`. May import every layer below the
+Owns `RunCache`, `training_code_digest`, `pairs_digest`, `RUN_CACHE_VERSION`. May import every layer below the
 CLI (it stores `training.experiment.MethodRun`s); used by `cli.experiments` only.
 
 Why: a study's model runs are deterministic and cost 1.5-3 minutes each on a 2-core CPU, and the
 defined studies have 20-80 of them. A study interrupted at a session's end (or a reduced study
 later widened) then starts over unless its finished runs can be taken up again. A run is reused
 only when its *identity* is the same, and the identity holds everything that decides its scores:
-- the source of every package a training run executes (`TRAINING_PACKAGES`: a changed line
-  anywhere in them makes every old run a miss; the GUI, session, CLI and spotting code do not
-  take part), and the versions of the libraries that compute it;
-- the data: the training-data hash of the prepared pairs (sample keys, media, labels), the
-  data seed, its sizes and the pair preparation settings;
+- the data it learns from, byte for byte: a digest of every prepared pair's crops, flow and
+  landmarks and of its sample (keys, AUs, labels; not the media path, which names the work
+  folder), plus the data seed, sizes and pair preparation settings. So a change to the decoder,
+  the generator or the pair preparation that alters a pair makes a miss, and one that does not
+  (a faster decoder) keeps the runs;
+- the source of every package that turns those pairs into scores (`TRAINING_PACKAGES`: a
+  changed line anywhere in them makes every old run a miss; the GUI, session, CLI, media,
+  store, synth and spotting code take no part), and the versions of the libraries that
+  compute it;
 - the method, the network config, every training setting (seed and torch threads included:
   reductions may round differently with another thread count) and the threshold policy.
 
@@ -40,8 +44,10 @@ log = logging.getLogger(__name__)
 
 # Bump when what a stored run holds, or how it is read back, changes.
 RUN_CACHE_VERSION = 1
-# The packages a training run executes (the layers below the pipelines, and training itself).
-TRAINING_PACKAGES = ("core", "face", "media", "store", "pairs", "model", "training", "synth")
+# The packages that turn prepared pairs into scores: training, the network, the pairs' labels and
+# region masks (pairs, face.regions) and the core types (face is hashed whole: simpler than
+# telling its modules apart, and a miss only costs time).
+TRAINING_PACKAGES = ("core", "face", "pairs", "model", "training")
 _LIBRARIES = ("torch", "numpy", "opencv-contrib-python", "scikit-learn", "open_clip_torch", "mediapipe")
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +60,19 @@ def training_code_digest(root: Path = _PACKAGE_ROOT) -> str:
         for path in sorted((root / package).rglob("*.py")):
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def pairs_digest(pairs) -> str:
+    """SHA-256 (first 16 hex) of prepared pairs as training sees them: each pair's sample (all
+    but its media path) and its crops, flow and landmarks, in sample-key order."""
+    digest = hashlib.sha256()
+    for pair in sorted(pairs, key=lambda p: p.sample.key):
+        sample = {k: v for k, v in asdict(pair.sample).items() if k != "media_path"}
+        digest.update(json.dumps(sample, sort_keys=True, default=str).encode() + b"\0")
+        for array in (pair.reference, pair.target, pair.flow, pair.xy_crop):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode() + array.tobytes())
     return digest.hexdigest()[:16]
 
 
