@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -86,7 +87,6 @@ def test_smoke_study_writes_a_report_with_provenance(tmp_path):
 
 
 def test_the_data_digest_sees_one_flow_value_and_not_the_media_folder():
-    from dataclasses import replace
     from pathlib import Path
 
     from microau_gui.cli.run_cache import pairs_digest
@@ -180,6 +180,18 @@ def test_a_reduced_goal_study_scores_nested_thresholds_and_never_takes_the_full_
     assert all("reused" in run for run in again["runs"])
     assert [(r["method"], r["mean_f1"]) for r in again["runs"]] == [(r["method"], r["mean_f1"]) for r in report["runs"]]
     assert again["nested_thresholds"] == report["nested_thresholds"]
+    # A fixed-threshold study on the same data, run first, hands its models on: the nested study
+    # then trains only the inner folds, and its rows are the same as when it trained everything.
+    fixed_only = replace(experiments.STUDIES["smoke-goal"], name="smoke-goal-fixed", thresholds=("fixed",))
+    monkeypatch.setitem(experiments.STUDIES, "smoke-goal-fixed", fixed_only)
+    experiments.run_study("smoke-goal-fixed", tmp_path / "fixed.json", tmp_path / "work2",
+                          train_seeds=[0], variants=["full"])
+    experiments.run_study("smoke-goal", tmp_path / "nested.json", tmp_path / "work2",
+                          train_seeds=[0], variants=["full"])
+    nested = json.loads((tmp_path / "nested.json").read_text())
+    assert all("outer folds" in run["reused"]["part"] for run in nested["runs"])
+    assert [(r["method"], r["mean_f1"]) for r in nested["runs"]] == [(r["method"], r["mean_f1"]) for r in report["runs"]]
+    assert nested["nested_thresholds"] == report["nested_thresholds"]
     with pytest.raises(UserError, match="--variants nope"):
         experiments.run_study("smoke-goal", tmp_path / "x.json", tmp_path / "work", variants=["nope"])
 

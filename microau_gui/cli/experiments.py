@@ -247,20 +247,35 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
     origins: dict[int, dict] = {}  # id(run) -> where a reused run was computed
 
     def cross_validate(method: str, data_seed: int, data, folds, config, settings):
-        """`runs.cross_validate` on the prepared pairs, or the same run read back from the cache."""
+        """`runs.cross_validate` on the prepared pairs, or the same run read back from the cache.
+        A nested run is its fixed twin (kept too) plus the inner folds (`with_nested_thresholds`),
+        so a nested study takes up the fixed runs of another study on the same data."""
         pairs = data.prepared.pairs
-        key = cache.key(method=method, config=config, settings=settings, policy=policy,
+        identity = dict(method=method, config=config, settings=settings,
                         prep=data.prepared.settings.record(),
                         data={"seed": data_seed, "subjects": study.subjects, "size": study.size,
-                              "clips_per_subject": study.clips_per_subject,
-                              "pairs": pairs_digest(pairs)})
-        run, origin = cache.load(key, pairs, config.vocab) if reuse else (None, None)
-        if run is None:
-            run = runs.cross_validate(method, pairs, folds, protocol="loso", config=config,
-                                      settings=settings, thresholds=policy)
-            cache.store(key, run)
-        else:
+                              "clips_per_subject": study.clips_per_subject, "pairs": pairs_digest(pairs)})
+
+        def kept(key):
+            return cache.load(key, pairs, config.vocab) if reuse else (None, None)
+
+        key = cache.key(policy=policy, **identity)
+        run, origin = kept(key)
+        if run is not None:
             origins[id(run)] = origin
+            return run
+        fixed_key = cache.key(policy="fixed", **identity)
+        fixed, origin = kept(fixed_key) if policy != "fixed" else (None, None)
+        if fixed is None:
+            fixed = runs.cross_validate(method, pairs, folds, protocol="loso", config=config,
+                                        settings=settings)
+            cache.store(fixed_key, fixed)
+        if policy == "fixed":
+            return fixed
+        run = runs.with_nested_thresholds(fixed, pairs, folds, config=config, settings=settings)
+        cache.store(key, run)
+        if origin is not None:
+            origins[id(run)] = {**origin, "part": "the outer folds' models; the inner folds ran now"}
         return run
 
     def record(method: str, data_seed: int, train_seed: int, run, folds_of, origin=None) -> None:

@@ -23,7 +23,8 @@ only when its *identity* is the same, and the identity holds everything that dec
 A stored run holds the test pairs' keys in scoring order, the scores (and, for nested
 thresholds, the raw scores and each fold's thresholds) and its wall time; the metrics are
 recomputed from them by `training.experiment.score_predictions`, as `cross_validate` computes
-them. The report marks each reused run with the commit and date that computed it.
+them. The report marks each reused run with the commit and date that computed it. (That a
+nested run is built from its kept fixed twin is `cli.experiments`' business.)
 """
 
 from __future__ import annotations

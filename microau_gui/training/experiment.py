@@ -1,6 +1,6 @@
 """Cross-validation of any method on prepared pairs: the same folds, threshold and metrics for all.
 
-Owns: `METHODS`, `MethodRun`, `cross_validate`, `score_predictions`. May import model, face, core
+Owns: `METHODS`, `MethodRun`, `cross_validate`, `with_nested_thresholds`, `score_predictions`. May import model, face, core
 and training's own modules; no Qt.
 
 Each fold trains a fresh model (or baseline) on the training subjects' pairs only and scores the
@@ -152,7 +152,7 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
 
     thresholds: "fixed" (0.5) or "nested" (per-AU thresholds chosen by an inner LOSO on each
     fold's training subjects, `training.thresholds`); the run then keeps the unthresholded
-    scores as `raw_scores` and the chosen thresholds per fold.
+    scores as `raw_scores` and the chosen thresholds per fold (`with_nested_thresholds`).
     """
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
@@ -163,10 +163,8 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
     fit = dict(config=config, settings=settings, device=device, progress=progress,
                should_cancel=should_cancel, known=known)
     scored: list[PairSample] = []
-    raw_parts: list[np.ndarray] = []
     score_parts: list[np.ndarray] = []
     losses: dict[str, tuple[float, ...]] = {}
-    chosen: dict[str, np.ndarray] = {}
     for fold in folds:
         check_cancel(should_cancel)
         train, test = split(pairs, lambda p: p.subject, fold)
@@ -177,15 +175,46 @@ def cross_validate(method: str, pairs: Sequence[PairSample], folds: Sequence[Fol
         scores, fold_losses = _fit_and_score(method, train, test, stage=fold.name, **fit)
         if fold_losses is not None:
             losses[fold.name] = fold_losses
-        raw_parts.append(scores)
-        if thresholds == "nested":
-            chosen[fold.name] = _nested_thresholds(method, train, fold, **fit)
-            scores = apply_thresholds(scores, chosen[fold.name])
         scored.extend(test)
         score_parts.append(scores)
     if not scored:
         raise UserError("no fold had test pairs; check the subjects of the dataset")
     run = score_predictions(method, protocol, scored, np.concatenate(score_parts), vocab,
                             time.perf_counter() - started, known)
-    return replace(run, epoch_losses=losses or None, thresholds=chosen or None,
-                   raw_scores=np.concatenate(raw_parts) if chosen else None)
+    run = replace(run, epoch_losses=losses or None)
+    if thresholds == "nested":
+        run = with_nested_thresholds(run, pairs, folds, **fit)
+    return run
+
+
+def with_nested_thresholds(run: MethodRun, pairs: Sequence[PairSample], folds: Sequence[Fold], *,
+                           config: MicroAUConfig, settings: TrainSettings = TrainSettings(),
+                           device="cpu", progress: Progress | None = None, should_cancel=None,
+                           known: KnownLabels | None = None) -> MethodRun:
+    """`run` (a fixed-threshold run of `cross_validate` on `pairs` and `folds`) scored with per-AU
+    thresholds chosen for each fold by an inner LOSO over its training subjects only.
+
+    Only the inner models are trained: the outer scores are `run`'s, which the nested policy
+    would train again identically (every model and baseline is seeded per training), so a kept
+    fixed run (`cli.run_cache`) turns into its nested twin at the inner folds' cost.
+    """
+    if run.thresholds is not None:
+        raise ValueError("the run already has nested thresholds")
+    started = time.perf_counter()
+    fit = dict(config=config, settings=settings, device=device, progress=progress,
+               should_cancel=should_cancel, known=known)
+    row = {id(p): i for i, p in enumerate(run.pairs)}  # split() hands back these very objects
+    raw = np.asarray(run.scores)
+    scores = raw.copy()
+    chosen: dict[str, np.ndarray] = {}
+    for fold in folds:
+        check_cancel(should_cancel)
+        train, test = split(pairs, lambda p: p.subject, fold)
+        if not test:
+            continue
+        chosen[fold.name] = _nested_thresholds(run.method, train, fold, **fit)
+        rows = [row[id(p)] for p in test]
+        scores[rows] = apply_thresholds(raw[rows], chosen[fold.name])
+    nested = score_predictions(run.method, run.protocol, run.pairs, scores, config.vocab,
+                               run.seconds + time.perf_counter() - started, known)
+    return replace(nested, epoch_losses=run.epoch_losses, thresholds=chosen, raw_scores=raw)

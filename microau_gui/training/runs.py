@@ -48,13 +48,14 @@ from microau_gui.pairs.samples import (
 from microau_gui.training import distributed
 from microau_gui.training.datasets import DatasetSpec, load_dataset, parse_dataset_spec, select_subjects
 from microau_gui.training.emotion import recognise, reference_labels
-from microau_gui.training.experiment import METHODS, MethodRun, cross_validate, score_predictions
+from microau_gui.training.experiment import (METHODS, MethodRun, cross_validate, score_predictions,
+                                             with_nested_thresholds)
 from microau_gui.training.metrics import emotion_scores
 from microau_gui.training.protocols import Fold, loso_folds, subject_folds
 from microau_gui.training.trainer import Progress, TrainSettings, predict_pairs, train_model
 
 __all__ = [
-    "METHODS", "PreparedData", "cross_validate",
+    "METHODS", "PreparedData", "cross_validate", "with_nested_thresholds",
     "evaluate_checkpoint", "folds_for", "model_config", "pick_device", "prep_settings",
     "prepare_data", "settings_json",
     "train_all_and_save", "train_and_save", "train_settings",
