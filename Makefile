@@ -42,16 +42,19 @@ demo-assets: $(RUN_STAMP)
 	$(PY) -m microau_gui.cli.demo_assets
 
 # Regenerates every committed report in docs/experiments/ (slow: hours on a 2-core CPU; not part
-# of `make test`, whose tests/test_experiments.py runs the smallest study).
+# of `make test`, whose tests/test_experiments.py runs the smallest study). The whole ablation
+# grid runs first: every run is kept in the work folder (cli/run_cache.py), so the reports that
+# are parts of it (main, the reduced ablations, the text-side confirmation) and the goal study's
+# outer models are read back instead of trained again.
 experiments: $(RUN_STAMP)
+	$(PY) main.py experiment run ablations
 	$(PY) main.py experiment run main
 	$(PY) main.py experiment run ablations-pilot
-	$(PY) main.py experiment run ablations
 	# the committed reduced ablations (training seed 0) and the text-side confirmation (seeds 1-4)
 	$(PY) main.py experiment run ablations --train-seeds 0
 	$(PY) main.py experiment run ablations --train-seeds 1,2,3,4 --variants full,frozen-random-text --out docs/experiments/text-side-confirm.json
 	$(PY) main.py experiment run flow
-	$(PY) main.py experiment run text-side
+	$(PY) main.py experiment run text-side --threads 2
 	# the committed pilot of the goal study (reduced; `experiment run goal` is the whole study)
 	$(PY) main.py experiment run goal --data-seeds 1001 --train-seeds 0 --variants full,balanced,flow-at-crop
 

@@ -79,6 +79,7 @@ def test_smoke_study_writes_a_report_with_provenance(tmp_path):
     assert cli_main(["experiment", "run", "smoke", "--out", str(again), "--work", str(tmp_path / "work"),
                      "--threads", "2"]) == 0
     third = json.loads(again.read_text())
+    assert third["command"].endswith("--threads 2") and third["machine"]["threads"] == 2
     assert {run["method"] for run in third["runs"] if "reused" not in run} == {"full"}
     assert cli_main(["experiment", "run", "smoke", "--out", str(again), "--work", str(tmp_path / "work"),
                      "--fresh"]) == 0
@@ -211,7 +212,8 @@ def _what_runs(argv: list[str], repo) -> tuple[str, dict]:
     study = STUDIES[args.name].reduced(**subset)
     return (str(out.resolve().relative_to(repo)) if out.is_absolute() else str(out),
             {"study": study.name, "data_seeds": sorted(study.data_seeds),
-             "train_seeds": sorted(study.train_seeds), "variants": sorted(study.variants)})
+             "train_seeds": sorted(study.train_seeds), "variants": sorted(study.variants),
+             "threads": args.threads})
 
 
 def test_every_committed_report_is_regenerated_by_make_experiments():
@@ -227,8 +229,10 @@ def test_every_committed_report_is_regenerated_by_make_experiments():
     reports = sorted((repo / "docs" / "experiments").glob("*.json"))
     assert reports
     for report in reports:
-        command = json.loads(report.read_text())["command"]
+        written = json.loads(report.read_text())
+        command = written["command"]
         file = f"docs/experiments/{report.name}"
         assert file in made, f"make experiments does not write {file}"
         _, ran = _what_runs(shlex.split(command.split("experiment", 1)[1]), repo)
+        ran["threads"] = written["machine"]["threads"]  # older reports name it there only
         assert made[file] == ran, f"{file}: made by {command!r}, make experiments runs {made[file]}"

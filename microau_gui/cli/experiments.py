@@ -238,6 +238,8 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         }
         report["command"] += (f" --data-seeds {','.join(map(str, study.data_seeds))} --train-seeds "
                               f"{','.join(map(str, study.train_seeds))} --variants {','.join(study.variants)}")
+    if threads != 1:  # the model's reductions may round differently with another thread count
+        report["command"] += f" --threads {threads}"
     if reuse:
         report["reused_runs"] = ("runs marked 'reused' were computed earlier (the commit and date "
                                  "they name) by the same training code (code_version.training_code), "
