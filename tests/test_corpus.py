@@ -65,7 +65,7 @@ def single(videos, checkpoint, tmp_path_factory) -> dict[str, bytes]:
     for video in videos:
         out = folder / f"{video.stem}.csv"
         assert main(["analyze", str(video), "--model", str(checkpoint), "--speed", "fp32", "--batch", "4",
-                     "--out", str(out), "--no-progress"]) == 0
+                     "--threads", "1", "--out", str(out), "--no-progress"]) == 0
         csvs[out.name] = out.read_bytes()
     return csvs
 

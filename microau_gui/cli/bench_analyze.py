@@ -58,7 +58,7 @@ def measure_analyze(media: Path, checkpoint: Path, out: Path, n_frames: int, tar
     job = AnalysisJob(media=media, options=AnalysisOptions(start=0, stop=n_frames), out=out,
                       model=str(checkpoint), device=device)
     started = time.perf_counter()
-    with torch_threads(1), open_analysis(job) as analysis:  # analyze's default --threads
+    with torch_threads(None), open_analysis(job) as analysis:  # analyze's default --threads
         report = analysis.execute()
     wall_s = time.perf_counter() - started
     result, media_info, model = report.result, report.media, report.model

@@ -86,8 +86,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--window-s", type=float, default=0.2,
                         help="sliding reference: seconds between reference and frame (default 0.2)")
     parser.add_argument("--batch", type=int, default=8, metavar="N", help="frames per model call (default 8)")
-    parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch CPU threads (default 1: decoding and MediaPipe use the other core)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: torch's own, one per core)")
     parser.add_argument("--gate", choices=("spot",),
                         help="spot: analyse only spotted expression candidates (plus a margin)")
     parser.add_argument("--gate-margin-s", type=float, default=0.2,
@@ -135,7 +135,7 @@ def run(args) -> int:
     policy, fixed_idx = parse_reference(args.reference)
     if not 0 < args.window_s <= 5:
         raise UserError(f"--window-s {args.window_s}: give a positive number of seconds (at most 5)")
-    if args.threads < 1:
+    if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads}: use at least 1")
     if args.fps is not None and not 0 < args.fps <= 10000:
         raise UserError(f"--fps {args.fps}: give a positive frame rate")
@@ -191,16 +191,22 @@ def _analyze(args, job) -> int:
 
 
 @contextmanager
-def torch_threads(threads: int):
-    """Torch CPU threads for the run, restored after (the CLI may run inside a longer process).
+def torch_threads(threads: int | None):
+    """Torch CPU threads for the run, restored after (the CLI may run inside a longer process);
+    None keeps torch's own setting (one thread per core), `analyze`'s default.
 
-    On the 2-core machines this runs on, one thread measured 2.3x faster end to end than two
-    (150 frames, tiny model): the decoder thread and MediaPipe keep the other core busy, and
-    two torch threads then mostly wait for each other."""
+    Measured on a 2-core AMD EPYC (AVX2 only), Dec 2026, same process, runs alternated: every
+    frame of the bench's 640x480 video with ViT-B-16 (int8) ran at 4.26 frames/s on two threads
+    against 2.23 on one, since the model is the slow stage and the other stages (decoding,
+    MediaPipe in its child process, pair preparation) leave most of the second core idle; the
+    tiny model ran at 40.7 / 40.6 against 39.8 / 43.5 frames/s, no difference beyond the noise.
+    (In November, before the analysis was pipelined, one thread had been 2.3x faster on the
+    tiny model, which is why the default was 1 until then.)"""
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
         yield
     finally:
