@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from microau_gui.core.files import write_atomically
+from microau_gui.pairs.samples import save_npz
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +149,8 @@ class RunCache:
                   "scores": np.asarray(run.scores)}
         if run.raw_scores is not None:
             arrays["raw_scores"] = np.asarray(run.raw_scores)
-        path = self._path(key)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, write)
+            save_npz(self._path(key), arrays)
         except OSError as err:
             # A run that cannot be kept only costs time if the study is interrupted.
             log.warning("cannot keep the finished run in %s (%s); continuing", self.folder, err.strerror or err)

@@ -2,7 +2,7 @@
 
 Owns: `PrepSettings`, `PairSample`, `PreparedSet`, `prepare_pair`, `prepare_samples`,
 `PairCache`, `au_labels`, `labels_matrix`, `sample_masks`, `training_data_hash`,
-`checkpoint_prep_settings`, `DEFAULT_FLOW_SIZE`, `DEFAULT_FLOW_METHOD`, `PREP_VERSION`. May import core, face and
+`checkpoint_prep_settings`, `save_npz`, `DEFAULT_FLOW_SIZE`, `DEFAULT_FLOW_METHOD`, `PREP_VERSION`. May import core, face and
 media (numpy, OpenCV); no torch, no Qt. Training and inference both use it, so a pair is cut
 and its motion measured exactly the same way in both.
 
@@ -224,6 +224,17 @@ def prepare_pair(reference_rgb: np.ndarray, target_rgb: np.ndarray, xy_img: np.n
     return reference, target, flow.astype(np.float32), np.asarray(xy_crop).astype(np.float32)
 
 
+def save_npz(path: Path, arrays: dict) -> None:
+    """`np.savez` of `arrays` at `path`, written atomically, its folder created (raises OSError).
+    The on-disk caches of prepared pairs and of finished experiment runs both keep `.npz`s so."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, write)
+
+
 def _media_stamp(path: Path) -> str:
     try:
         stat = path.stat()
@@ -269,15 +280,8 @@ class PairCache:
             return None
 
     def store(self, key: str, **arrays) -> None:
-        path = self._path(key)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, write)
+            save_npz(self._path(key), arrays)
         except OSError as err:
             # A cache that cannot be written only costs time; training goes on.
             log.warning("cannot write the pair cache in %s (%s); continuing without it",
