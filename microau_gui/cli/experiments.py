@@ -246,17 +246,17 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
                                  "libraries, data, settings and seed, and read back from the run cache "
                                  "(cli/run_cache.py); their seconds are the original run's")
     scored: dict[str, list[ScoredRun]] = {}
-    origins: dict[int, dict] = {}  # id(run) -> where a reused run was computed
 
-    def cross_validate(method: str, data_seed: int, data, folds, config, settings):
-        """`runs.cross_validate` on the prepared pairs, or the same run read back from the cache.
-        A nested run is its fixed twin (kept too) plus the inner folds (`with_nested_thresholds`),
-        so a nested study takes up the fixed runs of another study on the same data."""
+    def cross_validate(method: str, data_seed: int, data, digest: str, folds, config, settings):
+        """(`runs.cross_validate` on the prepared pairs, None), or the same run read back from the
+        cache and where it was computed. `digest` is `pairs_digest` of the pairs. A nested run is
+        its fixed twin (kept too) plus the inner folds (`with_nested_thresholds`), so a nested
+        study takes up the fixed runs of another study on the same data."""
         pairs = data.prepared.pairs
         identity = dict(method=method, config=config, settings=settings,
                         prep=data.prepared.settings.record(),
                         data={"seed": data_seed, "subjects": study.subjects, "size": study.size,
-                              "clips_per_subject": study.clips_per_subject, "pairs": pairs_digest(pairs)})
+                              "clips_per_subject": study.clips_per_subject, "pairs": digest})
 
         def kept(key):
             return cache.load(key, pairs, config.vocab) if reuse else (None, None)
@@ -264,21 +264,21 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         key = cache.key(policy=policy, **identity)
         run, origin = kept(key)
         if run is not None:
-            origins[id(run)] = origin
-            return run
-        fixed_key = cache.key(policy="fixed", **identity)
-        fixed, origin = kept(fixed_key) if policy != "fixed" else (None, None)
-        if fixed is None:
-            fixed = runs.cross_validate(method, pairs, folds, protocol="loso", config=config,
-                                        settings=settings)
-            cache.store(fixed_key, fixed)
+            return run, origin
         if policy == "fixed":
-            return fixed
+            run = runs.cross_validate(method, pairs, folds, protocol="loso", config=config, settings=settings)
+            cache.store(key, run)
+            return run, None
+        fixed_key = cache.key(policy="fixed", **identity)
+        fixed, origin = kept(fixed_key)
+        if fixed is None:
+            fixed = runs.cross_validate(method, pairs, folds, protocol="loso", config=config, settings=settings)
+            cache.store(fixed_key, fixed)
         run = runs.with_nested_thresholds(fixed, pairs, folds, config=config, settings=settings)
         cache.store(key, run)
         if origin is not None:
-            origins[id(run)] = {**origin, "part": "the outer folds' models; the inner folds ran now"}
-        return run
+            origin = {**origin, "part": "the outer folds' models; the inner folds ran now"}
+        return run, origin
 
     def record(method: str, data_seed: int, train_seed: int, run, folds_of, origin=None) -> None:
         order = np.argsort([p.sample.key for p in run.pairs], kind="stable")
@@ -296,11 +296,11 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
         log(f"{method} data {data_seed} seed {train_seed}: mean F1 {report['runs'][-1]['mean_f1']:.3f} "
             f"({run.seconds:.0f} s{', reused' if origin else ''})")
 
-    def record_all(method: str, data_seed: int, train_seed: int, run, folds_of, vocab) -> None:
-        """`run` (nested or fixed) as the fixed row and, when nested, as the "nested" row too."""
+    def record_all(method: str, data_seed: int, train_seed: int, run, folds_of, vocab, origin) -> None:
+        """`run` (nested or fixed) as the fixed row and, when nested, as the "nested" row too;
+        `origin`: where a reused run was computed (None for a run made now)."""
         from microau_gui.training.experiment import score_predictions
 
-        origin = origins.get(id(run))
         if run.raw_scores is None:
             record(method, data_seed, train_seed, run, folds_of, origin)
             return
@@ -363,24 +363,27 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
             folds = runs.folds_for("loso", data.prepared.subjects)
             folds_of = {s: i for i, f in enumerate(folds) for s in f.test_subjects}
             report["data"].setdefault("n_samples", {})[str(data_seed)] = len(data.prepared.pairs)
-            prepared[data_seed, variant] = (config, settings_over, data, folds, folds_of)
+            digest = pairs_digest(data.prepared.pairs)  # once per prepared set, not per run
+            prepared[data_seed, variant] = (config, settings_over, data, digest, folds, folds_of)
             if variant == next(iter(study.variants)):
                 for baseline in study.baselines:
-                    run = cross_validate(baseline, data_seed, data, folds, config, runs.train_settings(seed=0))
-                    record_all(baseline, data_seed, 0, run, folds_of, config.vocab)
+                    run, origin = cross_validate(baseline, data_seed, data, digest, folds, config,
+                                                 runs.train_settings(seed=0))
+                    record_all(baseline, data_seed, 0, run, folds_of, config.vocab, origin)
                     summarise()
             elif prep is not None and "flow-svm" in study.baselines:
-                run = cross_validate("flow-svm", data_seed, data, folds, config, runs.train_settings(seed=0))
-                record_all(f"flow-svm ({variant} pairs)", data_seed, 0, run, folds_of, config.vocab)
+                run, origin = cross_validate("flow-svm", data_seed, data, digest, folds, config,
+                                             runs.train_settings(seed=0))
+                record_all(f"flow-svm ({variant} pairs)", data_seed, 0, run, folds_of, config.vocab, origin)
                 summarise()
     for train_seed in study.train_seeds:
         for data_seed in study.data_seeds:
             for variant in study.variants:
-                config, settings_over, data, folds, folds_of = prepared[data_seed, variant]
+                config, settings_over, data, digest, folds, folds_of = prepared[data_seed, variant]
                 settings = runs.train_settings(epochs=study.epochs, seed=train_seed, threads=threads,
                                                **settings_over)
-                run = cross_validate("micro-au-clip", data_seed, data, folds, config, settings)
-                record_all(variant, data_seed, train_seed, run, folds_of, config.vocab)
+                run, origin = cross_validate("micro-au-clip", data_seed, data, digest, folds, config, settings)
+                record_all(variant, data_seed, train_seed, run, folds_of, config.vocab, origin)
                 summarise()
     report["complete"] = True
     summarise()
