@@ -1,6 +1,8 @@
 """`python main.py experiment run NAME [--out FILE]`: regenerate a committed experiment report.
 
-Owns the `experiment` subcommand. May import every layer; the work is in `cli.experiments`.
+Owns the `experiment` subcommand. May import every layer; the work is in `cli.experiments` (AU
+detection studies) and `cli.spot_experiments` (spotting studies: no training, so `--threads`,
+`--train-seeds`, `--variants` and `--fresh` are refused there).
 
 `experiment list` names the studies; `experiment run NAME` runs one and writes
 `docs/experiments/NAME.json` (or `--out`). `--data-seeds`, `--train-seeds` and `--variants` run a
@@ -24,7 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--work", default=None, metavar="DIR",
                         help="where the synthetic data and prepared pairs go "
                         "(default ~/.cache/microau_studio/experiments)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads of the AU studies (default 1)")
     parser.add_argument("--data-seeds", default=None, metavar="S,S",
                         help="run only these of the study's data seeds (a reduced study)")
     parser.add_argument("--train-seeds", default=None, metavar="S,S",
@@ -65,6 +68,7 @@ def plan(args) -> tuple[Path, dict]:
 
 def run(args) -> int:
     from microau_gui.cli.experiments import STUDIES, run_study
+    from microau_gui.cli.spot_experiments import SPOT_STUDIES, run_spot_study
     from microau_gui.core.errors import UserError
     from microau_gui.core.paths import cache_dir
 
@@ -73,11 +77,25 @@ def run(args) -> int:
             print(f"{study.name:10s} {study.description} ({len(study.data_seeds)} data seeds x "
                   f"{len(study.train_seeds)} training seeds, {study.subjects} x "
                   f"{study.clips_per_subject} clips, {len(study.variants)} variant(s))")
+        for spot in SPOT_STUDIES.values():
+            print(f"{spot.name:10s} {spot.description} ({len(spot.data_seeds)} data seeds x "
+                  f"{spot.videos} videos of {spot.seconds:g} s; no training seed)")
         return 0
     if not args.name:
         raise UserError("name the study to run, e.g. `experiment run main` (see `experiment list`)")
     out, subset = plan(args)
     work = Path(args.work) if args.work else cache_dir("experiments")
-    report = run_study(args.name, out, work, threads=args.threads, reuse=not args.fresh, **subset)
+    if args.name in SPOT_STUDIES:
+        given = [f"--{name.replace('_', '-')}" for name in ("train_seeds", "variants")
+                 if subset[name] is not None]
+        given += ["--threads"] * (args.threads is not None) + ["--fresh"] * args.fresh
+        if given:
+            raise UserError(f"{' and '.join(given)}: study {args.name} spots with fixed settings "
+                            "and no training; leave them out (--data-seeds may be given)")
+        report = run_spot_study(args.name, out, work, data_seeds=subset["data_seeds"])
+        print(f"wrote {out} ({report['seconds']:.0f} s)")
+        return 0
+    threads = 1 if args.threads is None else args.threads
+    report = run_study(args.name, out, work, threads=threads, reuse=not args.fresh, **subset)
     print(f"wrote {out} ({report['seconds']:.0f} s)")
     return 0
