@@ -57,8 +57,9 @@ experiments: $(RUN_STAMP)
 	$(PY) main.py experiment run text-side --threads 2
 	# the committed pilot of the goal study (reduced; `experiment run goal` is the whole study)
 	$(PY) main.py experiment run goal --data-seeds 1001 --train-seeds 0 --variants full,balanced,flow-at-crop
-	# the spotter on synthetic interviews (no training; minutes)
+	# the spotter on synthetic interviews, and fine-tuning a poor parent (minutes each)
 	$(PY) main.py experiment run spotting
+	$(PY) main.py experiment run finetune
 
 clean-venv:
 	rm -rf $(VENV)

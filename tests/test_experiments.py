@@ -204,6 +204,7 @@ def _what_runs(argv: list[str], repo) -> tuple[str, dict]:
 
     from microau_gui.cli import cmd_experiment
     from microau_gui.cli.experiments import STUDIES
+    from microau_gui.cli.finetune_experiments import FINETUNE_STUDIES
     from microau_gui.cli.spot_experiments import SPOT_STUDIES
 
     parser = argparse.ArgumentParser()
@@ -214,10 +215,15 @@ def _what_runs(argv: list[str], repo) -> tuple[str, dict]:
     if args.name in SPOT_STUDIES:
         spot = SPOT_STUDIES[args.name].reduced(subset["data_seeds"])
         return file, {"study": spot.name, "data_seeds": sorted(spot.data_seeds)}
+    threads = 1 if args.threads is None else args.threads
+    if args.name in FINETUNE_STUDIES:
+        tune = FINETUNE_STUDIES[args.name].reduced(subset["data_seeds"], subset["train_seeds"])
+        return file, {"study": tune.name, "data_seeds": sorted(tune.data_seeds),
+                      "train_seeds": sorted(tune.train_seeds), "threads": threads}
     study = STUDIES[args.name].reduced(**subset)
     return file, {"study": study.name, "data_seeds": sorted(study.data_seeds),
                   "train_seeds": sorted(study.train_seeds), "variants": sorted(study.variants),
-                  "threads": 1 if args.threads is None else args.threads}
+                  "threads": threads}
 
 
 def test_every_committed_report_is_regenerated_by_make_experiments():

@@ -72,5 +72,5 @@ def test_spotting_study_refuses_training_options(tmp_path, capsys):
                      "--out", str(tmp_path / "x.json"), "--work", str(tmp_path / "work")])
     assert code != 0
     err = capsys.readouterr().err
-    assert "--threads" in err and "no training" in err and len(err.strip().splitlines()) == 1
+    assert "--threads" in err and "leave it out" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "work").exists()

@@ -1,8 +1,9 @@
 """`python main.py experiment run NAME [--out FILE]`: regenerate a committed experiment report.
 
 Owns the `experiment` subcommand. May import every layer; the work is in `cli.experiments` (AU
-detection studies) and `cli.spot_experiments` (spotting studies: no training, so `--threads`,
-`--train-seeds`, `--variants` and `--fresh` are refused there).
+detection studies), `cli.spot_experiments` (spotting: no training, so `--threads`,
+`--train-seeds`, `--variants` and `--fresh` are refused there) and `cli.finetune_experiments`
+(fine-tuning a poor parent: `--variants` and `--fresh` refused).
 
 `experiment list` names the studies; `experiment run NAME` runs one and writes
 `docs/experiments/NAME.json` (or `--out`). `--data-seeds`, `--train-seeds` and `--variants` run a
@@ -68,6 +69,7 @@ def plan(args) -> tuple[Path, dict]:
 
 def run(args) -> int:
     from microau_gui.cli.experiments import STUDIES, run_study
+    from microau_gui.cli.finetune_experiments import FINETUNE_STUDIES, run_finetune_study
     from microau_gui.cli.spot_experiments import SPOT_STUDIES, run_spot_study
     from microau_gui.core.errors import UserError
     from microau_gui.core.paths import cache_dir
@@ -80,22 +82,37 @@ def run(args) -> int:
         for spot in SPOT_STUDIES.values():
             print(f"{spot.name:10s} {spot.description} ({len(spot.data_seeds)} data seeds x "
                   f"{spot.videos} videos of {spot.seconds:g} s; no training seed)")
+        for tune in FINETUNE_STUDIES.values():
+            print(f"{tune.name:10s} {tune.description} ({len(tune.data_seeds)} data seeds x "
+                  f"{len(tune.train_seeds)} training seeds, {tune.subjects} x "
+                  f"{tune.clips_per_subject} clips)")
         return 0
     if not args.name:
         raise UserError("name the study to run, e.g. `experiment run main` (see `experiment list`)")
+    known = [*STUDIES, *SPOT_STUDIES, *FINETUNE_STUDIES]
+    if args.name not in known:
+        raise UserError(f"unknown study {args.name!r}; use one of {', '.join(known)}")
     out, subset = plan(args)
     work = Path(args.work) if args.work else cache_dir("experiments")
-    if args.name in SPOT_STUDIES:
-        given = [f"--{name.replace('_', '-')}" for name in ("train_seeds", "variants")
-                 if subset[name] is not None]
-        given += ["--threads"] * (args.threads is not None) + ["--fresh"] * args.fresh
-        if given:
-            raise UserError(f"{' and '.join(given)}: study {args.name} spots with fixed settings "
-                            "and no training; leave them out (--data-seeds may be given)")
-        report = run_spot_study(args.name, out, work, data_seeds=subset["data_seeds"])
+    threads = 1 if args.threads is None else args.threads
+    if args.name in STUDIES:
+        report = run_study(args.name, out, work, threads=threads, reuse=not args.fresh, **subset)
         print(f"wrote {out} ({report['seconds']:.0f} s)")
         return 0
-    threads = 1 if args.threads is None else args.threads
-    report = run_study(args.name, out, work, threads=threads, reuse=not args.fresh, **subset)
+    # The spotting and fine-tune studies keep no runs (minutes, not hours) and have no variants.
+    refused = [f"--{name.replace('_', '-')}" for name in ("train_seeds", "variants")
+               if subset[name] is not None and not (name == "train_seeds" and args.name in FINETUNE_STUDIES)]
+    refused += ["--fresh"] * args.fresh
+    if args.name in SPOT_STUDIES:
+        refused += ["--threads"] * (args.threads is not None)
+    if refused:
+        raise UserError(f"{' and '.join(refused)}: study {args.name} does not take "
+                        f"{'them' if len(refused) > 1 else 'it'} (it spots or fine-tunes with fixed "
+                        "settings and keeps no runs); leave it out")
+    if args.name in SPOT_STUDIES:
+        report = run_spot_study(args.name, out, work, data_seeds=subset["data_seeds"])
+    else:
+        report = run_finetune_study(args.name, out, work, threads=threads,
+                                    data_seeds=subset["data_seeds"], train_seeds=subset["train_seeds"])
     print(f"wrote {out} ({report['seconds']:.0f} s)")
     return 0
