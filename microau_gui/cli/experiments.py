@@ -1,7 +1,9 @@
 """The committed experiments: named studies on fresh synthetic data, with seeds and provenance.
 
-Owns: `Study`, `STUDIES`, `run_study`. May import every layer (it drives `synth` and `training`,
-which may not import each other); the command is `cli/cmd_experiment.py`.
+Owns: `Study`, `STUDIES`, `run_study`, and what every kind of study shares: `ClipStudy`,
+`subset` (a reduced study's seeds), `code_version_now`, `clip_dataset`. May import every layer
+(it drives `synth` and `training`, which may not import each other); the command is
+`cli/cmd_experiment.py`.
 
 A study generates its synthetic data sets itself (one per data seed, `synth.generate_clips`,
 seeds no test uses), prepares their pairs, and for every variant of the model and every
@@ -50,7 +52,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
-class Study:
+class ClipStudy:
+    """What every study on synthetic clip sets names (the fine-tune studies are just this)."""
+
     name: str
     description: str
     data_seeds: tuple[int, ...]
@@ -59,6 +63,17 @@ class Study:
     train_seeds: tuple[int, ...]
     epochs: int
     size: int = 112  # synthetic frame side and the tiny backbone's crop
+
+    def reduced(self, data_seeds=None, train_seeds=None):
+        """The same study on a subset of its seeds (the report says so)."""
+        return replace(self, data_seeds=subset(self.name, data_seeds, self.data_seeds, "data-seeds"),
+                       train_seeds=subset(self.name, train_seeds, self.train_seeds, "train-seeds"))
+
+
+@dataclass(frozen=True)
+class Study(ClipStudy):
+    """An AU detection study: variants of the model and baselines, leave one subject out."""
+
     # variant name -> (model_config overrides, train_settings overrides, pair preparation: None
     # (the defaults), a flow size, or a dict of `training.runs.prepare_data` keywords such as
     # {"flow_method": "dis"}). A variant whose pairs differ from "full"'s gets its own flow-SVM
@@ -71,19 +86,21 @@ class Study:
 
     def reduced(self, data_seeds=None, train_seeds=None, variants=None) -> "Study":
         """The same study on a subset of its seeds or variants (the report says so)."""
-        def subset(given, full, what):
-            if given is None:
-                return full
-            unknown = [g for g in given if g not in full]
-            if unknown:
-                raise UserError(f"--{what} {','.join(map(str, unknown))}: study {self.name} has "
-                                f"{', '.join(map(str, full))}")
-            return tuple(g for g in full if g in given)
-
-        kept = subset(variants, tuple(self.variants), "variants")
-        return replace(self, data_seeds=subset(data_seeds, self.data_seeds, "data-seeds"),
-                       train_seeds=subset(train_seeds, self.train_seeds, "train-seeds"),
+        kept = subset(self.name, variants, tuple(self.variants), "variants")
+        return replace(super().reduced(data_seeds, train_seeds),
                        variants={name: self.variants[name] for name in kept})
+
+
+def subset(study: str, given, full: tuple, option: str) -> tuple:
+    """The members of `full` that `given` names (all of them when `given` is None), in `full`'s
+    order; a UserError names any that `study` does not have (`--option`)."""
+    if given is None:
+        return full
+    unknown = [g for g in given if g not in full]
+    if unknown:
+        raise UserError(f"--{option} {','.join(map(str, unknown))}: study {study} has "
+                        f"{', '.join(map(str, full))}")
+    return tuple(g for g in full if g in given)
 
 
 STUDIES: dict[str, Study] = {s.name: s for s in (
@@ -149,7 +166,8 @@ def _prep_keywords(prep) -> dict:
     return dict(prep) if isinstance(prep, dict) else {"flow_size": int(prep)}
 
 
-def _code_version() -> dict:
+def code_version_now() -> dict:
+    """The commit the repository is at, and whether tracked files differ from it."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
@@ -161,8 +179,9 @@ def _code_version() -> dict:
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def _dataset(study: Study, data_seed: int, work: Path) -> Path:
-    """Generate (once) the synthetic set of `data_seed`; returns its root."""
+def clip_dataset(study, data_seed: int, work: Path) -> Path:
+    """Generate (once) the synthetic clip set of `data_seed` at `study`'s subjects,
+    clips_per_subject and size; returns its root."""
     from microau_gui.synth import generate_clips
 
     root = work / f"data-{study.subjects}x{study.clips_per_subject}-{study.size}px-seed{data_seed}"
@@ -205,7 +224,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
     if not out.parent.is_dir():
         raise UserError(f"{out.parent}: folder does not exist; choose another output path")
     started = time.perf_counter()
-    code_version = _code_version()
+    code_version = code_version_now()
     cache = RunCache(work / "runs", code_version["commit"] + (" (uncommitted changes)" if code_version["dirty"] else ""))
     code_version["training_code"] = cache.code
     report: dict = {
@@ -351,7 +370,7 @@ def run_study(name: str, out: Path | str, work: Path | str, *, threads: int | No
     # interrupted study has covered every data set with its first seeds (k seeds x all sets).
     prepared = {}
     for data_seed in study.data_seeds:
-        root = _dataset(study, data_seed, work)
+        root = clip_dataset(study, data_seed, work)
         spec = f"casme2:{root / 'coding.xlsx'}:{root}"
         for variant, (config_over, settings_over, prep) in study.variants.items():
             config = runs.model_config(backbone="tiny", **config_over)

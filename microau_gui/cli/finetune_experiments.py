@@ -1,7 +1,7 @@
 """The fine-tune studies: how much `finetune` lifts a poor parent, with seeds and provenance.
 
-Owns: `FinetuneStudy`, `FINETUNE_STUDIES`, `run_finetune_study`. May import every layer (it
-drives `synth`, `store`, `model` and `training.finetune`); the command is
+Owns: `FINETUNE_STUDIES` (`cli.experiments.ClipStudy`s), `run_finetune_study`. May import
+every layer (it drives `synth`, `store`, `model` and `training.finetune`); the command is
 `cli/cmd_experiment.py`, beside the AU detection studies of `cli/experiments.py`.
 
 For every data seed the study generates a synthetic coded set (`synth.generate_clips`, seeds no
@@ -21,46 +21,21 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from microau_gui.cli.experiments import ClipStudy, clip_dataset, code_version_now
 from microau_gui.cli.reports import cpu_model, write_json
 from microau_gui.core.errors import UserError
 
 
-@dataclass(frozen=True)
-class FinetuneStudy:
-    name: str
-    description: str
-    data_seeds: tuple[int, ...]
-    subjects: int
-    clips_per_subject: int
-    train_seeds: tuple[int, ...]
-    epochs: int
-    size: int = 112  # synthetic frame side and the tiny backbone's crop
-
-    def reduced(self, data_seeds=None, train_seeds=None) -> "FinetuneStudy":
-        def subset(given, full, what):
-            if given is None:
-                return full
-            unknown = [g for g in given if g not in full]
-            if unknown:
-                raise UserError(f"--{what} {','.join(map(str, unknown))}: study {self.name} has "
-                                f"{', '.join(map(str, full))}")
-            return tuple(g for g in full if g in given)
-
-        return replace(self, data_seeds=subset(data_seeds, self.data_seeds, "data-seeds"),
-                       train_seeds=subset(train_seeds, self.train_seeds, "train-seeds"))
-
-
-FINETUNE_STUDIES: dict[str, FinetuneStudy] = {s.name: s for s in (
-    FinetuneStudy("smoke-finetune", "the fine-tune study's plumbing at the smallest size (a test "
+FINETUNE_STUDIES: dict[str, ClipStudy] = {s.name: s for s in (
+    ClipStudy("smoke-finetune", "the fine-tune study's plumbing at the smallest size (a test "
                   "runs it)", data_seeds=(4001,), subjects=2, clips_per_subject=3,
                   train_seeds=(0,), epochs=1),
-    FinetuneStudy("finetune", "fine-tuning a poor parent (freshly initialised tiny model) on a "
+    ClipStudy("finetune", "fine-tuning a poor parent (freshly initialised tiny model) on a "
                   "project's 36 coded events, leave one subject out: before against after",
                   data_seeds=(4001, 4002), subjects=3, clips_per_subject=12,
                   train_seeds=(0, 1, 2, 3, 4), epochs=30),
@@ -84,7 +59,6 @@ def run_finetune_study(name: str, out: Path | str, work: Path | str, *, threads:
     import torch
 
     from microau_gui.cli import main as cli_main
-    from microau_gui.cli.experiments import _code_version, _dataset
     from microau_gui.model.checkpoint import save_checkpoint
     from microau_gui.model.config import MicroAUConfig
     from microau_gui.model.network import MicroAUCLIP
@@ -103,7 +77,7 @@ def run_finetune_study(name: str, out: Path | str, work: Path | str, *, threads:
     started = time.perf_counter()
     report: dict = {
         "study": study.name, "description": study.description, "complete": False,
-        "code_version": _code_version(), "machine": {"cpu": cpu_model(), "threads": threads},
+        "code_version": code_version_now(), "machine": {"cpu": cpu_model(), "threads": threads},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": f"python main.py experiment run {study.name}",
         "data": {"generator": "microau_gui.synth.generate_clips", "seeds": list(study.data_seeds),
@@ -127,7 +101,7 @@ def run_finetune_study(name: str, out: Path | str, work: Path | str, *, threads:
     if threads != 1:
         report["command"] += f" --threads {threads}"
     for data_seed in study.data_seeds:
-        root = _dataset(study, data_seed, work)
+        root = clip_dataset(study, data_seed, work)
         with tempfile.TemporaryDirectory(dir=work, prefix="finetune-") as scratch:
             project_path = Path(scratch) / "lab.maus"
             if cli_main(["import", "casme2", str(root / "coding.xlsx"), str(root),

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from microau_gui.cli.experiments import code_version_now, subset
 from microau_gui.cli.reports import cpu_model, write_json
 from microau_gui.core.errors import UserError
 
@@ -54,13 +55,7 @@ class SpotStudy:
     fps: float = 30.0
 
     def reduced(self, data_seeds=None) -> "SpotStudy":
-        if data_seeds is None:
-            return self
-        unknown = [s for s in data_seeds if s not in self.data_seeds]
-        if unknown:
-            raise UserError(f"--data-seeds {','.join(map(str, unknown))}: study {self.name} has "
-                            f"{', '.join(map(str, self.data_seeds))}")
-        return replace(self, data_seeds=tuple(s for s in self.data_seeds if s in data_seeds))
+        return replace(self, data_seeds=subset(self.name, data_seeds, self.data_seeds, "data-seeds"))
 
 
 SPOT_STUDIES: dict[str, SpotStudy] = {s.name: s for s in (
@@ -143,7 +138,6 @@ def _video_counts(truth: dict, pred: dict, video: str) -> dict:
 def run_spot_study(name: str, out: Path | str, work: Path | str, *, data_seeds=None,
                    log=print) -> dict:
     """Run spotting study `name`, writing its report to `out` (JSON); returns the report."""
-    from microau_gui.cli.experiments import _code_version
     from microau_gui.spotting.files import match_video_keys, read_event_table, write_candidates_csv
     from microau_gui.spotting.intervals import gate_ranges
     from microau_gui.spotting.signals import SignalConfig
@@ -159,7 +153,7 @@ def run_spot_study(name: str, out: Path | str, work: Path | str, *, data_seeds=N
     started = time.perf_counter()
     report: dict = {
         "study": study.name, "description": study.description, "complete": False,
-        "code_version": _code_version(), "machine": {"cpu": cpu_model()},
+        "code_version": code_version_now(), "machine": {"cpu": cpu_model()},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": f"python main.py experiment run {study.name}",
         "data": {"generator": "microau_gui.synth.generate_long_videos", "seeds": list(study.data_seeds),
