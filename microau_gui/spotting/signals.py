@@ -23,6 +23,9 @@ Our specification (MDMD / LBP-chi2-style MEGC baselines, written with optical fl
    false, 5 missed) against Farneback's 0.938 (68, 5, 4), macro F1 0.947 for both; whole
    `spot_media` 173 frames/s against 109 (106 before #18's other savings), pooled over two
    passes, on a shared 2-core AMD EPYC (AVX2, no AVX-512) with other jobs running, Dec 2026.
+   The flow was chosen after seeing those seeds; on fresh ones (`experiment run spotting`,
+   docs/experiments/spotting.json, 12 videos) micro F1 is 0.749 against Farneback's 0.795,
+   paired difference -0.047, 95 % CI [-0.161, +0.050]: no loss shown, none excluded.
    Its finest scale and patch stride were chosen on other videos only (seeds 101-104 and
    tests/test_spot.py's animated photo, where stride 6 let a z 6.5 false candidate through).
    Plain "dis" (OpenCV's ultrafast preset, a flow at a quarter of the crop) loses the sub-pixel

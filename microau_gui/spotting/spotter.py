@@ -77,7 +77,9 @@ class SpotConfig:
 # model, a false candidate only costs a few analysed frames. On three 60-s synthetic interviews
 # (12 micro-expressions a minute) the floor 5 instead of 6 raised micro recall from 31/36 to 36/36
 # (Farneback flow). With the "dis-fine" flow, on six others (seeds 201-206), the gate's ranges held
-# all 72 micro apexes in 19.8% of the frames (Farneback: 72, 20.0%).
+# all 72 micro apexes in 19.8% of the frames (Farneback: 72, 20.0%). On fresh seeds, which chose
+# nothing (`experiment run spotting`, docs/experiments/spotting.json: 12 videos, data seeds 3001
+# and 3002), they held 138 of 144 in 28.2% of the frames (Farneback: 137, 23.8%).
 GATE_CONFIG = SpotConfig(min_z=5.0)
 
 
