@@ -448,6 +448,7 @@ def run(args) -> int:
     import torch
 
     from microau_gui.cli.outputs import check_out
+    from microau_gui.inference.speed_memory import MEMORY_ENV
     from microau_gui.cli.bench_report import (FIGURE_KEYS, failed, format_table, load_average,
                                               machine_info, skipped)
 
@@ -462,6 +463,15 @@ def run(args) -> int:
         profile = SMOKE if os.environ.get(QUICK_PROFILE_ENV, "").strip().lower() == "smoke" else QUICK
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="microau-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    # The analyze figures race their speed mode afresh, at this run's thread count, with a memory
+    # of their own: a winner remembered from the user's runs would decide them instead, and its
+    # key has no thread count (`inference.speed_memory`). December 7: int8, remembered from a
+    # one-thread race, ran the spot-gated ViT-B-16 figure on two threads, where the same bench's
+    # runtimes section timed int8 at 307 ms a frame and fp32 at 246 (batch 8).
+    memory = work / "speed-choices.json"
+    memory.unlink(missing_ok=True)
+    users_memory = os.environ.get(MEMORY_ENV)
+    os.environ[MEMORY_ENV] = str(memory)
     bench = _Bench(profile, work, args.threads, args.device)
     report = {"machine": machine_info(), "profile": asdict(profile), "figures": {}}
     bench.say(f"profile {profile.name}, work folder {work}")
@@ -482,6 +492,10 @@ def run(args) -> int:
                     if key not in bench.figures:
                         bench.figures[key] = failed(_unit_of(key), message, _target_of(key))
     finally:
+        if users_memory is None:
+            os.environ.pop(MEMORY_ENV, None)
+        else:
+            os.environ[MEMORY_ENV] = users_memory
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     for key in FIGURE_KEYS:

@@ -10,7 +10,8 @@ second then finds none of the first one's cached rows (a rolled-back model was r
 scratch). So the first race's winner is written down and later "auto" starts of the same model
 version, on the same machine, at the same batch size, use it without racing: one machine keeps
 one arithmetic per model, and CLI and window find each other's rows. An explicit `--speed`
-is never affected; `bench` races afresh. Deleting the file (or setting `MICROAU_SPEED_MEMORY`
+is never affected; `bench` races afresh (its model section races directly, and its analyze
+runs get a memory file of their own in the bench's work folder). Deleting the file (or setting `MICROAU_SPEED_MEMORY`
 to another path) makes the next start race again.
 
 The machine signature is what decides which modes are fast and exact here: CPU model and flags
