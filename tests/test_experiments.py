@@ -247,3 +247,19 @@ def test_every_committed_report_is_regenerated_by_make_experiments():
         if "threads" in ran:  # older reports name it under "machine" only
             ran["threads"] = written["machine"]["threads"]
         assert made[file] == ran, f"{file}: made by {command!r}, make experiments runs {made[file]}"
+
+
+def test_a_run_kept_on_another_kind_of_cpu_is_not_taken_up(tmp_path, monkeypatch):
+    # The same seeds, data and code gave other scores on an AVX2 and an AMX machine (run_cache's
+    # docstring), so a work folder carried between them must miss.
+    from microau_gui.cli import run_cache
+    from microau_gui.model.config import MicroAUConfig
+    from microau_gui.training.trainer import TrainSettings
+
+    identity = dict(method="full", data={"seed": 1001}, config=MicroAUConfig(), settings=TrainSettings(),
+                    prep={"size": 112}, policy="fixed")
+    here = run_cache.RunCache(tmp_path, "c0ffee")
+    assert here.cpu["torch_capability"] and here.key(**identity) == run_cache.RunCache(tmp_path, "other").key(**identity)
+    monkeypatch.setattr(run_cache, "cpu_arithmetic",
+                        lambda: {**here.cpu, "isa": sorted({*here.cpu["isa"], "amx_bf16", "amx_tile"} - {"avx2"})})
+    assert run_cache.RunCache(tmp_path, "c0ffee").key(**identity) != here.key(**identity)

@@ -191,6 +191,11 @@ _ISA_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx5
                         "amx_int8"})
 
 
+def isa_flags() -> list[str]:
+    """The instruction-set extensions of this CPU that decide which float kernels run (sorted)."""
+    return sorted(_cpu_flags() & _ISA_FLAGS)
+
+
 def has_bf16_units(machine: dict) -> bool:
     """AVX-512 bf16 or AMX: the CPU class #18's 4x real-time target is written for."""
     return bool(machine["flags"]["avx512_bf16"] or machine["flags"]["amx_bf16"])
@@ -212,7 +217,7 @@ def machine_info() -> dict:
     cuda = torch.cuda.is_available()
     return {
         "cpu": cpu_model(),
-        "isa_flags": sorted(flags & _ISA_FLAGS),
+        "isa_flags": isa_flags(),
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
         "flags": {

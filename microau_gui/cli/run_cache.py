@@ -1,7 +1,7 @@
 """Finished cross-validation runs of the experiment studies, kept on disk and reused only when
 everything that decides their result is unchanged.
 
-Owns `RunCache`, `training_code_digest`, `pairs_digest`, `RUN_CACHE_VERSION`. May import every layer below the
+Owns `RunCache`, `training_code_digest`, `pairs_digest`, `cpu_arithmetic`, `RUN_CACHE_VERSION`. May import every layer below the
 CLI (it stores `training.experiment.MethodRun`s); used by `cli.experiments` only.
 
 Why: a study's model runs are deterministic and cost 1.5-3 minutes each on a 2-core CPU, and the
@@ -18,7 +18,11 @@ only when its *identity* is the same, and the identity holds everything that dec
   store, synth and spotting code take no part), and the versions of the libraries that
   compute it;
 - the method, the network config, every training setting (seed and torch threads included:
-  reductions may round differently with another thread count) and the threshold policy.
+  reductions may round differently with another thread count) and the threshold policy;
+- the CPU's arithmetic: torch's CPU capability and the instruction-set extensions. The same
+  seeds, data and code gave the full model 0.7788 on an AVX2-only AMD EPYC and 0.7815 on an
+  AVX-512/AMX Intel Xeon (December 7, data seed 1001, training seed 0): a work folder carried to
+  another kind of CPU would otherwise hand back runs this machine does not reproduce.
 
 A stored run holds the test pairs' keys in scoring order, the scores (and, for nested
 thresholds, the raw scores and each fold's thresholds) and its wall time; the metrics are
@@ -77,6 +81,15 @@ def pairs_digest(pairs) -> str:
     return digest.hexdigest()[:16]
 
 
+def cpu_arithmetic() -> dict:
+    """What decides the float kernels on this CPU (see the module docstring)."""
+    import torch
+
+    from microau_gui.cli.bench_report import isa_flags
+
+    return {"torch_capability": torch.backends.cpu.get_cpu_capability(), "isa": isa_flags()}
+
+
 def _library_versions() -> dict[str, str]:
     versions = {}
     for name in _LIBRARIES:
@@ -95,11 +108,12 @@ class RunCache:
         self.commit = commit
         self.code = training_code_digest()
         self.libraries = _library_versions()
+        self.cpu = cpu_arithmetic()
 
     def key(self, *, method: str, data: dict, config, settings, prep: dict, policy: str) -> str:
         """The identity of one run as a hex key (see the module docstring)."""
         identity = {
-            "version": RUN_CACHE_VERSION, "code": self.code, "libraries": self.libraries,
+            "version": RUN_CACHE_VERSION, "code": self.code, "libraries": self.libraries, "cpu": self.cpu,
             "method": method, "data": data, "config": config.to_dict(), "settings": asdict(settings),
             "prep": prep, "thresholds": policy,
         }
