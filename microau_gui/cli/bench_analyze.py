@@ -99,9 +99,9 @@ def measure_gated(media: Path, checkpoint: Path, out: Path,
               "spot_load_start_s": wall_s - result["seconds"],
               "backbone": sidecar["model"]["card"]["config"]["backbone"],
               "speed_mode": sidecar["model"]["speed_mode"], "batch": sidecar["options"]["batch"]}
-    # The target is 2 minutes for a 10-minute video, i.e. 5x real time whatever the length.
-    seconds = figure(wall_s, "s", "gated_seconds" if abs(video_s - 600) < 1 else None,
-                     target_for_this_length_s=video_s / 5.0, **detail)
+    # The seconds target is written for a 10-minute video; at any length the real-time factor
+    # below carries it (1x, or 4x with bf16 units: `bench_report.TARGETS`).
+    seconds = figure(wall_s, "s", "gated_seconds" if abs(video_s - 600) < 1 else None, **detail)
     realtime = figure(video_s / wall_s, "x real time", "gated_x_realtime", **detail)
     fraction = figure(n_gated / max(1, n_frames), "fraction of frames", n_gated_frames=n_gated,
                       n_frames=n_frames)
