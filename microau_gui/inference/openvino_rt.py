@@ -4,8 +4,9 @@ Owns: `openvino_available`, `OpenVinoBackbone`, `build_openvino_network`. May im
 core and `inference.ort` (the ONNX export and its cache; torch, numpy, openvino); no Qt.
 `inference.speed` makes it the speed mode "openvino", which the start-up race may choose.
 
-What runs: the same backbone graph "ort" runs (`ort._cached_export`: normalised images -> patch
-tokens, batch axis dynamic), compiled by OpenVINO's CPU plugin; the PTA/GDA heads stay torch fp32
+What runs: the same backbone graph "ort" runs (`ort.cached_export`: normalised images -> patch
+tokens, batch axis dynamic), read from the export cache's file (OpenVINO maps its weights; read
+from bytes in memory, ViT-B/16's load peaked 1 GB higher), compiled by OpenVINO's CPU plugin; the PTA/GDA heads stay torch fp32
 (see `inference.ort` for why). Precision: OpenVINO's CPU plugin runs bf16 by default on CPUs
 with bf16 units (AVX512-BF16/AMX), which would make this an approximate mode silently; the
 inference precision is pinned to f32, so "openvino" is an exact mode (numeric class "fp32" in
@@ -20,6 +21,7 @@ the mode is not offered.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -37,7 +39,7 @@ def openvino_available() -> bool:
 class OpenVinoBackbone(nn.Module):
     """A backbone whose forward (normalised images -> patch tokens) runs an OpenVINO compiled model."""
 
-    def __init__(self, onnx_model: bytes, source: nn.Module, precision: str = "f32"):
+    def __init__(self, onnx_model: Path | bytes, source: nn.Module, precision: str = "f32"):
         super().__init__()
         import io
 
@@ -48,7 +50,9 @@ class OpenVinoBackbone(nn.Module):
         self.n_patches, self.embed_dim = int(source.n_patches), int(source.embed_dim)
         self.precision = precision
         self._core = ov.Core()
-        self._graph = self._core.read_model(io.BytesIO(onnx_model))
+        # A path is mapped, not parsed into memory (see the module docstring).
+        self._graph = self._core.read_model(str(onnx_model) if isinstance(onnx_model, Path)
+                                            else io.BytesIO(onnx_model))
         self.compiled: dict[int, object] = {}  # CPU threads -> openvino.CompiledModel
         self.compiled_for(torch.get_num_threads())  # a graph OpenVINO cannot compile fails here
 
@@ -74,11 +78,11 @@ def build_openvino_network(model: nn.Module, precision: str = "f32") -> nn.Modul
     """A copy of `model` (fp32 MicroAUCLIP, CPU) whose backbone runs under OpenVINO at
     `precision` ("f32": the speed mode; "bf16": measured by the bench only). The heads share
     their tensors with `model`; the copy does not hold its backbone weights."""
-    from microau_gui.inference.ort import _cached_export, _images
+    from microau_gui.inference.ort import _images, cached_export
     from microau_gui.inference.speed import sample_batch
 
     model = model.float().eval().cpu()
-    graph = _cached_export(model, _images(sample_batch(model, 4, seed=1)))
+    graph = cached_export(model, _images(sample_batch(model, 4, seed=1)))
     backbone = model.backbone
     memo = {id(backbone): OpenVinoBackbone(graph, backbone, precision)}
     memo.update({id(tensor): tensor for tensor in model.parameters()})
