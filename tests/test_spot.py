@@ -116,7 +116,10 @@ _UPPER_FACE = {"inner_brow", "outer_brow", "glabella", "upper_lid", "lower_lid",
 
 
 def test_every_micro_expression_is_found(spotted):
-    result, _ = spotted
+    _check_micro_expressions_found(spotted[0])
+
+
+def _check_micro_expressions_found(result) -> None:
     micro = [c for c in result.candidates if c.kind == "micro"]
     for onset, apex, offset, au, _, _ in MICROS:
         best = max(micro, key=lambda c: interval_iou((c.onset, c.offset), (onset, offset)))
@@ -131,16 +134,53 @@ def test_every_micro_expression_is_found(spotted):
         assert all((au_info(code).area in _UPPER_FACE) == upper for code in best.regions[:2]), (au, best.regions)
 
 
-def test_blinks_and_head_jitter_are_not_candidates(spotted):
-    result, _ = spotted
+def _check_blinks_and_jitter(result) -> None:
+    """No candidate on a blink; what head jitter raises is weak and ranks below every micro.
+
+    Not "no jitter candidate at all": with a 0.6 px random head shift on every frame the noise
+    tail reaches the floor (z 6), and which frames cross it depends on MediaPipe's landmarks,
+    whose last bits differ between CPUs and which its tracking mode carries on from frame to
+    frame. The same clip gave no jitter candidate on an AMD EPYC (AVX2) and two (z 7.7, 7.4) on
+    an Intel Xeon (AVX-512, AMX); with landmarks moved by 0.01-0.03 px on the Xeon (twelve
+    seeds) zero to three, at most z 9.6, against 42-49 for the weakest micro-expression.
+    """
     truth = [(onset, offset) for onset, _, offset, *_ in MICROS]
     for cand in result.candidates:
         for onset, _, offset in BLINKS:
             assert interval_iou((cand.onset, cand.offset), (onset, offset)) == 0.0, cand
-    # Head jitter moves every frame; nothing but the micro-expressions may come out.
     extra = [c for c in result.candidates
              if max(interval_iou((c.onset, c.offset), t) for t in truth) == 0.0]
-    assert extra == []
+    weakest_micro = min(c.score for c in result.candidates if c not in extra)
+    assert len(extra) <= 3, extra
+    assert all(c.score < 2 * result.floor_z and c.score < weakest_micro / 3 for c in extra), extra
+
+
+def test_blinks_and_head_jitter_are_not_candidates(spotted):
+    _check_blinks_and_jitter(spotted[0])
+
+
+def test_the_result_does_not_hang_on_the_landmarks_last_bits(video, monkeypatch):
+    """The assertions above hold when every MediaPipe detection moves by 0.01 px (the worst of
+    six seeds tried): what another CPU's rounding does to the landmarks, on this machine."""
+    import dataclasses
+
+    from microau_gui.face.landmarks import FaceMesh
+
+    rng = np.random.default_rng(5)
+    detect = FaceMesh.detect
+
+    def rounded_otherwise(self, rgb):
+        face = detect(self, rgb)
+        if not face.found:
+            return face
+        moved = face.xy_img + rng.normal(0.0, 0.01, face.xy_img.shape)
+        return dataclasses.replace(face, xy_img=moved.astype(np.float32))
+
+    monkeypatch.setattr(FaceMesh, "detect", rounded_otherwise)
+    result = spot_media(video)
+    _check_micro_expressions_found(result)
+    _check_blinks_and_jitter(result)
+    _check_gated_ranges(result)
 
 
 def test_signals_cover_the_video_and_progress_reaches_the_end(spotted):
@@ -152,11 +192,15 @@ def test_signals_cover_the_video_and_progress_reaches_the_end(spotted):
 
 
 def test_gated_ranges_are_small_and_hold_every_apex(spotted):
-    result, _ = spotted
-    # This video is dense (a micro-expression every 3.5 s); a 0.1 s margin keeps it under 20%.
+    _check_gated_ranges(spotted[0])
+
+
+def _check_gated_ranges(result) -> None:
+    # This video is dense (a micro-expression every 3.5 s): the four of them with a 0.1 s margin
+    # take 15% of the frames, each weak jitter candidate (see above) about 3% more.
     ranges = gate_ranges(result.candidates, N_FRAMES, FPS, margin_s=0.1)
     covered = sum(stop - start for start, stop in ranges)
-    assert covered <= 0.2 * N_FRAMES
+    assert covered <= 0.3 * N_FRAMES
     for _, apex, *_ in MICROS:
         assert any(start <= apex < stop for start, stop in ranges)
 

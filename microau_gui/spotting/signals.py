@@ -27,7 +27,11 @@ Our specification (MDMD / LBP-chi2-style MEGC baselines, written with optical fl
    docs/experiments/spotting.json, 12 videos) micro F1 is 0.749 against Farneback's 0.795,
    paired difference -0.047, 95 % CI [-0.161, +0.050]: no loss shown, none excluded.
    Its finest scale and patch stride were chosen on other videos only (seeds 101-104 and
-   tests/test_spot.py's animated photo, where stride 6 let a z 6.5 false candidate through).
+   tests/test_spot.py's animated photo, where stride 6 let a z 6.5 false candidate through on an
+   AMD EPYC). That clip cannot choose a stride: on an AVX-512 Xeon stride 8 lets two through
+   (z 7.7, 7.4), because which jitter frames cross the floor hangs on MediaPipe's last bits;
+   the test bounds them instead. Farneback lets none through there, but turns the clip's AU4
+   micro-expression into a macro one on 2 of 12 landmark perturbations (dis-fine: 0 of 12).
    Plain "dis" (OpenCV's ultrafast preset, a flow at a quarter of the crop) loses the sub-pixel
    movements: micro F1 0.471 on seeds 201-206.
 4. Return motion. With a = D(t) ("there") and b = D(t + k) ("back"), averaged over a region
