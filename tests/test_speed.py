@@ -219,12 +219,13 @@ def test_a_mode_that_slows_fp32_beside_it_does_not_win_the_race(monkeypatch, ord
 
 
 @pytest.mark.parametrize("order", [("bf16", "openvino-bf16"), ("openvino-bf16", "bf16")])
-@pytest.mark.parametrize("runtime_ms, chosen", [(9.7, "bf16"), (8.0, "openvino-bf16")])
+@pytest.mark.parametrize("runtime_ms, chosen", [(9.3, "bf16"), (8.0, "openvino-bf16")])
 def test_another_runtime_must_beat_the_best_torch_mode_clearly(monkeypatch, order, runtime_ms,
                                                                chosen):
     """openvino-bf16 holds OpenVINO's graph and compiled network beside torch's weights (2.77 GB
     against 1.76 for torch bf16 on the AMX Xeon). Fake modes on a fake clock: fp32 20 ms, bf16
-    10 ms; OpenVINO 3 % faster than bf16 loses to it, 20 % faster wins, whichever races first."""
+    10 ms; OpenVINO 7 % faster than bf16 (its race lead there was 5 %) loses to it, 20 % faster
+    wins, whichever races first."""
     from microau_gui.inference import speed
 
     def cost_ms(mode, previous):
