@@ -163,6 +163,28 @@ def test_the_bf16_probe_measures_a_ratio():
     assert np.isfinite(ratio) and ratio > 0.0
 
 
+def test_one_slow_bf16_run_does_not_decide_the_probe(monkeypatch):
+    """On the AMX Xeon one bf16 product in about 40 read 2-29x slower than fp32 (another
+    process, the scheduler); the probe then said "no bf16 units". Replayed on a fake clock: fp32
+    runs take 1 ms, bf16 runs 30 ms once and 0.9 ms after that."""
+    from microau_gui.inference import speed
+
+    durations = iter([1.0] * 5 + [30.0] + [0.9] * 4)
+
+    class Clock:
+        now, at_start = 0.0, True
+
+        def perf_counter(self):
+            # every timed run reads the clock twice: at its start, and at its end
+            if not self.at_start:
+                self.now += next(durations) / 1000.0
+            self.at_start = not self.at_start
+            return self.now
+
+    monkeypatch.setattr(speed, "time", Clock())
+    assert bf16_matmul_ratio() == pytest.approx(0.9)
+
+
 def test_racing_thread_counts_sets_the_winner_for_the_process():
     model = _model("flow")
     before = torch.get_num_threads()
