@@ -229,17 +229,10 @@ class _TimedMode(torch.nn.Module):
         return self.network(batch)
 
 
-@pytest.mark.parametrize("order", [("int8", "ort"), ("ort", "int8")])
-def test_a_mode_that_slows_fp32_beside_it_does_not_win_the_race(monkeypatch, order):
-    """What a CPU run of test_cuda saw: fp32 16.5, int8 14.4, ort 25.0 ms, and ort chosen.
-    ONNX Runtime's idle pool spun on the cores after each run, so the fp32 runs interleaved with
-    ort (and only those) took 3x longer, and ort looked fast *relative to its own race's fp32*.
-    Fake modes on a fake clock replay that: fp32 15 ms (45 ms right after ort), int8 14 ms,
-    ort 20 ms. int8 is the fastest mode within tolerance, whichever races first."""
+def _race_on_a_fake_clock(monkeypatch, cost_ms, order):
+    """`choose_fastest_mode` over fp32 and `order`, each mode the real tiny network costing
+    `cost_ms(mode, previous mode)` fake milliseconds a forward."""
     from microau_gui.inference import speed
-
-    def cost_ms(mode, previous):
-        return {"fp32": 45.0 if previous == "ort" else 15.0, "int8": 14.0, "ort": 20.0}[mode]
 
     clock = _FakeClock(cost_ms)
     network = _model("flow")
@@ -247,8 +240,21 @@ def test_a_mode_that_slows_fp32_beside_it_does_not_win_the_race(monkeypatch, ord
     monkeypatch.setattr(speed, "supported_modes", lambda device="cpu": ("fp32", *order))
     monkeypatch.setattr(speed, "apply_speed_mode",
                         lambda model, mode, device=None, copy_model=False: _TimedMode(network, mode, clock))
-    choice = choose_fastest_mode(_TimedMode(network, "fp32", clock), sample_batch(network, 1),
-                                 modes=("fp32", *order), repeats=3, probe_bf16=False)
+    return choose_fastest_mode(_TimedMode(network, "fp32", clock), sample_batch(network, 1),
+                               modes=("fp32", *order), repeats=3, probe_bf16=False)
+
+
+@pytest.mark.parametrize("order", [("int8", "ort"), ("ort", "int8")])
+def test_a_mode_that_slows_fp32_beside_it_does_not_win_the_race(monkeypatch, order):
+    """What a CPU run of test_cuda saw: fp32 16.5, int8 14.4, ort 25.0 ms, and ort chosen.
+    ONNX Runtime's idle pool spun on the cores after each run, so the fp32 runs interleaved with
+    ort (and only those) took 3x longer, and ort looked fast *relative to its own race's fp32*.
+    Fake modes on a fake clock replay that: fp32 15 ms (45 ms right after ort), int8 14 ms,
+    ort 20 ms. int8 is the fastest mode within tolerance, whichever races first."""
+    def cost_ms(mode, previous):
+        return {"fp32": 45.0 if previous == "ort" else 15.0, "int8": 14.0, "ort": 20.0}[mode]
+
+    choice = _race_on_a_fake_clock(monkeypatch, cost_ms, order)
     assert choice.mode == "int8", choice.summary()
     assert choice.relative["ort"] > 1.0 and "slower" in choice.rejected["ort"]
     assert choice.relative["int8"] < 1.0
@@ -262,19 +268,10 @@ def test_another_runtime_must_beat_the_best_torch_mode_clearly(monkeypatch, orde
     against 1.76 for torch bf16 on the AMX Xeon). Fake modes on a fake clock: fp32 20 ms, bf16
     10 ms; OpenVINO 7 % faster than bf16 (its race lead there was 5 %) loses to it, 20 % faster
     wins, whichever races first."""
-    from microau_gui.inference import speed
-
     def cost_ms(mode, previous):
         return {"fp32": 20.0, "bf16": 10.0, "openvino-bf16": runtime_ms}[mode]
 
-    clock = _FakeClock(cost_ms)
-    network = _model("flow")
-    monkeypatch.setattr(speed, "time", clock)
-    monkeypatch.setattr(speed, "supported_modes", lambda device="cpu": ("fp32", *order))
-    monkeypatch.setattr(speed, "apply_speed_mode",
-                        lambda model, mode, device=None, copy_model=False: _TimedMode(network, mode, clock))
-    choice = choose_fastest_mode(_TimedMode(network, "fp32", clock), sample_batch(network, 1),
-                                 modes=("fp32", *order), repeats=3, probe_bf16=False)
+    choice = _race_on_a_fake_clock(monkeypatch, cost_ms, order)
     assert choice.mode == chosen, choice.summary()
     loser = "bf16" if chosen == "openvino-bf16" else "openvino-bf16"
     assert choice.relative["openvino-bf16"] < choice.relative["bf16"]  # faster in both cases
