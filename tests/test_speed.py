@@ -9,7 +9,6 @@ No timing is asserted (speed belongs to `python main.py bench`).
 from __future__ import annotations
 
 import io
-import os
 
 import cv2
 import numpy as np
@@ -397,7 +396,9 @@ def test_the_openvino_modes_run_at_the_precision_they_name_on_torchs_thread_coun
     assert isinstance(exact.backbone, OpenVinoBackbone)
     # OpenVINO caps its threads at the usable cores: two where there are two (CI), one under
     # `taskset -c 0`, where 1 still differs from OpenVINO's own default only on larger machines.
-    threads = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+    from microau_gui.cli.launch import usable_cores
+
+    threads = min(2, usable_cores())
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)

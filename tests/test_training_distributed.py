@@ -12,7 +12,6 @@ Kept small for two loaded cores: 3 subjects x 12 clips, 2 epochs, 1 thread per p
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import torch
 from safetensors.numpy import load_file
 
 from microau_gui.cli import main
+from microau_gui.cli.launch import usable_cores
 from microau_gui.model.checkpoint import read_card, save_checkpoint
 from microau_gui.model.config import MicroAUConfig
 from microau_gui.model.network import MicroAUCLIP
@@ -29,11 +29,9 @@ from microau_gui.training.protocols import loso_folds, split
 
 from test_training_fixtures import pair_cache, synth_root, synth_spec  # noqa: F401
 
-# The CLI refuses more processes than usable cores (cli/launch.py), so on one core (taskset,
-# a one-CPU container) `--nproc 2` is a user error, not a run to compare.
-TWO_CORES = pytest.mark.skipif(
-    len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) < 2,
-    reason="--nproc 2 needs two usable CPU cores")
+# The CLI refuses more processes than usable cores, so on one core (taskset, a one-CPU
+# container) `--nproc 2` is a user error, not a run to compare.
+TWO_CORES = pytest.mark.skipif(usable_cores() < 2, reason="--nproc 2 needs two usable CPU cores")
 FAST = ["--backbone", "tiny", "--epochs", "2", "--threads", "1", "--device", "cpu"]
 LOSS_RTOL = 1e-4  # the README's tolerance for N vs 1 processes (measured: ~1e-6 after 3 epochs)
 WEIGHT_ATOL = 1e-4  # (measured: 6e-7 after 3 epochs)

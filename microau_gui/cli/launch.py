@@ -1,6 +1,6 @@
 """`train ... --nproc N` and `finetune ... --nproc N`: the same command in N processes under torchrun.
 
-Owns: `add_nproc_argument`, `relaunch`, `worker`. May import every layer.
+Owns: `add_nproc_argument`, `relaunch`, `worker`, `usable_cores`. May import every layer.
 
 The choice, and why: the parent calls torchrun's own launcher, the elastic launch API
 (`torch.distributed.launcher.api.elastic_launch`, what `python -m torch.distributed.run` runs),
@@ -42,7 +42,8 @@ def add_nproc_argument(parser) -> None:
                         "README's tolerance. On several machines run torchrun yourself (README)")
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. under taskset), not the machine's."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -66,7 +67,7 @@ def _check_nproc(nproc: int, device: str) -> bool:
 
         limit, what = torch.cuda.device_count(), "GPUs"
     else:
-        limit, what = _usable_cores(), "usable CPU cores"
+        limit, what = usable_cores(), "usable CPU cores"
     if nproc > limit:
         raise UserError(f"--nproc {nproc}: this machine has {limit} {what}; start at most {limit} "
                         "processes (for more, run torchrun on several machines, see the README)")
@@ -95,7 +96,7 @@ def relaunch(args, nproc: int) -> int:
     argv = _without_nproc(list(args._argv))
     threads = None  # the workers' OMP_NUM_THREADS, set only while they start (they inherit it)
     if not cuda and getattr(args, "threads", None) is None and "OMP_NUM_THREADS" not in os.environ:
-        threads = str(max(1, _usable_cores() // nproc))
+        threads = str(max(1, usable_cores() // nproc))
     for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
         # the agent's own log lines (its start, stopping the other workers after a failure): the
         # workers print their errors themselves and a failure becomes our one line below

@@ -192,7 +192,7 @@ def cached_export(model: nn.Module, images: torch.Tensor) -> Path | bytes:
     return path
 
 
-def _cached_export(model: nn.Module, images: torch.Tensor) -> bytes:
+def _cached_export_bytes(model: nn.Module, images: torch.Tensor) -> bytes:
     """`cached_export` as bytes (ONNX Runtime keeps them to open a session per thread count)."""
     graph = cached_export(model, images)
     return graph.read_bytes() if isinstance(graph, Path) else graph
@@ -211,7 +211,7 @@ def build_ort_network(model: nn.Module, mode: str, calibration: list | None = No
     model = model.float().eval().cpu()
     calibration = calibration or [sample_batch(model, 4, seed=seed) for seed in (1, 2)]
     images = [_images(batch) for batch in calibration]
-    graph = _cached_export(model, images[0])
+    graph = _cached_export_bytes(model, images[0])
     if mode == "ort-int8":
         graph = quantize_int8_static(graph, images)
     backbone = model.backbone
