@@ -9,6 +9,9 @@ No timing is asserted (speed belongs to `python main.py bench`).
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -196,6 +199,28 @@ def test_racing_thread_counts_sets_the_winner_for_the_process():
         assert set(choice.timings_by_threads[choice.mode]) == {1, 2}
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only")
+def test_thread_counts_follow_the_cores_this_process_may_use_not_the_machines():
+    """Under taskset (or a container's cpuset) a thread count taken from the machine puts two
+    busy threads on one core; the race, the GUI's workers and the speed memory must see one."""
+    probe = ("import os, torch\n"
+             "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+             "from microau_gui.core.cores import usable_cores\n"
+             "from microau_gui.inference.speed import thread_candidates\n"
+             "from microau_gui.inference.speed_memory import machine_signature\n"
+             "from microau_gui.session.inference_worker import _leave_a_core_for_display\n"
+             "_leave_a_core_for_display()\n"
+             "print(usable_cores(), thread_candidates(), torch.get_num_threads(), machine_signature('cpu'))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          check=True)
+    cores, candidates, threads, signature = done.stdout.strip().splitlines()[-1].split()
+    assert (cores, candidates, threads) == ("1", "(1,)", "1")
+    from microau_gui.inference.speed_memory import machine_signature
+
+    if len(os.sched_getaffinity(0)) > 1:  # one core races differently from two: another key
+        assert signature != machine_signature("cpu")
 
 
 class _FakeClock:
@@ -396,7 +421,7 @@ def test_the_openvino_modes_run_at_the_precision_they_name_on_torchs_thread_coun
     assert isinstance(exact.backbone, OpenVinoBackbone)
     # OpenVINO caps its threads at the usable cores: two where there are two (CI), one under
     # `taskset -c 0`, where 1 still differs from OpenVINO's own default only on larger machines.
-    from microau_gui.cli.launch import usable_cores
+    from microau_gui.core.cores import usable_cores
 
     threads = min(2, usable_cores())
     before = torch.get_num_threads()

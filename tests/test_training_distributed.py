@@ -19,7 +19,7 @@ import torch
 from safetensors.numpy import load_file
 
 from microau_gui.cli import main
-from microau_gui.cli.launch import usable_cores
+from microau_gui.core.cores import usable_cores
 from microau_gui.model.checkpoint import read_card, save_checkpoint
 from microau_gui.model.config import MicroAUConfig
 from microau_gui.model.network import MicroAUCLIP

@@ -1,6 +1,6 @@
 """`train ... --nproc N` and `finetune ... --nproc N`: the same command in N processes under torchrun.
 
-Owns: `add_nproc_argument`, `relaunch`, `worker`, `usable_cores`. May import every layer.
+Owns: `add_nproc_argument`, `relaunch`, `worker`. May import every layer.
 
 The choice, and why: the parent calls torchrun's own launcher, the elastic launch API
 (`torch.distributed.launcher.api.elastic_launch`, what `python -m torch.distributed.run` runs),
@@ -30,6 +30,7 @@ import sys
 import tempfile
 import uuid
 
+from microau_gui.core.cores import usable_cores
 from microau_gui.core.errors import UserError
 
 EXIT_USER_ERROR = 2  # what a worker returns for bad input (cli.EXIT_USER_ERROR); it already said why
@@ -40,14 +41,6 @@ def add_nproc_argument(parser) -> None:
                         help="train in N processes with DistributedDataParallel under torchrun "
                         "(gloo on CPU, NCCL on GPU); the same metrics as 1 process within the "
                         "README's tolerance. On several machines run torchrun yourself (README)")
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity, e.g. under taskset), not the machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _check_nproc(nproc: int, device: str) -> bool:

@@ -34,13 +34,13 @@ writer), reports frames done to the progress callback and polls `should_cancel`.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import ray
 
+from microau_gui.core.cores import usable_cores
 from microau_gui.core.errors import UserError
 from microau_gui.core.progress import Progress, check_cancel
 from microau_gui.inference.corpus import (ChunkResult, ChunkTask, CorpusOutput, CorpusSettings, FaultHook,
@@ -102,7 +102,7 @@ class RayEngine:
                 if self.kind == "local":
                     # address="local": always a private instance; without it ray.init joins a
                     # cluster that `ray start` left on this machine (/tmp/ray/ray_current_cluster)
-                    ray.init(address="local", num_cpus=self.requested or os.cpu_count() or 1, **common)
+                    ray.init(address="local", num_cpus=self.requested or usable_cores(), **common)
                 else:
                     ray.init(address=self.address or "auto", **common)
             except (ConnectionError, RuntimeError, ValueError) as err:

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import statistics
 import time
 import warnings
@@ -74,6 +73,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from microau_gui.core.cores import usable_cores
 from microau_gui.core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -293,8 +293,8 @@ def time_forward(model: nn.Module, batch, repeats: int = 3, warmup: int = 1) -> 
 
 
 def thread_candidates() -> tuple[int, ...]:
-    """CPU thread counts worth racing: 1, half the cores and all of them (deduplicated)."""
-    cores = os.cpu_count() or 1
+    """CPU thread counts worth racing: 1, half the usable cores and all of them (deduplicated)."""
+    cores = usable_cores()
     return tuple(sorted({1, max(1, cores // 2), cores}))
 
 

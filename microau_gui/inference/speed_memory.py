@@ -15,8 +15,8 @@ runs get a memory file of their own in the bench's work folder). Deleting the fi
 to another path) makes the next start race again.
 
 The machine signature is what decides which modes are fast and exact here: CPU model and flags
-(from /proc/cpuinfo where it exists), logical CPUs, torch version and the modes this install
-offers. A corrupt or foreign file is ignored (and replaced on the next write), never an error:
+(from /proc/cpuinfo where it exists), the CPU cores this process may use (`core.cores`: under
+taskset, one core races differently from two), torch version and the modes this install offers. A corrupt or foreign file is ignored (and replaced on the next write), never an error:
 it only saves a race.
 """
 
@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from pydantic import TypeAdapter, ValidationError
 
+from microau_gui.core.cores import usable_cores
 from microau_gui.core.files import write_atomically
 from microau_gui.core.paths import cache_dir
 from microau_gui.inference.speed import SPEED_MODES, supported_modes
@@ -57,7 +58,7 @@ def _cpu_description() -> str:
 def machine_signature(device: torch.device | str) -> str:
     """A short digest of what decides the race on this machine for `device`."""
     device = torch.device(device)
-    parts = [_cpu_description(), str(os.cpu_count()), torch.__version__, device.type,
+    parts = [_cpu_description(), str(usable_cores()), torch.__version__, device.type,
              ",".join(supported_modes(device))]
     if device.type == "cuda":
         parts.append(torch.cuda.get_device_name(device))

@@ -26,11 +26,11 @@ The loop (issue #7 part 3, our specification):
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from microau_gui.core.cores import usable_cores
 from microau_gui.core.errors import UserError, split_details
 from microau_gui.session.context import SessionContext
 from microau_gui.session.jobs import Job, JobRunner
@@ -145,7 +145,7 @@ class FinetuneController(QObject):
                            snapshot.version_names)
         options = FinetuneOptions(holdout_subjects=tuple(holdout), epochs=int(epochs),
                                   train_blocks=int(train_blocks),
-                                  threads=max(1, (os.cpu_count() or 2) - 1))
+                                  threads=max(1, usable_cores() - 1))
         self._job.submit(FinetuneRequest(snapshot, ctx.models.model.checkpoint, out, options))
         self._project_path = snapshot.project_path
         ctx.post_status(f"fine-tuning {ctx.models.model.model_version} on "

@@ -43,12 +43,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import time
 from collections import OrderedDict
 
 from PySide6.QtCore import QTimer, Signal, Slot
 
+from microau_gui.core.cores import usable_cores
 from microau_gui.core.types import FramePrediction
 from microau_gui.media import FrameSource, open_media
 from microau_gui.session.messages import (
@@ -82,7 +82,7 @@ def _leave_a_core_for_display() -> None:
     """
     import torch  # already loaded by the predictor import; this is its thread setting
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(max(1, usable_cores() - 1))
 
 
 def _model_loaded(request: ModelRequest, predictor) -> ModelLoaded:
