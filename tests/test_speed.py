@@ -21,7 +21,7 @@ import torch
 from microau_gui.core.errors import UserError
 from microau_gui.face.landmarks import FaceMesh
 from microau_gui.face.motion import flow_image
-from microau_gui.inference.speed import (DEFAULT_TOLERANCE, SPEED_MODES, apply_speed_mode,
+from microau_gui.inference.speed import (DEFAULT_TOLERANCE, MEMORY_BUDGET_MB, SPEED_MODES, apply_speed_mode,
                                          bf16_matmul_ratio, choose_fastest_mode, parity_check,
                                          predict_probs, sample_batch, select_speed_mode,
                                          supported_modes)
@@ -253,19 +253,30 @@ class _TimedMode(torch.nn.Module):
         return self.network(batch)
 
 
-def _race_on_a_fake_clock(monkeypatch, cost_ms, order):
+def _race_on_a_fake_clock(monkeypatch, cost_ms, order, resident_mb=None, built=None):
     """`choose_fastest_mode` over fp32 and `order`, each mode the real tiny network costing
-    `cost_ms(mode, previous mode)` fake milliseconds a forward."""
+    `cost_ms(mode, previous mode)` fake milliseconds a forward. `resident_mb`: the process's
+    resident memory the race reads (None: no memory budget, so the suite's own size cannot
+    decide). `built` collects the modes whose networks were made."""
     from microau_gui.inference import speed
 
     clock = _FakeClock(cost_ms)
     network = _model("flow")
+
+    def build(model, mode, device=None, copy_model=False):
+        if built is not None:
+            built.append(mode)
+        return _TimedMode(network, mode, clock)
+
     monkeypatch.setattr(speed, "time", clock)
     monkeypatch.setattr(speed, "supported_modes", lambda device="cpu": ("fp32", *order))
-    monkeypatch.setattr(speed, "apply_speed_mode",
-                        lambda model, mode, device=None, copy_model=False: _TimedMode(network, mode, clock))
+    monkeypatch.setattr(speed, "apply_speed_mode", build)
+    budget = {"memory_budget_mb": None}
+    if resident_mb is not None:
+        monkeypatch.setattr(speed, "resident_mb", lambda: resident_mb)
+        budget = {}  # the default: MEMORY_BUDGET_MB
     return choose_fastest_mode(_TimedMode(network, "fp32", clock), sample_batch(network, 1),
-                               modes=("fp32", *order), repeats=3, probe_bf16=False)
+                               modes=("fp32", *order), repeats=3, probe_bf16=False, **budget)
 
 
 @pytest.mark.parametrize("order", [("int8", "ort"), ("ort", "int8")])
@@ -300,6 +311,39 @@ def test_another_runtime_must_beat_the_best_torch_mode_clearly(monkeypatch, orde
     loser = "bf16" if chosen == "openvino-bf16" else "openvino-bf16"
     assert choice.relative["openvino-bf16"] < choice.relative["bf16"]  # faster in both cases
     assert ("second copy" in choice.rejected[loser]) == (loser == "openvino-bf16"), choice.rejected
+
+
+@pytest.mark.parametrize("resident_mb, chosen", [(400.0, "ort"), (MEMORY_BUDGET_MB - 1.0, "int8")])
+def test_a_second_runtime_is_not_built_where_its_network_would_break_the_memory_budget(
+        monkeypatch, resident_mb, chosen):
+    """ViT-B-16's race peaked at 3.4-3.7 GB with ONNX Runtime and OpenVINO built beside torch
+    (AMD EPYC, December 7). Fake clock: fp32 20 ms, int8 16, ort 10 (it would win clearly).
+    With room in the budget ort is built and wins; a process already at the budget never builds
+    it and keeps int8, saying why."""
+    def cost_ms(mode, previous):
+        return {"fp32": 20.0, "int8": 16.0, "ort": 10.0}[mode]
+
+    built = []
+    choice = _race_on_a_fake_clock(monkeypatch, cost_ms, ("int8", "ort"), resident_mb, built)
+    assert choice.mode == chosen, choice.summary()
+    assert ("ort" in built) == (chosen == "ort")
+    if chosen == "int8":
+        assert "memory budget" in choice.rejected["ort"] and "ort" not in choice.timings_ms
+
+
+def test_the_memory_veto_weighs_the_runtimes_copy_against_the_weights_and_the_budget(monkeypatch):
+    from microau_gui.inference import speed
+
+    model = _model("flow")
+    weights_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
+    monkeypatch.setattr(speed, "resident_mb", lambda: 1000.0)
+    assert speed.runtime_memory_veto(model, "int8", budget_mb=1.0) is None  # torch's own modes
+    assert speed.runtime_memory_veto(model, "ort", budget_mb=None) is None  # no budget
+    room = 1000.0 + 2.1 * weights_mb
+    assert speed.runtime_memory_veto(model, "ort", budget_mb=room + 0.5) is None
+    assert "memory budget" in speed.runtime_memory_veto(model, "ort", budget_mb=room - 0.5)
+    # OpenVINO's network holds more than ONNX Runtime's
+    assert "memory budget" in speed.runtime_memory_veto(model, "openvino", budget_mb=room + 0.5)
 
 
 def test_an_explicit_mode_is_applied_and_an_unknown_one_is_a_user_error():

@@ -79,6 +79,25 @@ def test_a_remembered_mode_that_fails_parity_now_is_raced_again(checkpoints, rac
     assert len(races) == 2
 
 
+def test_a_remembered_runtime_mode_the_memory_budget_now_refuses_is_raced_again(checkpoints, races,
+                                                                               monkeypatch):
+    """An "ort" remembered before the budget existed (ViT-B-16's spot-gated run then peaked at
+    2.8 GB) or on a day with memory to spare is not built where it would now break the budget."""
+    ckpt, _ = checkpoints
+    with Predictor.from_checkpoint(ckpt, device="cpu", speed_mode="auto") as first:
+        key = memory_key(first.card.version, "cpu", 1)
+    remember_mode(key, "ort")
+    monkeypatch.setattr(speed, "resident_mb", lambda: 100.0)
+    with Predictor.from_checkpoint(ckpt, device="cpu", speed_mode="auto") as roomy:
+        assert roomy.speed_mode == "ort" and roomy.speed_choice.remembered
+    assert len(races) == 1
+    monkeypatch.setattr(speed, "resident_mb", lambda: speed.MEMORY_BUDGET_MB)
+    with Predictor.from_checkpoint(ckpt, device="cpu", speed_mode="auto") as tight:
+        assert tight.speed_mode == "int8" and not tight.speed_choice.remembered
+    assert len(races) == 2
+    assert recall_mode(key) == "int8"
+
+
 @pytest.mark.parametrize("content", ["", "{not json", "[1, 2]", json.dumps({"k": "warp-drive"})])
 def test_a_damaged_memory_file_is_ignored_and_replaced(content):
     memory_file().write_text(content)

@@ -41,7 +41,9 @@ repeats shrink to fit `_CHOICE_BUDGET_S` (the tiny demo model's whole choice tak
 second; ViT-B-16 on a 2-core AVX2 CPU a few seconds, on top of its load). The chosen mode is
 `predictor.speed_mode` and how it was chosen `predictor.speed_choice` (`speed.SpeedChoice`).
 The winner of an "auto" race is remembered per model version and machine
-(`inference.speed_memory`), so later starts use the same arithmetic and find their cached rows.
+(`inference.speed_memory`), so later starts use the same arithmetic and find their cached rows,
+unless it is another runtime's mode whose network the memory budget now refuses
+(`speed.runtime_memory_veto`): then the race runs again.
 An explicit mode is applied as asked (its parity is still measured and logged). Every forward
 runs under `torch.inference_mode`, images in channels-last layout; on CUDA the crops travel
 through pinned memory (`inference.gpu.pinned_upload`).
@@ -67,7 +69,8 @@ from microau_gui.face.align import estimate_alignment, invert_affine, transform_
 from microau_gui.face.landmarks import FaceMesh, Landmarks
 from microau_gui.face.motion import flow_image
 from microau_gui.face.regions import au_polygons
-from microau_gui.inference.speed import SPEED_CHOICES, SpeedChoice, numerics_of, select_speed_mode
+from microau_gui.inference.speed import (SPEED_CHOICES, SpeedChoice, numerics_of, runtime_memory_veto,
+                                         select_speed_mode)
 from microau_gui.inference.speed_memory import memory_key, recall_mode, remember_mode
 from microau_gui.model.card import ModelCard
 from microau_gui.pairs.samples import checkpoint_prep_settings, prepare_pair, sample_masks
@@ -165,6 +168,8 @@ class Predictor:
         if requested == "auto":  # one machine keeps one arithmetic per model: see speed_memory
             key = memory_key(card.version, torch_device, batch_size)
             remembered = recall_mode(key)
+            if remembered is not None and runtime_memory_veto(model, remembered) is not None:
+                remembered = None  # remembered before the memory budget, or memory is short now
             if remembered is not None:
                 fast, choice = select_speed_mode(model, remembered, torch_device, batch_size=batch_size)
                 if choice.diffs.get(remembered, 0.0) > choice.tolerance:

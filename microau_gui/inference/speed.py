@@ -1,8 +1,8 @@
 """Speed modes for Micro-AU CLIP inference, the parity check, and the start-up choice between them.
 
 Owns: `SPEED_MODES`, `SPEED_CHOICES`, `DEFAULT_TOLERANCE`, `SECOND_RUNTIME_MODES`,
-`RUNTIME_MIN_GAIN`, `numerics_of`, `SpeedChoice`, `supported_modes`, `apply_speed_mode`,
-`predict_probs`, `parity_check`, `time_forward`, `thread_candidates`, `race`, `bf16_matmul_ratio`,
+`RUNTIME_MIN_GAIN`, `MEMORY_BUDGET_MB`, `resident_mb`, `runtime_memory_veto`, `numerics_of`,
+`SpeedChoice`, `supported_modes`, `apply_speed_mode`, `predict_probs`, `parity_check`, `time_forward`, `thread_candidates`, `race`, `bf16_matmul_ratio`,
 `choose_fastest_mode`, `select_speed_mode`, `sample_arrays`, `sample_batch`.
 May import model, face and core (torch, numpy, OpenCV); no Qt.
 
@@ -48,11 +48,13 @@ load from another process slows both alike; modes are compared by their time *re
 in their own race*, or to fp32 in the runs before and between the races where that was faster
 (`_baseline_ms`: a mode that slows fp32 beside it must not win by it). Every mode must beat fp32
 by `min_gain`; a mode of another runtime (ONNX Runtime, OpenVINO) must also beat the best torch
-mode by `RUNTIME_MIN_GAIN`, because it holds a second copy of the weights. A mode whose first
-two runs (after its warm-up) are both `give_up_factor` times slower than fp32's slower of two is not
-raced (bf16 on AVX2 costs seconds per ViT-B/16 forward). Only fp32 and one candidate are alive
-at a time, and candidates share every tensor they do not convert with the fp32 network
-(no transient second fp32 copy: ViT-B/16 is 350 MB and the peak-RSS target is 2 GB). Optionally
+mode by `RUNTIME_MIN_GAIN`, because it holds a second copy of the weights, and it is not even
+built where that copy would take the process over `MEMORY_BUDGET_MB` (ViT-B-16: yes; the tiny
+model: no). A mode whose first two runs (after its warm-up) are both `give_up_factor` times
+slower than fp32's slower of two is not raced (bf16 on AVX2 costs seconds per ViT-B/16
+forward). Only fp32, the best candidate so far and the one being raced are alive at a time,
+and torch candidates share every tensor they do not convert with the fp32 network (no
+transient second fp32 copy: ViT-B/16 is 350 MB and the peak-RSS target is 2 GB). Optionally
 CPU thread counts race too: on a 2-core machine shared with other work, 2 torch threads were 10-40x
 slower than 1 (OpenMP threads waiting for a descheduled sibling), on an idle one they are faster.
 Which mode wins depends on the batch size, so the check batch should have the size the caller
@@ -97,6 +99,41 @@ _NUMERICS: dict[str, str] = {"fp32": "fp32", "ort": "fp32", "openvino": "fp32", 
 # them to beat the best torch mode by `RUNTIME_MIN_GAIN` as well.
 SECOND_RUNTIME_MODES = frozenset({"ort", "openvino", "openvino-bf16"})
 RUNTIME_MIN_GAIN = 0.10
+# The process's resident memory a start-up race may take a candidate to: issue #18's peak-RSS
+# target (below 2 GB while analysing). A second runtime's network holds more than torch's own
+# weights, per byte of the fp32 network's weights (`_RUNTIME_MEMORY_FACTOR`, measured on
+# ViT-B-16, 344 MB of weights, AMD EPYC AVX2, December 7: ONNX Runtime's network +710 MB
+# resident, its graph's bytes kept to open a session per thread count and the session's own
+# copy; OpenVINO's +1010 MB; the AMX Xeon's openvino-bf16 job peaked 1.0 GB above torch bf16's).
+# There ViT-B-16's race peaked at 3.4-3.7 GB with ONNX Runtime and OpenVINO built, and its
+# spot-gated analysis in "ort" at 2.8 GB, whatever it chose: so a second runtime whose network
+# would take the process over the budget is not built (`runtime_memory_veto`). The tiny model's
+# weights (a few MB) leave its runtimes in the race.
+MEMORY_BUDGET_MB = 2048.0
+_RUNTIME_MEMORY_FACTOR = {"ort": 2.1, "openvino": 3.0, "openvino-bf16": 3.0}
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, in MB."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def runtime_memory_veto(model: nn.Module, mode: str,
+                        budget_mb: float | None = MEMORY_BUDGET_MB) -> str | None:
+    """Why `mode`'s network must not be built beside `model` (fp32) within `budget_mb` of
+    resident memory, or None: torch's own modes, no budget, or room enough."""
+    if budget_mb is None or mode not in SECOND_RUNTIME_MODES:
+        return None
+    weights_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
+    extra_mb = _RUNTIME_MEMORY_FACTOR[mode] * weights_mb
+    now_mb = resident_mb()
+    if now_mb + extra_mb <= budget_mb:
+        return None
+    return (f"its network would hold about {extra_mb:.0f} MB beside torch's {weights_mb:.0f} MB of "
+            f"weights, taking this process from {now_mb:.0f} to about {now_mb + extra_mb:.0f} MB, "
+            f"over the {budget_mb:.0f} MB memory budget; not built")
 
 
 def numerics_of(mode: str) -> str:
@@ -384,7 +421,8 @@ def choose_fastest_mode(model: nn.Module, batch, tolerance: float = DEFAULT_TOLE
                         threads: tuple[int, ...] | None = None, give_up_factor: float = 2.0,
                         probe_bf16: bool = True, budget_s: float | None = None,
                         min_gain: float = 0.05,
-                        runtime_gain: float = RUNTIME_MIN_GAIN) -> SpeedChoice:
+                        runtime_gain: float = RUNTIME_MIN_GAIN,
+                        memory_budget_mb: float | None = MEMORY_BUDGET_MB) -> SpeedChoice:
     """Choose the fastest supported mode whose probabilities stay within `tolerance` of fp32.
 
     `model` is the fp32 network; it is not modified. `choice.model` is the chosen mode's network.
@@ -401,7 +439,9 @@ def choose_fastest_mode(model: nn.Module, batch, tolerance: float = DEFAULT_TOLE
     comes on top. A faster mode must beat fp32 by at least `min_gain` (a fraction) to be
     chosen: within race noise the exact mode is kept. A mode of another runtime
     (`SECOND_RUNTIME_MODES`) must also beat the best torch mode by `runtime_gain`: short of that
-    the mode that holds one copy of the weights is kept.
+    the mode that holds one copy of the weights is kept. Nor is a mode of another runtime
+    built where its network would take the process over `memory_budget_mb` of resident memory
+    (`runtime_memory_veto`; None: no bound).
     """
     device = model.log_tau.device
     model = model.float().eval()
@@ -435,6 +475,10 @@ def choose_fastest_mode(model: nn.Module, batch, tolerance: float = DEFAULT_TOLE
         per_repeat_s = 2 * fp32_ref_ms / 1000.0 * len(threads or (1,)) * len(candidates)
         repeats = max(1, min(repeats, int(budget_s / max(per_repeat_s, 1e-6))))
     for mode in candidates:
+        veto = runtime_memory_veto(model, mode, memory_budget_mb)
+        if veto is not None:
+            rejected[mode] = veto
+            continue
         if mode in ("bf16", "openvino-bf16") and device.type == "cpu" and probe_bf16:
             ratio = bf16_matmul_ratio()
             if ratio > give_up_factor:
