@@ -123,7 +123,9 @@ def test_the_modes_really_change_the_arithmetic():
 def test_the_start_up_choice_picks_a_mode_within_tolerance_and_says_why_the_others_lost():
     model = _model("flow")
     batch = sample_batch(model, 2)
-    choice = choose_fastest_mode(model, batch, repeats=1, probe_bf16=False)
+    # No memory budget: the suite's own resident size (it passes 2 GB) must not keep a runtime
+    # out of this race; the budget has its own tests below.
+    choice = choose_fastest_mode(model, batch, repeats=1, probe_bf16=False, memory_budget_mb=None)
     assert choice.mode in SPEED_MODES
     assert choice.diffs[choice.mode] <= DEFAULT_TOLERANCE
     assert parity_check(model, choice.model, batch) <= DEFAULT_TOLERANCE
