@@ -2,8 +2,9 @@
 
 Owns: `SPEED_MODES`, `SPEED_CHOICES`, `DEFAULT_TOLERANCE`, `SECOND_RUNTIME_MODES`,
 `RUNTIME_MIN_GAIN`, `MEMORY_BUDGET_MB`, `resident_mb`, `runtime_memory_veto`, `numerics_of`,
-`SpeedChoice`, `supported_modes`, `apply_speed_mode`, `predict_probs`, `parity_check`, `time_forward`, `thread_candidates`, `race`, `bf16_matmul_ratio`,
-`choose_fastest_mode`, `select_speed_mode`, `sample_arrays`, `sample_batch`.
+`SpeedChoice`, `supported_modes`, `apply_speed_mode`, `predict_probs`, `parity_check`,
+`time_forward`, `thread_candidates`, `race`, `bf16_matmul_ratio`, `choose_fastest_mode`,
+`select_speed_mode`, `sample_arrays`, `sample_batch`.
 May import model, face and core (torch, numpy, OpenCV); no Qt.
 
 All of this is our specification (the paper says nothing about speed).
