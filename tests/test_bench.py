@@ -87,6 +87,10 @@ def test_quick_bench_writes_every_figure_of_the_schema(tmp_path, speed_memory_in
                 rel=0.01), name
     assert figures["model_vitb16_b1_roofline_fraction"]["value"] == pytest.approx(
         figures["model_vitb16_b1_auto_ms"]["roofline_fraction"], rel=1e-3)
+    # The gated run's bound at this run's GEMM roofline is computed from the run's own figures.
+    gated = figures["analyze_gated_vitb16_x_realtime"]
+    assert gated["bound_x_realtime"] > 0 and gated["bound_dtype"] in ("fp32", "bf16", "int8")
+    assert "at the GEMM roofline" in format_table(report)
     assert figures["seek_p95_ms"]["gop"] == 250
     assert figures["peak_rss_mb"]["value"] > 100
     # The corpus engine with 1 and 2 local Ray workers on the same videos, and the ratio of the two.
@@ -142,3 +146,24 @@ def test_roofline_gemm_figures_and_model_fractions():
     assert entry["achieved_gflops"] == 80.0 and entry["roofline_fraction"] == 0.4
     assert entry["roofline_dtype"] == "int8"
     assert with_roofline(figure(None, "ms/frame", skipped="quick"), 4.0, fixed)["value"] is None
+
+
+def test_the_gated_runs_bound_is_its_start_plus_its_frames_at_the_best_gemm_throughput():
+    from microau_gui.cli.bench_roofline import gated_bound
+
+    figures = {
+        "gemm_fp32_gflops": figure(200.0, "GFLOP/s"), "gemm_bf16_gflops": figure(400.0, "GFLOP/s"),
+        "gemm_int8_gops": figure(None, "GOP/s", skipped="no int8 engine"),
+        "model_vitb16_b1_auto_ms": {**figure(100.0, "ms/frame"), "gflop_per_frame": 36.0},
+        "analyze_gated_vitb16_x_realtime": {**figure(1.5, "x real time"), "video_s": 600.0,
+                                            "n_gated_frames": 2000, "spot_load_start_s": 60.0},
+    }
+    # 2000 frames x 36 GFLOP at bf16's 400 GFLOP/s = 180 s, plus the measured 60 s: 600 / 240.
+    assert gated_bound(figures) == {"bound_x_realtime": 2.5, "bound_model_s": 180.0, "bound_dtype": "bf16"}
+    figures["gemm_int8_gops"] = figure(800.0, "GOP/s")  # the best dtype, whichever it is
+    assert gated_bound(figures)["bound_x_realtime"] == pytest.approx(600 / (60 + 90), abs=1e-3)
+    del figures["model_vitb16_b1_auto_ms"]
+    assert gated_bound(figures)["bound_x_realtime"] is None
+    assert "model section" in gated_bound(figures)["bound_why"]
+    figures["analyze_gated_vitb16_x_realtime"] = figure(None, "x real time", skipped="--only")
+    assert gated_bound(figures)["bound_why"] == "the gated run was not measured"

@@ -271,6 +271,8 @@ def format_table(report: dict) -> str:
         if value is None:
             met_text = (met_text + " " if met_text else "") + (
                 f"({entry.get('skipped') or entry.get('error') or ''})"[:70])
+        elif entry.get("bound_x_realtime") is not None:  # `bench_roofline.gated_bound`
+            met_text += f" (at the GEMM roofline: {entry['bound_x_realtime']:.3g})"
         rows.append((name, shown, entry.get("unit", ""), target_text, met_text))
     widths = [max(len(str(row[i])) for row in rows[:]) for i in range(4)]
     lines = []

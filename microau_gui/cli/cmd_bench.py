@@ -447,6 +447,7 @@ def _by_cpu_class(figures: dict[str, dict], machine: dict) -> None:
 def run(args) -> int:
     import torch
 
+    from microau_gui.cli.bench_roofline import gated_bound
     from microau_gui.cli.outputs import check_out
     from microau_gui.inference.speed_memory import MEMORY_ENV
     from microau_gui.cli.bench_report import (FIGURE_KEYS, failed, format_table, load_average,
@@ -503,6 +504,7 @@ def run(args) -> int:
             bench.figures[key] = failed(_unit_of(key), "not produced by its section", _target_of(key))
     report["figures"] = {key: bench.figures[key] for key in FIGURE_KEYS}
     _by_cpu_class(report["figures"], report["machine"])
+    report["figures"]["analyze_gated_vitb16_x_realtime"].update(gated_bound(report["figures"]))
     report["chosen_modes"] = {key[len("model_"):-len("_auto_ms")]: entry.get("mode")
                               for key, entry in report["figures"].items()
                               if key.endswith("_auto_ms") and entry.get("value") is not None}
