@@ -148,22 +148,34 @@ def test_roofline_gemm_figures_and_model_fractions():
     assert with_roofline(figure(None, "ms/frame", skipped="quick"), 4.0, fixed)["value"] is None
 
 
-def test_the_gated_runs_bound_is_its_start_plus_its_frames_at_the_best_gemm_throughput():
-    from microau_gui.cli.bench_roofline import gated_bound
 
-    figures = {
-        "gemm_fp32_gflops": figure(200.0, "GFLOP/s"), "gemm_bf16_gflops": figure(400.0, "GFLOP/s"),
-        "gemm_int8_gops": figure(None, "GOP/s", skipped="no int8 engine"),
-        "model_vitb16_b1_auto_ms": {**figure(100.0, "ms/frame"), "gflop_per_frame": 36.0},
-        "analyze_gated_vitb16_x_realtime": {**figure(1.5, "x real time"), "video_s": 600.0,
-                                            "n_gated_frames": 2000, "spot_load_start_s": 60.0},
-    }
+def test_the_gated_runs_bound_is_its_start_plus_its_frames_at_the_best_gemm_throughput():
+    from microau_gui.cli.bench_roofline import Roofline, gated_bound
+
+    gated = {**figure(1.5, "x real time"), "video_s": 600.0, "n_gated_frames": 2000, "spot_load_start_s": 60.0}
+    roofline = Roofline(gflops={"fp32": 200.0, "bf16": 400.0})
     # 2000 frames x 36 GFLOP at bf16's 400 GFLOP/s = 180 s, plus the measured 60 s: 600 / 240.
-    assert gated_bound(figures) == {"bound_x_realtime": 2.5, "bound_model_s": 180.0, "bound_dtype": "bf16"}
-    figures["gemm_int8_gops"] = figure(800.0, "GOP/s")  # the best dtype, whichever it is
-    assert gated_bound(figures)["bound_x_realtime"] == pytest.approx(600 / (60 + 90), abs=1e-3)
-    del figures["model_vitb16_b1_auto_ms"]
-    assert gated_bound(figures)["bound_x_realtime"] is None
-    assert "model section" in gated_bound(figures)["bound_why"]
-    figures["analyze_gated_vitb16_x_realtime"] = figure(None, "x real time", skipped="--only")
-    assert gated_bound(figures)["bound_why"] == "the gated run was not measured"
+    assert gated_bound(gated, 36.0, roofline) == {
+        "bound_x_realtime": 2.5, "bound_model_s": 180.0, "bound_dtype": "bf16", "bound_gflops": 400.0,
+        "bound_gflop_per_frame": 36.0}
+    roofline.gflops["int8"] = 800.0  # the best dtype, whichever it is
+    assert gated_bound(gated, 36.0, roofline)["bound_x_realtime"] == pytest.approx(600 / (60 + 90), abs=1e-3)
+    assert gated_bound(gated, None, roofline)["bound_x_realtime"] is None
+    assert "FLOP count" in gated_bound(gated, None, roofline)["bound_why"]
+    assert gated_bound(gated, 36.0, Roofline())["bound_x_realtime"] is None
+    unmeasured = figure(None, "x real time", skipped="--only")
+    assert gated_bound(unmeasured, 36.0, roofline)["bound_why"] == "the gated run was not measured"
+
+
+def test_an_analyze_only_run_measures_the_roofline_and_flops_its_bound_needs(tmp_path):
+    from microau_gui.cli.cmd_bench import SMOKE, _Bench
+
+    bench = _Bench(SMOKE, tmp_path)  # no model section ran: no GEMM figures, no FLOP count
+    gated = {**figure(1.0, "x real time"), "video_s": 600.0, "n_gated_frames": 1000, "spot_load_start_s": 50.0}
+    bound = bench._gated_bound(gated)
+    assert bound["bound_dtype"] in ("fp32", "bf16", "int8") and bound["bound_model_s"] > 0
+    # ViT-B-16 with our heads is 34-36 GFLOP a frame (counted); 1000 frames at the measured rate.
+    assert 30 < bound["bound_gflop_per_frame"] < 40 and bound["bound_gflops"] > 0
+    assert bound["bound_model_s"] == pytest.approx(1000 * bound["bound_gflop_per_frame"] / bound["bound_gflops"],
+                                                   rel=1e-2)
+    assert bound["bound_x_realtime"] == pytest.approx(600 / (50 + bound["bound_model_s"]), rel=1e-2)

@@ -30,8 +30,10 @@ Our specification:
   use it (fp32 on an AMX machine) shows how much the faster dtype would give.
 - The spot-gated analysis's bound (`gated_bound`): the real-time factor the run would reach if
   ViT-B-16 ran its gated frames at the best dtype's GEMM throughput (fraction 1.0), with the
-  start, model load and spotting as measured. Where that bound is under the target, no runtime
-  can meet it on this machine: only less work (fewer gated frames, a smaller model) can.
+  start, model load and spotting as measured (the model section's GEMM figures and FLOP count;
+  with `--only analyze` the analyze section measures them itself). Where that bound is under the
+  target, no runtime can meet it on this machine: only less work (fewer gated frames, a smaller
+  model) can.
 """
 
 from __future__ import annotations
@@ -204,24 +206,20 @@ def with_roofline(entry: dict, gflop_per_frame: float | None, roofline: Roofline
     return entry
 
 
-def gated_bound(figures: dict[str, dict]) -> dict:
-    """Fields for `analyze_gated_vitb16_x_realtime`: its bound at the run's best GEMM throughput.
+
+def gated_bound(gated: dict, gflop_per_frame: float | None, roofline: Roofline | None) -> dict:
+    """Fields for the `analyze_gated_vitb16_x_realtime` figure `gated`: its bound at the best GEMM
+    throughput of `roofline` (the run's own).
 
     `bound_x_realtime` = video seconds / (start, load and spotting as measured + gated frames x
-    ViT-B-16's GFLOP a frame / the best dtype's GFLOP/s); `bound_why` where a part is missing.
+    ViT-B-16's `gflop_per_frame` / the best dtype's GFLOP/s); `bound_why` where a part is missing.
     """
-    gated = figures.get("analyze_gated_vitb16_x_realtime") or {}
-    # FLOPs per frame are counted once, at batch 1, for every batch (module docstring).
-    model = next((figures[k] for k in ("model_vitb16_b1_auto_ms", "model_vitb16_b16_auto_ms")
-                  if (figures.get(k) or {}).get("gflop_per_frame")), {})
-    rates = {dtype: (figures.get(key) or {}).get("value") for dtype, key in GEMM_KEYS.items()}
-    rates = {dtype: rate for dtype, rate in rates.items() if rate}
     if gated.get("value") is None:
         return {"bound_x_realtime": None, "bound_why": "the gated run was not measured"}
-    if not rates or not model.get("gflop_per_frame"):
+    if roofline is None or not roofline.best_gflops or not gflop_per_frame:
         return {"bound_x_realtime": None,
-                "bound_why": "needs the model section (GEMM throughput, ViT-B-16's FLOPs) in the same run"}
-    dtype = max(rates, key=rates.get)
-    model_s = gated["n_gated_frames"] * model["gflop_per_frame"] / rates[dtype]
+                "bound_why": "no GEMM throughput or ViT-B-16 FLOP count in this run"}
+    model_s = gated["n_gated_frames"] * gflop_per_frame / roofline.best_gflops
     return {"bound_x_realtime": round(gated["video_s"] / (gated["spot_load_start_s"] + model_s), 3),
-            "bound_model_s": round(model_s, 1), "bound_dtype": dtype}
+            "bound_model_s": round(model_s, 1), "bound_dtype": roofline.best_dtype,
+            "bound_gflops": round(roofline.best_gflops, 1), "bound_gflop_per_frame": round(gflop_per_frame, 2)}

@@ -317,10 +317,32 @@ class _Bench:
         seconds, realtime, fraction, rss, spot = measure_gated(
             video, self.checkpoint("ViT-B-16"), out / "gated.csv", p.gated_timeout_s)
         self.figures["analyze_gated_vitb16_seconds"] = seconds
-        self.figures["analyze_gated_vitb16_x_realtime"] = realtime
+        self.figures["analyze_gated_vitb16_x_realtime"] = {**realtime, **self._gated_bound(realtime)}
         self.figures["analyze_gated_fraction"] = fraction
         self.figures["peak_rss_mb"] = rss
         self.figures["spot_fps"] = spot
+
+    def _gated_bound(self, gated: dict) -> dict:
+        """`bench_roofline.gated_bound` of the gated run: the model section's GEMM throughput and
+        ViT-B-16 FLOP count where it ran in this process, else measured here (a few seconds)."""
+        import torch
+
+        from microau_gui.cli.bench_roofline import (GEMM_KEYS, Roofline, gated_bound, measure_roofline,
+                                                    model_gflop_per_frame)
+        from microau_gui.inference.speed import sample_batch
+        from microau_gui.model.checkpoint import load_checkpoint
+
+        if gated.get("value") is None:
+            return gated_bound(gated, None, None)
+        rates = {dtype: (self.figures.get(key) or {}).get("value") for dtype, key in GEMM_KEYS.items()}
+        roofline = Roofline(gflops={dtype: rate for dtype, rate in rates.items() if rate})
+        gflop = (self.figures.get("model_vitb16_b1_auto_ms") or {}).get("gflop_per_frame")
+        if not roofline.gflops:
+            roofline = measure_roofline(self.profile.gemm_n, (torch.get_num_threads(),))
+        if not gflop:
+            model, _ = load_checkpoint(self.checkpoint("ViT-B-16"), device="cpu")
+            gflop = model_gflop_per_frame(model, sample_batch(model, 1), 1)
+        return gated_bound(gated, gflop, roofline)
 
     def corpus(self) -> None:
         from microau_gui.cli.bench_corpus import corpus_videos, measure_corpus
@@ -447,7 +469,6 @@ def _by_cpu_class(figures: dict[str, dict], machine: dict) -> None:
 def run(args) -> int:
     import torch
 
-    from microau_gui.cli.bench_roofline import gated_bound
     from microau_gui.cli.outputs import check_out
     from microau_gui.inference.speed_memory import MEMORY_ENV
     from microau_gui.cli.bench_report import (FIGURE_KEYS, failed, format_table, load_average,
@@ -504,7 +525,6 @@ def run(args) -> int:
             bench.figures[key] = failed(_unit_of(key), "not produced by its section", _target_of(key))
     report["figures"] = {key: bench.figures[key] for key in FIGURE_KEYS}
     _by_cpu_class(report["figures"], report["machine"])
-    report["figures"]["analyze_gated_vitb16_x_realtime"].update(gated_bound(report["figures"]))
     report["chosen_modes"] = {key[len("model_"):-len("_auto_ms")]: entry.get("mode")
                               for key, entry in report["figures"].items()
                               if key.endswith("_auto_ms") and entry.get("value") is not None}
