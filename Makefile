@@ -57,6 +57,8 @@ experiments: $(RUN_STAMP)
 	$(PY) main.py experiment run text-side --threads 2
 	# the committed pilot of the goal study (reduced; `experiment run goal` is the whole study)
 	$(PY) main.py experiment run goal --data-seeds 1001 --train-seeds 0 --variants full,balanced,flow-at-crop
+	# the whole goal study (5 x 2; its outer models are the ablation grid's, read back)
+	$(PY) main.py experiment run goal
 	# the spotter on synthetic interviews, and fine-tuning a poor parent (minutes each)
 	$(PY) main.py experiment run spotting
 	$(PY) main.py experiment run finetune
