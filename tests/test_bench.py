@@ -148,7 +148,6 @@ def test_roofline_gemm_figures_and_model_fractions():
     assert with_roofline(figure(None, "ms/frame", skipped="quick"), 4.0, fixed)["value"] is None
 
 
-
 def test_the_gated_runs_bound_is_its_start_plus_its_frames_at_the_best_gemm_throughput():
     from microau_gui.cli.bench_roofline import Roofline, gated_bound
 

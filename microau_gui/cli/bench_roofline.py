@@ -2,9 +2,8 @@
 every model figure as a fraction of the best of them.
 
 Owns: `GEMM_KEYS`, `Roofline`, `measure_roofline`, `model_gflop_per_frame`, `with_roofline`,
-`gated_bound`. May
-import torch (and `inference.speed` for the int8 mode's own kernels); the CLI layer may import
-every layer.
+`gated_bound`. May import torch (and `inference.speed` for the int8 mode's own kernels); the CLI
+layer may import every layer.
 
 Why: absolute ms targets only mean something on the CPU they were written for (the ViT-B-16
 targets assumed an AVX-512 + AMX Xeon; an AVX2 EPYC emulates bf16 and is 3-60x slower there).
@@ -204,7 +203,6 @@ def with_roofline(entry: dict, gflop_per_frame: float | None, roofline: Roofline
         entry["roofline_fraction"] = None
         entry["roofline_why"] = "no GEMM throughput measured in this run"
     return entry
-
 
 
 def gated_bound(gated: dict, gflop_per_frame: float | None, roofline: Roofline | None) -> dict:
