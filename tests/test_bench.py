@@ -178,3 +178,16 @@ def test_an_analyze_only_run_measures_the_roofline_and_flops_its_bound_needs(tmp
     assert bound["bound_model_s"] == pytest.approx(1000 * bound["bound_gflop_per_frame"] / bound["bound_gflops"],
                                                    rel=1e-2)
     assert bound["bound_x_realtime"] == pytest.approx(600 / (50 + bound["bound_model_s"]), rel=1e-2)
+
+
+def test_the_gated_runs_bound_takes_the_rate_and_flops_an_earlier_section_measured(tmp_path):
+    from microau_gui.cli.cmd_bench import SMOKE, _Bench
+
+    bench = _Bench(SMOKE, tmp_path)
+    bench.figures = {"gemm_fp32_gflops": figure(100.0, "GFLOP/s"),
+                     "runtimes_vitb16_b8_ms": {**figure(200.0, "ms/frame"), "gflop_per_frame": 35.0}}
+    gated = {**figure(1.0, "x real time"), "video_s": 600.0, "n_gated_frames": 1000, "spot_load_start_s": 50.0}
+    bound = bench._gated_bound(gated)
+    # Neither measured again nor a checkpoint built: 1000 frames x 35 GFLOP at 100 GFLOP/s.
+    assert bound["bound_gflops"] == 100.0 and bound["bound_gflop_per_frame"] == 35.0
+    assert bound["bound_model_s"] == 350.0 and not (tmp_path / "weights-vitb16").exists()

@@ -324,7 +324,8 @@ class _Bench:
 
     def _gated_bound(self, gated: dict) -> dict:
         """`bench_roofline.gated_bound` of the gated run: the model section's GEMM throughput and
-        ViT-B-16 FLOP count where it ran in this process, else measured here (a few seconds)."""
+        the model or runtimes section's ViT-B-16 FLOP count where they ran in this process, else
+        measured here (a few seconds)."""
         import torch
 
         from microau_gui.cli.bench_roofline import (GEMM_KEYS, Roofline, gated_bound, measure_roofline,
@@ -336,7 +337,9 @@ class _Bench:
             return gated_bound(gated, None, None)
         rates = {dtype: (self.figures.get(key) or {}).get("value") for dtype, key in GEMM_KEYS.items()}
         roofline = Roofline(gflops={dtype: rate for dtype, rate in rates.items() if rate})
-        gflop = (self.figures.get("model_vitb16_b1_auto_ms") or {}).get("gflop_per_frame")
+        # ViT-B-16's count per frame, from the model or runtimes section where either ran.
+        gflop = next((self.figures[k]["gflop_per_frame"] for k in ("model_vitb16_b1_auto_ms", "runtimes_vitb16_b8_ms")
+                      if (self.figures.get(k) or {}).get("gflop_per_frame")), None)
         if not roofline.gflops:
             roofline = measure_roofline(self.profile.gemm_n, (torch.get_num_threads(),))
         if not gflop:
