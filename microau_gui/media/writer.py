@@ -11,15 +11,26 @@ temporary name beside the target and renamed when complete, so a crash never lea
 file under the real name.
 
 Encoders run `ENCODER_THREADS` threads on every machine: with FFmpeg's automatic count (one per
-usable CPU) libx264 writes different bytes on a 2-core laptop, under `taskset -c 0` and on a
+usable CPU) libx264 wrote different bytes on a 2-core laptop, under `taskset -c 0` and on a
 many-core Xeon, so a synthetic clip (and every test and benchmark built on it) carried other
-compression noise on each machine. The x264 assembly is bit-exact with its C code, so a fixed
-count gives the same file on AVX2 and AVX-512 alike.
+compression noise on each machine.
+
+libx264's instruction set is capped at AVX2 on CPUs with AVX-512 (`_x264_options`): its
+AVX-512 code is not deterministic. On an AMD EPYC Zen 4 (AVX-512, Dec 2026) the same 90 frames
+of 200 x 150 encoded five times in one process gave five different files (with one thread or
+two), where the AVX2 code gave one; the same 420 frames of 320 x 320 (tests/test_spot.py's
+animated photo) gave three in six, and one of them carried enough other compression noise to
+turn a still mouth into a weak macro-expression (z 8.4) that hid a real micro-expression (a CI
+failure). The file is then a function of the frames on every machine, though not the same file
+on every machine: x264's assembly is not bit-exact with its C code everywhere (its float
+macroblock-tree code), so an AVX2 CPU and a plain SSE2 one may still differ.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -62,6 +73,21 @@ def _as_rgb(frame: np.ndarray) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"frames must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
     return np.ascontiguousarray(rgb)
+
+
+@functools.cache
+def _x264_options() -> dict[str, str]:
+    """libx264 options that keep it off its AVX-512 code (module docstring), where the CPU has it.
+
+    x264 takes `asm` as the instruction set to use, not as a ceiling, so it is only set where
+    the CPU reports AVX-512, which every such x86 CPU pairs with AVX2. Linux reports it in
+    /proc/cpuinfo; elsewhere x264 chooses (and an AVX-512 CPU there may write other bytes each time).
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return {}
+    return {"x264-params": "asm=AVX2"} if re.search(r"^flags\s*:.*\bavx512f\b", flags, re.M) else {}
 
 
 def write_video(
@@ -112,7 +138,7 @@ def write_video(
                 stream.pix_fmt = "yuv420p"
                 codec_options.update({
                     "crf": str(crf), "preset": "veryfast", "bf": str(bframes),
-                    "sc_threshold": "0", "keyint_min": str(gop),
+                    "sc_threshold": "0", "keyint_min": str(gop), **_x264_options(),
                 })
             elif encoder == "mpeg4":
                 stream.pix_fmt = "yuv420p"
