@@ -54,6 +54,7 @@ experiments: $(RUN_STAMP)
 	$(PY) main.py experiment run ablations --train-seeds 0
 	$(PY) main.py experiment run ablations --train-seeds 1,2,3,4 --variants full,frozen-random-text --out docs/experiments/text-side-confirm.json
 	$(PY) main.py experiment run flow
+	$(PY) main.py experiment run flow-fine
 	$(PY) main.py experiment run text-side --threads 2
 	# the committed pilot of the goal study (reduced; `experiment run goal` is the whole study)
 	$(PY) main.py experiment run goal --data-seeds 1001 --train-seeds 0 --variants full,balanced,flow-at-crop

@@ -191,3 +191,23 @@ def test_the_gated_runs_bound_takes_the_rate_and_flops_an_earlier_section_measur
     # Neither measured again nor a checkpoint built: 1000 frames x 35 GFLOP at 100 GFLOP/s.
     assert bound["bound_gflops"] == 100.0 and bound["bound_gflop_per_frame"] == 35.0
     assert bound["bound_model_s"] == 350.0 and not (tmp_path / "weights-vitb16").exists()
+
+
+def test_pair_preparation_reports_the_f1_each_flow_study_measured(tmp_path):
+    """The bench puts each committed flow study's F1 beside the flows' cost: DIS refined to full
+    resolution (flow-fine) and DIS ultrafast (flow), each against Farneback on the same runs; a
+    missing or damaged report reads as None, never as a figure."""
+    from microau_gui.cli.bench_media import FLOW_STUDIES, flow_f1
+
+    committed = flow_f1()
+    assert set(committed) == set(FLOW_STUDIES)
+    fine = committed["flow-fine"]
+    assert fine["study"] == "docs/experiments/flow-fine.json" and fine["complete"] is True
+    assert fine["dis-fine"]["n"] == fine["full"]["n"] == 6
+    assert fine["dis-fine"]["mean"] < fine["full"]["mean"]  # the study's finding (-0.040)
+    assert committed["flow"]["dis"]["mean"] < committed["flow"]["full"]["mean"]
+
+    (tmp_path / "flow.json").write_text('{"variants": {"full": {"mean_f1": "high"}}}')
+    (tmp_path / "flow-fine.json").write_bytes((REPO / "docs" / "experiments" / "flow-fine.json").read_bytes()[:100])
+    assert flow_f1(tmp_path) == {"flow": None, "flow-fine": None}
+    assert flow_f1(tmp_path / "absent") == {"flow": None, "flow-fine": None}

@@ -172,22 +172,28 @@ def measure_pair_prep(video: Path, n_pairs: int, size: int = 224, grid: int = 14
     on screen the overlays (PTA heatmaps warped into the image, region polygons).
 
     The figure is the default flow method's (`pairs.samples.DEFAULT_FLOW_METHOD`, what new
-    training runs use); `by_flow_method` holds every method's, and `flow_f1` the mean F1 of the
-    committed `flow` study (docs/experiments/flow.json) per method, so the cost sits beside what
-    it buys."""
+    training runs use); `by_flow_method` holds every method's, and `flow_f1` the mean F1 per
+    method of the committed studies that compare flows (`FLOW_STUDIES`), so the cost sits beside
+    what it buys."""
     from microau_gui.face.motion import FLOW_METHODS
     from microau_gui.pairs.samples import DEFAULT_FLOW_METHOD
 
     by_method = {method: _pair_prep(video, n_pairs, size, grid, method) for method in FLOW_METHODS}
     chosen = dict(by_method[DEFAULT_FLOW_METHOD])
-    chosen.update(flow_method=DEFAULT_FLOW_METHOD, flow_f1=_flow_f1(),
+    chosen.update(flow_method=DEFAULT_FLOW_METHOD, flow_f1=flow_f1(),
                   by_flow_method={m: f.get("value") for m, f in by_method.items()})
     return chosen
 
 
-def _flow_f1() -> dict | None:
-    """Mean F1 (mean, std over runs) per flow method from the committed flow study, if any (read
-    through the schema of what is used: a damaged report gives None, as a missing one does)."""
+# The committed studies of the pairs' flow (docs/experiments/NAME.json): DIS ultrafast, and
+# DIS refined to full resolution, each against Farneback on the same data and seeds.
+FLOW_STUDIES: tuple[str, ...] = ("flow", "flow-fine")
+
+
+def flow_f1(folder: Path | None = None) -> dict:
+    """Per flow study in `folder` (docs/experiments by default): mean F1 (mean, std over runs)
+    per variant and baseline, or None for a study whose report is missing or damaged (read
+    through the schema of what is used)."""
     from pydantic import BaseModel, ValidationError
 
     class Method(BaseModel):
@@ -198,14 +204,18 @@ def _flow_f1() -> dict | None:
         variants: dict[str, Method] = {}
         baselines: dict[str, Method] = {}
 
-    report = Path(__file__).resolve().parents[2] / "docs" / "experiments" / "flow.json"
-    try:
-        data = FlowStudy.model_validate_json(report.read_bytes())
-    except (OSError, ValidationError):
-        return None
-    methods = {**data.variants, **data.baselines}
-    return {"study": "docs/experiments/flow.json", "complete": data.complete,
-            **{name: entry.mean_f1 for name, entry in methods.items()}}
+    folder = folder or Path(__file__).resolve().parents[2] / "docs" / "experiments"
+    studies: dict[str, dict | None] = {}
+    for name in FLOW_STUDIES:
+        try:
+            data = FlowStudy.model_validate_json((folder / f"{name}.json").read_bytes())
+        except (OSError, ValidationError):
+            studies[name] = None
+            continue
+        methods = {**data.variants, **data.baselines}
+        studies[name] = {"study": f"docs/experiments/{name}.json", "complete": data.complete,
+                         **{method: entry.mean_f1 for method, entry in methods.items()}}
+    return studies
 
 
 def _pair_prep(video: Path, n_pairs: int, size: int, grid: int, flow_method: str) -> dict:
