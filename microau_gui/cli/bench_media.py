@@ -1,8 +1,9 @@
 """`bench` figures of the media and face layers: decoding, random seeks, landmarks, pair preparation.
 
 Owns: `write_720p_video`, `measure_decode`, `measure_seeks`, `measure_proxy_build`,
-`measure_landmarks`, `measure_pair_prep`, `FLOW_STUDIES`, `flow_f1`. May import media, face, training (pair preparation),
-inference (overlay warping) and core; the CLI layer may import every layer.
+`measure_landmarks`, `measure_pair_prep`, `FLOW_STUDIES`, `flow_f1`. May import media, face,
+training (pair preparation), inference (overlay warping) and core; the CLI layer may import
+every layer.
 
 Inputs are generated, never downloaded: a 1280x720 H.264 file of a real public-domain face
 (matplotlib's grace_hopper.jpg) drifting slowly with sensor noise, written by `media.write_video`

@@ -25,10 +25,10 @@ import math
 import os
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 from microau_gui.cli.bench_student import STUDENT_KEYS, STUDENT_TARGETS
 from microau_gui.cli.reports import cpu_model
+from microau_gui.core.cores import cpu_flags
 
 
 @dataclass(frozen=True)
@@ -174,17 +174,6 @@ def percentile(values, q: float) -> float | None:
     return data[low] + (data[high] - data[low]) * (pos - low)
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 # The instruction-set flags that decide which speed mode can win (recorded in every report).
 _ISA_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
                         "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16",
@@ -193,7 +182,7 @@ _ISA_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx5
 
 def isa_flags() -> list[str]:
     """The instruction-set extensions of this CPU that decide which float kernels run (sorted)."""
-    return sorted(_cpu_flags() & _ISA_FLAGS)
+    return sorted(cpu_flags() & _ISA_FLAGS)
 
 
 def has_bf16_units(machine: dict) -> bool:
@@ -213,7 +202,7 @@ def machine_info() -> dict:
     import psutil
     import torch
 
-    flags = _cpu_flags()
+    flags = cpu_flags()
     cuda = torch.cuda.is_available()
     return {
         "cpu": cpu_model(),

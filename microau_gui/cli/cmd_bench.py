@@ -338,7 +338,8 @@ class _Bench:
         rates = {dtype: (self.figures.get(key) or {}).get("value") for dtype, key in GEMM_KEYS.items()}
         roofline = Roofline(gflops={dtype: rate for dtype, rate in rates.items() if rate})
         # ViT-B-16's count per frame, from the model or runtimes section where either ran.
-        gflop = next((self.figures[k]["gflop_per_frame"] for k in ("model_vitb16_b1_auto_ms", "runtimes_vitb16_b8_ms")
+        gflop = next((self.figures[k]["gflop_per_frame"]
+                      for k in ("model_vitb16_b1_auto_ms", "runtimes_vitb16_b8_ms")
                       if (self.figures.get(k) or {}).get("gflop_per_frame")), None)
         if not roofline.gflops:
             roofline = measure_roofline(self.profile.gemm_n, (torch.get_num_threads(),))

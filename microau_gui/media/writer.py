@@ -19,19 +19,18 @@ libx264's instruction set is capped at AVX2 on CPUs with AVX-512 (`_x264_options
 AVX-512 code is not deterministic. On an AMD EPYC Zen 4 (AVX-512, Dec 2026) the same 90 frames
 of 200 x 150 encoded five times in one process gave five different files (with one thread or
 two), where the AVX2 code gave one; the same 420 frames of 320 x 320 (tests/test_spot.py's
-animated photo) gave three different files in six encodings, and one of them carried enough other compression noise to
-turn a still mouth into a weak macro-expression (z 8.4) that hid a real micro-expression (a CI
-failure). The cap costs nothing measurable there (5.7 ms a 640 x 480 frame with it and without,
-one core). The file is then a function of the frames on every machine, though not the same file
-on every machine: x264's assembly is not bit-exact with its C code (with `asm=AVX2` and with no
-assembly it wrote two different files of the same frames), so CPUs of other kinds may differ.
+animated photo) gave three different files in six encodings, and one of them carried enough
+other compression noise to turn a still mouth into a weak macro-expression (z 8.4) that hid a
+real micro-expression (a CI failure). The cap costs nothing measurable there (5.7 ms a
+640 x 480 frame with it and without, one core). The file is then a function of the frames on
+every machine, though not the same file on every machine: x264's assembly is not bit-exact
+with its C code (with `asm=AVX2` and with no assembly it wrote two different files of the same
+frames), so CPUs of other kinds may differ.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -40,6 +39,7 @@ import av
 import cv2
 import numpy as np
 
+from microau_gui.core.cores import cpu_flags
 from microau_gui.core.errors import UserError
 from microau_gui.core.files import atomic_path
 from microau_gui.media.images import IMAGE_SUFFIXES, list_image_files
@@ -76,19 +76,15 @@ def _as_rgb(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-@functools.cache
 def _x264_options() -> dict[str, str]:
     """libx264 options that keep it off its AVX-512 code (module docstring), where the CPU has it.
 
     x264 takes `asm` as the instruction set to use, not as a ceiling, so it is only set where
-    the CPU reports AVX-512, which every such x86 CPU pairs with AVX2. Linux reports it in
-    /proc/cpuinfo; elsewhere x264 chooses (and an AVX-512 CPU there may write other bytes each time).
+    the CPU reports AVX-512, which every such x86 CPU pairs with AVX2. Only Linux reports the
+    flags (`core.cores.cpu_flags`); elsewhere x264 chooses (and an AVX-512 CPU there may write
+    other bytes each time).
     """
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return {}
-    return {"x264-params": "asm=AVX2"} if re.search(r"^flags\s*:.*\bavx512f\b", flags, re.M) else {}
+    return {"x264-params": "asm=AVX2"} if "avx512f" in cpu_flags() else {}
 
 
 def write_video(
