@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from microau_gui.cli.bench_report import FIGURE_KEYS, TARGETS, figure, format_table, percentile
+from microau_gui.cli.bench_report import FIGURE_KEYS, MODEL_MODES, TARGETS, figure, format_table, percentile
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_quick_bench_writes_every_figure_of_the_schema(tmp_path, speed_memory_in
         if (name.startswith("model_") and name.endswith("_ms") and entry["value"] is not None
                 and not name.endswith("_auto_ms")):
             assert entry["prob_diff"] is not None and entry["parity_ok"] == (entry["prob_diff"] <= 0.02)
-    assert figures["model_vitb16_b1_auto_ms"]["mode"] in ("fp32", "bf16", "int8")
+    assert figures["model_vitb16_b1_auto_ms"]["mode"] in MODEL_MODES
     assert report["chosen_modes"]["vitb16_b1"] == figures["model_vitb16_b1_auto_ms"]["mode"]
     assert "avx2" in machine["isa_flags"] or "avx2" not in machine["flags"] or not machine["flags"]["avx2"]
     # The roofline: GEMM throughput per dtype in this run, and every model figure against it.

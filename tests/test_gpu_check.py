@@ -16,10 +16,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # What a bare CUDA machine lacks; scipy and scikit-image too, which only spotting and the
-# synthetic data use; onnx, onnxruntime and openvino (the `fast` extra) are not among the GPU
-# wheels either.
+# synthetic data use; onnx, onnxruntime, openvino and nncf (the `fast` extra) are not among the
+# GPU wheels either.
 ABSENT = ("cv2", "mediapipe", "av", "PySide6", "pyqtgraph", "skimage", "matplotlib", "scipy",
-          "sklearn", "openpyxl", "onnx", "onnxruntime", "openvino")
+          "sklearn", "openpyxl", "onnx", "onnxruntime", "openvino", "nncf")
 # None in sys.modules: `import cv2` raises ImportError and `find_spec("cv2")` says absent, as
 # where the package is not installed.
 _BLOCKED_RUN = """

@@ -21,7 +21,9 @@ Variants:
   photo by default). Dropped because it misses the parity bound: max |dp| 0.030-0.033 > 0.02 on
   the tiny model (torch's dynamic int8 keeps 0.001-0.003 on the same batches): static activation
   scales fixed at calibration lose more than per-call dynamic ones. Speed on the same machine:
-  118-225 ms, no consistent gain over "ort" or torch int8.
+  118-225 ms, no consistent gain over "ort" or torch int8. OpenVINO's int8 ("openvino-int8",
+  `inference.openvino_rt`: NNCF's quantiser, which keeps softmax and layer norms float and
+  corrects biases) keeps the bound on the same kind of calibration.
 
 Optional dependency: onnx + onnxruntime (the `fast` extra). Without them `ort_available()` is
 False and the modes are not offered (`speed.supported_modes`).
@@ -231,12 +233,12 @@ _NOT_MODES = {"ort-int8": "static int8: activation scales fixed at calibration m
 def compare_runtimes(model: nn.Module, batch, repeats: int = 3, *, with_compile: bool = True) -> list[dict]:
     """Every CPU runtime of the visual path on `batch`, one network alive at a time: torch eager
     fp32 and int8, `torch.compile` (inductor, the whole network; its compile time is its own
-    column), ONNX Runtime fp32 ("ort") and static int8 ("ort-int8"), OpenVINO f32 and bf16 where
-    installed. One row each with the median ms per forward, max |dp| from torch fp32, whether it
+    column), ONNX Runtime fp32 ("ort") and static int8 ("ort-int8"), OpenVINO f32, bf16 and
+    NNCF int8 where installed. One row each with the median ms per forward, max |dp| from torch fp32, whether it
     is a speed mode and, if not, why. What the bench's runtime table prints; no thresholds."""
     import time
 
-    from microau_gui.inference.openvino_rt import openvino_available
+    from microau_gui.inference.openvino_rt import openvino_available, openvino_int8_available
     from microau_gui.inference.speed import apply_speed_mode, predict_probs, time_forward
 
     model = model.float().eval().cpu()
@@ -248,6 +250,8 @@ def compare_runtimes(model: nn.Module, batch, repeats: int = 3, *, with_compile:
     if openvino_available():
         builders["openvino"] = lambda: apply_speed_mode(model, "openvino")
         builders["openvino-bf16"] = lambda: apply_speed_mode(model, "openvino-bf16")
+    if openvino_int8_available():
+        builders["openvino-int8"] = lambda: apply_speed_mode(model, "openvino-int8")
     if with_compile:
         builders["torch.compile"] = lambda: torch.compile(model)
     rows = []

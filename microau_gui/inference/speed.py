@@ -32,6 +32,10 @@ Modes:
   to float rounding (2e-7). CPU only, offered where the optional openvino is installed.
 - "openvino-bf16": that graph at OpenVINO's bf16 precision: approximate (|dp| 8e-4 on the tiny
   network), raced only where a bf16 product is not far slower than fp32 (the bf16 probe).
+- "openvino-int8": that graph quantised to int8 by NNCF, calibrated on prepared pairs
+  (`inference.openvino_rt.quantized_graph`): approximate (|dp| 0.0025-0.004), offered where the
+  optional nncf is installed too. The first start-up on a model quantises it (ViT-B-16: ~17 s)
+  and caches the result.
 Every mode stores the patch-embedding convolution (the only convolution of a ViT) in
 channels-last layout and feeds it channels-last images: bit-identical results, no reorder in
 oneDNN. On the AVX2 development machine the gain is within noise (ViT-B/16 patch embedding 3.3
@@ -50,8 +54,8 @@ in their own race*, or to fp32 in the runs before and between the races where th
 (`_baseline_ms`: a mode that slows fp32 beside it must not win by it). Every mode must beat fp32
 by `min_gain`; a mode of another runtime (ONNX Runtime, OpenVINO) must also beat the best torch
 mode by `RUNTIME_MIN_GAIN`, because it holds a second copy of the weights, and it is not even
-built where that copy would take the process over `MEMORY_BUDGET_MB` (ViT-B-16: yes; the tiny
-model: no). A mode whose first two runs (after its warm-up) are both `give_up_factor` times
+built where that copy would take the process over `MEMORY_BUDGET_MB` (ViT-B-16: the float
+graphs of "ort" and "openvino" yes, the int8 weights of "openvino-int8" no; the tiny model: no). A mode whose first two runs (after its warm-up) are both `give_up_factor` times
 slower than fp32's slower of two is not raced (bf16 on AVX2 costs seconds per ViT-B/16
 forward). Only fp32, the best candidate so far and the one being raced are alive at a time,
 and torch candidates share every tensor they do not convert with the fp32 network (no
@@ -81,7 +85,7 @@ from microau_gui.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SPEED_MODES: tuple[str, ...] = ("fp32", "bf16", "int8", "ort", "openvino", "openvino-bf16")
+SPEED_MODES: tuple[str, ...] = ("fp32", "bf16", "int8", "ort", "openvino", "openvino-bf16", "openvino-int8")
 SPEED_CHOICES: tuple[str, ...] = ("auto", *SPEED_MODES)  # what `--speed` accepts
 DEFAULT_TOLERANCE = 0.02  # max |delta p| from fp32 over all AUs of the check batch
 # The numeric class of each mode's rows in the predictions cache (store.predictions): fp32 and
@@ -89,7 +93,8 @@ DEFAULT_TOLERANCE = 0.02  # max |delta p| from fp32 over all AUs of the check ba
 # as fp32 on CPUs with different vector units does; bf16 and int8 are each up to the tolerance
 # away and identify their own rows.
 _NUMERICS: dict[str, str] = {"fp32": "fp32", "ort": "fp32", "openvino": "fp32", "bf16": "bf16",
-                             "int8": "int8", "openvino-bf16": "openvino-bf16"}
+                             "int8": "int8", "openvino-bf16": "openvino-bf16",
+                             "openvino-int8": "openvino-int8"}
 
 
 # Modes another runtime runs. They hold its graph and compiled network beside torch's weights:
@@ -98,7 +103,7 @@ _NUMERICS: dict[str, str] = {"fp32": "fp32", "ort": "fp32", "openvino": "fp32", 
 # against 196 although its race had put it 5 % ahead (323 against 341 ms a batch of 8). A lead
 # of that size does not carry from the check batch to the job, so `choose_fastest_mode` wants
 # them to beat the best torch mode by `RUNTIME_MIN_GAIN` as well.
-SECOND_RUNTIME_MODES = frozenset({"ort", "openvino", "openvino-bf16"})
+SECOND_RUNTIME_MODES = frozenset({"ort", "openvino", "openvino-bf16", "openvino-int8"})
 RUNTIME_MIN_GAIN = 0.10
 # The process's resident memory a start-up race may take a candidate to: issue #18's peak-RSS
 # target (below 2 GB while analysing). A second runtime's network holds more than torch's own
@@ -109,9 +114,11 @@ RUNTIME_MIN_GAIN = 0.10
 # There ViT-B-16's race peaked at 3.4-3.7 GB with ONNX Runtime and OpenVINO built, and its
 # spot-gated analysis in "ort" at 2.8 GB, whatever it chose: so a second runtime whose network
 # would take the process over the budget is not built (`runtime_memory_veto`). The tiny model's
-# weights (a few MB) leave its runtimes in the race.
+# weights (a few MB) leave its runtimes in the race. openvino-int8 holds int8 weights: its
+# ViT-B-16 network read from the cache took the process from 1.19 to 1.57 GB (Zen 4, December 8;
+# quantising runs in a child process, `openvino_rt.quantized_graph`).
 MEMORY_BUDGET_MB = 2048.0
-_RUNTIME_MEMORY_FACTOR = {"ort": 2.1, "openvino": 3.0, "openvino-bf16": 3.0}
+_RUNTIME_MEMORY_FACTOR = {"ort": 2.1, "openvino": 3.0, "openvino-bf16": 3.0, "openvino-int8": 1.2}
 
 
 def resident_mb() -> float:
@@ -201,10 +208,12 @@ def supported_modes(device: torch.device | str = "cpu") -> tuple[str, ...]:
 
     if ort_available():
         modes.append("ort")
-    from microau_gui.inference.openvino_rt import openvino_available
+    from microau_gui.inference.openvino_rt import openvino_available, openvino_int8_available
 
     if openvino_available():
         modes += ["openvino", "openvino-bf16"]
+    if openvino_int8_available():
+        modes.append("openvino-int8")
     return tuple(modes)
 
 
@@ -263,10 +272,11 @@ def apply_speed_mode(model: nn.Module, mode: str, device: torch.device | str | N
         from microau_gui.inference.ort import build_ort_network
 
         return build_ort_network(model, mode).eval()
-    if mode in ("openvino", "openvino-bf16"):  # likewise
+    if mode in ("openvino", "openvino-bf16", "openvino-int8"):  # likewise
         from microau_gui.inference.openvino_rt import build_openvino_network
 
-        return build_openvino_network(model, "bf16" if mode == "openvino-bf16" else "f32").eval()
+        precision = {"openvino": "f32", "openvino-bf16": "bf16", "openvino-int8": "int8"}[mode]
+        return build_openvino_network(model, precision).eval()
     if mode == "bf16":
         model = _copy_sharing(model, _to_bf16) if copy_model else model.to(torch.bfloat16)
     elif mode == "int8":
