@@ -255,11 +255,12 @@ class _TimedMode(torch.nn.Module):
         return self.network(batch)
 
 
-def _race_on_a_fake_clock(monkeypatch, cost_ms, order, resident_mb=None, built=None):
+def _race_on_a_fake_clock(monkeypatch, cost_ms, order, resident_mb=None, built=None, on_build=None):
     """`choose_fastest_mode` over fp32 and `order`, each mode the real tiny network costing
     `cost_ms(mode, previous mode)` fake milliseconds a forward. `resident_mb`: the process's
     resident memory the race reads (None: no memory budget, so the suite's own size cannot
-    decide). `built` collects the modes whose networks were made."""
+    decide). `built` collects the modes whose networks were made; `on_build(mode, network)` sees
+    each as it is made."""
     from microau_gui.inference import speed
 
     clock = _FakeClock(cost_ms)
@@ -268,7 +269,10 @@ def _race_on_a_fake_clock(monkeypatch, cost_ms, order, resident_mb=None, built=N
     def build(model, mode, device=None, copy_model=False):
         if built is not None:
             built.append(mode)
-        return _TimedMode(network, mode, clock)
+        made = _TimedMode(network, mode, clock)
+        if on_build is not None:
+            on_build(mode, made)
+        return made
 
     monkeypatch.setattr(speed, "time", clock)
     monkeypatch.setattr(speed, "supported_modes", lambda device="cpu": ("fp32", *order))
@@ -313,6 +317,38 @@ def test_another_runtime_must_beat_the_best_torch_mode_clearly(monkeypatch, orde
     loser = "bf16" if chosen == "openvino-bf16" else "openvino-bf16"
     assert choice.relative["openvino-bf16"] < choice.relative["bf16"]  # faster in both cases
     assert ("second copy" in choice.rejected[loser]) == (loser == "openvino-bf16"), choice.rejected
+
+
+@pytest.mark.parametrize("runtime_ms, chosen", [(9.3, "bf16"), (8.0, "openvino-int8")])
+def test_no_torch_copy_is_alive_while_another_runtime_is_built_and_raced(monkeypatch, runtime_ms,
+                                                                          chosen):
+    """ViT-B-16's spot-gated run peaked at 2,048 MB when its bf16 copy stayed alive while
+    openvino-int8 was built and raced (Zen 4). The torch copy is dropped first and converted
+    again if it keeps its lead. Fake clock: fp32 20 ms, bf16 10 ms, the runtime 9.3 (loses) or
+    8.0 (wins)."""
+    import gc
+    import weakref
+
+    def cost_ms(mode, previous):
+        return {"fp32": 20.0, "bf16": 10.0, "openvino-int8": runtime_ms}[mode]
+
+    torch_copies: weakref.WeakSet = weakref.WeakSet()
+    alive_while_built: list[int] = []
+
+    def on_build(mode, network):
+        if mode == "bf16":
+            torch_copies.add(network)
+        else:
+            gc.collect()
+            alive_while_built.append(len(torch_copies))
+
+    built: list[str] = []
+    choice = _race_on_a_fake_clock(monkeypatch, cost_ms, ("bf16", "openvino-int8"), built=built,
+                                   on_build=on_build)
+    assert choice.mode == chosen, choice.summary()
+    assert alive_while_built == [0]  # no bf16 copy alive when the runtime's network was made
+    assert built == (["bf16", "openvino-int8", "bf16"] if chosen == "bf16" else ["bf16", "openvino-int8"])
+    assert choice.model is not None and choice.model.mode == chosen
 
 
 @pytest.mark.parametrize("resident_mb, chosen", [(400.0, "ort"), (MEMORY_BUDGET_MB - 1.0, "int8")])

@@ -80,7 +80,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--speed", default="auto",
                         help="speed mode: auto (the fastest mode that passes a parity check with "
-                        "fp32), fp32, bf16 or int8")
+                        "fp32), fp32, bf16, int8, or with the `fast` extra ort, openvino, "
+                        "openvino-bf16, openvino-int8")
     parser.add_argument("--reference", default="sliding", metavar="POLICY",
                         help="sliding (t - 0.2 s, default), onset (coded events of --project) or fixed:N")
     parser.add_argument("--window-s", type=float, default=0.2,
