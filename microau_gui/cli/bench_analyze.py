@@ -77,11 +77,11 @@ def measure_gated(media: Path, checkpoint: Path, out: Path,
     spotting fps)."""
     import torch
 
+    from microau_gui.inference.speed_memory import MEMORY_ENV
+
     argv = [sys.executable, "-c", _RSS_WRAPPER, sys.executable, str(REPO_MAIN), "analyze", str(media),
             "--model", str(checkpoint), "--out", str(out), "--device", "cpu", "--gate", "spot",
             "--no-progress"]
-    from microau_gui.inference.speed_memory import MEMORY_ENV
-
     # The child uses the bench's CPU thread count (torch reads it from the environment), and
     # races its speed mode afresh, as a first analysis does: the in-process analyses before it
     # race beside everything the bench holds (1.7 GB and more), where the 2 GB memory budget

@@ -126,11 +126,11 @@ def quantized_graph(onnx_graph: Path | bytes, calibration: list[torch.Tensor]):
 
     from microau_gui.core.paths import cache_dir
 
+    if not isinstance(onnx_graph, Path):  # the ONNX cache could not be written, nor can this one
+        return _quantize(onnx_graph, _arrays(calibration), None)
     digest = hashlib.blake2b(f"{ov.__version__} {_nncf_version()} {_INT8_RECIPE}".encode(), digest_size=20)
-    # A cached ONNX graph is named by the digest of the weights it was exported from.
-    digest.update(onnx_graph.name.encode() if isinstance(onnx_graph, Path) else onnx_graph)
+    digest.update(onnx_graph.name.encode())  # a cached ONNX graph is named by its weights' digest
     folder = cache_dir("openvino-int8") / digest.hexdigest()
-    arrays = [images.detach().float().cpu().contiguous().numpy() for images in calibration]
     if (folder / "backbone.xml").is_file():
         return folder / "backbone.xml"
     try:
@@ -138,12 +138,9 @@ def quantized_graph(onnx_graph: Path | bytes, calibration: list[torch.Tensor]):
         staging = tempfile.TemporaryDirectory(dir=folder.parent, prefix=".calibration-")
     except OSError as err:
         log.info("int8 graph not cached (%s); quantised in this process", err)
-        return _quantize(onnx_graph, arrays, None)
-    if not isinstance(onnx_graph, Path):
-        staging.cleanup()
-        return _quantize(onnx_graph, arrays, None)
+        return _quantize(onnx_graph, _arrays(calibration), None)
     with staging as tmp:
-        np.savez(Path(tmp) / "calibration.npz", *arrays)
+        np.savez(Path(tmp) / "calibration.npz", *_arrays(calibration))
         root = str(Path(__file__).resolve().parents[2])  # the folder that holds microau_gui
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         done = subprocess.run([sys.executable, "-m", __name__, str(onnx_graph),
@@ -153,6 +150,10 @@ def quantized_graph(onnx_graph: Path | bytes, calibration: list[torch.Tensor]):
         lines = [line for line in done.stderr.splitlines() if line.strip()] or ["no message"]
         raise RuntimeError(f"int8 quantisation failed (exit {done.returncode}): {lines[-1][:200]}")
     return folder / "backbone.xml"
+
+
+def _arrays(calibration: list[torch.Tensor]) -> list:
+    return [images.detach().float().cpu().contiguous().numpy() for images in calibration]
 
 
 def _nncf_version() -> str:
@@ -193,9 +194,10 @@ def build_openvino_network(model: nn.Module, precision: str = "f32") -> nn.Modul
     from microau_gui.inference.speed import sample_batch
 
     model = model.float().eval().cpu()
-    graph = cached_export(model, _images(sample_batch(model, 4, seed=1)))
-    if precision == "int8":
-        graph = quantized_graph(graph, [_images(sample_batch(model, 4, seed=seed)) for seed in (1, 2)])
+    traced = _images(sample_batch(model, 4, seed=1))
+    graph = cached_export(model, traced)
+    if precision == "int8":  # calibrated on the traced pairs and on as many others
+        graph = quantized_graph(graph, [traced, _images(sample_batch(model, 4, seed=2))])
         precision = "f32"
     backbone = model.backbone
     memo = {id(backbone): OpenVinoBackbone(graph, backbone, precision)}

@@ -499,7 +499,6 @@ def choose_fastest_mode(model: nn.Module, batch, tolerance: float = DEFAULT_TOLE
         # one repeat of a race runs fp32 and the candidate once each, at every thread count
         per_repeat_s = 2 * fp32_ref_ms / 1000.0 * len(threads or (1,)) * len(candidates)
         repeats = max(1, min(repeats, int(budget_s / max(per_repeat_s, 1e-6))))
-    fast = None
     for mode in candidates:
         fast = None  # the last candidate, unless it is `best_model`
         if mode in SECOND_RUNTIME_MODES and best_model is not model and best_mode not in SECOND_RUNTIME_MODES:
